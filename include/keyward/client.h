@@ -1,0 +1,84 @@
+/*
+ * libkeyward client: a thread-safe, fork-safe pool of mutually authenticated TLS connections to
+ * one or more key servers. Requests are multiplexed (many in flight per connection, matched by
+ * id), time out, and are retried on another server when one fails. Completion is either blocking
+ * (kw_client_call, kw_request_wait) or signalled on a file descriptor that becomes readable
+ * (kw_request_fd), for OpenSSL ASYNC jobs and event loops.
+ *
+ * Ownership: the caller owns a kw_client_t (kw_client_free) and each kw_request_t it submitted
+ * (kw_request_free, also valid before completion: the reply is then dropped). The client
+ * owns its connections and I/O thread. After fork() the child's first call starts fresh
+ * connections and a fresh I/O thread; it never touches the parent's TLS state.
+ */
+#ifndef KEYWARD_CLIENT_H
+#define KEYWARD_CLIENT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "keyward/protocol.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct kw_client_s kw_client_t;
+typedef struct kw_request_s kw_request_t;
+
+typedef struct kw_client_config_s {
+    const char *servers;         /* "host:port[,host:port...]" (commas or spaces); a name that
+                                    resolves to several addresses counts as several servers */
+    const char *cert_file;       /* the edge's own certificate (PEM), for mutual TLS */
+    const char *key_file;        /* its private key (PEM) */
+    const char *ca_file;         /* CA that signed the key servers' certificates */
+    unsigned timeout_ms;         /* per request, all tries included; 0 = 5000 */
+    unsigned connect_timeout_ms; /* TCP + TLS handshake; 0 = 2000 */
+    unsigned max_tries;          /* servers tried per request; 0 = 3 */
+    unsigned pad_to;             /* pad request frames to this size (0 = none) */
+} kw_client_config_t;
+
+/* Creates a client. Connections are made lazily on first use. On failure returns a KW_E* code
+ * and writes a sentence into err. */
+int kw_client_new(const kw_client_config_t *cfg, kw_client_t **out, char *err, size_t errlen);
+
+/* Stops the I/O thread, closes connections, fails pending requests with KW_ECLOSED. */
+void kw_client_free(kw_client_t *client);
+
+/*
+ * Submits msg (its id is ignored; the client assigns one). The client copies what it needs, so
+ * msg and the buffers it points to may be reused at once. Never blocks on the network.
+ */
+int kw_client_submit(kw_client_t *client, const kw_msg_t *msg, kw_request_t **out);
+
+/* A file descriptor that becomes readable once the request completed (success or failure). */
+int kw_request_fd(const kw_request_t *req);
+
+/* 1 when complete, 0 otherwise. Never blocks. */
+int kw_request_done(const kw_request_t *req);
+
+/* Blocks until complete. Returns 0. */
+int kw_request_wait(kw_request_t *req);
+
+/*
+ * Result of a completed request: 0 with *payload/*len set to the reply's payload (owned by req,
+ * valid until kw_request_free); KW_EREMOTE with *remote_err set to the key server's error code;
+ * or a transport error (KW_ETIMEDOUT, KW_ECONN, KW_ETLS, ...). remote_err may be NULL.
+ */
+int kw_request_result(const kw_request_t *req, const uint8_t **payload, size_t *len,
+                      uint8_t *remote_err);
+
+/* Frees req, cancelling it when still pending. Secrets in the reply are cleansed. */
+void kw_request_free(kw_request_t *req);
+
+/*
+ * Blocking call: submit, wait, copy the reply payload into out (cap bytes). Returns as
+ * kw_request_result, or KW_ETOOBIG when the payload does not fit.
+ */
+int kw_client_call(kw_client_t *client, const kw_msg_t *msg, uint8_t *out, size_t cap,
+                   size_t *out_len, uint8_t *remote_err);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* KEYWARD_CLIENT_H */

@@ -1,0 +1,33 @@
+/*
+ * TLS context helpers shared by the key server and the client: TLS 1.2 and 1.3 only, mutual
+ * authentication with certificates from one CA, errors rendered into a caller's buffer.
+ * libctx lets callers (the provider) keep these contexts away from the application's providers.
+ */
+#ifndef KEYWARD_TLS_H
+#define KEYWARD_TLS_H
+
+#include <stddef.h>
+
+#include <openssl/ssl.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Server side: own identity cert/key, requires a client certificate that chains to ca.
+ * Returns NULL with a message in err on failure. */
+SSL_CTX *kw_tls_server_ctx(OSSL_LIB_CTX *libctx, const char *cert, const char *key,
+                           const char *ca, char *err, size_t errlen);
+
+/* Client side: presents cert/key, verifies the server against ca. */
+SSL_CTX *kw_tls_client_ctx(OSSL_LIB_CTX *libctx, const char *cert, const char *key,
+                           const char *ca, char *err, size_t errlen);
+
+/* Writes the OpenSSL error queue (drained) after prefix into err. */
+void kw_tls_error(const char *prefix, char *err, size_t errlen);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* KEYWARD_TLS_H */

@@ -1,0 +1,32 @@
+#!/bin/sh
+# Installs the Debian 12 packages keyward needs to build, test and run its demo, when missing.
+# Runs `apt-get update` once and `apt-get install -y` only if something is absent (needs root).
+set -eu
+PACKAGES="build-essential cmake pkg-config libssl-dev openssl libuv1-dev libcmocka-dev libyaml-dev
+ libp11-kit-dev softhsm2 gnutls-bin libmicrohttpd-dev curl nginx haproxy nghttp2-client clang
+ libclang-rt-14-dev valgrind gdb python3 procps iproute2 psmisc"
+missing=""
+for p in $PACKAGES; do
+    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+        missing="$missing $p"
+    fi
+done
+if [ -z "$missing" ]; then
+    exit 0
+fi
+echo "install-deps: installing:$missing"
+if [ "$(id -u)" != 0 ]; then
+    echo "install-deps: these Debian packages are missing:$missing" >&2
+    echo "install-deps: run as root, or: sudo apt-get install -y$missing" >&2
+    exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -q
+# shellcheck disable=SC2086
+apt-get install -y -q --no-install-recommends $missing
+# nginx and haproxy start a system service on install; tests run their own instances.
+for svc in nginx haproxy; do
+    if command -v systemctl >/dev/null 2>&1; then systemctl stop "$svc" 2>/dev/null || true; fi
+    if command -v service >/dev/null 2>&1; then service "$svc" stop >/dev/null 2>&1 || true; fi
+done
+exit 0

@@ -1,0 +1,129 @@
+#!/bin/bash
+# Shared helpers for integration tests: a scratch directory, a test PKI, free loopback ports,
+# starting real processes and waiting for them, and cleaning everything up on exit.
+# Source it: . "$(dirname "$0")/lib.sh". Needs KW_BUILD_DIR and KW_SOURCE_DIR (set by CTest).
+set -euo pipefail
+
+: "${KW_SOURCE_DIR:=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}"
+: "${KW_BUILD_DIR:=$KW_SOURCE_DIR/build}"
+KW_BIN=$KW_BUILD_DIR/bin
+KW_TESTS=$KW_BUILD_DIR/tests
+KW_PROVIDER=$KW_BUILD_DIR/lib/keyward.so
+export KW_SOURCE_DIR KW_BUILD_DIR KW_BIN KW_TESTS KW_PROVIDER
+# ASan builds: leaks are checked by the unit tests; servers are killed by signal here.
+export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=0:abort_on_error=0}
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+
+KW_TMP=$(mktemp -d /tmp/kwtest.XXXXXX)
+KW_PIDS=()
+export KW_TMP
+
+kw_cleanup() {
+    local pid
+    for pid in "${KW_PIDS[@]}"; do
+        kill "$pid" 2>/dev/null || true
+    done
+    for pid in "${KW_PIDS[@]}"; do
+        wait "$pid" 2>/dev/null || true
+    done
+    if [ "${KW_KEEP_TMP:-0}" = 1 ]; then
+        echo "kept $KW_TMP"
+    else
+        rm -rf "$KW_TMP"
+    fi
+}
+trap kw_cleanup EXIT
+
+fail() {
+    echo "FAIL: $*" >&2
+    local f
+    for f in "$KW_TMP"/*.log; do
+        [ -f "$f" ] || continue
+        echo "---- $f (last 40 lines)" >&2
+        tail -n 40 "$f" >&2
+    done
+    exit 1
+}
+
+pass() {
+    echo "ok: $*"
+}
+
+# A free TCP port on 127.0.0.1 (bound then released; collisions are unlikely but possible).
+free_port() {
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+}
+
+# Makes (once per test) the test PKI in $KW_TMP/pki; see scripts/make-pki.sh for its files.
+make_pki() {
+    if [ ! -f "$KW_TMP/pki/ca.crt" ]; then
+        sh "$KW_SOURCE_DIR/scripts/make-pki.sh" "$KW_TMP/pki" >/dev/null
+    fi
+    PKI=$KW_TMP/pki
+    export PKI
+}
+
+# wait_port PORT [SECONDS]: waits until something listens on 127.0.0.1:PORT.
+wait_port() {
+    local port=$1 tries=$(( ${2:-10} * 20 ))
+    while [ "$tries" -gt 0 ]; do
+        if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+            return 0
+        fi
+        sleep 0.05
+        tries=$((tries - 1))
+    done
+    return 1
+}
+
+# start_bg NAME CMD...: starts CMD in the background, output in $KW_TMP/NAME.log; sets LAST_PID.
+start_bg() {
+    local name=$1
+    shift
+    "$@" >"$KW_TMP/$name.log" 2>&1 &
+    LAST_PID=$!
+    KW_PIDS+=("$LAST_PID")
+}
+
+# start_keyserver NAME PORT [extra args...]: starts keyward-keyserver with the test PKI and
+# $PKI/keys, waits for its port; sets KS_PID.
+start_keyserver() {
+    local name=$1 port=$2
+    shift 2
+    start_bg "$name" "$KW_BIN/keyward-keyserver" --listen "127.0.0.1:$port" \
+        --cert "$PKI/keyserver.crt" --key "$PKI/keyserver.key" --ca "$PKI/ca.crt" \
+        --keys "$PKI/keys" "$@"
+    KS_PID=$LAST_PID
+    wait_port "$port" 15 || fail "key server $name did not start on port $port"
+}
+
+# kw CLI with the edge identity against 127.0.0.1:PORT: kw_cli PORT SUBCOMMAND [args...]
+kw_cli() {
+    local port=$1 sub=$2
+    shift 2
+    "$KW_BIN/keyward" "$sub" --server "127.0.0.1:$port" --cert "$PKI/edge.crt" \
+        --key "$PKI/edge.key" --ca "$PKI/ca.crt" "$@"
+}
+
+# write_openssl_conf FILE SERVERS: an openssl.cnf that loads the keyward provider next to default.
+write_openssl_conf() {
+    local file=$1 servers=$2
+    cat >"$file" <<CNF
+openssl_conf = openssl_init
+[openssl_init]
+providers = provider_sect
+[provider_sect]
+default = default_sect
+keyward = keyward_sect
+[default_sect]
+activate = 1
+[keyward_sect]
+module = $KW_PROVIDER
+activate = 1
+servers = $servers
+client_cert = $PKI/edge.crt
+client_key = $PKI/edge.key
+ca = $PKI/ca.crt
+timeout_ms = 5000
+CNF
+}
