@@ -3,7 +3,7 @@
 # Runs `apt-get update` once and `apt-get install -y` only if something is absent (needs root).
 set -eu
 PACKAGES="build-essential cmake pkg-config libssl-dev openssl libuv1-dev libcmocka-dev libyaml-dev
- libp11-kit-dev softhsm2 gnutls-bin libmicrohttpd-dev curl nginx haproxy nghttp2-client clang
+ libp11-kit-dev softhsm2 opensc gnutls-bin libmicrohttpd-dev curl nginx haproxy nghttp2-client clang
  libclang-rt-14-dev valgrind gdb python3 procps iproute2 psmisc"
 missing=""
 for p in $PACKAGES; do

@@ -60,9 +60,9 @@ int kw_request_done(const kw_request_t *req);
 int kw_request_wait(kw_request_t *req);
 
 /*
- * Result of a completed request: 0 with *payload/*len set to the reply's payload (owned by req,
- * valid until kw_request_free); KW_EREMOTE with *remote_err set to the key server's error code;
- * or a transport error (KW_ETIMEDOUT, KW_ECONN, KW_ETLS, ...). remote_err may be NULL.
+ * Result of a completed request: 0 with *payload and *len set to the reply's payload (owned by
+ * req, valid until kw_request_free); KW_EREMOTE with *remote_err set to the key server's error
+ * code; or a transport error (KW_ETIMEDOUT, KW_ECONN, KW_ETLS, ...). remote_err may be NULL.
  */
 int kw_request_result(const kw_request_t *req, const uint8_t **payload, size_t *len,
                       uint8_t *remote_err);
@@ -76,6 +76,28 @@ void kw_request_free(kw_request_t *req);
  */
 int kw_client_call(kw_client_t *client, const kw_msg_t *msg, uint8_t *out, size_t cap,
                    size_t *out_len, uint8_t *remote_err);
+
+/*
+ * Additions (keep additive): diagnostics for users and tests.
+ *
+ * kw_client_last_error: the most recent connection-level failure as a sentence naming the server,
+ * e.g. "127.0.0.1:2407: connect: Connection refused" or "...: TLS handshake: certificate verify
+ * failed". Writes "" when there was none. Returns 0.
+ */
+int kw_client_last_error(kw_client_t *client, char *buf, size_t len);
+
+/* Per-server counters, one entry per resolved address (in the order of cfg->servers). */
+typedef struct kw_server_stats_s {
+    char address[64];     /* "127.0.0.1:2407", "[::1]:2407" */
+    int up;               /* 1 when connected, probed and taking requests */
+    unsigned inflight;    /* requests sent and not yet answered */
+    uint64_t completed;   /* replies received (caller requests, not health pings) */
+    uint64_t failures;    /* failed connections, stalls and probe failures */
+    double ewma_us;       /* smoothed round-trip time, 0 when unknown */
+} kw_server_stats_t;
+
+/* Fills up to max entries and returns the number of servers (which may exceed max). */
+size_t kw_client_stats(kw_client_t *client, kw_server_stats_t *out, size_t max);
 
 #ifdef __cplusplus
 }

@@ -127,3 +127,62 @@ ca = $PKI/ca.crt
 timeout_ms = 5000
 CNF
 }
+
+# ---- keyward-proxy helpers (added by the proxy tests) ----
+# proxy_remote_ok: 0 when the key-server path can be tested (provider and key server built).
+proxy_remote_ok() {
+    [ -f "$KW_PROVIDER" ] && [ -x "$KW_BIN/keyward-keyserver" ]
+}
+
+# start_backend NAME PORT [kw_backend args...]: the tiny HTTP (or --echo) backend; sets BACKEND_PID.
+start_backend() {
+    local name=$1 port=$2
+    shift 2
+    start_bg "$name" "$KW_TESTS/kw_backend" --listen "127.0.0.1:$port" --name "$name" "$@"
+    BACKEND_PID=$LAST_PID
+    wait_port "$port" 10 || fail "backend $name did not start on port $port"
+}
+
+# start_proxy NAME PORT [keyward-proxy args...]: keyward-proxy on 127.0.0.1:PORT; sets PROXY_PID.
+start_proxy() {
+    local name=$1 port=$2
+    shift 2
+    start_bg "$name" "$KW_BIN/keyward-proxy" --listen "127.0.0.1:$port" "$@"
+    PROXY_PID=$LAST_PID
+    wait_port "$port" 20 || fail "keyward-proxy $name did not start on port $port"
+}
+
+# proxy_ks_args PORT...: the flags that point keyward-proxy at key servers with the edge identity.
+proxy_ks_args() {
+    local p
+    for p in "$@"; do
+        printf -- '--keyserver 127.0.0.1:%s ' "$p"
+    done
+    printf -- '--client-cert %s --client-key %s --ca %s --provider %s' \
+        "$PKI/edge.crt" "$PKI/edge.key" "$PKI/ca.crt" "$KW_PROVIDER"
+}
+
+# ---- keyward provider helpers (added by the provider tests) ----
+# kw_keyid CERT: the keyward key id of a certificate's key (SHA-256 of its SPKI DER), in hex.
+kw_keyid() {
+    openssl x509 -in "$1" -noout -pubkey | openssl pkey -pubin -outform DER |
+        openssl dgst -sha256 -r | cut -d' ' -f1
+}
+
+# kw_provider_preload: what LD_PRELOAD must hold for an uninstrumented program (openssl, nginx,
+# haproxy) to load keyward.so from a -DKW_SANITIZE=ON build; empty in normal builds.
+kw_provider_preload() {
+    if [ "${KW_SANITIZE:-OFF}" = ON ]; then
+        printf '%s:%s' "$(gcc -print-file-name=libasan.so)" "$(gcc -print-file-name=libubsan.so)"
+    fi
+}
+
+# kw_https_get PORT [s_client args...]: one TLS connection to 127.0.0.1:PORT (verifying against
+# the site CA) sending GET /; prints s_client's output. Never loads the keyward provider.
+kw_https_get() {
+    local port=$1
+    shift
+    printf 'GET / HTTP/1.0\r\nHost: localhost\r\n\r\n' |
+        OPENSSL_CONF=/dev/null timeout 10 openssl s_client -connect "127.0.0.1:$port" \
+            -servername localhost -CAfile "$PKI/site-ca.crt" -verify_return_error -ign_eof "$@" 2>&1
+}

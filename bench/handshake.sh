@@ -1,0 +1,137 @@
+#!/bin/bash
+# Full TLS handshakes per second through nginx: keys on a keyward key server (stub file + the
+# keyward provider) against the same keys on disk, same machine, same run, for RSA-2048 and
+# ECDSA P-256. Every request is a new TLS connection (nginx: keepalive_timeout 0, no session
+# cache, no tickets), so every request is a full handshake. Load generator: h2load --h1.
+# Runs alternate (disk, keyward, disk, keyward, ...) and the best of each is compared.
+# Fairness on one machine: the key server shares the CPUs, so both setups get the same number of
+# threads doing private-key work: nginx with the key on disk runs 2*WORKERS workers, nginx with
+# keyward WORKERS workers plus a key server with WORKERS worker threads.
+# Usage: bench/handshake.sh [BUILD_DIR]   (env: REQUESTS, CLIENTS, ROUNDS, WORKERS, DOC)
+# Prints a table and the ratios, and writes the table into docs/provider.md (DOC=none: don't).
+set -euo pipefail
+KW_SOURCE_DIR=$(cd "$(dirname "$0")/.." && pwd)
+KW_BUILD_DIR=$(cd "${1:-$KW_SOURCE_DIR/build}" && pwd)
+export KW_SOURCE_DIR KW_BUILD_DIR
+. "$KW_SOURCE_DIR/tests/integration/lib.sh"
+
+REQUESTS=${REQUESTS:-3000}
+CLIENTS=${CLIENTS:-32}
+ROUNDS=${ROUNDS:-3}
+WORKERS=${WORKERS:-2}
+DOC=${DOC:-$KW_SOURCE_DIR/docs/provider.md}
+for tool in nginx h2load; do
+    command -v $tool >/dev/null || fail "$tool is not installed (scripts/install-deps.sh)"
+done
+[ -f "$KW_PROVIDER" ] || fail "no provider at $KW_PROVIDER: build first"
+
+make_pki
+KS_PORT=$(free_port)
+start_keyserver ks "$KS_PORT" --log-level warn --workers "$WORKERS"
+write_openssl_conf "$KW_TMP/prov.cnf" "127.0.0.1:$KS_PORT"
+
+# nginx_conf NAME PORT CERT KEY WORKERS: a minimal nginx that closes every connection after one
+# reply.
+nginx_conf() {
+    local dir=$KW_TMP/$1
+    mkdir -p "$dir/tmp"
+    cat >"$dir/nginx.conf" <<CONF
+worker_processes $5;
+daemon off;
+user root;
+error_log $dir/error.log warn;
+pid $dir/nginx.pid;
+env OPENSSL_CONF;
+events { worker_connections 1024; }
+http {
+    access_log off;
+    keepalive_timeout 0;
+    client_body_temp_path $dir/tmp/body;
+    proxy_temp_path $dir/tmp/proxy;
+    fastcgi_temp_path $dir/tmp/fastcgi;
+    uwsgi_temp_path $dir/tmp/uwsgi;
+    scgi_temp_path $dir/tmp/scgi;
+    server {
+        listen 127.0.0.1:$2 ssl;
+        ssl_certificate $3;
+        ssl_certificate_key $4;
+        ssl_protocols TLSv1.3;
+        ssl_session_cache off;
+        ssl_session_tickets off;
+        location / { return 200 "ok\n"; }
+    }
+}
+CONF
+}
+
+# rate NAME PORT: full handshakes per second measured by h2load.
+rate() {
+    local out
+    out=$(h2load --h1 -n "$REQUESTS" -c "$CLIENTS" -t 1 "https://127.0.0.1:$2/" 2>&1) ||
+        fail "h2load against $1: $out"
+    echo "$out" >"$KW_TMP/h2load-$1.out"
+    echo "$out" | grep -q "succeeded, 0 failed" || fail "h2load against $1 had failures: $out"
+    echo "$out" | sed -n 's/^finished in .*, \([0-9.]*\) req\/s.*/\1/p'
+}
+
+declare -A BEST
+for key in rsa2048 ecdsa-p256; do
+    "$KW_BIN/keyward" stub --cert "$PKI/certs/$key.crt" --out "$KW_TMP/$key.stub" 2>/dev/null
+    DISK_PORT=$(free_port)
+    REMOTE_PORT=$(free_port)
+    nginx_conf "disk-$key" "$DISK_PORT" "$PKI/keys/$key.crt" "$PKI/keys/$key.key" $((2 * WORKERS))
+    nginx_conf "kw-$key" "$REMOTE_PORT" "$PKI/certs/$key.crt" "$KW_TMP/$key.stub" "$WORKERS"
+    start_bg "nginx-disk-$key" env OPENSSL_CONF=/dev/null \
+        nginx -p "$KW_TMP/disk-$key" -c "$KW_TMP/disk-$key/nginx.conf" -e stderr
+    DISK_PID=$LAST_PID
+    start_bg "nginx-kw-$key" env OPENSSL_CONF="$KW_TMP/prov.cnf" \
+        nginx -p "$KW_TMP/kw-$key" -c "$KW_TMP/kw-$key/nginx.conf" -e stderr
+    KW_PID=$LAST_PID
+    wait_port "$DISK_PORT" 15 || fail "nginx (disk, $key) did not start"
+    wait_port "$REMOTE_PORT" 15 || fail "nginx (keyward, $key) did not start"
+    # warm-up: workers connect to the key server, caches fill
+    rate "warm-disk" "$DISK_PORT" >/dev/null
+    rate "warm-kw" "$REMOTE_PORT" >/dev/null
+    best_disk=0
+    best_kw=0
+    for round in $(seq "$ROUNDS"); do
+        d=$(rate "disk-$key" "$DISK_PORT")
+        k=$(rate "kw-$key" "$REMOTE_PORT")
+        echo "  $key round $round: disk $d/s, keyward $k/s" >&2
+        best_disk=$(echo "$d $best_disk" | awk '{print ($1 > $2) ? $1 : $2}')
+        best_kw=$(echo "$k $best_kw" | awk '{print ($1 > $2) ? $1 : $2}')
+    done
+    BEST[$key]="$best_disk $best_kw"
+    kill "$DISK_PID" "$KW_PID" 2>/dev/null || true
+    wait "$DISK_PID" "$KW_PID" 2>/dev/null || true
+done
+
+table=$(
+    echo "| key | nginx, key on disk (handshakes/s) | nginx + keyward provider + key server (handshakes/s) | ratio | target |"
+    echo "|---|---|---|---|---|"
+    for key in rsa2048 ecdsa-p256; do
+        read -r d k <<<"${BEST[$key]}"
+        target=$([ "$key" = rsa2048 ] && echo 0.95 || echo 0.90)
+        echo "$d $k $key $target" | awk '{printf "| %s | %.0f | %.0f | %.2f | ≥ %s |\n", $3, $1, $2, $2 / $1, $4}'
+    done
+)
+note="TLS 1.3, full handshakes (no resumption), h2load --h1 -n $REQUESTS -c $CLIENTS; nginx \
+with the key on disk: $((2 * WORKERS)) workers; nginx + keyward: $WORKERS workers + key server \
+with $WORKERS worker threads; best of $ROUNDS alternating rounds; $(nproc) CPUs shared by all \
+processes (load average $(cut -d' ' -f1 /proc/loadavg) at the end); $(date -u +%Y-%m-%d)."
+echo "$table"
+echo "$note"
+if [ "$DOC" != none ] && [ -f "$DOC" ]; then
+    python3 - "$DOC" "$table" "$note" <<'PY'
+import sys
+path, table, note = sys.argv[1:4]
+start, end = "<!-- bench:handshake:start -->", "<!-- bench:handshake:end -->"
+text = open(path).read()
+if start in text and end in text:
+    head, rest = text.split(start, 1)
+    _, tail = rest.split(end, 1)
+    text = head + start + "\n" + table + "\n\n" + note + "\n" + end + tail
+    open(path, "w").write(text)
+    print("updated " + path)
+PY
+fi

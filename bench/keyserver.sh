@@ -1,0 +1,124 @@
+#!/bin/bash
+# Key server throughput next to raw OpenSSL, measured in the same run on the same machine.
+#   bench/keyserver.sh [BUILD_DIR]        (default: build)
+# Starts keyward-keyserver on loopback with a fresh test PKI, drives it with kw_rawclient --bench
+# at 1, 16 and 256 requests in flight for RSA-2048 (PKCS#1 SHA-256), ECDSA P-256 (SHA-256) and
+# Ed25519 signatures, and prints each result with the ratio to `openssl speed -multi $(nproc)`
+# (run before and after the server runs; the mean is the reference). The load generator runs on
+# the same cores as the server, so the ratios are a lower bound of what a separate client gets.
+# Environment: SECONDS_PER_RUN (default 3), KW_BENCH_WORKERS (default: nproc).
+set -euo pipefail
+
+SRC=$(cd "$(dirname "$0")/.." && pwd)
+BUILD=${1:-build}
+case $BUILD in /*) ;; *) BUILD=$SRC/$BUILD ;; esac
+KS=$BUILD/bin/keyward-keyserver
+RAWC=$BUILD/tests/kw_rawclient
+[ -x "$KS" ] && [ -x "$RAWC" ] || {
+    echo "bench: build first (need $KS and $RAWC)" >&2
+    exit 1
+}
+SECS=${SECONDS_PER_RUN:-3}
+NPROC=$(nproc)
+WORKERS=${KW_BENCH_WORKERS:-$NPROC}
+TMP=$(mktemp -d /tmp/kwbench.XXXXXX)
+KS_PID=
+cleanup() {
+    [ -n "$KS_PID" ] && kill "$KS_PID" 2>/dev/null && wait "$KS_PID" 2>/dev/null
+    rm -rf "$TMP"
+}
+trap cleanup EXIT
+
+sh "$SRC/scripts/make-pki.sh" "$TMP/pki" >/dev/null
+PKI=$TMP/pki
+PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()')
+"$KS" --listen "127.0.0.1:$PORT" --cert "$PKI/keyserver.crt" --key "$PKI/keyserver.key" \
+    --ca "$PKI/ca.crt" --keys "$PKI/keys" --workers "$WORKERS" --max-inflight 4096 \
+    --log-level warn >"$TMP/ks.log" 2>&1 &
+KS_PID=$!
+for _ in $(seq 100); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && break
+    sleep 0.05
+done
+
+# openssl speed: sign/s per algorithm (RSA-2048, ECDSA P-256, Ed25519).
+speed() {
+    openssl speed -multi "$NPROC" -seconds "$SECS" rsa2048 ecdsap256 ed25519 2>/dev/null |
+        awk '/^rsa 2048 bits/ {r=$6} /ecdsa \(nistp256\)/ {e=$7} /EdDSA \(Ed25519\)/ {d=$7}
+             END {print r, e, d}'
+}
+
+echo "bench: openssl speed -multi $NPROC -seconds $SECS (before)..." >&2
+read -r RSA1 EC1 ED1 < <(speed)
+
+DIGEST=$(head -c 32 /dev/urandom | od -An -v -tx1 | tr -d ' \n')
+declare -A RES CPU
+run() { # name opcode keyname inflight
+    local conns=1 per=$4 out
+    if [ "$4" -ge 64 ]; then
+        conns=4
+        per=$(($4 / 4))
+    fi
+    local t0 t1
+    t0=$(awk '{print $14 + $15}' "/proc/$KS_PID/stat")
+    out=$("$RAWC" --server "127.0.0.1:$PORT" --cert "$PKI/edge.crt" --key "$PKI/edge.key" \
+        --ca "$PKI/ca.crt" --bench --op "$2" --key-cert "$PKI/keys/$3.crt" \
+        --payload-hex "$DIGEST" --connections "$conns" --inflight "$per" --seconds "$SECS")
+    echo "$out" | grep -q "errors=0 failed_connections=0" || {
+        echo "bench: $1 at $4 in flight failed: $out" >&2
+        exit 1
+    }
+    t1=$(awk '{print $14 + $15}' "/proc/$KS_PID/stat")
+    RES[$1:$4]=$(echo "$out" | sed -n 's/.*ops_per_sec=\([0-9.]*\).*/\1/p')
+    OPS=$(echo "$out" | sed -n 's/.* ops=\([0-9]*\) .*/\1/p')
+    # server CPU (all threads, user + system) per operation, in microseconds
+    CPU[$1:$4]=$(awk -v t=$((t1 - t0)) -v hz="$(getconf CLK_TCK)" -v n="$OPS" \
+        'BEGIN {printf "%.1f", t * 1e6 / hz / n}')
+    echo "bench: $1 inflight $4: ${RES[$1:$4]} ops/s ($conns connection(s))" >&2
+}
+for n in 1 16 256; do
+    run rsa2048 0x05 rsa2048 "$n"
+    run ecdsa-p256 0x15 ecdsa-p256 "$n"
+    run ed25519 0x18 ed25519 "$n"
+done
+
+echo "bench: openssl speed -multi $NPROC -seconds $SECS (after)..." >&2
+read -r RSA2 EC2 ED2 < <(speed)
+mean() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.0f", (a + b) / 2}'; }
+declare -A REF=([rsa2048]=$(mean "$RSA1" "$RSA2") [ecdsa-p256]=$(mean "$EC1" "$EC2")
+    [ed25519]=$(mean "$ED1" "$ED2"))
+declare -A TARGET=([rsa2048]=0.90 [ecdsa-p256]=0.80 [ed25519]=-)
+declare -A LABEL=([rsa2048]="RSA-2048 PKCS#1 SHA-256" [ecdsa-p256]="ECDSA P-256 SHA-256"
+    [ed25519]="Ed25519")
+
+CPU=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)
+echo
+echo "keyward-keyserver vs openssl speed -multi $NPROC ($SECS s runs, $WORKERS workers)"
+echo "machine: $NPROC x ${CPU:-unknown CPU}, $(openssl version | cut -d' ' -f1-2), $(uname -sr)"
+echo "openssl speed sign/s before/after: RSA $RSA1/$RSA2, P-256 $EC1/$EC2, Ed25519 $ED1/$ED2"
+echo
+printf '| %-24s | %-16s | %-9s | %-9s | %-9s | %-6s |\n' algorithm "openssl sign/s" \
+    "1 in fl." "16 in fl." "256 in fl." target
+printf '|%s|%s|%s|%s|%s|%s|\n' -------------------------- ------------------ ----------- \
+    ----------- ------------ --------
+for alg in rsa2048 ecdsa-p256 ed25519; do
+    cells=()
+    for n in 1 16 256; do
+        cells+=("$(awk -v s="${RES[$alg:$n]}" -v r="${REF[$alg]}" \
+            'BEGIN {printf "%.0f (%.2f)", s, s / r}')")
+    done
+    printf '| %-24s | %-16s | %-9s | %-9s | %-10s | %-6s |\n' "${LABEL[$alg]}" "${REF[$alg]}" \
+        "${cells[0]}" "${cells[1]}" "${cells[2]}" "${TARGET[$alg]}"
+done
+echo
+echo "cells: server ops/s (ratio to openssl speed); target applies at 256 in flight"
+echo
+echo "CPU cost per operation (contention-independent): key server process, all threads, at 256"
+echo "in flight, against openssl speed's CPU time per signature (nproc / sign/s)"
+printf '| %-24s | %-14s | %-18s | %-10s |\n' algorithm "openssl us/op" "key server us/op" efficiency
+printf '|%s|%s|%s|%s|\n' -------------------------- ---------------- -------------------- ------------
+for alg in rsa2048 ecdsa-p256 ed25519; do
+    raw=$(awk -v r="${REF[$alg]}" -v n="$NPROC" 'BEGIN {printf "%.1f", n * 1e6 / r}')
+    printf '| %-24s | %-14s | %-18s | %-10s |\n' "${LABEL[$alg]}" "$raw" "${CPU[$alg:256]}" \
+        "$(awk -v a="$raw" -v b="${CPU[$alg:256]}" 'BEGIN {printf "%.2f", a / b}')"
+done

@@ -1,0 +1,133 @@
+/*
+ * Shared parts of the keyward CLI: the common options (key servers, the edge's mTLS identity,
+ * the key to use), creating the client, reading and writing files, the signature algorithms,
+ * and turning errors into messages that say what to do next.
+ */
+#ifndef KW_CLI_COMMON_H
+#define KW_CLI_COMMON_H
+
+#include <getopt.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include <openssl/evp.h>
+
+#include "keyward/client.h"
+#include "keyward/error.h"
+#include "keyward/keyid.h"
+
+#define KW_EXIT_OK    0
+#define KW_EXIT_FAIL  1
+#define KW_EXIT_USAGE 2
+
+enum kw_cli_opt_id {
+    KW_OPT_SERVER = 1000,
+    KW_OPT_CERT,
+    KW_OPT_KEY,
+    KW_OPT_CA,
+    KW_OPT_TIMEOUT,
+    KW_OPT_KEY_CERT,
+    KW_OPT_KEY_ID,
+    KW_OPT_PAD,
+};
+
+/* getopt_long entries shared by the commands that talk to a key server. */
+#define KW_CLI_SERVER_OPTIONS                                                                      \
+    {"server", required_argument, NULL, KW_OPT_SERVER},                                            \
+        {"cert", required_argument, NULL, KW_OPT_CERT},                                            \
+        {"key", required_argument, NULL, KW_OPT_KEY}, {"ca", required_argument, NULL, KW_OPT_CA},  \
+        {"timeout", required_argument, NULL, KW_OPT_TIMEOUT},                                      \
+        {"pad", required_argument, NULL, KW_OPT_PAD},                                              \
+    {                                                                                              \
+        "help", no_argument, NULL, 'h'                                                             \
+    }
+#define KW_CLI_KEY_OPTIONS                                                                         \
+    {"key-cert", required_argument, NULL, KW_OPT_KEY_CERT},                                        \
+    {                                                                                              \
+        "key-id", required_argument, NULL, KW_OPT_KEY_ID                                           \
+    }
+
+/* Help text of the options above. */
+#define KW_CLI_SERVER_HELP                                                                         \
+    "  --server HOST:PORT   key server (repeat, or a comma list; env KEYWARD_SERVER)\n"            \
+    "  --cert FILE          this edge's certificate for mutual TLS (env KEYWARD_CERT)\n"           \
+    "  --key FILE           its private key (env KEYWARD_KEY)\n"                                   \
+    "  --ca FILE            CA of the key server's certificate (env KEYWARD_CA)\n"                 \
+    "  --timeout MS         give up after MS milliseconds (default 5000)\n"                        \
+    "  --pad N              pad request frames to N bytes (1024 = like gokeyless clients)\n"
+#define KW_CLI_KEY_HELP                                                                            \
+    "  --key-cert CERT      use the key of this site certificate (key id = SHA-256 of its SPKI)\n" \
+    "  --key-id ID          or name the key: sha256:HEX (64 digits) or ski:HEX (40 digits)\n"
+
+typedef struct kw_cli_opts_s {
+    char servers[2048];
+    const char *cert;
+    const char *key;
+    const char *ca;
+    const char *key_cert;
+    const char *key_id;
+    unsigned timeout_ms;
+    unsigned pad_to;
+} kw_cli_opts_t;
+
+/* Defaults, from the KEYWARD_* environment variables when set. */
+void kw_cli_opts_init(kw_cli_opts_t *o);
+
+/* Handles one common option. Returns 1 when handled, 0 when c is not common, -1 on a bad value
+ * (already reported). */
+int kw_cli_opt(kw_cli_opts_t *o, int c, const char *arg);
+
+/* Checks the connection options and creates a client. Prints what is wrong on failure. */
+int kw_cli_client(const kw_cli_opts_t *o, kw_client_t **out);
+
+/* The key a command acts on. */
+typedef struct kw_cli_key_s {
+    kw_keyid_kind_t kind;
+    uint8_t id[KW_DIGEST_LEN];
+    EVP_PKEY *pub; /* from --key-cert, else NULL; owned */
+    char label[160];
+} kw_cli_key_t;
+
+/* Loads the key named by --key-cert or --key-id. Prints what is wrong on failure. */
+int kw_cli_key_load(const kw_cli_opts_t *o, kw_cli_key_t *k);
+void kw_cli_key_free(kw_cli_key_t *k);
+/* Puts the key id item into msg (pointing into k). */
+void kw_cli_key_set(const kw_cli_key_t *k, kw_msg_t *msg);
+
+/* "keyward: " + message + newline, on stderr. */
+void kw_cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Explains a failed request (rc, and remote when rc is KW_EREMOTE) with a next step. */
+void kw_cli_report(kw_client_t *client, const kw_cli_opts_t *o, int rc, uint8_t remote,
+                   const char *what);
+
+/* Whole file into *buf (malloc'd); at most max bytes. Prints the error. "-" is stdin. */
+int kw_cli_read_file(const char *path, uint8_t **buf, size_t *len, size_t max);
+/* Writes buf to path (mode 0644; "-" is stdout). Prints the error. */
+int kw_cli_write_file(const char *path, const uint8_t *buf, size_t len);
+
+/* Signature algorithms of `sign` and `bench`. */
+typedef struct kw_cli_alg_s {
+    const char *name;     /* "ecdsa-sha256" */
+    uint8_t opcode;       /* KWP opcode */
+    const char *md;       /* digest the CLI computes, NULL: the message itself (Ed25519) */
+    const char *key_type; /* "RSA", "EC" or "ED25519" */
+} kw_cli_alg_t;
+
+const kw_cli_alg_t *kw_cli_alg_find(const char *name);
+/* "rsa-pkcs1-sha1|..." for help texts. */
+const char *kw_cli_alg_names(void);
+/* The payload to send for data: its digest, or data itself. Returns 0 or -1 (printed). */
+int kw_cli_alg_payload(const kw_cli_alg_t *alg, const uint8_t *data, size_t len, uint8_t *out,
+                       size_t cap, size_t *out_len);
+/* Checks that alg fits the key of --key-cert (when known). Prints the mismatch. */
+int kw_cli_alg_check_key(const kw_cli_alg_t *alg, const kw_cli_key_t *k);
+
+/* Directory of the running executable (for finding scripts), or "." */
+void kw_cli_exe_dir(char *buf, size_t len);
+/* Finds a shipped script by name: $KEYWARD_SHARE_DIR, <exe>/../share/keyward,
+ * <exe>/../../scripts (build tree), the source tree. Returns 0 with its path in buf, or -1. */
+int kw_cli_find_script(const char *name, char *buf, size_t len);
+
+#endif /* KW_CLI_COMMON_H */

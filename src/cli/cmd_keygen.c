@@ -1,0 +1,56 @@
+/*
+ * keyward keygen: makes a test PKI by running the shipped scripts/make-pki.sh (openssl only):
+ * a CA, the key server's and edges' TLS identities, and site keys of every supported type with
+ * their certificates. One implementation for the CLI, the tests and `make demo`.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli_common.h"
+#include "commands.h"
+
+static const char keygen_help[] =
+    "usage: keyward keygen --out DIR\n"
+    "Makes a test PKI in DIR with openssl (runs make-pki.sh, found in $KEYWARD_SHARE_DIR,\n"
+    "<prefix>/share/keyward or the source tree's scripts/):\n"
+    "  ca.crt/.key, keyserver.crt/.key, edge.crt/.key, edge2.crt/.key, rogue*.crt/.key,\n"
+    "  site-ca.crt, keys/<name>.key+.crt (for the key server only), certs/<name>.crt (edges)\n"
+    "  for rsa2048 rsa3072 rsa4096 ecdsa-p256 ecdsa-p384 ecdsa-p521 ed25519.\n";
+
+int kw_cmd_keygen(int argc, char **argv)
+{
+    static const struct option opts[] = {{"out", required_argument, NULL, 'o'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
+    const char *out = NULL;
+    for (;;) {
+        int ch = getopt_long(argc, argv, "ho:", opts, NULL);
+        if (ch == -1)
+            break;
+        if (ch == 'o') {
+            out = optarg;
+        } else if (ch == 'h') {
+            fputs(keygen_help, stdout);
+            return KW_EXIT_OK;
+        } else {
+            fputs(keygen_help, stderr);
+            return KW_EXIT_USAGE;
+        }
+    }
+    if (out == NULL) {
+        kw_cli_error("keygen needs --out DIR (where to write the PKI)");
+        return KW_EXIT_USAGE;
+    }
+    char script[PATH_MAX];
+    if (kw_cli_find_script("make-pki.sh", script, sizeof(script)) != 0) {
+        kw_cli_error("cannot find make-pki.sh: set KEYWARD_SHARE_DIR to the directory holding it "
+                     "(the source tree's scripts/)");
+        return KW_EXIT_FAIL;
+    }
+    fflush(stdout);
+    execlp("sh", "sh", script, out, (char *)NULL);
+    kw_cli_error("cannot run sh %s: %s", script, strerror(errno));
+    return KW_EXIT_FAIL;
+}

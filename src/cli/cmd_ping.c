@@ -1,0 +1,107 @@
+/*
+ * keyward ping: sends KWP pings to the key server(s) and prints each round-trip time. The first
+ * ping also sets up the connection (TCP, mutual TLS, health check); its time is printed apart.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cli_common.h"
+#include "commands.h"
+
+static const char ping_help[] =
+    "usage: keyward ping --server HOST:PORT --cert FILE --key FILE --ca FILE [--count N]\n"
+    "Checks that the key server answers and prints round-trip times.\n" KW_CLI_SERVER_HELP
+    "  --count N            pings to time after connecting (default 1)\n";
+
+static double now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+/* One ping with a payload that must come back unchanged. Returns the kw_client_call code. */
+static int ping_once(kw_client_t *c, unsigned seq, uint8_t *remote)
+{
+    kw_msg_t msg;
+    char payload[32];
+    uint8_t echo[64];
+    size_t len = 0;
+    int n = snprintf(payload, sizeof(payload), "keyward ping %u", seq);
+    memset(&msg, 0, sizeof(msg));
+    msg.opcode = KW_OP_PING;
+    msg.has_opcode = 1;
+    msg.payload = kw_bytes(payload, (size_t)n);
+    int rc = kw_client_call(c, &msg, echo, sizeof(echo), &len, remote);
+    if (rc == 0 && (len != (size_t)n || memcmp(echo, payload, len) != 0))
+        rc = KW_EFORMAT;
+    return rc;
+}
+
+static int run(kw_client_t *c, const kw_cli_opts_t *o, unsigned count)
+{
+    uint8_t remote = 0;
+    double t0 = now_ms();
+    int rc = ping_once(c, 0, &remote);
+    if (rc != 0) {
+        kw_cli_report(c, o, rc, remote, "ping");
+        return KW_EXIT_FAIL;
+    }
+    printf("connected to %s in %.3f ms\n", o->servers[0] ? o->servers : getenv("KEYWARD_SERVER"),
+           now_ms() - t0);
+    double min = 0, max = 0, sum = 0;
+    for (unsigned i = 1; i <= count; i++) {
+        t0 = now_ms();
+        rc = ping_once(c, i, &remote);
+        double dt = now_ms() - t0;
+        if (rc != 0) {
+            kw_cli_report(c, o, rc, remote, "ping");
+            return KW_EXIT_FAIL;
+        }
+        printf("pong %u: time=%.3f ms\n", i, dt);
+        min = i == 1 || dt < min ? dt : min;
+        max = dt > max ? dt : max;
+        sum += dt;
+    }
+    if (count > 1)
+        printf("%u pings: min %.3f ms, avg %.3f ms, max %.3f ms\n", count, min, sum / count, max);
+    return KW_EXIT_OK;
+}
+
+int kw_cmd_ping(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        KW_CLI_SERVER_OPTIONS, {"count", required_argument, NULL, 'n'}, {NULL, 0, NULL, 0}};
+    kw_cli_opts_t o;
+    kw_client_t *c = NULL;
+    unsigned count = 1;
+    kw_cli_opts_init(&o);
+    for (;;) {
+        int ch = getopt_long(argc, argv, "hn:", opts, NULL);
+        if (ch == -1)
+            break;
+        int h = kw_cli_opt(&o, ch, optarg);
+        if (h < 0)
+            return KW_EXIT_USAGE;
+        if (h > 0)
+            continue;
+        if (ch == 'h') {
+            fputs(ping_help, stdout);
+            return KW_EXIT_OK;
+        }
+        if (ch == 'n' && atoi(optarg) > 0 && atoi(optarg) <= 1000000) {
+            count = (unsigned)atoi(optarg);
+            continue;
+        }
+        if (ch == 'n')
+            kw_cli_error("--count needs a number from 1 to 1000000");
+        fputs(ping_help, stderr);
+        return KW_EXIT_USAGE;
+    }
+    if (kw_cli_client(&o, &c) != 0)
+        return KW_EXIT_USAGE;
+    int status = run(c, &o, count);
+    kw_client_free(c);
+    return status;
+}

@@ -1,0 +1,308 @@
+/*
+ * The client's I/O core: one thread running an epoll loop that owns every connection of a client.
+ * Callers hand requests over through a mutex-protected queue and an eventfd ("wake"), written only
+ * when the queue goes from idle to busy, so a burst of submissions costs one wakeup. Each loop
+ * turn: wait for events (io_lock released), handle them, run the timers (tick), then write every
+ * connection's batched frames in one go. Signals are blocked in the thread.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "keyward/error.h"
+#include "keyward/log.h"
+#include "kwc_balance.h"
+#include "kwc_internal.h"
+
+#define KWC_MAX_EVENTS 64
+
+void kwc_core_set_error(kwc_core_t *core, const char *fmt, ...)
+{
+    va_list ap;
+    pthread_mutex_lock(&core->err_lock);
+    va_start(ap, fmt);
+    vsnprintf(core->last_err, sizeof(core->last_err), fmt, ap);
+    va_end(ap);
+    pthread_mutex_unlock(&core->err_lock);
+}
+
+int kwc_core_watch(kwc_core_t *core, kwc_conn_t *conn, uint32_t events)
+{
+    struct epoll_event ev;
+    if (conn->events == events)
+        return 0;
+    memset(&ev, 0, sizeof(ev));
+    ev.events = events;
+    ev.data.ptr = conn;
+    int op = conn->events == 0 ? EPOLL_CTL_ADD : EPOLL_CTL_MOD;
+    if (epoll_ctl(core->epfd, op, conn->fd, &ev) != 0)
+        return KW_EIO;
+    conn->events = events;
+    return 0;
+}
+
+int kwc_core_enqueue(kwc_core_t *core, kw_request_t *r)
+{
+    int wake = 0;
+    pthread_mutex_lock(&core->q_lock);
+    if (core->stopping) {
+        pthread_mutex_unlock(&core->q_lock);
+        return KW_ECLOSED;
+    }
+    kwc_rlist_push(&core->queue, r);
+    if (!core->wake_armed) {
+        core->wake_armed = 1;
+        wake = 1;
+    }
+    pthread_mutex_unlock(&core->q_lock);
+    if (wake)
+        kw_efd_signal(core->wake_fd);
+    return 0;
+}
+
+/* Takes the submission queue; returns 1 when the core is stopping. */
+static int drain_queue(kwc_core_t *core)
+{
+    uint64_t v;
+    kwc_rlist_t batch = {NULL, NULL, 0};
+    if (read(core->wake_fd, &v, sizeof(v)) < 0 && errno != EAGAIN && errno != EINTR)
+        kw_warn("keyward client: reading the wakeup eventfd failed: %s", strerror(errno));
+    pthread_mutex_lock(&core->q_lock);
+    kwc_rlist_splice(&batch, &core->queue);
+    core->wake_armed = 0;
+    int stopping = core->stopping;
+    pthread_mutex_unlock(&core->q_lock);
+    kw_request_t *r;
+    for (r = kwc_rlist_pop(&batch); r != NULL; r = kwc_rlist_pop(&batch))
+        kwc_dispatch_new(core, r);
+    return stopping;
+}
+
+/* Deadlines, reconnects and health checks. */
+static void tick(kwc_core_t *core)
+{
+    for (size_t i = 0; i < core->n_servers; i++)
+        kwc_server_tick(&core->servers[i]);
+    kwc_dispatch_timeouts(core);
+    kwc_dispatch_pending(core);
+}
+
+/* How long epoll may sleep: short while anything waits on a deadline, else until the next
+ * reconnect or idle ping. */
+static int wait_ms(kwc_core_t *core)
+{
+    uint64_t next = core->now_us + (uint64_t)KWC_IDLE_WAIT_MS * 1000u;
+    int busy = core->pending.n > 0;
+    for (size_t i = 0; i < core->n_servers; i++) {
+        const kwc_server_t *s = &core->servers[i];
+        if (s->conn.state != KWC_CONN_IDLE && s->conn.state != KWC_CONN_UP)
+            busy = 1;
+        if (s->conn.inflight.n > 0)
+            busy = 1;
+        if (s->conn.state == KWC_CONN_IDLE && s->retry_us < next)
+            next = s->retry_us;
+    }
+    if (busy)
+        return KWC_TICK_MS;
+    if (next <= core->now_us)
+        return 0;
+    return (int)((next - core->now_us + 999u) / 1000u);
+}
+
+static void flush_dirty(kwc_core_t *core)
+{
+    while (core->dirty != NULL) {
+        kwc_conn_t *conn = core->dirty;
+        core->dirty = conn->next_dirty;
+        conn->next_dirty = NULL;
+        conn->dirty = 0;
+        kwc_conn_flush(conn);
+    }
+}
+
+static void shutdown_core(kwc_core_t *core)
+{
+    kwc_dispatch_fail_all(core, KW_ECLOSED);
+    for (size_t i = 0; i < core->n_servers; i++)
+        kwc_conn_close(&core->servers[i].conn);
+    /* Requests submitted after the last drain. */
+    pthread_mutex_lock(&core->q_lock);
+    kwc_rlist_t rest = core->queue;
+    memset(&core->queue, 0, sizeof(core->queue));
+    pthread_mutex_unlock(&core->q_lock);
+    kw_request_t *r;
+    for (r = kwc_rlist_pop(&rest); r != NULL; r = kwc_rlist_pop(&rest))
+        kwc_request_complete(r, KW_ECLOSED, 0, NULL, 0);
+}
+
+static void *io_main(void *arg)
+{
+    kwc_core_t *core = arg;
+    struct epoll_event evs[KWC_MAX_EVENTS];
+    uint64_t next_tick = 0;
+    int stopping = 0;
+    pthread_mutex_lock(&core->io_lock);
+    core->now_us = kwc_now_us();
+    for (size_t i = 0; i < core->n_servers; i++)
+        kwc_conn_start(&core->servers[i].conn);
+    while (!stopping) {
+        int timeout = core->dirty != NULL ? 0 : wait_ms(core);
+        pthread_mutex_unlock(&core->io_lock);
+        int n = epoll_wait(core->epfd, evs, KWC_MAX_EVENTS, timeout);
+        pthread_mutex_lock(&core->io_lock);
+        core->now_us = kwc_now_us();
+        for (int i = 0; i < n; i++) {
+            if (evs[i].data.ptr == NULL)
+                stopping |= drain_queue(core);
+            else
+                kwc_conn_event(evs[i].data.ptr, evs[i].events);
+        }
+        if (core->now_us >= next_tick) {
+            tick(core);
+            next_tick = core->now_us + (uint64_t)KWC_TICK_MS * 1000u;
+        }
+        flush_dirty(core);
+    }
+    shutdown_core(core);
+    pthread_mutex_unlock(&core->io_lock);
+    return NULL;
+}
+
+static int start_thread(kwc_core_t *core)
+{
+    sigset_t all;
+    sigset_t old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    int rc = pthread_create(&core->thread, NULL, io_main, core);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (rc != 0)
+        return KW_ENOMEM;
+    pthread_setname_np(core->thread, "keyward-client");
+    core->thread_started = 1;
+    return 0;
+}
+
+static void core_free(kwc_core_t *core)
+{
+    for (size_t i = 0; i < core->n_servers; i++)
+        kwc_conn_destroy(&core->servers[i].conn);
+    free(core->servers);
+    kw_reqmap_destroy(&core->map);
+    if (core->wake_fd >= 0)
+        close(core->wake_fd);
+    if (core->epfd >= 0)
+        close(core->epfd);
+    kw_efd_pool_unref(core->pool);
+    pthread_mutex_destroy(&core->io_lock);
+    pthread_mutex_destroy(&core->q_lock);
+    pthread_mutex_destroy(&core->err_lock);
+    free(core);
+}
+
+static int core_init(kwc_core_t *core, kw_client_t *c)
+{
+    core->client = c;
+    core->ssl_ctx = c->ssl_ctx;
+    core->fork_gen = atomic_load(&kwc_fork_gen);
+    core->timeout_ms = c->timeout_ms;
+    core->connect_ms = c->connect_ms;
+    core->max_tries = c->max_tries;
+    core->try_ms = kw_lb_try_timeout_ms(c->timeout_ms, c->max_tries);
+    core->rnd = (uint32_t)kwc_now_us() ^ (uint32_t)getpid();
+    core->epfd = epoll_create1(EPOLL_CLOEXEC);
+    core->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    core->pool = kw_efd_pool_new(KWC_EFD_POOL);
+    core->servers = calloc(c->n_addrs, sizeof(*core->servers));
+    if (core->epfd < 0 || core->wake_fd < 0)
+        return KW_EIO;
+    if (core->pool == NULL || core->servers == NULL || kw_reqmap_init(&core->map, 256) != 0)
+        return KW_ENOMEM;
+    core->n_servers = c->n_addrs;
+    for (size_t i = 0; i < c->n_addrs; i++) {
+        kwc_server_t *s = &core->servers[i];
+        s->core = core;
+        s->index = i;
+        s->addr = &c->addrs[i];
+        kwc_conn_init(&s->conn, s);
+    }
+    struct epoll_event ev;
+    memset(&ev, 0, sizeof(ev));
+    ev.events = EPOLLIN;
+    ev.data.ptr = NULL;
+    if (epoll_ctl(core->epfd, EPOLL_CTL_ADD, core->wake_fd, &ev) != 0)
+        return KW_EIO;
+    return 0;
+}
+
+int kwc_core_start(kw_client_t *c, kwc_core_t **out, char *err, size_t errlen)
+{
+    *out = NULL;
+    if (c->ssl_ctx == NULL) { /* a forked child: a fresh TLS context */
+        int rc = kwc_client_tls_init(c, err, errlen);
+        if (rc != 0)
+            return rc;
+    }
+    kwc_core_t *core = calloc(1, sizeof(*core));
+    if (core == NULL)
+        return KW_ENOMEM;
+    core->epfd = -1;
+    core->wake_fd = -1;
+    pthread_mutex_init(&core->io_lock, NULL);
+    pthread_mutex_init(&core->q_lock, NULL);
+    pthread_mutex_init(&core->err_lock, NULL);
+    int rc = core_init(core, c);
+    if (rc == 0)
+        rc = start_thread(core);
+    if (rc != 0) {
+        snprintf(err, errlen, "cannot start the key server client: %s", kw_strerror(rc));
+        core_free(core);
+        return rc;
+    }
+    *out = core;
+    return 0;
+}
+
+void kwc_core_stop(kwc_core_t *core)
+{
+    pthread_mutex_lock(&core->q_lock);
+    core->stopping = 1;
+    pthread_mutex_unlock(&core->q_lock);
+    kw_efd_signal(core->wake_fd);
+    if (core->thread_started)
+        pthread_join(core->thread, NULL);
+    core_free(core);
+}
+
+void kwc_core_abandon(kwc_core_t *core)
+{
+    for (size_t i = 0; i < core->n_servers; i++) {
+        if (core->servers[i].conn.fd >= 0)
+            close(core->servers[i].conn.fd);
+    }
+    close(core->wake_fd);
+    close(core->epfd);
+    kw_efd_pool_abandon(core->pool);
+}
+
+void kwc_core_stats(kwc_core_t *core, kw_server_stats_t *out, size_t max)
+{
+    pthread_mutex_lock(&core->io_lock);
+    for (size_t i = 0; i < core->n_servers && i < max; i++) {
+        const kwc_server_t *s = &core->servers[i];
+        memset(&out[i], 0, sizeof(out[i]));
+        snprintf(out[i].address, sizeof(out[i].address), "%s", s->addr->label);
+        out[i].up = s->conn.state == KWC_CONN_UP;
+        out[i].inflight = s->inflight;
+        out[i].completed = s->completed;
+        out[i].failures = s->failures;
+        out[i].ewma_us = s->ewma_us;
+    }
+    pthread_mutex_unlock(&core->io_lock);
+}

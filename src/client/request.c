@@ -1,0 +1,189 @@
+/*
+ * Requests (include/keyward/client.h): completion through an eventfd, blocking wait with poll,
+ * results, and freeing/cancelling. A request has two references while pending, the caller's and
+ * the I/O thread's; whoever drops the last one frees it. Also the intrusive request list.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <openssl/crypto.h>
+
+#include "keyward/error.h"
+#include "kwc_internal.h"
+
+kw_request_t *kwc_request_new(kw_efd_pool_t *pool, int internal)
+{
+    kw_request_t *r = calloc(1, sizeof(*r));
+    if (r == NULL)
+        return NULL;
+    r->efd = -1;
+    r->internal = (uint8_t)(internal != 0);
+    r->fork_gen = atomic_load_explicit(&kwc_fork_gen, memory_order_relaxed);
+    atomic_init(&r->state, KWC_REQ_PENDING);
+    atomic_init(&r->cancelled, 0);
+    atomic_init(&r->refs, internal ? 1 : 2);
+    if (!internal) {
+        r->efd = kw_efd_pool_get(pool);
+        if (r->efd < 0) {
+            free(r);
+            return NULL;
+        }
+        kw_efd_pool_ref(pool);
+        r->pool = pool;
+    }
+    return r;
+}
+
+static void request_destroy(kw_request_t *r)
+{
+    if (r->reply != NULL) {
+        OPENSSL_cleanse(r->reply, r->reply_len);
+        free(r->reply);
+    }
+    free(r->frame);
+    if (r->efd >= 0) {
+        if (r->fork_gen != atomic_load_explicit(&kwc_fork_gen, memory_order_relaxed)) {
+            close(r->efd); /* made before fork(): the pool belongs to the abandoned parent */
+        } else {
+            kw_efd_pool_put(r->pool, r->efd);
+            kw_efd_pool_unref(r->pool);
+        }
+    }
+    free(r);
+}
+
+static void request_unref(kw_request_t *r)
+{
+    if (atomic_fetch_sub_explicit(&r->refs, 1, memory_order_acq_rel) == 1)
+        request_destroy(r);
+}
+
+void kwc_request_complete(kw_request_t *r, int status, uint8_t remote_err, const uint8_t *payload,
+                          size_t len)
+{
+    r->status = status;
+    r->remote_err = remote_err;
+    if (status == 0 && len > 0 && !kwc_request_is_cancelled(r)) {
+        r->reply = malloc(len);
+        if (r->reply == NULL) {
+            r->status = KW_ENOMEM;
+        } else {
+            memcpy(r->reply, payload, len);
+            r->reply_len = len;
+        }
+    }
+    atomic_store_explicit(&r->state, KWC_REQ_DONE, memory_order_release);
+    if (r->efd >= 0)
+        kw_efd_signal(r->efd);
+    request_unref(r);
+}
+
+int kwc_request_is_cancelled(const kw_request_t *r)
+{
+    return atomic_load_explicit(&r->cancelled, memory_order_relaxed);
+}
+
+int kw_request_fd(const kw_request_t *req)
+{
+    return req != NULL ? req->efd : -1;
+}
+
+int kw_request_done(const kw_request_t *req)
+{
+    return req != NULL && atomic_load_explicit(&req->state, memory_order_acquire) == KWC_REQ_DONE;
+}
+
+int kw_request_wait(kw_request_t *req)
+{
+    if (req == NULL)
+        return KW_EINVAL;
+    while (!kw_request_done(req)) {
+        struct pollfd p = {.fd = req->efd, .events = POLLIN, .revents = 0};
+        if (poll(&p, 1, -1) < 0 && errno != EINTR)
+            return KW_EIO;
+    }
+    return 0;
+}
+
+int kw_request_result(const kw_request_t *req, const uint8_t **payload, size_t *len,
+                      uint8_t *remote_err)
+{
+    if (req == NULL || !kw_request_done(req))
+        return KW_EINVAL;
+    if (payload != NULL)
+        *payload = req->reply;
+    if (len != NULL)
+        *len = req->reply_len;
+    if (remote_err != NULL)
+        *remote_err = req->status == KW_EREMOTE ? req->remote_err : 0;
+    return req->status;
+}
+
+void kw_request_free(kw_request_t *req)
+{
+    if (req == NULL)
+        return;
+    if (req->fork_gen != atomic_load_explicit(&kwc_fork_gen, memory_order_relaxed)) {
+        /* Submitted before fork(): its I/O thread does not exist here; nothing else refers to it
+         * in this process. */
+        request_destroy(req);
+        return;
+    }
+    atomic_store_explicit(&req->cancelled, 1, memory_order_relaxed);
+    request_unref(req);
+}
+
+void kwc_rlist_push(kwc_rlist_t *l, kw_request_t *r)
+{
+    r->next = NULL;
+    r->prev = l->tail;
+    if (l->tail != NULL)
+        l->tail->next = r;
+    else
+        l->head = r;
+    l->tail = r;
+    l->n++;
+}
+
+void kwc_rlist_remove(kwc_rlist_t *l, kw_request_t *r)
+{
+    if (r->prev != NULL)
+        r->prev->next = r->next;
+    else
+        l->head = r->next;
+    if (r->next != NULL)
+        r->next->prev = r->prev;
+    else
+        l->tail = r->prev;
+    r->prev = NULL;
+    r->next = NULL;
+    l->n--;
+}
+
+kw_request_t *kwc_rlist_pop(kwc_rlist_t *l)
+{
+    kw_request_t *r = l->head;
+    if (r != NULL)
+        kwc_rlist_remove(l, r);
+    return r;
+}
+
+void kwc_rlist_splice(kwc_rlist_t *dst, kwc_rlist_t *src)
+{
+    if (src->head == NULL)
+        return;
+    if (dst->tail != NULL) {
+        dst->tail->next = src->head;
+        src->head->prev = dst->tail;
+    } else {
+        dst->head = src->head;
+    }
+    dst->tail = src->tail;
+    dst->n += src->n;
+    src->head = NULL;
+    src->tail = NULL;
+    src->n = 0;
+}

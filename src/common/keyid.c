@@ -1,0 +1,131 @@
+/*
+ * Key identifiers (include/keyward/keyid.h): SHA-256 of the SubjectPublicKeyInfo DER, and the
+ * RFC 5280 method-1 SKI (SHA-1 of the subjectPublicKey BIT STRING contents, i.e. without the tag,
+ * length and unused-bits octet), plus the hex and "sha256:"/"ski:" text forms.
+ */
+#include "keyward/keyid.h"
+
+#include <string.h>
+#include <strings.h>
+
+#include <openssl/crypto.h>
+#include <openssl/x509.h>
+
+#include "keyward/error.h"
+
+/* SHA-1 over the subjectPublicKey bits of the SPKI DER in der. */
+static int ski_from_spki(const uint8_t *der, size_t der_len, uint8_t ski[KW_SKI_LEN])
+{
+    const unsigned char *p = der;
+    const unsigned char *pk = NULL;
+    int pk_len = 0;
+    int rc = KW_ECRYPTO;
+    X509_PUBKEY *xpk = d2i_X509_PUBKEY(NULL, &p, (long)der_len);
+    if (xpk == NULL)
+        return KW_ECRYPTO;
+    if (X509_PUBKEY_get0_param(NULL, &pk, &pk_len, NULL, xpk) == 1 && pk != NULL && pk_len > 0 &&
+        EVP_Digest(pk, (size_t)pk_len, ski, NULL, EVP_sha1(), NULL) == 1)
+        rc = 0;
+    X509_PUBKEY_free(xpk);
+    return rc;
+}
+
+int kw_keyid_from_pkey(const EVP_PKEY *pkey, uint8_t digest[KW_DIGEST_LEN], uint8_t ski[KW_SKI_LEN])
+{
+    unsigned char *der = NULL;
+    int rc = 0;
+    if (pkey == NULL)
+        return KW_EINVAL;
+    int der_len = i2d_PUBKEY(pkey, &der);
+    if (der_len <= 0 || der == NULL)
+        return KW_ECRYPTO;
+    /* either output may be NULL when the caller needs only the other */
+    if (digest != NULL && EVP_Digest(der, (size_t)der_len, digest, NULL, EVP_sha256(), NULL) != 1)
+        rc = KW_ECRYPTO;
+    if (rc == 0 && ski != NULL)
+        rc = ski_from_spki(der, (size_t)der_len, ski);
+    OPENSSL_free(der);
+    return rc;
+}
+
+void kw_hex_encode(const uint8_t *in, size_t len, char *out)
+{
+    static const char digits[] = "0123456789abcdef";
+    for (size_t i = 0; i < len; i++) {
+        out[2 * i] = digits[in[i] >> 4];
+        out[2 * i + 1] = digits[in[i] & 0x0f];
+    }
+    out[2 * len] = '\0';
+}
+
+static int hex_value(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+int kw_hex_decode(const char *hex, uint8_t *out, size_t len)
+{
+    if (hex == NULL || (out == NULL && len > 0))
+        return KW_EINVAL;
+    if (strlen(hex) != 2 * len)
+        return KW_EINVAL;
+    for (size_t i = 0; i < len; i++) {
+        int hi = hex_value(hex[2 * i]);
+        int lo = hex_value(hex[2 * i + 1]);
+        if (hi < 0 || lo < 0)
+            return KW_EINVAL;
+        out[i] = (uint8_t)((hi << 4) | lo);
+    }
+    return 0;
+}
+
+/* Copies hex digits of text into buf, dropping ':' separators as `openssl x509 -text` prints
+ * them ("AB:CD:..."). Returns 0, or KW_EINVAL when more than cap-1 characters remain. */
+static int strip_colons(const char *text, char *buf, size_t cap)
+{
+    size_t n = 0;
+    for (; *text != '\0'; text++) {
+        if (*text == ':')
+            continue;
+        if (n + 1 >= cap)
+            return KW_EINVAL;
+        buf[n++] = *text;
+    }
+    buf[n] = '\0';
+    return 0;
+}
+
+int kw_keyid_parse(const char *text, kw_keyid_kind_t *kind, uint8_t out[KW_DIGEST_LEN])
+{
+    char hex[2 * KW_DIGEST_LEN + 1];
+    size_t len;
+    kw_keyid_kind_t k;
+    if (text == NULL || kind == NULL || out == NULL)
+        return KW_EINVAL;
+    if (strncasecmp(text, "sha256", 6) == 0 && (text[6] == ':' || text[6] == '=')) {
+        k = KW_KEYID_SHA256;
+        len = KW_DIGEST_LEN;
+        text += 7;
+    } else if (strncasecmp(text, "ski", 3) == 0 && (text[3] == ':' || text[3] == '=')) {
+        k = KW_KEYID_SKI;
+        len = KW_SKI_LEN;
+        text += 4;
+    } else {
+        return KW_EINVAL;
+    }
+    if (strip_colons(text, hex, sizeof(hex)) != 0)
+        return KW_EINVAL;
+    uint8_t tmp[KW_DIGEST_LEN];
+    if (kw_hex_decode(hex, tmp, len) != 0)
+        return KW_EINVAL;
+    memset(out, 0, KW_DIGEST_LEN);
+    memcpy(out, tmp, len);
+    *kind = k;
+    return 0;
+}

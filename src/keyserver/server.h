@@ -1,0 +1,70 @@
+/*
+ * The key server: one libuv loop thread that accepts mutual-TLS connections, parses KWP frames,
+ * answers cheap requests itself and hands private-key jobs to the worker pool; replies are
+ * flushed once per loop iteration so many share TLS records and one socket write.
+ */
+#ifndef KW_SERVER_H
+#define KW_SERVER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <openssl/ssl.h>
+#include <uv.h>
+
+#include "config.h"
+#include "job.h"
+#include "keystore.h"
+#include "workers.h"
+
+struct kw_ks_conn_s;
+
+#define KW_READ_BUF_LEN 65536
+
+typedef struct kw_ks_server_s {
+    uv_loop_t *loop;
+    const kw_ks_config_t *cfg; /* not owned; outlives the server */
+    SSL_CTX *ssl_ctx;          /* owned reference */
+    kw_keystore_t *store;      /* owned reference; see kw_ks_server_set_store */
+    uv_tcp_t listener;
+    uv_check_t flush_check;
+    uv_signal_t sig_term;
+    uv_signal_t sig_int;
+    kw_ks_workers_t workers;
+    kw_ks_job_pool_t jobs;
+    struct kw_ks_conn_s *conns; /* every open connection, doubly linked */
+    size_t n_conns;
+    struct kw_ks_conn_s *dirty; /* connections with output to flush; each entry holds a reference */
+    uint64_t next_conn_id;
+    int listening;
+    int stopping;
+    uint8_t read_buf[KW_READ_BUF_LEN]; /* shared by all reads: consumed at once by the rbio */
+} kw_ks_server_t;
+
+/*
+ * Sets up the server (no I/O yet): TLS context from cfg, worker threads, signal handlers.
+ * Takes a reference to store. Returns 0 or a negative KW_E* with a message in err.
+ */
+int kw_ks_server_init(kw_ks_server_t *s, uv_loop_t *loop, const kw_ks_config_t *cfg,
+                      kw_keystore_t *store, char *err, size_t errlen);
+
+/* Binds and listens on cfg->listen. Returns 0 or a negative KW_E* with a message in err. */
+int kw_ks_server_listen(kw_ks_server_t *s, char *err, size_t errlen);
+
+/* Starts a clean shutdown: stop listening, close connections, stop workers. The loop then ends
+ * once every handle is closed. Idempotent. */
+void kw_ks_server_stop(kw_ks_server_t *s);
+
+/* Frees what is left after the loop has ended. */
+void kw_ks_server_destroy(kw_ks_server_t *s);
+
+/* Swaps in a new key store (takes a reference; drops the old one). Jobs in flight keep theirs. */
+void kw_ks_server_set_store(kw_ks_server_t *s, kw_keystore_t *store);
+
+/* Queues c for a flush in this loop iteration's check phase. */
+void kw_ks_server_mark_dirty(kw_ks_server_t *s, struct kw_ks_conn_s *c);
+
+/* Parses "HOST:PORT" / "[V6]:PORT" (numeric or resolvable host). Returns 0 or KW_EINVAL. */
+int kw_ks_parse_listen(const char *text, struct sockaddr_storage *out);
+
+#endif /* KW_SERVER_H */

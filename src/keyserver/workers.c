@@ -1,0 +1,185 @@
+/*
+ * Worker threads for private-key jobs: a FIFO under one mutex and condition variable (signalled
+ * only when a worker is idle), a done list under its own mutex, and an eventfd that wakes the
+ * loop when the done list goes from empty to non-empty, so one wake-up carries many results.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "keyward/error.h"
+#include "keyward/log.h"
+#include "ops.h"
+#include "workers.h"
+
+typedef struct kw_ks_worker_s {
+    kw_ks_workers_t *pool;
+    kw_ks_op_cache_t *cache;
+} kw_ks_worker_t;
+
+static void push_done(kw_ks_workers_t *w, kw_ks_job_t *job)
+{
+    job->next = NULL;
+    pthread_mutex_lock(&w->done_lock);
+    int was_empty = w->done_head == NULL;
+    if (was_empty)
+        w->done_head = job;
+    else
+        w->done_tail->next = job;
+    w->done_tail = job;
+    pthread_mutex_unlock(&w->done_lock);
+    if (was_empty) {
+        uint64_t one = 1;
+        /* Cannot fail short of a counter overflow; a failed write is retried by the next job. */
+        ssize_t n = write(w->wake_fd, &one, sizeof(one));
+        (void)n;
+    }
+}
+
+static void run_job(kw_ks_worker_t *self, kw_ks_job_t *job)
+{
+    job->result = kw_ks_op_run(self->cache, job->key, job->opcode, job->in, job->in_len,
+                               job->tls_version, job->out, &job->out_len);
+}
+
+static void *worker_main(void *arg)
+{
+    kw_ks_worker_t *self = arg;
+    kw_ks_workers_t *w = self->pool;
+    for (;;) {
+        pthread_mutex_lock(&w->lock);
+        while (!w->stop && w->queue_head == NULL) {
+            w->idle++;
+            pthread_cond_wait(&w->cond, &w->lock);
+            w->idle--;
+        }
+        if (w->stop) {
+            pthread_mutex_unlock(&w->lock);
+            break;
+        }
+        kw_ks_job_t *job = w->queue_head;
+        w->queue_head = job->next;
+        if (w->queue_head == NULL)
+            w->queue_tail = NULL;
+        pthread_mutex_unlock(&w->lock);
+        run_job(self, job);
+        push_done(w, job);
+    }
+    return NULL;
+}
+
+/* Takes the done list (after clearing the eventfd, so no wake-up is lost). */
+static void drain_done(kw_ks_workers_t *w)
+{
+    uint64_t count;
+    ssize_t n = read(w->wake_fd, &count, sizeof(count));
+    (void)n; /* EAGAIN: nothing signalled, the list may still hold jobs */
+    pthread_mutex_lock(&w->done_lock);
+    kw_ks_job_t *jobs = w->done_head;
+    w->done_head = NULL;
+    w->done_tail = NULL;
+    pthread_mutex_unlock(&w->done_lock);
+    if (jobs != NULL)
+        w->done_cb(w, jobs);
+}
+
+static void on_wake(uv_poll_t *handle, int status, int events)
+{
+    (void)status;
+    (void)events;
+    drain_done(handle->data);
+}
+
+int kw_ks_workers_start(kw_ks_workers_t *w, uv_loop_t *loop, unsigned n, unsigned cache_slots,
+                        kw_ks_workers_done_cb done_cb)
+{
+    void *data = w->data;
+    memset(w, 0, sizeof(*w));
+    w->data = data;
+    w->loop = loop;
+    w->done_cb = done_cb;
+    w->n = n;
+    w->wake_fd = -1;
+    pthread_mutex_init(&w->lock, NULL);
+    pthread_cond_init(&w->cond, NULL);
+    pthread_mutex_init(&w->done_lock, NULL);
+    w->threads = calloc(n, sizeof(*w->threads));
+    w->workers = calloc(n, sizeof(*w->workers));
+    if (w->threads == NULL || w->workers == NULL)
+        return KW_ENOMEM;
+    w->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (w->wake_fd < 0)
+        return KW_EIO;
+    if (uv_poll_init(loop, &w->poll, w->wake_fd) != 0 ||
+        uv_poll_start(&w->poll, UV_READABLE, on_wake) != 0)
+        return KW_EIO;
+    w->poll.data = w;
+    for (unsigned i = 0; i < n; i++) {
+        w->workers[i].pool = w;
+        w->workers[i].cache = kw_ks_op_cache_new(cache_slots);
+        if (w->workers[i].cache == NULL)
+            return KW_ENOMEM;
+        if (pthread_create(&w->threads[i], NULL, worker_main, &w->workers[i]) != 0) {
+            kw_error("cannot start worker thread %u", i);
+            return KW_ENOMEM;
+        }
+        w->started++;
+    }
+    return 0;
+}
+
+void kw_ks_workers_submit(kw_ks_workers_t *w, kw_ks_job_t *head, kw_ks_job_t *tail, size_t count)
+{
+    if (head == NULL)
+        return;
+    tail->next = NULL;
+    pthread_mutex_lock(&w->lock);
+    if (w->queue_tail == NULL)
+        w->queue_head = head;
+    else
+        w->queue_tail->next = head;
+    w->queue_tail = tail;
+    unsigned idle = w->idle;
+    if (idle > 0) {
+        if (count > 1 && idle > 1)
+            pthread_cond_broadcast(&w->cond);
+        else
+            pthread_cond_signal(&w->cond);
+    }
+    pthread_mutex_unlock(&w->lock);
+}
+
+void kw_ks_workers_stop(kw_ks_workers_t *w, uv_close_cb close_cb)
+{
+    pthread_mutex_lock(&w->lock);
+    w->stop = 1;
+    pthread_cond_broadcast(&w->cond);
+    kw_ks_job_t *left = w->queue_head;
+    w->queue_head = NULL;
+    w->queue_tail = NULL;
+    pthread_mutex_unlock(&w->lock);
+    for (unsigned i = 0; i < w->started; i++)
+        pthread_join(w->threads[i], NULL);
+    for (kw_ks_job_t *j = left; j != NULL; j = j->next)
+        j->cancelled = 1;
+    if (left != NULL)
+        w->done_cb(w, left);
+    if (w->wake_fd >= 0)
+        drain_done(w); /* results that finished while stopping */
+    for (unsigned i = 0; i < w->n && w->workers != NULL; i++)
+        kw_ks_op_cache_free(w->workers[i].cache);
+    free(w->workers);
+    free(w->threads);
+    w->workers = NULL;
+    w->threads = NULL;
+    w->started = 0;
+    pthread_mutex_destroy(&w->lock);
+    pthread_cond_destroy(&w->cond);
+    pthread_mutex_destroy(&w->done_lock);
+    if (w->poll.data != NULL)
+        uv_close((uv_handle_t *)&w->poll, close_cb);
+    if (w->wake_fd >= 0)
+        close(w->wake_fd); /* libuv does not close a polled fd; no callbacks can come now */
+    w->wake_fd = -1;
+}

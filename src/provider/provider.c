@@ -1,0 +1,306 @@
+/*
+ * keyward.so entry point: OSSL_provider_init reads the settings from the provider's openssl.cnf
+ * section (environment variables override them, for tests and containers), creates the provider
+ * context and answers OpenSSL's queries for algorithms. The key server client is created on the
+ * first key use, not here: programs that load the provider but never use a keyward key (and
+ * nginx's master before it forks) pay nothing.
+ */
+#include "provider.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <openssl/core_names.h>
+#include <openssl/crypto.h>
+#include <openssl/err.h>
+#include <openssl/params.h>
+
+#include "keyward/error.h"
+
+static OSSL_FUNC_provider_teardown_fn kw_prov_teardown;
+static OSSL_FUNC_provider_gettable_params_fn kw_prov_gettable_params;
+static OSSL_FUNC_provider_get_params_fn kw_prov_get_params;
+static OSSL_FUNC_provider_query_operation_fn kw_prov_query;
+static OSSL_FUNC_provider_get_reason_strings_fn kw_prov_reason_strings;
+
+#define RSA_NAMES     "RSA:rsaEncryption:1.2.840.113549.1.1.1"
+#define EC_NAMES      "EC:id-ecPublicKey:1.2.840.10045.2.1"
+#define ED25519_NAMES "ED25519:1.3.101.112"
+#define DECODER_PROPS KW_PROV_PROPS ",input=der,structure=keyward"
+
+static const OSSL_ALGORITHM kw_keymgmt[] = {
+    {RSA_NAMES, KW_PROV_PROPS, kw_rsa_keymgmt_functions, "RSA key on a keyward key server"},
+    {EC_NAMES, KW_PROV_PROPS, kw_ec_keymgmt_functions, "EC key on a keyward key server"},
+    {ED25519_NAMES, KW_PROV_PROPS, kw_ed25519_keymgmt_functions,
+     "Ed25519 key on a keyward key server"},
+    {NULL, NULL, NULL, NULL},
+};
+
+static const OSSL_ALGORITHM kw_signature[] = {
+    {RSA_NAMES, KW_PROV_PROPS, kw_rsa_signature_functions, "RSA PKCS#1 / PSS on a key server"},
+    {"ECDSA", KW_PROV_PROPS, kw_ecdsa_signature_functions, "ECDSA on a key server"},
+    {ED25519_NAMES, KW_PROV_PROPS, kw_ed25519_signature_functions, "Ed25519 on a key server"},
+    {NULL, NULL, NULL, NULL},
+};
+
+static const OSSL_ALGORITHM kw_asym_cipher[] = {
+    {RSA_NAMES, KW_PROV_PROPS, kw_rsa_asym_cipher_functions, "RSA decryption on a key server"},
+    {NULL, NULL, NULL, NULL},
+};
+
+static const OSSL_ALGORITHM kw_store[] = {
+    {"keyward", KW_PROV_PROPS, kw_store_functions, "keyward:sha256=HEX / keyward:ski=HEX"},
+    {NULL, NULL, NULL, NULL},
+};
+
+static const OSSL_ALGORITHM kw_decoder[] = {
+    {"DER", KW_PROV_PROPS ",input=pem", kw_pem_decoder_functions, "KEYWARD KEY PEM to DER"},
+    {RSA_NAMES, DECODER_PROPS, kw_rsa_decoder_functions, "keyward RSA key stub"},
+    {EC_NAMES, DECODER_PROPS, kw_ec_decoder_functions, "keyward EC key stub"},
+    {ED25519_NAMES, DECODER_PROPS, kw_ed25519_decoder_functions, "keyward Ed25519 key stub"},
+    {NULL, NULL, NULL, NULL},
+};
+
+static const OSSL_ITEM kw_reasons[] = {
+    {KW_PROV_R_CONFIG, "keyward configuration"},
+    {KW_PROV_R_UNREACHABLE, "key server unreachable"},
+    {KW_PROV_R_KEY_NOT_FOUND, "key not found on key server"},
+    {KW_PROV_R_REMOTE, "key server error"},
+    {KW_PROV_R_UNSUPPORTED, "not supported by keyward"},
+    {KW_PROV_R_BAD_KEY, "bad keyward key"},
+    {KW_PROV_R_NO_PRIVATE, "no private key"},
+    {KW_PROV_R_INTERNAL, "keyward internal error"},
+    {0, NULL},
+};
+
+void kw_prov_raise_at(kw_prov_ctx_t *pctx, const char *file, int line, const char *func, int reason,
+                      const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    if (pctx != NULL && pctx->new_error != NULL && pctx->set_error_debug != NULL &&
+        pctx->vset_error != NULL) {
+        pctx->new_error(pctx->handle);
+        pctx->set_error_debug(pctx->handle, file, line, func);
+        pctx->vset_error(pctx->handle, (uint32_t)reason, fmt, ap);
+    } else {
+        ERR_new();
+        ERR_set_debug(file, line, func);
+        ERR_vset_error(ERR_LIB_PROV, reason, fmt, ap);
+    }
+    va_end(ap);
+}
+
+const char *kw_prov_servers(const kw_prov_ctx_t *pctx)
+{
+    return pctx->cfg.servers != NULL ? pctx->cfg.servers : "(none)";
+}
+
+kw_client_t *kw_prov_client(kw_prov_ctx_t *pctx)
+{
+    kw_client_config_t cc;
+    char err[256] = "";
+    kw_client_t *client;
+    int rc = 0;
+    pthread_mutex_lock(&pctx->lock);
+    client = pctx->client;
+    if (client == NULL && pctx->cfg.servers == NULL) {
+        rc = KW_ECONFIG;
+        snprintf(err, sizeof(err), "no key servers configured");
+    } else if (client == NULL) {
+        memset(&cc, 0, sizeof(cc));
+        cc.servers = pctx->cfg.servers;
+        cc.cert_file = pctx->cfg.client_cert;
+        cc.key_file = pctx->cfg.client_key;
+        cc.ca_file = pctx->cfg.ca;
+        cc.timeout_ms = pctx->cfg.timeout_ms;
+        rc = kw_client_new(&cc, &client, err, sizeof(err));
+        pctx->client = rc == 0 ? client : NULL;
+    }
+    pthread_mutex_unlock(&pctx->lock);
+    if (rc != 0) {
+        kw_prov_raise(pctx, KW_PROV_R_CONFIG,
+                      "cannot start the keyward client: %s (%s); set servers, client_cert, "
+                      "client_key and ca in the keyward section of openssl.cnf or KEYWARD_SERVERS, "
+                      "KEYWARD_CLIENT_CERT, KEYWARD_CLIENT_KEY, KEYWARD_CA",
+                      err, kw_strerror(rc));
+        return NULL;
+    }
+    return client;
+}
+
+/* Setting value: the environment variable when set, else the openssl.cnf value. */
+static char *setting(const char *env, const char *cnf)
+{
+    const char *v = getenv(env);
+    if (v == NULL || *v == '\0')
+        v = cnf;
+    return v == NULL || *v == '\0' ? NULL : OPENSSL_strdup(v);
+}
+
+static int parse_bool(const char *v)
+{
+    return v != NULL && (strcasecmp(v, "yes") == 0 || strcasecmp(v, "on") == 0 ||
+                         strcasecmp(v, "true") == 0 || strcmp(v, "1") == 0);
+}
+
+/* Reads the provider's openssl.cnf section. Returns 1, or 0 when a value is malformed. */
+static int read_settings(kw_prov_ctx_t *pctx, OSSL_FUNC_core_get_params_fn *get_params)
+{
+    const char *v[7] = {NULL};
+    static const char *const names[7] = {"servers",    "client_cert", "client_key",        "ca",
+                                         "timeout_ms", "load_check",  "master_secret_mode"};
+    OSSL_PARAM params[8];
+    char *s;
+    for (int i = 0; i < 7; i++)
+        params[i] = OSSL_PARAM_construct_utf8_ptr(names[i], (char **)&v[i], 0);
+    params[7] = OSSL_PARAM_construct_end();
+    if (get_params != NULL && !get_params(pctx->handle, params))
+        return 0;
+    pctx->cfg.servers = setting("KEYWARD_SERVERS", v[0]);
+    pctx->cfg.client_cert = setting("KEYWARD_CLIENT_CERT", v[1]);
+    pctx->cfg.client_key = setting("KEYWARD_CLIENT_KEY", v[2]);
+    pctx->cfg.ca = setting("KEYWARD_CA", v[3]);
+    s = setting("KEYWARD_TIMEOUT_MS", v[4]);
+    pctx->cfg.timeout_ms = s != NULL ? (unsigned)strtoul(s, NULL, 10) : 0;
+    OPENSSL_free(s);
+    s = setting("KEYWARD_LOAD_CHECK", v[5]);
+    pctx->cfg.load_check = KW_LOAD_CHECK_AUTO;
+    if (s != NULL && (strcasecmp(s, "off") == 0 || strcasecmp(s, "no") == 0))
+        pctx->cfg.load_check = KW_LOAD_CHECK_OFF;
+    else if (s != NULL && strcasecmp(s, "strict") == 0)
+        pctx->cfg.load_check = KW_LOAD_CHECK_STRICT;
+    OPENSSL_free(s);
+    s = setting("KEYWARD_MASTER_SECRET_MODE", v[6]);
+    pctx->cfg.master_secret_mode = parse_bool(s);
+    OPENSSL_free(s);
+    return 1;
+}
+
+static void ctx_free(kw_prov_ctx_t *pctx)
+{
+    if (pctx == NULL)
+        return;
+    kw_client_free(pctx->client);
+    OSSL_LIB_CTX_free(pctx->libctx);
+    OPENSSL_free(pctx->cfg.servers);
+    OPENSSL_free(pctx->cfg.client_cert);
+    OPENSSL_free(pctx->cfg.client_key);
+    OPENSSL_free(pctx->cfg.ca);
+    pthread_mutex_destroy(&pctx->lock);
+    OPENSSL_free(pctx);
+}
+
+static void kw_prov_teardown(void *provctx)
+{
+    ctx_free(provctx);
+}
+
+static const OSSL_PARAM *kw_prov_gettable_params(void *provctx)
+{
+    static const OSSL_PARAM gettable[] = {
+        OSSL_PARAM_utf8_ptr(OSSL_PROV_PARAM_NAME, NULL, 0),
+        OSSL_PARAM_utf8_ptr(OSSL_PROV_PARAM_VERSION, NULL, 0),
+        OSSL_PARAM_utf8_ptr(OSSL_PROV_PARAM_BUILDINFO, NULL, 0),
+        OSSL_PARAM_int(OSSL_PROV_PARAM_STATUS, NULL),
+        OSSL_PARAM_END,
+    };
+    return gettable;
+}
+
+static int kw_prov_get_params(void *provctx, OSSL_PARAM params[])
+{
+    OSSL_PARAM *p = OSSL_PARAM_locate(params, OSSL_PROV_PARAM_NAME);
+    if (p != NULL && !OSSL_PARAM_set_utf8_ptr(p, "keyward: keys on a key server"))
+        return 0;
+    p = OSSL_PARAM_locate(params, OSSL_PROV_PARAM_VERSION);
+    if (p != NULL && !OSSL_PARAM_set_utf8_ptr(p, KW_PROV_VERSION))
+        return 0;
+    p = OSSL_PARAM_locate(params, OSSL_PROV_PARAM_BUILDINFO);
+    if (p != NULL && !OSSL_PARAM_set_utf8_ptr(p, KW_PROV_VERSION))
+        return 0;
+    p = OSSL_PARAM_locate(params, OSSL_PROV_PARAM_STATUS);
+    if (p != NULL && !OSSL_PARAM_set_int(p, 1))
+        return 0;
+    return 1;
+}
+
+static const OSSL_ALGORITHM *kw_prov_query(void *provctx, int operation_id, int *no_cache)
+{
+    *no_cache = 0;
+    switch (operation_id) {
+    case OSSL_OP_KEYMGMT:
+        return kw_keymgmt;
+    case OSSL_OP_SIGNATURE:
+        return kw_signature;
+    case OSSL_OP_ASYM_CIPHER:
+        return kw_asym_cipher;
+    case OSSL_OP_STORE:
+        return kw_store;
+    case OSSL_OP_DECODER:
+        return kw_decoder;
+    default:
+        return NULL;
+    }
+}
+
+static const OSSL_ITEM *kw_prov_reason_strings(void *provctx)
+{
+    return kw_reasons;
+}
+
+static const OSSL_DISPATCH kw_provider_functions[] = {
+    {OSSL_FUNC_PROVIDER_TEARDOWN, (void (*)(void))kw_prov_teardown},
+    {OSSL_FUNC_PROVIDER_GETTABLE_PARAMS, (void (*)(void))kw_prov_gettable_params},
+    {OSSL_FUNC_PROVIDER_GET_PARAMS, (void (*)(void))kw_prov_get_params},
+    {OSSL_FUNC_PROVIDER_QUERY_OPERATION, (void (*)(void))kw_prov_query},
+    {OSSL_FUNC_PROVIDER_GET_REASON_STRINGS, (void (*)(void))kw_prov_reason_strings},
+    {0, NULL},
+};
+
+/* Picks the core functions we use out of in. */
+static OSSL_FUNC_core_get_params_fn *core_functions(kw_prov_ctx_t *pctx, const OSSL_DISPATCH *in)
+{
+    OSSL_FUNC_core_get_params_fn *get_params = NULL;
+    for (; in != NULL && in->function_id != 0; in++) {
+        switch (in->function_id) {
+        case OSSL_FUNC_CORE_GET_PARAMS:
+            get_params = OSSL_FUNC_core_get_params(in);
+            break;
+        case OSSL_FUNC_CORE_NEW_ERROR:
+            pctx->new_error = OSSL_FUNC_core_new_error(in);
+            break;
+        case OSSL_FUNC_CORE_SET_ERROR_DEBUG:
+            pctx->set_error_debug = OSSL_FUNC_core_set_error_debug(in);
+            break;
+        case OSSL_FUNC_CORE_VSET_ERROR:
+            pctx->vset_error = OSSL_FUNC_core_vset_error(in);
+            break;
+        default:
+            break;
+        }
+    }
+    return get_params;
+}
+
+int OSSL_provider_init(const OSSL_CORE_HANDLE *handle, const OSSL_DISPATCH *in,
+                       const OSSL_DISPATCH **out, void **provctx)
+{
+    kw_prov_ctx_t *pctx = OPENSSL_zalloc(sizeof(*pctx));
+    OSSL_FUNC_core_get_params_fn *get_params;
+    if (pctx == NULL)
+        return 0;
+    pctx->handle = handle;
+    pthread_mutex_init(&pctx->lock, NULL);
+    get_params = core_functions(pctx, in);
+    pctx->libctx = OSSL_LIB_CTX_new_from_dispatch(handle, in);
+    if (pctx->libctx == NULL || !read_settings(pctx, get_params)) {
+        ctx_free(pctx);
+        return 0;
+    }
+    *out = kw_provider_functions;
+    *provctx = pctx;
+    return 1;
+}

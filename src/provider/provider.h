@@ -1,0 +1,94 @@
+/*
+ * keyward.so internals: the provider context (settings, the lazily created key server client,
+ * the library context used for public-key and digest work) and the helpers every operation file
+ * shares. Each operation file exports only its dispatch tables (declared at the bottom).
+ */
+#ifndef KW_PROVIDER_H
+#define KW_PROVIDER_H
+
+#include <pthread.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <openssl/core.h>
+#include <openssl/core_dispatch.h>
+
+#include "keyward/client.h"
+
+#define KW_PROV_NAME    "keyward"
+#define KW_PROV_PROPS   "provider=keyward"
+#define KW_PROV_VERSION "0.1.0"
+
+/* Reason codes of the errors this provider raises (strings in provider.c). */
+enum kw_prov_reason {
+    KW_PROV_R_CONFIG = 1,      /* bad or missing setting */
+    KW_PROV_R_UNREACHABLE = 2, /* no key server answered */
+    KW_PROV_R_KEY_NOT_FOUND = 3,
+    KW_PROV_R_REMOTE = 4,      /* the key server answered with an error */
+    KW_PROV_R_UNSUPPORTED = 5, /* a parameter or algorithm the key server cannot do */
+    KW_PROV_R_BAD_KEY = 6,     /* malformed stub, URI or public key */
+    KW_PROV_R_NO_PRIVATE = 7,  /* a public-only key was asked to sign/decrypt */
+    KW_PROV_R_INTERNAL = 8,
+};
+
+/* Settings (openssl.cnf [keyward_sect], each overridable by an environment variable). */
+typedef struct kw_prov_settings_s {
+    char *servers;     /* servers / KEYWARD_SERVERS */
+    char *client_cert; /* client_cert / KEYWARD_CLIENT_CERT */
+    char *client_key;  /* client_key / KEYWARD_CLIENT_KEY */
+    char *ca;          /* ca / KEYWARD_CA */
+    unsigned timeout_ms;
+    int load_check;         /* KW_LOAD_CHECK_* */
+    int master_secret_mode; /* reserved for issue 8 (TLS1-PRF KDF) */
+} kw_prov_settings_t;
+
+enum kw_load_check {
+    KW_LOAD_CHECK_OFF = 0,    /* never ask the key server at load time */
+    KW_LOAD_CHECK_AUTO = 1,   /* refuse unknown keys; accept when no key server answers */
+    KW_LOAD_CHECK_STRICT = 2, /* refuse unless the key server confirms the key */
+};
+
+#define KW_CHECKED_SLOTS 16 /* key ids remembered as checked on the key server at load time */
+
+typedef struct kw_prov_ctx_s {
+    const OSSL_CORE_HANDLE *handle;
+    OSSL_LIB_CTX *libctx; /* own library context: default provider, for public keys/digests */
+    kw_prov_settings_t cfg;
+    pthread_mutex_t lock;                  /* guards client creation */
+    kw_client_t *client;                   /* created on first key use */
+    uint8_t checked[KW_CHECKED_SLOTS][32]; /* under lock: stubs checked in the last seconds, */
+    int64_t checked_at[KW_CHECKED_SLOTS];  /* so the PEM and DER decoders ask only once */
+    unsigned checked_next;
+    OSSL_FUNC_core_new_error_fn *new_error;
+    OSSL_FUNC_core_set_error_debug_fn *set_error_debug;
+    OSSL_FUNC_core_vset_error_fn *vset_error;
+} kw_prov_ctx_t;
+
+/* Raises a provider error with a formatted sentence (shown by ERR_print_errors). */
+void kw_prov_raise_at(kw_prov_ctx_t *pctx, const char *file, int line, const char *func, int reason,
+                      const char *fmt, ...) __attribute__((format(printf, 6, 7)));
+#define kw_prov_raise(pctx, reason, ...)                                                           \
+    kw_prov_raise_at((pctx), __FILE__, __LINE__, __func__, (reason), __VA_ARGS__)
+
+/* The client, created on first use. NULL (error raised) when it cannot be created. */
+kw_client_t *kw_prov_client(kw_prov_ctx_t *pctx);
+
+/* Servers as configured, for messages ("(none)" when unset). */
+const char *kw_prov_servers(const kw_prov_ctx_t *pctx);
+
+/* Dispatch tables (one file each). */
+extern const OSSL_DISPATCH kw_rsa_keymgmt_functions[];
+extern const OSSL_DISPATCH kw_ec_keymgmt_functions[];
+extern const OSSL_DISPATCH kw_ed25519_keymgmt_functions[];
+extern const OSSL_DISPATCH kw_rsa_signature_functions[];
+extern const OSSL_DISPATCH kw_ecdsa_signature_functions[];
+extern const OSSL_DISPATCH kw_ed25519_signature_functions[];
+extern const OSSL_DISPATCH kw_rsa_asym_cipher_functions[];
+extern const OSSL_DISPATCH kw_store_functions[];
+extern const OSSL_DISPATCH kw_pem_decoder_functions[];
+extern const OSSL_DISPATCH kw_rsa_decoder_functions[];
+extern const OSSL_DISPATCH kw_ec_decoder_functions[];
+extern const OSSL_DISPATCH kw_ed25519_decoder_functions[];
+
+#endif /* KW_PROVIDER_H */

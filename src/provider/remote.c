@@ -1,0 +1,239 @@
+/*
+ * Key server requests for the provider (remote.h): submit through the shared client, then either
+ * pause the current ASYNC job until the reply's eventfd is readable or block; turn every failure
+ * into an error message a person can act on.
+ */
+#include "remote.h"
+
+#include <string.h>
+
+#include <openssl/async.h>
+#include <openssl/crypto.h>
+
+#include "keyward/error.h"
+#include "keyward/keyid.h"
+
+#define KW_RC_RAISED 1 /* an error was already raised (client creation failed) */
+
+/* ASYNC_WAIT_CTX cleanup: the job was abandoned while waiting, so nobody else frees req. */
+static void async_cleanup(ASYNC_WAIT_CTX *wctx, const void *key, OSSL_ASYNC_FD fd, void *data)
+{
+    kw_request_free(data);
+}
+
+/* Pauses job until req completes; blocks instead when the job cannot take a wait fd. */
+static int wait_async(ASYNC_JOB *job, kw_request_t *req)
+{
+    ASYNC_WAIT_CTX *wctx = ASYNC_get_wait_ctx(job);
+    int fd = kw_request_fd(req);
+    if (wctx == NULL || fd < 0 ||
+        ASYNC_WAIT_CTX_set_wait_fd(wctx, req, fd, req, async_cleanup) != 1)
+        return kw_request_wait(req);
+    while (!kw_request_done(req)) {
+        if (ASYNC_pause_job() != 1)
+            break;
+    }
+    (void)ASYNC_WAIT_CTX_clear_fd(wctx, req);
+    return kw_request_wait(req);
+}
+
+/* Submits msg and waits for the reply; *out is the completed request (caller frees). */
+static int run(kw_prov_ctx_t *pctx, const kw_msg_t *msg, kw_request_t **out)
+{
+    kw_client_t *client = kw_prov_client(pctx);
+    kw_request_t *req = NULL;
+    ASYNC_JOB *job;
+    int rc;
+    *out = NULL;
+    if (client == NULL)
+        return KW_RC_RAISED;
+    rc = kw_client_submit(client, msg, &req);
+    if (rc != 0)
+        return rc;
+    job = ASYNC_get_current_job();
+    rc = job != NULL ? wait_async(job, req) : kw_request_wait(req);
+    if (rc != 0) {
+        kw_request_free(req);
+        return rc;
+    }
+    *out = req;
+    return 0;
+}
+
+/* Raises the error for a failed request: rc from run/kw_request_result, remote the KWP code. */
+static void raise_failure(kw_prov_ctx_t *pctx, const char *what, const char *idtext, int rc,
+                          uint8_t remote)
+{
+    const char *servers = kw_prov_servers(pctx);
+    char last[256] = "";
+    if (rc == KW_RC_RAISED)
+        return;
+    if (rc != KW_EREMOTE) {
+        if (pctx->client != NULL)
+            (void)kw_client_last_error(pctx->client, last, sizeof(last));
+        kw_prov_raise(pctx, KW_PROV_R_UNREACHABLE,
+                      "%s with key %s failed: %s (key servers: %s%s%s)", what, idtext,
+                      kw_strerror(rc), servers, last[0] ? "; last error: " : "", last);
+        return;
+    }
+    switch (remote) {
+    case KW_ERR_KEY_NOT_FOUND:
+        kw_prov_raise(pctx, KW_PROV_R_KEY_NOT_FOUND,
+                      "key %s not found on key server %s; add the key to the key server or "
+                      "fix the stub/URI",
+                      idtext, servers);
+        break;
+    case KW_ERR_CERT_NOT_FOUND:
+        kw_prov_raise(pctx, KW_PROV_R_KEY_NOT_FOUND,
+                      "key %s not found on key server %s (no key with a certificate chain has "
+                      "that id); fix the URI, add the key and its chain to the key server, or use "
+                      "a key stub file (keyward stub --cert SITE.crt)",
+                      idtext, servers);
+        break;
+    case KW_ERR_NOT_AUTHORISED:
+        kw_prov_raise(pctx, KW_PROV_R_REMOTE,
+                      "key server %s refused %s with key %s: this edge is not authorised to use "
+                      "it",
+                      servers, what, idtext);
+        break;
+    default:
+        kw_prov_raise(pctx, KW_PROV_R_REMOTE, "key server %s failed %s with key %s: %s (0x%02x)",
+                      servers, what, idtext, kw_remote_error_name(remote), remote);
+        break;
+    }
+}
+
+int kw_remote_key_op(kw_key_t *key, uint8_t opcode, const uint8_t *payload, size_t len,
+                     const uint8_t *extra, size_t extra_len, uint8_t *out, size_t cap,
+                     size_t *out_len, const char *what)
+{
+    kw_msg_t msg;
+    kw_request_t *req = NULL;
+    const uint8_t *reply = NULL;
+    size_t reply_len = 0;
+    uint8_t remote = 0;
+    int rc;
+    if (!key->remote || key->pub == NULL) {
+        kw_prov_raise(key->pctx, KW_PROV_R_NO_PRIVATE,
+                      "%s needs a private key, but this keyward key object holds only a public key",
+                      what);
+        return 0;
+    }
+    if (len > KW_MAX_BODY / 2 || extra_len > 64) {
+        kw_prov_raise(key->pctx, KW_PROV_R_UNSUPPORTED, "%s: input of %zu bytes is too large", what,
+                      len);
+        return 0;
+    }
+    memset(&msg, 0, sizeof(msg));
+    msg.opcode = opcode;
+    msg.has_opcode = 1;
+    msg.digest = kw_bytes(key->digest, KW_DIGEST_LEN);
+    msg.payload = kw_bytes(payload, len);
+    if (extra != NULL)
+        msg.extra = kw_bytes(extra, extra_len);
+    rc = run(key->pctx, &msg, &req);
+    if (rc == 0)
+        rc = kw_request_result(req, &reply, &reply_len, &remote);
+    if (rc == 0 && reply_len > cap)
+        rc = KW_ETOOBIG;
+    if (rc == 0) {
+        memcpy(out, reply, reply_len);
+        *out_len = reply_len;
+    } else if (rc == KW_ETOOBIG) {
+        kw_prov_raise(key->pctx, KW_PROV_R_REMOTE,
+                      "%s with key %s: the key server's reply (%zu bytes) does not fit %zu bytes",
+                      what, key->idtext, reply_len, cap);
+    } else {
+        raise_failure(key->pctx, what, key->idtext, rc, remote);
+    }
+    kw_request_free(req);
+    return rc == 0;
+}
+
+/* Maps a failed look-up to MISSING or NO_ANSWER. */
+static int lookup_outcome(int rc, uint8_t remote)
+{
+    if (rc != KW_EREMOTE)
+        return KW_LOOKUP_NO_ANSWER;
+    switch (remote) {
+    case KW_ERR_KEY_NOT_FOUND:
+    case KW_ERR_CERT_NOT_FOUND:
+    case KW_ERR_NOT_AUTHORISED:
+        return KW_LOOKUP_MISSING;
+    default:
+        return KW_LOOKUP_NO_ANSWER;
+    }
+}
+
+int kw_remote_get_chain(kw_prov_ctx_t *pctx, const uint8_t *id, size_t id_len, uint8_t **chain,
+                        size_t *chain_len)
+{
+    kw_msg_t msg;
+    kw_request_t *req = NULL;
+    const uint8_t *reply = NULL;
+    size_t reply_len = 0;
+    uint8_t remote = 0;
+    char idtext[8 + 2 * KW_DIGEST_LEN];
+    int rc;
+    *chain = NULL;
+    *chain_len = 0;
+    memset(&msg, 0, sizeof(msg));
+    msg.opcode = KW_OP_GET_CERT_CHAIN;
+    msg.has_opcode = 1;
+    if (id_len == KW_DIGEST_LEN) {
+        msg.digest = kw_bytes(id, id_len);
+        memcpy(idtext, "sha256=", 7);
+        kw_hex_encode(id, id_len, idtext + 7);
+    } else {
+        msg.ski = kw_bytes(id, id_len);
+        memcpy(idtext, "ski=", 4);
+        kw_hex_encode(id, id_len, idtext + 4);
+    }
+    rc = run(pctx, &msg, &req);
+    if (rc == 0)
+        rc = kw_request_result(req, &reply, &reply_len, &remote);
+    if (rc == 0 && reply_len == 0) {
+        rc = KW_EREMOTE;
+        remote = KW_ERR_CERT_NOT_FOUND;
+    }
+    if (rc == 0) {
+        *chain = OPENSSL_memdup(reply, reply_len);
+        *chain_len = reply_len;
+        rc = *chain == NULL ? KW_ENOMEM : 0;
+    }
+    kw_request_free(req);
+    if (rc == 0)
+        return KW_LOOKUP_FOUND;
+    raise_failure(pctx, "certificate look-up", idtext, rc, remote);
+    return lookup_outcome(rc, remote);
+}
+
+int kw_remote_has_key(kw_key_t *key)
+{
+    kw_msg_t msg;
+    kw_request_t *req = NULL;
+    const uint8_t *reply = NULL;
+    size_t reply_len = 0;
+    uint8_t remote = 0;
+    int found = 0;
+    int rc;
+    memset(&msg, 0, sizeof(msg));
+    msg.opcode = KW_OP_LIST_KEYS;
+    msg.has_opcode = 1;
+    rc = run(key->pctx, &msg, &req);
+    if (rc == 0)
+        rc = kw_request_result(req, &reply, &reply_len, &remote);
+    for (size_t off = 0; rc == 0 && off + KW_DIGEST_LEN <= reply_len; off += KW_DIGEST_LEN) {
+        if (memcmp(reply + off, key->digest, KW_DIGEST_LEN) == 0)
+            found = 1;
+    }
+    kw_request_free(req);
+    if (rc == 0 && found)
+        return KW_LOOKUP_FOUND;
+    if (rc == 0) {
+        rc = KW_EREMOTE;
+        remote = KW_ERR_KEY_NOT_FOUND;
+    }
+    raise_failure(key->pctx, "key look-up", key->idtext, rc, remote);
+    return lookup_outcome(rc, remote);
+}

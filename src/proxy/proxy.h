@@ -1,0 +1,126 @@
+/*
+ * keyward-proxy internals: the proxy (configuration, TLS contexts, addresses, counters shared by
+ * all threads), its workers (one libuv loop, listener and connection list per thread) and
+ * connections (client TCP + TLS via memory BIOs, backend TCP, async key-operation polls).
+ *
+ * Ownership: kw_proxy_t owns its workers; a worker owns its connections; a connection owns its
+ * handles, SSL and pending writes, and frees itself once every handle has closed.
+ */
+#ifndef KW_PROXY_H
+#define KW_PROXY_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include <openssl/ssl.h>
+#include <uv.h>
+
+#include "proxy_config.h"
+#include "proxy_tls.h"
+
+#define KW_PROXY_READ_BUF   (64 * 1024)  /* one read from either side */
+#define KW_PROXY_RECORD     (16 * 1024)  /* plaintext per SSL_write: one full TLS record */
+#define KW_PROXY_HIGH_WATER (256 * 1024) /* stop reading the other side above this */
+#define KW_PROXY_LOW_WATER  (64 * 1024)  /* resume below this */
+#define KW_PROXY_MAX_POLLS  4            /* async fds per handshake (one in practice) */
+
+typedef struct kw_proxy_s kw_proxy_t;
+typedef struct kw_worker_s kw_worker_t;
+typedef struct kw_conn_s kw_conn_t;
+
+/* Counters for the log line at exit and for tests. */
+typedef struct kw_proxy_stats_s {
+    atomic_ulong accepted;
+    atomic_ulong refused; /* over --max-connections */
+    atomic_ulong handshakes;
+    atomic_ulong resumed;
+    atomic_ulong handshake_failures;
+    atomic_ulong timeouts;
+    atomic_ulong backend_failures;
+    atomic_ulong async_waits; /* handshakes that parked on a key-server reply */
+} kw_proxy_stats_t;
+
+struct kw_proxy_s {
+    const kw_proxy_config_t *cfg;
+    kw_proxy_tls_t tls;
+    struct sockaddr_storage listen_addr;
+    socklen_t listen_len;
+    struct sockaddr_storage backend_addr;
+    socklen_t backend_len;
+    atomic_uint nconns;
+    kw_proxy_stats_t stats;
+    kw_worker_t *workers;
+    unsigned nworkers;
+};
+
+struct kw_worker_s {
+    kw_proxy_t *proxy;
+    unsigned index;
+    uv_loop_t loop;
+    uv_tcp_t listener;
+    uv_async_t wakeup; /* asks the loop to stop */
+    uv_signal_t sigint, sigterm;
+    uv_thread_t thread;
+    int stopping;
+    kw_conn_t *conns; /* doubly linked list of live connections */
+    char readbuf[KW_PROXY_READ_BUF]; /* every read on this loop; consumed synchronously */
+};
+
+typedef struct kw_conn_poll_s {
+    uv_poll_t handle;
+    kw_conn_t *conn;
+    int fd;
+} kw_conn_poll_t;
+
+struct kw_conn_s {
+    kw_worker_t *worker;
+    kw_conn_t *prev, *next;
+    uv_tcp_t client;
+    uv_tcp_t backend;
+    uv_timer_t timer;
+    uv_connect_t connect_req;
+    uv_shutdown_t client_shut, backend_shut;
+    kw_conn_poll_t *polls[KW_PROXY_MAX_POLLS];
+    SSL *ssl;
+    BIO *rbio; /* ciphertext from the client, read by SSL */
+    BIO *wbio; /* ciphertext from SSL, for the client */
+    struct sockaddr_storage peer, local;
+    uint64_t last_active;
+    int handles; /* open libuv handles; the connection is freed at 0 */
+    unsigned hs_done : 1, async_wait : 1, backend_init : 1, backend_up : 1, client_eof : 1,
+        backend_eof : 1, client_paused : 1, backend_paused : 1, closing : 1, zombie : 1,
+        client_shut_sent : 1, backend_shut_sent : 1, client_shut_done : 1, backend_shut_done : 1;
+};
+
+/* proxy.c */
+int kw_proxy_new(const kw_proxy_config_t *cfg, kw_proxy_t **out, char *err, size_t errlen);
+/* Runs every worker until SIGINT/SIGTERM; worker 0 on the calling thread. */
+int kw_proxy_run(kw_proxy_t *proxy);
+void kw_proxy_free(kw_proxy_t *proxy);
+
+/* proxy_worker.c */
+int kw_worker_init(kw_worker_t *w, kw_proxy_t *proxy, unsigned index, char *err, size_t errlen);
+void kw_worker_run(kw_worker_t *w);
+void kw_worker_stop(kw_worker_t *w); /* from any thread */
+void kw_worker_close(kw_worker_t *w);
+
+/* proxy_conn.c: handshake, async key operations, timeouts, closing */
+void kw_conn_accept(kw_worker_t *w, uv_stream_t *listener);
+void kw_conn_close(kw_conn_t *c); /* immediate: drops pending data */
+void kw_conn_finish(kw_conn_t *c); /* graceful: close_notify, flush, then close */
+void kw_conn_flush_tls(kw_conn_t *c);  /* queues SSL's output for the client */
+void kw_conn_touch(kw_conn_t *c);      /* activity: restarts the idle clock */
+void kw_conn_idle_timer(kw_conn_t *c); /* tunnel up: the timer now measures idleness */
+void kw_conn_pause_client(kw_conn_t *c);
+void kw_conn_resume_client(kw_conn_t *c);
+
+/* proxy_splice.c: backend connect and the data path */
+void kw_splice_start(kw_conn_t *c);
+void kw_splice_client_data(kw_conn_t *c); /* plaintext waiting in SSL goes to the backend */
+void kw_splice_client_eof(kw_conn_t *c);  /* client closed its sending side */
+int kw_conn_send(kw_conn_t *c, uv_stream_t *to, const char *data, size_t len);
+void kw_splice_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
+
+#endif /* KW_PROXY_H */

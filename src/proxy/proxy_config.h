@@ -1,0 +1,82 @@
+/*
+ * keyward-proxy configuration: every option a user gives on the command line or in a YAML file
+ * (docs/proxy.md has the schema). Both sources go through one setter keyed by the option's name,
+ * so a flag and its YAML key always mean the same thing.
+ *
+ * Ownership: a kw_proxy_config_t owns all its strings and arrays; kw_proxy_config_free releases
+ * them (the struct itself belongs to the caller).
+ */
+#ifndef KW_PROXY_CONFIG_H
+#define KW_PROXY_CONFIG_H
+
+#include <stddef.h>
+#include <stdio.h>
+
+#include "keyward/log.h"
+
+#define KW_PROXY_DEFAULT_LISTEN       "127.0.0.1:8443"
+#define KW_PROXY_DEFAULT_HS_TIMEOUT   10000u
+#define KW_PROXY_DEFAULT_IDLE_TIMEOUT 60000u
+#define KW_PROXY_DEFAULT_MAX_CONNS    10000u
+#define KW_PROXY_DEFAULT_KS_TIMEOUT   5000u
+
+typedef struct kw_proxy_cert_s {
+    char *cert; /* certificate (and chain) PEM file */
+    char *key;  /* key for OSSL_STORE (keyward: URI, stub or PEM file); NULL: the key server's
+                   key with the certificate's SPKI SHA-256 (keyward:sha256=HEX) */
+} kw_proxy_cert_t;
+
+typedef struct kw_strlist_s {
+    char **v;
+    size_t n;
+} kw_strlist_t;
+
+typedef struct kw_proxy_config_s {
+    char *listen;              /* HOST:PORT */
+    char *backend;             /* HOST:PORT */
+    kw_proxy_cert_t *certs;    /* first one is the default */
+    size_t ncerts;
+    kw_strlist_t keyservers;   /* HOST:PORT each */
+    kw_strlist_t alpn;         /* protocols offered, in preference order */
+    char *client_cert;         /* mTLS identity towards the key servers */
+    char *client_key;
+    char *ca;                  /* CA of the key servers */
+    char *provider;            /* path of keyward.so; NULL: next to the binary */
+    int proxy_protocol;        /* send a PROXY v2 header to the backend */
+    unsigned threads;          /* 0: one per core */
+    unsigned handshake_timeout_ms;
+    unsigned idle_timeout_ms;
+    unsigned max_connections;
+    unsigned keyserver_timeout_ms;
+    kw_log_level_t log_level;
+    unsigned cli_lists;        /* internal: list options already replaced by the command line */
+} kw_proxy_config_t;
+
+/* Fills in the defaults. */
+void kw_proxy_config_init(kw_proxy_config_t *cfg);
+
+void kw_proxy_config_free(kw_proxy_config_t *cfg);
+
+/* Sets option `name` (a long flag without "--", '-' or '_' alike) to `value` (NULL for flags
+ * that take none). List options append. Returns 0 or KW_ECONFIG with a sentence in err. */
+int kw_proxy_config_set(kw_proxy_config_t *cfg, const char *name, const char *value, char *err,
+                        size_t errlen);
+
+/* Loads a YAML file with the same keys as the flags (lists as sequences or comma lists). */
+int kw_proxy_config_load_yaml(kw_proxy_config_t *cfg, const char *path, char *err, size_t errlen);
+
+/*
+ * Parses argv: --config FILE first (wherever it is), then every other flag on top of it; a list
+ * flag on the command line replaces that list from the file. Sets *help when --help was given.
+ * Returns 0 or KW_ECONFIG with a sentence in err.
+ */
+int kw_proxy_config_from_args(kw_proxy_config_t *cfg, int argc, char **argv, int *help, char *err,
+                              size_t errlen);
+
+/* Checks that the configuration is complete and consistent. */
+int kw_proxy_config_check(const kw_proxy_config_t *cfg, char *err, size_t errlen);
+
+/* Prints the usage text, generated from the option table. */
+void kw_proxy_usage(FILE *out);
+
+#endif /* KW_PROXY_CONFIG_H */

@@ -1,0 +1,139 @@
+/*
+ * The proxy's private OpenSSL library context: writes an openssl.cnf that loads the default
+ * provider and keyward.so with this proxy's key servers, mTLS identity and timeout, loads it
+ * into a fresh OSSL_LIB_CTX and deletes the file. The user's OPENSSL_CONF is never involved.
+ */
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <openssl/provider.h>
+
+#include "keyward/error.h"
+#include "keyward/tls.h"
+#include "proxy_tls.h"
+
+/* keyward.so: --provider, else ../lib/keyward.so next to this binary, else OpenSSL's module
+ * directory (the name "keyward"). */
+static void provider_path(const kw_proxy_config_t *cfg, char *out, size_t outlen)
+{
+    if (cfg->provider != NULL) {
+        snprintf(out, outlen, "%s", cfg->provider);
+        return;
+    }
+    char exe[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+    if (n > 0) {
+        exe[n] = '\0';
+        char *slash = strrchr(exe, '/');
+        if (slash != NULL) {
+            *slash = '\0';
+            int n2 = snprintf(out, outlen, "%s/../lib/keyward.so", exe);
+            if (n2 > 0 && (size_t)n2 < outlen && access(out, R_OK) == 0) {
+                return;
+            }
+        }
+    }
+    snprintf(out, outlen, "keyward");
+}
+
+/* Values are written double-quoted; refuse what quoting cannot carry. */
+static int quotable(const char *v)
+{
+    return v != NULL && strpbrk(v, "\"\\\n\r$") == NULL;
+}
+
+static int write_conf(FILE *f, const kw_proxy_config_t *cfg, const char *module)
+{
+    fprintf(f, "openssl_conf = openssl_init\n[openssl_init]\nproviders = provider_sect\n"
+               "[provider_sect]\ndefault = default_sect\nkeyward = keyward_sect\n"
+               "[default_sect]\nactivate = 1\n[keyward_sect]\n");
+    fprintf(f, "module = \"%s\"\nactivate = 1\nservers = \"", module);
+    for (size_t i = 0; i < cfg->keyservers.n; i++) {
+        fprintf(f, "%s%s", i > 0 ? "," : "", cfg->keyservers.v[i]);
+    }
+    fprintf(f, "\"\nclient_cert = \"%s\"\nclient_key = \"%s\"\nca = \"%s\"\ntimeout_ms = %u\n",
+            cfg->client_cert, cfg->client_key, cfg->ca, cfg->keyserver_timeout_ms);
+    return ferror(f) ? KW_EIO : 0;
+}
+
+static int check_values(const kw_proxy_config_t *cfg, const char *module, char *err,
+                        size_t errlen)
+{
+    int ok = quotable(module) && quotable(cfg->client_cert) && quotable(cfg->client_key) &&
+             quotable(cfg->ca);
+    for (size_t i = 0; i < cfg->keyservers.n; i++) {
+        ok = ok && quotable(cfg->keyservers.v[i]);
+    }
+    if (!ok) {
+        snprintf(err, errlen, "paths and key server names must not contain quotes, "
+                              "backslashes, '$' or line breaks");
+        return KW_ECONFIG;
+    }
+    return 0;
+}
+
+static int load_conf(OSSL_LIB_CTX *libctx, const kw_proxy_config_t *cfg, const char *module,
+                     char *err, size_t errlen)
+{
+    const char *tmpdir = getenv("TMPDIR");
+    char path[PATH_MAX];
+    snprintf(path, sizeof(path), "%s/keyward-proxy-XXXXXX",
+             tmpdir != NULL && tmpdir[0] != '\0' ? tmpdir : "/tmp");
+    int fd = mkstemp(path);
+    if (fd < 0) {
+        snprintf(err, errlen, "cannot create a temporary file in %s: %m (set TMPDIR)", path);
+        return KW_EIO;
+    }
+    FILE *f = fdopen(fd, "w");
+    int rc = f != NULL ? write_conf(f, cfg, module) : KW_EIO;
+    if (f != NULL && fclose(f) != 0) {
+        rc = KW_EIO;
+    } else if (f == NULL) {
+        close(fd);
+    }
+    if (rc != 0) {
+        snprintf(err, errlen, "cannot write %s", path);
+    } else if (!OSSL_LIB_CTX_load_config(libctx, path)) {
+        char ossl[512];
+        kw_tls_error("", ossl, sizeof(ossl));
+        snprintf(err, errlen, "cannot load the keyward provider %s (use --provider PATH)%s",
+                 module, ossl);
+        rc = KW_ECONFIG;
+    }
+    unlink(path);
+    return rc;
+}
+
+int kw_proxy_libctx_new(const kw_proxy_config_t *cfg, OSSL_LIB_CTX **out, char *err,
+                        size_t errlen)
+{
+    *out = NULL;
+    if (cfg->keyservers.n == 0) {
+        return 0;
+    }
+    char module[PATH_MAX];
+    provider_path(cfg, module, sizeof(module));
+    int rc = check_values(cfg, module, err, errlen);
+    if (rc != 0) {
+        return rc;
+    }
+    OSSL_LIB_CTX *libctx = OSSL_LIB_CTX_new();
+    if (libctx == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return KW_ENOMEM;
+    }
+    rc = load_conf(libctx, cfg, module, err, errlen);
+    if (rc == 0 && !OSSL_PROVIDER_available(libctx, "keyward")) {
+        snprintf(err, errlen, "the keyward provider %s did not activate", module);
+        rc = KW_ECONFIG;
+    }
+    if (rc != 0) {
+        OSSL_LIB_CTX_free(libctx);
+        return rc;
+    }
+    *out = libctx;
+    return 0;
+}

@@ -1,0 +1,75 @@
+#!/bin/bash
+# The keyward provider through the EVP API, operation by operation (tools/kw_prov_check.c): keys
+# from stubs and keyward: URIs match their certificates; RSA PKCS#1 and PSS, ECDSA and Ed25519
+# signatures (EVP_DigestSign and EVP_PKEY_sign) and RSA decryption (PKCS#1, raw, TLS padding
+# with implicit rejection) verify against the certificate's public key; unsupported parameters
+# are refused; and inside an ASYNC job each remote operation pauses the job instead of blocking.
+. "$(dirname "$0")/lib.sh"
+
+make_pki
+KS_PORT=$(free_port)
+start_keyserver ks "$KS_PORT"
+write_openssl_conf "$KW_TMP/prov.cnf" "127.0.0.1:$KS_PORT"
+export OPENSSL_CONF=$KW_TMP/prov.cnf
+export LD_PRELOAD=${LD_PRELOAD:-$(kw_provider_preload)}
+for k in rsa2048 rsa4096 ecdsa-p256 ecdsa-p384 ed25519; do
+    "$KW_BIN/keyward" stub --cert "$PKI/certs/$k.crt" --out "$KW_TMP/$k.stub" 2>/dev/null ||
+        fail "keyward stub $k"
+done
+
+# kw_prov_check is an instrumented program: in sanitizer builds it also checks for leaks
+check() { # what key cert ops...
+    local what=$1
+    shift
+    ASAN_OPTIONS=detect_leaks=1 "$KW_TESTS/kw_prov_check" "$@" >"$KW_TMP/check.out" 2>&1 ||
+        { cat "$KW_TMP/check.out" >&2; fail "$what"; }
+    pass "$what: $(grep -c '^ok' "$KW_TMP/check.out") checks"
+}
+
+RSA_OPS=(sign:SHA256 sign:SHA384 sign:SHA512 sign:SHA1 pss:SHA256 pss:SHA384 pss:SHA512
+    rawsign:SHA256 badpss decrypt rawdecrypt tlsdecrypt)
+check "RSA-2048 stub" "$KW_TMP/rsa2048.stub" "$PKI/certs/rsa2048.crt" "${RSA_OPS[@]}"
+check "RSA-4096 stub" "$KW_TMP/rsa4096.stub" "$PKI/certs/rsa4096.crt" pss:SHA256 tlsdecrypt
+check "RSA-2048 URI" "keyward:sha256=$(kw_keyid "$PKI/certs/rsa2048.crt")" \
+    "$PKI/certs/rsa2048.crt" sign:SHA256 pss:SHA256 tlsdecrypt
+SKI=$(openssl x509 -in "$PKI/certs/ecdsa-p256.crt" -noout -ext subjectKeyIdentifier |
+    tail -1 | tr -d ' :')
+check "ECDSA P-256 ski URI" "keyward:ski=$SKI" "$PKI/certs/ecdsa-p256.crt" sign:SHA256
+check "ECDSA P-256 stub" "$KW_TMP/ecdsa-p256.stub" "$PKI/certs/ecdsa-p256.crt" \
+    sign:SHA256 sign:SHA384 sign:SHA1 rawsign:SHA256
+check "ECDSA P-384 stub" "$KW_TMP/ecdsa-p384.stub" "$PKI/certs/ecdsa-p384.crt" sign:SHA384
+check "Ed25519 stub" "$KW_TMP/ed25519.stub" "$PKI/certs/ed25519.crt" ed25519
+check "RSA async" --async "$KW_TMP/rsa2048.stub" "$PKI/certs/rsa2048.crt" \
+    sign:SHA256 pss:SHA256 decrypt tlsdecrypt
+check "RSA-4096 async" --async "$KW_TMP/rsa4096.stub" "$PKI/certs/rsa4096.crt" \
+    pss:SHA256 pss:SHA384 tlsdecrypt
+# an RSA-4096 operation takes the key server milliseconds: those jobs must have paused, not
+# blocked (a fast reply may legitimately arrive before the first pause)
+pauses=$(sed -n 's/^ok: .* async (\([0-9]*\) pauses)$/\1/p' "$KW_TMP/check.out" | paste -sd+ | bc)
+[ "${pauses:-0}" -gt 0 ] || fail "RSA-4096 ASYNC jobs never paused"
+pass "RSA-4096 ASYNC jobs paused $pauses times while the key server worked"
+check "ECDSA async" --async "$KW_TMP/ecdsa-p256.stub" "$PKI/certs/ecdsa-p256.crt" sign:SHA256
+check "Ed25519 async" --async "$KW_TMP/ed25519.stub" "$PKI/certs/ed25519.crt" ed25519
+
+# the check itself can fail: a stub against the wrong certificate
+"$KW_TESTS/kw_prov_check" "$KW_TMP/rsa4096.stub" "$PKI/certs/rsa2048.crt" >/dev/null 2>&1 &&
+    fail "a stub matched another certificate"
+pass "a stub does not match another key's certificate"
+
+# ordinary keys are untouched by the provider: generate, sign and verify with the default one
+openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$KW_TMP/plain.key" \
+    2>/dev/null || fail "genpkey with the provider loaded"
+echo data >"$KW_TMP/data"
+openssl dgst -sha256 -sign "$KW_TMP/plain.key" -out "$KW_TMP/data.sig" "$KW_TMP/data" ||
+    fail "signing with an ordinary key while the provider is loaded"
+openssl pkey -in "$KW_TMP/plain.key" -pubout -out "$KW_TMP/plain.pub"
+openssl dgst -sha256 -verify "$KW_TMP/plain.pub" -signature "$KW_TMP/data.sig" "$KW_TMP/data" \
+    >/dev/null || fail "verify with an ordinary key"
+pass "ordinary keys still generate, sign and verify with the provider loaded"
+
+# the stub file carries the public key and the id only
+openssl asn1parse -in "$KW_TMP/rsa2048.stub" -inform PEM >"$KW_TMP/stub.asn1" ||
+    fail "stub is not DER inside PEM"
+grep -q "keyward-key-stub" "$KW_TMP/stub.asn1" || fail "stub lacks its format string"
+[ "$(wc -c <"$KW_TMP/rsa2048.stub")" -lt 700 ] || fail "RSA-2048 stub is larger than a public key"
+pass "stub format: $(grep -c 'prim:' "$KW_TMP/stub.asn1") primitive fields, no private key"

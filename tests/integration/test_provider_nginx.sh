@@ -1,0 +1,93 @@
+#!/bin/bash
+# Debian's nginx 1.22 with ssl_certificate_key pointing at key stubs: the master loads the stubs
+# through the keyward provider (OPENSSL_CONF) and forks a worker, which signs/decrypts on the key
+# server. curl fetches a page over TLS 1.2 (RSA key exchange and ECDHE) and TLS 1.3, for an RSA
+# and an ECDSA site.
+. "$(dirname "$0")/lib.sh"
+
+command -v nginx >/dev/null || fail "nginx is not installed (scripts/install-deps.sh)"
+make_pki
+KS_PORT=$(free_port)
+start_keyserver ks "$KS_PORT"
+write_openssl_conf "$KW_TMP/prov.cnf" "127.0.0.1:$KS_PORT"
+for k in rsa2048 ecdsa-p256; do
+    "$KW_BIN/keyward" stub --cert "$PKI/certs/$k.crt" --out "$KW_TMP/$k.stub" 2>/dev/null ||
+        fail "keyward stub $k"
+done
+
+RSA_PORT=$(free_port)
+EC_PORT=$(free_port)
+NGX=$KW_TMP/nginx
+mkdir -p "$NGX/logs" "$NGX/tmp"
+site() { # port name
+    cat <<CONF
+    server {
+        listen 127.0.0.1:$1 ssl;
+        server_name localhost;
+        ssl_certificate $PKI/certs/$2.crt;
+        ssl_certificate_key $KW_TMP/$2.stub;
+        ssl_protocols TLSv1.2 TLSv1.3;
+        ssl_ciphers ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:AES128-GCM-SHA256;
+        ssl_session_cache off;
+        ssl_session_tickets off;
+        location / { return 200 "hello $2 \$ssl_protocol \$ssl_cipher\n"; }
+    }
+CONF
+}
+cat >"$NGX/nginx.conf" <<CONF
+worker_processes 1;
+master_process on;
+daemon off;
+user root;
+error_log $NGX/logs/error.log info;
+pid $NGX/nginx.pid;
+env OPENSSL_CONF;
+events { worker_connections 64; }
+http {
+    access_log off;
+    client_body_temp_path $NGX/tmp/body;
+    proxy_temp_path $NGX/tmp/proxy;
+    fastcgi_temp_path $NGX/tmp/fastcgi;
+    uwsgi_temp_path $NGX/tmp/uwsgi;
+    scgi_temp_path $NGX/tmp/scgi;
+$(site "$RSA_PORT" rsa2048)
+$(site "$EC_PORT" ecdsa-p256)
+}
+CONF
+
+start_bg nginx env OPENSSL_CONF="$KW_TMP/prov.cnf" LD_PRELOAD="$(kw_provider_preload)" \
+    nginx -p "$NGX" -c "$NGX/nginx.conf" -e "$NGX/logs/error.log"
+NGX_PID=$LAST_PID
+wait_port "$RSA_PORT" 15 || { cat "$NGX/logs/error.log" >&2; fail "nginx did not start"; }
+wait_port "$EC_PORT" 5 || fail "nginx did not listen on the ECDSA port"
+pgrep -P "$NGX_PID" >/dev/null || fail "nginx master has no worker process"
+pass "nginx started with key stubs (master pid $NGX_PID, worker forked)"
+
+# get PORT WHAT EXPECT curl-args...
+get() {
+    local port=$1 what=$2 expect=$3 out
+    shift 3
+    out=$(OPENSSL_CONF=/dev/null curl -sS --max-time 10 --cacert "$PKI/site-ca.crt" \
+        --resolve "localhost:$port:127.0.0.1" "$@" "https://localhost:$port/" 2>&1) ||
+        { cat "$NGX/logs/error.log" >&2; fail "$what: curl: $out"; }
+    echo "$out" | grep -q "$expect" || fail "$what: unexpected reply: $out"
+    pass "$what ($out)"
+}
+
+get "$RSA_PORT" "nginx RSA TLS 1.2 RSA key exchange" "TLSv1.2 AES128-GCM-SHA256" \
+    --tlsv1.2 --tls-max 1.2 --ciphers AES128-GCM-SHA256
+get "$RSA_PORT" "nginx RSA TLS 1.2 ECDHE-RSA" "TLSv1.2 ECDHE-RSA-AES128-GCM-SHA256" \
+    --tlsv1.2 --tls-max 1.2 --ciphers ECDHE-RSA-AES128-GCM-SHA256
+get "$RSA_PORT" "nginx RSA TLS 1.3" "hello rsa2048 TLSv1.3" --tlsv1.3
+get "$EC_PORT" "nginx ECDSA TLS 1.2 ECDHE-ECDSA" "TLSv1.2 ECDHE-ECDSA-AES128-GCM-SHA256" \
+    --tlsv1.2 --tls-max 1.2
+get "$EC_PORT" "nginx ECDSA TLS 1.3" "hello ecdsa-p256 TLSv1.3" --tlsv1.3
+
+# several connections in a row through the same worker (its client reuses its key server link)
+for i in 1 2 3 4 5; do
+    OPENSSL_CONF=/dev/null curl -sS --max-time 10 --cacert "$PKI/site-ca.crt" \
+        --resolve "localhost:$EC_PORT:127.0.0.1" "https://localhost:$EC_PORT/" >/dev/null ||
+        fail "repeated request $i"
+done
+pass "5 more TLS 1.3 connections"
+kill -QUIT "$NGX_PID" 2>/dev/null || true

@@ -1,0 +1,203 @@
+/*
+ * kw_client_load: a steady stream of verified requests through one libkeyward client, with
+ * per-server counters printed as it goes, for the fail-over test.
+ *   kw_client_load --server A,B --cert F --key F --ca F --key-cert SITE_EC.crt
+ *                  [--inflight N] [--seconds S] [--interval-ms I] [--timeout-ms T]
+ * Keeps N ECDSA-P256 signature requests in flight for S seconds (each over a fresh digest, each
+ * signature verified). Every I ms prints
+ *   t=2.50 ok=1234 failed=0 srv0=127.0.0.1:p/up/1200 srv1=127.0.0.1:q/down/34
+ * (address/state/replies so far) and at the end "total ok=X failed=Y". Exits 1 if any failed.
+ */
+#include <getopt.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/rand.h>
+#include <openssl/x509.h>
+
+#include "keyward/client.h"
+#include "keyward/error.h"
+#include "keyward/keyid.h"
+
+typedef struct slot_s {
+    kw_request_t *req;
+    uint8_t dgst[32];
+} slot_t;
+
+static EVP_PKEY *pub;
+static uint8_t key_id[KW_DIGEST_LEN];
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static int submit(kw_client_t *c, slot_t *s)
+{
+    kw_msg_t m;
+    if (RAND_bytes(s->dgst, sizeof(s->dgst)) != 1)
+        return -1;
+    memset(&m, 0, sizeof(m));
+    m.opcode = KW_OP_ECDSA_SIGN_SHA256;
+    m.has_opcode = 1;
+    m.digest = kw_bytes(key_id, sizeof(key_id));
+    m.payload = kw_bytes(s->dgst, sizeof(s->dgst));
+    return kw_client_submit(c, &m, &s->req);
+}
+
+/* 1 when the completed request carries a valid signature. */
+static int check(slot_t *s)
+{
+    const uint8_t *sig = NULL;
+    size_t len = 0;
+    uint8_t remote = 0;
+    int rc = kw_request_result(s->req, &sig, &len, &remote);
+    if (rc != 0) {
+        fprintf(stderr, "request failed: %s (remote 0x%02x)\n", kw_strerror(rc), remote);
+        return 0;
+    }
+    EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new(pub, NULL);
+    int ok = ctx != NULL && EVP_PKEY_verify_init(ctx) == 1 &&
+             EVP_PKEY_verify(ctx, sig, len, s->dgst, sizeof(s->dgst)) == 1;
+    EVP_PKEY_CTX_free(ctx);
+    if (!ok)
+        fprintf(stderr, "a signature does not verify\n");
+    return ok;
+}
+
+static void print_line(kw_client_t *c, double t, unsigned long ok, unsigned long failed)
+{
+    kw_server_stats_t st[8];
+    size_t n = kw_client_stats(c, st, 8);
+    printf("t=%.2f ok=%lu failed=%lu", t, ok, failed);
+    for (size_t i = 0; i < n && i < 8; i++)
+        printf(" srv%zu=%s/%s/%llu", i, st[i].address, st[i].up ? "up" : "down",
+               (unsigned long long)st[i].completed);
+    printf("\n");
+    fflush(stdout);
+}
+
+static int load_cert(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    X509 *x = f != NULL ? PEM_read_X509(f, NULL, NULL, NULL) : NULL;
+    if (f != NULL)
+        fclose(f);
+    pub = x != NULL ? X509_get_pubkey(x) : NULL;
+    X509_free(x);
+    return pub != NULL && kw_keyid_from_pkey(pub, key_id, NULL) == 0 ? 0 : -1;
+}
+
+static int run(kw_client_t *c, unsigned inflight, double seconds, double interval)
+{
+    slot_t *slots = calloc(inflight, sizeof(*slots));
+    struct pollfd *pfd = calloc(inflight, sizeof(*pfd));
+    unsigned long ok = 0, failed = 0;
+    unsigned active = 0;
+    double t0 = now_s();
+    double next_print = interval;
+    for (unsigned i = 0; slots != NULL && pfd != NULL && i < inflight; i++)
+        active += submit(c, &slots[i]) == 0;
+    while (active > 0) {
+        for (unsigned i = 0; i < inflight; i++) {
+            pfd[i].fd = slots[i].req != NULL ? kw_request_fd(slots[i].req) : -1;
+            pfd[i].events = POLLIN;
+        }
+        poll(pfd, inflight, 50);
+        double t = now_s() - t0;
+        for (unsigned i = 0; i < inflight; i++) {
+            if (slots[i].req == NULL || !kw_request_done(slots[i].req))
+                continue;
+            if (check(&slots[i]))
+                ok++;
+            else
+                failed++;
+            kw_request_free(slots[i].req);
+            slots[i].req = NULL;
+            if (t >= seconds || submit(c, &slots[i]) != 0)
+                active--;
+        }
+        if (t >= next_print) {
+            print_line(c, t, ok, failed);
+            next_print += interval;
+        }
+    }
+    print_line(c, now_s() - t0, ok, failed);
+    printf("total ok=%lu failed=%lu\n", ok, failed);
+    free(slots);
+    free(pfd);
+    return failed == 0 && ok > 0 ? 0 : 1;
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"server", 1, NULL, 's'},  {"cert", 1, NULL, 'c'},        {"key", 1, NULL, 'k'},
+        {"ca", 1, NULL, 'a'},      {"key-cert", 1, NULL, 'K'},    {"inflight", 1, NULL, 'n'},
+        {"seconds", 1, NULL, 'S'}, {"interval-ms", 1, NULL, 'i'}, {"timeout-ms", 1, NULL, 't'},
+        {NULL, 0, NULL, 0}};
+    kw_client_config_t cfg;
+    kw_client_t *c = NULL;
+    const char *site = NULL;
+    unsigned inflight = 16;
+    double seconds = 10, interval = 0.5;
+    char err[300];
+    memset(&cfg, 0, sizeof(cfg));
+    for (;;) {
+        int ch = getopt_long(argc, argv, "", opts, NULL);
+        if (ch == -1)
+            break;
+        switch (ch) {
+        case 's':
+            cfg.servers = optarg;
+            break;
+        case 'c':
+            cfg.cert_file = optarg;
+            break;
+        case 'k':
+            cfg.key_file = optarg;
+            break;
+        case 'a':
+            cfg.ca_file = optarg;
+            break;
+        case 'K':
+            site = optarg;
+            break;
+        case 'n':
+            inflight = (unsigned)atoi(optarg);
+            break;
+        case 'S':
+            seconds = atof(optarg);
+            break;
+        case 'i':
+            interval = atof(optarg) / 1000.0;
+            break;
+        case 't':
+            cfg.timeout_ms = (unsigned)atoi(optarg);
+            break;
+        default:
+            fprintf(stderr, "unknown option (see the comment atop %s)\n", __FILE__);
+            return 2;
+        }
+    }
+    if (site == NULL || load_cert(site) != 0 || inflight == 0 || interval <= 0) {
+        fprintf(stderr, "usage: kw_client_load --server A,B --cert F --key F --ca F --key-cert "
+                        "EC.crt [--inflight N] [--seconds S] [--interval-ms I] [--timeout-ms T]\n");
+        return 2;
+    }
+    if (kw_client_new(&cfg, &c, err, sizeof(err)) != 0) {
+        fprintf(stderr, "kw_client_new: %s\n", err);
+        return 1;
+    }
+    int status = run(c, inflight, seconds, interval);
+    kw_client_free(c);
+    EVP_PKEY_free(pub);
+    return status;
+}

@@ -1,0 +1,495 @@
+/*
+ * libkeyward client tests that need no key server: server list parsing, request id allocation,
+ * backoff / EWMA / server choice, the eventfd pool, client creation errors, and the client's
+ * behaviour against loopback sockets that refuse, or accept and never speak TLS (fast failure
+ * with a sentence naming the server, handshake timeout, cancelling and freeing pending
+ * requests, freeing a client with requests in flight).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+
+#include "keyward/client.h"
+#include "keyward/error.h"
+#include "kwc_balance.h"
+#include "kwc_efd.h"
+#include "kwc_reqmap.h"
+#include "kwc_servers.h"
+
+/* ---- server lists ---- */
+
+static void test_srvlist_parse(void **state)
+{
+    (void)state;
+    kw_srv_spec_t s[8];
+    size_t n = 0;
+    char err[200];
+    assert_int_equal(kw_srvlist_parse("a.example:1,  b:2 [::1]:3\tc", s, 8, &n, err, sizeof(err)),
+                     0);
+    assert_int_equal(n, 4);
+    assert_string_equal(s[0].host, "a.example");
+    assert_int_equal(s[0].port, 1);
+    assert_string_equal(s[1].host, "b");
+    assert_int_equal(s[1].port, 2);
+    assert_string_equal(s[2].host, "::1");
+    assert_int_equal(s[2].port, 3);
+    assert_string_equal(s[3].host, "c");
+    assert_int_equal(s[3].port, 2407);
+    assert_int_equal(kw_srvlist_parse("::1", s, 8, &n, err, sizeof(err)), 0);
+    assert_int_equal(n, 1);
+    assert_string_equal(s[0].host, "::1");
+    assert_int_equal(s[0].port, 2407);
+    assert_int_equal(kw_srvlist_parse("[fe80::1]", s, 8, &n, err, sizeof(err)), 0);
+    assert_string_equal(s[0].host, "fe80::1");
+}
+
+static void test_srvlist_errors(void **state)
+{
+    (void)state;
+    kw_srv_spec_t s[2];
+    size_t n = 0;
+    char err[200];
+    const char *bad[] = {"",   " , ", "h:0",  "h:65536", "h:12x",
+                         "h:", ":80", "[::1", "[::1]x",  "a:1,b:2,c:3"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        err[0] = '\0';
+        assert_int_equal(kw_srvlist_parse(bad[i], s, 2, &n, err, sizeof(err)), KW_ECONFIG);
+        assert_true(strlen(err) > 10);
+    }
+    kw_srvlist_parse("h:99999", s, 2, &n, err, sizeof(err));
+    assert_non_null(strstr(err, "1 to 65535"));
+}
+
+static void test_srvlist_resolve(void **state)
+{
+    (void)state;
+    kw_srv_spec_t s[3];
+    size_t n = 0;
+    char err[200];
+    kw_srv_addr_t *a = NULL;
+    size_t na = 0;
+    assert_int_equal(kw_srvlist_parse("127.0.0.1:5,127.0.0.1:5,[::1]:6", s, 3, &n, err, 200), 0);
+    assert_int_equal(kw_srvlist_resolve(s, n, &a, &na, err, sizeof(err)), 0);
+    assert_int_equal(na, 2); /* the duplicate is dropped */
+    assert_string_equal(a[0].label, "127.0.0.1:5");
+    assert_true(a[0].host_is_ip);
+    assert_string_equal(a[1].label, "[::1]:6");
+    free(a);
+    assert_int_equal(kw_srvlist_parse("no-such-host.invalid:1", s, 3, &n, err, 200), 0);
+    assert_int_equal(kw_srvlist_resolve(s, n, &a, &na, err, sizeof(err)), KW_ECONFIG);
+    assert_non_null(strstr(err, "no-such-host.invalid"));
+    assert_true(kw_srv_host_is_ip("10.1.2.3"));
+    assert_false(kw_srv_host_is_ip("localhost"));
+}
+
+/* ---- id map ---- */
+
+static void test_reqmap_basic(void **state)
+{
+    (void)state;
+    kw_reqmap_t m;
+    int a, b;
+    uint32_t ida, idb;
+    assert_int_equal(kw_reqmap_init(&m, 16), 0);
+    assert_int_equal(kw_reqmap_add(&m, &a, &ida), 0);
+    assert_int_equal(kw_reqmap_add(&m, &b, &idb), 0);
+    assert_int_not_equal(ida, 0);
+    assert_int_not_equal(ida, idb);
+    assert_ptr_equal(kw_reqmap_get(&m, ida), &a);
+    assert_ptr_equal(kw_reqmap_get(&m, idb), &b);
+    assert_int_equal(kw_reqmap_count(&m), 2);
+    assert_ptr_equal(kw_reqmap_remove(&m, ida), &a);
+    assert_null(kw_reqmap_get(&m, ida));
+    assert_null(kw_reqmap_remove(&m, ida));
+    assert_null(kw_reqmap_get(&m, 12345));
+    assert_int_equal(kw_reqmap_add(&m, NULL, &ida), KW_EINVAL);
+    assert_int_equal(kw_reqmap_count(&m), 1);
+    kw_reqmap_destroy(&m);
+}
+
+/* A stale id (the slot was reused since) never finds the new owner. */
+static void test_reqmap_stale_and_grow(void **state)
+{
+    (void)state;
+    kw_reqmap_t m;
+    static int items[5000];
+    static uint32_t ids[5000];
+    assert_int_equal(kw_reqmap_init(&m, 16), 0);
+    uint32_t old;
+    assert_int_equal(kw_reqmap_add(&m, &items[0], &old), 0);
+    kw_reqmap_remove(&m, old);
+    for (int round = 0; round < 3; round++) {
+        for (int i = 0; i < 5000; i++)
+            assert_int_equal(kw_reqmap_add(&m, &items[i], &ids[i]), 0);
+        for (int i = 0; i < 5000; i++) {
+            assert_ptr_equal(kw_reqmap_get(&m, ids[i]), &items[i]);
+            assert_int_not_equal(ids[i], old);
+        }
+        assert_null(kw_reqmap_get(&m, old));
+        for (int i = 0; i < 5000; i++)
+            assert_ptr_equal(kw_reqmap_remove(&m, ids[i]), &items[i]);
+    }
+    assert_int_equal(kw_reqmap_count(&m), 0);
+    kw_reqmap_destroy(&m);
+}
+
+/* Freed slots are reused oldest first: the same slot comes back only after all others. */
+static void test_reqmap_fifo_reuse(void **state)
+{
+    (void)state;
+    kw_reqmap_t m;
+    int x;
+    uint32_t id, first;
+    assert_int_equal(kw_reqmap_init(&m, 16), 0);
+    assert_int_equal(kw_reqmap_add(&m, &x, &first), 0);
+    kw_reqmap_remove(&m, first);
+    for (int i = 0; i < 15; i++) {
+        assert_int_equal(kw_reqmap_add(&m, &x, &id), 0);
+        assert_int_not_equal(id & (KW_REQMAP_MAX - 1), first & (KW_REQMAP_MAX - 1));
+        kw_reqmap_remove(&m, id);
+    }
+    assert_int_equal(kw_reqmap_add(&m, &x, &id), 0);
+    assert_int_equal(id & (KW_REQMAP_MAX - 1), first & (KW_REQMAP_MAX - 1));
+    assert_int_not_equal(id, first);
+    kw_reqmap_destroy(&m);
+}
+
+/* ---- balancing ---- */
+
+static void test_backoff(void **state)
+{
+    (void)state;
+    uint32_t expect[] = {50, 100, 200, 400, 800, 1600, 3200, 5000, 5000};
+    uint32_t b = 0;
+    for (size_t i = 0; i < sizeof(expect) / sizeof(expect[0]); i++) {
+        b = kw_lb_backoff_next(b);
+        assert_int_equal(b, expect[i]);
+    }
+    uint32_t lo = 1000000, hi = 0;
+    for (uint32_t r = 0; r < 5000; r++) {
+        uint32_t j = kw_lb_jitter(1000, r * 2654435761u);
+        lo = j < lo ? j : lo;
+        hi = j > hi ? j : hi;
+    }
+    assert_true(lo >= 799 && lo < 820);
+    assert_true(hi > 1180 && hi < 1200);
+}
+
+static void test_ewma_and_try(void **state)
+{
+    (void)state;
+    assert_true(kw_lb_ewma(0, 100) == 100);
+    double e = 100;
+    for (int i = 0; i < 50; i++)
+        e = kw_lb_ewma(e, 200);
+    assert_true(e > 199 && e <= 200);
+    assert_true(kw_lb_ewma(100, 200) == 120);
+    assert_int_equal(kw_lb_try_timeout_ms(5000, 3), 1666);
+    assert_int_equal(kw_lb_try_timeout_ms(300, 3), 200);
+    assert_int_equal(kw_lb_try_timeout_ms(100, 3), 100);
+    assert_int_equal(kw_lb_try_timeout_ms(1000, 1), 1000);
+}
+
+static void test_pick(void **state)
+{
+    (void)state;
+    kw_lb_cand_t c[3];
+    memset(c, 0, sizeof(c));
+    assert_int_equal(kw_lb_pick(c, 3, 0), -1); /* none usable */
+    assert_int_equal(kw_lb_pick(c, 0, 0), -1);
+    c[0] = (kw_lb_cand_t){1, 0, 5, 100};
+    c[1] = (kw_lb_cand_t){1, 0, 2, 900};
+    c[2] = (kw_lb_cand_t){0, 0, 0, 1};
+    assert_int_equal(kw_lb_pick(c, 3, 0), 1); /* fewest in flight; the down one is skipped */
+    c[1].inflight = 5;
+    assert_int_equal(kw_lb_pick(c, 3, 0), 0); /* tie: lower EWMA */
+    c[0].tried = 1;
+    assert_int_equal(kw_lb_pick(c, 3, 0), 1); /* untried first, even if slower */
+    c[1].tried = 1;
+    assert_int_equal(kw_lb_pick(c, 3, 0), 0); /* all tried: the best of them */
+    c[0] = (kw_lb_cand_t){1, 0, 0, 0};
+    c[1] = (kw_lb_cand_t){1, 0, 0, 0};
+    assert_int_equal(kw_lb_pick(c, 3, 0), 0); /* full tie: rotate by start */
+    assert_int_equal(kw_lb_pick(c, 3, 1), 1);
+    assert_int_equal(kw_lb_pick(c, 3, 2), 0);
+}
+
+/* ---- eventfd pool ---- */
+
+static int readable(int fd)
+{
+    struct pollfd p = {.fd = fd, .events = POLLIN, .revents = 0};
+    return poll(&p, 1, 0) == 1;
+}
+
+static void test_efd_pool(void **state)
+{
+    (void)state;
+    kw_efd_pool_t *p = kw_efd_pool_new(2);
+    assert_non_null(p);
+    int a = kw_efd_pool_get(p);
+    assert_true(a >= 0);
+    assert_false(readable(a));
+    kw_efd_signal(a);
+    assert_true(readable(a));
+    kw_efd_pool_put(p, a);
+    int b = kw_efd_pool_get(p);
+    assert_int_equal(b, a); /* reused, and drained */
+    assert_false(readable(b));
+    kw_efd_pool_put(p, b);
+    kw_efd_pool_ref(p);
+    kw_efd_pool_unref(p);
+    kw_efd_pool_unref(p);
+}
+
+/* ---- the client against loopback sockets ---- */
+
+static char tmpdir[64];
+static char cert_path[128];
+static char key_path[128];
+
+/* A self-signed P-256 identity in a temporary directory (enough for kw_client_new). */
+static int make_identity(void **state)
+{
+    (void)state;
+    snprintf(tmpdir, sizeof(tmpdir), "/tmp/kwclienttest.XXXXXX");
+    assert_non_null(mkdtemp(tmpdir));
+    snprintf(cert_path, sizeof(cert_path), "%s/id.crt", tmpdir);
+    snprintf(key_path, sizeof(key_path), "%s/id.key", tmpdir);
+    EVP_PKEY *pk = EVP_EC_gen("P-256");
+    X509 *x = X509_new();
+    assert_non_null(pk);
+    assert_non_null(x);
+    ASN1_INTEGER_set(X509_get_serialNumber(x), 1);
+    X509_gmtime_adj(X509_getm_notBefore(x), 0);
+    X509_gmtime_adj(X509_getm_notAfter(x), 3600);
+    X509_NAME *name = X509_get_subject_name(x);
+    X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)"t", -1, -1, 0);
+    X509_set_issuer_name(x, name);
+    X509_set_pubkey(x, pk);
+    assert_true(X509_sign(x, pk, EVP_sha256()) > 0);
+    FILE *f = fopen(cert_path, "w");
+    assert_non_null(f);
+    PEM_write_X509(f, x);
+    fclose(f);
+    f = fopen(key_path, "w");
+    assert_non_null(f);
+    PEM_write_PrivateKey(f, pk, NULL, NULL, 0, NULL, NULL);
+    fclose(f);
+    X509_free(x);
+    EVP_PKEY_free(pk);
+    return 0;
+}
+
+static int remove_identity(void **state)
+{
+    (void)state;
+    unlink(cert_path);
+    unlink(key_path);
+    rmdir(tmpdir);
+    return 0;
+}
+
+/* A listening loopback socket (never accepted from: connections complete in the backlog but
+ * nothing is ever said). Returns the fd; *port gets its port. */
+static int silent_listener(uint16_t *port)
+{
+    struct sockaddr_in sa;
+    socklen_t len = sizeof(sa);
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    assert_true(fd >= 0);
+    memset(&sa, 0, sizeof(sa));
+    sa.sin_family = AF_INET;
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    assert_int_equal(listen(fd, 16), 0);
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
+    *port = ntohs(sa.sin_port);
+    return fd;
+}
+
+/* A port with nothing listening (bound then closed). */
+static uint16_t closed_port(void)
+{
+    uint16_t port;
+    int fd = silent_listener(&port);
+    close(fd);
+    return port;
+}
+
+static kw_client_t *client_for(const char *servers, unsigned timeout_ms, unsigned connect_ms)
+{
+    kw_client_config_t cfg;
+    kw_client_t *c = NULL;
+    char err[300];
+    memset(&cfg, 0, sizeof(cfg));
+    cfg.servers = servers;
+    cfg.cert_file = cert_path;
+    cfg.key_file = key_path;
+    cfg.ca_file = cert_path;
+    cfg.timeout_ms = timeout_ms;
+    cfg.connect_timeout_ms = connect_ms;
+    assert_int_equal(kw_client_new(&cfg, &c, err, sizeof(err)), 0);
+    return c;
+}
+
+static double now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+static kw_msg_t ping_msg(void)
+{
+    kw_msg_t m;
+    memset(&m, 0, sizeof(m));
+    m.opcode = KW_OP_PING;
+    m.has_opcode = 1;
+    m.payload = kw_bytes("x", 1);
+    return m;
+}
+
+static void test_client_new_errors(void **state)
+{
+    (void)state;
+    kw_client_config_t cfg;
+    kw_client_t *c = (kw_client_t *)1;
+    char err[300];
+    memset(&cfg, 0, sizeof(cfg));
+    cfg.servers = "127.0.0.1:1";
+    assert_int_equal(kw_client_new(&cfg, &c, err, sizeof(err)), KW_ECONFIG);
+    assert_null(c);
+    assert_non_null(strstr(err, "CA"));
+    cfg.ca_file = cert_path;
+    cfg.servers = "127.0.0.1:0";
+    assert_int_equal(kw_client_new(&cfg, &c, err, sizeof(err)), KW_ECONFIG);
+    assert_non_null(strstr(err, "127.0.0.1:0"));
+    cfg.servers = "127.0.0.1:1";
+    cfg.cert_file = "/nonexistent/cert.pem";
+    cfg.key_file = key_path;
+    assert_int_equal(kw_client_new(&cfg, &c, err, sizeof(err)), KW_ETLS);
+    assert_non_null(strstr(err, "/nonexistent/cert.pem"));
+    assert_int_equal(kw_client_new(NULL, &c, err, sizeof(err)), KW_EINVAL);
+}
+
+static void test_refused_fails_fast(void **state)
+{
+    (void)state;
+    char servers[64];
+    char err[300];
+    uint8_t out[16];
+    size_t len = 99;
+    uint8_t remote = 7;
+    snprintf(servers, sizeof(servers), "127.0.0.1:%u", closed_port());
+    kw_client_t *c = client_for(servers, 5000, 1000);
+    kw_server_stats_t st[2];
+    assert_int_equal(kw_client_stats(c, st, 2), 1);
+    assert_string_equal(st[0].address, servers);
+    kw_msg_t m = ping_msg();
+    double t0 = now_ms();
+    assert_int_equal(kw_client_call(c, &m, out, sizeof(out), &len, &remote), KW_ECONN);
+    assert_true(now_ms() - t0 < 2000); /* max_tries attempts with 50/100 ms backoff */
+    assert_int_equal(len, 0);
+    assert_int_equal(remote, 0);
+    kw_client_last_error(c, err, sizeof(err));
+    assert_non_null(strstr(err, servers));
+    assert_non_null(strstr(err, "refused"));
+    assert_int_equal(kw_client_stats(c, st, 2), 1);
+    assert_false(st[0].up);
+    assert_true(st[0].failures >= 1);
+    kw_client_free(c);
+}
+
+static void test_handshake_timeout(void **state)
+{
+    (void)state;
+    uint16_t port;
+    char servers[64];
+    char err[300];
+    uint8_t out[16];
+    int fd = silent_listener(&port);
+    snprintf(servers, sizeof(servers), "127.0.0.1:%u", port);
+    kw_client_t *c = client_for(servers, 700, 200);
+    kw_msg_t m = ping_msg();
+    double t0 = now_ms();
+    int rc = kw_client_call(c, &m, out, sizeof(out), NULL, NULL);
+    double dt = now_ms() - t0;
+    assert_int_equal(rc, KW_ETIMEDOUT);
+    assert_true(dt >= 150 && dt < 1500);
+    kw_client_last_error(c, err, sizeof(err));
+    assert_non_null(strstr(err, "TLS handshake timed out"));
+    kw_client_free(c);
+    close(fd);
+}
+
+/* Pending requests: freed before completion (cancel), waited on from the fd, and failed with
+ * KW_ECLOSED when the client is freed. */
+static void test_cancel_and_close(void **state)
+{
+    (void)state;
+    uint16_t port;
+    char servers[64];
+    int fd = silent_listener(&port);
+    snprintf(servers, sizeof(servers), "127.0.0.1:%u", port);
+    kw_client_t *c = client_for(servers, 60000, 30000);
+    kw_msg_t m = ping_msg();
+    kw_request_t *r[50];
+    for (int i = 0; i < 50; i++)
+        assert_int_equal(kw_client_submit(c, &m, &r[i]), 0);
+    for (int i = 0; i < 50; i += 2) {
+        kw_request_free(r[i]); /* cancelled while pending */
+        r[i] = NULL;
+    }
+    usleep(50000);
+    for (int i = 1; i < 50; i += 2) {
+        assert_false(kw_request_done(r[i]));
+        assert_false(readable(kw_request_fd(r[i])));
+    }
+    kw_client_free(c);
+    for (int i = 1; i < 50; i += 2) {
+        assert_true(readable(kw_request_fd(r[i])));
+        assert_int_equal(kw_request_wait(r[i]), 0);
+        assert_int_equal(kw_request_result(r[i], NULL, NULL, NULL), KW_ECLOSED);
+        kw_request_free(r[i]); /* after the client: still fine */
+    }
+    close(fd);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_srvlist_parse),
+        cmocka_unit_test(test_srvlist_errors),
+        cmocka_unit_test(test_srvlist_resolve),
+        cmocka_unit_test(test_reqmap_basic),
+        cmocka_unit_test(test_reqmap_stale_and_grow),
+        cmocka_unit_test(test_reqmap_fifo_reuse),
+        cmocka_unit_test(test_backoff),
+        cmocka_unit_test(test_ewma_and_try),
+        cmocka_unit_test(test_pick),
+        cmocka_unit_test(test_efd_pool),
+        cmocka_unit_test(test_client_new_errors),
+        cmocka_unit_test(test_refused_fails_fast),
+        cmocka_unit_test(test_handshake_timeout),
+        cmocka_unit_test(test_cancel_and_close),
+    };
+    return cmocka_run_group_tests(tests, make_identity, remove_identity);
+}
