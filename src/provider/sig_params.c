@@ -9,8 +9,11 @@
 #include <strings.h>
 
 #include <openssl/core_names.h>
+#include <openssl/obj_mac.h>
+#include <openssl/objects.h>
 #include <openssl/params.h>
 #include <openssl/rsa.h>
+#include <openssl/x509.h>
 
 #include "signature.h"
 
@@ -148,6 +151,45 @@ static int get_saltlen(const kw_sig_ctx_t *ctx, OSSL_PARAM *p)
     return OSSL_PARAM_set_utf8_string(p, buf);
 }
 
+/*
+ * The signature's AlgorithmIdentifier DER, which X509_sign / X509_REQ_sign / CMS need from a
+ * provider key. Refused (0, raised) for RSA-PSS, whose parameters this provider does not encode:
+ * leaving the parameter unset is not an option, as OpenSSL 3.0's ASN1_item_sign_ctx would then
+ * parse an unset buffer.
+ */
+static int get_algorithm_id(const kw_sig_ctx_t *ctx, OSSL_PARAM *p)
+{
+    int md_nid = ctx->md != NULL ? EVP_MD_get_type(ctx->md) : NID_undef;
+    int pkey_nid = ctx->type == KW_KEY_RSA  ? NID_rsaEncryption
+                   : ctx->type == KW_KEY_EC ? NID_X9_62_id_ecPublicKey
+                                            : NID_ED25519;
+    int sig_nid = NID_undef;
+    X509_ALGOR *alg;
+    unsigned char *der = NULL;
+    int len = 0;
+    int ok;
+    if (ctx->type == KW_KEY_ED25519)
+        sig_nid = NID_ED25519;
+    else if (ctx->type == KW_KEY_RSA && ctx->pad != RSA_PKCS1_PADDING)
+        sig_nid = NID_undef;
+    else if (!OBJ_find_sigid_by_algs(&sig_nid, md_nid, pkey_nid))
+        sig_nid = NID_undef;
+    if (sig_nid == NID_undef) {
+        kw_prov_raise(ctx->pctx, KW_PROV_R_UNSUPPORTED,
+                      "no AlgorithmIdentifier for this signature (keyward encodes RSA PKCS#1, "
+                      "ECDSA and Ed25519 ones)");
+        return 0;
+    }
+    alg = X509_ALGOR_new();
+    if (alg != NULL && X509_ALGOR_set0(alg, OBJ_nid2obj(sig_nid),
+                                       ctx->type == KW_KEY_RSA ? V_ASN1_NULL : V_ASN1_UNDEF, NULL))
+        len = i2d_X509_ALGOR(alg, &der);
+    ok = len > 0 && OSSL_PARAM_set_octet_string(p, der, (size_t)len);
+    OPENSSL_free(der);
+    X509_ALGOR_free(alg);
+    return ok;
+}
+
 int kw_sig_get_ctx_params(void *vctx, OSSL_PARAM params[])
 {
     kw_sig_ctx_t *ctx = vctx;
@@ -157,6 +199,9 @@ int kw_sig_get_ctx_params(void *vctx, OSSL_PARAM params[])
         return 0;
     p = OSSL_PARAM_locate(params, OSSL_SIGNATURE_PARAM_DIGEST);
     if (p != NULL && !OSSL_PARAM_set_utf8_string(p, ctx->md ? EVP_MD_get0_name(ctx->md) : ""))
+        return 0;
+    p = OSSL_PARAM_locate(params, OSSL_SIGNATURE_PARAM_ALGORITHM_ID);
+    if (p != NULL && !get_algorithm_id(ctx, p))
         return 0;
     if (ctx->type != KW_KEY_RSA)
         return 1;
@@ -175,6 +220,7 @@ int kw_sig_get_ctx_params(void *vctx, OSSL_PARAM params[])
 
 static const OSSL_PARAM rsa_params[] = {
     OSSL_PARAM_utf8_string(OSSL_SIGNATURE_PARAM_DIGEST, NULL, 0),
+    OSSL_PARAM_octet_string(OSSL_SIGNATURE_PARAM_ALGORITHM_ID, NULL, 0),
     OSSL_PARAM_utf8_string(OSSL_SIGNATURE_PARAM_PAD_MODE, NULL, 0),
     OSSL_PARAM_utf8_string(OSSL_SIGNATURE_PARAM_PSS_SALTLEN, NULL, 0),
     OSSL_PARAM_utf8_string(OSSL_SIGNATURE_PARAM_MGF1_DIGEST, NULL, 0),
@@ -183,6 +229,7 @@ static const OSSL_PARAM rsa_params[] = {
 
 static const OSSL_PARAM md_params[] = {
     OSSL_PARAM_utf8_string(OSSL_SIGNATURE_PARAM_DIGEST, NULL, 0),
+    OSSL_PARAM_octet_string(OSSL_SIGNATURE_PARAM_ALGORITHM_ID, NULL, 0),
     OSSL_PARAM_END,
 };
 

@@ -94,8 +94,7 @@ int kw_proxy_run(kw_proxy_t *p)
             "%lu failed, %lu timed out, %lu refused, %lu backend failures",
             atomic_load(&s->accepted), atomic_load(&s->handshakes), atomic_load(&s->resumed),
             atomic_load(&s->async_waits), atomic_load(&s->handshake_failures),
-            atomic_load(&s->timeouts), atomic_load(&s->refused),
-            atomic_load(&s->backend_failures));
+            atomic_load(&s->timeouts), atomic_load(&s->refused), atomic_load(&s->backend_failures));
     return started == p->nworkers ? 0 : KW_EIO;
 }
 

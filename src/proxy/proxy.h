@@ -64,7 +64,7 @@ struct kw_worker_s {
     uv_signal_t sigint, sigterm;
     uv_thread_t thread;
     int stopping;
-    kw_conn_t *conns; /* doubly linked list of live connections */
+    kw_conn_t *conns;                /* doubly linked list of live connections */
     char readbuf[KW_PROXY_READ_BUF]; /* every read on this loop; consumed synchronously */
 };
 
@@ -108,8 +108,8 @@ void kw_worker_close(kw_worker_t *w);
 
 /* proxy_conn.c: handshake, async key operations, timeouts, closing */
 void kw_conn_accept(kw_worker_t *w, uv_stream_t *listener);
-void kw_conn_close(kw_conn_t *c); /* immediate: drops pending data */
-void kw_conn_finish(kw_conn_t *c); /* graceful: close_notify, flush, then close */
+void kw_conn_close(kw_conn_t *c);      /* immediate: drops pending data */
+void kw_conn_finish(kw_conn_t *c);     /* graceful: close_notify, flush, then close */
 void kw_conn_flush_tls(kw_conn_t *c);  /* queues SSL's output for the client */
 void kw_conn_touch(kw_conn_t *c);      /* activity: restarts the idle clock */
 void kw_conn_idle_timer(kw_conn_t *c); /* tunnel up: the timer now measures idleness */

@@ -44,15 +44,18 @@ static const opt_def_t opts[] = {
     {"backend", OPT_STR, OFF(backend), "HOST:PORT", "where plaintext goes (required)"},
     {"keyserver", OPT_LIST, OFF(keyservers), "HOST:PORT",
      "key server, repeatable (needed unless every KEY is local)"},
-    {"client-cert", OPT_STR, OFF(client_cert), "FILE", "this edge's certificate for the key servers"},
+    {"client-cert", OPT_STR, OFF(client_cert), "FILE",
+     "this edge's certificate for the key servers"},
     {"client-key", OPT_STR, OFF(client_key), "FILE", "its private key"},
     {"ca", OPT_STR, OFF(ca), "FILE", "CA that signed the key servers' certificates"},
-    {"provider", OPT_STR, OFF(provider), "PATH", "keyward.so (default: ../lib/keyward.so next to "
-                                                 "this binary, then OpenSSL's module directory)"},
+    {"provider", OPT_STR, OFF(provider), "PATH",
+     "keyward.so (default: ../lib/keyward.so next to "
+     "this binary, then OpenSSL's module directory)"},
     {"proxy-protocol", OPT_BOOL, OFF(proxy_protocol), NULL,
      "send a PROXY protocol v2 header with the client's address to the backend"},
-    {"alpn", OPT_LIST, OFF(alpn), "LIST", "ALPN protocols to accept and pass through, e.g. "
-                                          "h2,http/1.1 (default: no ALPN)"},
+    {"alpn", OPT_LIST, OFF(alpn), "LIST",
+     "ALPN protocols to accept and pass through, e.g. "
+     "h2,http/1.1 (default: no ALPN)"},
     {"threads", OPT_UINT, OFF(threads), "N", "event loop threads (default: one per core)"},
     {"handshake-timeout-ms", OPT_UINT, OFF(handshake_timeout_ms), "MS",
      "cut connections whose handshake and backend connect take longer (default 10000)"},
@@ -62,7 +65,8 @@ static const opt_def_t opts[] = {
      "connections served at once; more are closed at accept (default 10000)"},
     {"keyserver-timeout-ms", OPT_UINT, OFF(keyserver_timeout_ms), "MS",
      "per key operation, retries included (default 5000)"},
-    {"log-level", OPT_LOGLEVEL, OFF(log_level), "LEVEL", "debug, info, warn or error (default info)"},
+    {"log-level", OPT_LOGLEVEL, OFF(log_level), "LEVEL",
+     "debug, info, warn or error (default info)"},
     {"help", OPT_HELP, 0, NULL, "this text"},
 };
 
@@ -127,6 +131,12 @@ static const opt_def_t *find_opt(const char *name)
         }
     }
     return NULL;
+}
+
+int kw_proxy_config_is_list(const char *name)
+{
+    const opt_def_t *o = find_opt(name);
+    return o != NULL && (o->kind == OPT_LIST || o->kind == OPT_CERT);
 }
 
 static int set_uint(unsigned *out, const char *name, const char *value, char *err, size_t errlen)
@@ -367,18 +377,19 @@ int kw_proxy_config_check(const kw_proxy_config_t *cfg, char *err, size_t errlen
         }
     }
     if (remote && cfg->keyservers.n == 0) {
-        snprintf(err, errlen, "a certificate without a local key needs a key server: give "
-                              "--keyserver HOST:PORT (and --client-cert/--client-key/--ca)");
+        snprintf(err, errlen,
+                 "a certificate without a local key needs a key server: give "
+                 "--keyserver HOST:PORT (and --client-cert/--client-key/--ca)");
         return KW_ECONFIG;
     }
     if (cfg->keyservers.n > 0 &&
         (cfg->client_cert == NULL || cfg->client_key == NULL || cfg->ca == NULL)) {
-        snprintf(err, errlen, "key servers need mutual TLS: give --client-cert, --client-key "
-                              "and --ca");
+        snprintf(err, errlen,
+                 "key servers need mutual TLS: give --client-cert, --client-key "
+                 "and --ca");
         return KW_ECONFIG;
     }
-    if (cfg->handshake_timeout_ms == 0 || cfg->idle_timeout_ms == 0 ||
-        cfg->max_connections == 0) {
+    if (cfg->handshake_timeout_ms == 0 || cfg->idle_timeout_ms == 0 || cfg->max_connections == 0) {
         snprintf(err, errlen, "timeouts and --max-connections must be above 0");
         return KW_ECONFIG;
     }
@@ -393,9 +404,10 @@ int kw_proxy_config_check(const kw_proxy_config_t *cfg, char *err, size_t errlen
 
 void kw_proxy_usage(FILE *out)
 {
-    fprintf(out, "usage: keyward-proxy --cert CERT[,KEY] --backend HOST:PORT "
-                 "[--keyserver HOST:PORT ...] [options]\n"
-                 "TLS-terminating reverse proxy whose private keys stay on keyward key servers.\n\n");
+    fprintf(out,
+            "usage: keyward-proxy --cert CERT[,KEY] --backend HOST:PORT "
+            "[--keyserver HOST:PORT ...] [options]\n"
+            "TLS-terminating reverse proxy whose private keys stay on keyward key servers.\n\n");
     for (size_t i = 0; i < NOPTS; i++) {
         char left[64];
         snprintf(left, sizeof(left), "--%s%s%s", opts[i].name, opts[i].arg != NULL ? " " : "",

@@ -32,24 +32,24 @@ typedef struct kw_strlist_s {
 } kw_strlist_t;
 
 typedef struct kw_proxy_config_s {
-    char *listen;              /* HOST:PORT */
-    char *backend;             /* HOST:PORT */
-    kw_proxy_cert_t *certs;    /* first one is the default */
+    char *listen;           /* HOST:PORT */
+    char *backend;          /* HOST:PORT */
+    kw_proxy_cert_t *certs; /* first one is the default */
     size_t ncerts;
-    kw_strlist_t keyservers;   /* HOST:PORT each */
-    kw_strlist_t alpn;         /* protocols offered, in preference order */
-    char *client_cert;         /* mTLS identity towards the key servers */
+    kw_strlist_t keyservers; /* HOST:PORT each */
+    kw_strlist_t alpn;       /* protocols offered, in preference order */
+    char *client_cert;       /* mTLS identity towards the key servers */
     char *client_key;
-    char *ca;                  /* CA of the key servers */
-    char *provider;            /* path of keyward.so; NULL: next to the binary */
-    int proxy_protocol;        /* send a PROXY v2 header to the backend */
-    unsigned threads;          /* 0: one per core */
+    char *ca;           /* CA of the key servers */
+    char *provider;     /* path of keyward.so; NULL: next to the binary */
+    int proxy_protocol; /* send a PROXY v2 header to the backend */
+    unsigned threads;   /* 0: one per core */
     unsigned handshake_timeout_ms;
     unsigned idle_timeout_ms;
     unsigned max_connections;
     unsigned keyserver_timeout_ms;
     kw_log_level_t log_level;
-    unsigned cli_lists;        /* internal: list options already replaced by the command line */
+    unsigned cli_lists; /* internal: list options already replaced by the command line */
 } kw_proxy_config_t;
 
 /* Fills in the defaults. */
@@ -61,6 +61,9 @@ void kw_proxy_config_free(kw_proxy_config_t *cfg);
  * that take none). List options append. Returns 0 or KW_ECONFIG with a sentence in err. */
 int kw_proxy_config_set(kw_proxy_config_t *cfg, const char *name, const char *value, char *err,
                         size_t errlen);
+
+/* 1 when option `name` takes a list (repeatable flag), 0 otherwise. */
+int kw_proxy_config_is_list(const char *name);
 
 /* Loads a YAML file with the same keys as the flags (lists as sequences or comma lists). */
 int kw_proxy_config_load_yaml(kw_proxy_config_t *cfg, const char *path, char *err, size_t errlen);

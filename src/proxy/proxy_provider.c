@@ -59,8 +59,7 @@ static int write_conf(FILE *f, const kw_proxy_config_t *cfg, const char *module)
     return ferror(f) ? KW_EIO : 0;
 }
 
-static int check_values(const kw_proxy_config_t *cfg, const char *module, char *err,
-                        size_t errlen)
+static int check_values(const kw_proxy_config_t *cfg, const char *module, char *err, size_t errlen)
 {
     int ok = quotable(module) && quotable(cfg->client_cert) && quotable(cfg->client_key) &&
              quotable(cfg->ca);
@@ -68,8 +67,9 @@ static int check_values(const kw_proxy_config_t *cfg, const char *module, char *
         ok = ok && quotable(cfg->keyservers.v[i]);
     }
     if (!ok) {
-        snprintf(err, errlen, "paths and key server names must not contain quotes, "
-                              "backslashes, '$' or line breaks");
+        snprintf(err, errlen,
+                 "paths and key server names must not contain quotes, "
+                 "backslashes, '$' or line breaks");
         return KW_ECONFIG;
     }
     return 0;
@@ -99,16 +99,15 @@ static int load_conf(OSSL_LIB_CTX *libctx, const kw_proxy_config_t *cfg, const c
     } else if (!OSSL_LIB_CTX_load_config(libctx, path)) {
         char ossl[512];
         kw_tls_error("", ossl, sizeof(ossl));
-        snprintf(err, errlen, "cannot load the keyward provider %s (use --provider PATH)%s",
-                 module, ossl);
+        snprintf(err, errlen, "cannot load the keyward provider %s (use --provider PATH)%s", module,
+                 ossl);
         rc = KW_ECONFIG;
     }
     unlink(path);
     return rc;
 }
 
-int kw_proxy_libctx_new(const kw_proxy_config_t *cfg, OSSL_LIB_CTX **out, char *err,
-                        size_t errlen)
+int kw_proxy_libctx_new(const kw_proxy_config_t *cfg, OSSL_LIB_CTX **out, char *err, size_t errlen)
 {
     *out = NULL;
     if (cfg->keyservers.n == 0) {

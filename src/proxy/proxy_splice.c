@@ -307,8 +307,8 @@ static void on_connect(uv_connect_t *req, int status)
     if (c->worker->proxy->cfg->proxy_protocol) {
         send_proxy_header(c);
     }
-    if (c->closing || uv_read_start((uv_stream_t *)&c->backend, kw_splice_alloc,
-                                    on_backend_read) != 0) {
+    if (c->closing ||
+        uv_read_start((uv_stream_t *)&c->backend, kw_splice_alloc, on_backend_read) != 0) {
         kw_conn_close(c);
         return;
     }

@@ -136,8 +136,8 @@ static SSL_CTX *new_ctx(kw_proxy_tls_t *tls)
     return ctx;
 }
 
-static int add_site(kw_proxy_tls_t *tls, const kw_proxy_cert_t *c, kw_proxy_site_t *site,
-                    char *err, size_t errlen)
+static int add_site(kw_proxy_tls_t *tls, const kw_proxy_cert_t *c, kw_proxy_site_t *site, char *err,
+                    size_t errlen)
 {
     char uri[128];
     char msg[512];
@@ -204,8 +204,7 @@ static int build_alpn(kw_proxy_tls_t *tls, const kw_proxy_config_t *cfg)
     return 0;
 }
 
-int kw_proxy_tls_init(kw_proxy_tls_t *tls, const kw_proxy_config_t *cfg, char *err,
-                      size_t errlen)
+int kw_proxy_tls_init(kw_proxy_tls_t *tls, const kw_proxy_config_t *cfg, char *err, size_t errlen)
 {
     memset(tls, 0, sizeof(*tls));
     int rc = kw_proxy_libctx_new(cfg, &tls->libctx, err, errlen);

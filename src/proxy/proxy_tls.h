@@ -35,8 +35,7 @@ typedef struct kw_proxy_tls_s {
 /* Builds the library context and one SSL_CTX per certificate, loading every key (a remote key is
  * looked up on the key server here, so a missing key fails at start, not at the first client).
  * Returns 0 or a KW_E* code with a sentence in err. */
-int kw_proxy_tls_init(kw_proxy_tls_t *tls, const kw_proxy_config_t *cfg, char *err,
-                      size_t errlen);
+int kw_proxy_tls_init(kw_proxy_tls_t *tls, const kw_proxy_config_t *cfg, char *err, size_t errlen);
 
 void kw_proxy_tls_cleanup(kw_proxy_tls_t *tls);
 
@@ -50,7 +49,6 @@ int kw_proxy_sni_pick(X509 *const *leaves, size_t n, const char *host);
 /* The library context for cfg: NULL (OpenSSL's default) when no key server is configured, else a
  * fresh one with the default and keyward providers loaded from a generated configuration.
  * Returns 0 or a KW_E* code with a sentence in err. (proxy_provider.c) */
-int kw_proxy_libctx_new(const kw_proxy_config_t *cfg, OSSL_LIB_CTX **out, char *err,
-                        size_t errlen);
+int kw_proxy_libctx_new(const kw_proxy_config_t *cfg, OSSL_LIB_CTX **out, char *err, size_t errlen);
 
 #endif /* KW_PROXY_TLS_H */

@@ -80,6 +80,9 @@ static int value_node(yaml_walk_t *w, const char *key, yaml_node_t *v)
     if (v->type != YAML_SEQUENCE_NODE) {
         return bad(w, v, "expected a value or a list");
     }
+    if (!kw_proxy_config_is_list(key)) {
+        return bad(w, v, "this option takes one value, not a list");
+    }
     int is_cert = strcmp(key, "cert") == 0;
     for (yaml_node_item_t *i = v->data.sequence.items.start; i < v->data.sequence.items.top; i++) {
         yaml_node_t *item = yaml_document_get_node(w->doc, *i);

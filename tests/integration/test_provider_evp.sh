@@ -51,6 +51,22 @@ pass "RSA-4096 ASYNC jobs paused $pauses times while the key server worked"
 check "ECDSA async" --async "$KW_TMP/ecdsa-p256.stub" "$PKI/certs/ecdsa-p256.crt" sign:SHA256
 check "Ed25519 async" --async "$KW_TMP/ed25519.stub" "$PKI/certs/ed25519.crt" ed25519
 
+# certificate requests signed with remote keys (X509_REQ_sign needs the AlgorithmIdentifier)
+for k in rsa2048 ecdsa-p256 ed25519; do
+    openssl req -new -key "$KW_TMP/$k.stub" -subj "/CN=$k csr" -out "$KW_TMP/$k.csr" \
+        2>"$KW_TMP/req.err" || { cat "$KW_TMP/req.err" >&2; fail "openssl req -key $k.stub"; }
+    OPENSSL_CONF=/dev/null openssl req -in "$KW_TMP/$k.csr" -verify -noout 2>/dev/null ||
+        fail "CSR signed with the $k stub does not verify"
+    [ "$(OPENSSL_CONF=/dev/null openssl req -in "$KW_TMP/$k.csr" -noout -pubkey |
+        openssl sha256 -r)" = "$(openssl x509 -in "$PKI/certs/$k.crt" -noout -pubkey |
+        openssl sha256 -r)" ] || fail "CSR of $k carries another public key"
+done
+pass "openssl req signs CSRs with RSA, ECDSA and Ed25519 stubs; they verify"
+openssl req -new -key "$KW_TMP/rsa2048.stub" -subj /CN=pss -sigopt rsa_padding_mode:pss \
+    -out "$KW_TMP/pss.csr" 2>"$KW_TMP/req.err" && fail "PSS CSR accepted"
+grep -q "no AlgorithmIdentifier" "$KW_TMP/req.err" || fail "PSS CSR: unclear error"
+pass "RSA-PSS CSR refused with a reason"
+
 # the check itself can fail: a stub against the wrong certificate
 "$KW_TESTS/kw_prov_check" "$KW_TMP/rsa4096.stub" "$PKI/certs/rsa2048.crt" >/dev/null 2>&1 &&
     fail "a stub matched another certificate"

@@ -1,0 +1,118 @@
+#!/bin/bash
+# keyward-proxy benchmark: full TLS handshakes/s (each with one small HTTP request) and MB/s
+# through keyward-proxy, whose keys live on a keyward key server on this machine, against nginx
+# holding the same keys in local files; same run, same machine, same client (kw_hsload), same
+# backend (kw_backend). Prints a Markdown table with the ratio proxy/nginx.
+# Usage: bench/proxy.sh [BUILD_DIR] [SECONDS]   (not a CTest test)
+set -euo pipefail
+SRC=$(cd "$(dirname "$0")/.." && pwd)
+BUILD=$(cd "${1:-$SRC/build}" && pwd)
+SECS=${2:-5}
+CPUS=$(nproc)
+CONNS=${KW_BENCH_CONNS:-64}
+LOADERS=${KW_BENCH_LOADERS:-2}
+for f in "$BUILD/bin/keyward-proxy" "$BUILD/bin/keyward-keyserver" "$BUILD/lib/keyward.so" \
+    "$BUILD/tests/kw_hsload" "$BUILD/tests/kw_backend"; do
+    [ -e "$f" ] || { echo "bench/proxy.sh: $f missing: build first (make build)" >&2; exit 1; }
+done
+command -v nginx >/dev/null || { echo "bench/proxy.sh: nginx not installed" >&2; exit 1; }
+
+TMP=$(mktemp -d /tmp/kwbench.XXXXXX)
+PIDS=()
+cleanup() {
+    local p
+    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+    for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+    rm -rf "$TMP"
+}
+trap cleanup EXIT
+port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
+wait_port() {
+    for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.1; done
+    echo "bench/proxy.sh: nothing listens on port $1" >&2
+    exit 1
+}
+bg() { "$@" >"$TMP/$(basename "$1").$RANDOM.log" 2>&1 & PIDS+=($!); }
+
+sh "$SRC/scripts/make-pki.sh" "$TMP/pki" >/dev/null
+PKI=$TMP/pki
+BP=$(port); KS=$(port); PP=$(port); NP=$(port)
+bg "$BUILD/tests/kw_backend" --listen "127.0.0.1:$BP"
+bg "$BUILD/bin/keyward-keyserver" --listen "127.0.0.1:$KS" --cert "$PKI/keyserver.crt" \
+    --key "$PKI/keyserver.key" --ca "$PKI/ca.crt" --keys "$PKI/keys"
+wait_port "$BP"
+wait_port "$KS"
+bg "$BUILD/bin/keyward-proxy" --listen "127.0.0.1:$PP" --backend "127.0.0.1:$BP" \
+    --cert "$PKI/certs/rsa2048.crt" --cert "$PKI/certs/ecdsa-p256.crt" \
+    --keyserver "127.0.0.1:$KS" --client-cert "$PKI/edge.crt" --client-key "$PKI/edge.key" \
+    --ca "$PKI/ca.crt" --provider "$BUILD/lib/keyward.so" --threads "$CPUS" \
+    --log-level warn
+mkdir -p "$TMP/nginx"
+site() { # name
+    cat <<SITE
+    server {
+        listen 127.0.0.1:$NP ssl;
+        server_name $1.example localhost;
+        ssl_certificate $PKI/keys/$1.crt;
+        ssl_certificate_key $PKI/keys/$1.key;
+        ssl_protocols TLSv1.2 TLSv1.3;
+        location / { proxy_pass http://127.0.0.1:$BP; proxy_buffering off; }
+    }
+SITE
+}
+{
+    [ "$(id -u)" = 0 ] && echo "user root;"
+    echo "worker_processes $CPUS; daemon off; pid $TMP/nginx/nginx.pid;"
+    echo "error_log $TMP/nginx/error.log warn;"
+    echo "events { worker_connections 4096; }"
+    echo "http { access_log off; client_body_temp_path $TMP/nginx; proxy_temp_path $TMP/nginx;"
+    echo "  fastcgi_temp_path $TMP/nginx; uwsgi_temp_path $TMP/nginx; scgi_temp_path $TMP/nginx;"
+    site rsa2048
+    site ecdsa-p256
+    echo "}"
+} >"$TMP/nginx/nginx.conf"
+bg nginx -c "$TMP/nginx/nginx.conf" -e "$TMP/nginx/error.log"
+wait_port "$PP"
+wait_port "$NP"
+
+# load PORT NAME TLS [args]: LOADERS parallel kw_hsload; prints the summed handshakes/s and MB/s.
+load() {
+    local p=$1 name=$2 tls=$3 i pids=()
+    shift 3
+    for i in $(seq "$LOADERS"); do
+        "$BUILD/tests/kw_hsload" --connect "127.0.0.1:$p" --ca "$PKI/site-ca.crt" \
+            --servername "$name" --tls "$tls" --conns "$CONNS" --seconds "$SECS" --path / \
+            --max-fail 1000000 "$@" >"$TMP/load.$i" &
+        pids+=($!)
+    done
+    wait "${pids[@]}" || true
+    # "hsload: N ok, F failed in S s: R handshakes/s, M MB/s, ..."
+    cat "$TMP"/load.* | awk '{ hs += $9; mb += $11 } END { printf "%.0f %.1f\n", hs, mb }'
+    rm -f "$TMP"/load.*
+}
+
+# A warm-up so the proxy's key-server connections and nginx's workers are ready.
+load "$PP" ecdsa-p256.example 1.3 --seconds 1 >/dev/null
+load "$NP" ecdsa-p256.example 1.3 --seconds 1 >/dev/null
+
+echo "keyward-proxy (keys on a key server) vs nginx (local key files); $CPUS CPUs:"
+echo "$(uname -m), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'),"
+echo "$(openssl version); $LOADERS x kw_hsload, $CONNS connections each, ${SECS} s per row."
+echo
+echo "| workload | keyward-proxy | nginx local key | ratio |"
+echo "|---|---:|---:|---:|"
+row() { # label unit proxy nginx
+    awk -v l="$1" -v u="$2" -v a="$3" -v b="$4" \
+        'BEGIN { printf "| %s | %s %s | %s %s | %.2f |\n", l, a, u, b, u, (b > 0 ? a / b : 0) }'
+}
+for spec in "ecdsa-p256.example 1.3 ECDSA P-256, TLS 1.3" "rsa2048.example 1.3 RSA 2048, TLS 1.3" \
+    "rsa2048.example 1.2 RSA 2048, TLS 1.2 ECDHE"; do
+    read -r name tls label <<<"$spec"
+    read -r php _ <<<"$(load "$PP" "$name" "$tls")"
+    read -r nhs _ <<<"$(load "$NP" "$name" "$tls")"
+    row "full handshakes/s + 1 request, $label" "hs/s" "$php" "$nhs"
+done
+CONNS=2
+read -r _ pmb <<<"$(load "$PP" ecdsa-p256.example 1.3 --path /bytes/200000000)"
+read -r _ nmb <<<"$(load "$NP" ecdsa-p256.example 1.3 --path /bytes/200000000)"
+row "throughput, $((2 * LOADERS)) streams of 200 MB responses" "MB/s" "$pmb" "$nmb"

@@ -1,0 +1,196 @@
+/*
+ * The key server's YAML config file (--config FILE): the schema of its keys and their mapping onto
+ * kw_ks_config_t. Keys that mirror a command-line flag are applied through the flag's own setter
+ * (kw_ks_config_set), so a value means the same in the file and on the command line and is checked
+ * by the same code; PKCS#11 entries and allow rules, which have no flag form, are filled here.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+#include "config_yaml.h"
+#include "keyward/error.h"
+
+enum {
+    K_FLAG = 0x100, /* ids below this are not flags */
+    K_PKCS11 = 1,
+    K_P11_MODULE,
+    K_P11_TOKEN,
+    K_P11_PIN,
+    K_P11_URI,
+    K_ALLOW,
+    K_ALLOW_CN,
+    K_ALLOW_SAN,
+    K_ALLOW_SPKI,
+    K_ALLOW_KEYS,
+    K_LIMITS,
+};
+
+/* Flag-backed keys: the YAML name and the flag it stands for. */
+static const struct {
+    const char *key;
+    const char *flag;
+} flag_keys[] = {
+    {"listen", "listen"},
+    {"cert", "cert"},
+    {"key", "key"},
+    {"ca", "ca"},
+    {"keys", "keys"},
+    {"workers", "workers"},
+    {"log_level", "log-level"},
+    {"ctx_cache", "ctx-cache"},
+    {"metrics", "metrics"},
+    {"audit_log", "audit-log"},
+    {"upstreams", "upstream"},
+    {"max_connections", "max-connections"},
+    {"max_inflight", "max-inflight"},
+    {"request_timeout_ms", "request-timeout-ms"},
+    {"idle_timeout_ms", "idle-timeout-ms"},
+    {"handshake_timeout_ms", "handshake-timeout-ms"},
+};
+
+#define FLAG_ID(i) (K_FLAG + (i))
+
+static const kw_ks_yaml_key_t pkcs11_keys[] = {
+    {"module", KW_YAML_SCALAR, K_P11_MODULE, NULL},
+    {"token", KW_YAML_SCALAR, K_P11_TOKEN, NULL},
+    {"pin_file", KW_YAML_SCALAR, K_P11_PIN, NULL},
+    {"uri", KW_YAML_SCALAR, K_P11_URI, NULL},
+    {NULL, 0, 0, NULL},
+};
+
+static const kw_ks_yaml_key_t allow_keys[] = {
+    {"cn", KW_YAML_SCALAR, K_ALLOW_CN, NULL},
+    {"san", KW_YAML_SCALAR, K_ALLOW_SAN, NULL},
+    {"spki", KW_YAML_SCALAR, K_ALLOW_SPKI, NULL},
+    {"keys", KW_YAML_LIST, K_ALLOW_KEYS, NULL},
+    {NULL, 0, 0, NULL},
+};
+
+static const kw_ks_yaml_key_t limit_keys[] = {
+    {"max_connections", KW_YAML_SCALAR, FLAG_ID(11), NULL},
+    {"max_inflight", KW_YAML_SCALAR, FLAG_ID(12), NULL},
+    {"request_timeout_ms", KW_YAML_SCALAR, FLAG_ID(13), NULL},
+    {"idle_timeout_ms", KW_YAML_SCALAR, FLAG_ID(14), NULL},
+    {"handshake_timeout_ms", KW_YAML_SCALAR, FLAG_ID(15), NULL},
+    {NULL, 0, 0, NULL},
+};
+
+static const kw_ks_yaml_key_t top_keys[] = {
+    {"listen", KW_YAML_SCALAR, FLAG_ID(0), NULL},
+    {"cert", KW_YAML_SCALAR, FLAG_ID(1), NULL},
+    {"key", KW_YAML_SCALAR, FLAG_ID(2), NULL},
+    {"ca", KW_YAML_SCALAR, FLAG_ID(3), NULL},
+    {"keys", KW_YAML_LIST, FLAG_ID(4), NULL},
+    {"workers", KW_YAML_SCALAR, FLAG_ID(5), NULL},
+    {"log_level", KW_YAML_SCALAR, FLAG_ID(6), NULL},
+    {"ctx_cache", KW_YAML_SCALAR, FLAG_ID(7), NULL},
+    {"metrics", KW_YAML_SCALAR, FLAG_ID(8), NULL},
+    {"audit_log", KW_YAML_SCALAR, FLAG_ID(9), NULL},
+    {"upstreams", KW_YAML_LIST, FLAG_ID(10), NULL},
+    {"pkcs11", KW_YAML_MAP_LIST, K_PKCS11, pkcs11_keys},
+    {"allow", KW_YAML_MAP_LIST, K_ALLOW, allow_keys},
+    {"limits", KW_YAML_MAP, K_LIMITS, limit_keys},
+    {NULL, 0, 0, NULL},
+};
+
+static int set_field(char **slot, const char *v, char *why, size_t whylen)
+{
+    if (v == NULL || *v == '\0') {
+        snprintf(why, whylen, "must not be empty");
+        return KW_ECONFIG;
+    }
+    char *copy = strdup(v);
+    if (copy == NULL) {
+        snprintf(why, whylen, "out of memory");
+        return KW_ENOMEM;
+    }
+    free(*slot);
+    *slot = copy;
+    return 0;
+}
+
+static int pkcs11_event(kw_ks_config_t *cfg, kw_ks_yaml_event_t ev, int id, const char *v,
+                        char *why, size_t whylen)
+{
+    if (ev == KW_YAML_BEGIN)
+        return kw_ks_config_add_pkcs11(cfg) == NULL ? KW_ENOMEM : 0;
+    kw_ks_pkcs11_t *p = &cfg->pkcs11[cfg->n_pkcs11 - 1];
+    if (ev == KW_YAML_END) {
+        if (p->uri == NULL && (p->module == NULL || p->token == NULL || p->pin_file == NULL)) {
+            snprintf(why, whylen, "each entry needs module, token and pin_file, or a uri");
+            return KW_ECONFIG;
+        }
+        if (p->uri != NULL && strncmp(p->uri, "pkcs11:", 7) != 0) {
+            snprintf(why, whylen, "uri must be an RFC 7512 URI starting 'pkcs11:'");
+            return KW_ECONFIG;
+        }
+        return 0;
+    }
+    switch (id) {
+    case K_P11_MODULE:
+        return set_field(&p->module, v, why, whylen);
+    case K_P11_TOKEN:
+        return set_field(&p->token, v, why, whylen);
+    case K_P11_PIN:
+        return set_field(&p->pin_file, v, why, whylen);
+    default:
+        return set_field(&p->uri, v, why, whylen);
+    }
+}
+
+static int allow_event(kw_ks_config_t *cfg, kw_ks_yaml_event_t ev, int id, const char *v, char *why,
+                       size_t whylen)
+{
+    if (ev == KW_YAML_BEGIN && id == K_ALLOW)
+        return kw_ks_config_add_allow(cfg) == NULL ? KW_ENOMEM : 0;
+    kw_ks_allow_t *a = &cfg->allow[cfg->n_allow - 1];
+    if (ev == KW_YAML_BEGIN)
+        return 0; /* the keys list starts */
+    if (ev == KW_YAML_END) {
+        if (a->cn == NULL && a->san == NULL && a->spki == NULL) {
+            snprintf(why, whylen, "each rule needs cn, san or spki (which edges it is for)");
+            return KW_ECONFIG;
+        }
+        if (a->n_keys == 0) {
+            snprintf(why, whylen, "each rule needs keys (key names, sha256:HEX ids, or \"*\")");
+            return KW_ECONFIG;
+        }
+        return 0;
+    }
+    switch (id) {
+    case K_ALLOW_CN:
+        return set_field(&a->cn, v, why, whylen);
+    case K_ALLOW_SAN:
+        return set_field(&a->san, v, why, whylen);
+    case K_ALLOW_SPKI:
+        return set_field(&a->spki, v, why, whylen);
+    default:
+        return kw_ks_strlist_add(&a->keys, &a->n_keys, v) == 0 ? 0 : KW_ENOMEM;
+    }
+}
+
+static int on_event(void *arg, kw_ks_yaml_event_t ev, int id, const char *value, char *why,
+                    size_t whylen)
+{
+    kw_ks_config_t *cfg = arg;
+    if (id >= K_FLAG) {
+        size_t i = (size_t)(id - K_FLAG);
+        if (ev == KW_YAML_BEGIN) /* a list in the file replaces the default list */
+            return kw_ks_config_set(cfg, flag_keys[i].flag, NULL, why, whylen);
+        if (ev != KW_YAML_VALUE)
+            return 0;
+        return kw_ks_config_set(cfg, flag_keys[i].flag, value, why, whylen);
+    }
+    if (id >= K_PKCS11 && id <= K_P11_URI)
+        return pkcs11_event(cfg, ev, id, value, why, whylen);
+    if (id >= K_ALLOW && id <= K_ALLOW_KEYS)
+        return allow_event(cfg, ev, id, value, why, whylen);
+    return 0;
+}
+
+int kw_ks_config_load_file(kw_ks_config_t *cfg, const char *path, char *err, size_t errlen)
+{
+    return kw_ks_yaml_load(path, top_keys, on_event, cfg, err, errlen);
+}

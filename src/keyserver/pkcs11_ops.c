@@ -1,0 +1,371 @@
+/*
+ * KWP key operations on a PKCS#11 token. Signatures: CKM_RSA_PKCS over a DigestInfo (RFC 8017
+ * §9.2), CKM_RSA_PKCS_PSS (salt = digest length), CKM_ECDSA (the token's r||s turned into DER, as
+ * the protocol answers) and CKM_EDDSA. Decryption: CKM_RSA_X_509 (raw) and the PKCS#1 v1.5 checks
+ * done here, so the TLS decrypt (0xA0) checks padding and version in constant time and substitutes
+ * a random PMS on failure (RFC 5246 §7.4.7.1): a token that answers "bad padding" with an error
+ * after a data-dependent time would be a padding oracle. Only when the token lacks CKM_RSA_X_509
+ * does 0xA0 fall back to CKM_RSA_PKCS plus random substitution; its error path is then the
+ * token's, and its timing is not under our control (logged once at load; see docs/operator.md).
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/bn.h>
+#include <openssl/crypto.h>
+#include <openssl/ec.h>
+#include <openssl/err.h>
+#include <openssl/rand.h>
+
+#include "keyward/log.h"
+#include "keyward/protocol.h"
+#include "pkcs11_internal.h"
+
+#define EM_MAX 512 /* RSA-4096 */
+
+/* ---- constant-time helpers (all-ones or zero masks) ---- */
+
+static unsigned ct_msb(unsigned a)
+{
+    return 0u - (a >> (sizeof(a) * 8 - 1));
+}
+
+static unsigned ct_is_zero(unsigned a)
+{
+    return ct_msb(~a & (a - 1));
+}
+
+static unsigned ct_eq(unsigned a, unsigned b)
+{
+    return ct_is_zero(a ^ b);
+}
+
+/* a < b for values below 2^31. */
+static unsigned ct_lt(unsigned a, unsigned b)
+{
+    return ct_msb(a - b);
+}
+
+/* ---- running one mechanism ---- */
+
+static uint8_t map_rv(const kw_ks_p11_key_t *key, CK_RV rv, const char *what)
+{
+    if (rv == CKR_USER_NOT_LOGGED_IN || rv == CKR_HOST_MEMORY || rv == CKR_DEVICE_MEMORY ||
+        rv == CKR_BUFFER_TOO_SMALL || kw_ks_p11_rv_breaks_session(rv)) {
+        kw_error("pkcs11 key %s: %s failed: %s (0x%lx)", key->name, what, kw_ks_p11_rv_name(rv),
+                 (unsigned long)rv);
+        return KW_ERR_INTERNAL;
+    }
+    kw_warn("pkcs11 key %s: %s refused: %s (0x%lx)", key->name, what, kw_ks_p11_rv_name(rv),
+            (unsigned long)rv);
+    return KW_ERR_CRYPTO;
+}
+
+/* C_SignInit+C_Sign or C_DecryptInit+C_Decrypt on a pooled session; one retry on a fresh session
+ * when the session (not the request) failed. *outlen: room in, length out. */
+static CK_RV run_mech(const kw_ks_p11_key_t *key, int decrypt, CK_MECHANISM *mech, const uint8_t *in,
+                      size_t inlen, uint8_t *out, size_t *outlen)
+{
+    kw_ks_p11_token_t *t = key->token;
+    CK_RV rv = CKR_OK;
+    for (int attempt = 0; attempt < 2; attempt++) {
+        CK_SESSION_HANDLE s;
+        rv = kw_ks_p11_session_get(t, &s);
+        if (rv != CKR_OK)
+            return rv;
+        CK_ULONG len = (CK_ULONG)*outlen;
+        if (decrypt) {
+            rv = t->f->C_DecryptInit(s, mech, key->handle);
+            if (rv == CKR_OK)
+                rv = t->f->C_Decrypt(s, (CK_BYTE *)in, (CK_ULONG)inlen, out, &len);
+        } else {
+            rv = t->f->C_SignInit(s, mech, key->handle);
+            if (rv == CKR_OK)
+                rv = t->f->C_Sign(s, (CK_BYTE *)in, (CK_ULONG)inlen, out, &len);
+        }
+        int broken = rv == CKR_BUFFER_TOO_SMALL || kw_ks_p11_rv_breaks_session(rv);
+        kw_ks_p11_session_put(t, s, broken);
+        if (rv == CKR_OK) {
+            *outlen = (size_t)len;
+            return CKR_OK;
+        }
+        if (!broken || rv == CKR_BUFFER_TOO_SMALL)
+            break;
+    }
+    return rv;
+}
+
+/* ---- signatures ---- */
+
+/* RFC 8017 §9.2 note 1: DER of DigestInfo up to the digest, for SHA-1, -224, -256, -384, -512. */
+static const uint8_t *digest_info(uint8_t opcode, size_t *len)
+{
+    static const uint8_t sha1[] = {0x30, 0x21, 0x30, 0x09, 0x06, 0x05, 0x2b, 0x0e,
+                                   0x03, 0x02, 0x1a, 0x05, 0x00, 0x04, 0x14};
+    static const uint8_t sha2[4][19] = {
+        {0x30, 0x2d, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x04,
+         0x05, 0x00, 0x04, 0x1c},
+        {0x30, 0x31, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01,
+         0x05, 0x00, 0x04, 0x20},
+        {0x30, 0x41, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x02,
+         0x05, 0x00, 0x04, 0x30},
+        {0x30, 0x51, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x03,
+         0x05, 0x00, 0x04, 0x40},
+    };
+    *len = 0;
+    if (opcode == KW_OP_RSA_SIGN_MD5SHA1)
+        return NULL; /* TLS 1.0/1.1: the 36 bytes are signed without a DigestInfo */
+    if (opcode == KW_OP_RSA_SIGN_SHA1) {
+        *len = sizeof(sha1);
+        return sha1;
+    }
+    *len = sizeof(sha2[0]);
+    return sha2[opcode - KW_OP_RSA_SIGN_SHA224];
+}
+
+static uint8_t rsa_pkcs1_sign(const kw_ks_p11_key_t *key, uint8_t opcode, const uint8_t *in,
+                              size_t inlen, uint8_t *out, size_t outmax, size_t *outlen)
+{
+    uint8_t buf[19 + 64];
+    size_t plen = 0;
+    const uint8_t *prefix = digest_info(opcode, &plen);
+    if (inlen > 64)
+        return KW_ERR_FORMAT;
+    if (prefix != NULL)
+        memcpy(buf, prefix, plen);
+    memcpy(buf + plen, in, inlen);
+    CK_MECHANISM mech = {CKM_RSA_PKCS, NULL, 0};
+    *outlen = outmax;
+    CK_RV rv = run_mech(key, 0, &mech, buf, plen + inlen, out, outlen);
+    return rv == CKR_OK ? 0 : map_rv(key, rv, "RSA PKCS#1 sign");
+}
+
+static uint8_t rsa_pss_sign(const kw_ks_p11_key_t *key, uint8_t opcode, const uint8_t *in,
+                            size_t inlen, uint8_t *out, size_t outmax, size_t *outlen)
+{
+    static const CK_MECHANISM_TYPE hashes[] = {CKM_SHA256, CKM_SHA384, CKM_SHA512};
+    static const CK_RSA_PKCS_MGF_TYPE mgfs[] = {CKG_MGF1_SHA256, CKG_MGF1_SHA384,
+                                                CKG_MGF1_SHA512};
+    size_t i = (size_t)(opcode - KW_OP_RSA_PSS_SIGN_SHA256);
+    CK_RSA_PKCS_PSS_PARAMS pss = {hashes[i], mgfs[i], (CK_ULONG)inlen};
+    CK_MECHANISM mech = {CKM_RSA_PKCS_PSS, &pss, sizeof(pss)};
+    *outlen = outmax;
+    CK_RV rv = run_mech(key, 0, &mech, in, inlen, out, outlen);
+    return rv == CKR_OK ? 0 : map_rv(key, rv, "RSA-PSS sign");
+}
+
+/* r||s (each half of len) into a DER ECDSA-Sig-Value. */
+static uint8_t ecdsa_der(const uint8_t *rs, size_t len, uint8_t *out, size_t outmax,
+                         size_t *outlen)
+{
+    if (len == 0 || len % 2 != 0)
+        return KW_ERR_INTERNAL;
+    ECDSA_SIG *sig = ECDSA_SIG_new();
+    BIGNUM *r = BN_bin2bn(rs, (int)(len / 2), NULL);
+    BIGNUM *s = BN_bin2bn(rs + len / 2, (int)(len / 2), NULL);
+    uint8_t rc = KW_ERR_INTERNAL;
+    if (sig != NULL && r != NULL && s != NULL && ECDSA_SIG_set0(sig, r, s) == 1) {
+        r = NULL; /* owned by sig now */
+        s = NULL;
+        int n = i2d_ECDSA_SIG(sig, NULL);
+        unsigned char *p = out;
+        if (n > 0 && (size_t)n <= outmax && i2d_ECDSA_SIG(sig, &p) == n) {
+            *outlen = (size_t)n;
+            rc = 0;
+        }
+    }
+    BN_free(r);
+    BN_free(s);
+    ECDSA_SIG_free(sig);
+    ERR_clear_error();
+    return rc;
+}
+
+static uint8_t ecdsa_sign(const kw_ks_p11_key_t *key, const uint8_t *in, size_t inlen, uint8_t *out,
+                          size_t outmax, size_t *outlen)
+{
+    uint8_t rs[2 * 66];
+    size_t rslen = sizeof(rs);
+    CK_MECHANISM mech = {CKM_ECDSA, NULL, 0};
+    CK_RV rv = run_mech(key, 0, &mech, in, inlen, rs, &rslen);
+    if (rv != CKR_OK)
+        return map_rv(key, rv, "ECDSA sign");
+    return ecdsa_der(rs, rslen, out, outmax, outlen);
+}
+
+static uint8_t eddsa_sign(const kw_ks_p11_key_t *key, const uint8_t *in, size_t inlen, uint8_t *out,
+                          size_t outmax, size_t *outlen)
+{
+    CK_MECHANISM mech = {CKM_EDDSA, NULL, 0};
+    *outlen = outmax;
+    CK_RV rv = run_mech(key, 0, &mech, in, inlen, out, outlen);
+    return rv == CKR_OK ? 0 : map_rv(key, rv, "Ed25519 sign");
+}
+
+/* ---- decryption ---- */
+
+/* Raw RSA of in (at most k bytes, left-padded with zeros to k) into em[0..k). */
+static CK_RV raw_decrypt(const kw_ks_p11_key_t *key, const uint8_t *in, size_t inlen, uint8_t *em)
+{
+    uint8_t c[EM_MAX];
+    size_t k = key->k;
+    memset(c, 0, k - inlen);
+    memcpy(c + (k - inlen), in, inlen);
+    if (key->modulus == NULL || memcmp(c, key->modulus, k) >= 0)
+        return CKR_ENCRYPTED_DATA_INVALID; /* not below n: public, refused before the token */
+    size_t len = EM_MAX;
+    CK_MECHANISM mech = {CKM_RSA_X_509, NULL, 0};
+    CK_RV rv = run_mech(key, 1, &mech, c, k, em, &len);
+    if (rv == CKR_OK && len > k)
+        rv = CKR_GENERAL_ERROR;
+    if (rv == CKR_OK && len < k) { /* a module that strips leading zero bytes */
+        memmove(em + (k - len), em, len);
+        memset(em, 0, k - len);
+    }
+    return rv;
+}
+
+static uint8_t rsa_raw(const kw_ks_p11_key_t *key, const uint8_t *in, size_t inlen, uint8_t *out,
+                       size_t outmax, size_t *outlen)
+{
+    if (inlen != key->k || key->k > outmax)
+        return KW_ERR_FORMAT;
+    CK_RV rv = raw_decrypt(key, in, inlen, out);
+    if (rv != CKR_OK) {
+        OPENSSL_cleanse(out, key->k);
+        return map_rv(key, rv, "raw RSA decrypt");
+    }
+    *outlen = key->k;
+    return 0;
+}
+
+/* PKCS#1 v1.5 type 2 decryption (0x01): the message after the padding, or KW_ERR_CRYPTO. */
+static uint8_t rsa_pkcs1_decrypt(const kw_ks_p11_key_t *key, const uint8_t *in, size_t inlen,
+                                 uint8_t *out, size_t outmax, size_t *outlen)
+{
+    uint8_t em[EM_MAX];
+    size_t k = key->k;
+    if (inlen == 0 || inlen > k)
+        return KW_ERR_FORMAT;
+    if (!(key->token->mechs & KW_P11_MECH_RSA_X509)) {
+        CK_MECHANISM mech = {CKM_RSA_PKCS, NULL, 0};
+        *outlen = outmax;
+        CK_RV rv = run_mech(key, 1, &mech, in, inlen, out, outlen);
+        return rv == CKR_OK ? 0 : map_rv(key, rv, "RSA decrypt");
+    }
+    CK_RV rv = raw_decrypt(key, in, inlen, em);
+    if (rv != CKR_OK)
+        return map_rv(key, rv, "RSA decrypt");
+    unsigned good = ct_eq(em[0], 0) & ct_eq(em[1], 2);
+    unsigned found = 0;
+    unsigned zero_at = 0;
+    for (size_t i = 2; i < k; i++) {
+        unsigned is0 = ct_is_zero(em[i]) & ~found;
+        zero_at = (zero_at & ~is0) | ((unsigned)i & is0);
+        found |= is0;
+    }
+    good &= found & ~ct_lt(zero_at, 10); /* at least 8 padding bytes */
+    size_t mlen = k - zero_at - 1;
+    uint8_t rc = KW_ERR_CRYPTO;
+    if (good && mlen <= outmax) { /* 0x01 reports bad padding by design (gokeyless) */
+        memcpy(out, em + zero_at + 1, mlen);
+        *outlen = mlen;
+        rc = 0;
+    }
+    OPENSSL_cleanse(em, sizeof(em));
+    return rc;
+}
+
+/* 0xA0 with a token that has CKM_RSA_X_509: constant-time check of the TLS padding and version. */
+static uint8_t tls_decrypt_raw(const kw_ks_p11_key_t *key, const uint8_t *in, size_t inlen,
+                               unsigned version, const uint8_t *rnd, uint8_t *out)
+{
+    uint8_t em[EM_MAX];
+    size_t k = key->k;
+    CK_RV rv = raw_decrypt(key, in, inlen, em);
+    if (rv != CKR_OK) {
+        /* Raw RSA fails only on public properties (ciphertext >= n) or a broken token. */
+        OPENSSL_cleanse(em, sizeof(em));
+        if (rv == CKR_ENCRYPTED_DATA_INVALID || rv == CKR_ENCRYPTED_DATA_LEN_RANGE ||
+            rv == CKR_DATA_INVALID || rv == CKR_DATA_LEN_RANGE) {
+            memcpy(out, rnd, KW_TLS_PMS_LEN);
+            return 0;
+        }
+        return map_rv(key, rv, "TLS RSA decrypt");
+    }
+    size_t sep = k - KW_TLS_PMS_LEN - 1;
+    unsigned good = ct_eq(em[0], 0) & ct_eq(em[1], 2);
+    for (size_t i = 2; i < sep; i++)
+        good &= ~ct_is_zero(em[i]);
+    good &= ct_eq(em[sep], 0);
+    good &= ct_eq(em[sep + 1], (version >> 8) & 0xff) & ct_eq(em[sep + 2], version & 0xff);
+    for (size_t i = 0; i < KW_TLS_PMS_LEN; i++)
+        out[i] = (uint8_t)((em[sep + 1 + i] & good) | (rnd[i] & ~good));
+    OPENSSL_cleanse(em, sizeof(em));
+    return 0;
+}
+
+/* 0xA0 fallback: the token unpads (CKM_RSA_PKCS); any failure yields the random PMS. */
+static uint8_t tls_decrypt_pkcs(const kw_ks_p11_key_t *key, const uint8_t *in, size_t inlen,
+                                unsigned version, const uint8_t *rnd, uint8_t *out)
+{
+    uint8_t pms[EM_MAX];
+    size_t len = sizeof(pms);
+    CK_MECHANISM mech = {CKM_RSA_PKCS, NULL, 0};
+    CK_RV rv = run_mech(key, 1, &mech, in, inlen, pms, &len);
+    if (rv != CKR_OK && kw_ks_p11_rv_breaks_session(rv)) {
+        OPENSSL_cleanse(pms, sizeof(pms));
+        return map_rv(key, rv, "TLS RSA decrypt");
+    }
+    unsigned good = ct_is_zero((unsigned)(rv != CKR_OK)) & ct_eq((unsigned)len, KW_TLS_PMS_LEN);
+    good &= ct_eq(pms[0], (version >> 8) & 0xff) & ct_eq(pms[1], version & 0xff);
+    for (size_t i = 0; i < KW_TLS_PMS_LEN; i++)
+        out[i] = (uint8_t)((pms[i] & good) | (rnd[i] & ~good));
+    OPENSSL_cleanse(pms, sizeof(pms));
+    return 0;
+}
+
+static uint8_t tls_decrypt(const kw_ks_p11_key_t *key, const uint8_t *in, size_t inlen,
+                           unsigned version, uint8_t *out, size_t outmax, size_t *outlen)
+{
+    uint8_t rnd[KW_TLS_PMS_LEN];
+    if (outmax < KW_TLS_PMS_LEN || key->k > EM_MAX || key->k < KW_TLS_PMS_LEN + 11 ||
+        RAND_bytes(rnd, sizeof(rnd)) != 1)
+        return KW_ERR_INTERNAL;
+    uint8_t rc = 0;
+    if (inlen != key->k) /* public: answer random bytes at once, as for PEM keys */
+        memcpy(out, rnd, KW_TLS_PMS_LEN);
+    else if (key->token->mechs & KW_P11_MECH_RSA_X509)
+        rc = tls_decrypt_raw(key, in, inlen, version, rnd, out);
+    else
+        rc = tls_decrypt_pkcs(key, in, inlen, version, rnd, out);
+    OPENSSL_cleanse(rnd, sizeof(rnd));
+    if (rc == 0)
+        *outlen = KW_TLS_PMS_LEN;
+    return rc;
+}
+
+uint8_t kw_ks_p11_op_run(const kw_ks_p11_key_t *key, uint8_t opcode, const uint8_t *in, size_t inlen,
+                      unsigned tls_version, uint8_t *out, size_t outmax, size_t *outlen)
+{
+    if (key->k > EM_MAX || key->k > outmax)
+        return KW_ERR_INTERNAL;
+    if (opcode >= KW_OP_RSA_SIGN_MD5SHA1 && opcode <= KW_OP_RSA_SIGN_SHA512)
+        return rsa_pkcs1_sign(key, opcode, in, inlen, out, outmax, outlen);
+    if (opcode >= KW_OP_RSA_PSS_SIGN_SHA256 && opcode <= KW_OP_RSA_PSS_SIGN_SHA512)
+        return rsa_pss_sign(key, opcode, in, inlen, out, outmax, outlen);
+    if (opcode >= KW_OP_ECDSA_SIGN_MD5SHA1 && opcode <= KW_OP_ECDSA_SIGN_SHA512)
+        return ecdsa_sign(key, in, inlen, out, outmax, outlen);
+    switch (opcode) {
+    case KW_OP_ED25519_SIGN:
+        return eddsa_sign(key, in, inlen, out, outmax, outlen);
+    case KW_OP_RSA_DECRYPT:
+        return rsa_pkcs1_decrypt(key, in, inlen, out, outmax, outlen);
+    case KW_OP_RSA_DECRYPT_RAW:
+        return rsa_raw(key, in, inlen, out, outmax, outlen);
+    case KW_OP_TLS_RSA_DECRYPT:
+        return tls_decrypt(key, in, inlen, tls_version, out, outmax, outlen);
+    default:
+        return KW_ERR_BAD_OPCODE;
+    }
+}
