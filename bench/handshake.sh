@@ -9,6 +9,8 @@
 # keyward WORKERS workers plus a key server with WORKERS worker threads.
 # Usage: bench/handshake.sh [BUILD_DIR]   (env: REQUESTS, CLIENTS, ROUNDS, WORKERS, DOC)
 # Prints a table and the ratios, and writes the table into docs/provider.md (DOC=none: don't).
+# Also reported: CPU time per handshake of the edge (nginx master + workers) in both setups and of
+# the key server, from /proc (10 ms ticks, summed over all rounds).
 set -euo pipefail
 KW_SOURCE_DIR=$(cd "$(dirname "$0")/.." && pwd)
 KW_BUILD_DIR=$(cd "${1:-$KW_SOURCE_DIR/build}" && pwd)
@@ -64,6 +66,17 @@ http {
 CONF
 }
 
+# cpu_ticks PID...: user+system CPU ticks (1/100 s) used so far by the processes and children.
+cpu_ticks() {
+    local t=0 p q
+    for p in "$@"; do
+        for q in $p $(pgrep -P "$p" || true); do
+            t=$((t + $(awk '{print $14 + $15}' "/proc/$q/stat" 2>/dev/null || echo 0)))
+        done
+    done
+    echo "$t"
+}
+
 # rate NAME PORT: full handshakes per second measured by h2load.
 rate() {
     local out
@@ -94,25 +107,38 @@ for key in rsa2048 ecdsa-p256; do
     rate "warm-kw" "$REMOTE_PORT" >/dev/null
     best_disk=0
     best_kw=0
+    cpu_disk=0
+    cpu_kw=0
+    cpu_ks=0
     for round in $(seq "$ROUNDS"); do
+        c0=$(cpu_ticks "$DISK_PID")
         d=$(rate "disk-$key" "$DISK_PORT")
+        c1=$(cpu_ticks "$DISK_PID")
+        k0=$(cpu_ticks "$KW_PID")
+        s0=$(cpu_ticks "$KS_PID")
         k=$(rate "kw-$key" "$REMOTE_PORT")
+        cpu_disk=$((cpu_disk + c1 - c0))
+        cpu_kw=$((cpu_kw + $(cpu_ticks "$KW_PID") - k0))
+        cpu_ks=$((cpu_ks + $(cpu_ticks "$KS_PID") - s0))
         echo "  $key round $round: disk $d/s, keyward $k/s" >&2
         best_disk=$(echo "$d $best_disk" | awk '{print ($1 > $2) ? $1 : $2}')
         best_kw=$(echo "$k $best_kw" | awk '{print ($1 > $2) ? $1 : $2}')
     done
-    BEST[$key]="$best_disk $best_kw"
+    n=$((ROUNDS * REQUESTS))
+    # CPU time per handshake in microseconds (ticks are 10 ms)
+    BEST[$key]="$best_disk $best_kw $((cpu_disk * 10000 / n)) $((cpu_kw * 10000 / n)) \
+$((cpu_ks * 10000 / n))"
     kill "$DISK_PID" "$KW_PID" 2>/dev/null || true
     wait "$DISK_PID" "$KW_PID" 2>/dev/null || true
 done
 
 table=$(
-    echo "| key | nginx, key on disk (handshakes/s) | nginx + keyward provider + key server (handshakes/s) | ratio | target |"
-    echo "|---|---|---|---|---|"
+    echo "| key | nginx, key on disk (handshakes/s) | nginx + keyward provider + key server (handshakes/s) | ratio | target | edge CPU per handshake: disk / keyward | key server CPU per handshake |"
+    echo "|---|---|---|---|---|---|---|"
     for key in rsa2048 ecdsa-p256; do
-        read -r d k <<<"${BEST[$key]}"
+        read -r d k cd ck cs <<<"${BEST[$key]}"
         target=$([ "$key" = rsa2048 ] && echo 0.95 || echo 0.90)
-        echo "$d $k $key $target" | awk '{printf "| %s | %.0f | %.0f | %.2f | ≥ %s |\n", $3, $1, $2, $2 / $1, $4}'
+        echo "$d $k $key $target $cd $ck $cs" | awk '{printf "| %s | %.0f | %.0f | %.2f | ≥ %s | %d µs / %d µs | %d µs |\n", $3, $1, $2, $2 / $1, $4, $5, $6, $7}'
     done
 )
 note="TLS 1.3, full handshakes (no resumption), h2load --h1 -n $REQUESTS -c $CLIENTS; nginx \

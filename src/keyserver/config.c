@@ -1,5 +1,6 @@
 /*
- * Key server configuration from command-line flags (getopt_long), with defaults and checks.
+ * Key server configuration from command-line flags (getopt_long), with defaults and checks. The
+ * YAML config file (config_file.c) goes through kw_ks_config_set, i.e. the same setters.
  */
 #include <getopt.h>
 #include <stdlib.h>
@@ -9,6 +10,7 @@
 
 #include "keyward/error.h"
 #include "keyward/protocol.h"
+#include "authz.h"
 #include "config.h"
 
 enum {
@@ -25,6 +27,19 @@ enum {
     OPT_LOGLEVEL,
     OPT_CTXCACHE,
     OPT_HELP,
+    OPT_CONFIG,
+    OPT_P11_MODULE,
+    OPT_P11_TOKEN,
+    OPT_P11_PIN,
+    OPT_METRICS,
+    OPT_AUDIT,
+    OPT_UPSTREAM,
+    OPT_REQ_TIMEOUT,
+    OPT_UPSTREAM_CERT, /* fleet: chaining and authorisation (docs/fleet.md) */
+    OPT_UPSTREAM_KEY,
+    OPT_UPSTREAM_CA,
+    OPT_UPSTREAM_TIMEOUT,
+    OPT_ALLOW,
 };
 
 static const struct option long_opts[] = {
@@ -41,6 +56,19 @@ static const struct option long_opts[] = {
     {"log-level", required_argument, NULL, OPT_LOGLEVEL},
     {"ctx-cache", required_argument, NULL, OPT_CTXCACHE},
     {"help", no_argument, NULL, OPT_HELP},
+    {"config", required_argument, NULL, OPT_CONFIG},
+    {"pkcs11-module", required_argument, NULL, OPT_P11_MODULE},
+    {"pkcs11-token", required_argument, NULL, OPT_P11_TOKEN},
+    {"pkcs11-pin-file", required_argument, NULL, OPT_P11_PIN},
+    {"metrics", required_argument, NULL, OPT_METRICS},
+    {"audit-log", required_argument, NULL, OPT_AUDIT},
+    {"upstream", required_argument, NULL, OPT_UPSTREAM},
+    {"request-timeout-ms", required_argument, NULL, OPT_REQ_TIMEOUT},
+    {"upstream-cert", required_argument, NULL, OPT_UPSTREAM_CERT},
+    {"upstream-key", required_argument, NULL, OPT_UPSTREAM_KEY},
+    {"upstream-ca", required_argument, NULL, OPT_UPSTREAM_CA},
+    {"upstream-timeout-ms", required_argument, NULL, OPT_UPSTREAM_TIMEOUT},
+    {"allow", required_argument, NULL, OPT_ALLOW},
     {NULL, 0, NULL, 0},
 };
 
@@ -61,21 +89,45 @@ void kw_ks_config_usage(FILE *out)
 {
     fprintf(out,
             "usage: keyward-keyserver --cert FILE --key FILE --ca FILE [options]\n"
+            "       keyward-keyserver --config FILE [options]\n"
             "\n"
             "Serves private-key operations (KWP, Keyless SSL compatible) over mutual TLS.\n"
+            "SIGHUP reloads keys, tokens and certificates; SIGTERM/SIGINT stop.\n"
             "\n"
+            "  --config FILE               YAML configuration (every flag has a key there;\n"
+            "                              flags given here override it)\n"
             "  --listen HOST:PORT          address to listen on (default 127.0.0.1:%d;\n"
             "                              IPv6 as [::1]:PORT)\n"
             "  --cert FILE                 the key server's own TLS certificate (PEM, required)\n"
             "  --key FILE                  its private key (PEM, required)\n"
             "  --ca FILE                   CA that signs client (edge) certificates (required)\n"
-            "  --keys DIR                  directory of site keys NAME.key (+ NAME.crt chain)\n"
+            "  --keys DIR                  directory of site keys NAME.key (+ NAME.crt chain);\n"
+            "                              repeatable\n"
+            "  --pkcs11-module PATH        PKCS#11 module holding site keys (e.g. SoftHSM2)\n"
+            "  --pkcs11-token LABEL        its token, by label\n"
+            "  --pkcs11-pin-file FILE      file whose first line is the token's user PIN\n"
             "  --workers N                 private-key worker threads (default: CPU count)\n"
             "  --idle-timeout-ms MS        close connections idle this long (default 60000)\n"
             "  --handshake-timeout-ms MS   close connections not through TLS in time (10000)\n"
             "  --max-inflight N            requests in flight per connection before reading\n"
             "                              pauses (default 256)\n"
             "  --max-connections N         refuse connections beyond N (default 0: no limit)\n"
+            "  --request-timeout-ms MS     answer 0x08 for a key operation queued longer than\n"
+            "                              this instead of running it (default 0: never)\n"
+            "  --metrics HOST:PORT         serve Prometheus metrics at http://HOST:PORT/metrics\n"
+            "  --upstream HOST:PORT        key server to forward requests for keys not held\n"
+            "                              here to (repeatable: failover between them)\n"
+            "  --upstream-cert FILE        identity towards upstreams (default: --cert)\n"
+            "  --upstream-key FILE         its private key (default: --key)\n"
+            "  --upstream-ca FILE          CA of the upstreams' certificates (default: --ca)\n"
+            "  --upstream-timeout-ms MS    give up on an upstream answer after MS, answering\n"
+            "                              0x42 (default 3000)\n"
+            "  --allow EDGE=KEY[,KEY...]   authorise an edge for keys (repeatable; with any\n"
+            "                              rule, everything not allowed is refused). EDGE:\n"
+            "                              cn:NAME | san:DNSNAME | spki:HEX; KEY: * |\n"
+            "                              sha256:HEX | ski:HEX | sni:NAME | sni:*.DOMAIN |\n"
+            "                              file:NAME (key file base name). docs/fleet.md\n"
+            "  --audit-log FILE            append one JSON line per operation to FILE\n"
             "  --log-level LEVEL           debug, info, warn or error (default info)\n"
             "  --ctx-cache N               OpenSSL contexts cached per worker (default 64;\n"
             "                              0 makes one per operation)\n"
@@ -121,7 +173,10 @@ static int set_str(char **slot, const char *v)
 static int set_number(kw_ks_config_t *cfg, int opt, const char *v)
 {
     unsigned long long n = 0;
-    unsigned long long max = opt == OPT_IDLE || opt == OPT_HANDSHAKE ? 86400000ULL : 1000000ULL;
+    unsigned long long max = opt == OPT_IDLE || opt == OPT_HANDSHAKE || opt == OPT_REQ_TIMEOUT ||
+                                     opt == OPT_UPSTREAM_TIMEOUT
+                                 ? 86400000ULL
+                                 : 1000000ULL;
     if (parse_uint(v, max, &n) != 0)
         return KW_EINVAL;
     switch (opt) {
@@ -140,11 +195,63 @@ static int set_number(kw_ks_config_t *cfg, int opt, const char *v)
     case OPT_MAXCONN:
         cfg->max_connections = (unsigned)n;
         break;
+    case OPT_REQ_TIMEOUT:
+        cfg->request_timeout_ms = n;
+        break;
+    case OPT_UPSTREAM_TIMEOUT:
+        cfg->upstream_timeout_ms = n;
+        break;
     default:
         cfg->ctx_cache_slots = (unsigned)n;
         break;
     }
     return 0;
+}
+
+/* The --pkcs11-* flags fill one token entry (the first). */
+static int set_pkcs11(kw_ks_config_t *cfg, int opt, const char *v)
+{
+    if (cfg->n_pkcs11 == 0 && kw_ks_config_add_pkcs11(cfg) == NULL)
+        return KW_ENOMEM;
+    kw_ks_pkcs11_t *p = &cfg->pkcs11[0];
+    if (opt == OPT_P11_MODULE)
+        return set_str(&p->module, v);
+    if (opt == OPT_P11_TOKEN)
+        return set_str(&p->token, v);
+    return set_str(&p->pin_file, v);
+}
+
+/* Empties the list an option fills (before the first command-line use of a list flag, or when a
+ * config file gives the list). */
+static void clear_list(kw_ks_config_t *cfg, int opt)
+{
+    if (opt == OPT_KEYS)
+        kw_ks_strlist_free(&cfg->keys_dirs, &cfg->n_keys_dirs);
+    else if (opt == OPT_UPSTREAM)
+        kw_ks_strlist_free(&cfg->upstreams, &cfg->n_upstreams);
+    else if (opt == OPT_P11_MODULE || opt == OPT_P11_TOKEN || opt == OPT_P11_PIN)
+        kw_ks_config_free_pkcs11(cfg);
+    else if (opt == OPT_ALLOW)
+        kw_ks_config_free_allow(cfg);
+}
+
+/* Bit of a list option in the "already cleared by the command line" mask; 0 for other options. */
+static unsigned list_bit(int opt)
+{
+    switch (opt) {
+    case OPT_KEYS:
+        return 1u;
+    case OPT_UPSTREAM:
+        return 2u;
+    case OPT_P11_MODULE:
+    case OPT_P11_TOKEN:
+    case OPT_P11_PIN:
+        return 4u;
+    case OPT_ALLOW:
+        return 8u;
+    default:
+        return 0u;
+    }
 }
 
 static int apply_opt(kw_ks_config_t *cfg, int opt, const char *v)
@@ -159,7 +266,27 @@ static int apply_opt(kw_ks_config_t *cfg, int opt, const char *v)
     case OPT_CA:
         return set_str(&cfg->ca, v);
     case OPT_KEYS:
-        return set_str(&cfg->keys_dir, v);
+        return kw_ks_strlist_add(&cfg->keys_dirs, &cfg->n_keys_dirs, v);
+    case OPT_UPSTREAM:
+        return kw_ks_strlist_add(&cfg->upstreams, &cfg->n_upstreams, v);
+    case OPT_CONFIG:
+        return set_str(&cfg->config_file, v);
+    case OPT_METRICS:
+        return set_str(&cfg->metrics, v);
+    case OPT_AUDIT:
+        return set_str(&cfg->audit_log, v);
+    case OPT_UPSTREAM_CERT:
+        return set_str(&cfg->upstream_cert, v);
+    case OPT_UPSTREAM_KEY:
+        return set_str(&cfg->upstream_key, v);
+    case OPT_UPSTREAM_CA:
+        return set_str(&cfg->upstream_ca, v);
+    case OPT_ALLOW:
+        return kw_ks_allow_add_flag(cfg, v);
+    case OPT_P11_MODULE:
+    case OPT_P11_TOKEN:
+    case OPT_P11_PIN:
+        return set_pkcs11(cfg, opt, v);
     case OPT_LOGLEVEL:
         return parse_level(v, &cfg->log_level);
     default:
@@ -170,6 +297,7 @@ static int apply_opt(kw_ks_config_t *cfg, int opt, const char *v)
 int kw_ks_config_parse_args(kw_ks_config_t *cfg, int argc, char **argv, char *err, size_t errlen)
 {
     int opt;
+    unsigned cleared = 0; /* a list flag replaces the config file's list */
     optind = 1;
     opterr = 0;
     while ((opt = getopt_long(argc, argv, "h", long_opts, NULL)) != -1) {
@@ -181,6 +309,10 @@ int kw_ks_config_parse_args(kw_ks_config_t *cfg, int argc, char **argv, char *er
             snprintf(err, errlen, "unknown option or missing value: %s (see --help)",
                      argv[optind - 1]);
             return KW_EINVAL;
+        }
+        if ((list_bit(opt) & ~cleared) != 0) {
+            clear_list(cfg, opt);
+            cleared |= list_bit(opt);
         }
         if (apply_opt(cfg, opt, optarg) != 0) {
             snprintf(err, errlen, "invalid value '%s' for %s (see --help)", optarg,
@@ -215,15 +347,95 @@ int kw_ks_config_validate(const kw_ks_config_t *cfg, char *err, size_t errlen)
         snprintf(err, errlen, "timeouts must be at least 1 ms");
         return KW_ECONFIG;
     }
+    for (size_t i = 0; i < cfg->n_pkcs11; i++) {
+        const kw_ks_pkcs11_t *p = &cfg->pkcs11[i];
+        if (p->uri == NULL && (p->module == NULL || p->token == NULL || p->pin_file == NULL)) {
+            snprintf(err, errlen,
+                     "--pkcs11-module, --pkcs11-token and --pkcs11-pin-file go "
+                     "together (or give a pkcs11: URI in the config file)");
+            return KW_ECONFIG;
+        }
+    }
+    for (size_t i = 0; i < cfg->n_allow; i++) {
+        char why[256];
+        if (kw_ks_authz_check_rule(&cfg->allow[i], why, sizeof(why)) != 0) {
+            snprintf(err, errlen, "allow rule %zu: %s (see docs/fleet.md)", i + 1, why);
+            return KW_ECONFIG;
+        }
+    }
+    if ((cfg->upstream_cert == NULL) != (cfg->upstream_key == NULL)) {
+        snprintf(err, errlen, "--upstream-cert and --upstream-key go together");
+        return KW_ECONFIG;
+    }
     return 0;
+}
+
+/* Finds --config FILE (any spelling getopt accepts) without acting on other flags. 1 when --help
+ * is among the flags (then no file is read). */
+static int find_config(int argc, char **argv, const char **path)
+{
+    int opt;
+    optind = 1;
+    opterr = 0;
+    *path = NULL;
+    while ((opt = getopt_long(argc, argv, "h", long_opts, NULL)) != -1) {
+        if (opt == OPT_HELP || opt == 'h')
+            return 1;
+        if (opt == OPT_CONFIG)
+            *path = optarg;
+    }
+    return 0;
+}
+
+int kw_ks_config_load(kw_ks_config_t *cfg, int argc, char **argv, char *err, size_t errlen)
+{
+    const char *path = NULL;
+    if (find_config(argc, argv, &path) == 0 && path != NULL) {
+        int rc = kw_ks_config_load_file(cfg, path, err, errlen);
+        if (rc != 0)
+            return rc;
+    }
+    return kw_ks_config_parse_args(cfg, argc, argv, err, errlen);
+}
+
+int kw_ks_config_set(kw_ks_config_t *cfg, const char *flag, const char *value, char *why,
+                     size_t whylen)
+{
+    const struct option *o = long_opts;
+    while (o->name != NULL && strcmp(o->name, flag) != 0)
+        o++;
+    if (o->name == NULL || o->has_arg != required_argument) {
+        snprintf(why, whylen, "no such setting");
+        return KW_EINVAL;
+    }
+    if (value == NULL) {
+        clear_list(cfg, o->val);
+        return 0;
+    }
+    int rc = apply_opt(cfg, o->val, value);
+    if (rc == KW_ENOMEM)
+        snprintf(why, whylen, "out of memory");
+    else if (rc != 0)
+        snprintf(why, whylen, "invalid value '%.200s' (see --%s in keyward-keyserver --help)",
+                 value, flag);
+    return rc;
 }
 
 void kw_ks_config_free(kw_ks_config_t *cfg)
 {
+    free(cfg->config_file);
     free(cfg->listen);
     free(cfg->cert);
     free(cfg->key);
     free(cfg->ca);
-    free(cfg->keys_dir);
+    free(cfg->metrics);
+    free(cfg->audit_log);
+    free(cfg->upstream_cert);
+    free(cfg->upstream_key);
+    free(cfg->upstream_ca);
+    kw_ks_strlist_free(&cfg->keys_dirs, &cfg->n_keys_dirs);
+    kw_ks_strlist_free(&cfg->upstreams, &cfg->n_upstreams);
+    kw_ks_config_free_pkcs11(cfg);
+    kw_ks_config_free_allow(cfg);
     memset(cfg, 0, sizeof(*cfg));
 }

@@ -1,7 +1,7 @@
 /*
  * Key server configuration: the settings struct, its defaults, the command-line flags that fill
- * it and its validation. A YAML --config file can fill the same struct later; nothing outside
- * this file parses settings.
+ * it and its validation. A YAML --config file (config_file.c) fills the same struct through the
+ * same setters as the flags; flags given on the command line override the file.
  */
 #ifndef KW_KS_CONFIG_H
 #define KW_KS_CONFIG_H
@@ -12,12 +12,48 @@
 
 #include "keyward/log.h"
 
+/* One PKCS#11 token to serve keys from (the --pkcs11-* flags, or one `pkcs11:` entry of the
+ * config file); strings owned, any may be NULL (uri supplies what the others do not). */
+typedef struct kw_ks_pkcs11_s {
+    char *module;
+    char *token;
+    char *pin_file;
+    char *uri; /* RFC 7512 pkcs11: URI */
+} kw_ks_pkcs11_t;
+
+/* An authorisation rule (YAML `allow:` entry {cn, san, spki, keys}, or --allow EDGE=KEYS): the
+ * edges it is for (every field given must match the client certificate: subject CN, a SAN DNS
+ * name, SHA-256 of its SPKI as [sha256:]HEX) and the keys they may use: "*", "sha256:HEX",
+ * "ski:HEX", "sni:NAME" / "sni:*.DOMAIN", "file:NAME" or a bare key NAME. Enforced by authz.c. */
+typedef struct kw_ks_allow_s {
+    char *cn;
+    char *san;
+    char *spki;
+    char **keys; /* key names, "sha256:HEX" ids, or "*" */
+    size_t n_keys;
+} kw_ks_allow_t;
+
 typedef struct kw_ks_config_s {
-    char *listen; /* "HOST:PORT" or "[V6]:PORT"; owned */
-    char *cert;   /* own TLS identity; owned */
+    char *config_file; /* --config; owned, may be NULL */
+    char *listen;      /* "HOST:PORT" or "[V6]:PORT"; owned */
+    char *cert;        /* own TLS identity; owned */
     char *key;
-    char *ca;       /* CA of client certificates; owned */
-    char *keys_dir; /* PEM site keys; owned, may be NULL */
+    char *ca;         /* CA of client certificates; owned */
+    char **keys_dirs; /* PEM site key directories (--keys, repeatable); owned */
+    size_t n_keys_dirs;
+    kw_ks_pkcs11_t *pkcs11; /* tokens; owned */
+    size_t n_pkcs11;
+    char **upstreams; /* --upstream HOST:PORT, YAML `upstreams:` (upstream.c) */
+    size_t n_upstreams;
+    kw_ks_allow_t *allow; /* --allow, YAML `allow:` (authz.c) */
+    size_t n_allow;
+    char *audit_log;             /* --audit-log FILE, YAML `audit_log` (audit.c) */
+    char *upstream_cert;          /* --upstream-cert, YAML `upstream_cert`; NULL: cert */
+    char *upstream_key;           /* --upstream-key, YAML `upstream_key`; NULL: key */
+    char *upstream_ca;            /* --upstream-ca, YAML `upstream_ca`; NULL: ca */
+    uint64_t upstream_timeout_ms; /* --upstream-timeout-ms, YAML `upstream_timeout_ms`; 0: 3000 */
+    char *metrics;               /* --metrics HOST:PORT; NULL: no metrics endpoint */
+    uint64_t request_timeout_ms; /* a job queued longer is answered 0x08 unrun; 0: never */
     unsigned workers;
     uint64_t idle_timeout_ms;
     uint64_t handshake_timeout_ms;
@@ -35,6 +71,38 @@ void kw_ks_config_defaults(kw_ks_config_t *cfg);
  * printed to stdout), or KW_EINVAL with the reason in err.
  */
 int kw_ks_config_parse_args(kw_ks_config_t *cfg, int argc, char **argv, char *err, size_t errlen);
+
+/*
+ * The whole command line: when argv has --config FILE, the file is read first
+ * (kw_ks_config_load_file) and the other flags then override it. Returns like
+ * kw_ks_config_parse_args (KW_ECONFIG / KW_EIO for a bad or unreadable file, with "FILE:LINE:
+ * reason" in err).
+ */
+int kw_ks_config_load(kw_ks_config_t *cfg, int argc, char **argv, char *err, size_t errlen);
+
+/* Reads a YAML config file into cfg (config_file.c). Returns 0, KW_EIO or KW_ECONFIG. */
+int kw_ks_config_load_file(kw_ks_config_t *cfg, const char *path, char *err, size_t errlen);
+
+/*
+ * Sets one setting by its flag name ("workers", "keys", ...) as if the flag had been given:
+ * list flags append; value NULL empties a list flag. Returns 0 or a negative KW_E* with the reason
+ * in why.
+ */
+int kw_ks_config_set(kw_ks_config_t *cfg, const char *flag, const char *value, char *why,
+                     size_t whylen);
+
+/* Appends an empty entry and returns it (NULL when out of memory). */
+kw_ks_pkcs11_t *kw_ks_config_add_pkcs11(kw_ks_config_t *cfg);
+kw_ks_allow_t *kw_ks_config_add_allow(kw_ks_config_t *cfg);
+
+/* Appends a copy of s to the list *v of *n strings. Returns 0 or KW_ENOMEM. */
+int kw_ks_strlist_add(char ***v, size_t *n, const char *s);
+
+/* Frees a string list / the token entries / the allow rules, leaving them empty (config_lists.c).
+ */
+void kw_ks_strlist_free(char ***v, size_t *n);
+void kw_ks_config_free_pkcs11(kw_ks_config_t *cfg);
+void kw_ks_config_free_allow(kw_ks_config_t *cfg);
 
 /* Checks required settings and ranges. Returns 0 or KW_ECONFIG with the reason in err. */
 int kw_ks_config_validate(const kw_ks_config_t *cfg, char *err, size_t errlen);

@@ -47,8 +47,8 @@ static int next(reader_t *r, yaml_event_t *ev)
 {
     if (!yaml_parser_parse(&r->parser, ev))
         return fail(r, r->parser.problem_mark.line + 1, "YAML syntax error: %s%s%s",
-                    r->parser.problem ? r->parser.problem : "unknown",
-                    r->parser.context ? " " : "", r->parser.context ? r->parser.context : "");
+                    r->parser.problem ? r->parser.problem : "unknown", r->parser.context ? " " : "",
+                    r->parser.context ? r->parser.context : "");
     if (ev->type == YAML_ALIAS_EVENT) {
         size_t line = line_of(ev);
         yaml_event_delete(ev);
@@ -132,8 +132,7 @@ static int parse_map_list(reader_t *r, const kw_ks_yaml_key_t *key, const yaml_e
         if (type == YAML_SEQUENCE_END_EVENT)
             return 0;
         if (type != YAML_MAPPING_START_EVENT)
-            return fail(r, line, "each item of '%s' must be a map (name: value lines)",
-                        key->name);
+            return fail(r, line, "each item of '%s' must be a map (name: value lines)", key->name);
         rc = signal_cb(r, key, KW_YAML_BEGIN, line);
         if (rc == 0)
             rc = parse_map(r, key->children);
@@ -166,8 +165,10 @@ static int parse_value(reader_t *r, const kw_ks_yaml_key_t *key)
         if (ev.type == YAML_MAPPING_START_EVENT)
             rc = parse_map(r, key->children);
         else
-            rc = fail(r, line_of(&ev), "'%s' must be a map of settings (indented name: value "
-                      "lines)", key->name);
+            rc = fail(r, line_of(&ev),
+                      "'%s' must be a map of settings (indented name: value "
+                      "lines)",
+                      key->name);
         break;
     default:
         rc = parse_map_list(r, key, &ev);
@@ -234,7 +235,7 @@ static int parse_stream(reader_t *r, const kw_ks_yaml_key_t *schema)
     yaml_event_type_t type = ev.type;
     yaml_event_delete(&ev);
     if (type == YAML_STREAM_END_EVENT)
-        return 0; /* empty file */
+        return 0;      /* empty file */
     rc = next(r, &ev); /* the root node */
     if (rc != 0)
         return rc;
@@ -258,7 +259,7 @@ static int parse_stream(reader_t *r, const kw_ks_yaml_key_t *schema)
 }
 
 int kw_ks_yaml_load(const char *path, const kw_ks_yaml_key_t *schema, kw_ks_yaml_cb cb, void *arg,
-                 char *err, size_t errlen)
+                    char *err, size_t errlen)
 {
     FILE *f = fopen(path, "rb");
     if (f == NULL) {

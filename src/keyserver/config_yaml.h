@@ -12,16 +12,16 @@
 
 typedef enum kw_ks_yaml_kind {
     KW_YAML_SCALAR = 1, /* key: value */
-    KW_YAML_LIST,       /* key: [a, b] or a block sequence; a single value counts as a list of one */
-    KW_YAML_MAP,        /* key: { nested keys } */
-    KW_YAML_MAP_LIST,   /* key: a sequence of maps, each with the nested keys */
+    KW_YAML_LIST,     /* key: [a, b] or a block sequence; a single value counts as a list of one */
+    KW_YAML_MAP,      /* key: { nested keys } */
+    KW_YAML_MAP_LIST, /* key: a sequence of maps, each with the nested keys */
 } kw_ks_yaml_kind_t;
 
 /* One allowed key. A schema is an array ended by an entry whose name is NULL. */
 typedef struct kw_ks_yaml_key_s {
     const char *name;
     kw_ks_yaml_kind_t kind;
-    int id;                               /* handed to the callback */
+    int id;                                  /* handed to the callback */
     const struct kw_ks_yaml_key_s *children; /* MAP and MAP_LIST: the nested schema */
 } kw_ks_yaml_key_t;
 
@@ -36,13 +36,13 @@ typedef enum kw_ks_yaml_event {
  * with FILE:LINE of the value, or of the item for KW_YAML_END).
  */
 typedef int (*kw_ks_yaml_cb)(void *arg, kw_ks_yaml_event_t ev, int id, const char *value, char *why,
-                          size_t whylen);
+                             size_t whylen);
 
 /*
  * Reads path against schema (the top level must be a map; an empty file is an empty map).
  * Returns 0, KW_EIO when the file cannot be read, or KW_ECONFIG with "FILE:LINE: reason" in err.
  */
 int kw_ks_yaml_load(const char *path, const kw_ks_yaml_key_t *schema, kw_ks_yaml_cb cb, void *arg,
-                 char *err, size_t errlen);
+                    char *err, size_t errlen);
 
 #endif /* KW_CONFIG_YAML_H */

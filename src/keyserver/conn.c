@@ -9,6 +9,7 @@
 #include <openssl/err.h>
 #include <openssl/x509.h>
 
+#include "authz.h"
 #include "conn.h"
 #include "keyward/error.h"
 #include "keyward/log.h"
@@ -35,6 +36,7 @@ void kw_ks_conn_unref(kw_ks_conn_t *c)
 {
     if (--c->refs > 0)
         return;
+    kw_ks_edge_free(c->edge);
     SSL_free(c->ssl);
     free(c->in);
     if (c->out != NULL)
@@ -61,6 +63,7 @@ void kw_ks_conn_close(kw_ks_conn_t *c)
     if (c->next != NULL)
         c->next->prev = c->prev;
     s->n_conns--;
+    kw_ks_metrics_connections_add(s->metrics, -1);
     kw_debug("connection %llu from %s closed", (unsigned long long)c->id, c->peer);
     uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
     uv_close((uv_handle_t *)&c->timer, on_handle_closed);
@@ -430,6 +433,11 @@ static void handshake(kw_ks_conn_t *c)
     if (rc == 1) {
         c->handshake_done = 1;
         log_peer(c);
+        c->edge = kw_ks_edge_new(c->server->fleet.authz, c->ssl);
+        if (c->edge == NULL) {
+            kw_ks_conn_close(c);
+            return;
+        }
         uv_timer_start(&c->timer, on_timer, c->server->cfg->idle_timeout_ms, 0);
         kw_ks_server_mark_dirty(c->server, c);
         conn_process(c);
@@ -526,6 +534,7 @@ void kw_ks_conn_accept(kw_ks_server_t *s)
         s->conns->prev = c;
     s->conns = c;
     s->n_conns++;
+    kw_ks_metrics_connections_add(s->metrics, 1);
     describe_peer(c);
     kw_debug("connection %llu from %s opened", (unsigned long long)c->id, c->peer);
     uv_tcp_nodelay(&c->tcp, 1);

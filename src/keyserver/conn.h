@@ -46,6 +46,8 @@ typedef struct kw_ks_conn_s {
     struct kw_ks_conn_s *prev; /* server->conns */
     struct kw_ks_conn_s *next;
     struct kw_ks_conn_s *next_dirty;
+    struct kw_ks_edge_s *edge; /* client identity from its certificate (authz.h), set at the
+                                  handshake; owned */
 } kw_ks_conn_t;
 
 /* Accepts one pending connection from the listener. */

@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "audit.h"
 #include "keystore.h"
 #include "ops.h"
 
@@ -26,10 +27,12 @@ typedef struct kw_ks_job_s {
     uint8_t result;    /* 0 or a kw_remote_error_t, set by the worker */
     uint8_t cancelled; /* set when the pool stopped before running it */
     unsigned tls_version;
-    uint8_t *in; /* in_inline or heap */
+    uint64_t t_start; /* monotonic ns when the request was read (metrics, request timeout) */
+    uint8_t *in;      /* in_inline or heap */
     size_t in_len;
     size_t out_len;
     uint8_t out[KW_OP_OUT_MAX];
+    kw_ks_audit_rec_t audit; /* the request's audit record; set only with an audit log */
     uint8_t in_inline[KW_JOB_INLINE];
 } kw_ks_job_t;
 

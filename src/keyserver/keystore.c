@@ -1,7 +1,8 @@
 /*
- * The key store: scans a directory for *.key files (in name order, so results are stable), loads
- * each with keystore_load.c, and builds sorted indexes by key id, by SKI and by SNI name for
- * binary-search lookups. Immutable after kw_keystore_load returns; reference counted.
+ * The key store: scans directories for *.key files (in name order, so results are stable), loads
+ * each with keystore_load.c, adds the keys of PKCS#11 tokens (pkcs11_store.c), and builds sorted
+ * indexes by key id, by SKI and by SNI name for binary-search lookups. Immutable after
+ * kw_keystore_load_src returns; reference counted.
  */
 #include <dirent.h>
 #include <stdatomic.h>
@@ -190,6 +191,40 @@ static int is_duplicate(const kw_keystore_t *s, const kw_ks_key_t *key)
     return 0;
 }
 
+/* Indexes the key just loaded into slot s->n (names: its certificate's, taken over). Returns 1
+ * when it was added, 0 when refused as a duplicate, <0 fatal. what names it in logs. */
+static int add_key(kw_keystore_t *s, const char *what, kw_ks_names_t *names,
+                   const uint8_t *cert_ski, int has_cert_ski, size_t *ski_cap, size_t *sni_cap)
+{
+    kw_ks_key_t *key = &s->keys[s->n];
+    if (is_duplicate(s, key)) {
+        kw_warn("key %s refused: the same key is already loaded from elsewhere", what);
+        kw_ks_key_clear(key);
+        kw_ks_names_free(names);
+        return 0;
+    }
+    key->index = s->n;
+    s->by_digest[s->n] = key;
+    int rc = add_ski(s, key->ski, key, ski_cap);
+    if (rc == 0 && has_cert_ski && memcmp(cert_ski, key->ski, KW_SKI_LEN) != 0)
+        rc = add_ski(s, cert_ski, key, ski_cap);
+    if (rc == 0)
+        rc = add_names(s, names, key, sni_cap);
+    kw_ks_names_free(names);
+    s->n++; /* even on ENOMEM, so kw_keystore_unref frees it */
+    if (rc != 0)
+        return rc;
+    char hex[2 * KW_DIGEST_LEN + 1];
+    kw_hex_encode(key->digest, KW_DIGEST_LEN, hex);
+    kw_info("loaded key %s (%s, %d bits%s%s) sha256:%s", key->name,
+            key->type == KW_KS_KEY_RSA  ? "RSA"
+            : key->type == KW_KS_KEY_EC ? "EC"
+                                        : "Ed25519",
+            key->bits, key->p11 != NULL ? ", on a PKCS#11 token" : "",
+            key->chain_der ? ", with certificate chain" : "", hex);
+    return 1;
+}
+
 /* Loads key file `name` into slot s->n; returns 1 when it was added, 0 skipped, <0 fatal. */
 static int load_one(kw_keystore_t *s, const char *dir, const char *name, size_t *ski_cap,
                     size_t *sni_cap)
@@ -199,6 +234,7 @@ static int load_one(kw_keystore_t *s, const char *dir, const char *name, size_t 
     uint8_t cert_ski[KW_SKI_LEN];
     int has_cert_ski = 0;
     char why[512];
+    char what[1024];
     memset(key, 0, sizeof(*key));
     int rc = kw_ks_key_load(dir, name, key, &names, cert_ski, &has_cert_ski, why, sizeof(why));
     if (rc == KW_ENOMEM)
@@ -207,32 +243,29 @@ static int load_one(kw_keystore_t *s, const char *dir, const char *name, size_t 
         kw_error("key %s/%s.key refused: %s", dir, name, why);
         return 0;
     }
-    if (is_duplicate(s, key)) {
-        kw_warn("key %s/%s.key refused: the same key is already loaded from another file", dir,
-                name);
-        kw_ks_key_clear(key);
-        kw_ks_names_free(&names);
+    snprintf(what, sizeof(what), "%s/%s.key", dir, name);
+    return add_key(s, what, &names, cert_ski, has_cert_ski, ski_cap, sni_cap);
+}
+
+/* Adds the token key f (taken over) into slot s->n; returns like load_one. */
+static int load_token_key(kw_keystore_t *s, kw_ks_p11_found_t *f, size_t *ski_cap, size_t *sni_cap)
+{
+    kw_ks_key_t *key = &s->keys[s->n];
+    kw_ks_names_t names = {0};
+    uint8_t cert_ski[KW_SKI_LEN];
+    int has_cert_ski = 0;
+    char why[512];
+    char what[300];
+    snprintf(what, sizeof(what), "pkcs11 %s", f->name != NULL ? f->name : "?");
+    memset(key, 0, sizeof(*key));
+    int rc = kw_ks_key_from_token(f, key, &names, cert_ski, &has_cert_ski, why, sizeof(why));
+    if (rc == KW_ENOMEM)
+        return rc;
+    if (rc != 0) {
+        kw_error("key %s refused: %s", what, why);
         return 0;
     }
-    key->index = s->n;
-    s->by_digest[s->n] = key;
-    rc = add_ski(s, key->ski, key, ski_cap);
-    if (rc == 0 && has_cert_ski && memcmp(cert_ski, key->ski, KW_SKI_LEN) != 0)
-        rc = add_ski(s, cert_ski, key, ski_cap);
-    if (rc == 0)
-        rc = add_names(s, &names, key, sni_cap);
-    kw_ks_names_free(&names);
-    s->n++; /* even on ENOMEM, so kw_keystore_unref frees it */
-    if (rc != 0)
-        return rc;
-    char hex[2 * KW_DIGEST_LEN + 1];
-    kw_hex_encode(key->digest, KW_DIGEST_LEN, hex);
-    kw_info("loaded key %s (%s, %d bits%s) sha256:%s", name,
-            key->type == KW_KS_KEY_RSA  ? "RSA"
-            : key->type == KW_KS_KEY_EC ? "EC"
-                                        : "Ed25519",
-            key->bits, key->chain_der ? ", with certificate chain" : "", hex);
-    return 1;
+    return add_key(s, what, &names, cert_ski, has_cert_ski, ski_cap, sni_cap);
 }
 
 static kw_keystore_t *store_new(size_t capacity)
@@ -251,32 +284,85 @@ static kw_keystore_t *store_new(size_t capacity)
     return s;
 }
 
-int kw_keystore_load(const char *dir, kw_keystore_t **out, size_t *skipped, char *err,
-                     size_t errlen)
+/* What kw_keystore_load_src gathers before it builds the store. */
+typedef struct sources_s {
+    char ***files; /* per directory: key file names */
+    size_t *n_files;
+    kw_ks_p11_keylist_t *tokens; /* per token: its usable keys */
+    size_t total;
+} sources_t;
+
+static void sources_free(const kw_keystore_src_t *src, sources_t *g)
 {
-    char **files = NULL;
-    size_t n_files = 0;
-    if (dir != NULL) {
-        int rc = list_key_files(dir, &files, &n_files, err, errlen);
+    for (size_t i = 0; g->files != NULL && i < src->n_dirs; i++)
+        free_strv(g->files[i], g->n_files[i]);
+    for (size_t i = 0; g->tokens != NULL && i < src->n_tokens; i++)
+        kw_ks_p11_keylist_free(&g->tokens[i]);
+    free(g->files);
+    free(g->n_files);
+    free(g->tokens);
+}
+
+/* Lists every directory and opens every token; any failure fails the load. */
+static int gather(const kw_keystore_src_t *src, sources_t *g, char *err, size_t errlen)
+{
+    memset(g, 0, sizeof(*g));
+    g->files = calloc(src->n_dirs + 1, sizeof(*g->files));
+    g->n_files = calloc(src->n_dirs + 1, sizeof(*g->n_files));
+    g->tokens = calloc(src->n_tokens + 1, sizeof(*g->tokens));
+    if (g->files == NULL || g->n_files == NULL || g->tokens == NULL) {
+        snprintf(err, errlen, "out of memory loading keys");
+        return KW_ENOMEM;
+    }
+    for (size_t i = 0; i < src->n_dirs; i++) {
+        int rc = list_key_files(src->dirs[i], &g->files[i], &g->n_files[i], err, errlen);
         if (rc != 0)
             return rc;
+        g->total += g->n_files[i];
     }
-    kw_keystore_t *s = store_new(n_files);
+    for (size_t i = 0; i < src->n_tokens; i++) {
+        if (src->p11 == NULL) {
+            snprintf(err, errlen, "internal: PKCS#11 tokens without a module registry");
+            return KW_EINVAL;
+        }
+        int rc = kw_ks_p11_load(src->p11, &src->tokens[i], &g->tokens[i], err, errlen);
+        if (rc != 0)
+            return rc;
+        g->total += g->tokens[i].n;
+    }
+    return 0;
+}
+
+int kw_keystore_load_src(const kw_keystore_src_t *src, kw_keystore_t **out, size_t *skipped,
+                         char *err, size_t errlen)
+{
+    sources_t g;
+    int rc = gather(src, &g, err, errlen);
+    kw_keystore_t *s = rc == 0 ? store_new(g.total) : NULL;
     size_t ski_cap = 0;
     size_t sni_cap = 0;
     size_t refused = 0;
-    int rc = s == NULL ? KW_ENOMEM : 0;
-    for (size_t i = 0; rc == 0 && i < n_files; i++) {
-        int added = load_one(s, dir, files[i], &ski_cap, &sni_cap);
-        if (added < 0)
-            rc = added;
-        else if (added == 0)
-            refused++;
+    if (rc == 0 && s == NULL)
+        rc = KW_ENOMEM;
+    for (size_t d = 0; rc == 0 && d < src->n_dirs; d++) {
+        for (size_t i = 0; rc == 0 && i < g.n_files[d]; i++) {
+            int added = load_one(s, src->dirs[d], g.files[d][i], &ski_cap, &sni_cap);
+            rc = added < 0 ? added : 0;
+            refused += added == 0;
+        }
     }
-    free_strv(files, n_files);
+    for (size_t t = 0; rc == 0 && t < src->n_tokens; t++) {
+        for (size_t i = 0; rc == 0 && i < g.tokens[t].n; i++) {
+            int added = load_token_key(s, &g.tokens[t].v[i], &ski_cap, &sni_cap);
+            rc = added < 0 ? added : 0;
+            refused += added == 0;
+        }
+    }
+    sources_free(src, &g);
     if (rc != 0) {
         kw_keystore_unref(s);
-        snprintf(err, errlen, "out of memory loading keys");
+        if (rc == KW_ENOMEM)
+            snprintf(err, errlen, "out of memory loading keys");
         return rc;
     }
     finish_indexes(s);
@@ -284,6 +370,14 @@ int kw_keystore_load(const char *dir, kw_keystore_t **out, size_t *skipped, char
         *skipped = refused;
     *out = s;
     return 0;
+}
+
+int kw_keystore_load(const char *dir, kw_keystore_t **out, size_t *skipped, char *err,
+                     size_t errlen)
+{
+    char *dirs[1] = {(char *)dir};
+    kw_keystore_src_t src = {dirs, dir != NULL ? 1 : 0, NULL, 0, NULL};
+    return kw_keystore_load_src(&src, out, skipped, err, errlen);
 }
 
 kw_keystore_t *kw_keystore_ref(kw_keystore_t *store)

@@ -14,6 +14,7 @@
 #include <openssl/x509.h>
 
 #include "keyward/protocol.h"
+#include "pkcs11_store.h"
 
 typedef enum kw_ks_key_type {
     KW_KS_KEY_RSA = 1,
@@ -23,12 +24,13 @@ typedef enum kw_ks_key_type {
 
 /* One key. Owned by its store; valid as long as the caller holds a reference to the store. */
 typedef struct kw_ks_key_s {
-    EVP_PKEY *pkey;
+    EVP_PKEY *pkey;       /* the private key; for a token key, its public key */
+    kw_ks_p11_key_t *p11; /* the key on a PKCS#11 token, or NULL (a PEM key); owned */
     kw_ks_key_type_t type;
     int bits;       /* modulus / field size */
     size_t max_out; /* EVP_PKEY_get_size: largest signature or decrypted block */
     size_t index;   /* position in the store, 0..n-1 */
-    char *name;     /* file name without ".key" */
+    char *name;     /* file name without ".key", or "TOKEN/LABEL" for a token key */
     uint8_t digest[KW_DIGEST_LEN];
     uint8_t ski[KW_SKI_LEN];
     uint8_t *chain_der; /* concatenated DER certificates, leaf first; NULL without a .crt */
@@ -46,6 +48,23 @@ typedef struct kw_keystore_s kw_keystore_t;
  */
 int kw_keystore_load(const char *dir, kw_keystore_t **out, size_t *skipped, char *err,
                      size_t errlen);
+
+/* Where a key store's keys come from: PEM key directories and PKCS#11 tokens. */
+typedef struct kw_keystore_src_s {
+    char *const *dirs;
+    size_t n_dirs;
+    const kw_ks_p11_spec_t *tokens;
+    size_t n_tokens;
+    kw_ks_p11_ctx_t *p11; /* module registry; required when n_tokens > 0 */
+} kw_keystore_src_t;
+
+/*
+ * Like kw_keystore_load for several directories (in the order given) and tokens. A directory that
+ * cannot be read or a token that cannot be opened (module, token, PIN) fails the whole load; key
+ * files are refused one by one as for kw_keystore_load (counted in *skipped).
+ */
+int kw_keystore_load_src(const kw_keystore_src_t *src, kw_keystore_t **out, size_t *skipped,
+                         char *err, size_t errlen);
 
 /* Adds a reference / drops one (the last frees the store). Thread-safe. NULL is ignored. */
 kw_keystore_t *kw_keystore_ref(kw_keystore_t *store);

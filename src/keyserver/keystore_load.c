@@ -240,8 +240,50 @@ int kw_ks_key_load(const char *dir, const char *name, kw_ks_key_t *key, kw_ks_na
     return rc;
 }
 
+int kw_ks_key_from_token(kw_ks_p11_found_t *f, kw_ks_key_t *key, kw_ks_names_t *names,
+                         uint8_t cert_ski[KW_SKI_LEN], int *has_cert_ski, char *err, size_t errlen)
+{
+    key->pkey = f->pub;
+    key->p11 = f->key;
+    key->name = f->name;
+    f->pub = NULL;
+    f->key = NULL;
+    f->name = NULL;
+    int rc = key->pkey != NULL && key->p11 != NULL && key->name != NULL ? 0 : KW_EINVAL;
+    if (rc == 0)
+        rc = classify_key(key, err, errlen);
+    if (rc == 0 && kw_keyid_from_pkey(key->pkey, key->digest, key->ski) != 0) {
+        snprintf(err, errlen, "cannot compute the key id");
+        rc = KW_ECRYPTO;
+    }
+    if (rc == 0)
+        key->max_out = (size_t)EVP_PKEY_get_size(key->pkey);
+    if (rc == 0 && f->cert_der != NULL) {
+        const unsigned char *p = f->cert_der;
+        X509 *leaf = d2i_X509(NULL, &p, (long)f->cert_der_len);
+        rc = leaf != NULL
+                 ? check_leaf(key, leaf, "on the token", names, cert_ski, has_cert_ski, err, errlen)
+                 : KW_ECRYPTO;
+        if (leaf == NULL)
+            snprintf(err, errlen, "its certificate on the token is not readable X.509");
+        X509_free(leaf);
+        ERR_clear_error();
+    }
+    if (rc == 0 && f->cert_der != NULL) {
+        key->chain_der = f->cert_der;
+        key->chain_der_len = f->cert_der_len;
+        f->cert_der = NULL;
+    }
+    if (rc != 0) {
+        kw_ks_key_clear(key);
+        kw_ks_names_free(names);
+    }
+    return rc;
+}
+
 void kw_ks_key_clear(kw_ks_key_t *key)
 {
+    kw_ks_p11_key_free(key->p11);
     EVP_PKEY_free(key->pkey);
     free(key->name);
     free(key->chain_der);

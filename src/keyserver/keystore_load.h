@@ -1,6 +1,7 @@
 /*
  * Loading one key file (and its certificate chain) for the key store: parse, check the type is
- * one we serve, check the certificate matches, compute the key ids and the names for SNI.
+ * one we serve, check the certificate matches, compute the key ids and the names for SNI. Keys
+ * found on PKCS#11 tokens go through the same checks.
  * Internal to keystore.c.
  */
 #ifndef KW_KEYSTORE_LOAD_H
@@ -25,6 +26,14 @@ typedef struct kw_ks_names_s {
  */
 int kw_ks_key_load(const char *dir, const char *name, kw_ks_key_t *key, kw_ks_names_t *names,
                    uint8_t cert_ski[KW_SKI_LEN], int *has_cert_ski, char *err, size_t errlen);
+
+/*
+ * Fills key (zeroed by the caller) from a key found on a PKCS#11 token, taking over f's key,
+ * public key, name and certificate: the same type, size and certificate checks as for files.
+ * Returns 0 or a negative KW_E* with the reason in err (key then holds nothing).
+ */
+int kw_ks_key_from_token(kw_ks_p11_found_t *f, kw_ks_key_t *key, kw_ks_names_t *names,
+                         uint8_t cert_ski[KW_SKI_LEN], int *has_cert_ski, char *err, size_t errlen);
 
 /* Frees what kw_ks_key_load put in key (not key itself). */
 void kw_ks_key_clear(kw_ks_key_t *key);

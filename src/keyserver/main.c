@@ -1,6 +1,7 @@
 /*
- * keyward-keyserver: parses the configuration, loads the key store, runs the server loop until
- * SIGTERM/SIGINT, then releases everything.
+ * keyward-keyserver: reads the configuration (--config file, then flags), loads the key store
+ * (PEM directories and PKCS#11 tokens), starts the metrics endpoint, runs the server loop until
+ * SIGTERM/SIGINT (SIGHUP reloads), then releases everything.
  */
 #include <signal.h>
 #include <stdio.h>
@@ -12,37 +13,102 @@
 #include "keystore.h"
 #include "keyward/error.h"
 #include "keyward/log.h"
+#include "metrics.h"
+#include "pkcs11_store.h"
+#include "reload.h"
 #include "server.h"
+
+/* Settings this build reads and checks but does not act on yet: say so rather than ignore. */
+static void warn_unused(const kw_ks_config_t *cfg)
+{
+    if (cfg->n_upstreams > 0)
+        kw_warn("%zu upstream(s) configured, but this build does not forward requests yet; "
+                "requests for unknown keys get 0x02",
+                cfg->n_upstreams);
+    if (cfg->n_allow > 0)
+        kw_warn("%zu allow rule(s) configured, but this build does not enforce authorisation "
+                "yet: every edge with a valid client certificate may use every key",
+                cfg->n_allow);
+    if (cfg->audit_log != NULL)
+        kw_warn("audit_log %s configured, but this build writes no audit log yet", cfg->audit_log);
+}
+
+/* Everything main owns besides the config, released in reverse order by cleanup(). */
+typedef struct app_s {
+    uv_loop_t loop;
+    int loop_ok;
+    kw_ks_p11_ctx_t *p11;
+    kw_ks_metrics_t *metrics;
+    kw_ks_metrics_http_t *http;
+    kw_keystore_t *store;
+} app_t;
+
+static void cleanup(app_t *a)
+{
+    kw_keystore_unref(a->store);
+    kw_ks_metrics_http_stop(a->http);
+    kw_ks_metrics_free(a->metrics);
+    kw_ks_p11_ctx_free(a->p11); /* after every store: tokens hold module references */
+    if (a->loop_ok && uv_loop_close(&a->loop) != 0)
+        kw_warn("event loop closed with handles still open");
+}
+
+/* Key store, metrics and loop. Returns 0 or logs why not. */
+static int prepare(const kw_ks_config_t *cfg, app_t *a)
+{
+    char err[1024] = "";
+    size_t skipped = 0;
+    if (kw_ks_p11_ctx_new(&a->p11) != 0)
+        return KW_ENOMEM;
+    int rc = kw_ks_store_from_config(cfg, a->p11, &a->store, &skipped, err, sizeof(err));
+    if (rc != 0) {
+        kw_error("%s", err);
+        return rc;
+    }
+    if (skipped > 0)
+        kw_warn("%zu key file(s) refused (see above)", skipped);
+    if (cfg->metrics != NULL) {
+        a->metrics = kw_ks_metrics_new(cfg->workers);
+        rc = a->metrics == NULL
+                 ? KW_ENOMEM
+                 : kw_ks_metrics_http_start(a->metrics, cfg->metrics, &a->http, err, sizeof(err));
+        if (rc != 0) {
+            kw_error("%s", rc == KW_ENOMEM ? "out of memory" : err);
+            return rc;
+        }
+        kw_ks_store_metrics(a->metrics, a->store);
+    }
+    if (uv_loop_init(&a->loop) != 0)
+        return KW_ENOMEM;
+    a->loop_ok = 1;
+    return 0;
+}
 
 static int run(const kw_ks_config_t *cfg)
 {
     char err[1024] = "";
-    kw_keystore_t *store = NULL;
-    size_t skipped = 0;
-    if (kw_keystore_load(cfg->keys_dir, &store, &skipped, err, sizeof(err)) != 0) {
-        kw_error("%s", err);
-        return 1;
-    }
-    if (skipped > 0)
-        kw_warn("%zu key file(s) refused (see above)", skipped);
-    uv_loop_t loop;
-    if (uv_loop_init(&loop) != 0) {
-        kw_keystore_unref(store);
-        return 1;
-    }
+    static app_t app;             /* zeroed */
     static kw_ks_server_t server; /* large (read buffer): not on the stack */
-    int rc = kw_ks_server_init(&server, &loop, cfg, store, err, sizeof(err));
-    kw_keystore_unref(store); /* the server holds its own reference */
+    warn_unused(cfg);
+    int rc = prepare(cfg, &app);
+    if (rc != 0) {
+        cleanup(&app);
+        return 1;
+    }
+    server.metrics = app.metrics;
+    server.p11 = app.p11;
+    rc = kw_ks_server_init(&server, &app.loop, cfg, app.store, err, sizeof(err));
+    kw_keystore_unref(app.store); /* the server holds its own reference */
+    app.store = NULL;
     if (rc == 0)
         rc = kw_ks_server_listen(&server, err, sizeof(err));
     if (rc != 0) {
         kw_error("%s", err);
         kw_ks_server_stop(&server);
     }
-    uv_run(&loop, UV_RUN_DEFAULT);
+    uv_run(&app.loop, UV_RUN_DEFAULT);
     kw_ks_server_destroy(&server);
-    if (uv_loop_close(&loop) != 0)
-        kw_warn("event loop closed with handles still open");
+    cleanup(&app);
     kw_info("stopped");
     return rc == 0 ? 0 : 1;
 }
@@ -50,10 +116,10 @@ static int run(const kw_ks_config_t *cfg)
 int main(int argc, char **argv)
 {
     kw_ks_config_t cfg;
-    char err[512] = "";
+    char err[1024] = "";
     signal(SIGPIPE, SIG_IGN);
     kw_ks_config_defaults(&cfg);
-    int rc = kw_ks_config_parse_args(&cfg, argc, argv, err, sizeof(err));
+    int rc = kw_ks_config_load(&cfg, argc, argv, err, sizeof(err));
     if (rc == 0)
         rc = kw_ks_config_validate(&cfg, err, sizeof(err));
     if (rc != 0) {

@@ -20,13 +20,12 @@
 #include "keyward/protocol.h"
 #include "metrics.h"
 
-#define N_OPS_MAX 64     /* request opcodes with a name, plus "unknown" (index 0) */
-#define N_RESULTS 15     /* ok, 0x01..0x0A, 0x40..0x42, other */
+#define N_OPS_MAX    64 /* request opcodes with a name, plus "unknown" (index 0) */
+#define N_RESULTS    15 /* ok, 0x01..0x0A, 0x40..0x42, other */
 #define RESULT_OTHER 14
 
 static const double bucket_bounds[KW_METRICS_BUCKETS] = {
-    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
-    0.05,   0.1,     0.25,   0.5,   1.0,    2.5,   5.0,
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
 };
 
 typedef struct op_hist_s {
@@ -41,8 +40,8 @@ typedef struct cert_entry_s {
 } cert_entry_t;
 
 struct kw_ks_metrics_s {
-    uint8_t op_index[256];         /* opcode -> index into the arrays below; 0: unknown */
-    uint8_t op_code[N_OPS_MAX];    /* index -> opcode */
+    uint8_t op_index[256];      /* opcode -> index into the arrays below; 0: unknown */
+    uint8_t op_code[N_OPS_MAX]; /* index -> opcode */
     size_t n_ops;
     uint64_t bucket_ns[KW_METRICS_BUCKETS];
     atomic_uint_fast64_t requests[N_OPS_MAX][N_RESULTS];
@@ -175,7 +174,7 @@ void kw_ks_metrics_worker_busy(kw_ks_metrics_t *m, uint64_t ns)
 }
 
 int kw_ks_metrics_set_keys(kw_ks_metrics_t *m, size_t keys, const kw_ks_metrics_cert_t *certs,
-                        size_t n_certs)
+                           size_t n_certs)
 {
     if (m == NULL)
         return 0;
@@ -314,8 +313,8 @@ static void render_histograms(kw_ks_metrics_t *m, sbuf_t *b)
         uint64_t cum = 0;
         for (size_t i = 0; i < KW_METRICS_BUCKETS; i++) {
             cum += load(&h->buckets[i]);
-            put(b, "keyward_request_duration_seconds_bucket{opcode=\"%s\",le=\"%g\"} %llu\n",
-                name, bucket_bounds[i], (unsigned long long)cum);
+            put(b, "keyward_request_duration_seconds_bucket{opcode=\"%s\",le=\"%g\"} %llu\n", name,
+                bucket_bounds[i], (unsigned long long)cum);
         }
         cum += load(&h->buckets[KW_METRICS_BUCKETS]);
         put(b, "keyward_request_duration_seconds_bucket{opcode=\"%s\",le=\"+Inf\"} %llu\n", name,
@@ -329,38 +328,49 @@ static void render_histograms(kw_ks_metrics_t *m, sbuf_t *b)
 
 static void render_gauges(kw_ks_metrics_t *m, sbuf_t *b)
 {
-    put(b, "# HELP keyward_inflight Key operations queued or running on the workers.\n"
-           "# TYPE keyward_inflight gauge\nkeyward_inflight %lld\n",
+    put(b,
+        "# HELP keyward_inflight Key operations queued or running on the workers.\n"
+        "# TYPE keyward_inflight gauge\nkeyward_inflight %lld\n",
         (long long)atomic_load_explicit(&m->inflight, memory_order_relaxed));
-    put(b, "# HELP keyward_connections Open client connections.\n"
-           "# TYPE keyward_connections gauge\nkeyward_connections %lld\n",
+    put(b,
+        "# HELP keyward_connections Open client connections.\n"
+        "# TYPE keyward_connections gauge\nkeyward_connections %lld\n",
         (long long)atomic_load_explicit(&m->connections, memory_order_relaxed));
-    put(b, "# HELP keyward_connections_accepted_total Client connections accepted.\n"
-           "# TYPE keyward_connections_accepted_total counter\n"
-           "keyward_connections_accepted_total %llu\n",
+    put(b,
+        "# HELP keyward_connections_accepted_total Client connections accepted.\n"
+        "# TYPE keyward_connections_accepted_total counter\n"
+        "keyward_connections_accepted_total %llu\n",
         (unsigned long long)load(&m->connections_total));
-    put(b, "# HELP keyward_keys_loaded Keys in the key store.\n"
-           "# TYPE keyward_keys_loaded gauge\nkeyward_keys_loaded %llu\n",
+    put(b,
+        "# HELP keyward_keys_loaded Keys in the key store.\n"
+        "# TYPE keyward_keys_loaded gauge\nkeyward_keys_loaded %llu\n",
         (unsigned long long)load(&m->keys));
     double busy = (double)load(&m->busy_ns) / 1e9;
     double up = (double)(kw_ks_metrics_now_ns() - m->start_ns) / 1e9;
     unsigned w = m->workers > 0 ? m->workers : 1;
-    put(b, "# HELP keyward_workers Worker threads for key operations.\n"
-           "# TYPE keyward_workers gauge\nkeyward_workers %u\n", m->workers);
-    put(b, "# HELP keyward_worker_busy_seconds_total Time workers spent on key operations; "
-           "rate() / keyward_workers is the utilisation.\n"
-           "# TYPE keyward_worker_busy_seconds_total counter\n"
-           "keyward_worker_busy_seconds_total %.6f\n", busy);
-    put(b, "# HELP keyward_worker_utilisation Busy seconds / (worker count x uptime) since start.\n"
-           "# TYPE keyward_worker_utilisation gauge\nkeyward_worker_utilisation %.6f\n",
+    put(b,
+        "# HELP keyward_workers Worker threads for key operations.\n"
+        "# TYPE keyward_workers gauge\nkeyward_workers %u\n",
+        m->workers);
+    put(b,
+        "# HELP keyward_worker_busy_seconds_total Time workers spent on key operations; "
+        "rate() / keyward_workers is the utilisation.\n"
+        "# TYPE keyward_worker_busy_seconds_total counter\n"
+        "keyward_worker_busy_seconds_total %.6f\n",
+        busy);
+    put(b,
+        "# HELP keyward_worker_utilisation Busy seconds / (worker count x uptime) since start.\n"
+        "# TYPE keyward_worker_utilisation gauge\nkeyward_worker_utilisation %.6f\n",
         up > 0 ? busy / (up * w) : 0.0);
-    put(b, "# HELP keyward_reloads_total Reloads (SIGHUP), by result.\n"
-           "# TYPE keyward_reloads_total counter\n"
-           "keyward_reloads_total{result=\"ok\"} %llu\nkeyward_reloads_total{result=\"failed\"} "
-           "%llu\n",
+    put(b,
+        "# HELP keyward_reloads_total Reloads (SIGHUP), by result.\n"
+        "# TYPE keyward_reloads_total counter\n"
+        "keyward_reloads_total{result=\"ok\"} %llu\nkeyward_reloads_total{result=\"failed\"} "
+        "%llu\n",
         (unsigned long long)load(&m->reloads_ok), (unsigned long long)load(&m->reloads_failed));
-    put(b, "# HELP keyward_start_time_seconds Start time of the process (Unix time).\n"
-           "# TYPE keyward_start_time_seconds gauge\nkeyward_start_time_seconds %lld\n",
+    put(b,
+        "# HELP keyward_start_time_seconds Start time of the process (Unix time).\n"
+        "# TYPE keyward_start_time_seconds gauge\nkeyward_start_time_seconds %lld\n",
         (long long)m->start_time);
 }
 

@@ -27,7 +27,8 @@ void kw_ks_metrics_free(kw_ks_metrics_t *m);
 
 /* One request answered: its opcode, 0 or the kw_remote_error_t sent, and the time from reading
  * the request to queuing its reply. Any thread. */
-void kw_ks_metrics_request(kw_ks_metrics_t *m, uint8_t opcode, uint8_t result, uint64_t duration_ns);
+void kw_ks_metrics_request(kw_ks_metrics_t *m, uint8_t opcode, uint8_t result,
+                           uint64_t duration_ns);
 
 /* Gauges: requests queued or running on workers; open connections. Any thread. */
 void kw_ks_metrics_inflight_add(kw_ks_metrics_t *m, int64_t delta);
@@ -39,12 +40,13 @@ void kw_ks_metrics_worker_busy(kw_ks_metrics_t *m, uint64_t ns);
 /* The key store changed (start or reload): number of keys and the certificate expiries (copied).
  * Returns 0 or KW_ENOMEM (the previous list is then kept). */
 int kw_ks_metrics_set_keys(kw_ks_metrics_t *m, size_t keys, const kw_ks_metrics_cert_t *certs,
-                        size_t n_certs);
+                           size_t n_certs);
 
 /* A reload finished (ok = 1) or was refused (ok = 0). */
 void kw_ks_metrics_reload(kw_ks_metrics_t *m, int ok);
 
-/* notAfter of the first certificate of a DER chain (leaf first) as Unix time; -1 when unreadable. */
+/* notAfter of the first certificate of a DER chain (leaf first) as Unix time; -1 when unreadable.
+ */
 int64_t kw_ks_metrics_cert_not_after(const uint8_t *der, size_t len);
 
 /* Renders every metric (Prometheus text format 0.0.4) into a NUL-terminated malloc'ed string.
@@ -57,8 +59,8 @@ uint64_t kw_ks_metrics_now_ns(void);
 /* The /metrics HTTP endpoint (metrics_http.c): serves m on listen ("HOST:PORT" or "[V6]:PORT")
  * from its own thread. Returns 0 and a handle, or a negative KW_E* with a message in err. */
 typedef struct kw_ks_metrics_http_s kw_ks_metrics_http_t;
-int kw_ks_metrics_http_start(kw_ks_metrics_t *m, const char *listen, kw_ks_metrics_http_t **out, char *err,
-                          size_t errlen);
+int kw_ks_metrics_http_start(kw_ks_metrics_t *m, const char *listen, kw_ks_metrics_http_t **out,
+                             char *err, size_t errlen);
 void kw_ks_metrics_http_stop(kw_ks_metrics_http_t *h);
 
 #endif /* KW_METRICS_H */

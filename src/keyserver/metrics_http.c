@@ -38,9 +38,8 @@ static enum MHD_Result reply_text(struct MHD_Connection *conn, unsigned status, 
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
-                                  const char *method, const char *version,
-                                  const char *upload_data, size_t *upload_data_size,
-                                  void **con_cls)
+                                  const char *method, const char *version, const char *upload_data,
+                                  size_t *upload_data_size, void **con_cls)
 {
     kw_ks_metrics_http_t *h = cls;
     (void)version;
@@ -101,8 +100,8 @@ static int parse_addr(const char *text, struct sockaddr_storage *addr, socklen_t
     return 0;
 }
 
-int kw_ks_metrics_http_start(kw_ks_metrics_t *m, const char *listen, kw_ks_metrics_http_t **out, char *err,
-                          size_t errlen)
+int kw_ks_metrics_http_start(kw_ks_metrics_t *m, const char *listen, kw_ks_metrics_http_t **out,
+                             char *err, size_t errlen)
 {
     struct sockaddr_storage addr;
     socklen_t addrlen = 0;
@@ -118,13 +117,12 @@ int kw_ks_metrics_http_start(kw_ks_metrics_t *m, const char *listen, kw_ks_metri
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL;
     if (addr.ss_family == AF_INET6)
         flags |= MHD_USE_IPv6;
-    h->daemon = MHD_start_daemon(flags, 0, NULL, NULL, on_request, h, MHD_OPTION_SOCK_ADDR,
-                                 (struct sockaddr *)&addr, MHD_OPTION_CONNECTION_LIMIT,
-                                 (unsigned)64, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)10,
-                                 MHD_OPTION_END);
+    h->daemon =
+        MHD_start_daemon(flags, 0, NULL, NULL, on_request, h, MHD_OPTION_SOCK_ADDR,
+                         (struct sockaddr *)&addr, MHD_OPTION_CONNECTION_LIMIT, (unsigned)64,
+                         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)10, MHD_OPTION_END);
     if (h->daemon == NULL) {
-        snprintf(err, errlen, "cannot serve metrics on %s (address in use or not local?)",
-                 listen);
+        snprintf(err, errlen, "cannot serve metrics on %s (address in use or not local?)", listen);
         free(h);
         return KW_EIO;
     }

@@ -4,6 +4,7 @@
  * direct-mapped cache of OpenSSL contexts already initialised for (key, opcode), because creating
  * and initialising an EVP_PKEY_CTX costs a provider fetch per operation. A cached context holds a
  * reference to its EVP_PKEY, so a cached entry stays valid after its key store is released.
+ * Keys on a PKCS#11 token are handed to pkcs11_ops.c instead.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -273,6 +274,9 @@ uint8_t kw_ks_op_run(kw_ks_op_cache_t *cache, const kw_ks_key_t *key, uint8_t op
     op_info_t info = op_info(opcode);
     if (info.family == FAM_NONE || key->max_out > KW_OP_OUT_MAX)
         return KW_ERR_INTERNAL;
+    if (key->p11 != NULL) /* the key lives on a PKCS#11 token: no OpenSSL context */
+        return kw_ks_p11_op_run(key->p11, opcode, in, inlen, tls_version, out, KW_OP_OUT_MAX,
+                                outlen);
     cache_entry_t *e = cache_get(cache, key, opcode, &info);
     if (info.family == FAM_RSA_TLS)
         return tls_decrypt(e, key, in, inlen, tls_version, out, outlen);

@@ -23,7 +23,7 @@ typedef struct kw_ks_p11_module_s {
     char *path;
     void *dl;
     CK_FUNCTION_LIST *f;
-    int finalize; /* 1 when we initialised it (and so C_Finalize it) */
+    int finalize;                    /* 1 when we initialised it (and so C_Finalize it) */
     struct kw_ks_p11_module_s *next; /* registry list */
 } kw_ks_p11_module_t;
 
@@ -49,10 +49,10 @@ typedef struct kw_ks_p11_token_s {
     kw_ks_p11_module_t *mod; /* holds a reference */
     CK_FUNCTION_LIST *f;
     CK_SLOT_ID slot;
-    char label[33];           /* token label, trailing blanks removed */
-    CK_SESSION_HANDLE login;  /* kept open so the login lasts; CK_INVALID_HANDLE when none */
-    unsigned mechs;           /* KW_P11_MECH_* */
-    pthread_mutex_t lock;     /* guards idle */
+    char label[33];          /* token label, trailing blanks removed */
+    CK_SESSION_HANDLE login; /* kept open so the login lasts; CK_INVALID_HANDLE when none */
+    unsigned mechs;          /* KW_P11_MECH_* */
+    pthread_mutex_t lock;    /* guards idle */
     CK_SESSION_HANDLE idle[KW_P11_POOL_MAX];
     size_t n_idle;
 } kw_ks_p11_token_t;
@@ -62,17 +62,17 @@ enum { KW_P11_RSA = 1, KW_P11_EC = 2, KW_P11_ED25519 = 3 };
 struct kw_ks_p11_key_s {
     kw_ks_p11_token_t *token; /* holds a reference */
     CK_OBJECT_HANDLE handle;
-    int type;      /* KW_P11_* */
-    size_t k;      /* RSA modulus bytes; EVP_PKEY_get_size for EC and Ed25519 */
+    int type;         /* KW_P11_* */
+    size_t k;         /* RSA modulus bytes; EVP_PKEY_get_size for EC and Ed25519 */
     uint8_t *modulus; /* RSA: n, k bytes big-endian (ciphertexts >= n are refused here) */
-    char *name;    /* shown in logs */
+    char *name;       /* shown in logs */
 };
 
 /* ---- pkcs11_module.c ---- */
 
 /* The module at path from ctx's registry, loaded and initialised on first use; a new reference. */
-int kw_ks_p11_module_get(kw_ks_p11_ctx_t *ctx, const char *path, kw_ks_p11_module_t **out, char *err,
-                      size_t errlen);
+int kw_ks_p11_module_get(kw_ks_p11_ctx_t *ctx, const char *path, kw_ks_p11_module_t **out,
+                         char *err, size_t errlen);
 void kw_ks_p11_module_unref(kw_ks_p11_module_t *mod);
 
 /* "CKR_PIN_INCORRECT" etc. for logs. */
@@ -86,7 +86,7 @@ const char *kw_ks_p11_rv_name(CK_RV rv);
  * mechanisms. Returns 0 and a token with one reference, or a negative KW_E* with err set.
  */
 int kw_ks_p11_token_open(kw_ks_p11_module_t *mod, const kw_ks_p11_uri_t *uri, const char *pin_file,
-                      kw_ks_p11_token_t **out, char *err, size_t errlen);
+                         kw_ks_p11_token_t **out, char *err, size_t errlen);
 kw_ks_p11_token_t *kw_ks_p11_token_ref(kw_ks_p11_token_t *t);
 void kw_ks_p11_token_unref(kw_ks_p11_token_t *t);
 
@@ -104,24 +104,25 @@ int kw_ks_p11_rv_breaks_session(CK_RV rv);
 /* Reads attribute type of object o into a new buffer (*out, *len; free() it). Returns CKR_OK, or
  * CKR_ATTRIBUTE_TYPE_INVALID when the object has no (or an empty) value, or the module's error. */
 CK_RV kw_ks_p11_get_attr(kw_ks_p11_token_t *t, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE o,
-                      CK_ATTRIBUTE_TYPE type, uint8_t **out, size_t *len);
+                         CK_ATTRIBUTE_TYPE type, uint8_t **out, size_t *len);
 
 /* A CK_ULONG attribute (class, key type, ...). */
 CK_RV kw_ks_p11_get_ulong(kw_ks_p11_token_t *t, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE o,
-                       CK_ATTRIBUTE_TYPE type, CK_ULONG *out);
+                          CK_ATTRIBUTE_TYPE type, CK_ULONG *out);
 
 /* Finds up to max objects matching tmpl[0..n). Sets *found. */
 CK_RV kw_ks_p11_find(kw_ks_p11_token_t *t, CK_SESSION_HANDLE s, CK_ATTRIBUTE *tmpl, CK_ULONG n,
-                  CK_OBJECT_HANDLE *objs, CK_ULONG max, CK_ULONG *found);
+                     CK_OBJECT_HANDLE *objs, CK_ULONG max, CK_ULONG *found);
 
 /*
  * The public key of private key priv of key type type: from a public key object or an X.509
  * certificate object carrying the same match attribute (CKA_ID, or CKA_LABEL for keys without an
- * id; match NULL: no search), else from the private key's own public attributes (RSA). *cert_der receives the matching
- * certificate's DER (malloc'ed) when there is one, else NULL. Returns 0 or KW_ENOKEY / KW_ENOMEM.
+ * id; match NULL: no search), else from the private key's own public attributes (RSA). *cert_der
+ * receives the matching certificate's DER (malloc'ed) when there is one, else NULL. Returns 0 or
+ * KW_ENOKEY / KW_ENOMEM.
  */
 int kw_ks_p11_public_key(kw_ks_p11_token_t *t, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE priv,
-                      CK_KEY_TYPE type, const CK_ATTRIBUTE *match, EVP_PKEY **pub,
-                      uint8_t **cert_der, size_t *cert_der_len);
+                         CK_KEY_TYPE type, const CK_ATTRIBUTE *match, EVP_PKEY **pub,
+                         uint8_t **cert_der, size_t *cert_der_len);
 
 #endif /* KW_PKCS11_INTERNAL_H */

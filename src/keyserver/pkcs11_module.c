@@ -95,8 +95,8 @@ static int module_load(const char *path, kw_ks_p11_module_t **out, char *err, si
     return 0;
 }
 
-int kw_ks_p11_module_get(kw_ks_p11_ctx_t *ctx, const char *path, kw_ks_p11_module_t **out, char *err,
-                      size_t errlen)
+int kw_ks_p11_module_get(kw_ks_p11_ctx_t *ctx, const char *path, kw_ks_p11_module_t **out,
+                         char *err, size_t errlen)
 {
     int rc = 0;
     pthread_mutex_lock(&ctx->lock);

@@ -21,7 +21,7 @@
 #define ATTR_MAX (64 * 1024)
 
 CK_RV kw_ks_p11_get_attr(kw_ks_p11_token_t *t, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE o,
-                      CK_ATTRIBUTE_TYPE type, uint8_t **out, size_t *len)
+                         CK_ATTRIBUTE_TYPE type, uint8_t **out, size_t *len)
 {
     CK_ATTRIBUTE a = {type, NULL, 0};
     *out = NULL;
@@ -47,7 +47,7 @@ CK_RV kw_ks_p11_get_attr(kw_ks_p11_token_t *t, CK_SESSION_HANDLE s, CK_OBJECT_HA
 }
 
 CK_RV kw_ks_p11_get_ulong(kw_ks_p11_token_t *t, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE o,
-                       CK_ATTRIBUTE_TYPE type, CK_ULONG *out)
+                          CK_ATTRIBUTE_TYPE type, CK_ULONG *out)
 {
     CK_ULONG v = 0;
     CK_ATTRIBUTE a = {type, &v, sizeof(v)};
@@ -59,7 +59,7 @@ CK_RV kw_ks_p11_get_ulong(kw_ks_p11_token_t *t, CK_SESSION_HANDLE s, CK_OBJECT_H
 }
 
 CK_RV kw_ks_p11_find(kw_ks_p11_token_t *t, CK_SESSION_HANDLE s, CK_ATTRIBUTE *tmpl, CK_ULONG n,
-                  CK_OBJECT_HANDLE *objs, CK_ULONG max, CK_ULONG *found)
+                     CK_OBJECT_HANDLE *objs, CK_ULONG max, CK_ULONG *found)
 {
     *found = 0;
     CK_RV rv = t->f->C_FindObjectsInit(s, tmpl, n);
@@ -129,8 +129,8 @@ static const uint8_t *unwrap_point(const uint8_t *der, size_t len, size_t *out_l
 /* Curve short name of a CKA_EC_PARAMS (a DER OID, or for Ed25519 a PrintableString). */
 static const char *curve_name(const uint8_t *der, size_t len)
 {
-    static const uint8_t ed25519_str[] = {0x13, 0x0c, 'e', 'd', 'w', 'a', 'r', 'd',
-                                          's',  '2',  '5', '5', '1', '9'};
+    static const uint8_t ed25519_str[] = {0x13, 0x0c, 'e', 'd', 'w', 'a', 'r',
+                                          'd',  's',  '2', '5', '5', '1', '9'};
     if (len == sizeof(ed25519_str) && memcmp(der, ed25519_str, len) == 0)
         return "ED25519";
     const unsigned char *p = der;
@@ -207,9 +207,8 @@ static void find_cert(kw_ks_p11_token_t *t, CK_SESSION_HANDLE s, const CK_ATTRIB
 {
     CK_OBJECT_CLASS cls = CKO_CERTIFICATE;
     CK_CERTIFICATE_TYPE ctype = CKC_X_509;
-    CK_ATTRIBUTE tmpl[] = {{CKA_CLASS, &cls, sizeof(cls)},
-                           {CKA_CERTIFICATE_TYPE, &ctype, sizeof(ctype)},
-                           *match};
+    CK_ATTRIBUTE tmpl[] = {
+        {CKA_CLASS, &cls, sizeof(cls)}, {CKA_CERTIFICATE_TYPE, &ctype, sizeof(ctype)}, *match};
     CK_OBJECT_HANDLE o;
     CK_ULONG found = 0;
     *der = NULL;
@@ -234,9 +233,8 @@ static EVP_PKEY *find_pubkey_object(kw_ks_p11_token_t *t, CK_SESSION_HANDLE s, C
                                     const CK_ATTRIBUTE *match)
 {
     CK_OBJECT_CLASS cls = CKO_PUBLIC_KEY;
-    CK_ATTRIBUTE tmpl[] = {{CKA_CLASS, &cls, sizeof(cls)},
-                           {CKA_KEY_TYPE, &type, sizeof(type)},
-                           *match};
+    CK_ATTRIBUTE tmpl[] = {
+        {CKA_CLASS, &cls, sizeof(cls)}, {CKA_KEY_TYPE, &type, sizeof(type)}, *match};
     CK_OBJECT_HANDLE objs[4];
     CK_ULONG found = 0;
     if (kw_ks_p11_find(t, s, tmpl, 3, objs, 4, &found) != CKR_OK)
@@ -250,8 +248,8 @@ static EVP_PKEY *find_pubkey_object(kw_ks_p11_token_t *t, CK_SESSION_HANDLE s, C
 }
 
 int kw_ks_p11_public_key(kw_ks_p11_token_t *t, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE priv,
-                      CK_KEY_TYPE type, const CK_ATTRIBUTE *match, EVP_PKEY **pub,
-                      uint8_t **cert_der, size_t *cert_der_len)
+                         CK_KEY_TYPE type, const CK_ATTRIBUTE *match, EVP_PKEY **pub,
+                         uint8_t **cert_der, size_t *cert_der_len)
 {
     EVP_PKEY *cert_pub = NULL;
     EVP_PKEY *pkey = NULL;
@@ -265,7 +263,8 @@ int kw_ks_p11_public_key(kw_ks_p11_token_t *t, CK_SESSION_HANDLE s, CK_OBJECT_HA
         pkey = rsa_from_attrs(t, s, priv);
     if (pkey != NULL && cert_pub != NULL && EVP_PKEY_eq(pkey, cert_pub) != 1) {
         kw_warn("pkcs11 token '%s': a certificate shares a key's id but not its public key; "
-                "ignoring the certificate", t->label);
+                "ignoring the certificate",
+                t->label);
         free(*cert_der);
         *cert_der = NULL;
         *cert_der_len = 0;

@@ -63,8 +63,8 @@ static uint8_t map_rv(const kw_ks_p11_key_t *key, CK_RV rv, const char *what)
 
 /* C_SignInit+C_Sign or C_DecryptInit+C_Decrypt on a pooled session; one retry on a fresh session
  * when the session (not the request) failed. *outlen: room in, length out. */
-static CK_RV run_mech(const kw_ks_p11_key_t *key, int decrypt, CK_MECHANISM *mech, const uint8_t *in,
-                      size_t inlen, uint8_t *out, size_t *outlen)
+static CK_RV run_mech(const kw_ks_p11_key_t *key, int decrypt, CK_MECHANISM *mech,
+                      const uint8_t *in, size_t inlen, uint8_t *out, size_t *outlen)
 {
     kw_ks_p11_token_t *t = key->token;
     CK_RV rv = CKR_OK;
@@ -144,8 +144,7 @@ static uint8_t rsa_pss_sign(const kw_ks_p11_key_t *key, uint8_t opcode, const ui
                             size_t inlen, uint8_t *out, size_t outmax, size_t *outlen)
 {
     static const CK_MECHANISM_TYPE hashes[] = {CKM_SHA256, CKM_SHA384, CKM_SHA512};
-    static const CK_RSA_PKCS_MGF_TYPE mgfs[] = {CKG_MGF1_SHA256, CKG_MGF1_SHA384,
-                                                CKG_MGF1_SHA512};
+    static const CK_RSA_PKCS_MGF_TYPE mgfs[] = {CKG_MGF1_SHA256, CKG_MGF1_SHA384, CKG_MGF1_SHA512};
     size_t i = (size_t)(opcode - KW_OP_RSA_PSS_SIGN_SHA256);
     CK_RSA_PKCS_PSS_PARAMS pss = {hashes[i], mgfs[i], (CK_ULONG)inlen};
     CK_MECHANISM mech = {CKM_RSA_PKCS_PSS, &pss, sizeof(pss)};
@@ -155,8 +154,7 @@ static uint8_t rsa_pss_sign(const kw_ks_p11_key_t *key, uint8_t opcode, const ui
 }
 
 /* r||s (each half of len) into a DER ECDSA-Sig-Value. */
-static uint8_t ecdsa_der(const uint8_t *rs, size_t len, uint8_t *out, size_t outmax,
-                         size_t *outlen)
+static uint8_t ecdsa_der(const uint8_t *rs, size_t len, uint8_t *out, size_t outmax, size_t *outlen)
 {
     if (len == 0 || len % 2 != 0)
         return KW_ERR_INTERNAL;
@@ -345,8 +343,9 @@ static uint8_t tls_decrypt(const kw_ks_p11_key_t *key, const uint8_t *in, size_t
     return rc;
 }
 
-uint8_t kw_ks_p11_op_run(const kw_ks_p11_key_t *key, uint8_t opcode, const uint8_t *in, size_t inlen,
-                      unsigned tls_version, uint8_t *out, size_t outmax, size_t *outlen)
+uint8_t kw_ks_p11_op_run(const kw_ks_p11_key_t *key, uint8_t opcode, const uint8_t *in,
+                         size_t inlen, unsigned tls_version, uint8_t *out, size_t outmax,
+                         size_t *outlen)
 {
     if (key->k > EM_MAX || key->k > outmax)
         return KW_ERR_INTERNAL;

@@ -43,14 +43,16 @@ static int resolve(const kw_ks_p11_spec_t *spec, load_t *ld, char *err, size_t e
     ld->pin_file = spec->pin_file;
     if (ld->pin_file == NULL && ld->uri.pin_source != NULL)
         ld->pin_file = strncmp(ld->uri.pin_source, "file:", 5) == 0 ? ld->uri.pin_source + 5
-                                                                     : ld->uri.pin_source;
+                                                                    : ld->uri.pin_source;
     if (ld->module == NULL) {
-        snprintf(err, errlen, "pkcs11: no module given (--pkcs11-module PATH, module:, or "
+        snprintf(err, errlen,
+                 "pkcs11: no module given (--pkcs11-module PATH, module:, or "
                  "module-path= in the URI)");
         return KW_ECONFIG;
     }
     if (ld->uri.token == NULL && ld->uri.serial == NULL && !ld->uri.has_slot_id) {
-        snprintf(err, errlen, "pkcs11: name the token (--pkcs11-token LABEL, token:, or token= "
+        snprintf(err, errlen,
+                 "pkcs11: name the token (--pkcs11-token LABEL, token:, or token= "
                  "in the URI)");
         return KW_ECONFIG;
     }
@@ -83,8 +85,8 @@ static int classify(EVP_PKEY *pub, CK_KEY_TYPE ck_type, int *type, size_t *k, ch
         return 0;
     }
     snprintf(why, whylen, "key type %lu with a %s public key is not supported",
-             (unsigned long)ck_type, EVP_PKEY_get0_type_name(pub) ? EVP_PKEY_get0_type_name(pub)
-                                                                   : "?");
+             (unsigned long)ck_type,
+             EVP_PKEY_get0_type_name(pub) ? EVP_PKEY_get0_type_name(pub) : "?");
     return KW_ECRYPTO;
 }
 
@@ -170,9 +172,10 @@ static int examine(kw_ks_p11_token_t *t, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE o
     size_t k = 0;
     int usable = 0;
     if (t->f->C_GetAttributeValue(s, o, &aa, 1) == CKR_OK && always == CK_TRUE)
-        snprintf(why, sizeof(why), "it needs the PIN for every operation (CKA_ALWAYS_AUTHENTICATE)");
+        snprintf(why, sizeof(why),
+                 "it needs the PIN for every operation (CKA_ALWAYS_AUTHENTICATE)");
     else if (kw_ks_p11_public_key(t, s, o, ck_type, match.pValue != NULL ? &match : NULL, &f.pub,
-                               &f.cert_der, &f.cert_der_len) == 0)
+                                  &f.cert_der, &f.cert_der_len) == 0)
         usable = classify(f.pub, ck_type, &type, &k, why, sizeof(why)) == 0;
     free(id);
     free(label);
@@ -219,8 +222,8 @@ static int enumerate(kw_ks_p11_token_t *t, const kw_ks_p11_uri_t *uri, kw_ks_p11
         tmpl[n++] = (CK_ATTRIBUTE){CKA_ID, (void *)uri->id, uri->id_len};
     CK_OBJECT_HANDLE *objs = calloc(MAX_KEYS_PER_TOKEN, sizeof(*objs));
     CK_ULONG found = 0;
-    rv = objs == NULL ? CKR_HOST_MEMORY : kw_ks_p11_find(t, s, tmpl, n, objs, MAX_KEYS_PER_TOKEN,
-                                                      &found);
+    rv = objs == NULL ? CKR_HOST_MEMORY
+                      : kw_ks_p11_find(t, s, tmpl, n, objs, MAX_KEYS_PER_TOKEN, &found);
     int rc = 0;
     if (rv != CKR_OK) {
         snprintf(err, errlen, "pkcs11 token '%s': cannot list keys: %s", t->label,
@@ -236,8 +239,8 @@ static int enumerate(kw_ks_p11_token_t *t, const kw_ks_p11_uri_t *uri, kw_ks_p11
     return rc;
 }
 
-int kw_ks_p11_load(kw_ks_p11_ctx_t *ctx, const kw_ks_p11_spec_t *spec, kw_ks_p11_keylist_t *out, char *err,
-                size_t errlen)
+int kw_ks_p11_load(kw_ks_p11_ctx_t *ctx, const kw_ks_p11_spec_t *spec, kw_ks_p11_keylist_t *out,
+                   char *err, size_t errlen)
 {
     load_t ld;
     kw_ks_p11_module_t *mod = NULL;

@@ -29,10 +29,10 @@ typedef struct kw_ks_p11_spec_s {
 /* One usable key found on a token. The caller takes key, pub, name and cert_der by setting them
  * to NULL; kw_ks_p11_keylist_free frees what is left. */
 typedef struct kw_ks_p11_found_s {
-    kw_ks_p11_key_t *key;  /* free with kw_ks_p11_key_free */
-    EVP_PKEY *pub;      /* its public key */
-    char *name;         /* "TOKEN/LABEL" (or "TOKEN/id-HEX") for logs; malloc'ed */
-    uint8_t *cert_der;  /* a certificate with the same CKA_ID on the token, or NULL; malloc'ed */
+    kw_ks_p11_key_t *key; /* free with kw_ks_p11_key_free */
+    EVP_PKEY *pub;        /* its public key */
+    char *name;           /* "TOKEN/LABEL" (or "TOKEN/id-HEX") for logs; malloc'ed */
+    uint8_t *cert_der;    /* a certificate with the same CKA_ID on the token, or NULL; malloc'ed */
     size_t cert_der_len;
 } kw_ks_p11_found_t;
 
@@ -51,8 +51,8 @@ void kw_ks_p11_ctx_free(kw_ks_p11_ctx_t *ctx);
  * (CKA_ALWAYS_AUTHENTICATE) are skipped with a log line. Returns 0, or a negative KW_E* with the
  * reason in err (module not found, token not found, wrong PIN, ...).
  */
-int kw_ks_p11_load(kw_ks_p11_ctx_t *ctx, const kw_ks_p11_spec_t *spec, kw_ks_p11_keylist_t *out, char *err,
-                size_t errlen);
+int kw_ks_p11_load(kw_ks_p11_ctx_t *ctx, const kw_ks_p11_spec_t *spec, kw_ks_p11_keylist_t *out,
+                   char *err, size_t errlen);
 
 void kw_ks_p11_keylist_free(kw_ks_p11_keylist_t *list);
 
@@ -67,7 +67,8 @@ void kw_ks_p11_key_free(kw_ks_p11_key_t *key);
  * time (the token decrypts raw with CKM_RSA_X_509 and this code checks the padding).
  * Thread-safe: sessions come from the token's pool.
  */
-uint8_t kw_ks_p11_op_run(const kw_ks_p11_key_t *key, uint8_t opcode, const uint8_t *in, size_t inlen,
-                      unsigned tls_version, uint8_t *out, size_t outmax, size_t *outlen);
+uint8_t kw_ks_p11_op_run(const kw_ks_p11_key_t *key, uint8_t opcode, const uint8_t *in,
+                         size_t inlen, unsigned tls_version, uint8_t *out, size_t outmax,
+                         size_t *outlen);
 
 #endif /* KW_PKCS11_STORE_H */

@@ -65,8 +65,8 @@ static int find_slot(kw_ks_p11_token_t *t, const kw_ks_p11_uri_t *uri, const cha
     int found = 0;
     for (CK_ULONG i = 0; rv == CKR_OK && i < n; i++) {
         CK_TOKEN_INFO ti;
-        if (t->f->C_GetTokenInfo(slots[i], &ti) != CKR_OK || !token_matches(slots[i], &ti, uri,
-                                                                            label))
+        if (t->f->C_GetTokenInfo(slots[i], &ti) != CKR_OK ||
+            !token_matches(slots[i], &ti, uri, label))
             continue;
         if (found++ == 0) {
             t->slot = slots[i];
@@ -75,9 +75,10 @@ static int find_slot(kw_ks_p11_token_t *t, const kw_ks_p11_uri_t *uri, const cha
     }
     free(slots);
     if (found == 0) {
-        snprintf(err, errlen, "pkcs11 module %s: no token labelled '%s' (check --pkcs11-token; "
-                 "`pkcs11-tool --module %s -L` lists the tokens)", t->mod->path,
-                 label != NULL ? label : "(any)", t->mod->path);
+        snprintf(err, errlen,
+                 "pkcs11 module %s: no token labelled '%s' (check --pkcs11-token; "
+                 "`pkcs11-tool --module %s -L` lists the tokens)",
+                 t->mod->path, label != NULL ? label : "(any)", t->mod->path);
         return KW_ENOKEY;
     }
     if (found > 1)
@@ -119,8 +120,10 @@ static int login(kw_ks_p11_token_t *t, const char *pin_file, const char *pin_val
     char pin[PIN_MAX + 1];
     int len;
     if (pin_file == NULL && pin_value == NULL) {
-        snprintf(err, errlen, "pkcs11 token '%s': no PIN given (--pkcs11-pin-file, pin_file, or "
-                 "pin-source in the URI)", t->label);
+        snprintf(err, errlen,
+                 "pkcs11 token '%s': no PIN given (--pkcs11-pin-file, pin_file, or "
+                 "pin-source in the URI)",
+                 t->label);
         return KW_ECONFIG;
     }
     if (pin_file != NULL) {
@@ -150,7 +153,7 @@ static void probe_mechanisms(kw_ks_p11_token_t *t)
         CK_MECHANISM_TYPE mech;
         unsigned flag;
     } known[] = {
-        {CKM_RSA_PKCS, KW_P11_MECH_RSA_PKCS}, {CKM_RSA_X_509, KW_P11_MECH_RSA_X509},
+        {CKM_RSA_PKCS, KW_P11_MECH_RSA_PKCS},    {CKM_RSA_X_509, KW_P11_MECH_RSA_X509},
         {CKM_RSA_PKCS_PSS, KW_P11_MECH_RSA_PSS}, {CKM_ECDSA, KW_P11_MECH_ECDSA},
         {CKM_EDDSA, KW_P11_MECH_EDDSA},
     };
@@ -162,7 +165,7 @@ static void probe_mechanisms(kw_ks_p11_token_t *t)
 }
 
 int kw_ks_p11_token_open(kw_ks_p11_module_t *mod, const kw_ks_p11_uri_t *uri, const char *pin_file,
-                      kw_ks_p11_token_t **out, char *err, size_t errlen)
+                         kw_ks_p11_token_t **out, char *err, size_t errlen)
 {
     kw_ks_p11_token_t *t = calloc(1, sizeof(*t));
     if (t == NULL)

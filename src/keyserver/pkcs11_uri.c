@@ -11,7 +11,7 @@
 #include "keyward/error.h"
 #include "pkcs11_uri.h"
 
-#define URI_SCHEME "pkcs11:"
+#define URI_SCHEME    "pkcs11:"
 #define URI_VALUE_MAX 4096
 
 static int hex_value(char c)
@@ -73,8 +73,10 @@ static int set_id(kw_ks_p11_uri_t *uri, const char *v, size_t len, char *err, si
     uint8_t buf[URI_VALUE_MAX];
     long n = pct_decode(v, len, buf);
     if (uri->has_id || n <= 0 || (size_t)n > KW_P11_ID_MAX) {
-        snprintf(err, errlen, "pkcs11 URI: 'id' must be given once, 1 to %d bytes, "
-                 "percent-encoded (e.g. id=%%01%%02)", KW_P11_ID_MAX);
+        snprintf(err, errlen,
+                 "pkcs11 URI: 'id' must be given once, 1 to %d bytes, "
+                 "percent-encoded (e.g. id=%%01%%02)",
+                 KW_P11_ID_MAX);
         return KW_EINVAL;
     }
     memcpy(uri->id, buf, (size_t)n);
@@ -103,13 +105,13 @@ static int set_slot_id(kw_ks_p11_uri_t *uri, const char *v, size_t len, char *er
     return 0;
 }
 
-static int path_attr(kw_ks_p11_uri_t *uri, const char *name, size_t nlen, const char *v, size_t vlen,
-                     char *err, size_t errlen)
+static int path_attr(kw_ks_p11_uri_t *uri, const char *name, size_t nlen, const char *v,
+                     size_t vlen, char *err, size_t errlen)
 {
-    static const char *const strs[] = {"token", "manufacturer", "serial", "model", "object",
-                                       "type"};
-    char **slots[] = {&uri->token,  &uri->manufacturer, &uri->serial,
-                      &uri->model,  &uri->object,       &uri->type};
+    static const char *const strs[] = {"token", "manufacturer", "serial",
+                                       "model", "object",       "type"};
+    char **slots[] = {&uri->token, &uri->manufacturer, &uri->serial,
+                      &uri->model, &uri->object,       &uri->type};
     for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++) {
         if (strlen(strs[i]) == nlen && memcmp(strs[i], name, nlen) == 0)
             return set_string(slots[i], strs[i], v, vlen, err, errlen);
@@ -123,8 +125,10 @@ static int path_attr(kw_ks_p11_uri_t *uri, const char *name, size_t nlen, const 
         (nlen == 16 && memcmp(name, "slot-description", 16) == 0) ||
         (nlen == 17 && memcmp(name, "slot-manufacturer", 17) == 0))
         return 0;
-    snprintf(err, errlen, "pkcs11 URI: unknown attribute '%.*s' (known: token, manufacturer, "
-             "serial, model, object, id, type, slot-id)", (int)(nlen > 64 ? 64 : nlen), name);
+    snprintf(err, errlen,
+             "pkcs11 URI: unknown attribute '%.*s' (known: token, manufacturer, "
+             "serial, model, object, id, type, slot-id)",
+             (int)(nlen > 64 ? 64 : nlen), name);
     return KW_EINVAL;
 }
 

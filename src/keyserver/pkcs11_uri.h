@@ -14,15 +14,15 @@
 
 /* Every string is NUL-terminated, percent-decoded and owned; NULL when the attribute is absent. */
 typedef struct kw_ks_p11_uri_s {
-    char *token;        /* CK_TOKEN_INFO label */
-    char *manufacturer; /* CK_TOKEN_INFO manufacturerID */
-    char *serial;       /* CK_TOKEN_INFO serialNumber */
-    char *model;        /* CK_TOKEN_INFO model */
-    char *object;       /* CKA_LABEL of the keys to serve */
-    char *type;         /* "private" (or absent); other values are refused */
-    char *module_path;  /* query: the module to dlopen */
-    char *pin_source;   /* query: "file:/path" or "/path" */
-    char *pin_value;    /* query: the PIN itself (discouraged; cleansed on free) */
+    char *token;               /* CK_TOKEN_INFO label */
+    char *manufacturer;        /* CK_TOKEN_INFO manufacturerID */
+    char *serial;              /* CK_TOKEN_INFO serialNumber */
+    char *model;               /* CK_TOKEN_INFO model */
+    char *object;              /* CKA_LABEL of the keys to serve */
+    char *type;                /* "private" (or absent); other values are refused */
+    char *module_path;         /* query: the module to dlopen */
+    char *pin_source;          /* query: "file:/path" or "/path" */
+    char *pin_value;           /* query: the PIN itself (discouraged; cleansed on free) */
     uint8_t id[KW_P11_ID_MAX]; /* CKA_ID of the keys to serve */
     size_t id_len;
     int has_id;
@@ -32,8 +32,9 @@ typedef struct kw_ks_p11_uri_s {
 
 /*
  * Parses text ("pkcs11:" path [ "?" query ]) into uri (zeroed here). Unknown path attributes and
- * vendor attributes ("x-...") are refused so a typo cannot silently widen the key set; unknown query
- * attributes are ignored as RFC 7512 §2.4 allows. Returns 0 or KW_EINVAL with the reason in err.
+ * vendor attributes ("x-...") are refused so a typo cannot silently widen the key set; unknown
+ * query attributes are ignored as RFC 7512 §2.4 allows. Returns 0 or KW_EINVAL with the reason in
+ * err.
  */
 int kw_ks_p11_uri_parse(const char *text, kw_ks_p11_uri_t *uri, char *err, size_t errlen);
 

@@ -2,17 +2,24 @@
  * Request dispatch on the loop thread. Cheap requests are answered here: ping (payload echoed),
  * 0xA2 certificate chain, 0xA3 key list and every error. Private-key requests are checked against
  * their key (so errors need no worker) and become jobs; finished jobs come back here as replies.
+ * Every answered request is counted in the metrics with its opcode, result and latency.
+ * Authorisation, forwarding of keys not held here and the audit line go through fleet.h.
  */
 #include <stdlib.h>
 #include <string.h>
 
 #include "keyward/error.h"
+#include "fleet.h"
 #include "keyward/log.h"
+#include "metrics.h"
 #include "ops.h"
 #include "request.h"
 
 /* Largest payload of a reply: the body minus the opcode item and the payload item header. */
 #define KW_MAX_REPLY_PAYLOAD (KW_MAX_BODY - 2 * KW_ITEM_HDR_LEN - 1)
+
+/* Result of a handler that queued a job: counted when the job completes. */
+#define RESULT_QUEUED 0xFFu
 
 static void batch_add(kw_ks_job_batch_t *b, kw_ks_job_t *job)
 {
@@ -37,26 +44,44 @@ static void reply(kw_ks_conn_t *c, uint32_t id, uint8_t opcode, const uint8_t *p
         kw_ks_conn_close(c);
 }
 
+/* Replies with err and returns it (for the metrics). */
+static uint8_t answer_error(kw_ks_conn_t *c, uint32_t id, uint8_t err)
+{
+    reply_error(c, id, err);
+    return err;
+}
+
+/* A key (or chain) this server does not hold: forwarded upstream (fleet.h), or an error. */
+static uint8_t not_held(kw_ks_conn_t *c, const kw_msg_t *msg, const kw_ks_audit_rec_t *rec,
+                        uint8_t not_found, int sni_ok)
+{
+    int r = kw_ks_fleet_forward(c, msg, rec, not_found, sni_ok);
+    if (r == KW_KS_PENDING)
+        return RESULT_QUEUED;
+    return answer_error(c, msg->id, (uint8_t)r);
+}
+
 /* 0xA2: by digest, then SKI, then SNI. */
-static void get_cert_chain(kw_ks_conn_t *c, const kw_msg_t *msg)
+static uint8_t get_cert_chain(kw_ks_conn_t *c, const kw_msg_t *msg, kw_ks_audit_rec_t *rec)
 {
     const kw_keystore_t *store = c->server->store;
     const kw_ks_key_t *key = kw_keystore_find(store, msg);
     if (key == NULL && msg->sni.present)
         key = kw_keystore_find_sni(store, msg->sni.ptr, msg->sni.len);
-    if (key == NULL && !msg->digest.present && !msg->ski.present && !msg->sni.present) {
-        reply_error(c, msg->id, KW_ERR_FORMAT);
-        return;
-    }
-    if (key == NULL || key->chain_der == NULL || key->chain_der_len > KW_MAX_REPLY_PAYLOAD) {
-        reply_error(c, msg->id, KW_ERR_CERT_NOT_FOUND);
-        return;
-    }
+    if (key == NULL && !msg->digest.present && !msg->ski.present && !msg->sni.present)
+        return answer_error(c, msg->id, KW_ERR_FORMAT);
+    if (key == NULL)
+        return not_held(c, msg, rec, KW_ERR_CERT_NOT_FOUND, 1);
+    if (!kw_ks_fleet_key(c, key, rec))
+        return answer_error(c, msg->id, KW_ERR_NOT_AUTHORISED);
+    if (key->chain_der == NULL || key->chain_der_len > KW_MAX_REPLY_PAYLOAD)
+        return answer_error(c, msg->id, KW_ERR_CERT_NOT_FOUND);
     reply(c, msg->id, KW_OP_RESPONSE, key->chain_der, key->chain_der_len);
+    return 0;
 }
 
 /* 0xA3: the key ids, as many as fit one reply. */
-static void list_keys(kw_ks_conn_t *c, const kw_msg_t *msg)
+static uint8_t list_keys(kw_ks_conn_t *c, const kw_msg_t *msg)
 {
     const kw_keystore_t *store = c->server->store;
     size_t n = kw_keystore_count(store);
@@ -68,35 +93,35 @@ static void list_keys(kw_ks_conn_t *c, const kw_msg_t *msg)
     size_t len = n * KW_DIGEST_LEN;
     uint8_t stack[4096];
     uint8_t *buf = len <= sizeof(stack) ? stack : malloc(len);
-    if (buf == NULL) {
-        reply_error(c, msg->id, KW_ERR_INTERNAL);
-        return;
+    if (buf == NULL)
+        return answer_error(c, msg->id, KW_ERR_INTERNAL);
+    size_t k = 0; /* only the keys this edge may use */
+    for (size_t i = 0; i < kw_keystore_count(store) && k < n; i++) {
+        const kw_ks_key_t *key = kw_keystore_get(store, i);
+        if (kw_ks_fleet_may_use(c, key))
+            memcpy(buf + k++ * KW_DIGEST_LEN, key->digest, KW_DIGEST_LEN);
     }
-    for (size_t i = 0; i < n; i++)
-        memcpy(buf + i * KW_DIGEST_LEN, kw_keystore_get(store, i)->digest, KW_DIGEST_LEN);
-    reply(c, msg->id, KW_OP_RESPONSE, buf, len);
+    reply(c, msg->id, KW_OP_RESPONSE, buf, k * KW_DIGEST_LEN);
     if (buf != stack)
         free(buf);
+    return 0;
 }
 
-static void key_op(kw_ks_conn_t *c, const kw_msg_t *msg, kw_ks_job_batch_t *batch)
+static uint8_t key_op(kw_ks_conn_t *c, const kw_msg_t *msg, uint64_t t0, kw_ks_audit_rec_t *rec,
+                      kw_ks_job_batch_t *batch)
 {
     kw_ks_server_t *s = c->server;
     const kw_ks_key_t *key = kw_keystore_find(s->store, msg);
-    if (key == NULL) {
-        reply_error(c, msg->id, KW_ERR_KEY_NOT_FOUND);
-        return;
-    }
+    if (key == NULL)
+        return not_held(c, msg, rec, KW_ERR_KEY_NOT_FOUND, 0);
+    if (!kw_ks_fleet_key(c, key, rec))
+        return answer_error(c, msg->id, KW_ERR_NOT_AUTHORISED);
     uint8_t err = kw_ks_op_check(key, msg->opcode, &msg->payload, &msg->extra);
-    if (err != 0) {
-        reply_error(c, msg->id, err);
-        return;
-    }
+    if (err != 0)
+        return answer_error(c, msg->id, err);
     kw_ks_job_t *job = kw_ks_job_alloc(&s->jobs, msg->payload.len);
-    if (job == NULL) {
-        reply_error(c, msg->id, KW_ERR_INTERNAL);
-        return;
-    }
+    if (job == NULL)
+        return answer_error(c, msg->id, KW_ERR_INTERNAL);
     memcpy(job->in, msg->payload.ptr, msg->payload.len);
     job->conn = kw_ks_conn_ref(c);
     job->store = kw_keystore_ref(s->store);
@@ -105,40 +130,57 @@ static void key_op(kw_ks_conn_t *c, const kw_msg_t *msg, kw_ks_job_batch_t *batc
     job->opcode = msg->opcode;
     if (msg->opcode == KW_OP_TLS_RSA_DECRYPT)
         job->tls_version = (unsigned)msg->extra.ptr[0] << 8 | msg->extra.ptr[1];
+    job->t_start = t0;
+    if (s->fleet.audit != NULL)
+        job->audit = *rec;
     c->inflight++;
+    kw_ks_metrics_inflight_add(s->metrics, 1);
     batch_add(batch, job);
+    return RESULT_QUEUED;
+}
+
+/* Answers msg or queues its job; returns the result sent, or RESULT_QUEUED. */
+static uint8_t dispatch(kw_ks_conn_t *c, const kw_msg_t *msg, uint64_t t0, kw_ks_audit_rec_t *rec,
+                        kw_ks_job_batch_t *batch)
+{
+    if (!msg->has_opcode)
+        return answer_error(c, msg->id, KW_ERR_FORMAT);
+    switch (msg->opcode) {
+    case KW_OP_PING:
+        reply(c, msg->id, KW_OP_PONG, msg->payload.ptr, msg->payload.len);
+        return 0;
+    case KW_OP_GET_CERT_CHAIN:
+        return get_cert_chain(c, msg, rec);
+    case KW_OP_LIST_KEYS:
+        return list_keys(c, msg);
+    default:
+        break;
+    }
+    if (!kw_ks_op_is_key_op(msg->opcode))
+        return answer_error(c, msg->id, KW_ERR_BAD_OPCODE);
+    return key_op(c, msg, t0, rec, batch);
 }
 
 int kw_ks_request_handle(kw_ks_conn_t *c, const kw_header_t *hdr, const uint8_t *body,
                          kw_ks_job_batch_t *batch)
 {
     kw_msg_t msg;
+    kw_ks_metrics_t *m = c->server->metrics;
+    uint64_t t0 = kw_ks_metrics_now_ns();
     if (kw_msg_decode(body, hdr->body_len, hdr->id, &msg) != 0) {
         reply_error(c, hdr->id, KW_ERR_FORMAT);
+        kw_ks_metrics_request(m, 0, KW_ERR_FORMAT, kw_ks_metrics_now_ns() - t0);
         return KW_EFORMAT;
     }
-    if (!msg.has_opcode) {
-        reply_error(c, msg.id, KW_ERR_FORMAT);
-        return 0;
+    kw_ks_audit_rec_t rec;
+    kw_ks_fleet_begin(c, &msg, &rec);
+    uint8_t result = dispatch(c, &msg, t0, &rec, batch);
+    if (result != RESULT_QUEUED) {
+        kw_ks_metrics_request(m, msg.has_opcode ? msg.opcode : 0, result,
+                              kw_ks_metrics_now_ns() - t0);
+        if (msg.has_opcode && msg.opcode != KW_OP_PING)
+            kw_ks_fleet_audit(c, &rec, result); /* one audit line per operation */
     }
-    switch (msg.opcode) {
-    case KW_OP_PING:
-        reply(c, msg.id, KW_OP_PONG, msg.payload.ptr, msg.payload.len);
-        return 0;
-    case KW_OP_GET_CERT_CHAIN:
-        get_cert_chain(c, &msg);
-        return 0;
-    case KW_OP_LIST_KEYS:
-        list_keys(c, &msg);
-        return 0;
-    default:
-        break;
-    }
-    if (!kw_ks_op_is_key_op(msg.opcode)) {
-        reply_error(c, msg.id, KW_ERR_BAD_OPCODE);
-        return 0;
-    }
-    key_op(c, &msg, batch);
     return 0;
 }
 
@@ -155,6 +197,12 @@ void kw_ks_request_done(kw_ks_workers_t *w, kw_ks_job_t *jobs)
             else
                 reply_error(c, job->id, job->result);
         }
+        if (!job->cancelled) {
+            kw_ks_metrics_request(s->metrics, job->opcode, job->result,
+                                  kw_ks_metrics_now_ns() - job->t_start);
+            kw_ks_fleet_audit(c, &job->audit, job->result);
+        }
+        kw_ks_metrics_inflight_add(s->metrics, -1);
         kw_keystore_unref(job->store);
         kw_ks_job_free(&s->jobs, job);
         kw_ks_conn_job_done(c);

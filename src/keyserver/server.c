@@ -12,6 +12,7 @@
 #include "keyward/error.h"
 #include "keyward/log.h"
 #include "keyward/tls.h"
+#include "reload.h"
 #include "request.h"
 #include "server.h"
 
@@ -96,15 +97,30 @@ static void on_signal(uv_signal_t *h, int signum)
     kw_ks_server_stop(s);
 }
 
+static void on_hup(uv_signal_t *h, int signum)
+{
+    (void)signum;
+    kw_ks_reload_start(h->data);
+}
+
+SSL_CTX *kw_ks_server_tls_ctx(const kw_ks_config_t *cfg, char *err, size_t errlen)
+{
+    return kw_tls_server_ctx(NULL, cfg->cert, cfg->key, cfg->ca, err, errlen);
+}
+
 int kw_ks_server_init(kw_ks_server_t *s, uv_loop_t *loop, const kw_ks_config_t *cfg,
                       kw_keystore_t *store, char *err, size_t errlen)
 {
+    kw_ks_metrics_t *metrics = s->metrics;
+    kw_ks_p11_ctx_t *p11 = s->p11;
     memset(s, 0, offsetof(kw_ks_server_t, read_buf));
+    s->metrics = metrics;
+    s->p11 = p11;
+    s->ssl_ctx = kw_ks_server_tls_ctx(cfg, err, errlen);
+    if (s->ssl_ctx == NULL)
+        return KW_ETLS; /* before any handle exists: s->loop stays NULL for kw_ks_server_stop */
     s->loop = loop;
     s->cfg = cfg;
-    s->ssl_ctx = kw_tls_server_ctx(NULL, cfg->cert, cfg->key, cfg->ca, err, errlen);
-    if (s->ssl_ctx == NULL)
-        return KW_ETLS;
     s->store = kw_keystore_ref(store);
     kw_ks_job_pool_init(&s->jobs, KW_JOB_FREE_MAX);
     uv_check_init(loop, &s->flush_check);
@@ -116,16 +132,21 @@ int kw_ks_server_init(kw_ks_server_t *s, uv_loop_t *loop, const kw_ks_config_t *
     s->sig_int.data = s;
     uv_signal_start(&s->sig_term, on_signal, SIGTERM);
     uv_signal_start(&s->sig_int, on_signal, SIGINT);
+    uv_signal_init(loop, &s->sig_hup);
+    s->sig_hup.data = s;
+    uv_signal_start(&s->sig_hup, on_hup, SIGHUP);
     uv_tcp_init(loop, &s->listener);
     s->listener.data = s;
     s->workers.data = s;
+    s->workers.metrics = s->metrics;
+    s->workers.timeout_ns = cfg->request_timeout_ms * 1000000u;
     int rc = kw_ks_workers_start(&s->workers, loop, cfg->workers, cfg->ctx_cache_slots,
                                  kw_ks_request_done);
     if (rc != 0) {
         snprintf(err, errlen, "cannot start %u worker threads", cfg->workers);
         return rc;
     }
-    return 0;
+    return kw_ks_fleet_init(&s->fleet, loop, cfg, err, errlen);
 }
 
 int kw_ks_server_listen(kw_ks_server_t *s, char *err, size_t errlen)
@@ -154,18 +175,23 @@ void kw_ks_server_stop(kw_ks_server_t *s)
     if (s->stopping)
         return;
     s->stopping = 1;
+    if (s->loop == NULL)
+        return; /* kw_ks_server_init failed before creating any handle */
     uv_close((uv_handle_t *)&s->listener, NULL);
     while (s->conns != NULL)
         kw_ks_conn_close(s->conns);
+    kw_ks_fleet_stop(&s->fleet);
     kw_ks_workers_stop(&s->workers, NULL);
     on_check(&s->flush_check); /* drop dirty references */
     uv_close((uv_handle_t *)&s->flush_check, NULL);
     uv_close((uv_handle_t *)&s->sig_term, NULL);
     uv_close((uv_handle_t *)&s->sig_int, NULL);
+    uv_close((uv_handle_t *)&s->sig_hup, NULL);
 }
 
 void kw_ks_server_destroy(kw_ks_server_t *s)
 {
+    kw_ks_fleet_destroy(&s->fleet);
     kw_ks_job_pool_destroy(&s->jobs);
     kw_keystore_unref(s->store);
     s->store = NULL;

@@ -13,8 +13,11 @@
 #include <uv.h>
 
 #include "config.h"
+#include "fleet.h"
 #include "job.h"
 #include "keystore.h"
+#include "metrics.h"
+#include "pkcs11_store.h"
 #include "workers.h"
 
 struct kw_ks_conn_s;
@@ -30,7 +33,13 @@ typedef struct kw_ks_server_s {
     uv_check_t flush_check;
     uv_signal_t sig_term;
     uv_signal_t sig_int;
+    uv_signal_t sig_hup;      /* reload (reload.c) */
+    kw_ks_metrics_t *metrics; /* not owned; NULL: off. Set before kw_ks_server_init */
+    kw_ks_p11_ctx_t *p11;     /* PKCS#11 module registry, not owned. Set before init */
+    int reloading;            /* a reload is being built off the loop */
+    int reload_pending;       /* another SIGHUP came meanwhile */
     kw_ks_workers_t workers;
+    kw_ks_fleet_t fleet; /* authorisation, audit log, upstreams (fleet.h) */
     kw_ks_job_pool_t jobs;
     struct kw_ks_conn_s *conns; /* every open connection, doubly linked */
     size_t n_conns;
@@ -42,8 +51,9 @@ typedef struct kw_ks_server_s {
 } kw_ks_server_t;
 
 /*
- * Sets up the server (no I/O yet): TLS context from cfg, worker threads, signal handlers.
- * Takes a reference to store. Returns 0 or a negative KW_E* with a message in err.
+ * Sets up the server (no I/O yet): TLS context from cfg, worker threads, signal handlers (SIGHUP
+ * reloads). s->metrics and s->p11, when the caller set them, are kept. Takes a reference to store.
+ * Returns 0 or a negative KW_E* with a message in err.
  */
 int kw_ks_server_init(kw_ks_server_t *s, uv_loop_t *loop, const kw_ks_config_t *cfg,
                       kw_keystore_t *store, char *err, size_t errlen);
@@ -57,6 +67,9 @@ void kw_ks_server_stop(kw_ks_server_t *s);
 
 /* Frees what is left after the loop has ended. */
 void kw_ks_server_destroy(kw_ks_server_t *s);
+
+/* The server's TLS context for cfg's identity and client CA; NULL with a message in err. */
+SSL_CTX *kw_ks_server_tls_ctx(const kw_ks_config_t *cfg, char *err, size_t errlen);
 
 /* Swaps in a new key store (takes a reference; drops the old one). Jobs in flight keep theirs. */
 void kw_ks_server_set_store(kw_ks_server_t *s, kw_keystore_t *store);

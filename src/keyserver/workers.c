@@ -10,6 +10,7 @@
 
 #include "keyward/error.h"
 #include "keyward/log.h"
+#include "metrics.h"
 #include "ops.h"
 #include "workers.h"
 
@@ -39,8 +40,17 @@ static void push_done(kw_ks_workers_t *w, kw_ks_job_t *job)
 
 static void run_job(kw_ks_worker_t *self, kw_ks_job_t *job)
 {
+    kw_ks_workers_t *w = self->pool;
+    uint64_t t0 = w->metrics != NULL || w->timeout_ns != 0 ? kw_ks_metrics_now_ns() : 0;
+    if (w->timeout_ns != 0 && t0 - job->t_start > w->timeout_ns) {
+        job->result = KW_ERR_INTERNAL; /* the client has given up on it by now: shed the load */
+        job->out_len = 0;
+        return;
+    }
     job->result = kw_ks_op_run(self->cache, job->key, job->opcode, job->in, job->in_len,
                                job->tls_version, job->out, &job->out_len);
+    if (w->metrics != NULL)
+        kw_ks_metrics_worker_busy(w->metrics, kw_ks_metrics_now_ns() - t0);
 }
 
 static void *worker_main(void *arg)
@@ -95,8 +105,12 @@ int kw_ks_workers_start(kw_ks_workers_t *w, uv_loop_t *loop, unsigned n, unsigne
                         kw_ks_workers_done_cb done_cb)
 {
     void *data = w->data;
+    struct kw_ks_metrics_s *metrics = w->metrics;
+    uint64_t timeout_ns = w->timeout_ns;
     memset(w, 0, sizeof(*w));
     w->data = data;
+    w->metrics = metrics;
+    w->timeout_ns = timeout_ns;
     w->loop = loop;
     w->done_cb = done_cb;
     w->n = n;

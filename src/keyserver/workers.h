@@ -39,9 +39,12 @@ struct kw_ks_workers_s {
     struct kw_ks_worker_s *workers;
     unsigned n;
     unsigned started;
+    struct kw_ks_metrics_s *metrics; /* worker busy time; NULL: off. Set before start */
+    uint64_t timeout_ns; /* a job queued longer is answered KW_ERR_INTERNAL unrun; 0: never */
 };
 
-/* Starts n threads, each with a context cache of cache_slots. Returns 0 or a negative KW_E*. */
+/* Starts n threads, each with a context cache of cache_slots (data, metrics and timeout_ns, set
+ * by the caller before, are kept). Returns 0 or a negative KW_E*. */
 int kw_ks_workers_start(kw_ks_workers_t *w, uv_loop_t *loop, unsigned n, unsigned cache_slots,
                         kw_ks_workers_done_cb done_cb);
 

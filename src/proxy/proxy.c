@@ -53,7 +53,7 @@ int kw_proxy_new(const kw_proxy_config_t *cfg, kw_proxy_t **out, char *err, size
         rc = KW_ENOMEM;
     }
     for (unsigned i = 0; rc == 0 && i < p->nworkers; i++) {
-        rc = kw_worker_init(&p->workers[i], p, i, err, errlen);
+        rc = kw_px_worker_init(&p->workers[i], p, i, err, errlen);
     }
     if (rc != 0) {
         kw_proxy_free(p);
@@ -66,7 +66,7 @@ int kw_proxy_new(const kw_proxy_config_t *cfg, kw_proxy_t **out, char *err, size
 
 static void worker_thread(void *arg)
 {
-    kw_worker_run(arg);
+    kw_px_worker_run(arg);
     OPENSSL_thread_stop();
 }
 
@@ -82,10 +82,10 @@ int kw_proxy_run(kw_proxy_t *p)
     }
     if (started < p->nworkers) {
         for (unsigned i = 0; i < started; i++) {
-            kw_worker_stop(&p->workers[i]);
+            kw_px_worker_stop(&p->workers[i]);
         }
     }
-    kw_worker_run(&p->workers[0]);
+    kw_px_worker_run(&p->workers[0]);
     for (unsigned i = 1; i < started; i++) {
         uv_thread_join(&p->workers[i].thread);
     }
@@ -105,7 +105,7 @@ void kw_proxy_free(kw_proxy_t *p)
     }
     for (unsigned i = 0; p->workers != NULL && i < p->nworkers; i++) {
         if (p->workers[i].proxy != NULL) {
-            kw_worker_close(&p->workers[i]);
+            kw_px_worker_close(&p->workers[i]);
         }
     }
     free(p->workers);

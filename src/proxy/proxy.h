@@ -27,8 +27,8 @@
 #define KW_PROXY_MAX_POLLS  4            /* async fds per handshake (one in practice) */
 
 typedef struct kw_proxy_s kw_proxy_t;
-typedef struct kw_worker_s kw_worker_t;
-typedef struct kw_conn_s kw_conn_t;
+typedef struct kw_px_worker_s kw_px_worker_t;
+typedef struct kw_px_conn_s kw_px_conn_t;
 
 /* Counters for the log line at exit and for tests. */
 typedef struct kw_proxy_stats_s {
@@ -51,11 +51,11 @@ struct kw_proxy_s {
     socklen_t backend_len;
     atomic_uint nconns;
     kw_proxy_stats_t stats;
-    kw_worker_t *workers;
+    kw_px_worker_t *workers;
     unsigned nworkers;
 };
 
-struct kw_worker_s {
+struct kw_px_worker_s {
     kw_proxy_t *proxy;
     unsigned index;
     uv_loop_t loop;
@@ -64,25 +64,25 @@ struct kw_worker_s {
     uv_signal_t sigint, sigterm;
     uv_thread_t thread;
     int stopping;
-    kw_conn_t *conns;                /* doubly linked list of live connections */
+    kw_px_conn_t *conns;             /* doubly linked list of live connections */
     char readbuf[KW_PROXY_READ_BUF]; /* every read on this loop; consumed synchronously */
 };
 
-typedef struct kw_conn_poll_s {
+typedef struct kw_px_conn_poll_s {
     uv_poll_t handle;
-    kw_conn_t *conn;
+    kw_px_conn_t *conn;
     int fd;
-} kw_conn_poll_t;
+} kw_px_conn_poll_t;
 
-struct kw_conn_s {
-    kw_worker_t *worker;
-    kw_conn_t *prev, *next;
+struct kw_px_conn_s {
+    kw_px_worker_t *worker;
+    kw_px_conn_t *prev, *next;
     uv_tcp_t client;
     uv_tcp_t backend;
     uv_timer_t timer;
     uv_connect_t connect_req;
     uv_shutdown_t client_shut, backend_shut;
-    kw_conn_poll_t *polls[KW_PROXY_MAX_POLLS];
+    kw_px_conn_poll_t *polls[KW_PROXY_MAX_POLLS];
     SSL *ssl;
     BIO *rbio; /* ciphertext from the client, read by SSL */
     BIO *wbio; /* ciphertext from SSL, for the client */
@@ -101,26 +101,27 @@ int kw_proxy_run(kw_proxy_t *proxy);
 void kw_proxy_free(kw_proxy_t *proxy);
 
 /* proxy_worker.c */
-int kw_worker_init(kw_worker_t *w, kw_proxy_t *proxy, unsigned index, char *err, size_t errlen);
-void kw_worker_run(kw_worker_t *w);
-void kw_worker_stop(kw_worker_t *w); /* from any thread */
-void kw_worker_close(kw_worker_t *w);
+int kw_px_worker_init(kw_px_worker_t *w, kw_proxy_t *proxy, unsigned index, char *err,
+                      size_t errlen);
+void kw_px_worker_run(kw_px_worker_t *w);
+void kw_px_worker_stop(kw_px_worker_t *w); /* from any thread */
+void kw_px_worker_close(kw_px_worker_t *w);
 
 /* proxy_conn.c: handshake, async key operations, timeouts, closing */
-void kw_conn_accept(kw_worker_t *w, uv_stream_t *listener);
-void kw_conn_close(kw_conn_t *c);      /* immediate: drops pending data */
-void kw_conn_finish(kw_conn_t *c);     /* graceful: close_notify, flush, then close */
-void kw_conn_flush_tls(kw_conn_t *c);  /* queues SSL's output for the client */
-void kw_conn_touch(kw_conn_t *c);      /* activity: restarts the idle clock */
-void kw_conn_idle_timer(kw_conn_t *c); /* tunnel up: the timer now measures idleness */
-void kw_conn_pause_client(kw_conn_t *c);
-void kw_conn_resume_client(kw_conn_t *c);
+void kw_px_conn_accept(kw_px_worker_t *w, uv_stream_t *listener);
+void kw_px_conn_close(kw_px_conn_t *c);      /* immediate: drops pending data */
+void kw_px_conn_finish(kw_px_conn_t *c);     /* graceful: close_notify, flush, then close */
+void kw_px_conn_flush_tls(kw_px_conn_t *c);  /* queues SSL's output for the client */
+void kw_px_conn_touch(kw_px_conn_t *c);      /* activity: restarts the idle clock */
+void kw_px_conn_idle_timer(kw_px_conn_t *c); /* tunnel up: the timer now measures idleness */
+void kw_px_conn_pause_client(kw_px_conn_t *c);
+void kw_px_conn_resume_client(kw_px_conn_t *c);
 
 /* proxy_splice.c: backend connect and the data path */
-void kw_splice_start(kw_conn_t *c);
-void kw_splice_client_data(kw_conn_t *c); /* plaintext waiting in SSL goes to the backend */
-void kw_splice_client_eof(kw_conn_t *c);  /* client closed its sending side */
-int kw_conn_send(kw_conn_t *c, uv_stream_t *to, const char *data, size_t len);
-void kw_splice_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
+void kw_px_splice_start(kw_px_conn_t *c);
+void kw_px_splice_client_data(kw_px_conn_t *c); /* plaintext waiting in SSL goes to the backend */
+void kw_px_splice_client_eof(kw_px_conn_t *c);  /* client closed its sending side */
+int kw_px_conn_send(kw_px_conn_t *c, uv_stream_t *to, const char *data, size_t len);
+void kw_px_splice_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
 
 #endif /* KW_PROXY_H */

@@ -402,17 +402,40 @@ int kw_proxy_config_check(const kw_proxy_config_t *cfg, char *err, size_t errlen
     return 0;
 }
 
+/* Prints text from column 35, wrapped before column 100. */
+static void print_wrapped(FILE *out, const char *text)
+{
+    size_t col = 35;
+    while (*text != '\0') {
+        size_t word = strcspn(text, " ");
+        if (col > 35 && col + 1 + word > 100) {
+            fprintf(out, "\n%35s", "");
+            col = 35;
+        } else if (col > 35) {
+            fputc(' ', out);
+            col++;
+        }
+        fprintf(out, "%.*s", (int)word, text);
+        col += word;
+        text += word;
+        text += strspn(text, " ");
+    }
+    fputc('\n', out);
+}
+
 void kw_proxy_usage(FILE *out)
 {
-    fprintf(out,
-            "usage: keyward-proxy --cert CERT[,KEY] --backend HOST:PORT "
-            "[--keyserver HOST:PORT ...] [options]\n"
-            "TLS-terminating reverse proxy whose private keys stay on keyward key servers.\n\n");
+    fprintf(out, "usage: keyward-proxy --cert CERT[,KEY] --backend HOST:PORT "
+                 "[--keyserver HOST:PORT ...] [options]\n"
+                 "TLS-terminating reverse proxy whose private keys stay on keyward key "
+                 "servers.\n\n");
     for (size_t i = 0; i < NOPTS; i++) {
         char left[64];
         snprintf(left, sizeof(left), "--%s%s%s", opts[i].name, opts[i].arg != NULL ? " " : "",
                  opts[i].arg != NULL ? opts[i].arg : "");
-        fprintf(out, "  %-32s %s\n", left, opts[i].help);
+        fprintf(out, "  %-32s ", left);
+        print_wrapped(out, opts[i].help);
     }
-    fprintf(out, "\nSIGINT/SIGTERM stop the proxy. See docs/proxy.md.\n");
+    fprintf(out, "\nThe same options go in a YAML file (--config) with '_' or '-' in the names.\n"
+                 "SIGINT/SIGTERM stop the proxy. See docs/proxy.md.\n");
 }

@@ -18,11 +18,11 @@
 #define KW_PROXY_LINGER_MS 5000 /* graceful close: flush at most this long */
 #define KW_PROXY_HS_BUFFER (64 * 1024)
 
-static void conn_handshake(kw_conn_t *c);
+static void conn_handshake(kw_px_conn_t *c);
 
-static void conn_free(kw_conn_t *c)
+static void conn_free(kw_px_conn_t *c)
 {
-    kw_worker_t *w = c->worker;
+    kw_px_worker_t *w = c->worker;
     if (c->prev != NULL) {
         c->prev->next = c->next;
     } else if (w->conns == c) {
@@ -38,7 +38,7 @@ static void conn_free(kw_conn_t *c)
 
 static void on_handle_closed(uv_handle_t *h)
 {
-    kw_conn_t *c = h->data;
+    kw_px_conn_t *c = h->data;
     if (--c->handles == 0) {
         conn_free(c);
     }
@@ -46,18 +46,18 @@ static void on_handle_closed(uv_handle_t *h)
 
 static void on_poll_closed(uv_handle_t *h)
 {
-    kw_conn_poll_t *p = h->data;
-    kw_conn_t *c = p->conn;
+    kw_px_conn_poll_t *p = h->data;
+    kw_px_conn_t *c = p->conn;
     free(p);
     if (--c->handles == 0) {
         conn_free(c);
     }
 }
 
-static void poll_remove(kw_conn_t *c, int fd)
+static void poll_remove(kw_px_conn_t *c, int fd)
 {
     for (size_t i = 0; i < KW_PROXY_MAX_POLLS; i++) {
-        kw_conn_poll_t *p = c->polls[i];
+        kw_px_conn_poll_t *p = c->polls[i];
         if (p != NULL && (fd < 0 || p->fd == fd)) {
             uv_poll_stop(&p->handle); /* before the provider closes or reuses the fd */
             uv_close((uv_handle_t *)&p->handle, on_poll_closed);
@@ -68,8 +68,8 @@ static void poll_remove(kw_conn_t *c, int fd)
 
 static void on_poll(uv_poll_t *h, int status, int events)
 {
-    kw_conn_poll_t *p = h->data;
-    kw_conn_t *c = p->conn;
+    kw_px_conn_poll_t *p = h->data;
+    kw_px_conn_t *c = p->conn;
     if (!c->async_wait) {
         uv_poll_stop(h); /* the job is done; its fd will be reported deleted */
         return;
@@ -77,7 +77,7 @@ static void on_poll(uv_poll_t *h, int status, int events)
     conn_handshake(c);
 }
 
-static int poll_add(kw_conn_t *c, int fd)
+static int poll_add(kw_px_conn_t *c, int fd)
 {
     size_t slot = KW_PROXY_MAX_POLLS;
     for (size_t i = 0; i < KW_PROXY_MAX_POLLS; i++) {
@@ -88,7 +88,7 @@ static int poll_add(kw_conn_t *c, int fd)
             slot = i;
         }
     }
-    kw_conn_poll_t *p = slot < KW_PROXY_MAX_POLLS ? calloc(1, sizeof(*p)) : NULL;
+    kw_px_conn_poll_t *p = slot < KW_PROXY_MAX_POLLS ? calloc(1, sizeof(*p)) : NULL;
     if (p == NULL) {
         return -1;
     }
@@ -107,7 +107,7 @@ static int poll_add(kw_conn_t *c, int fd)
 
 /* Applies the fds the provider added and deleted since the job last resumed: deletions first,
  * since a new fd may reuse a deleted one's number. */
-static int sync_async_fds(kw_conn_t *c)
+static int sync_async_fds(kw_px_conn_t *c)
 {
     OSSL_ASYNC_FD add[KW_PROXY_MAX_POLLS];
     OSSL_ASYNC_FD del[16];
@@ -136,7 +136,7 @@ static int sync_async_fds(kw_conn_t *c)
 
 static void on_timer(uv_timer_t *t)
 {
-    kw_conn_t *c = t->data;
+    kw_px_conn_t *c = t->data;
     const kw_proxy_config_t *cfg = c->worker->proxy->cfg;
     if (c->closing) {
         return;
@@ -144,44 +144,44 @@ static void on_timer(uv_timer_t *t)
     if (!c->backend_up) {
         atomic_fetch_add(&c->worker->proxy->stats.timeouts, 1);
         kw_debug("connection %s: handshake timeout", c->hs_done ? "backend" : "TLS");
-        kw_conn_close(c);
+        kw_px_conn_close(c);
         return;
     }
     uint64_t idle = uv_now(&c->worker->loop) - c->last_active;
     if (idle >= cfg->idle_timeout_ms) {
-        kw_conn_finish(c);
+        kw_px_conn_finish(c);
         return;
     }
     uv_timer_start(t, on_timer, cfg->idle_timeout_ms - idle, 0);
 }
 
-void kw_conn_touch(kw_conn_t *c)
+void kw_px_conn_touch(kw_px_conn_t *c)
 {
     c->last_active = uv_now(&c->worker->loop);
 }
 
-void kw_conn_idle_timer(kw_conn_t *c)
+void kw_px_conn_idle_timer(kw_px_conn_t *c)
 {
-    kw_conn_touch(c);
+    kw_px_conn_touch(c);
     uv_timer_start(&c->timer, on_timer, c->worker->proxy->cfg->idle_timeout_ms, 0);
 }
 
-void kw_conn_flush_tls(kw_conn_t *c)
+void kw_px_conn_flush_tls(kw_px_conn_t *c)
 {
     char *data = NULL;
     long n = BIO_get_mem_data(c->wbio, &data);
     if (n <= 0) {
         return;
     }
-    if (!c->closing && kw_conn_send(c, (uv_stream_t *)&c->client, data, (size_t)n) != 0) {
+    if (!c->closing && kw_px_conn_send(c, (uv_stream_t *)&c->client, data, (size_t)n) != 0) {
         (void)BIO_reset(c->wbio);
-        kw_conn_close(c);
+        kw_px_conn_close(c);
         return;
     }
     (void)BIO_reset(c->wbio);
 }
 
-void kw_conn_pause_client(kw_conn_t *c)
+void kw_px_conn_pause_client(kw_px_conn_t *c)
 {
     if (!c->client_paused && !c->closing) {
         uv_read_stop((uv_stream_t *)&c->client);
@@ -191,17 +191,17 @@ void kw_conn_pause_client(kw_conn_t *c)
 
 static void on_client_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf);
 
-void kw_conn_resume_client(kw_conn_t *c)
+void kw_px_conn_resume_client(kw_px_conn_t *c)
 {
     if (c->client_paused && !c->closing && !c->client_eof) {
         c->client_paused = 0;
-        if (uv_read_start((uv_stream_t *)&c->client, kw_splice_alloc, on_client_read) != 0) {
-            kw_conn_close(c);
+        if (uv_read_start((uv_stream_t *)&c->client, kw_px_splice_alloc, on_client_read) != 0) {
+            kw_px_conn_close(c);
         }
     }
 }
 
-static void handshake_done(kw_conn_t *c)
+static void handshake_done(kw_px_conn_t *c)
 {
     kw_proxy_t *p = c->worker->proxy;
     c->hs_done = 1;
@@ -213,7 +213,7 @@ static void handshake_done(kw_conn_t *c)
     if (SSL_session_reused(c->ssl)) {
         atomic_fetch_add(&p->stats.resumed, 1);
     }
-    kw_splice_start(c);
+    kw_px_splice_start(c);
 }
 
 /* The first error queued is the cause (the provider's sentence when a key server failed); the
@@ -233,7 +233,7 @@ static void first_error(char *out, size_t outlen)
              (flags & ERR_TXT_STRING) ? data : "");
 }
 
-static void handshake_failed(kw_conn_t *c)
+static void handshake_failed(kw_px_conn_t *c)
 {
     char peer[64];
     char reason[512];
@@ -242,12 +242,12 @@ static void handshake_failed(kw_conn_t *c)
     first_error(reason, sizeof(reason));
     kw_info("handshake with %s failed: %s", peer, reason);
     ERR_clear_error();
-    kw_conn_finish(c); /* the alert is already queued */
+    kw_px_conn_finish(c); /* the alert is already queued */
 }
 
 /* Runs the handshake as far as it goes now. In a lingering (zombie) connection it only lets a
  * paused key operation finish so the SSL can be freed. */
-static void conn_handshake(kw_conn_t *c)
+static void conn_handshake(kw_px_conn_t *c)
 {
     ERR_clear_error();
     int rc = SSL_do_handshake(c->ssl);
@@ -260,19 +260,19 @@ static void conn_handshake(kw_conn_t *c)
         }
         return;
     }
-    kw_conn_flush_tls(c);
+    kw_px_conn_flush_tls(c);
     if (c->closing) {
         return;
     }
     if (!fds_ok) {
         kw_warn("cannot watch the key operation's file descriptors; closing the connection");
-        kw_conn_close(c);
+        kw_px_conn_close(c);
         return;
     }
     if (err == SSL_ERROR_NONE) {
         handshake_done(c);
     } else if (err == SSL_ERROR_WANT_READ) {
-        kw_conn_resume_client(c);
+        kw_px_conn_resume_client(c);
     } else if (err == SSL_ERROR_WANT_ASYNC) {
         atomic_fetch_add(&c->worker->proxy->stats.async_waits, 1);
     } else {
@@ -282,33 +282,33 @@ static void conn_handshake(kw_conn_t *c)
 
 static void on_client_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 {
-    kw_conn_t *c = s->data;
+    kw_px_conn_t *c = s->data;
     if (n == 0 || c->closing) {
         return;
     }
     if (n < 0) {
         if (n == UV_EOF && c->hs_done) {
-            kw_splice_client_eof(c);
+            kw_px_splice_client_eof(c);
         } else {
-            kw_conn_close(c);
+            kw_px_conn_close(c);
         }
         return;
     }
-    kw_conn_touch(c);
+    kw_px_conn_touch(c);
     if (BIO_write(c->rbio, buf->base, (int)n) != (int)n) {
-        kw_conn_close(c);
+        kw_px_conn_close(c);
         return;
     }
     if (c->hs_done) {
-        kw_splice_client_data(c);
+        kw_px_splice_client_data(c);
     } else if (!c->async_wait) {
         conn_handshake(c);
     } else if (BIO_ctrl_pending(c->rbio) > KW_PROXY_HS_BUFFER) {
-        kw_conn_pause_client(c); /* resumed when the handshake wants to read again */
+        kw_px_conn_pause_client(c); /* resumed when the handshake wants to read again */
     }
 }
 
-static int conn_setup_tls(kw_conn_t *c)
+static int conn_setup_tls(kw_px_conn_t *c)
 {
     c->ssl = kw_proxy_tls_new_ssl(&c->worker->proxy->tls);
     c->rbio = BIO_new(BIO_s_mem());
@@ -324,7 +324,7 @@ static int conn_setup_tls(kw_conn_t *c)
     return 0;
 }
 
-static int conn_start(kw_conn_t *c)
+static int conn_start(kw_px_conn_t *c)
 {
     int len = sizeof(c->peer);
     kw_proxy_t *p = c->worker->proxy;
@@ -343,13 +343,13 @@ static int conn_start(kw_conn_t *c)
     if (uv_timer_start(&c->timer, on_timer, p->cfg->handshake_timeout_ms, 0) != 0) {
         return -1;
     }
-    return uv_read_start((uv_stream_t *)&c->client, kw_splice_alloc, on_client_read);
+    return uv_read_start((uv_stream_t *)&c->client, kw_px_splice_alloc, on_client_read);
 }
 
-void kw_conn_accept(kw_worker_t *w, uv_stream_t *listener)
+void kw_px_conn_accept(kw_px_worker_t *w, uv_stream_t *listener)
 {
     kw_proxy_t *p = w->proxy;
-    kw_conn_t *c = calloc(1, sizeof(*c));
+    kw_px_conn_t *c = calloc(1, sizeof(*c));
     if (c == NULL) {
         kw_error("out of memory accepting a connection");
         return;
@@ -367,21 +367,21 @@ void kw_conn_accept(kw_worker_t *w, uv_stream_t *listener)
     c->timer.data = c;
     c->handles = 2;
     if (uv_accept(listener, (uv_stream_t *)&c->client) != 0) {
-        kw_conn_close(c);
+        kw_px_conn_close(c);
         return;
     }
     atomic_fetch_add(&p->stats.accepted, 1);
     if (atomic_load(&p->nconns) > p->cfg->max_connections) {
         atomic_fetch_add(&p->stats.refused, 1);
-        kw_conn_close(c);
+        kw_px_conn_close(c);
         return;
     }
     if (conn_start(c) != 0) {
-        kw_conn_close(c);
+        kw_px_conn_close(c);
     }
 }
 
-void kw_conn_close(kw_conn_t *c)
+void kw_px_conn_close(kw_px_conn_t *c)
 {
     if (c->closing) {
         return;
@@ -402,28 +402,28 @@ void kw_conn_close(kw_conn_t *c)
 
 static void on_linger_timeout(uv_timer_t *t)
 {
-    kw_conn_close(t->data);
+    kw_px_conn_close(t->data);
 }
 
 static void on_finish_shutdown(uv_shutdown_t *req, int status)
 {
-    kw_conn_close(req->data);
+    kw_px_conn_close(req->data);
 }
 
-void kw_conn_finish(kw_conn_t *c)
+void kw_px_conn_finish(kw_px_conn_t *c)
 {
     if (c->closing) {
         return;
     }
     if (c->async_wait || c->client_shut_sent) {
-        kw_conn_close(c);
+        kw_px_conn_close(c);
         return;
     }
     if (c->hs_done) {
         (void)SSL_shutdown(c->ssl); /* close_notify */
         ERR_clear_error();
     }
-    kw_conn_flush_tls(c);
+    kw_px_conn_flush_tls(c);
     if (c->closing) {
         return;
     }
@@ -434,7 +434,7 @@ void kw_conn_finish(kw_conn_t *c)
     c->client_shut_sent = 1;
     c->client_shut.data = c;
     if (uv_shutdown(&c->client_shut, (uv_stream_t *)&c->client, on_finish_shutdown) != 0) {
-        kw_conn_close(c);
+        kw_px_conn_close(c);
         return;
     }
     uv_timer_start(&c->timer, on_linger_timeout, KW_PROXY_LINGER_MS, 0);

@@ -126,7 +126,8 @@ int kw_proxy_libctx_new(const kw_proxy_config_t *cfg, OSSL_LIB_CTX **out, char *
     }
     rc = load_conf(libctx, cfg, module, err, errlen);
     if (rc == 0 && !OSSL_PROVIDER_available(libctx, "keyward")) {
-        snprintf(err, errlen, "the keyward provider %s did not activate", module);
+        snprintf(err, errlen,
+                 "the keyward provider %s did not load (give its path with --provider)", module);
         rc = KW_ECONFIG;
     }
     if (rc != 0) {

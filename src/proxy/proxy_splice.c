@@ -18,15 +18,15 @@
 
 typedef struct write_req {
     uv_write_t req;
-    kw_conn_t *conn;
+    kw_px_conn_t *conn;
     char data[];
 } write_req_t;
 
 static void on_backend_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf);
 
-void kw_splice_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+void kw_px_splice_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
-    kw_conn_t *c = h->data;
+    kw_px_conn_t *c = h->data;
     buf->base = c->worker->readbuf;
     buf->len = sizeof(c->worker->readbuf);
 }
@@ -36,7 +36,7 @@ static size_t queued(const void *stream)
     return uv_stream_get_write_queue_size((const uv_stream_t *)stream);
 }
 
-static void pause_backend(kw_conn_t *c)
+static void pause_backend(kw_px_conn_t *c)
 {
     if (!c->backend_paused && !c->closing) {
         uv_read_stop((uv_stream_t *)&c->backend);
@@ -44,32 +44,32 @@ static void pause_backend(kw_conn_t *c)
     }
 }
 
-static void resume_backend(kw_conn_t *c)
+static void resume_backend(kw_px_conn_t *c)
 {
     if (c->backend_paused && !c->closing && !c->backend_eof) {
         c->backend_paused = 0;
-        if (uv_read_start((uv_stream_t *)&c->backend, kw_splice_alloc, on_backend_read) != 0) {
-            kw_conn_close(c);
+        if (uv_read_start((uv_stream_t *)&c->backend, kw_px_splice_alloc, on_backend_read) != 0) {
+            kw_px_conn_close(c);
         }
     }
 }
 
 /* A queue fell: let the side that feeds it go on. */
-static void drained(kw_conn_t *c, uv_stream_t *to)
+static void drained(kw_px_conn_t *c, uv_stream_t *to)
 {
     if (to == (uv_stream_t *)&c->client && queued(&c->client) < KW_PROXY_LOW_WATER) {
         resume_backend(c);
     } else if (to == (uv_stream_t *)&c->backend && queued(&c->backend) < KW_PROXY_LOW_WATER &&
                c->client_paused) {
-        kw_conn_resume_client(c);
-        kw_splice_client_data(c); /* plaintext may wait inside SSL */
+        kw_px_conn_resume_client(c);
+        kw_px_splice_client_data(c); /* plaintext may wait inside SSL */
     }
 }
 
 static void on_write(uv_write_t *req, int status)
 {
     write_req_t *wr = (write_req_t *)req;
-    kw_conn_t *c = wr->conn;
+    kw_px_conn_t *c = wr->conn;
     uv_stream_t *to = req->handle;
     free(wr);
     if (c->closing) {
@@ -79,16 +79,16 @@ static void on_write(uv_write_t *req, int status)
         kw_debug("write to %s failed: %s", to == (uv_stream_t *)&c->client ? "client" : "backend",
                  uv_strerror(status));
         if (to == (uv_stream_t *)&c->client) {
-            kw_conn_close(c);
+            kw_px_conn_close(c);
         } else {
-            kw_conn_finish(c);
+            kw_px_conn_finish(c);
         }
         return;
     }
     drained(c, to);
 }
 
-int kw_conn_send(kw_conn_t *c, uv_stream_t *to, const char *data, size_t len)
+int kw_px_conn_send(kw_px_conn_t *c, uv_stream_t *to, const char *data, size_t len)
 {
     uv_buf_t b = uv_buf_init((char *)data, (unsigned)len);
     if (queued(to) == 0) {
@@ -118,21 +118,21 @@ int kw_conn_send(kw_conn_t *c, uv_stream_t *to, const char *data, size_t len)
 }
 
 /* Both directions finished and flushed: close. */
-static void maybe_done(kw_conn_t *c)
+static void maybe_done(kw_px_conn_t *c)
 {
     if (c->client_eof && c->backend_eof && c->client_shut_done && c->backend_shut_done) {
-        kw_conn_close(c);
+        kw_px_conn_close(c);
     }
 }
 
 static void on_shutdown(uv_shutdown_t *req, int status)
 {
-    kw_conn_t *c = req->data;
+    kw_px_conn_t *c = req->data;
     if (c->closing) {
         return;
     }
     if (status < 0) {
-        kw_conn_close(c);
+        kw_px_conn_close(c);
         return;
     }
     if (req == &c->client_shut) {
@@ -144,7 +144,7 @@ static void on_shutdown(uv_shutdown_t *req, int status)
 }
 
 /* Passes the client's end of sending on: FIN to the backend once its queue is written. */
-static void shut_backend(kw_conn_t *c)
+static void shut_backend(kw_px_conn_t *c)
 {
     if (c->backend_shut_sent || c->closing) {
         return;
@@ -152,11 +152,11 @@ static void shut_backend(kw_conn_t *c)
     c->backend_shut_sent = 1;
     c->backend_shut.data = c;
     if (uv_shutdown(&c->backend_shut, (uv_stream_t *)&c->backend, on_shutdown) != 0) {
-        kw_conn_close(c);
+        kw_px_conn_close(c);
     }
 }
 
-void kw_splice_client_eof(kw_conn_t *c)
+void kw_px_splice_client_eof(kw_px_conn_t *c)
 {
     if (c->client_eof || c->closing) {
         return;
@@ -165,31 +165,31 @@ void kw_splice_client_eof(kw_conn_t *c)
     kw_debug("connection: client closed its side%s", c->backend_up ? "" : " (backend pending)");
     uv_read_stop((uv_stream_t *)&c->client);
     if (c->backend_up) {
-        kw_splice_client_data(c); /* what SSL still holds goes first */
+        kw_px_splice_client_data(c); /* what SSL still holds goes first */
         shut_backend(c);
     } /* else on_connect sends what is buffered, then the FIN */
 }
 
-static void backend_eof(kw_conn_t *c)
+static void backend_eof(kw_px_conn_t *c)
 {
     kw_debug("connection: backend closed its side");
     c->backend_eof = 1;
     (void)SSL_shutdown(c->ssl); /* close_notify */
     ERR_clear_error();
-    kw_conn_flush_tls(c);
+    kw_px_conn_flush_tls(c);
     if (c->closing) {
         return;
     }
     c->client_shut_sent = 1;
     c->client_shut.data = c;
     if (uv_shutdown(&c->client_shut, (uv_stream_t *)&c->client, on_shutdown) != 0) {
-        kw_conn_close(c);
+        kw_px_conn_close(c);
     }
 }
 
 static void on_backend_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 {
-    kw_conn_t *c = s->data;
+    kw_px_conn_t *c = s->data;
     if (n == 0 || c->closing) {
         return;
     }
@@ -198,27 +198,27 @@ static void on_backend_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
             backend_eof(c);
         } else {
             kw_debug("backend read failed: %s", uv_strerror((int)n));
-            kw_conn_finish(c);
+            kw_px_conn_finish(c);
         }
         return;
     }
-    kw_conn_touch(c);
+    kw_px_conn_touch(c);
     for (ssize_t off = 0; off < n; off += KW_PROXY_RECORD) {
         int chunk = (int)(n - off < KW_PROXY_RECORD ? n - off : KW_PROXY_RECORD);
         if (SSL_write(c->ssl, buf->base + off, chunk) != chunk) {
             ERR_clear_error();
-            kw_conn_close(c);
+            kw_px_conn_close(c);
             return;
         }
     }
-    kw_conn_flush_tls(c);
+    kw_px_conn_flush_tls(c);
     if (!c->closing && queued(&c->client) > KW_PROXY_HIGH_WATER) {
         pause_backend(c);
     }
 }
 
 /* Reads up to a buffer of plaintext; returns the SSL_get_error of the last read. */
-static int read_plaintext(kw_conn_t *c, char *buf, size_t cap, size_t *filled)
+static int read_plaintext(kw_px_conn_t *c, char *buf, size_t cap, size_t *filled)
 {
     *filled = 0;
     while (*filled < cap) {
@@ -231,14 +231,14 @@ static int read_plaintext(kw_conn_t *c, char *buf, size_t cap, size_t *filled)
     return SSL_ERROR_NONE;
 }
 
-void kw_splice_client_data(kw_conn_t *c)
+void kw_px_splice_client_data(kw_px_conn_t *c)
 {
     if (c->closing) {
         return;
     }
     if (!c->backend_up) {
         if (BIO_ctrl_pending(c->rbio) > KW_PROXY_HIGH_WATER) {
-            kw_conn_pause_client(c); /* resumed once the backend is connected */
+            kw_px_conn_pause_client(c); /* resumed once the backend is connected */
         }
         return;
     }
@@ -246,26 +246,26 @@ void kw_splice_client_data(kw_conn_t *c)
     while (err == SSL_ERROR_NONE && !c->closing) {
         size_t n = 0;
         err = read_plaintext(c, c->worker->readbuf, sizeof(c->worker->readbuf), &n);
-        if (n > 0 && kw_conn_send(c, (uv_stream_t *)&c->backend, c->worker->readbuf, n) != 0) {
-            kw_conn_finish(c);
+        if (n > 0 && kw_px_conn_send(c, (uv_stream_t *)&c->backend, c->worker->readbuf, n) != 0) {
+            kw_px_conn_finish(c);
             return;
         }
     }
-    kw_conn_flush_tls(c); /* a read may answer a key update or queue an alert */
+    kw_px_conn_flush_tls(c); /* a read may answer a key update or queue an alert */
     if (c->closing) {
         return;
     }
     if (err == SSL_ERROR_ZERO_RETURN) {
-        kw_splice_client_eof(c); /* close_notify */
+        kw_px_splice_client_eof(c); /* close_notify */
     } else if (err != SSL_ERROR_WANT_READ) {
         ERR_clear_error();
-        kw_conn_close(c);
+        kw_px_conn_close(c);
     } else if (queued(&c->backend) > KW_PROXY_HIGH_WATER) {
-        kw_conn_pause_client(c);
+        kw_px_conn_pause_client(c);
     }
 }
 
-static void send_proxy_header(kw_conn_t *c)
+static void send_proxy_header(kw_px_conn_t *c)
 {
     uint8_t hdr[KW_PPV2_MAX_LEN];
     size_t len = 0;
@@ -282,14 +282,14 @@ static void send_proxy_header(kw_conn_t *c)
         .cipher = SSL_get_cipher_name(c->ssl),
     };
     if (kw_ppv2_encode(&info, hdr, sizeof(hdr), &len) != 0 ||
-        kw_conn_send(c, (uv_stream_t *)&c->backend, (const char *)hdr, len) != 0) {
-        kw_conn_finish(c);
+        kw_px_conn_send(c, (uv_stream_t *)&c->backend, (const char *)hdr, len) != 0) {
+        kw_px_conn_finish(c);
     }
 }
 
 static void on_connect(uv_connect_t *req, int status)
 {
-    kw_conn_t *c = req->data;
+    kw_px_conn_t *c = req->data;
     if (c->closing) {
         return;
     }
@@ -298,29 +298,29 @@ static void on_connect(uv_connect_t *req, int status)
         atomic_fetch_add(&c->worker->proxy->stats.backend_failures, 1);
         kw_proxy_addr_str((struct sockaddr *)&c->worker->proxy->backend_addr, addr, sizeof(addr));
         kw_warn("cannot connect to backend %s: %s", addr, uv_strerror(status));
-        kw_conn_finish(c);
+        kw_px_conn_finish(c);
         return;
     }
     c->backend_up = 1;
     kw_debug("connection: backend connected");
-    kw_conn_idle_timer(c);
+    kw_px_conn_idle_timer(c);
     if (c->worker->proxy->cfg->proxy_protocol) {
         send_proxy_header(c);
     }
     if (c->closing ||
-        uv_read_start((uv_stream_t *)&c->backend, kw_splice_alloc, on_backend_read) != 0) {
-        kw_conn_close(c);
+        uv_read_start((uv_stream_t *)&c->backend, kw_px_splice_alloc, on_backend_read) != 0) {
+        kw_px_conn_close(c);
         return;
     }
-    kw_splice_client_data(c);
+    kw_px_splice_client_data(c);
     if (c->client_eof) {
         shut_backend(c);
     } else if (!c->closing && queued(&c->backend) < KW_PROXY_HIGH_WATER) {
-        kw_conn_resume_client(c);
+        kw_px_conn_resume_client(c);
     }
 }
 
-void kw_splice_start(kw_conn_t *c)
+void kw_px_splice_start(kw_px_conn_t *c)
 {
     kw_proxy_t *p = c->worker->proxy;
     (void)uv_tcp_init(&c->worker->loop, &c->backend);
@@ -333,6 +333,6 @@ void kw_splice_start(kw_conn_t *c)
                             on_connect);
     if (rc != 0) {
         kw_warn("cannot connect to the backend: %s", uv_strerror(rc));
-        kw_conn_finish(c);
+        kw_px_conn_finish(c);
     }
 }

@@ -171,7 +171,10 @@ static int add_site(kw_proxy_tls_t *tls, const kw_proxy_cert_t *c, kw_proxy_site
         snprintf(err, errlen, "cannot load the key %s for %s: %s", key, c->cert, msg);
         return KW_ENOKEY;
     }
-    int ok = SSL_CTX_use_PrivateKey(site->ctx, pkey) == 1;
+    /* use_PrivateKey alone accepts a key of another type than the certificate (it lands in
+     * another slot); check_private_key then finds the certificate without its key. */
+    int ok =
+        SSL_CTX_use_PrivateKey(site->ctx, pkey) == 1 && SSL_CTX_check_private_key(site->ctx) == 1;
     EVP_PKEY_free(pkey);
     if (!ok || site->key_desc == NULL) {
         kw_tls_error("", msg, sizeof(msg));

@@ -22,12 +22,12 @@
 
 static void on_connection(uv_stream_t *server, int status)
 {
-    kw_worker_t *w = server->data;
+    kw_px_worker_t *w = server->data;
     if (status < 0) {
         kw_warn("accept failed: %s", uv_strerror(status));
         return;
     }
-    kw_conn_accept(w, server);
+    kw_px_conn_accept(w, server);
 }
 
 static int bind_socket(kw_proxy_t *p, int *out, char *err, size_t errlen)
@@ -59,7 +59,7 @@ static int bind_socket(kw_proxy_t *p, int *out, char *err, size_t errlen)
     return 0;
 }
 
-static int open_listener(kw_worker_t *w, char *err, size_t errlen)
+static int open_listener(kw_px_worker_t *w, char *err, size_t errlen)
 {
     int fd = -1;
     int rc = bind_socket(w->proxy, &fd, err, errlen);
@@ -81,7 +81,7 @@ static int open_listener(kw_worker_t *w, char *err, size_t errlen)
 
 static void on_stop(uv_async_t *a)
 {
-    kw_worker_t *w = a->data;
+    kw_px_worker_t *w = a->data;
     if (w->stopping) {
         return;
     }
@@ -92,21 +92,21 @@ static void on_stop(uv_async_t *a)
         uv_close((uv_handle_t *)&w->sigint, NULL);
         uv_close((uv_handle_t *)&w->sigterm, NULL);
     }
-    for (kw_conn_t *c = w->conns; c != NULL; c = c->next) {
-        kw_conn_close(c); /* a lingering key operation still finishes */
+    for (kw_px_conn_t *c = w->conns; c != NULL; c = c->next) {
+        kw_px_conn_close(c); /* a lingering key operation still finishes */
     }
 }
 
 static void on_signal(uv_signal_t *s, int signum)
 {
-    kw_worker_t *w = s->data;
+    kw_px_worker_t *w = s->data;
     kw_info("signal %d: stopping", signum);
     for (unsigned i = 0; i < w->proxy->nworkers; i++) {
-        kw_worker_stop(&w->proxy->workers[i]);
+        kw_px_worker_stop(&w->proxy->workers[i]);
     }
 }
 
-static int watch_signals(kw_worker_t *w)
+static int watch_signals(kw_px_worker_t *w)
 {
     w->sigint.data = w;
     w->sigterm.data = w;
@@ -118,7 +118,8 @@ static int watch_signals(kw_worker_t *w)
     return 0;
 }
 
-int kw_worker_init(kw_worker_t *w, kw_proxy_t *proxy, unsigned index, char *err, size_t errlen)
+int kw_px_worker_init(kw_px_worker_t *w, kw_proxy_t *proxy, unsigned index, char *err,
+                      size_t errlen)
 {
     memset(w, 0, sizeof(*w));
     w->index = index;
@@ -126,7 +127,7 @@ int kw_worker_init(kw_worker_t *w, kw_proxy_t *proxy, unsigned index, char *err,
         snprintf(err, errlen, "cannot create an event loop");
         return KW_EIO;
     }
-    w->proxy = proxy; /* from here on kw_worker_close must run */
+    w->proxy = proxy; /* from here on kw_px_worker_close must run */
     w->wakeup.data = w;
     int rc = uv_async_init(&w->loop, &w->wakeup, on_stop) == 0 ? 0 : KW_EIO;
     if (rc == 0 && index == 0) {
@@ -139,13 +140,13 @@ int kw_worker_init(kw_worker_t *w, kw_proxy_t *proxy, unsigned index, char *err,
     return open_listener(w, err, errlen);
 }
 
-void kw_worker_run(kw_worker_t *w)
+void kw_px_worker_run(kw_px_worker_t *w)
 {
     uv_run(&w->loop, UV_RUN_DEFAULT);
     ASYNC_cleanup_thread(); /* this thread's pool of paused-handshake jobs */
 }
 
-void kw_worker_stop(kw_worker_t *w)
+void kw_px_worker_stop(kw_px_worker_t *w)
 {
     uv_async_send(&w->wakeup);
 }
@@ -157,7 +158,7 @@ static void close_any(uv_handle_t *h, void *arg)
     }
 }
 
-void kw_worker_close(kw_worker_t *w)
+void kw_px_worker_close(kw_px_worker_t *w)
 {
     /* After a run (nothing left) or a failed start: close what is open, then the loop. */
     uv_walk(&w->loop, close_any, NULL);

@@ -91,3 +91,19 @@ while scrape && [ "$(metric 'keyward_reloads_total{result="ok"}')" = "$r0" ] && 
 done
 [ "$(metric 'keyward_reloads_total{result="ok"}')" = $((r0 + 1)) ] || fail "reload not counted"
 pass "SIGHUP counted in keyward_reloads_total"
+
+# --request-timeout-ms: with one worker and 40 RSA-4096 signs queued at once, the ones that waited
+# longer than 50 ms are answered 0x08 without being run (load shedding), the first ones are served.
+KS2_PORT=$(free_port)
+M2_PORT=$(free_port)
+start_keyserver ks2 "$KS2_PORT" --metrics "127.0.0.1:$M2_PORT" --workers 1 --request-timeout-ms 50
+URL="http://127.0.0.1:$M2_PORT/metrics"
+D=$(head -c 32 /dev/urandom | xxd -p | tr -d '\n')
+"${RAW[@]/$KS_PORT/$KS2_PORT}" --op 0x05 --key-cert "$PKI/certs/rsa4096.crt" --payload-hex "$D" \
+    --count 40 --inflight 40 >/dev/null 2>&1 || true
+scrape
+ok=$(metric 'keyward_requests_total{opcode="rsa-pkcs1-sha256",result="ok"}')
+shed=$(metric 'keyward_requests_total{opcode="rsa-pkcs1-sha256",result="internal"}')
+[ $((ok + shed)) = 40 ] || fail "request timeout: $ok ok + $shed shed != 40"
+[ "$ok" -ge 1 ] && [ "$shed" -ge 1 ] || fail "request timeout: $ok ok, $shed shed (expected both)"
+pass "--request-timeout-ms 50 with one worker: $ok served, $shed shed unrun (0x08)"

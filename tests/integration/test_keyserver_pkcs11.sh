@@ -32,6 +32,8 @@ P11=(pkcs11-tool --module "$MODULE" --token-label keyward --login --pin 246810)
     fail "RSA key generation on the token"
 "${P11[@]}" --keypairgen --key-type EC:prime256v1 --id 02 --label site-ec >/dev/null 2>&1 ||
     fail "EC key generation on the token"
+"${P11[@]}" --keypairgen --key-type rsa:2048 --id 04 --label doomed >/dev/null 2>&1 ||
+    fail "second RSA key generation on the token"
 HAVE_ED=1
 "${P11[@]}" --keypairgen --key-type EC:edwards25519 --id 03 --label site-ed >/dev/null 2>&1 ||
     HAVE_ED=0
@@ -55,6 +57,7 @@ cert() {
 }
 cert rsa 01
 cert ec 02
+cert doomed 04
 [ "$HAVE_ED" = 1 ] && cert ed 03
 openssl x509 -in "$H/rsa.crt" -outform DER -out "$H/rsa.crt.der"
 "${P11[@]}" --write-object "$H/rsa.crt.der" --type cert --id 01 --label site-rsa >/dev/null 2>&1 ||
@@ -68,7 +71,7 @@ start_bg ks "$KW_BIN/keyward-keyserver" --listen "127.0.0.1:$KS_PORT" --cert "$P
     --pkcs11-token keyward --pkcs11-pin-file "$H/pin" --workers 2
 KS_PID=$LAST_PID
 wait_port "$KS_PORT" 15 || fail "key server with the token did not start"
-want=$((2 + HAVE_ED))
+want=$((3 + HAVE_ED))
 grep -q "pkcs11 token 'keyward' .*: $want usable key(s)" "$KW_TMP/ks.log" ||
     fail "expected $want keys from the token"
 pass "key server serves $want keys from the token and none from files"
@@ -114,10 +117,11 @@ cmp -s "$H/chain.der" "$H/rsa.crt.der" || fail "chain from the token differs fro
 pass "certificate chain served from the token's certificate object"
 
 # A key deleted from the token behind the server's back: an error reply, and the server goes on.
+sign rsa-pss-sha256 doomed -sha256 -sigopt rsa_padding_mode:pss -sigopt rsa_pss_saltlen:digest
 pkcs11-tool --module "$MODULE" --token-label keyward --login --pin 246810 --delete-object \
-    --type privkey --id 02 >/dev/null 2>&1 || fail "delete the EC key"
-if kw_cli "$KS_PORT" sign --alg ecdsa-sha256 --in "$H/msg" --out "$H/sig" --key-cert "$H/ec.crt" \
-    >/dev/null 2>"$H/cli.err"; then
+    --type privkey --id 04 >/dev/null 2>&1 || fail "delete the second RSA key"
+if kw_cli "$KS_PORT" sign --alg rsa-pss-sha256 --in "$H/msg" --out "$H/sig" \
+    --key-cert "$H/doomed.crt" >/dev/null 2>"$H/cli.err"; then
     fail "a deleted token key still signed"
 fi
 grep -Eiq "crypto|internal" "$H/cli.err" || fail "unexpected error for a deleted key: $(cat "$H/cli.err")"
@@ -127,7 +131,7 @@ pass "token error answered as an error reply; the server serves on"
 kill "$KS_PID"
 wait "$KS_PID" 2>/dev/null || true
 
-# The same token through a YAML config and an RFC 7512 URI (object= narrows to one key).
+# The same token through a YAML config and RFC 7512 URIs (object= narrows each to one key).
 KS_PORT=$(free_port)
 cat >"$H/ks.yaml" <<YAML
 listen: "127.0.0.1:$KS_PORT"
@@ -137,12 +141,14 @@ ca: $PKI/ca.crt
 workers: 2
 pkcs11:
   - uri: "pkcs11:token=keyward;object=site-rsa?module-path=$MODULE&pin-source=file:$H/pin"
+  - uri: "pkcs11:token=keyward;object=site-ec?pin-source=file:$H/pin"
+    module: $MODULE
 YAML
 start_bg ks2 "$KW_BIN/keyward-keyserver" --config "$H/ks.yaml"
 KS_PID=$LAST_PID
 wait_port "$KS_PORT" 15 || fail "key server from ks.yaml did not start"
-grep -q "pkcs11 token 'keyward' .*: 1 usable key(s)" "$KW_TMP/ks2.log" ||
-    fail "object= in the URI did not select exactly one key"
+[ "$(grep -c "pkcs11 token 'keyward' .*: 1 usable key(s)" "$KW_TMP/ks2.log")" = 2 ] ||
+    fail "object= in each URI did not select exactly one key"
 sign rsa-pss-sha512 rsa -sha512 -sigopt rsa_padding_mode:pss -sigopt rsa_pss_saltlen:digest
 pass "YAML config with a pkcs11: URI"
 
@@ -152,11 +158,14 @@ if [ ! -f "$KW_PROVIDER" ]; then
 fi
 # Real TLS: s_server holds the certificate and a stub; the key stays on the token.
 write_openssl_conf "$KW_TMP/prov.cnf" "127.0.0.1:$KS_PORT"
-"$KW_BIN/keyward" stub --cert "$H/rsa.crt" --out "$H/rsa.stub" 2>/dev/null || fail "keyward stub"
-SS_PORT=$(free_port)
-start_bg sserver env OPENSSL_CONF="$KW_TMP/prov.cnf" LD_PRELOAD="$(kw_provider_preload)" \
-    openssl s_server -accept "127.0.0.1:$SS_PORT" -cert "$H/rsa.crt" -key "$H/rsa.stub" -www -quiet
-wait_port "$SS_PORT" 15 || fail "s_server did not start"
+serve() { # NAME: s_server with NAME.crt and a stub for its key; sets SS_PORT, SS_PID
+    "$KW_BIN/keyward" stub --cert "$H/$1.crt" --out "$H/$1.stub" 2>/dev/null || fail "keyward stub"
+    SS_PORT=$(free_port)
+    start_bg "sserver-$1" env OPENSSL_CONF="$KW_TMP/prov.cnf" LD_PRELOAD="$(kw_provider_preload)" \
+        openssl s_server -accept "127.0.0.1:$SS_PORT" -cert "$H/$1.crt" -key "$H/$1.stub" -www -quiet
+    SS_PID=$LAST_PID
+    wait_port "$SS_PORT" 15 || fail "s_server did not start"
+}
 handshake() { # WHAT PATTERN s_client args...
     local what=$1 pattern=$2 out
     shift 2
@@ -167,7 +176,13 @@ handshake() { # WHAT PATTERN s_client args...
     echo "$out" | grep -Eq "$pattern" || fail "$what: expected /$pattern/"
     pass "TLS handshake with the token's key: $what"
 }
+serve rsa
 handshake "TLS 1.3 RSA-PSS" "Peer signature type: RSA-PSS" -tls1_3
 handshake "TLS 1.2 ECDHE-RSA" "Cipher is ECDHE-RSA-AES128-GCM-SHA256" -tls1_2 \
     -cipher ECDHE-RSA-AES128-GCM-SHA256
 handshake "TLS 1.2 RSA key exchange" "Cipher is AES128-GCM-SHA256" -tls1_2 -cipher AES128-GCM-SHA256
+kill "$SS_PID"
+serve ec
+handshake "TLS 1.3 ECDSA P-256" "Peer signature type: ECDSA" -tls1_3
+handshake "TLS 1.2 ECDHE-ECDSA" "Cipher is ECDHE-ECDSA-AES128-GCM-SHA256" -tls1_2 \
+    -cipher ECDHE-ECDSA-AES128-GCM-SHA256

@@ -18,14 +18,17 @@ for k in rsa2048 rsa3072 ecdsa-p256; do
         fail "keyward stub $k"
 done
 
-# a short request timeout: with the key server down, every handshake waits this long
-provider() { env OPENSSL_CONF="$KW_TMP/prov.cnf" KEYWARD_TIMEOUT_MS=1000 LD_PRELOAD="$PRELOAD" "$@"; }
+# a short request timeout: with the key server down, every handshake waits this long.
+# PROVIDER_ENV runs a program with the provider; start_bg gets it as a plain command (env execs
+# the program, so the recorded pid is the program's and cleanup stops it).
+PROVIDER_ENV=(env OPENSSL_CONF="$KW_TMP/prov.cnf" KEYWARD_TIMEOUT_MS=1000 LD_PRELOAD="$PRELOAD")
+provider() { "${PROVIDER_ENV[@]}" "$@"; }
 
 serve() { # name cert key [args]: s_server -www; sets SS_PORT SS_PID
     local name=$1 cert=$2 key=$3
     shift 3
     SS_PORT=$(free_port)
-    start_bg "$name" provider openssl s_server -accept "127.0.0.1:$SS_PORT" \
+    start_bg "$name" "${PROVIDER_ENV[@]}" openssl s_server -accept "127.0.0.1:$SS_PORT" \
         -cert "$PKI/certs/$cert.crt" -key "$key" -www "$@"
     SS_PID=$LAST_PID
     wait_port "$SS_PORT" 15 || fail "s_server $name did not start"
@@ -118,7 +121,7 @@ http {
     }
 }
 CONF
-start_bg nginx provider nginx -p "$NGX" -c "$NGX/nginx.conf" -e "$NGX/error.log"
+start_bg nginx "${PROVIDER_ENV[@]}" nginx -p "$NGX" -c "$NGX/nginx.conf" -e "$NGX/error.log"
 NGX_PID=$LAST_PID
 wait_port "$NGX_PORT" 15 || fail "nginx did not start"
 curl_ok() {

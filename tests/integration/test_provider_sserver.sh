@@ -11,9 +11,11 @@ start_keyserver ks "$KS_PORT"
 write_openssl_conf "$KW_TMP/prov.cnf" "127.0.0.1:$KS_PORT"
 PRELOAD=$(kw_provider_preload)
 
+declare -A KEYID
 for k in rsa2048 ecdsa-p256 ed25519; do
     "$KW_BIN/keyward" stub --cert "$PKI/certs/$k.crt" --out "$KW_TMP/$k.stub" 2>/dev/null ||
         fail "keyward stub --cert $k.crt"
+    KEYID[$k]=$(kw_keyid "$PKI/certs/$k.crt")
 done
 grep -q -- "-----BEGIN KEYWARD KEY-----" "$KW_TMP/rsa2048.stub" || fail "stub has no PEM label"
 if grep -q "PRIVATE" "$KW_TMP/rsa2048.stub"; then fail "stub mentions a private key"; fi
@@ -29,6 +31,11 @@ serve() {
         -www -quiet "$@"
     SS_PID=$LAST_PID
     wait_port "$SS_PORT" 15 || fail "s_server $name did not start"
+}
+
+# also_ok: like expect_ok, but only for stubs (URI keys run the main cases, keeping the test short)
+also_ok() {
+    if [ "$keyform" = stub ]; then expect_ok "$@"; fi
 }
 
 # expect_ok WHAT PATTERN [s_client args...]: a verified handshake with data, and PATTERN seen.
@@ -49,7 +56,7 @@ for mode in sync async; do
     for keyform in uri stub; do
         for k in rsa2048 ecdsa-p256 ed25519; do
             if [ "$keyform" = uri ]; then
-                key="keyward:sha256=$(kw_keyid "$PKI/certs/$k.crt")"
+                key="keyward:sha256=${KEYID[$k]}"
             else
                 key="$KW_TMP/$k.stub"
             fi
@@ -59,7 +66,7 @@ for mode in sync async; do
             rsa2048)
                 expect_ok "$tag: TLS 1.2 RSA key exchange" "Cipher is AES128-GCM-SHA256" \
                     -tls1_2 -cipher AES128-GCM-SHA256
-                expect_ok "$tag: TLS 1.2 ECDHE-RSA" "Cipher is ECDHE-RSA-AES128-GCM-SHA256" \
+                also_ok "$tag: TLS 1.2 ECDHE-RSA" "Cipher is ECDHE-RSA-AES128-GCM-SHA256" \
                     -tls1_2 -cipher ECDHE-RSA-AES128-GCM-SHA256
                 expect_ok "$tag: TLS 1.2 ECDHE-RSA PKCS#1" "Peer signature type: RSA$" \
                     -tls1_2 -cipher ECDHE-RSA-AES128-GCM-SHA256 -sigalgs RSA+SHA256
@@ -72,7 +79,7 @@ for mode in sync async; do
                 ;;
             ed25519)
                 expect_ok "$tag: TLS 1.3 Ed25519" "Peer signature type: Ed25519" -tls1_3
-                expect_ok "$tag: TLS 1.2 Ed25519" "Peer signature type: Ed25519" \
+                also_ok "$tag: TLS 1.2 Ed25519" "Peer signature type: Ed25519" \
                     -tls1_2 -cipher ECDHE-ECDSA-AES128-GCM-SHA256
                 ;;
             esac

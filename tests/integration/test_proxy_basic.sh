@@ -125,7 +125,7 @@ pass "session tickets: TLS 1.3 session resumed"
 # Backpressure: a client reading at 1 MB/s from a backend that offers 200 MB at once.
 if [ "${KW_SANITIZE:-OFF}" != ON ]; then
     rss0=$(awk '/VmRSS/{print $2}' /proc/"$PROXY_PID"/status)
-    get localhost /bytes/200000000 --limit-rate 1M -o /dev/null --max-time 3 || true
+    get localhost /bytes/200000000 --limit-rate 1M -o /dev/null --max-time 3 2>/dev/null || true
     rss1=$(awk '/VmHWM/{print $2}' /proc/"$PROXY_PID"/status)
     [ $((rss1 - rss0)) -lt 16384 ] || fail "proxy grew by $((rss1 - rss0)) KiB behind a slow reader"
     pass "slow reader: proxy memory grew by $((rss1 - rss0)) KiB (peak) while 200 MB were offered"
@@ -136,7 +136,14 @@ fi
 EP=$(free_port)
 start_backend echo "$EP" --echo
 PE=$(free_port)
-start_proxy proxy-echo "$PE" --backend "127.0.0.1:$EP" "${CERTS[@]}" "${KEYARGS[@]}" --threads 1
+ECHO_CERTS=("${CERTS[@]}")
+if [ "$MODE" = keyserver ]; then # the key named by an explicit keyward: URI
+    id=$(openssl x509 -in "$PKI/certs/rsa2048.crt" -noout -pubkey | openssl pkey -pubin -outform DER |
+        sha256sum | cut -d' ' -f1)
+    ECHO_CERTS=(--cert "$PKI/certs/rsa2048.crt,keyward:sha256=$id")
+fi
+start_proxy proxy-echo "$PE" --backend "127.0.0.1:$EP" "${ECHO_CERTS[@]}" "${KEYARGS[@]}" \
+    --threads 1
 python3 - "$PE" "$PKI/site-ca.crt" <<'PY' || fail "half-close through the proxy"
 import socket, ssl, sys
 port, ca = int(sys.argv[1]), sys.argv[2]
@@ -182,23 +189,29 @@ if got != msg or not clean:
     print("half-close: got %d of %d bytes, close_notify=%s" % (len(got), len(msg), clean))
     sys.exit(1)
 PY
-pass "half-close: client FIN reached the backend, its answer and a close_notify came back"
+pass "half-close$([ "$MODE" = keyserver ] && echo " (key by keyward:sha256= URI)"): client FIN reached the backend, its answer and a close_notify came back"
 
-# The same proxy from a YAML file.
+# The same proxy from a YAML file (with a key stub file when the CLI is built).
 PY_PORT=$(free_port)
 {
     echo "listen: 127.0.0.1:$PY_PORT"
     echo "backend: 127.0.0.1:$BP"
     echo "certs:"
-    if [ "$MODE" = keyserver ]; then
+    if [ "$MODE" = keyserver ] && [ -x "$KW_BIN/keyward" ]; then
+        "$KW_BIN/keyward" stub --cert "$PKI/certs/ecdsa-p256.crt" --out "$KW_TMP/ecdsa.stub" \
+            >/dev/null 2>&1
+        echo "  - {cert: $PKI/certs/ecdsa-p256.crt, key: $KW_TMP/ecdsa.stub}"
+    elif [ "$MODE" = keyserver ]; then
         echo "  - $PKI/certs/ecdsa-p256.crt"
+    else
+        echo "  - {cert: $PKI/keys/ecdsa-p256.crt, key: $PKI/keys/ecdsa-p256.key}"
+    fi
+    if [ "$MODE" = keyserver ]; then
         echo "keyservers: [127.0.0.1:$KS]"
         echo "client_cert: $PKI/edge.crt"
         echo "client_key: $PKI/edge.key"
         echo "ca: $PKI/ca.crt"
         echo "provider: $KW_PROVIDER"
-    else
-        echo "  - {cert: $PKI/keys/ecdsa-p256.crt, key: $PKI/keys/ecdsa-p256.key}"
     fi
     echo "proxy_protocol: true"
     echo "alpn: [http/1.1]"
@@ -207,7 +220,24 @@ PY_PORT=$(free_port)
 start_proxy proxy-yaml "$PY_PORT" --config "$KW_TMP/proxy.yaml"
 curl -sS --max-time 10 --cacert "$PKI/site-ca.crt" "https://localhost:$PY_PORT/yaml" |
     grep -q "path=/yaml proxy=v2" || fail "proxy configured by YAML"
-pass "--config YAML: same options, same result"
+pass "--config YAML: same options, same result$(grep -q stub "$KW_TMP/proxy.yaml" &&
+    echo " (key from a key stub file)")"
+
+# Misconfigurations stop the proxy at start with a sentence, not at the first client.
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=orphan \
+    -keyout "$KW_TMP/orphan.key" -out "$KW_TMP/orphan.crt" 2>/dev/null
+refuse() { # what args...
+    local what=$1 rc=0
+    shift
+    timeout 20 "$KW_BIN/keyward-proxy" --listen "127.0.0.1:$(free_port)" \
+        --backend "127.0.0.1:$BP" "$@" >"$KW_TMP/refuse.out" 2>&1 || rc=$?
+    [ "$rc" = 1 ] || fail "$what: keyward-proxy exited $rc: $(cat "$KW_TMP/refuse.out")"
+    pass "refused at start, $what: $(sed -n 's/.*ERROR: //p' "$KW_TMP/refuse.out" | cut -c1-110)"
+}
+refuse "certificate with another key" --cert "$PKI/keys/rsa2048.crt,$PKI/keys/ecdsa-p256.key"
+if [ "$MODE" = keyserver ]; then
+    refuse "key on no key server" --cert "$KW_TMP/orphan.crt" "${KEYARGS[@]}"
+fi
 
 # Backend down: the client gets a clean close (close_notify + FIN: curl's "empty reply").
 kill "$MAIN_BACKEND_PID"

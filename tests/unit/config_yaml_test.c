@@ -125,18 +125,28 @@ static void test_flags_override(void **state)
     kw_ks_config_t cfg;
     char err[512] = "";
     write_file(full);
-    char *argv[] = {"keyward-keyserver", "--config", path,          "--workers",
-                    "5",                 "--keys",   "/flag/keys", "--pkcs11-module",
-                    "/m.so",             "--pkcs11-token", "t",    "--pkcs11-pin-file",
-                    "/pin",              NULL};
+    char *argv[] = {"keyward-keyserver",
+                    "--config",
+                    path,
+                    "--workers",
+                    "5",
+                    "--keys",
+                    "/flag/keys",
+                    "--pkcs11-module",
+                    "/m.so",
+                    "--pkcs11-token",
+                    "t",
+                    "--pkcs11-pin-file",
+                    "/pin",
+                    NULL};
     int argc = (int)(sizeof(argv) / sizeof(argv[0])) - 1;
     kw_ks_config_defaults(&cfg);
     if (kw_ks_config_load(&cfg, argc, argv, err, sizeof(err)) != 0)
         fail_msg("%s", err);
-    assert_int_equal(cfg.workers, 5);                  /* flag wins */
-    assert_int_equal(cfg.max_inflight, 64);            /* file value kept */
+    assert_int_equal(cfg.workers, 5);       /* flag wins */
+    assert_int_equal(cfg.max_inflight, 64); /* file value kept */
     assert_string_equal(cfg.config_file, path);
-    assert_int_equal(cfg.n_keys_dirs, 1);              /* the flag list replaces the file's */
+    assert_int_equal(cfg.n_keys_dirs, 1); /* the flag list replaces the file's */
     assert_string_equal(cfg.keys_dirs[0], "/flag/keys");
     assert_int_equal(cfg.n_pkcs11, 1);
     assert_string_equal(cfg.pkcs11[0].module, "/m.so");
@@ -200,7 +210,7 @@ static void test_errors(void **state)
     refused("limits:\n  max_inflight: 1e9\n", 2, "'max_inflight': ");
     refused("log_level: loud\n", 1, "'log_level': ");
     refused("cert: &c /a\nkey: *c\n", 2, "aliases");
-    refused("listen: [\n", 2, "YAML syntax error");
+    refused("keys: [a, b\n", 2, "YAML syntax error");
     refused("cert: a\n---\ncert: b\n", 2, "only one YAML document");
     refused("- a\n- b\n", 1, "must be a map of settings");
     refused("ca: /x\ncert:\n", 2, "'cert' has no value");
@@ -224,8 +234,8 @@ static void test_missing_file(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_full),   cmocka_unit_test(test_flags_override),
-        cmocka_unit_test(test_empty),  cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_full),         cmocka_unit_test(test_flags_override),
+        cmocka_unit_test(test_empty),        cmocka_unit_test(test_errors),
         cmocka_unit_test(test_missing_file),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

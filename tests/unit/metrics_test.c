@@ -44,10 +44,10 @@ static void test_counters(void **state)
     (void)state;
     kw_ks_metrics_t *m = kw_ks_metrics_new(4);
     assert_non_null(m);
-    kw_ks_metrics_request(m, KW_OP_ECDSA_SIGN_SHA256, 0, 50000);     /* 50 us */
-    kw_ks_metrics_request(m, KW_OP_ECDSA_SIGN_SHA256, 0, 2000000);   /* 2 ms */
+    kw_ks_metrics_request(m, KW_OP_ECDSA_SIGN_SHA256, 0, 50000);   /* 50 us */
+    kw_ks_metrics_request(m, KW_OP_ECDSA_SIGN_SHA256, 0, 2000000); /* 2 ms */
     kw_ks_metrics_request(m, KW_OP_ECDSA_SIGN_SHA256, KW_ERR_KEY_NOT_FOUND, 1000);
-    kw_ks_metrics_request(m, KW_OP_PING, 0, 7000000000ull);          /* 7 s: only +Inf */
+    kw_ks_metrics_request(m, KW_OP_PING, 0, 7000000000ull); /* 7 s: only +Inf */
     kw_ks_metrics_request(m, 0x77, KW_ERR_BAD_OPCODE, 1000);
     kw_ks_metrics_request(m, KW_OP_RSA_DECRYPT, KW_ERR_NOT_AUTHORISED, 1000);
     kw_ks_metrics_request(m, KW_OP_RSA_DECRYPT, 0x99, 1000);

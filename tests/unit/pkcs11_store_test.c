@@ -31,7 +31,7 @@
 #include "pkcs11_internal.h"
 
 #define TOKEN "kwunit"
-#define PIN "4321"
+#define PIN   "4321"
 
 static const char *const module_paths[] = {
     "/usr/lib/softhsm/libsofthsm2.so",
@@ -169,8 +169,8 @@ static void sign_verify(EVP_PKEY *pkey, uint8_t opcode, const char *md, int pad,
     uint8_t sig[512];
     size_t siglen = 0;
     assert_int_equal(RAND_bytes(digest, (int)dlen), 1);
-    uint8_t rc = kw_ks_p11_op_run(find(pkey)->key, opcode, digest, dlen, 0, sig, sizeof(sig),
-                               &siglen);
+    uint8_t rc =
+        kw_ks_p11_op_run(find(pkey)->key, opcode, digest, dlen, 0, sig, sizeof(sig), &siglen);
     assert_int_equal(rc, 0);
     EVP_PKEY_CTX *v = EVP_PKEY_CTX_new_from_pkey(NULL, pkey, NULL);
     assert_non_null(v);
@@ -210,8 +210,8 @@ static void test_ed25519(void **state)
     const uint8_t msg[] = "TLS 1.3, server CertificateVerify";
     uint8_t sig[128];
     size_t siglen = 0;
-    assert_int_equal(kw_ks_p11_op_run(find(fx.ed)->key, KW_OP_ED25519_SIGN, msg, sizeof(msg), 0, sig,
-                                   sizeof(sig), &siglen),
+    assert_int_equal(kw_ks_p11_op_run(find(fx.ed)->key, KW_OP_ED25519_SIGN, msg, sizeof(msg), 0,
+                                      sig, sizeof(sig), &siglen),
                      0);
     assert_int_equal(siglen, 64);
     EVP_MD_CTX *m = EVP_MD_CTX_new();
@@ -270,14 +270,13 @@ static void test_decrypt(void **state)
     assert_int_equal(EVP_PKEY_CTX_set_rsa_padding(e, RSA_PKCS1_PADDING), 1);
     assert_int_equal(EVP_PKEY_encrypt(e, c, &clen, msg, sizeof(msg)), 1);
     EVP_PKEY_CTX_free(e);
-    assert_int_equal(kw_ks_p11_op_run(key, KW_OP_RSA_DECRYPT, c, clen, 0, out, sizeof(out), &outlen),
-                     0);
+    assert_int_equal(
+        kw_ks_p11_op_run(key, KW_OP_RSA_DECRYPT, c, clen, 0, out, sizeof(out), &outlen), 0);
     assert_int_equal(outlen, sizeof(msg));
     assert_memory_equal(out, msg, sizeof(msg));
     /* raw: returns the whole block, which starts 00 02 */
-    assert_int_equal(kw_ks_p11_op_run(key, KW_OP_RSA_DECRYPT_RAW, c, clen, 0, out, sizeof(out),
-                                   &outlen),
-                     0);
+    assert_int_equal(
+        kw_ks_p11_op_run(key, KW_OP_RSA_DECRYPT_RAW, c, clen, 0, out, sizeof(out), &outlen), 0);
     assert_int_equal(outlen, 256);
     assert_int_equal(out[0], 0);
     assert_int_equal(out[1], 2);
@@ -318,15 +317,15 @@ static void test_tls_decrypt(void **state)
     for (int bad = 1; bad <= 3; bad++) {
         tls_block(em, pms, 0x0303, bad);
         raw_encrypt(em, c);
-        assert_int_equal(kw_ks_p11_op_run(key, KW_OP_TLS_RSA_DECRYPT, c, 256, 0x0303, out,
-                                       sizeof(out), &outlen),
-                         0);
+        assert_int_equal(
+            kw_ks_p11_op_run(key, KW_OP_TLS_RSA_DECRYPT, c, 256, 0x0303, out, sizeof(out), &outlen),
+            0);
         assert_int_equal(outlen, 48);
         assert_memory_not_equal(out, pms, 48);
         memcpy(first, out, 48);
-        assert_int_equal(kw_ks_p11_op_run(key, KW_OP_TLS_RSA_DECRYPT, c, 256, 0x0303, out,
-                                       sizeof(out), &outlen),
-                         0);
+        assert_int_equal(
+            kw_ks_p11_op_run(key, KW_OP_TLS_RSA_DECRYPT, c, 256, 0x0303, out, sizeof(out), &outlen),
+            0);
         assert_memory_not_equal(out, first, 48); /* fresh random each time */
     }
     /* wrong length and a ciphertext >= n: still 48 random bytes, no error */
@@ -372,8 +371,8 @@ static void test_uri_filter(void **state)
     (void)state;
     NEED_SOFTHSM();
     char uri[512];
-    snprintf(uri, sizeof(uri), "pkcs11:token=%s;object=ec?module-path=%s&pin-source=file:%s",
-             TOKEN, fx.module, fx.pin_file);
+    snprintf(uri, sizeof(uri), "pkcs11:token=%s;object=ec?module-path=%s&pin-source=file:%s", TOKEN,
+             fx.module, fx.pin_file);
     kw_ks_p11_spec_t spec = {uri, NULL, NULL, NULL};
     kw_ks_p11_keylist_t list;
     char err[512] = "";

@@ -20,11 +20,11 @@ static void test_full(void **state)
     kw_ks_p11_uri_t u;
     char err[256] = "";
     int rc = kw_ks_p11_uri_parse("pkcs11:token=My%20Token;manufacturer=SoftHSM%20project;"
-                              "serial=abc123;model=SoftHSM%20v2;object=site%3Bkey;id=%01%ff;"
-                              "type=private;slot-id=42;library-manufacturer=x"
-                              "?module-path=/usr/lib/softhsm/libsofthsm2.so&pin-source=file:/p&"
-                              "foo=bar",
-                              &u, err, sizeof(err));
+                                 "serial=abc123;model=SoftHSM%20v2;object=site%3Bkey;id=%01%ff;"
+                                 "type=private;slot-id=42;library-manufacturer=x"
+                                 "?module-path=/usr/lib/softhsm/libsofthsm2.so&pin-source=file:/p&"
+                                 "foo=bar",
+                                 &u, err, sizeof(err));
     assert_int_equal(rc, 0);
     assert_string_equal(u.token, "My Token");
     assert_string_equal(u.manufacturer, "SoftHSM project");

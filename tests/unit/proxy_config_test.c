@@ -209,6 +209,26 @@ static void test_yaml_errors(void **state)
     kw_proxy_config_free(&cfg);
 }
 
+/* examples/proxy.yaml, the documented example, must load and be complete. */
+static void test_example_file(void **state)
+{
+    const char *src = getenv("KW_SOURCE_DIR");
+    char path[1024];
+    snprintf(path, sizeof(path), "%s/examples/proxy.yaml", src != NULL ? src : ".");
+    kw_proxy_config_t cfg;
+    char err[256] = "";
+    int help = 0;
+    assert_int_equal(parse(&cfg, err, &help, "--config", path, NULL), 0);
+    assert_int_equal(cfg.ncerts, 2);
+    assert_null(cfg.certs[0].key);
+    assert_non_null(cfg.certs[1].key);
+    assert_int_equal(cfg.keyservers.n, 2);
+    assert_int_equal(cfg.alpn.n, 2);
+    assert_int_equal(cfg.proxy_protocol, 1);
+    assert_int_equal(kw_proxy_config_check(&cfg, err, sizeof(err)), 0);
+    kw_proxy_config_free(&cfg);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -218,6 +238,7 @@ int main(void)
         cmocka_unit_test(test_check),
         cmocka_unit_test(test_yaml_and_precedence),
         cmocka_unit_test(test_yaml_errors),
+        cmocka_unit_test(test_example_file),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -41,6 +41,9 @@ typedef struct opts_s {
     long count, inflight, connections, timeout_ms, expect_error;
     double seconds;
     uint32_t id;
+    int hops;          /* KW_TAG_HOPS value, -1: no item */
+    uint8_t ip[16];    /* client IP item (tag 0x03) */
+    size_t ip_len;     /* 0: no item */
 } opts_t;
 
 static double now_s(void)
@@ -113,6 +116,7 @@ static void usage(void)
            "  --payload-file F | --payload-hex HEX   payload item; --extra-hex HEX extra item\n"
            "  --pad N                pad frames to N bytes (gokeyless clients use 1024)\n"
            "  --id N                 request id (default 1)\n"
+           "  --hops N               hop-limit item (0xC4); --client-ip IP: item 0x03\n"
            "  --raw-hex HEX          send these bytes instead of a frame\n"
            "  --plain                no TLS (with --raw-hex: send bytes over bare TCP)\n"
            "  --silent               connect and send nothing; report when the server closes\n"
@@ -155,6 +159,8 @@ static void parse_args(int argc, char **argv, opts_t *o)
                                        {"seconds", 1, 0, 'U'},
                                        {"help", 0, 0, 'h'},
                                        {"no-wait", 0, 0, 'W'},
+                                       {"hops", 1, 0, 'H'},
+                                       {"client-ip", 1, 0, 'A'},
                                        {0, 0, 0, 0}};
     int c;
     size_t len;
@@ -166,6 +172,7 @@ static void parse_args(int argc, char **argv, opts_t *o)
     o->expect_error = -1;
     o->seconds = 3;
     o->id = 1;
+    o->hops = -1;
     while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
         switch (c) {
         case 's':
@@ -256,6 +263,17 @@ static void parse_args(int argc, char **argv, opts_t *o)
             break;
         case 'U':
             o->seconds = strtod(optarg, NULL);
+            break;
+        case 'H':
+            o->hops = (int)strtol(optarg, NULL, 0);
+            break;
+        case 'A':
+            if (inet_pton(AF_INET, optarg, o->ip) == 1)
+                o->ip_len = 4;
+            else if (inet_pton(AF_INET6, optarg, o->ip) == 1)
+                o->ip_len = 16;
+            else
+                die("bad --client-ip");
             break;
         case 'h':
             usage();
@@ -409,6 +427,12 @@ static size_t build_frame(const opts_t *o, uint32_t id, uint8_t *out)
         m.payload = kw_bytes(o->payload, o->payload_len);
     if (o->has_extra)
         m.extra = kw_bytes(o->extra, o->extra_len);
+    if (o->hops >= 0) {
+        m.hops = (uint8_t)o->hops;
+        m.has_hops = 1;
+    }
+    if (o->ip_len > 0)
+        m.client_ip = kw_bytes(o->ip, o->ip_len);
     size_t len = 0;
     if (kw_msg_encode(&m, o->pad, out, KW_MAX_FRAME, &len) != 0)
         die("cannot encode the request (too big?)");

@@ -1,0 +1,80 @@
+/*
+ * The audit log (--audit-log FILE): one JSON line per key server operation (not for pings) with
+ * the time, the edge (client certificate CN), the client IP and SNI the edge reported, the key id,
+ * the operation, its result and its latency. Never any payload.
+ *
+ * The loop thread formats a line and appends it to a bounded in-memory buffer under a mutex (no
+ * I/O); a dedicated writer thread writes the buffer to the file at least every
+ * KW_AUDIT_FLUSH_MS, sooner when it fills, and at close. When the buffer is full a line is
+ * dropped and counted, and the writer logs a warning with the count.
+ */
+#ifndef KW_KS_AUDIT_H
+#define KW_KS_AUDIT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "keyward/protocol.h"
+
+#define KW_AUDIT_FLUSH_MS   500               /* the writer writes at least this often */
+#define KW_AUDIT_BUFFER_MAX (4 * 1024 * 1024) /* bytes of lines waiting; beyond: dropped */
+#define KW_AUDIT_SNI_MAX    255               /* longer SNI values are cut */
+#define KW_AUDIT_LINE_MAX   4096
+
+typedef struct kw_ks_audit_s kw_ks_audit_t;
+
+/* What the audit line of one request needs, captured when the request is read (its frame is gone
+ * by the time the answer is known). Plain data: copy freely. */
+typedef struct kw_ks_audit_rec_s {
+    uint64_t start_ns; /* monotonic clock at request read */
+    int64_t wall_ms;   /* Unix time in ms at request read */
+    uint8_t opcode;
+    uint8_t has_key;
+    uint8_t digest[KW_DIGEST_LEN]; /* the key's SHA-256 id, when has_key */
+    uint8_t ip_len;                /* 0, 4 or 16 */
+    uint8_t ip[16];
+    uint8_t sni_len;
+    char sni[KW_AUDIT_SNI_MAX];
+} kw_ks_audit_rec_t;
+
+/* Fills r from a decoded request: times, opcode, client IP (tag 0x03), SNI, and the digest item
+ * as the key id when the request has one. */
+void kw_ks_audit_rec_init(kw_ks_audit_rec_t *r, const kw_msg_t *msg);
+
+/* Sets the key id (a key found by SKI or SNI). */
+void kw_ks_audit_rec_key(kw_ks_audit_rec_t *r, const uint8_t digest[KW_DIGEST_LEN]);
+
+/*
+ * Opens (appends to, creating with mode 0640) path and starts the writer thread. Returns 0 and
+ * the log in *out, or KW_EIO / KW_ENOMEM with a message in err.
+ */
+int kw_ks_audit_open(const char *path, kw_ks_audit_t **out, char *err, size_t errlen);
+
+/* Writes what is buffered, stops the writer thread, closes the file. NULL is ignored. */
+void kw_ks_audit_close(kw_ks_audit_t *a);
+
+/*
+ * Queues the line of one finished request: edge is the client certificate's CN, result 0 (ok) or
+ * the kw_remote_error_t answered. Never blocks on I/O. a NULL: nothing.
+ */
+void kw_ks_audit_log(kw_ks_audit_t *a, const kw_ks_audit_rec_t *r, const char *edge,
+                     uint8_t result);
+
+/* Asks the writer to reopen the file before its next write (after log rotation). */
+void kw_ks_audit_reopen(kw_ks_audit_t *a);
+
+/* Lines dropped so far because the buffer was full. */
+uint64_t kw_ks_audit_dropped(kw_ks_audit_t *a);
+
+/* Formats the line (with '\n') into out; latency is now_ns - r->start_ns. Returns its length
+ * (always < cap; strings are cut, never the JSON structure). cap must be at least 512. */
+size_t kw_ks_audit_format(const kw_ks_audit_rec_t *r, const char *edge, uint8_t result,
+                          uint64_t now_ns, char *out, size_t cap);
+
+/* The result word of an audit line: "ok", "denied" (0x40) or the remote error's name. */
+const char *kw_ks_audit_result_name(uint8_t result);
+
+/* Monotonic clock in ns. */
+uint64_t kw_ks_audit_now_ns(void);
+
+#endif /* KW_KS_AUDIT_H */

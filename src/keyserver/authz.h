@@ -1,0 +1,79 @@
+/*
+ * Per-edge authorisation: which keys an edge may use, from the `allow` rules of the configuration
+ * (YAML `allow:` or `--allow 'SUBJECT=KEYSPEC[,KEYSPEC...]'`). An edge is named by its verified
+ * client certificate: subject CN, a SAN DNS name, or the SHA-256 of its SubjectPublicKeyInfo.
+ * With no rule configured every edge may use every key; once any rule exists, a request is
+ * allowed only when a rule for this edge names its key. See docs/fleet.md.
+ *
+ * Everything here runs on the loop thread. A kw_ks_edge_t is made once per connection at handshake
+ * time and caches the rules that apply to it.
+ */
+#ifndef KW_KS_AUTHZ_H
+#define KW_KS_AUTHZ_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <openssl/ssl.h>
+
+#include "config.h"
+#include "keystore.h"
+#include "keyward/protocol.h"
+
+typedef struct kw_ks_authz_s kw_ks_authz_t;
+
+/* The identity of a connected edge and the rules that name it. Owned by its connection. */
+typedef struct kw_ks_edge_s {
+    char *cn;    /* subject CN (UTF-8), "" when absent; owned */
+    char **dns;  /* SAN DNS names, lower case; owned */
+    size_t n_dns;
+    uint8_t spki[KW_DIGEST_LEN]; /* SHA-256 of the certificate's SubjectPublicKeyInfo DER */
+    int has_spki;
+    size_t *rules; /* indexes of the rules whose subject matches this edge; owned */
+    size_t n_rules;
+    int denied_logged; /* a denial on this connection was logged (once per connection) */
+} kw_ks_edge_t;
+
+/*
+ * Compiles the rules of cfg (cfg->allow, cfg->n_allow). Returns 0 and a new object in *out (NULL
+ * when no rule is configured: everything is allowed), or KW_ECONFIG with the rule and reason in err,
+ * or KW_ENOMEM.
+ */
+int kw_ks_authz_new(const kw_ks_config_t *cfg, kw_ks_authz_t **out, char *err, size_t errlen);
+void kw_ks_authz_free(kw_ks_authz_t *a);
+
+/* Number of compiled rules (0 for NULL). */
+size_t kw_ks_authz_count(const kw_ks_authz_t *a);
+
+/*
+ * Checks one rule of the config (subject fields and key specs) without compiling it. Returns 0 or
+ * KW_ECONFIG with the reason in why. For config loaders that want to report the file's line.
+ */
+int kw_ks_authz_check_rule(const kw_ks_allow_t *rule, char *why, size_t whylen);
+
+/*
+ * Parses the flag form "EDGE=KEYSPEC[,KEYSPEC...]" (EDGE: cn:NAME, san:DNSNAME or spki:HEX) and
+ * appends it to cfg->allow. Returns 0, KW_EINVAL (syntax) or KW_ENOMEM. The key specs are checked
+ * by kw_ks_config_validate (kw_ks_authz_check_rule), which reports the reason.
+ */
+int kw_ks_allow_add_flag(kw_ks_config_t *cfg, const char *text);
+
+/* The identity in ssl's verified peer certificate, with the rules of a (may be NULL) that name it.
+ * NULL when out of memory. An SSL without a peer certificate gives an empty identity. */
+kw_ks_edge_t *kw_ks_edge_new(const kw_ks_authz_t *a, SSL *ssl);
+void kw_ks_edge_free(kw_ks_edge_t *e);
+
+/* 1 when edge e may use key (held in store). a NULL: always 1. */
+int kw_ks_authz_key_allowed(kw_ks_authz_t *a, const kw_ks_edge_t *e, kw_keystore_t *store,
+                            const kw_ks_key_t *key);
+
+/*
+ * 1 when edge e may use the key a request names although this server does not hold it (the
+ * request is to be forwarded upstream): only `*`, `sha256:` (against the request's digest item)
+ * and `ski:` (against its SKI item) can match, plus `sni:` against the request's SNI when sni_ok
+ * (certificate requests, whose answer is public). a NULL: always 1.
+ */
+int kw_ks_authz_remote_allowed(const kw_ks_authz_t *a, const kw_ks_edge_t *e, const kw_msg_t *msg,
+                               int sni_ok);
+
+#endif /* KW_KS_AUTHZ_H */

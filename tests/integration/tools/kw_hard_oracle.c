@@ -1,0 +1,296 @@
+/*
+ * kw_hard_oracle: looks for a padding oracle in the key server's 0xA0 (TLS RSA decrypt). It
+ * crafts ciphertexts with raw RSA on the site certificate's public key, in random order:
+ *   valid    00 02 PS(non-zero) 00 || version 03 03 || 46 random bytes (a proper TLS PMS);
+ *   badpad   one of: a random block below n, PS all zeros, 00 02 with no zero separator,
+ *            a wrong block type (00 01), valid padding around a 47-byte message, valid padding
+ *            with the wrong version bytes;
+ * sends them one at a time over one connection and times each round trip. Every reply must be
+ * 0xF0 with 48 bytes, and a valid ciphertext must decrypt to its own PMS. Prints the latency
+ * statistics of both classes and Welch's t (reported, not asserted: timing on a shared VM).
+ * Usage: kw_hard_oracle --server H:P --cert F --key F --ca F --key-cert SITE.crt [--samples N]
+ * Exit status: 0 replies indistinguishable in form, 1 usage/setup, 2 a reply differed.
+ */
+#include <getopt.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/rand.h>
+#include <openssl/rsa.h>
+#include <openssl/ssl.h>
+
+#include "keyward/keyid.h"
+#include "keyward/protocol.h"
+#include "keyward/tls.h"
+
+#define K_MAX 512
+
+static void die(const char *msg)
+{
+    fprintf(stderr, "kw_hard_oracle: %s\n", msg);
+    ERR_print_errors_fp(stderr);
+    exit(1);
+}
+
+static double now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e6 + (double)ts.tv_nsec / 1e3;
+}
+
+static void rand_bytes(uint8_t *p, size_t n)
+{
+    if (RAND_bytes(p, (int)n) != 1)
+        die("RAND_bytes");
+}
+
+static void nonzero_bytes(uint8_t *p, size_t n)
+{
+    rand_bytes(p, n);
+    for (size_t i = 0; i < n; i++)
+        while (p[i] == 0)
+            rand_bytes(&p[i], 1);
+}
+
+/* Builds the k-byte plaintext block of a sample. kind 0 = valid (pms gets its 48 bytes). */
+static void make_block(int kind, uint8_t *em, size_t k, uint8_t *pms)
+{
+    size_t mlen = kind == 5 ? 47 : KW_TLS_PMS_LEN;
+    em[0] = 0x00;
+    em[1] = 0x02;
+    nonzero_bytes(em + 2, k - 3 - mlen);
+    em[k - mlen - 1] = 0x00;
+    rand_bytes(em + k - mlen, mlen);
+    em[k - mlen] = 0x03;
+    em[k - mlen + 1] = kind == 6 ? 0x01 : 0x03;
+    switch (kind) {
+    case 1: /* random block below n */
+        rand_bytes(em, k);
+        em[0] = 0x00;
+        break;
+    case 2: /* PS all zeros */
+        memset(em + 2, 0, k - 3 - mlen);
+        break;
+    case 3: /* no zero separator */
+        nonzero_bytes(em + 2, k - 2);
+        break;
+    case 4: /* block type 1 */
+        em[1] = 0x01;
+        break;
+    default:
+        break;
+    }
+    memcpy(pms, em + k - KW_TLS_PMS_LEN, KW_TLS_PMS_LEN);
+}
+
+static EVP_PKEY *load_pub(const char *cert, uint8_t digest[KW_DIGEST_LEN])
+{
+    uint8_t ski[KW_SKI_LEN];
+    FILE *f = fopen(cert, "r");
+    X509 *x = f != NULL ? PEM_read_X509(f, NULL, NULL, NULL) : NULL;
+    if (f != NULL)
+        fclose(f);
+    if (x == NULL || kw_keyid_from_pkey(X509_get0_pubkey(x), digest, ski) != 0)
+        die("cannot read --key-cert");
+    EVP_PKEY *pub = X509_get_pubkey(x);
+    X509_free(x);
+    if (pub == NULL || EVP_PKEY_get_base_id(pub) != EVP_PKEY_RSA)
+        die("--key-cert must hold an RSA key");
+    return pub;
+}
+
+static void raw_encrypt(EVP_PKEY *pub, const uint8_t *em, size_t k, uint8_t *ct)
+{
+    EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_pkey(NULL, pub, NULL);
+    size_t len = K_MAX;
+    if (ctx == NULL || EVP_PKEY_encrypt_init(ctx) != 1 ||
+        EVP_PKEY_CTX_set_rsa_padding(ctx, RSA_NO_PADDING) != 1 ||
+        EVP_PKEY_encrypt(ctx, ct, &len, em, k) != 1 || len != k)
+        die("raw RSA encryption failed");
+    EVP_PKEY_CTX_free(ctx);
+}
+
+static SSL *connect_tls(SSL_CTX *ctx, const char *server)
+{
+    char host[256];
+    const char *colon = strrchr(server, ':');
+    if (colon == NULL || (size_t)(colon - server) >= sizeof(host))
+        die("--server HOST:PORT");
+    memcpy(host, server, (size_t)(colon - server));
+    host[colon - server] = '\0';
+    struct addrinfo hints = {0}, *res = NULL;
+    hints.ai_socktype = SOCK_STREAM;
+    if (getaddrinfo(host, colon + 1, &hints, &res) != 0)
+        die("cannot resolve --server");
+    int fd = socket(res->ai_family, SOCK_STREAM, 0);
+    if (fd < 0 || connect(fd, res->ai_addr, res->ai_addrlen) != 0)
+        die("cannot connect");
+    freeaddrinfo(res);
+    SSL *ssl = SSL_new(ctx);
+    if (ssl == NULL || SSL_set_fd(ssl, fd) != 1 || SSL_connect(ssl) != 1)
+        die("TLS handshake failed");
+    return ssl;
+}
+
+static int read_full(SSL *ssl, uint8_t *p, size_t n)
+{
+    size_t got = 0;
+    while (got < n) {
+        int r = SSL_read(ssl, p + got, (int)(n - got));
+        if (r <= 0)
+            return -1;
+        got += (size_t)r;
+    }
+    return 0;
+}
+
+/* One request/reply. Returns 0 when the reply is 0xF0 with 48 bytes (copied to out). */
+static int round_trip(SSL *ssl, uint32_t id, const uint8_t *digest, const uint8_t *ct, size_t k,
+                      uint8_t *out)
+{
+    static const uint8_t version[2] = {0x03, 0x03};
+    uint8_t frame[KW_HEADER_LEN + 128 + K_MAX], reply[KW_MAX_FRAME];
+    kw_msg_t m = {0};
+    size_t len = 0;
+    m.id = id;
+    m.has_opcode = 1;
+    m.opcode = KW_OP_TLS_RSA_DECRYPT;
+    m.digest = kw_bytes(digest, KW_DIGEST_LEN);
+    m.payload = kw_bytes(ct, k);
+    m.extra = kw_bytes(version, sizeof(version));
+    if (kw_msg_encode(&m, 0, frame, sizeof(frame), &len) != 0)
+        die("encode");
+    if (SSL_write(ssl, frame, (int)len) != (int)len)
+        die("write failed");
+    kw_header_t h;
+    kw_msg_t r;
+    if (read_full(ssl, reply, KW_HEADER_LEN) != 0 ||
+        kw_header_parse(reply, KW_HEADER_LEN, &h) != 0 ||
+        read_full(ssl, reply + KW_HEADER_LEN, h.body_len) != 0)
+        die("connection lost");
+    if (kw_msg_decode(reply + KW_HEADER_LEN, h.body_len, h.id, &r) != 0 || h.id != id ||
+        !r.has_opcode || r.opcode != KW_OP_RESPONSE || r.payload.len != KW_TLS_PMS_LEN)
+        return -1;
+    memcpy(out, r.payload.ptr, KW_TLS_PMS_LEN);
+    return 0;
+}
+
+/* Square root by Newton's method (tests link no libm). */
+static double root(double x)
+{
+    if (x <= 0)
+        return 0;
+    double r = x > 1 ? x : 1;
+    for (int i = 0; i < 200; i++)
+        r = 0.5 * (r + x / r);
+    return r;
+}
+
+typedef struct stats_s {
+    double sum, sumsq;
+    long n;
+    double *v;
+} stats_t;
+
+static void stats_add(stats_t *s, double x)
+{
+    s->v[s->n++] = x;
+    s->sum += x;
+    s->sumsq += x * x;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static void stats_print(const char *name, stats_t *s, double *mean, double *var)
+{
+    *mean = s->sum / (double)s->n;
+    *var = (s->sumsq - (double)s->n * *mean * *mean) / (double)(s->n - 1);
+    qsort(s->v, (size_t)s->n, sizeof(double), cmp_double);
+    printf("%-7s n=%ld mean=%.1f us sd=%.1f median=%.1f p10=%.1f p90=%.1f\n", name, s->n, *mean,
+           root(*var), s->v[s->n / 2], s->v[s->n / 10], s->v[s->n * 9 / 10]);
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option lo[] = {
+        {"server", 1, 0, 's'},   {"cert", 1, 0, 'c'},    {"key", 1, 0, 'k'}, {"ca", 1, 0, 'a'},
+        {"key-cert", 1, 0, 'K'}, {"samples", 1, 0, 'n'}, {0, 0, 0, 0}};
+    const char *server = NULL, *cert = NULL, *key = NULL, *ca = NULL, *key_cert = NULL;
+    long samples = 2000;
+    int ch;
+    while ((ch = getopt_long(argc, argv, "", lo, NULL)) != -1) {
+        if (ch == 's')
+            server = optarg;
+        else if (ch == 'c')
+            cert = optarg;
+        else if (ch == 'k')
+            key = optarg;
+        else if (ch == 'a')
+            ca = optarg;
+        else if (ch == 'K')
+            key_cert = optarg;
+        else if (ch == 'n')
+            samples = strtol(optarg, NULL, 0);
+        else
+            die("see the comment at the top of kw_hard_oracle.c");
+    }
+    if (server == NULL || ca == NULL || key_cert == NULL || samples < 10)
+        die("need --server, --ca, --key-cert (and --samples >= 10)");
+    uint8_t digest[KW_DIGEST_LEN], em[K_MAX], ct[K_MAX], pms[KW_TLS_PMS_LEN], out[48];
+    EVP_PKEY *pub = load_pub(key_cert, digest);
+    size_t k = (size_t)EVP_PKEY_get_size(pub);
+    char err[512] = "";
+    SSL_CTX *ctx = kw_tls_client_ctx(NULL, cert, key, ca, err, sizeof(err));
+    if (ctx == NULL || k > K_MAX)
+        die(ctx == NULL ? err : "key too large");
+    SSL *ssl = connect_tls(ctx, server);
+    stats_t st[2] = {{0, 0, 0, calloc((size_t)samples, sizeof(double))},
+                     {0, 0, 0, calloc((size_t)samples, sizeof(double))}};
+    long bad_form = 0, bad_pms = 0, same_as_pms = 0;
+    for (long i = 0; i < 2 * samples; i++) {
+        int cls = 0;
+        if (st[0].n >= samples)
+            cls = 1;
+        else if (st[1].n < samples)
+            cls = (int)(random() & 1); /* interleaved in random order */
+        int kind = cls == 0 ? 0 : 1 + (int)(random() % 6);
+        make_block(kind, em, k, pms);
+        raw_encrypt(pub, em, k, ct);
+        double t0 = now_us();
+        int rc = round_trip(ssl, (uint32_t)i + 1, digest, ct, k, out);
+        double dt = now_us() - t0;
+        if (rc != 0) {
+            bad_form++;
+            continue;
+        }
+        if (cls == 0 && memcmp(out, pms, sizeof(out)) != 0)
+            bad_pms++;
+        if (cls == 1 && memcmp(out, pms, sizeof(out)) == 0)
+            same_as_pms++;
+        stats_add(&st[cls], dt);
+    }
+    printf("replies: %ld not 0xF0/48 bytes, %ld valid ciphertexts with a wrong PMS, %ld invalid "
+           "ones that returned their embedded bytes\n",
+           bad_form, bad_pms, same_as_pms);
+    double m0, v0, m1, v1;
+    stats_print("valid", &st[0], &m0, &v0);
+    stats_print("badpad", &st[1], &m1, &v1);
+    double t = (m0 - m1) / root(v0 / (double)st[0].n + v1 / (double)st[1].n);
+    printf("welch t = %.2f (|t| > 4.5 would suggest a timing difference; reported, not asserted)\n",
+           t);
+    SSL_free(ssl);
+    SSL_CTX_free(ctx);
+    EVP_PKEY_free(pub);
+    return bad_form == 0 && bad_pms == 0 && same_as_pms == 0 ? 0 : 2;
+}
