@@ -186,3 +186,43 @@ kw_https_get() {
         OPENSSL_CONF=/dev/null timeout 10 openssl s_client -connect "127.0.0.1:$port" \
             -servername localhost -CAfile "$PKI/site-ca.crt" -verify_return_error -ign_eof "$@" 2>&1
 }
+
+# ---- fleet helpers (added by the fleet tests: chaining, authorisation, audit) ----
+# make_peer_identity NAME: $PKI/NAME.crt/.key, a key server identity (CN=NAME, SAN localhost and
+# 127.0.0.1) signed by $PKI/ca.crt and valid for server AND client auth, so a key server can use
+# its own --cert/--key towards an --upstream (the default).
+make_peer_identity() {
+    local name=$1 ext
+    ext=$(mktemp "$KW_TMP/ext.XXXXXX")
+    printf '%s\n' "basicConstraints = critical,CA:FALSE" \
+        "keyUsage = critical,digitalSignature,keyEncipherment" \
+        "extendedKeyUsage = serverAuth,clientAuth" \
+        "subjectAltName = DNS:localhost,IP:127.0.0.1" >"$ext"
+    openssl req -new -nodes -newkey ec -pkeyopt ec_paramgen_curve:P-256 \
+        -subj "/O=keyward test/CN=$name" -keyout "$PKI/$name.key" -out "$KW_TMP/$name.csr" \
+        2>/dev/null || fail "make_peer_identity $name: req"
+    openssl x509 -req -in "$KW_TMP/$name.csr" -CA "$PKI/ca.crt" -CAkey "$PKI/ca.key" \
+        -CAcreateserial -CAserial "$KW_TMP/ca.srl" -days 30 -extfile "$ext" \
+        -out "$PKI/$name.crt" 2>/dev/null || fail "make_peer_identity $name: sign"
+    rm -f "$ext" "$KW_TMP/$name.csr"
+}
+
+# start_ks_as NAME PORT IDENTITY [args...]: keyward-keyserver on 127.0.0.1:PORT with the identity
+# $PKI/IDENTITY.crt/.key and the test CA, and only the other args given (no --keys unless given);
+# waits for its port, sets KS_PID.
+start_ks_as() {
+    local name=$1 port=$2 id=$3
+    shift 3
+    start_bg "$name" "$KW_BIN/keyward-keyserver" --listen "127.0.0.1:$port" \
+        --cert "$PKI/$id.crt" --key "$PKI/$id.key" --ca "$PKI/ca.crt" "$@"
+    KS_PID=$LAST_PID
+    wait_port "$port" 15 || fail "key server $name did not start on port $port"
+}
+
+# kw_rawc PORT [kw_rawclient args...]: kw_rawclient with the edge identity against 127.0.0.1:PORT.
+kw_rawc() {
+    local port=$1
+    shift
+    "$KW_TESTS/kw_rawclient" --server "127.0.0.1:$port" --cert "$PKI/edge.crt" \
+        --key "$PKI/edge.key" --ca "$PKI/ca.crt" "$@"
+}
