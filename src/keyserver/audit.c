@@ -186,13 +186,13 @@ size_t kw_ks_audit_format(const kw_ks_audit_rec_t *r, const char *edge, uint8_t 
              edge != NULL ? strlen(edge) : 0);
     put(out, &pos, cap, ",\"client_ip\":\"%s\",\"sni\":", ip);
     json_str(out, &pos, min_size(cap - 300, pos + 1600), r->sni, r->sni_len);
-    put(out, &pos, cap, ",\"key\":\"%s\",\"opcode\":\"%s\",\"result\":\"%s\",\"latency_us\":%llu}\n",
-        key, kw_opcode_name(r->opcode), kw_ks_audit_result_name(result), (unsigned long long)lat);
+    put(out, &pos, cap,
+        ",\"key\":\"%s\",\"opcode\":\"%s\",\"result\":\"%s\",\"latency_us\":%llu}\n", key,
+        kw_opcode_name(r->opcode), kw_ks_audit_result_name(result), (unsigned long long)lat);
     return pos;
 }
 
-void kw_ks_audit_log(kw_ks_audit_t *a, const kw_ks_audit_rec_t *r, const char *edge,
-                     uint8_t result)
+void kw_ks_audit_log(kw_ks_audit_t *a, const kw_ks_audit_rec_t *r, const char *edge, uint8_t result)
 {
     char line[KW_AUDIT_LINE_MAX];
     if (a == NULL)
@@ -254,8 +254,8 @@ static void writer_flush(kw_ks_audit_t *a, const char *buf, size_t len, uint64_t
     if (len > 0) {
         int e = write_all(a->fd, buf, len);
         if (e != 0 && !*failing)
-            kw_warn("audit log %s: write failed (%s); lines are lost until it works again",
-                    a->path, strerror(e));
+            kw_warn("audit log %s: write failed (%s); lines are lost until it works again", a->path,
+                    strerror(e));
         else if (e == 0 && *failing)
             kw_info("audit log %s: writing again", a->path);
         *failing = e != 0;
@@ -355,8 +355,10 @@ int kw_ks_audit_open(const char *path, kw_ks_audit_t **out, char *err, size_t er
     }
     a->fd = open_log(path);
     if (a->fd < 0) {
-        snprintf(err, errlen, "cannot open the audit log %s: %s (check --audit-log and the "
-                              "directory's permissions)", path, strerror(errno));
+        snprintf(err, errlen,
+                 "cannot open the audit log %s: %s (check --audit-log and the "
+                 "directory's permissions)",
+                 path, strerror(errno));
         audit_free(a);
         return KW_EIO;
     }

@@ -143,8 +143,10 @@ static int rule_compile(const kw_ks_allow_t *in, rule_t *r, char *why, size_t wh
         return KW_ECONFIG;
     }
     if (in->spki != NULL && parse_spki(in->spki, r->spki) != 0) {
-        snprintf(why, whylen, "spki '%.100s': write the SHA-256 of the edge certificate's "
-                              "public key as 64 hex digits", in->spki);
+        snprintf(why, whylen,
+                 "spki '%.100s': write the SHA-256 of the edge certificate's "
+                 "public key as 64 hex digits",
+                 in->spki);
         return KW_ECONFIG;
     }
     r->has_spki = in->spki != NULL;
@@ -338,11 +340,12 @@ static char *cert_cn(X509 *x)
     while ((idx = X509_NAME_get_index_by_NID(subj, NID_commonName, idx)) >= 0)
         last = idx;
     unsigned char *utf8 = NULL;
-    int len = last >= 0 ? ASN1_STRING_to_UTF8(
-                              &utf8, X509_NAME_ENTRY_get_data(X509_NAME_get_entry(subj, last)))
-                        : -1;
+    int len =
+        last >= 0
+            ? ASN1_STRING_to_UTF8(&utf8, X509_NAME_ENTRY_get_data(X509_NAME_get_entry(subj, last)))
+            : -1;
     char *cn = len >= 0 && memchr(utf8, 0, (size_t)len) == NULL ? strndup((char *)utf8, (size_t)len)
-                                                                 : strdup("");
+                                                                : strdup("");
     OPENSSL_free(utf8);
     return cn;
 }
@@ -376,10 +379,14 @@ static int edge_rules(const kw_ks_authz_t *a, kw_ks_edge_t *e)
 
 kw_ks_edge_t *kw_ks_edge_new(const kw_ks_authz_t *a, SSL *ssl)
 {
+    return kw_ks_edge_from_cert(a, ssl != NULL ? SSL_get0_peer_certificate(ssl) : NULL);
+}
+
+kw_ks_edge_t *kw_ks_edge_from_cert(const kw_ks_authz_t *a, X509 *peer)
+{
     kw_ks_edge_t *e = calloc(1, sizeof(*e));
     if (e == NULL)
         return NULL;
-    X509 *peer = ssl != NULL ? SSL_get0_peer_certificate(ssl) : NULL;
     int rc = 0;
     if (peer != NULL) {
         e->cn = cert_cn(peer);

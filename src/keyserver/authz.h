@@ -24,8 +24,8 @@ typedef struct kw_ks_authz_s kw_ks_authz_t;
 
 /* The identity of a connected edge and the rules that name it. Owned by its connection. */
 typedef struct kw_ks_edge_s {
-    char *cn;    /* subject CN (UTF-8), "" when absent; owned */
-    char **dns;  /* SAN DNS names, lower case; owned */
+    char *cn;   /* subject CN (UTF-8), "" when absent; owned */
+    char **dns; /* SAN DNS names, lower case; owned */
     size_t n_dns;
     uint8_t spki[KW_DIGEST_LEN]; /* SHA-256 of the certificate's SubjectPublicKeyInfo DER */
     int has_spki;
@@ -36,8 +36,8 @@ typedef struct kw_ks_edge_s {
 
 /*
  * Compiles the rules of cfg (cfg->allow, cfg->n_allow). Returns 0 and a new object in *out (NULL
- * when no rule is configured: everything is allowed), or KW_ECONFIG with the rule and reason in err,
- * or KW_ENOMEM.
+ * when no rule is configured: everything is allowed), or KW_ECONFIG with the rule and reason in
+ * err, or KW_ENOMEM.
  */
 int kw_ks_authz_new(const kw_ks_config_t *cfg, kw_ks_authz_t **out, char *err, size_t errlen);
 void kw_ks_authz_free(kw_ks_authz_t *a);
@@ -61,6 +61,9 @@ int kw_ks_allow_add_flag(kw_ks_config_t *cfg, const char *text);
 /* The identity in ssl's verified peer certificate, with the rules of a (may be NULL) that name it.
  * NULL when out of memory. An SSL without a peer certificate gives an empty identity. */
 kw_ks_edge_t *kw_ks_edge_new(const kw_ks_authz_t *a, SSL *ssl);
+
+/* The same from a certificate (NULL: an empty identity). */
+kw_ks_edge_t *kw_ks_edge_from_cert(const kw_ks_authz_t *a, X509 *cert);
 void kw_ks_edge_free(kw_ks_edge_t *e);
 
 /* 1 when edge e may use key (held in store). a NULL: always 1. */

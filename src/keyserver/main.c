@@ -18,21 +18,6 @@
 #include "reload.h"
 #include "server.h"
 
-/* Settings this build reads and checks but does not act on yet: say so rather than ignore. */
-static void warn_unused(const kw_ks_config_t *cfg)
-{
-    if (cfg->n_upstreams > 0)
-        kw_warn("%zu upstream(s) configured, but this build does not forward requests yet; "
-                "requests for unknown keys get 0x02",
-                cfg->n_upstreams);
-    if (cfg->n_allow > 0)
-        kw_warn("%zu allow rule(s) configured, but this build does not enforce authorisation "
-                "yet: every edge with a valid client certificate may use every key",
-                cfg->n_allow);
-    if (cfg->audit_log != NULL)
-        kw_warn("audit_log %s configured, but this build writes no audit log yet", cfg->audit_log);
-}
-
 /* Everything main owns besides the config, released in reverse order by cleanup(). */
 typedef struct app_s {
     uv_loop_t loop;
@@ -89,7 +74,6 @@ static int run(const kw_ks_config_t *cfg)
     char err[1024] = "";
     static app_t app;             /* zeroed */
     static kw_ks_server_t server; /* large (read buffer): not on the stack */
-    warn_unused(cfg);
     int rc = prepare(cfg, &app);
     if (rc != 0) {
         cleanup(&app);

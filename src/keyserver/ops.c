@@ -15,6 +15,7 @@
 #include <openssl/rsa.h>
 
 #include "ops.h"
+#include "ops_master.h"
 
 typedef enum op_family {
     FAM_NONE = 0,
@@ -55,8 +56,8 @@ static op_info_t op_info(uint8_t opcode)
         info.family = FAM_RSA_DECRYPT;
     } else if (opcode == KW_OP_RSA_DECRYPT_RAW) {
         info.family = FAM_RSA_RAW;
-    } else if (opcode == KW_OP_TLS_RSA_DECRYPT) {
-        info.family = FAM_RSA_TLS;
+    } else if (opcode == KW_OP_TLS_RSA_DECRYPT || opcode == KW_OP_TLS12_MASTER) {
+        info.family = FAM_RSA_TLS; /* 0xA1: the 0xA0 decryption, then the PRF (ops_master.c) */
     }
     return info;
 }
@@ -274,6 +275,8 @@ uint8_t kw_ks_op_run(kw_ks_op_cache_t *cache, const kw_ks_key_t *key, uint8_t op
     op_info_t info = op_info(opcode);
     if (info.family == FAM_NONE || key->max_out > KW_OP_OUT_MAX)
         return KW_ERR_INTERNAL;
+    if (opcode == KW_OP_TLS12_MASTER) /* unpacks, then calls back here with 0xA0 */
+        return kw_ks_master_run(cache, key, in, inlen, tls_version, out, outlen);
     if (key->p11 != NULL) /* the key lives on a PKCS#11 token: no OpenSSL context */
         return kw_ks_p11_op_run(key->p11, opcode, in, inlen, tls_version, out, KW_OP_OUT_MAX,
                                 outlen);

@@ -13,6 +13,7 @@
 #include "keyward/log.h"
 #include "metrics.h"
 #include "ops.h"
+#include "ops_master.h"
 #include "request.h"
 
 /* Largest payload of a reply: the body minus the opcode item and the payload item header. */
@@ -119,16 +120,23 @@ static uint8_t key_op(kw_ks_conn_t *c, const kw_msg_t *msg, uint64_t t0, kw_ks_a
     uint8_t err = kw_ks_op_check(key, msg->opcode, &msg->payload, &msg->extra);
     if (err != 0)
         return answer_error(c, msg->id, err);
-    kw_ks_job_t *job = kw_ks_job_alloc(&s->jobs, msg->payload.len);
+    int master = msg->opcode == KW_OP_TLS12_MASTER;
+    if (master && kw_ks_master_check(msg) != 0)
+        return answer_error(c, msg->id, KW_ERR_FORMAT);
+    kw_ks_job_t *job =
+        kw_ks_job_alloc(&s->jobs, master ? kw_ks_master_in_len(msg) : msg->payload.len);
     if (job == NULL)
         return answer_error(c, msg->id, KW_ERR_INTERNAL);
-    memcpy(job->in, msg->payload.ptr, msg->payload.len);
+    if (master)
+        kw_ks_master_pack(msg, job->in); /* randoms / session hash, PRF digest, encrypted PMS */
+    else
+        memcpy(job->in, msg->payload.ptr, msg->payload.len);
     job->conn = kw_ks_conn_ref(c);
     job->store = kw_keystore_ref(s->store);
     job->key = key;
     job->id = msg->id;
     job->opcode = msg->opcode;
-    if (msg->opcode == KW_OP_TLS_RSA_DECRYPT)
+    if (msg->opcode == KW_OP_TLS_RSA_DECRYPT || master)
         job->tls_version = (unsigned)msg->extra.ptr[0] << 8 | msg->extra.ptr[1];
     job->t_start = t0;
     if (s->fleet.audit != NULL)

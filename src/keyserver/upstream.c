@@ -17,7 +17,7 @@
 /* One forwarded request. Owned by the upstream's pending list until its poll handle is closed. */
 typedef struct fwd_s {
     uv_poll_t poll;
-    kw_request_t *req; /* owned; freed once the poll handle is closed */
+    kw_request_t *req;  /* owned; freed once the poll handle is closed */
     kw_ks_conn_t *conn; /* a reference, and one unit of conn->inflight */
     kw_ks_upstream_t *up;
     uint32_t id; /* the edge's request id */
@@ -76,8 +76,9 @@ int kw_ks_upstream_new(uv_loop_t *loop, const kw_ks_config_t *cfg, kw_ks_audit_t
     char why[512] = "";
     int rc = kw_client_new(&cc, &u->client, why, sizeof(why));
     if (rc != 0) {
-        snprintf(err, errlen, "upstream %s: %s (check --upstream-cert/--upstream-key/"
-                              "--upstream-ca, which default to --cert/--key/--ca)",
+        snprintf(err, errlen,
+                 "upstream %s: %s (check --upstream-cert/--upstream-key/"
+                 "--upstream-ca, which default to --cert/--key/--ca)",
                  servers, why);
         free(servers);
         free(u);

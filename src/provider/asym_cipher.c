@@ -13,6 +13,7 @@
 #include <openssl/params.h>
 #include <openssl/rsa.h>
 
+#include "master.h"
 #include "remote.h"
 
 typedef struct kw_cipher_ctx_s {
@@ -121,6 +122,11 @@ static int rsa_decrypt(void *vctx, unsigned char *out, size_t *outlen, size_t ou
         kw_prov_raise(ctx->pctx, KW_PROV_R_UNSUPPORTED,
                       "TLS RSA decryption needs tls-client-version and a 48-byte buffer");
         return 0;
+    }
+    if (op == KW_OP_TLS_RSA_DECRYPT && ctx->pctx->cfg.master_secret_mode) {
+        /* Master-secret mode: an opaque handle; the TLS1-PRF trades it for the master secret. */
+        *outlen = KW_MS_HANDLE_LEN;
+        return kw_ms_handle_new(ctx->pctx, ctx->key, in, inlen, ctx->client_version, out);
     }
     extra[0] = (uint8_t)(ctx->client_version >> 8);
     extra[1] = (uint8_t)ctx->client_version;

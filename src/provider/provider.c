@@ -18,6 +18,7 @@
 #include <openssl/params.h>
 
 #include "keyward/error.h"
+#include "master.h"
 
 static OSSL_FUNC_provider_teardown_fn kw_prov_teardown;
 static OSSL_FUNC_provider_gettable_params_fn kw_prov_gettable_params;
@@ -60,6 +61,13 @@ static const OSSL_ALGORITHM kw_decoder[] = {
     {RSA_NAMES, DECODER_PROPS, kw_rsa_decoder_functions, "keyward RSA key stub"},
     {EC_NAMES, DECODER_PROPS, kw_ec_decoder_functions, "keyward EC key stub"},
     {ED25519_NAMES, DECODER_PROPS, kw_ed25519_decoder_functions, "keyward Ed25519 key stub"},
+    {NULL, NULL, NULL, NULL},
+};
+
+/* Offered only in master-secret mode; libssl picks it with default_properties = ?keyward.prf=yes. */
+static const OSSL_ALGORITHM kw_kdf[] = {
+    {"TLS1-PRF", KW_PROV_PROPS ",keyward.prf=yes", kw_tls1_prf_functions,
+     "TLS 1.2 PRF: master secrets of master-secret mode from the key server"},
     {NULL, NULL, NULL, NULL},
 };
 
@@ -183,6 +191,7 @@ static void ctx_free(kw_prov_ctx_t *pctx)
 {
     if (pctx == NULL)
         return;
+    kw_ms_table_free(pctx->ms_table);
     kw_client_free(pctx->client);
     OSSL_LIB_CTX_free(pctx->libctx);
     OPENSSL_free(pctx->cfg.servers);
@@ -241,6 +250,8 @@ static const OSSL_ALGORITHM *kw_prov_query(void *provctx, int operation_id, int 
         return kw_store;
     case OSSL_OP_DECODER:
         return kw_decoder;
+    case OSSL_OP_KDF:
+        return ((kw_prov_ctx_t *)provctx)->cfg.master_secret_mode ? kw_kdf : NULL;
     default:
         return NULL;
     }

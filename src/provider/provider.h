@@ -40,7 +40,7 @@ typedef struct kw_prov_settings_s {
     char *ca;          /* ca / KEYWARD_CA */
     unsigned timeout_ms;
     int load_check;         /* KW_LOAD_CHECK_* */
-    int master_secret_mode; /* reserved for issue 8 (TLS1-PRF KDF) */
+    int master_secret_mode; /* master_secret_mode / KEYWARD_MASTER_SECRET_MODE (master.h) */
 } kw_prov_settings_t;
 
 enum kw_load_check {
@@ -60,6 +60,7 @@ typedef struct kw_prov_ctx_s {
     uint8_t checked[KW_CHECKED_SLOTS][32]; /* under lock: stubs checked in the last seconds, */
     int64_t checked_at[KW_CHECKED_SLOTS];  /* so the PEM and DER decoders ask only once */
     unsigned checked_next;
+    struct kw_ms_table_s *ms_table;        /* master-secret handles (master.h), lazily made */
     OSSL_FUNC_core_new_error_fn *new_error;
     OSSL_FUNC_core_set_error_debug_fn *set_error_debug;
     OSSL_FUNC_core_vset_error_fn *vset_error;
@@ -90,5 +91,6 @@ extern const OSSL_DISPATCH kw_pem_decoder_functions[];
 extern const OSSL_DISPATCH kw_rsa_decoder_functions[];
 extern const OSSL_DISPATCH kw_ec_decoder_functions[];
 extern const OSSL_DISPATCH kw_ed25519_decoder_functions[];
+extern const OSSL_DISPATCH kw_tls1_prf_functions[]; /* master-secret mode */
 
 #endif /* KW_PROVIDER_H */

@@ -237,3 +237,37 @@ int kw_remote_has_key(kw_key_t *key)
     raise_failure(key->pctx, "key look-up", key->idtext, rc, remote);
     return lookup_outcome(rc, remote);
 }
+
+int kw_remote_msg_op(kw_key_t *key, kw_msg_t *msg, uint8_t *out, size_t cap, size_t *out_len,
+                     const char *what)
+{
+    kw_request_t *req = NULL;
+    const uint8_t *reply = NULL;
+    size_t reply_len = 0;
+    uint8_t remote = 0;
+    int rc;
+    if (!key->remote || key->pub == NULL) {
+        kw_prov_raise(key->pctx, KW_PROV_R_NO_PRIVATE,
+                      "%s needs a private key, but this keyward key object holds only a public key",
+                      what);
+        return 0;
+    }
+    msg->digest = kw_bytes(key->digest, KW_DIGEST_LEN);
+    rc = run(key->pctx, msg, &req);
+    if (rc == 0)
+        rc = kw_request_result(req, &reply, &reply_len, &remote);
+    if (rc == 0 && reply_len > cap)
+        rc = KW_ETOOBIG;
+    if (rc == 0) {
+        memcpy(out, reply, reply_len);
+        *out_len = reply_len;
+    } else if (rc == KW_ETOOBIG) {
+        kw_prov_raise(key->pctx, KW_PROV_R_REMOTE,
+                      "%s with key %s: the key server's reply (%zu bytes) does not fit %zu bytes",
+                      what, key->idtext, reply_len, cap);
+    } else {
+        raise_failure(key->pctx, what, key->idtext, rc, remote);
+    }
+    kw_request_free(req);
+    return rc == 0;
+}

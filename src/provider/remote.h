@@ -39,4 +39,11 @@ int kw_remote_get_chain(kw_prov_ctx_t *pctx, const uint8_t *id, size_t id_len, u
 /* Whether the key server lists key (KWP 0xA3). Raises an error unless FOUND. */
 int kw_remote_has_key(kw_key_t *key);
 
+/*
+ * Like kw_remote_key_op for a request with more items (master-secret mode, 0xA1): msg carries the
+ * opcode and items; the key id of key is added. Returns 1, or 0 with an error raised.
+ */
+int kw_remote_msg_op(kw_key_t *key, kw_msg_t *msg, uint8_t *out, size_t cap, size_t *out_len,
+                     const char *what);
+
 #endif /* KW_PROV_REMOTE_H */

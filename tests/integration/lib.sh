@@ -226,3 +226,16 @@ kw_rawc() {
     "$KW_TESTS/kw_rawclient" --server "127.0.0.1:$port" --cert "$PKI/edge.crt" \
         --key "$PKI/edge.key" --ca "$PKI/ca.crt" "$@"
 }
+
+# ---- master-secret mode helpers (added by the master-secret tests) ----
+# write_openssl_conf_master FILE SERVERS: like write_openssl_conf, with master_secret_mode = yes
+# and the property preference that makes libssl fetch keyward's TLS1-PRF (docs/master-secret.md).
+write_openssl_conf_master() {
+    local file=$1 servers=$2
+    write_openssl_conf "$file.tmp" "$servers"
+    sed 's/^providers = provider_sect$/providers = provider_sect\nalg_section = algorithm_sect/' \
+        "$file.tmp" >"$file"
+    rm -f "$file.tmp"
+    printf '%s\n' "master_secret_mode = yes" "[algorithm_sect]" \
+        "default_properties = ?keyward.prf=yes" >>"$file"
+}
