@@ -24,6 +24,7 @@ unit: build
 	cd $(BUILD) && ctest --output-on-failure -L unit -j$(JOBS)
 
 demo: build
+	bash scripts/demo-proxy.sh $(BUILD)
 	sh scripts/demo.sh $(BUILD)
 
 asan: deps
@@ -33,11 +34,13 @@ asan: deps
 
 fuzz: deps
 	CC=clang cmake -S . -B $(FUZZ_BUILD) -DCMAKE_BUILD_TYPE=Debug -DKW_FUZZ=ON >/dev/null
-	cmake --build $(FUZZ_BUILD) -j$(JOBS)
+	cmake --build $(FUZZ_BUILD) --target fuzzers -j$(JOBS)
 	bash scripts/run-fuzzers.sh $(FUZZ_BUILD) $(FUZZ_SECONDS)
 
 bench: build
-	sh bench/keyserver.sh $(BUILD)
+	bash bench/keyserver.sh $(BUILD)
+	bash bench/handshake.sh $(BUILD)
+	bash bench/proxy.sh $(BUILD)
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')

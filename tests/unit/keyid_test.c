@@ -237,8 +237,8 @@ static void test_parse(void **state)
         "sha256:06e3fd8fda29bb60ab59557de61edb0aecdb231134be30e75b455f8e1b792faZ",
         "sha256 06e3fd8fda29bb60ab59557de61edb0aecdb231134be30e75b455f8e1b792fa9",
         "sha256:06e3fd8fda29bb60ab59557de61edb0aecdb231134be30e75b455f8e1b792fa9 ",
-        "sha256:06e3fd8fda29bb60ab59557de61edb0aecdb231134be30e75b455f8e1b792fa906e3fd8fda29bb60"
-        "ab59557de61edb0aecdb231134be30e75b455f8e1b792fa9",
+        ("sha256:06e3fd8fda29bb60ab59557de61edb0aecdb231134be30e75b455f8e1b792fa906e3fd8fda29bb60"
+         "ab59557de61edb0aecdb231134be30e75b455f8e1b792fa9"),
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
         assert_int_equal(kw_keyid_parse(bad[i], &kind, out), KW_EINVAL);
