@@ -335,17 +335,20 @@ static int cert_names(X509 *x, int with_cn, char ***v, size_t *n)
 static char *cert_cn(X509 *x)
 {
     X509_NAME *subj = X509_get_subject_name(x);
-    int idx = -1;
     int last = -1;
-    while ((idx = X509_NAME_get_index_by_NID(subj, NID_commonName, idx)) >= 0)
+    int idx = X509_NAME_get_index_by_NID(subj, NID_commonName, -1);
+    while (idx >= 0) {
         last = idx;
+        idx = X509_NAME_get_index_by_NID(subj, NID_commonName, idx);
+    }
     unsigned char *utf8 = NULL;
     int len =
         last >= 0
             ? ASN1_STRING_to_UTF8(&utf8, X509_NAME_ENTRY_get_data(X509_NAME_get_entry(subj, last)))
             : -1;
-    char *cn = len >= 0 && memchr(utf8, 0, (size_t)len) == NULL ? strndup((char *)utf8, (size_t)len)
-                                                                : strdup("");
+    char *cn = len >= 0 && utf8 != NULL && memchr(utf8, 0, (size_t)len) == NULL
+                   ? strndup((char *)utf8, (size_t)len)
+                   : strdup("");
     OPENSSL_free(utf8);
     return cn;
 }

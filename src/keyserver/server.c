@@ -99,8 +99,10 @@ static void on_signal(uv_signal_t *h, int signum)
 
 static void on_hup(uv_signal_t *h, int signum)
 {
+    kw_ks_server_t *s = h->data;
     (void)signum;
-    kw_ks_reload_start(h->data);
+    kw_ks_audit_reopen(s->fleet.audit); /* after log rotation */
+    kw_ks_reload_start(s);
 }
 
 SSL_CTX *kw_ks_server_tls_ctx(const kw_ks_config_t *cfg, char *err, size_t errlen)

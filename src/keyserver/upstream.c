@@ -37,17 +37,23 @@ struct kw_ks_upstream_s {
     int stopped;
 };
 
+/* "a,b,c" from the list; malloc'ed, NULL when out of memory. */
 static char *join_servers(char *const *v, size_t n)
 {
     size_t len = 1;
     for (size_t i = 0; i < n; i++)
         len += strlen(v[i]) + 1;
-    char *s = calloc(1, len);
+    char *s = malloc(len);
+    size_t pos = 0;
     for (size_t i = 0; s != NULL && i < n; i++) {
+        size_t one = strlen(v[i]);
         if (i > 0)
-            strcat(s, ",");
-        strcat(s, v[i]);
+            s[pos++] = ',';
+        memcpy(s + pos, v[i], one);
+        pos += one;
     }
+    if (s != NULL)
+        s[pos] = '\0';
     return s;
 }
 

@@ -22,11 +22,18 @@ static void log_start(const kw_proxy_t *p)
     kw_info("listening on %s with %u thread%s, backend %s%s", addr, p->nworkers,
             p->nworkers == 1 ? "" : "s", backend,
             p->cfg->proxy_protocol ? " (PROXY protocol v2)" : "");
+    if (p->tls.libctx != NULL) {
+        kw_info("TLS 1.2 RSA key exchange: %s", p->cfg->no_master_secret
+                                                    ? "pre-master secret from the key server (0xA0)"
+                                                    : "master-secret mode (0xA1)");
+    }
     for (size_t i = 0; i < p->tls.nsites; i++) {
         char name[256] = "?";
         X509_NAME_oneline(X509_get_subject_name(p->tls.sites[i].leaf), name, sizeof(name));
-        kw_info("certificate %zu%s: %s, key %s", i + 1, i == 0 ? " (default)" : "", name,
-                p->tls.sites[i].key_desc);
+        kw_info("certificate %zu%s: %s, key %s%s%s", i + 1, i == 0 ? " (default)" : "", name,
+                p->tls.sites[i].key_desc,
+                p->tls.sites[i].fetch_name != NULL ? ", fetched from the key server for " : "",
+                p->tls.sites[i].fetch_name != NULL ? p->tls.sites[i].fetch_name : "");
     }
 }
 
@@ -54,6 +61,10 @@ int kw_proxy_new(const kw_proxy_config_t *cfg, kw_proxy_t **out, char *err, size
     }
     for (unsigned i = 0; rc == 0 && i < p->nworkers; i++) {
         rc = kw_px_worker_init(&p->workers[i], p, i, err, errlen);
+    }
+    if (rc == 0 && kw_px_refresh_start(p) != 0) {
+        snprintf(err, errlen, "cannot start the certificate refresh timer");
+        rc = KW_EIO;
     }
     if (rc != 0) {
         kw_proxy_free(p);
@@ -109,6 +120,7 @@ void kw_proxy_free(kw_proxy_t *p)
         }
     }
     free(p->workers);
+    free(p->refresh_new);
     kw_proxy_tls_cleanup(&p->tls);
     free(p);
 }

@@ -53,6 +53,11 @@ struct kw_proxy_s {
     kw_proxy_stats_t stats;
     kw_px_worker_t *workers;
     unsigned nworkers;
+    /* --cert-from-keyserver refresh (proxy_refresh.c), on worker 0's loop */
+    uv_timer_t refresh_timer;
+    uv_work_t refresh_work;
+    kw_proxy_site_t *refresh_new; /* per site: the refetched site while a refresh runs */
+    int refresh_on, refresh_busy;
 };
 
 struct kw_px_worker_s {
@@ -99,6 +104,10 @@ int kw_proxy_new(const kw_proxy_config_t *cfg, kw_proxy_t **out, char *err, size
 /* Runs every worker until SIGINT/SIGTERM; worker 0 on the calling thread. */
 int kw_proxy_run(kw_proxy_t *proxy);
 void kw_proxy_free(kw_proxy_t *proxy);
+
+/* proxy_refresh.c: refetches --cert-from-keyserver chains before they expire */
+int kw_px_refresh_start(kw_proxy_t *p); /* after the workers are set up */
+void kw_px_refresh_stop(kw_proxy_t *p); /* on worker 0's loop */
 
 /* proxy_worker.c */
 int kw_px_worker_init(kw_px_worker_t *w, kw_proxy_t *proxy, unsigned index, char *err,

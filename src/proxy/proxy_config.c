@@ -41,6 +41,10 @@ static const opt_def_t opts[] = {
     {"cert", OPT_CERT, 0, "CERT[,KEY]",
      "site certificate chain, repeatable; SNI picks, the first is the default. KEY is a keyward: "
      "URI, a key stub or a PEM key; without it the key server's key for CERT is used"},
+    {"cert-from-keyserver", OPT_LIST, OFF(cert_from_keyserver), "NAME",
+     "fetch this site's certificate chain from the key servers (0xA2) at start and again before "
+     "it expires, repeatable; NAME is an SNI name or sha256:HEX (the key id); the key is the key "
+     "server's"},
     {"backend", OPT_STR, OFF(backend), "HOST:PORT", "where plaintext goes (required)"},
     {"keyserver", OPT_LIST, OFF(keyservers), "HOST:PORT",
      "key server, repeatable (needed unless every KEY is local)"},
@@ -53,6 +57,9 @@ static const opt_def_t opts[] = {
      "this binary, then OpenSSL's module directory)"},
     {"proxy-protocol", OPT_BOOL, OFF(proxy_protocol), NULL,
      "send a PROXY protocol v2 header with the client's address to the backend"},
+    {"no-master-secret", OPT_BOOL, OFF(no_master_secret), NULL,
+     "TLS 1.2 RSA key exchange: get the pre-master secret from the key server (0xA0) instead of "
+     "only the master secret (0xA1, the default)"},
     {"alpn", OPT_LIST, OFF(alpn), "LIST",
      "ALPN protocols to accept and pass through, e.g. "
      "h2,http/1.1 (default: no ALPN)"},
@@ -114,6 +121,7 @@ void kw_proxy_config_free(kw_proxy_config_t *cfg)
     }
     strlist_clear(&cfg->keyservers);
     strlist_clear(&cfg->alpn);
+    strlist_clear(&cfg->cert_from_keyserver);
     certs_clear(cfg);
 }
 
@@ -360,17 +368,46 @@ int kw_proxy_config_from_args(kw_proxy_config_t *cfg, int argc, char **argv, int
     return rc;
 }
 
+/* --cert-from-keyserver: "sha256:" and 64 hex digits, or a DNS name of at most 255 bytes. */
+static int check_fetch_names(const kw_proxy_config_t *cfg, char *err, size_t errlen)
+{
+    for (size_t i = 0; i < cfg->cert_from_keyserver.n; i++) {
+        const char *n = cfg->cert_from_keyserver.v[i];
+        int ok;
+        if (strncmp(n, "sha256:", 7) == 0) {
+            ok = strlen(n + 7) == 64 && strspn(n + 7, "0123456789abcdefABCDEF") == 64;
+        } else {
+            ok = strlen(n) <= 255 &&
+                 strspn(n, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_*") ==
+                     strlen(n);
+        }
+        if (!ok) {
+            snprintf(err, errlen,
+                     "cert-from-keyserver: \"%s\" is neither a DNS name nor sha256:<64 hex digits>",
+                     n);
+            return KW_ECONFIG;
+        }
+    }
+    return 0;
+}
+
 int kw_proxy_config_check(const kw_proxy_config_t *cfg, char *err, size_t errlen)
 {
-    if (cfg->ncerts == 0) {
-        snprintf(err, errlen, "no certificate: give at least one --cert CERT[,KEY]");
+    if (cfg->ncerts == 0 && cfg->cert_from_keyserver.n == 0) {
+        snprintf(err, errlen,
+                 "no certificate: give at least one --cert CERT[,KEY] or --cert-from-keyserver "
+                 "NAME");
         return KW_ECONFIG;
+    }
+    int rc = check_fetch_names(cfg, err, errlen);
+    if (rc != 0) {
+        return rc;
     }
     if (cfg->backend == NULL) {
         snprintf(err, errlen, "no backend: give --backend HOST:PORT");
         return KW_ECONFIG;
     }
-    int remote = 0;
+    int remote = cfg->cert_from_keyserver.n > 0;
     for (size_t i = 0; i < cfg->ncerts; i++) {
         if (cfg->certs[i].key == NULL || strncmp(cfg->certs[i].key, "keyward:", 8) == 0) {
             remote = 1;

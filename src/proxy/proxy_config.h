@@ -36,14 +36,17 @@ typedef struct kw_proxy_config_s {
     char *backend;          /* HOST:PORT */
     kw_proxy_cert_t *certs; /* first one is the default */
     size_t ncerts;
-    kw_strlist_t keyservers; /* HOST:PORT each */
-    kw_strlist_t alpn;       /* protocols offered, in preference order */
-    char *client_cert;       /* mTLS identity towards the key servers */
+    kw_strlist_t keyservers;          /* HOST:PORT each */
+    kw_strlist_t alpn;                /* protocols offered, in preference order */
+    kw_strlist_t cert_from_keyserver; /* SNI names or "sha256:HEX": chains fetched with 0xA2 */
+    char *client_cert;                /* mTLS identity towards the key servers */
     char *client_key;
-    char *ca;           /* CA of the key servers */
-    char *provider;     /* path of keyward.so; NULL: next to the binary */
-    int proxy_protocol; /* send a PROXY v2 header to the backend */
-    unsigned threads;   /* 0: one per core */
+    char *ca;             /* CA of the key servers */
+    char *provider;       /* path of keyward.so; NULL: next to the binary */
+    int proxy_protocol;   /* send a PROXY v2 header to the backend */
+    int no_master_secret; /* TLS 1.2 RSA key exchange: ask for the PMS (0xA0), not the master
+                             secret (0xA1); master-secret mode is the default */
+    unsigned threads;     /* 0: one per core */
     unsigned handshake_timeout_ms;
     unsigned idle_timeout_ms;
     unsigned max_connections;

@@ -2,6 +2,8 @@
  * The proxy's private OpenSSL library context: writes an openssl.cnf that loads the default
  * provider and keyward.so with this proxy's key servers, mTLS identity and timeout, loads it
  * into a fresh OSSL_LIB_CTX and deletes the file. The user's OPENSSL_CONF is never involved.
+ * Unless --no-master-secret, the provider runs in master-secret mode and the context prefers its
+ * TLS1-PRF (docs/master-secret.md), so a TLS 1.2 pre-master secret never leaves the key server.
  */
 #include <limits.h>
 #include <stdio.h>
@@ -47,8 +49,12 @@ static int quotable(const char *v)
 
 static int write_conf(FILE *f, const kw_proxy_config_t *cfg, const char *module)
 {
-    fprintf(f, "openssl_conf = openssl_init\n[openssl_init]\nproviders = provider_sect\n"
-               "[provider_sect]\ndefault = default_sect\nkeyward = keyward_sect\n"
+    int ms = !cfg->no_master_secret;
+    fprintf(f, "openssl_conf = openssl_init\n[openssl_init]\nproviders = provider_sect\n");
+    if (ms) {
+        fprintf(f, "alg_section = algorithm_sect\n");
+    }
+    fprintf(f, "[provider_sect]\ndefault = default_sect\nkeyward = keyward_sect\n"
                "[default_sect]\nactivate = 1\n[keyward_sect]\n");
     fprintf(f, "module = \"%s\"\nactivate = 1\nservers = \"", module);
     for (size_t i = 0; i < cfg->keyservers.n; i++) {
@@ -56,6 +62,11 @@ static int write_conf(FILE *f, const kw_proxy_config_t *cfg, const char *module)
     }
     fprintf(f, "\"\nclient_cert = \"%s\"\nclient_key = \"%s\"\nca = \"%s\"\ntimeout_ms = %u\n",
             cfg->client_cert, cfg->client_key, cfg->ca, cfg->keyserver_timeout_ms);
+    if (ms) {
+        /* '?': a preference; every other algorithm still comes from the default provider. */
+        fprintf(f, "master_secret_mode = yes\n[algorithm_sect]\n"
+                   "default_properties = ?keyward.prf=yes\n");
+    }
     return ferror(f) ? KW_EIO : 0;
 }
 

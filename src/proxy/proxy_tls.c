@@ -40,16 +40,20 @@ int kw_proxy_sni_pick(X509 *const *leaves, size_t n, const char *host)
 
 static int servername_cb(SSL *ssl, int *alert, void *arg)
 {
-    const kw_proxy_tls_t *tls = arg;
+    kw_proxy_tls_t *tls = arg;
     const char *host = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
+    int rc = SSL_TLSEXT_ERR_OK; /* unknown names get the default certificate */
+    pthread_rwlock_rdlock(&tls->lock);
     int i = kw_proxy_sni_pick(tls->leaves, tls->nsites, host);
-    if (i > 0 && SSL_get_SSL_CTX(ssl) != tls->sites[i].ctx) {
+    if (i >= 0 && SSL_get_SSL_CTX(ssl) != tls->sites[i].ctx) {
+        /* i == 0 too: the default site may have been swapped since this SSL was made. */
         if (SSL_set_SSL_CTX(ssl, tls->sites[i].ctx) == NULL) {
             *alert = SSL_AD_INTERNAL_ERROR;
-            return SSL_TLSEXT_ERR_ALERT_FATAL;
+            rc = SSL_TLSEXT_ERR_ALERT_FATAL;
         }
     }
-    return SSL_TLSEXT_ERR_OK; /* unknown names get the default certificate */
+    pthread_rwlock_unlock(&tls->lock);
+    return rc;
 }
 
 static int alpn_cb(SSL *ssl, const unsigned char **out, unsigned char *outlen,
@@ -136,12 +140,58 @@ static SSL_CTX *new_ctx(kw_proxy_tls_t *tls)
     return ctx;
 }
 
-static int add_site(kw_proxy_tls_t *tls, const kw_proxy_cert_t *c, kw_proxy_site_t *site, char *err,
-                    size_t errlen)
+/* Loads the key (default: the key server's key for the leaf) into site->ctx, whose certificate
+ * is set; what names the certificate in messages. */
+static int use_key(kw_proxy_tls_t *tls, kw_proxy_site_t *site, const char *key, const char *what,
+                   char *err, size_t errlen)
 {
     char uri[128];
     char msg[512];
-    const char *key = c->key;
+    site->leaf = SSL_CTX_get0_certificate(site->ctx);
+    if (site->leaf == NULL || !X509_up_ref(site->leaf)) {
+        site->leaf = NULL;
+        snprintf(err, errlen, "no certificate in %s", what);
+        return KW_ECONFIG;
+    }
+    const ASN1_TIME *nb = X509_get0_notBefore(site->leaf);
+    const ASN1_TIME *na = X509_get0_notAfter(site->leaf);
+    struct tm tm;
+    if (nb != NULL && ASN1_TIME_to_tm(nb, &tm) == 1) {
+        site->not_before = timegm(&tm);
+    }
+    if (na != NULL && ASN1_TIME_to_tm(na, &tm) == 1) {
+        site->not_after = timegm(&tm);
+    }
+    if (key == NULL) {
+        if (remote_uri(site->leaf, uri, sizeof(uri)) != 0) {
+            snprintf(err, errlen, "cannot compute the key id of %s", what);
+            return KW_ECRYPTO;
+        }
+        key = uri;
+    }
+    site->key_desc = strdup(key);
+    EVP_PKEY *pkey = load_key(tls->libctx, key, msg, sizeof(msg));
+    if (pkey == NULL) {
+        snprintf(err, errlen, "cannot load the key %s for %s: %s", key, what, msg);
+        return KW_ENOKEY;
+    }
+    /* use_PrivateKey alone accepts a key of another type than the certificate (it lands in
+     * another slot); check_private_key then finds the certificate without its key. */
+    int ok =
+        SSL_CTX_use_PrivateKey(site->ctx, pkey) == 1 && SSL_CTX_check_private_key(site->ctx) == 1;
+    EVP_PKEY_free(pkey);
+    if (!ok || site->key_desc == NULL) {
+        kw_tls_error("", msg, sizeof(msg));
+        snprintf(err, errlen, "the key %s does not match %s: %s", key, what, msg);
+        return KW_ECONFIG;
+    }
+    return 0;
+}
+
+static int add_site(kw_proxy_tls_t *tls, const kw_proxy_cert_t *c, kw_proxy_site_t *site, char *err,
+                    size_t errlen)
+{
+    char msg[512];
     site->ctx = new_ctx(tls);
     if (site->ctx == NULL) {
         kw_tls_error("cannot create a TLS context", err, errlen);
@@ -152,36 +202,59 @@ static int add_site(kw_proxy_tls_t *tls, const kw_proxy_cert_t *c, kw_proxy_site
         snprintf(err, errlen, "cannot load certificate %s: %s", c->cert, msg);
         return KW_ECONFIG;
     }
-    site->leaf = SSL_CTX_get0_certificate(site->ctx);
-    if (site->leaf == NULL || !X509_up_ref(site->leaf)) {
-        site->leaf = NULL;
-        snprintf(err, errlen, "no certificate in %s", c->cert);
+    return use_key(tls, site, c->key, c->cert, err, errlen);
+}
+
+int kw_proxy_site_from_chain(kw_proxy_tls_t *tls, STACK_OF(X509) * chain, kw_proxy_site_t *site,
+                             char *err, size_t errlen)
+{
+    char what[300];
+    char subject[256] = "?";
+    if (sk_X509_num(chain) < 1) {
+        snprintf(err, errlen, "empty certificate chain");
         return KW_ECONFIG;
     }
-    if (key == NULL) {
-        if (remote_uri(site->leaf, uri, sizeof(uri)) != 0) {
-            snprintf(err, errlen, "cannot compute the key id of %s", c->cert);
-            return KW_ECRYPTO;
-        }
-        key = uri;
+    X509 *leaf = sk_X509_value(chain, 0);
+    X509_NAME_oneline(X509_get_subject_name(leaf), subject, sizeof(subject));
+    snprintf(what, sizeof(what), "the fetched certificate %s", subject);
+    site->ctx = new_ctx(tls);
+    if (site->ctx == NULL) {
+        kw_tls_error("cannot create a TLS context", err, errlen);
+        return KW_ETLS;
     }
-    site->key_desc = strdup(key);
-    EVP_PKEY *pkey = load_key(tls->libctx, key, msg, sizeof(msg));
-    if (pkey == NULL) {
-        snprintf(err, errlen, "cannot load the key %s for %s: %s", key, c->cert, msg);
-        return KW_ENOKEY;
+    int ok = SSL_CTX_use_certificate(site->ctx, leaf) == 1;
+    for (int i = 1; ok && i < sk_X509_num(chain); i++) {
+        ok = SSL_CTX_add1_chain_cert(site->ctx, sk_X509_value(chain, i)) == 1;
     }
-    /* use_PrivateKey alone accepts a key of another type than the certificate (it lands in
-     * another slot); check_private_key then finds the certificate without its key. */
-    int ok =
-        SSL_CTX_use_PrivateKey(site->ctx, pkey) == 1 && SSL_CTX_check_private_key(site->ctx) == 1;
-    EVP_PKEY_free(pkey);
-    if (!ok || site->key_desc == NULL) {
-        kw_tls_error("", msg, sizeof(msg));
-        snprintf(err, errlen, "the key %s does not match %s: %s", key, c->cert, msg);
+    if (!ok) {
+        kw_tls_error("cannot use", err, errlen);
         return KW_ECONFIG;
     }
-    return 0;
+    return use_key(tls, site, NULL, what, err, errlen);
+}
+
+void kw_proxy_site_clear(kw_proxy_site_t *site)
+{
+    SSL_CTX_free(site->ctx);
+    X509_free(site->leaf);
+    free(site->key_desc);
+    memset(site, 0, sizeof(*site));
+}
+
+void kw_proxy_tls_swap(kw_proxy_tls_t *tls, size_t i, kw_proxy_site_t *site)
+{
+    unsigned char keys[80]; /* resumption of tickets issued before the swap keeps working */
+    if (SSL_CTX_get_tlsext_ticket_keys(tls->sites[i].ctx, keys, sizeof(keys)) == 1) {
+        (void)SSL_CTX_set_tlsext_ticket_keys(site->ctx, keys, sizeof(keys));
+    }
+    OPENSSL_cleanse(keys, sizeof(keys));
+    kw_proxy_site_t old;
+    pthread_rwlock_wrlock(&tls->lock);
+    old = tls->sites[i];
+    tls->sites[i] = *site;
+    tls->leaves[i] = site->leaf;
+    pthread_rwlock_unlock(&tls->lock);
+    *site = old;
 }
 
 /* ALPN wire format: each name prefixed by its length. */
@@ -207,16 +280,43 @@ static int build_alpn(kw_proxy_tls_t *tls, const kw_proxy_config_t *cfg)
     return 0;
 }
 
+/* --cert-from-keyserver: each chain fetched now; a name the key servers do not know stops the
+ * start like a missing certificate file would. */
+static int add_fetched_sites(kw_proxy_tls_t *tls, const kw_proxy_config_t *cfg, char *err,
+                             size_t errlen)
+{
+    if (cfg->cert_from_keyserver.n == 0) {
+        return 0;
+    }
+    int rc = kw_proxy_fetch_client_new(tls, cfg, err, errlen);
+    for (size_t i = 0; rc == 0 && i < cfg->cert_from_keyserver.n; i++) {
+        kw_proxy_site_t *site = &tls->sites[tls->nsites++];
+        rc = kw_proxy_fetch_site(tls, cfg->cert_from_keyserver.v[i], site, err, errlen);
+        tls->leaves[tls->nsites - 1] = site->leaf;
+    }
+    if (rc != 0) {
+        kw_proxy_tls_cleanup(tls);
+    }
+    return rc;
+}
+
 int kw_proxy_tls_init(kw_proxy_tls_t *tls, const kw_proxy_config_t *cfg, char *err, size_t errlen)
 {
     memset(tls, 0, sizeof(*tls));
+    if (pthread_rwlock_init(&tls->lock, NULL) != 0) {
+        snprintf(err, errlen, "cannot create a lock");
+        return KW_ENOMEM;
+    }
+    tls->lock_init = 1;
     int rc = kw_proxy_libctx_new(cfg, &tls->libctx, err, errlen);
     if (rc != 0) {
+        kw_proxy_tls_cleanup(tls);
         return rc;
     }
+    size_t total = cfg->ncerts + cfg->cert_from_keyserver.n;
     rc = build_alpn(tls, cfg);
-    tls->sites = calloc(cfg->ncerts, sizeof(*tls->sites));
-    tls->leaves = calloc(cfg->ncerts, sizeof(*tls->leaves));
+    tls->sites = calloc(total, sizeof(*tls->sites));
+    tls->leaves = calloc(total, sizeof(*tls->leaves));
     if (rc != 0 || tls->sites == NULL || tls->leaves == NULL) {
         snprintf(err, errlen, "out of memory");
         kw_proxy_tls_cleanup(tls);
@@ -231,15 +331,17 @@ int kw_proxy_tls_init(kw_proxy_tls_t *tls, const kw_proxy_config_t *cfg, char *e
         }
         tls->leaves[i] = tls->sites[i].leaf;
     }
-    return 0;
+    return add_fetched_sites(tls, cfg, err, errlen);
 }
 
 void kw_proxy_tls_cleanup(kw_proxy_tls_t *tls)
 {
     for (size_t i = 0; i < tls->nsites; i++) {
-        SSL_CTX_free(tls->sites[i].ctx);
-        X509_free(tls->sites[i].leaf);
-        free(tls->sites[i].key_desc);
+        kw_proxy_site_clear(&tls->sites[i]);
+    }
+    kw_client_free(tls->client);
+    if (tls->lock_init) {
+        pthread_rwlock_destroy(&tls->lock);
     }
     free(tls->sites);
     free(tls->leaves);
@@ -248,9 +350,11 @@ void kw_proxy_tls_cleanup(kw_proxy_tls_t *tls)
     memset(tls, 0, sizeof(*tls));
 }
 
-SSL *kw_proxy_tls_new_ssl(const kw_proxy_tls_t *tls)
+SSL *kw_proxy_tls_new_ssl(kw_proxy_tls_t *tls)
 {
+    pthread_rwlock_rdlock(&tls->lock);
     SSL *ssl = SSL_new(tls->sites[0].ctx);
+    pthread_rwlock_unlock(&tls->lock);
     if (ssl != NULL) {
         SSL_set_accept_state(ssl);
     }

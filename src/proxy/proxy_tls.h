@@ -10,23 +10,31 @@
 #ifndef KW_PROXY_TLS_H
 #define KW_PROXY_TLS_H
 
+#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 #include <openssl/ssl.h>
 
+#include "keyward/client.h"
 #include "proxy_config.h"
 
 typedef struct kw_proxy_site_s {
     SSL_CTX *ctx;
-    X509 *leaf;     /* the site certificate, for SNI matching */
-    char *key_desc; /* where the key came from, for log lines */
+    X509 *leaf;                   /* the site certificate, for SNI matching */
+    char *key_desc;               /* where the key came from, for log lines */
+    const char *fetch_name;       /* --cert-from-keyserver NAME (the config's string), or NULL */
+    time_t not_before, not_after; /* the leaf's validity, to refetch before it ends */
 } kw_proxy_site_t;
 
 typedef struct kw_proxy_tls_s {
-    OSSL_LIB_CTX *libctx; /* NULL: OpenSSL's default context (no key servers configured) */
-    kw_proxy_site_t *sites;
-    X509 **leaves; /* sites[i].leaf, as one array for kw_proxy_sni_pick */
+    OSSL_LIB_CTX *libctx;  /* NULL: OpenSSL's default context (no key servers configured) */
+    pthread_rwlock_t lock; /* guards sites[].ctx/leaf and leaves[]: fetched sites are swapped */
+    int lock_init;
+    kw_client_t *client;    /* fetches chains (0xA2); NULL without --cert-from-keyserver */
+    kw_proxy_site_t *sites; /* --cert sites first, then --cert-from-keyserver ones */
+    X509 **leaves;          /* sites[i].leaf, as one array for kw_proxy_sni_pick */
     size_t nsites;
     uint8_t *alpn; /* ALPN protocols in wire format, NULL when not configured */
     size_t alpn_len;
@@ -39,8 +47,32 @@ int kw_proxy_tls_init(kw_proxy_tls_t *tls, const kw_proxy_config_t *cfg, char *e
 
 void kw_proxy_tls_cleanup(kw_proxy_tls_t *tls);
 
+/* An SSL_CTX for a chain (leaf first, not consumed) whose key is on the key server
+ * (keyward:sha256=<leaf SPKI hash>); fills site. Returns 0 or a KW_E* code with a sentence. */
+int kw_proxy_site_from_chain(kw_proxy_tls_t *tls, STACK_OF(X509) * chain, kw_proxy_site_t *site,
+                             char *err, size_t errlen);
+
+/* Releases what site holds and zeroes it. */
+void kw_proxy_site_clear(kw_proxy_site_t *site);
+
+/* Puts *site in place of sites[i] for new handshakes (existing ones keep their SSL_CTX reference)
+ * and hands the old one back in *site; the ticket keys carry over. Any thread. */
+void kw_proxy_tls_swap(kw_proxy_tls_t *tls, size_t i, kw_proxy_site_t *site);
+
+/* proxy_fetch.c: the chain for NAME (an SNI name or sha256:HEX) from the key servers, as a site.
+ * Blocking (up to the key-server timeout). Returns 0 or a KW_E* code with a sentence in err. */
+int kw_proxy_fetch_site(kw_proxy_tls_t *tls, const char *name, kw_proxy_site_t *site, char *err,
+                        size_t errlen);
+
+/* proxy_fetch.c: the client for kw_proxy_fetch_site, from cfg's key servers and identity. */
+int kw_proxy_fetch_client_new(kw_proxy_tls_t *tls, const kw_proxy_config_t *cfg, char *err,
+                              size_t errlen);
+
+/* 1 when a fetched site's leaf has less than a third of its lifetime left at now. */
+int kw_proxy_site_due(const kw_proxy_site_t *site, time_t now);
+
 /* A server-side SSL on the default site, in accept state, without BIOs. NULL on failure. */
-SSL *kw_proxy_tls_new_ssl(const kw_proxy_tls_t *tls);
+SSL *kw_proxy_tls_new_ssl(kw_proxy_tls_t *tls);
 
 /* Index of the certificate that names host: exact names (SAN DNS, else CN) first, then
  * wildcards; -1 when none does. Pure function over the leaves, for the SNI callback and tests. */

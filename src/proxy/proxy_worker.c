@@ -91,6 +91,7 @@ static void on_stop(uv_async_t *a)
     if (w->index == 0) {
         uv_close((uv_handle_t *)&w->sigint, NULL);
         uv_close((uv_handle_t *)&w->sigterm, NULL);
+        kw_px_refresh_stop(w->proxy);
     }
     for (kw_px_conn_t *c = w->conns; c != NULL; c = c->next) {
         kw_px_conn_close(c); /* a lingering key operation still finishes */

@@ -1,7 +1,8 @@
 #!/bin/bash
 # The audit log: N operations give exactly N JSON lines (pings give none), each valid JSON with the
 # documented keys and values, without any payload or result bytes; lines are on disk within about
-# a second while the server keeps running, and the rest is written at shutdown (SIGTERM).
+# a second while the server keeps running, SIGHUP reopens it after rotation, and the rest is
+# written at shutdown (SIGTERM).
 . "$(dirname "$0")/lib.sh"
 
 make_pki
@@ -97,6 +98,21 @@ for f in sys.argv[2:]:
 PY
 pass "no payload (digest, ciphertext) or result (PMS) bytes in the audit log"
 
+# Rotation: rename the file, SIGHUP; new lines go to a new file at the old path.
+mv "$AUDIT" "$AUDIT.1"
+kill -HUP "$KS"
+t0=$(date +%s%N)
+until grep -q "audit log $AUDIT reopened" "$KW_TMP/ks.log"; do
+    [ $((($(date +%s%N) - t0) / 1000000)) -lt 3000 ] || fail "no reopen after SIGHUP"
+    sleep 0.05
+done
+kw_rawc "$PORT" --op 0x15 --key-cert "$PKI/certs/ecdsa-p256.crt" --payload-file "$W/dgst" \
+    --count 3 | grep -q "3 replies" || fail "3 signs after rotation"
+sleep 1.2
+[ "$(wc -l <"$AUDIT")" = 3 ] || fail "after rotation: expected 3 lines in the new file"
+[ "$(wc -l <"$AUDIT.1")" = "$N" ] || fail "after rotation: the old file changed"
+pass "log rotation: after mv + SIGHUP the next 3 lines go to a new $AUDIT"
+
 # Lines still in the buffer are written at shutdown.
 kw_rawc "$PORT" --op 0x15 --key-cert "$PKI/certs/ecdsa-p256.crt" --payload-file "$W/dgst" \
     --count 7 | grep -q "7 replies" || fail "7 more signs"
@@ -105,5 +121,5 @@ rc=0
 wait "$KS" || rc=$?
 [ "$rc" = 0 ] || fail "key server exit status $rc after SIGTERM"
 lines=$(wc -l <"$AUDIT")
-[ "$lines" = $((N + 7)) ] || fail "after SIGTERM expected $((N + 7)) lines, found $lines"
-pass "SIGTERM right after 7 more operations: all $((N + 7)) lines written at shutdown"
+[ "$lines" = 10 ] || fail "after SIGTERM expected 3 + 7 lines, found $lines"
+pass "SIGTERM right after 7 more operations: all 7 lines written at shutdown"

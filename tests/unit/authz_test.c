@@ -233,11 +233,11 @@ static void test_edges_and_keys(void **state)
     assert_int_equal(kw_ks_allow_add_flag(&cfg, "cn:edge-a=file:site1"), 0);
     assert_int_equal(kw_ks_allow_add_flag(&cfg, "san:edge-a.EXAMPLE.net=sni:*.shop.example"), 0);
     assert_int_equal(kw_keyid_from_pkey(X509_get0_pubkey(f->edge_b), spki_b, NULL), 0);
-    hex_of(spki_b, KW_DIGEST_LEN, "spki:sha256:", rule, sizeof(rule));
+    char spki[100];
     char key_id[100];
+    hex_of(spki_b, KW_DIGEST_LEN, "spki:sha256:", spki, sizeof(spki));
     hex_of(f->nocert->digest, KW_DIGEST_LEN, "sha256:", key_id, sizeof(key_id));
-    strcat(rule, "=");
-    strcat(rule, key_id);
+    snprintf(rule, sizeof(rule), "%s=%s", spki, key_id);
     assert_int_equal(kw_ks_allow_add_flag(&cfg, rule), 0);
     /* Several fields of one rule must all match: edge-b has no SAN, so this rule is not its. */
     kw_ks_allow_t *r = kw_ks_config_add_allow(&cfg);

@@ -59,8 +59,10 @@ static const char full[] = "# a complete key server config\n"
                            "upstreams: [\"a.internal:2407\", \"b.internal:2407\"]\n"
                            "allow:\n"
                            "  - cn: edge1\n"
-                           "    keys: [www, \"sha256:00ff\"]\n"
-                           "  - spki: \"sha256:abcd\"\n"
+                           "    keys: [www, \"sha256:"
+                           "00ff00ff00ff00ff00ff00ff00ff00ff00ff00ff00ff00ff00ff00ff00ff00ff\"]\n"
+                           "  - spki: \"sha256:"
+                           "abcdabcdabcdabcdabcdabcdabcdabcdabcdabcdabcdabcdabcdabcdabcdabcd\"\n"
                            "    keys: \"*\"\n"
                            "audit_log: /var/log/kw/audit.log\n"
                            "metrics: 127.0.0.1:9247\n"
@@ -102,8 +104,8 @@ static void test_full(void **state)
     assert_int_equal(cfg.n_allow, 2);
     assert_string_equal(cfg.allow[0].cn, "edge1");
     assert_int_equal(cfg.allow[0].n_keys, 2);
-    assert_string_equal(cfg.allow[0].keys[1], "sha256:00ff");
-    assert_string_equal(cfg.allow[1].spki, "sha256:abcd");
+    assert_string_equal(cfg.allow[0].keys[1], "sha256:00ff00ff00ff00ff00ff00ff00ff00ff00ff00ff00ff00ff00ff00ff00ff00ff");
+    assert_string_equal(cfg.allow[1].spki, "sha256:abcdabcdabcdabcdabcdabcdabcdabcdabcdabcdabcdabcdabcdabcdabcdabcd");
     assert_int_equal(cfg.allow[1].n_keys, 1);
     assert_string_equal(cfg.allow[1].keys[0], "*");
     assert_string_equal(cfg.audit_log, "/var/log/kw/audit.log");

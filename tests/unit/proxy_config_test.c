@@ -210,6 +210,52 @@ static void test_yaml_errors(void **state)
 }
 
 /* examples/proxy.yaml, the documented example, must load and be complete. */
+/* Master-secret mode is on unless --no-master-secret / no_master_secret; --cert-from-keyserver
+ * stands in for --cert but needs a key server and a valid NAME. */
+static void test_master_secret_and_fetch(void **state)
+{
+    kw_proxy_config_t cfg;
+    char err[256];
+    int help = 0;
+    assert_int_equal(
+        parse(&cfg, err, &help, "--backend", "b:1", "--cert-from-keyserver", "a.example",
+              "--cert-from-keyserver",
+              "sha256:00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff", NULL),
+        0);
+    assert_int_equal(cfg.no_master_secret, 0);
+    assert_int_equal(cfg.ncerts, 0);
+    assert_int_equal(cfg.cert_from_keyserver.n, 2);
+    assert_int_equal(kw_proxy_config_check(&cfg, err, sizeof(err)), KW_ECONFIG);
+    assert_non_null(strstr(err, "needs a key server"));
+    kw_proxy_config_free(&cfg);
+
+    assert_int_equal(parse(&cfg, err, &help, "--backend", "b:1", "--cert-from-keyserver",
+                           "sha256:12", "--keyserver", "k:1", "--client-cert", "c", "--client-key",
+                           "k", "--ca", "ca", NULL),
+                     0);
+    assert_int_equal(kw_proxy_config_check(&cfg, err, sizeof(err)), KW_ECONFIG);
+    assert_non_null(strstr(err, "sha256:12"));
+    kw_proxy_config_free(&cfg);
+
+    assert_int_equal(parse(&cfg, err, &help, "--backend", "b:1", "--cert-from-keyserver",
+                           "a.example", "--keyserver", "k:1", "--client-cert", "c", "--client-key",
+                           "k", "--ca", "ca", "--no-master-secret", NULL),
+                     0);
+    assert_int_equal(cfg.no_master_secret, 1);
+    assert_int_equal(kw_proxy_config_check(&cfg, err, sizeof(err)), 0);
+    kw_proxy_config_free(&cfg);
+
+    char *path = write_yaml("backend: b:1\nno_master_secret: true\n"
+                            "cert_from_keyserver: [a.example, b.example]\n");
+    assert_int_equal(parse(&cfg, err, &help, "--config", path, NULL), 0);
+    unlink(path);
+    assert_int_equal(cfg.no_master_secret, 1);
+    assert_int_equal(cfg.cert_from_keyserver.n, 2);
+    assert_string_equal(cfg.cert_from_keyserver.v[1], "b.example");
+    kw_proxy_config_free(&cfg);
+    (void)state;
+}
+
 static void test_example_file(void **state)
 {
     const char *src = getenv("KW_SOURCE_DIR");
@@ -238,6 +284,7 @@ int main(void)
         cmocka_unit_test(test_check),
         cmocka_unit_test(test_yaml_and_precedence),
         cmocka_unit_test(test_yaml_errors),
+        cmocka_unit_test(test_master_secret_and_fetch),
         cmocka_unit_test(test_example_file),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

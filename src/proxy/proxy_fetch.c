@@ -1,0 +1,138 @@
+/*
+ * keyward-proxy certificate distribution (--cert-from-keyserver): fetches a site's chain from the
+ * key servers with KWP 0xA2 (by SNI name or key id; the reply is the DER certificates, leaf
+ * first) and turns it into a site whose key is the key server's key for that leaf. The
+ * refresher (proxy_refresh.c) calls this again before the leaf expires.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/x509.h>
+
+#include "keyward/client.h"
+#include "keyward/error.h"
+#include "keyward/keyid.h"
+#include "proxy_tls.h"
+
+int kw_proxy_fetch_client_new(kw_proxy_tls_t *tls, const kw_proxy_config_t *cfg, char *err,
+                              size_t errlen)
+{
+    size_t len = 1;
+    for (size_t i = 0; i < cfg->keyservers.n; i++) {
+        len += strlen(cfg->keyservers.v[i]) + 1;
+    }
+    char *servers = calloc(1, len);
+    if (servers == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return KW_ENOMEM;
+    }
+    for (size_t i = 0; i < cfg->keyservers.n; i++) {
+        if (i > 0) {
+            strcat(servers, ",");
+        }
+        strcat(servers, cfg->keyservers.v[i]);
+    }
+    kw_client_config_t cc = {
+        .servers = servers,
+        .cert_file = cfg->client_cert,
+        .key_file = cfg->client_key,
+        .ca_file = cfg->ca,
+        .timeout_ms = cfg->keyserver_timeout_ms,
+    };
+    char msg[512];
+    int rc = kw_client_new(&cc, &tls->client, msg, sizeof(msg));
+    free(servers);
+    if (rc != 0) {
+        snprintf(err, errlen, "cannot set up the key-server client for certificates: %s", msg);
+    }
+    return rc;
+}
+
+/* Concatenated DER certificates → a stack, leaf first. */
+static STACK_OF(X509) * parse_chain(const uint8_t *p, size_t len)
+{
+    STACK_OF(X509) *chain = sk_X509_new_null();
+    const uint8_t *end = p + len;
+    while (chain != NULL && p < end) {
+        X509 *x = d2i_X509(NULL, &p, (long)(end - p));
+        if (x == NULL || sk_X509_push(chain, x) <= 0) {
+            X509_free(x);
+            sk_X509_pop_free(chain, X509_free);
+            return NULL;
+        }
+    }
+    if (chain != NULL && sk_X509_num(chain) == 0) {
+        sk_X509_free(chain);
+        chain = NULL;
+    }
+    return chain;
+}
+
+static int call(kw_proxy_tls_t *tls, const char *name, uint8_t *buf, size_t cap, size_t *len,
+                char *err, size_t errlen)
+{
+    uint8_t digest[KW_DIGEST_LEN];
+    kw_msg_t msg;
+    memset(&msg, 0, sizeof(msg));
+    msg.opcode = KW_OP_GET_CERT_CHAIN;
+    msg.has_opcode = 1;
+    if (strncmp(name, "sha256:", 7) == 0) {
+        if (kw_hex_decode(name + 7, digest, sizeof(digest)) != 0) {
+            snprintf(err, errlen, "%s: not sha256:<64 hex digits>", name);
+            return KW_ECONFIG;
+        }
+        msg.digest = kw_bytes(digest, sizeof(digest));
+    } else {
+        msg.sni = kw_bytes(name, strlen(name));
+    }
+    uint8_t remote = 0;
+    int rc = kw_client_call(tls->client, &msg, buf, cap, len, &remote);
+    if (rc == KW_EREMOTE) {
+        snprintf(err, errlen, "no certificate chain for %s from the key servers: %s", name,
+                 kw_remote_error_name(remote));
+    } else if (rc != 0) {
+        char last[256];
+        kw_client_last_error(tls->client, last, sizeof(last));
+        snprintf(err, errlen, "cannot fetch the certificate chain for %s: %s%s%s", name,
+                 kw_strerror(rc), last[0] != '\0' ? " (" : "", last[0] != '\0' ? last : "");
+        if (last[0] != '\0') {
+            strncat(err, ")", errlen - strlen(err) - 1);
+        }
+    }
+    return rc;
+}
+
+int kw_proxy_fetch_site(kw_proxy_tls_t *tls, const char *name, kw_proxy_site_t *site, char *err,
+                        size_t errlen)
+{
+    size_t len = 0;
+    uint8_t *buf = malloc(KW_MAX_BODY);
+    if (buf == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return KW_ENOMEM;
+    }
+    int rc = call(tls, name, buf, KW_MAX_BODY, &len, err, errlen);
+    STACK_OF(X509) *chain = rc == 0 ? parse_chain(buf, len) : NULL;
+    free(buf);
+    if (rc != 0) {
+        return rc;
+    }
+    if (chain == NULL) {
+        snprintf(err, errlen, "the key server's chain for %s is not DER certificates", name);
+        return KW_EFORMAT;
+    }
+    site->fetch_name = name;
+    rc = kw_proxy_site_from_chain(tls, chain, site, err, errlen);
+    sk_X509_pop_free(chain, X509_free);
+    return rc;
+}
+
+int kw_proxy_site_due(const kw_proxy_site_t *site, time_t now)
+{
+    if (site->fetch_name == NULL || site->not_after <= site->not_before) {
+        return 0;
+    }
+    time_t third = (site->not_after - site->not_before) / 3;
+    return now >= site->not_after - third;
+}
