@@ -40,6 +40,7 @@ enum {
     OPT_UPSTREAM_CA,
     OPT_UPSTREAM_TIMEOUT,
     OPT_ALLOW,
+    OPT_USER, /* hygiene: drop root after binding and loading keys */
 };
 
 static const struct option long_opts[] = {
@@ -69,6 +70,7 @@ static const struct option long_opts[] = {
     {"upstream-ca", required_argument, NULL, OPT_UPSTREAM_CA},
     {"upstream-timeout-ms", required_argument, NULL, OPT_UPSTREAM_TIMEOUT},
     {"allow", required_argument, NULL, OPT_ALLOW},
+    {"user", required_argument, NULL, OPT_USER},
     {NULL, 0, NULL, 0},
 };
 
@@ -128,6 +130,7 @@ void kw_ks_config_usage(FILE *out)
             "                              sha256:HEX | ski:HEX | sni:NAME | sni:*.DOMAIN |\n"
             "                              file:NAME (key file base name). docs/fleet.md\n"
             "  --audit-log FILE            append one JSON line per operation to FILE\n"
+            "  --user NAME                 run as NAME (no root) once listening and keys are loaded\n"
             "  --log-level LEVEL           debug, info, warn or error (default info)\n"
             "  --ctx-cache N               OpenSSL contexts cached per worker (default 64;\n"
             "                              0 makes one per operation)\n"
@@ -281,6 +284,8 @@ static int apply_opt(kw_ks_config_t *cfg, int opt, const char *v)
         return set_str(&cfg->upstream_key, v);
     case OPT_UPSTREAM_CA:
         return set_str(&cfg->upstream_ca, v);
+    case OPT_USER:
+        return set_str(&cfg->user, v);
     case OPT_ALLOW:
         return kw_ks_allow_add_flag(cfg, v);
     case OPT_P11_MODULE:
@@ -433,6 +438,7 @@ void kw_ks_config_free(kw_ks_config_t *cfg)
     free(cfg->upstream_cert);
     free(cfg->upstream_key);
     free(cfg->upstream_ca);
+    free(cfg->user);
     kw_ks_strlist_free(&cfg->keys_dirs, &cfg->n_keys_dirs);
     kw_ks_strlist_free(&cfg->upstreams, &cfg->n_upstreams);
     kw_ks_config_free_pkcs11(cfg);

@@ -48,6 +48,11 @@ static const struct {
     {"request_timeout_ms", "request-timeout-ms"},
     {"idle_timeout_ms", "idle-timeout-ms"},
     {"handshake_timeout_ms", "handshake-timeout-ms"},
+    {"upstream_cert", "upstream-cert"},
+    {"upstream_key", "upstream-key"},
+    {"upstream_ca", "upstream-ca"},
+    {"upstream_timeout_ms", "upstream-timeout-ms"},
+    {"user", "user"},
 };
 
 #define FLAG_ID(i) (K_FLAG + (i))
@@ -89,6 +94,11 @@ static const kw_ks_yaml_key_t top_keys[] = {
     {"metrics", KW_YAML_SCALAR, FLAG_ID(8), NULL},
     {"audit_log", KW_YAML_SCALAR, FLAG_ID(9), NULL},
     {"upstreams", KW_YAML_LIST, FLAG_ID(10), NULL},
+    {"upstream_cert", KW_YAML_SCALAR, FLAG_ID(16), NULL},
+    {"upstream_key", KW_YAML_SCALAR, FLAG_ID(17), NULL},
+    {"upstream_ca", KW_YAML_SCALAR, FLAG_ID(18), NULL},
+    {"upstream_timeout_ms", KW_YAML_SCALAR, FLAG_ID(19), NULL},
+    {"user", KW_YAML_SCALAR, FLAG_ID(20), NULL},
     {"pkcs11", KW_YAML_MAP_LIST, K_PKCS11, pkcs11_keys},
     {"allow", KW_YAML_MAP_LIST, K_ALLOW, allow_keys},
     {"limits", KW_YAML_MAP, K_LIMITS, limit_keys},

@@ -10,6 +10,7 @@
 #include <uv.h>
 
 #include "config.h"
+#include "hygiene.h"
 #include "keystore.h"
 #include "keyward/error.h"
 #include "keyward/log.h"
@@ -43,6 +44,10 @@ static int prepare(const kw_ks_config_t *cfg, app_t *a)
 {
     char err[1024] = "";
     size_t skipped = 0;
+    size_t nkeys = 0;
+    for (size_t i = 0; i < cfg->n_keys_dirs; i++)
+        nkeys += kw_ks_hygiene_count_keys(cfg->keys_dirs[i]);
+    (void)kw_ks_hygiene_secure_heap(nkeys); /* before any key is decoded; warns on failure */
     if (kw_ks_p11_ctx_new(&a->p11) != 0)
         return KW_ENOMEM;
     int rc = kw_ks_store_from_config(cfg, a->p11, &a->store, &skipped, err, sizeof(err));
@@ -86,6 +91,10 @@ static int run(const kw_ks_config_t *cfg)
     app.store = NULL;
     if (rc == 0)
         rc = kw_ks_server_listen(&server, err, sizeof(err));
+    if (rc == 0 && cfg->user != NULL)
+        rc = kw_ks_hygiene_drop_privileges(cfg->user, err, sizeof(err));
+    if (rc == 0)
+        (void)kw_ks_hygiene_no_dumps(); /* after the uid change, which resets the flag */
     if (rc != 0) {
         kw_error("%s", err);
         kw_ks_server_stop(&server);

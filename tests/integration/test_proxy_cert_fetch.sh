@@ -51,7 +51,7 @@ served() {
     printf 'GET / HTTP/1.0\r\n\r\n' |
         OPENSSL_CONF=/dev/null timeout 10 openssl s_client -connect "127.0.0.1:$PP" \
             -servername "$1" -CAfile "$PKI/site-ca.crt" -verify_return_error -verify_hostname "$1" \
-            -ign_eof 2>&1 >"$KW_TMP/sclient.out" || true
+            -ign_eof >"$KW_TMP/sclient.out" 2>&1 || true
     grep -q "Verify return code: 0 (ok)" "$KW_TMP/sclient.out" || fail "$1: not verified"
     openssl x509 -in "$KW_TMP/sclient.out" -noout -subject -serial 2>/dev/null
 }
@@ -115,6 +115,12 @@ sleep 0.5
 served_has rsa2048.example "CN *= *rsa2048.example" || fail "rsa2048.example after the swap"
 pass "other sites unchanged after the swap"
 kill "$PROXY_PID"
+rc=0
+wait "$PROXY_PID" || rc=$?
+if [ "$rc" != 0 ] || ! grep -q "stopped:" "$KW_TMP/proxy.log"; then
+    fail "proxy did not stop cleanly ($rc)"
+fi
+pass "SIGTERM with the refresh timer running: clean stop"
 
 # Refusals at start: an unknown name, no key server.
 refuse() { # refuse WHAT PATTERN ARGS...
