@@ -83,7 +83,7 @@ rate() {
     out=$(h2load --h1 -n "$REQUESTS" -c "$CLIENTS" -t 1 "https://127.0.0.1:$2/" 2>&1) ||
         fail "h2load against $1: $out"
     echo "$out" >"$KW_TMP/h2load-$1.out"
-    echo "$out" | grep -q "succeeded, 0 failed" || fail "h2load against $1 had failures: $out"
+    grep -q "succeeded, 0 failed" <<<"$out" || fail "h2load against $1 had failures: $out"
     echo "$out" | sed -n 's/^finished in .*, \([0-9.]*\) req\/s.*/\1/p'
 }
 

@@ -64,7 +64,7 @@ run() { # name opcode keyname inflight
     out=$("$RAWC" --server "127.0.0.1:$PORT" --cert "$PKI/edge.crt" --key "$PKI/edge.key" \
         --ca "$PKI/ca.crt" --bench --op "$2" --key-cert "$PKI/keys/$3.crt" \
         --payload-hex "$DIGEST" --connections "$conns" --inflight "$per" --seconds "$SECS")
-    echo "$out" | grep -q "errors=0 failed_connections=0" || {
+    grep -q "errors=0 failed_connections=0" <<<"$out" || {
         echo "bench: $1 at $4 in flight failed: $out" >&2
         exit 1
     }

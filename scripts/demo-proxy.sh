@@ -97,7 +97,7 @@ for site in rsa2048 ecdsa-p256; do
             sed -n 's/^Peer signature type: //p; s/^Verification: //p' | paste -sd' ')
         printf '%-20s TLS %s  certificate verified, signature %-8s backend: %s\n' "$name" "$tls" \
             "${sig%% *}" "$(echo "$body" | sed 's/ src=.*tls=/ ... tls=/')"
-        echo "$body" | grep -q "tls=TLSv$tls" || { echo "demo-proxy: unexpected reply" >&2; exit 1; }
+        grep -q "tls=TLSv$tls" <<<"$body" || { echo "demo-proxy: unexpected reply" >&2; exit 1; }
     done
 done
 

@@ -239,3 +239,9 @@ write_openssl_conf_master() {
     printf '%s\n' "master_secret_mode = yes" "[algorithm_sect]" \
         "default_properties = ?keyward.prf=yes" >>"$file"
 }
+
+# kw_grep ARGS...: `grep -q` for the end of a pipeline. It reads all of its input, so the writer
+# never gets SIGPIPE (with pipefail, `cmd | grep -q` fails when grep exits before cmd is done).
+kw_grep() {
+    grep "$@" >/dev/null
+}

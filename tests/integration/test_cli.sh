@@ -124,9 +124,9 @@ expect_fail 2 "unknown command" "$KW_BIN/keyward" frobnicate
 expect_fail 2 "bad key server address" "$KW_BIN/keyward" ping --server "127.0.0.1:99999" \
     --cert "$PKI/edge.crt" --key "$PKI/edge.key" --ca "$PKI/ca.crt"
 for cmd in ping sign decrypt keygen bench; do
-    "$KW_BIN/keyward" "$cmd" --help | grep -q "usage: keyward $cmd" || fail "$cmd --help"
+    "$KW_BIN/keyward" "$cmd" --help | kw_grep "usage: keyward $cmd" || fail "$cmd --help"
 done
-"$KW_BIN/keyward" --help | grep -q "Commands:" || fail "keyward --help"
+"$KW_BIN/keyward" --help | kw_grep "Commands:" || fail "keyward --help"
 pass "usage errors exit 2 with a message; --help works for every command"
 
 "$KW_BIN/keyward" keygen --out "$W/pki2" >/dev/null || fail "keygen"

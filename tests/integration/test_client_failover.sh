@@ -37,7 +37,7 @@ kill -9 "$KSB"
 wait "$KSB" 2>/dev/null || true
 sleep 2
 b2=$(completed_b)
-grep '^t=' "$OUT" | tail -n 1 | grep -q "srv1=127.0.0.1:$B/down" || fail "B not marked down"
+grep '^t=' "$OUT" | tail -n 1 | kw_grep "srv1=127.0.0.1:$B/down" || fail "B not marked down"
 grep -q 'failed=[1-9]' "$OUT" && fail "requests failed after SIGKILL: $(grep 'failed=[1-9]' "$OUT" | head -n 1)"
 pass "server B killed (SIGKILL): no failed requests, B marked down"
 
@@ -68,7 +68,7 @@ pass "$(tail -n 1 "$OUT") over 20 s, through a kill, a restart and a freeze"
 
 # A name with several addresses = several servers: "localhost" (127.0.0.1 and ::1 here, when
 # the system resolves both; the key server listens on 127.0.0.1 only, so ::1 is down).
-if getent ahosts localhost | grep -q '::1'; then
+if getent ahosts localhost | kw_grep '::1'; then
     "$KW_TESTS/kw_client_load" --server "localhost:$A" --cert "$PKI/edge.crt" \
         --key "$PKI/edge.key" --ca "$PKI/ca.crt" --key-cert "$PKI/certs/ecdsa-p256.crt" \
         --inflight 4 --seconds 1 --interval-ms 500 >"$OUT" 2>/dev/null ||

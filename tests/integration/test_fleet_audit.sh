@@ -21,7 +21,7 @@ RSA_ID=$(kw_keyid "$PKI/certs/rsa2048.crt")
 # 40 ECDSA signs with client IP and SNI items, 10 in flight.
 kw_rawc "$PORT" --op 0x15 --key-cert "$PKI/certs/ecdsa-p256.crt" --payload-file "$W/dgst" \
     --client-ip 192.0.2.7 --sni www.example.com --count 40 --inflight 10 \
-    | grep -q "40 replies, 0 unexpected" || fail "40 ECDSA signs"
+    | kw_grep "40 replies, 0 unexpected" || fail "40 ECDSA signs"
 # 3 RSA decrypts (0xA0: the answer is a pre-master secret) with an IPv6 client IP, and their PMS.
 { printf '\003\003'; printf 'PMS-%042d' 1; } >"$W/pms" # TLS 1.2 version first, 48 bytes
 openssl x509 -in "$PKI/certs/rsa2048.crt" -noout -pubkey >"$W/rsa.pub"
@@ -43,7 +43,7 @@ kw_rawc "$PORT" --op 0xa2 --sni $'we"ird\\name\x01\xff.example' --expect-error 9
     fail "0xA2 with an odd SNI"
 kw_rawc "$PORT" --op 0xa2 --key-cert "$PKI/certs/rsa2048.crt" --out "$W/chain" >/dev/null ||
     fail "0xA2"
-kw_rawc "$PORT" --op ping --payload-hex 70696e67 --count 5 | grep -q "5 replies, 0 unexpected" ||
+kw_rawc "$PORT" --op ping --payload-hex 70696e67 --count 5 | kw_grep "5 replies, 0 unexpected" ||
     fail "5 pings"
 N=$((40 + 3 + 2 + 1 + 1))
 
@@ -107,7 +107,7 @@ until grep -q "audit log $AUDIT reopened" "$KW_TMP/ks.log"; do
     sleep 0.05
 done
 kw_rawc "$PORT" --op 0x15 --key-cert "$PKI/certs/ecdsa-p256.crt" --payload-file "$W/dgst" \
-    --count 3 | grep -q "3 replies" || fail "3 signs after rotation"
+    --count 3 | kw_grep "3 replies" || fail "3 signs after rotation"
 sleep 1.2
 [ "$(wc -l <"$AUDIT")" = 3 ] || fail "after rotation: expected 3 lines in the new file"
 [ "$(wc -l <"$AUDIT.1")" = "$N" ] || fail "after rotation: the old file changed"
@@ -115,7 +115,7 @@ pass "log rotation: after mv + SIGHUP the next 3 lines go to a new $AUDIT"
 
 # Lines still in the buffer are written at shutdown.
 kw_rawc "$PORT" --op 0x15 --key-cert "$PKI/certs/ecdsa-p256.crt" --payload-file "$W/dgst" \
-    --count 7 | grep -q "7 replies" || fail "7 more signs"
+    --count 7 | kw_grep "7 replies" || fail "7 more signs"
 kill -TERM "$KS"
 rc=0
 wait "$KS" || rc=$?

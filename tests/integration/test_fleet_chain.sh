@@ -81,7 +81,7 @@ pass "relayed 0x02 for unknown keys; hop limit: 0 left -> 0x42 at A, 1 left reac
 
 # 200 pipelined requests through the chain on one connection.
 kw_rawc "$PORT_A" --op 0x15 --key-cert "$PKI/certs/ecdsa-p256.crt" --payload-file "$W/dgst" \
-    --count 200 --inflight 50 | grep -q "200 replies, 0 unexpected" ||
+    --count 200 --inflight 50 | kw_grep "200 replies, 0 unexpected" ||
     fail "200 pipelined requests through A"
 pass "200 pipelined ECDSA requests (50 in flight) through A -> B"
 
@@ -125,8 +125,8 @@ if [ -f "$KW_PROVIDER" ]; then
         wait_port "$SS_PORT" 15 || fail "s_server $k did not start"
         for v in -tls1_3 -tls1_2; do
             out=$(kw_https_get "$SS_PORT" "$v") || true
-            echo "$out" | grep -q "Verify return code: 0 (ok)" || fail "s_server $k $v: not verified"
-            echo "$out" | grep -q "HTTP/1.0 200 ok" || fail "s_server $k $v: no HTTP reply"
+            grep -q "Verify return code: 0 (ok)" <<<"$out" || fail "s_server $k $v: not verified"
+            grep -q "HTTP/1.0 200 ok" <<<"$out" || fail "s_server $k $v: no HTTP reply"
         done
         kill "$SS_PID" 2>/dev/null || true
         wait "$SS_PID" 2>/dev/null || true

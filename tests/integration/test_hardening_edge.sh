@@ -73,7 +73,7 @@ echo "   header only: $out"
 out=$(flood "$SHORT" "$SHORT_PID" --hold 200 --partial-frame 65000 --hold-ms 5000) ||
     fail "200 partial 65,535-byte frames: $out"
 echo "$out" | sed 's/^/   /'
-echo "$out" | grep -q "200 of 200 closed by the server" ||
+grep -q "200 of 200 closed by the server" <<<"$out" ||
     fail "partial frames were not all cut by the idle timeout: $out"
 per=$(echo "$out" | sed -n 's/.*per connection \([0-9]*\).*/\1/p')
 [ "${per:-99999}" -le $((200 * MEM)) ] || fail "a partial 64 KiB frame costs $per KiB per connection"
@@ -85,7 +85,7 @@ pass "65,535-byte frame then silence: closed by the idle timeout${ms:+ after $ms
 out=$(flood "$LONG" "$LONG_PID" --inflight 10000 --pad 1024 --key-cert "$ECC" --stall-ms 3000) ||
     fail "10,000 in flight: $out"
 echo "$out" | sed 's/^/   /'
-echo "$out" | grep -q "replies 10000 of 10000, 0 unexpected" || fail "10,000 in flight: $out"
+grep -q "replies 10000 of 10000, 0 unexpected" <<<"$out" || fail "10,000 in flight: $out"
 growth=$(echo "$out" | sed -n 's/.*growth \(-*[0-9]*\).*/\1/p')
 [ "$growth" -le $((8192 * MEM)) ] || fail "10,000 in flight grew the key server by $growth KiB (>8 MiB)"
 check_speed "10,000 in flight" "$LONG" "$BASE_LONG"
@@ -96,7 +96,7 @@ n=2000
 [ "$SLOW" = ON ] && n=500 # ASan: handshakes are ~5x slower; keep the test short
 out=$(flood "$LONG" "$LONG_PID" --hold "$n" --hold-ms 2000) || fail "$n idle connections: $out"
 echo "$out" | sed 's/^/   /'
-echo "$out" | grep -q "0 of $n closed" || fail "idle connections were dropped while held: $out"
+grep -q "0 of $n closed" <<<"$out" || fail "idle connections were dropped while held: $out"
 per=$(echo "$out" | sed -n 's/.*per connection \([0-9]*\).*/\1/p')
 limit=$((128 * MEM))
 [ "${per:-99999}" -le "$limit" ] || fail "$per KiB of key server RSS per idle connection (> $limit)"

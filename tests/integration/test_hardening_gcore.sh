@@ -73,7 +73,7 @@ expect_clean() {
     core_of "$name" "$pid"
     out=$(search "$CORE") || fail "search in $CORE failed"
     rm -f "$CORE"
-    if echo "$out" | grep -q FOUND; then
+    if grep -q FOUND <<<"$out"; then
         fail "$name: private key bytes in its core: $(echo "$out" | grep FOUND | head -n 3)"
     fi
     pass "$name: core ($(echo "$out" | tail -n 1)) holds none of the 18 needles of d, p, q"
@@ -132,7 +132,7 @@ core_of s_server-local "$LOCAL_PID"
 out=$(search "$CORE") || fail "search in control core failed"
 rm -f "$CORE"
 for n in d p q; do
-    echo "$out" | grep -q "^FOUND $n " ||
+    grep -q "^FOUND $n " <<<"$out" ||
         fail "control: $n not found in the core of s_server holding the key file (method broken): $out"
 done
 pass "control: s_server with the key file: $(echo "$out" | grep -c FOUND)/18 needles found ($(echo "$out" | grep FOUND | awk '{print $2"-"$3}' | sort -u | tr '\n' ' '))"

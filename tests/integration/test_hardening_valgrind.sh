@@ -87,7 +87,7 @@ grep -q "ERROR SUMMARY: " "$VLOG" || fail "no valgrind summary (exit $rc): $(tai
 summary=$(grep "ERROR SUMMARY: " "$VLOG" | tail -n 1 | sed 's/^==[0-9]*== //')
 lost=$({ grep "definitely lost:" "$VLOG" || true; } | tail -n 1 | sed "s/^==[0-9]*== *//")
 if [ "$rc" != 0 ] || ! grep -q "ERROR SUMMARY: 0 errors" "$VLOG" ||
-    { [ -n "$lost" ] && ! echo "$lost" | grep -q "definitely lost: 0 bytes"; }; then
+    { [ -n "$lost" ] && ! grep -q "definitely lost: 0 bytes" <<<"$lost"; }; then
     echo "---- valgrind log" >&2
     cat "$VLOG" >&2
     fail "valgrind: exit $rc, $summary, ${lost:-no leak line}"

@@ -169,7 +169,7 @@ pass "0xA3 lists the 7 key ids"
 # Pipelining: many requests in flight on one connection, answered by id.
 digest sha256 "$W/msg" "$W/dgst"
 rawc --op 0x15 --key-cert "$PKI/keys/ecdsa-p256.crt" --payload-file "$W/dgst" --count 500 \
-    --inflight 100 | grep -q "500 replies, 0 unexpected" || fail "500 pipelined ECDSA requests"
+    --inflight 100 | kw_grep "500 replies, 0 unexpected" || fail "500 pipelined ECDSA requests"
 pass "500 pipelined requests, 100 in flight"
 
 kill -0 "$KS_PID" 2>/dev/null || fail "key server died"

@@ -171,9 +171,9 @@ handshake() { # WHAT PATTERN s_client args...
     shift 2
     out=$(kw_https_get "$SS_PORT" "$@") || true
     echo "$out" >"$KW_TMP/client.out"
-    echo "$out" | grep -q "Verify return code: 0 (ok)" || fail "$what: not verified"
-    echo "$out" | grep -q "HTTP/1.0 200 ok" || fail "$what: no data over TLS"
-    echo "$out" | grep -Eq "$pattern" || fail "$what: expected /$pattern/"
+    grep -q "Verify return code: 0 (ok)" <<<"$out" || fail "$what: not verified"
+    grep -q "HTTP/1.0 200 ok" <<<"$out" || fail "$what: no data over TLS"
+    grep -Eq "$pattern" <<<"$out" || fail "$what: expected /$pattern/"
     pass "TLS handshake with the token's key: $what"
 }
 serve rsa

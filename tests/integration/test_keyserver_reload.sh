@@ -78,7 +78,7 @@ echo "not a key" >"$K/broken.key"
 n=$(count_log "reload failed")
 kill -HUP "$KS_PID"
 wait_log "reload failed" "$n"
-grep "reload failed" "$KW_TMP/ks.log" | tail -1 | grep -q "1 key file(s) refused" ||
+grep "reload failed" "$KW_TMP/ks.log" | tail -1 | kw_grep "1 key file(s) refused" ||
     fail "the failed reload does not say why"
 grep -q "broken.key refused" "$KW_TMP/ks.log" || fail "the log does not name the broken file"
 ask "op 18 $ED $MSG"

@@ -45,9 +45,9 @@ expect_ok() { # expect_ok WHAT PATTERN CLIENT_CONF [s_client args...]
     shift 3
     out=$(get "$conf" "$@") || true
     echo "$out" >"$KW_TMP/client.log"
-    echo "$out" | grep -q "Verify return code: 0 (ok)" || fail "$what: not verified"
-    echo "$out" | grep -q "HTTP/1.0 200 ok" || fail "$what: no HTTP reply"
-    echo "$out" | grep -Eq "$pattern" || fail "$what: expected /$pattern/"
+    grep -q "Verify return code: 0 (ok)" <<<"$out" || fail "$what: not verified"
+    grep -q "HTTP/1.0 200 ok" <<<"$out" || fail "$what: no HTTP reply"
+    grep -Eq "$pattern" <<<"$out" || fail "$what: expected /$pattern/"
     pass "$what"
 }
 
@@ -81,7 +81,7 @@ for mode in sync async; do
         body=$(OPENSSL_CONF=/dev/null curl -sS --max-time 10 --cacert "$PKI/site-ca.crt" \
             --resolve "localhost:$SS_PORT:127.0.0.1" --tls-max 1.2 --ciphers AES128-GCM-SHA256 \
             "https://localhost:$SS_PORT/") || fail "curl over TLS 1.2 RSA key exchange"
-        echo "$body" | grep -q "<HTML>" || fail "curl: no page"
+        grep -q "<HTML>" <<<"$body" || fail "curl: no page"
         n=$((n + 1))
         pass "curl: TLS 1.2 RSA key exchange"
     fi
@@ -99,7 +99,7 @@ for op in tls-rsa-decrypt rsa-decrypt rsa-decrypt-raw; do
     [ "$(count "$op")" -eq 0 ] || fail "audit log shows $op requests in master-secret mode"
 done
 metrics=$(curl -sS --max-time 5 "http://127.0.0.1:$M_PORT/metrics") || fail "metrics"
-echo "$metrics" | grep -Eq 'keyward_requests_total\{opcode="tls12-master-secret",result="ok"\} '"$n"'$' ||
+grep -Eq 'keyward_requests_total\{opcode="tls12-master-secret",result="ok"\} ' <<<"$metrics""$n"'$' ||
     fail "metrics: tls12-master-secret ok != $n"
 if echo "$metrics" | grep -E 'opcode="(tls-rsa-decrypt|rsa-decrypt|rsa-decrypt-raw)"' |
     grep -Evq ' 0$'; then
@@ -112,7 +112,7 @@ pass "no rsa-decrypt / tls-rsa-decrypt request reached the key server (audit and
 grep -v "default_properties" "$KW_TMP/ms.cnf" >"$KW_TMP/nopref.cnf"
 serve ss-nopref "$KW_TMP/nopref.cnf"
 out=$(get /dev/null -tls1_2 -cipher AES128-GCM-SHA256) || true
-if echo "$out" | grep -q "HTTP/1.0 200 ok"; then
+if grep -q "HTTP/1.0 200 ok" <<<"$out"; then
     fail "handshake succeeded with the handle used as a PMS"
 fi
 [ "$(count tls-rsa-decrypt)" -eq 0 ] || fail "tls-rsa-decrypt seen without the preference"

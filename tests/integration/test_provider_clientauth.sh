@@ -29,7 +29,7 @@ client() {
         -connect "127.0.0.1:$SS_PORT" -CAfile "$PKI/site-ca.crt" -verify_return_error \
         -cert "$PKI/certs/$name.crt" -key "$key" -ign_eof "$@" 2>&1) || true
     echo "$out" >"$KW_TMP/client-$name.out"
-    echo "$out" | grep -q "HTTP/1.0 200 ok" || fail "$what: no reply (client certificate refused?)"
+    grep -q "HTTP/1.0 200 ok" <<<"$out" || fail "$what: no reply (client certificate refused?)"
     [ "$(grep -c "CN = $name.example" "$KW_TMP/server.log")" -gt "$before" ] ||
         fail "$what: server did not verify the $name client certificate"
     pass "$what"
@@ -46,5 +46,5 @@ client ed25519 "$KW_TMP/ed25519.stub" "Ed25519 stub client cert, TLS 1.3" -tls1_
 out=$(env OPENSSL_CONF="$KW_TMP/prov.cnf" LD_PRELOAD="$(kw_provider_preload)" timeout 10 \
     openssl s_client -connect "127.0.0.1:$SS_PORT" -cert "$PKI/certs/rsa2048.crt" \
     -key "$KW_TMP/ecdsa-p256.stub" </dev/null 2>&1) && fail "mismatching stub accepted"
-echo "$out" | grep -qi "does not match\|mismatch" || fail "mismatch not explained: $out"
+grep -qi "does not match\|mismatch" <<<"$out" || fail "mismatch not explained: $out"
 pass "client certificate with a mismatching stub refused at load"

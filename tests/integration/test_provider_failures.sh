@@ -34,7 +34,7 @@ serve() { # name cert key [args]: s_server -www; sets SS_PORT SS_PID
     wait_port "$SS_PORT" 15 || fail "s_server $name did not start"
 }
 
-handshake_ok() { kw_https_get "$1" "${@:2}" | grep -q "HTTP/1.0 200 ok"; }
+handshake_ok() { kw_https_get "$1" "${@:2}" | kw_grep "HTTP/1.0 200 ok"; }
 
 # until_ok SECONDS CMD...: retries CMD until it succeeds.
 until_ok() {
@@ -84,7 +84,7 @@ pass "stub loads with a warning while the key server is down (load_check = auto)
 out=$(provider KEYWARD_LOAD_CHECK=strict timeout 10 openssl s_server -accept 127.0.0.1:0 \
     -cert "$PKI/certs/rsa2048.crt" -key "$KW_TMP/rsa2048.stub" 2>&1 </dev/null) &&
     fail "strict load check accepted a key it could not check"
-echo "$out" | grep -q "key server unreachable" || fail "strict load check: unclear error: $out"
+grep -q "key server unreachable" <<<"$out" || fail "strict load check: unclear error: $out"
 pass "load_check = strict refuses a stub it cannot check"
 
 start_keyserver ks2 "$KS_PORT"
@@ -145,7 +145,7 @@ load_fails() { # what expect s_server-args...
     shift 2
     out=$(provider timeout 20 openssl s_server -accept 127.0.0.1:0 "$@" 2>&1 </dev/null) &&
         fail "$what: s_server started"
-    echo "$out" | grep -q "$expect" || fail "$what: unclear error: $out"
+    grep -q "$expect" <<<"$out" || fail "$what: unclear error: $out"
     pass "$what: $(echo "$out" | grep -o "$expect.*" | head -1 | cut -c1-110)"
 }
 BOGUS=0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef

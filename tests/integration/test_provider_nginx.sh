@@ -70,7 +70,7 @@ get() {
     out=$(OPENSSL_CONF=/dev/null curl -sS --max-time 10 --cacert "$PKI/site-ca.crt" \
         --resolve "localhost:$port:127.0.0.1" "$@" "https://localhost:$port/" 2>&1) ||
         { cat "$NGX/logs/error.log" >&2; fail "$what: curl: $out"; }
-    echo "$out" | grep -q "$expect" || fail "$what: unexpected reply: $out"
+    grep -q "$expect" <<<"$out" || fail "$what: unexpected reply: $out"
     pass "$what ($out)"
 }
 

@@ -44,9 +44,9 @@ expect_ok() {
     shift 2
     out=$(kw_https_get "$SS_PORT" "$@") || true
     echo "$out" >"$KW_TMP/client.out"
-    echo "$out" | grep -q "Verify return code: 0 (ok)" || fail "$what: certificate not verified"
-    echo "$out" | grep -q "HTTP/1.0 200 ok" || fail "$what: no HTTP reply over TLS"
-    echo "$out" | grep -Eiq "$pattern" || fail "$what: expected /$pattern/ in s_client output"
+    grep -q "Verify return code: 0 (ok)" <<<"$out" || fail "$what: certificate not verified"
+    grep -q "HTTP/1.0 200 ok" <<<"$out" || fail "$what: no HTTP reply over TLS"
+    grep -Eiq "$pattern" <<<"$out" || fail "$what: expected /$pattern/ in s_client output"
     pass "$what"
 }
 

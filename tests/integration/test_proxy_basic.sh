@@ -43,7 +43,7 @@ MAIN_PROXY_PID=$PROXY_PID
 pass "keyward-proxy started ($MODE keys): $(grep -c 'certificate' "$KW_TMP/proxy.log") certificates"
 
 if [ "$MODE" = keyserver ]; then
-    ! tr '\0' '\n' </proc/"$PROXY_PID"/cmdline | grep -q "^$PKI/keys/" ||
+    ! tr '\0' '\n' </proc/"$PROXY_PID"/cmdline | kw_grep "^$PKI/keys/" ||
         fail "the proxy was given a file from the key server's key directory"
     pass "the proxy's command line names no site key (only certificates and its mTLS identity)"
 fi
@@ -68,15 +68,15 @@ for tls in 1.2 1.3; do
     for site in rsa2048 ecdsa-p256; do
         name=$site.example
         out=$(get "$name" "/$site" --tlsv"$tls" --tls-max "$tls") || fail "curl $name TLS $tls"
-        echo "$out" | grep -q "path=/$site proxy=v2 .*authority=$name alpn=http/1.1 tls=TLSv$tls" ||
+        grep -q "path=/$site proxy=v2 .*authority=$name alpn=http/1.1 tls=TLSv$tls" <<<"$out" ||
             fail "unexpected reply for $name TLS $tls: $out"
         hs=$(s_client "$name" "-tls${tls/./_}" </dev/null)
-        echo "$hs" | grep -q "subject=.*CN = $name" || fail "SNI $name: wrong certificate"
-        echo "$hs" | grep -q "Verify return code: 0" || fail "SNI $name: not verified"
+        grep -q "subject=.*CN = $name" <<<"$hs" || fail "SNI $name: wrong certificate"
+        grep -q "Verify return code: 0" <<<"$hs" || fail "SNI $name: not verified"
         case $site in
-        rsa*) echo "$hs" | grep -Eq "Peer signature type: RSA|Server public key is 2048" ||
+        rsa*) grep -Eq "Peer signature type: RSA|Server public key is 2048" <<<"$hs" ||
             fail "no RSA signature for $name" ;;
-        ecdsa*) echo "$hs" | grep -q "Peer signature type: ECDSA" ||
+        ecdsa*) grep -q "Peer signature type: ECDSA" <<<"$hs" ||
             fail "no ECDSA signature for $name" ;;
         esac
         pass "TLS $tls $site: curl verified $name, SNI chose its certificate, backend got the request"
@@ -84,12 +84,12 @@ for tls in 1.2 1.3; do
 done
 
 out=$(get localhost /default) || fail "curl localhost"
-s_client localhost </dev/null | grep -q "subject=.*CN = rsa2048.example" || fail "default certificate"
+s_client localhost </dev/null | kw_grep "subject=.*CN = rsa2048.example" || fail "default certificate"
 pass "SNI localhost (all certificates name it) gets the first (default) certificate"
-s_client nothing.example </dev/null | grep -q "subject=.*CN = rsa2048.example" || fail "unknown name"
+s_client nothing.example </dev/null | kw_grep "subject=.*CN = rsa2048.example" || fail "unknown name"
 pass "SNI for an unknown name gets the default certificate"
 out=$(get a.wild.example /wild) || fail "curl a.wild.example (wildcard)"
-s_client a.b.wild.example </dev/null | grep -q "CN = rsa2048.example" || fail "wildcard matched 2 labels"
+s_client a.b.wild.example </dev/null | kw_grep "CN = rsa2048.example" || fail "wildcard matched 2 labels"
 pass "wildcard *.wild.example serves a.wild.example, not a.b.wild.example"
 
 out=$(get localhost /rsa-kx --tlsv1.2 --tls-max 1.2 --ciphers AES128-GCM-SHA256) ||
@@ -99,13 +99,13 @@ pass "TLS 1.2 RSA key exchange (premaster secret decrypted $([ "$MODE" = keyserv
 
 out=$(get localhost /pp -w '\nlocal_port=%{local_port}\n') || fail "curl for PROXY v2"
 port=$(echo "$out" | sed -n 's/^local_port=//p')
-echo "$out" | grep -q "src=127.0.0.1:$port dst=127.0.0.1:$PP " ||
+grep -q "src=127.0.0.1:$port dst=127.0.0.1:$PP " <<<"$out" ||
     fail "PROXY v2 header has the wrong address (client port $port): $out"
 pass "PROXY v2 header carries the client's address 127.0.0.1:$port and the proxy's"
 
 ALPN_OUT=$(s_client localhost -alpn h2,http/1.1 </dev/null)
-echo "$ALPN_OUT" | grep -q "ALPN protocol: http/1.1" || fail "ALPN not negotiated"
-s_client localhost -alpn h2 </dev/null | grep -q "no application protocol" ||
+grep -q "ALPN protocol: http/1.1" <<<"$ALPN_OUT" || fail "ALPN not negotiated"
+s_client localhost -alpn h2 </dev/null | kw_grep "no application protocol" ||
     fail "an ALPN offer without a configured protocol should be refused"
 pass "ALPN: http/1.1 chosen from h2,http/1.1; h2 alone refused (no_application_protocol)"
 
