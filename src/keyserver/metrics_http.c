@@ -14,6 +14,7 @@
 #include "keyward/error.h"
 #include "keyward/log.h"
 #include "metrics.h"
+#include "server.h"
 
 struct kw_ks_metrics_http_s {
     struct MHD_Daemon *daemon;
@@ -67,36 +68,14 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 }
 
 /* "HOST:PORT" or "[V6]:PORT" into addr. */
+/* HOST:PORT or [V6]:PORT, parsed like --listen (kw_ks_parse_listen). */
 static int parse_addr(const char *text, struct sockaddr_storage *addr, socklen_t *addrlen)
 {
-    char host[256];
-    const char *port;
-    if (text[0] == '[') {
-        const char *end = strchr(text, ']');
-        if (end == NULL || end[1] != ':' || (size_t)(end - text - 1) >= sizeof(host))
-            return KW_EINVAL;
-        memcpy(host, text + 1, (size_t)(end - text - 1));
-        host[end - text - 1] = '\0';
-        port = end + 2;
-    } else {
-        const char *colon = strrchr(text, ':');
-        if (colon == NULL || (size_t)(colon - text) >= sizeof(host))
-            return KW_EINVAL;
-        memcpy(host, text, (size_t)(colon - text));
-        host[colon - text] = '\0';
-        port = colon + 1;
-    }
-    struct addrinfo hints;
-    struct addrinfo *res = NULL;
-    memset(&hints, 0, sizeof(hints));
-    hints.ai_socktype = SOCK_STREAM;
-    hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
-    if (*port == '\0' || getaddrinfo(host[0] ? host : NULL, port, &hints, &res) != 0)
-        return KW_EINVAL;
-    memset(addr, 0, sizeof(*addr));
-    memcpy(addr, res->ai_addr, res->ai_addrlen);
-    *addrlen = res->ai_addrlen;
-    freeaddrinfo(res);
+    int rc = kw_ks_parse_listen(text, addr);
+    if (rc != 0)
+        return rc;
+    *addrlen =
+        addr->ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
     return 0;
 }
 
