@@ -245,3 +245,22 @@ write_openssl_conf_master() {
 kw_grep() {
     grep "$@" >/dev/null
 }
+
+# start_session NAME PORT: one long-lived kw_session (edge identity) to 127.0.0.1:PORT, driven
+# through FIFOs rather than a bash coproc (a coproc's NAME_PID variable vanishes as soon as the
+# process is reaped, which made a fast failure look like "unbound variable"). Waits for its
+# "connected LOCAL_PORT" line; sets SESS_PID, SESS_IN (fd to write commands), SESS_OUT (fd to read
+# answers) and SESS_HELLO. Its stderr goes to $KW_TMP/NAME.log, which fail prints.
+start_session() {
+    local name=$1 port=$2
+    mkfifo "$KW_TMP/$name.in" "$KW_TMP/$name.out"
+    "$KW_TESTS/kw_session" --server "127.0.0.1:$port" --cert "$PKI/edge.crt" \
+        --key "$PKI/edge.key" --ca "$PKI/ca.crt" <"$KW_TMP/$name.in" >"$KW_TMP/$name.out" \
+        2>"$KW_TMP/$name.log" &
+    SESS_PID=$!
+    KW_PIDS+=("$SESS_PID")
+    exec {SESS_IN}>"$KW_TMP/$name.in"
+    exec {SESS_OUT}<"$KW_TMP/$name.out"
+    read -r -t 10 SESS_HELLO <&"$SESS_OUT" || fail "kw_session $name did not connect"
+    [[ $SESS_HELLO == connected* ]] || fail "kw_session $name: $SESS_HELLO"
+}

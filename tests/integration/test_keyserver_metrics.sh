@@ -66,13 +66,10 @@ awk '$1 == "keyward_worker_busy_seconds_total" && $2 > 0 { f = 1 } END { exit !f
 pass "after $N signs, 3 unknown keys, 5 pings: counters moved by exactly that"
 
 # connections gauge: one client held open.
-coproc SESS { "$KW_TESTS/kw_session" --server "127.0.0.1:$KS_PORT" --cert "$PKI/edge.crt" \
-    --key "$PKI/edge.key" --ca "$PKI/ca.crt"; }
-KW_PIDS+=("$SESS_PID")
-read -r -t 10 hello <&"${SESS[0]}" || fail "kw_session did not connect"
+start_session sess "$KS_PORT"
 scrape
 [ "$(metric keyward_connections)" = 1 ] || fail "connections $(metric keyward_connections) with one client"
-echo quit >&"${SESS[1]}"
+echo quit >&"$SESS_IN"
 wait "$SESS_PID" 2>/dev/null || true
 tries=40
 while scrape && [ "$(metric keyward_connections)" != 0 ] && [ $tries -gt 0 ]; do

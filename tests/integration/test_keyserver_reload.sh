@@ -19,14 +19,10 @@ start_bg ks "$KW_BIN/keyward-keyserver" --listen "127.0.0.1:$KS_PORT" --cert "$K
 KS_PID=$LAST_PID
 wait_port "$KS_PORT" 15 || fail "key server did not start"
 
-coproc SESS { "$KW_TESTS/kw_session" --server "127.0.0.1:$KS_PORT" --cert "$PKI/edge.crt" \
-    --key "$PKI/edge.key" --ca "$PKI/ca.crt" 2>"$KW_TMP/session.log"; }
-SESS_PID=$SESS_PID
-KW_PIDS+=("$SESS_PID")
-IN=${SESS[1]}
-OUT=${SESS[0]}
-read -r -t 10 hello <&"$OUT" || fail "kw_session did not connect"
-[[ $hello == connected* ]] || fail "kw_session: $hello"
+start_session session "$KS_PORT"
+IN=$SESS_IN
+OUT=$SESS_OUT
+hello=$SESS_HELLO
 pass "long-lived client connection open (${hello#connected }, local port)"
 
 # ask LINE: one command on the session, its answer in REPLY_LINE.
