@@ -4,10 +4,13 @@
 # ECDSA P-256. Every request is a new TLS connection (nginx: keepalive_timeout 0, no session
 # cache, no tickets), so every request is a full handshake. Load generator: h2load --h1.
 # Runs alternate (disk, keyward, disk, keyward, ...) and the best of each is compared.
-# Fairness on one machine: the key server shares the CPUs, so both setups get the same number of
-# threads doing private-key work: nginx with the key on disk runs 2*WORKERS workers, nginx with
-# keyward WORKERS workers plus a key server with WORKERS worker threads.
-# Usage: bench/handshake.sh [BUILD_DIR]   (env: REQUESTS, CLIENTS, ROUNDS, WORKERS, DOC)
+# Fairness on one machine: both nginx run the same nginx.conf but for the key line, with
+# NGINX_WORKERS worker processes (default 2*WORKERS); the key server (WORKERS worker threads)
+# shares the same CPUs. With a blocking provider (Debian's nginx has no SSL_MODE_ASYNC) a worker
+# waits during the key server's round trip, so more workers than cores is what we recommend for
+# nginx + keyward (docs/provider.md); the key-on-disk nginx gets that many workers too.
+# Usage: bench/handshake.sh [BUILD_DIR]
+#   (env: REQUESTS, CLIENTS, ROUNDS, WORKERS, NGINX_WORKERS, DOC)
 # Prints a table and the ratios, and writes the table into docs/provider.md (DOC=none: don't).
 # Also reported: CPU time per handshake of the edge (nginx master + workers) in both setups and of
 # the key server, from /proc (10 ms ticks, summed over all rounds).
@@ -21,6 +24,7 @@ REQUESTS=${REQUESTS:-3000}
 CLIENTS=${CLIENTS:-32}
 ROUNDS=${ROUNDS:-3}
 WORKERS=${WORKERS:-2}
+NGINX_WORKERS=${NGINX_WORKERS:-$((2 * WORKERS))}
 DOC=${DOC:-$KW_SOURCE_DIR/docs/provider.md}
 for tool in nginx h2load; do
     command -v $tool >/dev/null || fail "$tool is not installed (scripts/install-deps.sh)"
@@ -92,8 +96,8 @@ for key in rsa2048 ecdsa-p256; do
     "$KW_BIN/keyward" stub --cert "$PKI/certs/$key.crt" --out "$KW_TMP/$key.stub" 2>/dev/null
     DISK_PORT=$(free_port)
     REMOTE_PORT=$(free_port)
-    nginx_conf "disk-$key" "$DISK_PORT" "$PKI/keys/$key.crt" "$PKI/keys/$key.key" $((2 * WORKERS))
-    nginx_conf "kw-$key" "$REMOTE_PORT" "$PKI/certs/$key.crt" "$KW_TMP/$key.stub" "$WORKERS"
+    nginx_conf "disk-$key" "$DISK_PORT" "$PKI/keys/$key.crt" "$PKI/keys/$key.key" "$NGINX_WORKERS"
+    nginx_conf "kw-$key" "$REMOTE_PORT" "$PKI/certs/$key.crt" "$KW_TMP/$key.stub" "$NGINX_WORKERS"
     start_bg "nginx-disk-$key" env OPENSSL_CONF=/dev/null \
         nginx -p "$KW_TMP/disk-$key" -c "$KW_TMP/disk-$key/nginx.conf" -e stderr
     DISK_PID=$LAST_PID
@@ -141,10 +145,10 @@ table=$(
         echo "$d $k $key $target $cd $ck $cs" | awk '{printf "| %s | %.0f | %.0f | %.2f | ≥ %s | %d µs / %d µs | %d µs |\n", $3, $1, $2, $2 / $1, $4, $5, $6, $7}'
     done
 )
-note="TLS 1.3, full handshakes (no resumption), h2load --h1 -n $REQUESTS -c $CLIENTS; nginx \
-with the key on disk: $((2 * WORKERS)) workers; nginx + keyward: $WORKERS workers + key server \
-with $WORKERS worker threads; best of $ROUNDS alternating rounds; $(nproc) CPUs shared by all \
-processes (load average $(cut -d' ' -f1 /proc/loadavg) at the end); $(date -u +%Y-%m-%d)."
+note="TLS 1.3, full handshakes (no resumption), h2load --h1 -n $REQUESTS -c $CLIENTS; both nginx \
+with $NGINX_WORKERS workers; nginx + keyward also has a key server with $WORKERS worker threads on \
+the same CPUs; best of $ROUNDS alternating rounds; $(nproc) CPUs shared by all processes (load \
+average $(cut -d' ' -f1 /proc/loadavg) at the end); $(date -u +%Y-%m-%d)."
 echo "$table"
 echo "$note"
 if [ "$DOC" != none ] && [ -f "$DOC" ]; then

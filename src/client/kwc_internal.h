@@ -37,6 +37,7 @@
 #define KWC_IDLE_PING_MS       5000u
 #define KWC_TICK_MS            20u
 #define KWC_IDLE_WAIT_MS       1000u
+#define KWC_WARM_US            1000000u /* after a submission, sleep at most a tick */
 #define KWC_EFD_POOL           256u
 #define KWC_RBUF_SIZE          (2u * KW_MAX_FRAME)
 
@@ -141,7 +142,10 @@ struct kwc_core_s {
     pthread_t thread;
     int thread_started;
     unsigned fork_gen;
-    pthread_mutex_t io_lock; /* held by the I/O thread except while it waits for events */
+    pthread_mutex_t io_lock; /* held by the I/O thread except while it waits for events; a caller
+                                holding it may send directly (core.c) */
+    int sleep_ms;            /* under io_lock: the I/O thread's current epoll_wait timeout */
+    uint64_t last_submit_us; /* under io_lock */
     /* submission queue, under q_lock */
     pthread_mutex_t q_lock;
     kwc_rlist_t queue;

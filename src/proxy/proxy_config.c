@@ -45,6 +45,9 @@ static const opt_def_t opts[] = {
      "fetch this site's certificate chain from the key servers (0xA2) at start and again before "
      "it expires, repeatable; NAME is an SNI name or sha256:HEX (the key id); the key is the key "
      "server's"},
+    {"cert-recheck-s", OPT_UINT, OFF(cert_recheck_s), "SECONDS",
+     "ask the key servers this often whether a fetched certificate has been renewed, and serve a "
+     "newer one at once (default 600; 0: only when it nears its end)"},
     {"backend", OPT_STR, OFF(backend), "HOST:PORT", "where plaintext goes (required)"},
     {"keyserver", OPT_LIST, OFF(keyservers), "HOST:PORT",
      "key server, repeatable (needed unless every KEY is local)"},
@@ -86,6 +89,7 @@ void kw_proxy_config_init(kw_proxy_config_t *cfg)
     cfg->idle_timeout_ms = KW_PROXY_DEFAULT_IDLE_TIMEOUT;
     cfg->max_connections = KW_PROXY_DEFAULT_MAX_CONNS;
     cfg->keyserver_timeout_ms = KW_PROXY_DEFAULT_KS_TIMEOUT;
+    cfg->cert_recheck_s = KW_PROXY_DEFAULT_CERT_RECHECK_S;
     cfg->log_level = KW_LOG_INFO;
 }
 

@@ -14,11 +14,12 @@
 
 #include "keyward/log.h"
 
-#define KW_PROXY_DEFAULT_LISTEN       "127.0.0.1:8443"
-#define KW_PROXY_DEFAULT_HS_TIMEOUT   10000u
-#define KW_PROXY_DEFAULT_IDLE_TIMEOUT 60000u
-#define KW_PROXY_DEFAULT_MAX_CONNS    10000u
-#define KW_PROXY_DEFAULT_KS_TIMEOUT   5000u
+#define KW_PROXY_DEFAULT_LISTEN         "127.0.0.1:8443"
+#define KW_PROXY_DEFAULT_HS_TIMEOUT     10000u
+#define KW_PROXY_DEFAULT_IDLE_TIMEOUT   60000u
+#define KW_PROXY_DEFAULT_MAX_CONNS      10000u
+#define KW_PROXY_DEFAULT_KS_TIMEOUT     5000u
+#define KW_PROXY_DEFAULT_CERT_RECHECK_S 600u
 
 typedef struct kw_proxy_cert_s {
     char *cert; /* certificate (and chain) PEM file */
@@ -51,6 +52,8 @@ typedef struct kw_proxy_config_s {
     unsigned idle_timeout_ms;
     unsigned max_connections;
     unsigned keyserver_timeout_ms;
+    unsigned
+        cert_recheck_s; /* ask for a newer fetched certificate this often; 0: only near its end */
     kw_log_level_t log_level;
     unsigned cli_lists; /* internal: list options already replaced by the command line */
 } kw_proxy_config_t;

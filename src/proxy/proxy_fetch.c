@@ -123,16 +123,26 @@ int kw_proxy_fetch_site(kw_proxy_tls_t *tls, const char *name, kw_proxy_site_t *
         return KW_EFORMAT;
     }
     site->fetch_name = name;
+    site->fetched_at = time(NULL);
     rc = kw_proxy_site_from_chain(tls, chain, site, err, errlen);
     sk_X509_pop_free(chain, X509_free);
     return rc;
 }
 
-int kw_proxy_site_due(const kw_proxy_site_t *site, time_t now)
+int kw_proxy_site_expiring(const kw_proxy_site_t *site, time_t now)
 {
     if (site->fetch_name == NULL || site->not_after <= site->not_before) {
         return 0;
     }
     time_t third = (site->not_after - site->not_before) / 3;
     return now >= site->not_after - third;
+}
+
+int kw_proxy_site_due(const kw_proxy_site_t *site, time_t now, unsigned recheck_s)
+{
+    if (site->fetch_name == NULL) {
+        return 0;
+    }
+    return kw_proxy_site_expiring(site, now) ||
+           (recheck_s != 0 && now - site->fetched_at >= (time_t)recheck_s);
 }

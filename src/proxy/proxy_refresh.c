@@ -1,8 +1,9 @@
 /*
  * keyward-proxy certificate refresh: a timer on worker 0 checks every minute (or
  * KEYWARD_PROXY_REFRESH_CHECK_MS) whether a --cert-from-keyserver leaf has less than a third of
- * its lifetime left; the chains due are fetched again on libuv's thread pool (the fetch and the
- * key lookup block), and a new certificate replaces the old one for new handshakes.
+ * its lifetime left or was last fetched --cert-recheck-s seconds ago; the chains due are fetched
+ * again on libuv's thread pool (the fetch and the key lookup block), and a newer certificate
+ * replaces the old one for new handshakes. An older one (a key server not yet renewed) is not.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -21,37 +22,51 @@ static void refresh_work(uv_work_t *req)
     for (size_t i = 0; i < p->tls.nsites; i++) {
         const kw_proxy_site_t *s = &p->tls.sites[i];
         char err[1024];
-        if (!kw_proxy_site_due(s, now)) {
+        if (!kw_proxy_site_due(s, now, p->cfg->cert_recheck_s)) {
             continue;
         }
         if (kw_proxy_fetch_site(&p->tls, s->fetch_name, &p->refresh_new[i], err, sizeof(err)) !=
             0) {
-            kw_warn("certificate for %s expires soon; fetching it again failed: %s", s->fetch_name,
-                    err);
+            kw_warn("certificate for %s: fetching it again failed: %s", s->fetch_name, err);
             kw_proxy_site_clear(&p->refresh_new[i]);
         }
     }
 }
 
+/* Logs and installs the refetched site n for site i when its leaf is newer; n ends up holding
+ * whatever is to be freed. */
+static void refresh_one(kw_proxy_t *p, size_t i, kw_proxy_site_t *n, time_t now)
+{
+    kw_proxy_site_t *cur = &p->tls.sites[i];
+    const char *name = cur->fetch_name;
+    if (X509_cmp(n->leaf, cur->leaf) == 0 || n->not_before < cur->not_before) {
+        cur->fetched_at = now;
+        if (kw_proxy_site_expiring(cur, now)) {
+            kw_warn("certificate for %s expires soon and the key server has no newer one", name);
+        } else if (X509_cmp(n->leaf, cur->leaf) != 0) {
+            kw_warn("the key server offers an older certificate for %s; keeping the current one",
+                    name);
+        }
+        return;
+    }
+    char subject[256] = "?";
+    X509_NAME_oneline(X509_get_subject_name(n->leaf), subject, sizeof(subject));
+    kw_proxy_tls_swap(&p->tls, i, n);
+    kw_info("certificate for %s renewed from the key server: %s, key %s", name, subject,
+            p->tls.sites[i].key_desc);
+}
+
 static void refresh_done(uv_work_t *req, int status)
 {
     kw_proxy_t *p = req->data;
+    time_t now = time(NULL);
     (void)status;
     for (size_t i = 0; i < p->tls.nsites; i++) {
         kw_proxy_site_t *n = &p->refresh_new[i];
         if (n->ctx == NULL) {
             continue;
         }
-        const char *name = p->tls.sites[i].fetch_name;
-        if (X509_cmp(n->leaf, p->tls.sites[i].leaf) == 0) {
-            kw_warn("certificate for %s expires soon and the key server has no newer one", name);
-        } else {
-            char subject[256] = "?";
-            X509_NAME_oneline(X509_get_subject_name(n->leaf), subject, sizeof(subject));
-            kw_proxy_tls_swap(&p->tls, i, n);
-            kw_info("certificate for %s renewed from the key server: %s, key %s", name, subject,
-                    p->tls.sites[i].key_desc);
-        }
+        refresh_one(p, i, n, now);
         kw_proxy_site_clear(n); /* the old site, or the unused copy */
     }
     p->refresh_busy = 0;
@@ -63,7 +78,7 @@ static void on_refresh_timer(uv_timer_t *t)
     time_t now = time(NULL);
     int due = 0;
     for (size_t i = 0; i < p->tls.nsites; i++) {
-        due = due || kw_proxy_site_due(&p->tls.sites[i], now);
+        due = due || kw_proxy_site_due(&p->tls.sites[i], now, p->cfg->cert_recheck_s);
     }
     if (!due || p->refresh_busy) {
         return;

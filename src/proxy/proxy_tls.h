@@ -26,6 +26,7 @@ typedef struct kw_proxy_site_s {
     char *key_desc;               /* where the key came from, for log lines */
     const char *fetch_name;       /* --cert-from-keyserver NAME (the config's string), or NULL */
     time_t not_before, not_after; /* the leaf's validity, to refetch before it ends */
+    time_t fetched_at;            /* when it was last fetched (or found unchanged) */
 } kw_proxy_site_t;
 
 typedef struct kw_proxy_tls_s {
@@ -69,7 +70,11 @@ int kw_proxy_fetch_client_new(kw_proxy_tls_t *tls, const kw_proxy_config_t *cfg,
                               size_t errlen);
 
 /* 1 when a fetched site's leaf has less than a third of its lifetime left at now. */
-int kw_proxy_site_due(const kw_proxy_site_t *site, time_t now);
+int kw_proxy_site_expiring(const kw_proxy_site_t *site, time_t now);
+
+/* 1 when a fetched site should be fetched again at now: it is expiring, or recheck_s (not 0)
+ * seconds have passed since it was last fetched (the key server may have a newer one). */
+int kw_proxy_site_due(const kw_proxy_site_t *site, time_t now, unsigned recheck_s);
 
 /* A server-side SSL on the default site, in accept state, without BIOs. NULL on failure. */
 SSL *kw_proxy_tls_new_ssl(kw_proxy_tls_t *tls);

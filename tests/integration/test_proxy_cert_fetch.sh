@@ -3,7 +3,8 @@
 # its chains from the key server (--cert-from-keyserver, KWP 0xA2) by SNI name and by key id, and
 # serves the right one by SNI to curl and s_client (RSA and ECDSA). A name the key server does not
 # know stops the start. A leaf with less than a third of its lifetime left is fetched again; once
-# the key server has a renewed certificate (SIGHUP), new handshakes get it.
+# the key server has a renewed certificate (SIGHUP), new handshakes get it. With --cert-recheck-s,
+# an early renewal is picked up too, and an older certificate is never taken back.
 . "$(dirname "$0")/lib.sh"
 make_pki
 proxy_remote_ok || { echo "skip: keyward.so not built"; exit 0; }
@@ -121,6 +122,38 @@ if [ "$rc" != 0 ] || ! grep -q "stopped:" "$KW_TMP/proxy.log"; then
     fail "proxy did not stop cleanly ($rc)"
 fi
 pass "SIGTERM with the refresh timer running: clean stop"
+
+# --cert-recheck-s: a certificate far from its end is replaced as soon as the key server has a
+# newer one (renewed early, e.g. after a key compromise), and an older one is never taken back.
+cp "$PKI/keys/short.crt" "$KW_TMP/short-30d.crt"
+PP=$(free_port)
+KEYWARD_PROXY_REFRESH_CHECK_MS=200 start_proxy proxy2 "$PP" --backend "127.0.0.1:$BP" \
+    --cert-from-keyserver short.example --cert-recheck-s 1 "${KEYARGS[@]}" --threads 1
+served_has short.example "$NEW_SERIAL" || fail "recheck: proxy2 does not serve $NEW_SERIAL"
+sign_short "$(date -u -d '-10 minutes' +%y%m%d%H%M%SZ)" "$(date -u -d '+30 days' +%y%m%d%H%M%SZ)" \
+    "$PKI/keys/short.crt"
+EARLY_SERIAL=$(openssl x509 -in "$PKI/keys/short.crt" -noout -serial)
+kill -HUP "$KS_PID"
+tries=200
+until kw_grep "certificate for short.example renewed from the key server" "$KW_TMP/proxy2.log"; do
+    tries=$((tries - 1))
+    [ $tries -gt 0 ] || fail "recheck: the early renewal was not picked up"
+    sleep 0.05
+done
+served_has short.example "$EARLY_SERIAL" || fail "recheck: $EARLY_SERIAL not served"
+pass "--cert-recheck-s 1: an early renewal (not near expiry) served at once ($EARLY_SERIAL)"
+cp "$KW_TMP/short-30d.crt" "$PKI/keys/short.crt"
+kill -HUP "$KS_PID"
+tries=200
+until kw_grep "offers an older certificate for short.example" "$KW_TMP/proxy2.log"; do
+    tries=$((tries - 1))
+    [ $tries -gt 0 ] || fail "recheck: the older certificate was not noticed"
+    sleep 0.05
+done
+served_has short.example "$EARLY_SERIAL" || fail "recheck: rolled back to an older certificate"
+pass "an older certificate on the key server is not taken back"
+kill "$PROXY_PID"
+wait "$PROXY_PID" 2>/dev/null || true
 
 # Refusals at start: an unknown name, no key server.
 refuse() { # refuse WHAT PATTERN ARGS...
