@@ -5,49 +5,20 @@
 # backend (kw_backend). Prints a Markdown table with the ratio proxy/nginx.
 # Usage: bench/proxy.sh [BUILD_DIR] [SECONDS]   (not a CTest test)
 set -euo pipefail
-SRC=$(cd "$(dirname "$0")/.." && pwd)
-BUILD=$(cd "${1:-$SRC/build}" && pwd)
+. "$(dirname "$0")/lib-proxy.sh"
+bench_init bench/proxy.sh "${1:-}" tests/kw_hsload nginx
 SECS=${2:-5}
 CPUS=$(nproc)
 CONNS=${KW_BENCH_CONNS:-64}
 LOADERS=${KW_BENCH_LOADERS:-2}
 ROUNDS=${KW_BENCH_ROUNDS:-2} # best of N, alternating which system goes first
-for f in "$BUILD/bin/keyward-proxy" "$BUILD/bin/keyward-keyserver" "$BUILD/lib/keyward.so" \
-    "$BUILD/tests/kw_hsload" "$BUILD/tests/kw_backend"; do
-    [ -e "$f" ] || { echo "bench/proxy.sh: $f missing: build first (make build)" >&2; exit 1; }
-done
-command -v nginx >/dev/null || { echo "bench/proxy.sh: nginx not installed" >&2; exit 1; }
 
-TMP=$(mktemp -d /tmp/kwbench.XXXXXX)
-PIDS=()
-cleanup() {
-    local p
-    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-    for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
-    rm -rf "$TMP"
-}
-trap cleanup EXIT
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
-wait_port() {
-    for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.1; done
-    echo "bench/proxy.sh: nothing listens on port $1" >&2
-    exit 1
-}
-bg() { "$@" >"$TMP/$(basename "$1").$RANDOM.log" 2>&1 & PIDS+=($!); }
-
-sh "$SRC/scripts/make-pki.sh" "$TMP/pki" >/dev/null
-PKI=$TMP/pki
 BP=$(port); KS=$(port); PP=$(port); NP=$(port)
-bg "$BUILD/tests/kw_backend" --listen "127.0.0.1:$BP"
-bg "$BUILD/bin/keyward-keyserver" --listen "127.0.0.1:$KS" --cert "$PKI/keyserver.crt" \
-    --key "$PKI/keyserver.key" --ca "$PKI/ca.crt" --keys "$PKI/keys"
+start_bg backend "$BUILD/tests/kw_backend" --listen "127.0.0.1:$BP"
+start_ks "$KS" ks
 wait_port "$BP"
-wait_port "$KS"
-bg "$BUILD/bin/keyward-proxy" --listen "127.0.0.1:$PP" --backend "127.0.0.1:$BP" \
-    --cert "$PKI/certs/rsa2048.crt" --cert "$PKI/certs/ecdsa-p256.crt" \
-    --keyserver "127.0.0.1:$KS" --client-cert "$PKI/edge.crt" --client-key "$PKI/edge.key" \
-    --ca "$PKI/ca.crt" --provider "$BUILD/lib/keyward.so" --threads "${KW_BENCH_PROXY_THREADS:-$CPUS}" \
-    --log-level warn
+start_proxy "$PP" "$BP" --keyserver "127.0.0.1:$KS" \
+    --threads "${KW_BENCH_PROXY_THREADS:-$CPUS}" --log-level warn
 mkdir -p "$TMP/nginx"
 site() { # name
     cat <<SITE
@@ -75,7 +46,7 @@ SITE
     site ecdsa-p256
     echo "}"
 } >"$TMP/nginx/nginx.conf"
-bg nginx -c "$TMP/nginx/nginx.conf" -e "$TMP/nginx/error.log"
+start_bg nginx nginx -c "$TMP/nginx/nginx.conf" -e "$TMP/nginx/error.log"
 wait_port "$PP"
 wait_port "$NP"
 

@@ -6,59 +6,21 @@
 # at start and end (the restarted one: at each start and before each stop).
 # Usage: bench/soak.sh [BUILD_DIR] [MINUTES=10]   (not a CTest test; KW_SOAK_CLIENTS=2 loops)
 set -euo pipefail
-SRC=$(cd "$(dirname "$0")/.." && pwd)
-BUILD=$(cd "${1:-$SRC/build}" && pwd)
+. "$(dirname "$0")/lib-proxy.sh"
+bench_init bench/soak.sh "${1:-}" curl
 MINUTES=${2:-10}
 CLIENTS=${KW_SOAK_CLIENTS:-2}
-for f in "$BUILD/bin/keyward-proxy" "$BUILD/bin/keyward-keyserver" "$BUILD/lib/keyward.so" \
-    "$BUILD/tests/kw_backend"; do
-    [ -e "$f" ] || { echo "bench/soak.sh: $f missing: build first (make build)" >&2; exit 1; }
-done
-command -v curl >/dev/null || { echo "bench/soak.sh: curl not installed" >&2; exit 1; }
-
-TMP=$(mktemp -d /tmp/kwsoak.XXXXXX)
-PIDS=()
-cleanup() {
-    local p
-    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-    for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
-    rm -rf "$TMP"
-}
-trap cleanup EXIT
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
-wait_port() {
-    for _ in $(seq 150); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.1; done
-    echo "bench/soak.sh: nothing listens on port $1" >&2
-    exit 1
-}
 rss() { awk '/^VmRSS/{print $2}' "/proc/$1/status" 2>/dev/null || echo "?"; }
 
-sh "$SRC/scripts/make-pki.sh" "$TMP/pki" >/dev/null
-PKI=$TMP/pki
 BP=$(port); KS1=$(port); KS2=$(port); PP=$(port)
 
-"$BUILD/tests/kw_backend" --listen "127.0.0.1:$BP" --name soak >"$TMP/backend.log" 2>&1 &
-PIDS+=($!)
-# start_ks PORT NAME: sets KSPID
-start_ks() {
-    "$BUILD/bin/keyward-keyserver" --listen "127.0.0.1:$1" --cert "$PKI/keyserver.crt" \
-        --key "$PKI/keyserver.key" --ca "$PKI/ca.crt" --keys "$PKI/keys" >>"$TMP/$2.log" 2>&1 &
-    KSPID=$!
-    PIDS+=("$KSPID")
-    wait_port "$1"
-}
+start_bg backend "$BUILD/tests/kw_backend" --listen "127.0.0.1:$BP" --name soak
 start_ks "$KS1" ks1
 KS1_PID=$KSPID
 start_ks "$KS2" ks2
 KS2_PID=$KSPID
 wait_port "$BP"
-"$BUILD/bin/keyward-proxy" --listen "127.0.0.1:$PP" --backend "127.0.0.1:$BP" \
-    --cert "$PKI/certs/rsa2048.crt" --cert "$PKI/certs/ecdsa-p256.crt" \
-    --keyserver "127.0.0.1:$KS1" --keyserver "127.0.0.1:$KS2" --client-cert "$PKI/edge.crt" \
-    --client-key "$PKI/edge.key" --ca "$PKI/ca.crt" --provider "$BUILD/lib/keyward.so" \
-    --threads 2 >"$TMP/proxy.log" 2>&1 &
-PROXY_PID=$!
-PIDS+=("$PROXY_PID")
+start_proxy "$PP" "$BP" --keyserver "127.0.0.1:$KS1" --keyserver "127.0.0.1:$KS2" --threads 2
 wait_port "$PP"
 sleep 0.5 # let the proxy's key-server connections settle before measuring
 

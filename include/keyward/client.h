@@ -56,6 +56,15 @@ int kw_request_fd(const kw_request_t *req);
 /* 1 when complete, 0 otherwise. Never blocks. */
 int kw_request_done(const kw_request_t *req);
 
+/*
+ * Asks that fd (an eventfd the caller owns, e.g. one per OpenSSL ASYNC_WAIT_CTX, kept for its
+ * lifetime so the application never sees fd numbers come and go) be signalled, by writing 1 to
+ * it, when req completes. Returns 1 when that signal will come (exactly once: consume it), 0 when
+ * req is already complete (no signal), KW_EINVAL for bad arguments or a second call. After
+ * kw_request_free returns, fd is never written for req, so the caller may then close it.
+ */
+int kw_request_notify(kw_request_t *req, int fd);
+
 /* Blocks until complete. Returns 0. */
 int kw_request_wait(kw_request_t *req);
 
@@ -88,12 +97,12 @@ int kw_client_last_error(kw_client_t *client, char *buf, size_t len);
 
 /* Per-server counters, one entry per resolved address (in the order of cfg->servers). */
 typedef struct kw_server_stats_s {
-    char address[64];     /* "127.0.0.1:2407", "[::1]:2407" */
-    int up;               /* 1 when connected, probed and taking requests */
-    unsigned inflight;    /* requests sent and not yet answered */
-    uint64_t completed;   /* replies received (caller requests, not health pings) */
-    uint64_t failures;    /* failed connections, stalls and probe failures */
-    double ewma_us;       /* smoothed round-trip time, 0 when unknown */
+    char address[64];   /* "127.0.0.1:2407", "[::1]:2407" */
+    int up;             /* 1 when connected, probed and taking requests */
+    unsigned inflight;  /* requests sent and not yet answered */
+    uint64_t completed; /* replies received (caller requests, not health pings) */
+    uint64_t failures;  /* failed connections, stalls and probe failures */
+    double ewma_us;     /* smoothed round-trip time, 0 when unknown */
 } kw_server_stats_t;
 
 /* Fills up to max entries and returns the number of servers (which may exceed max). */

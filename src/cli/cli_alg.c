@@ -68,7 +68,9 @@ int kw_cli_alg_check_key(const kw_cli_alg_t *alg, const kw_cli_key_t *k)
 {
     if (k->pub == NULL || EVP_PKEY_is_a(k->pub, alg->key_type))
         return 0;
-    kw_cli_error("%s needs an %s key, but %s is of type %s: pick an --alg for this key type",
-                 alg->name, alg->key_type, k->label, EVP_PKEY_get0_type_name(k->pub));
+    /* the hint only where the user picked alg with --alg */
+    kw_cli_error("%s needs an %s key, but %s is of type %s%s", alg->name, alg->key_type, k->label,
+                 EVP_PKEY_get0_type_name(k->pub),
+                 kw_cli_alg_find(alg->name) == alg ? ": pick an --alg for this key type" : "");
     return -1;
 }

@@ -86,6 +86,27 @@ int kw_cli_opt(kw_cli_opts_t *o, int c, const char *arg)
     }
 }
 
+int kw_cli_getopt(kw_cli_opts_t *o, int argc, char **argv, const char *shortopts,
+                  const struct option *longopts, const char *help, int *status)
+{
+    for (;;) {
+        int ch = getopt_long(argc, argv, shortopts, longopts, NULL);
+        if (ch == -1)
+            return KW_CLI_OPT_END;
+        int h = o != NULL ? kw_cli_opt(o, ch, optarg) : 0;
+        if (h > 0)
+            continue;
+        *status = h == 0 && ch == 'h' ? KW_EXIT_OK : KW_EXIT_USAGE;
+        if (h < 0)
+            return KW_CLI_OPT_EXIT;
+        if (ch == 'h' || ch == '?') {
+            fputs(help, ch == 'h' ? stdout : stderr);
+            return KW_CLI_OPT_EXIT;
+        }
+        return ch;
+    }
+}
+
 static int readable(const char *path, const char *opt)
 {
     if (access(path, R_OK) == 0)
@@ -192,6 +213,21 @@ void kw_cli_key_set(const kw_cli_key_t *k, kw_msg_t *msg)
         msg->ski = kw_bytes(k->id, KW_SKI_LEN);
     else
         msg->digest = kw_bytes(k->id, KW_DIGEST_LEN);
+}
+
+int kw_cli_with_key(const kw_cli_opts_t *o, const kw_cli_alg_t *alg, kw_cli_key_fn fn,
+                    const void *arg)
+{
+    kw_cli_key_t k;
+    kw_client_t *c = NULL;
+    if (kw_cli_key_load(o, &k) != 0)
+        return KW_EXIT_USAGE;
+    int status = KW_EXIT_USAGE;
+    if (kw_cli_alg_check_key(alg, &k) == 0 && kw_cli_client(o, &c) == 0)
+        status = fn(c, o, &k, arg);
+    kw_client_free(c);
+    kw_cli_key_free(&k);
+    return status;
 }
 
 static const char *remote_advice(uint8_t remote)

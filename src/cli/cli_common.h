@@ -78,6 +78,17 @@ void kw_cli_opts_init(kw_cli_opts_t *o);
  * (already reported). */
 int kw_cli_opt(kw_cli_opts_t *o, int c, const char *arg);
 
+/* What kw_cli_getopt returns besides a command's own option. */
+#define KW_CLI_OPT_END  (-1) /* no more options */
+#define KW_CLI_OPT_EXIT (-2) /* the command returns *status now */
+
+/* getopt_long for a command. Handles the common options (unless o is NULL; a bad value: status 2,
+ * reported), -h/--help (help on stdout, status 0) and unknown options (help on stderr, status 2).
+ * Returns the command's next own option (optarg set), KW_CLI_OPT_END, or KW_CLI_OPT_EXIT with
+ * *status set. */
+int kw_cli_getopt(kw_cli_opts_t *o, int argc, char **argv, const char *shortopts,
+                  const struct option *longopts, const char *help, int *status);
+
 /* Checks the connection options and creates a client. Prints what is wrong on failure. */
 int kw_cli_client(const kw_cli_opts_t *o, kw_client_t **out);
 
@@ -107,7 +118,8 @@ int kw_cli_read_file(const char *path, uint8_t **buf, size_t *len, size_t max);
 /* Writes buf to path (mode 0644; "-" is stdout). Prints the error. */
 int kw_cli_write_file(const char *path, const uint8_t *buf, size_t len);
 
-/* Signature algorithms of `sign` and `bench`. */
+/* Operations on a key: the signature algorithms of `sign` and `bench` (kw_cli_alg_find), and
+ * others a command defines (decrypt). */
 typedef struct kw_cli_alg_s {
     const char *name;     /* "ecdsa-sha256" */
     uint8_t opcode;       /* KWP opcode */
@@ -123,6 +135,16 @@ int kw_cli_alg_payload(const kw_cli_alg_t *alg, const uint8_t *data, size_t len,
                        size_t cap, size_t *out_len);
 /* Checks that alg fits the key of --key-cert (when known). Prints the mismatch. */
 int kw_cli_alg_check_key(const kw_cli_alg_t *alg, const kw_cli_key_t *k);
+
+/* The work of a command on a key, with the client made: returns the command's exit status. */
+typedef int (*kw_cli_key_fn)(kw_client_t *c, const kw_cli_opts_t *o, const kw_cli_key_t *k,
+                             const void *arg);
+
+/* The end of a command that acts on a key: loads the key (--key-cert or --key-id), checks that it
+ * fits alg, creates the client, runs fn(client, o, key, arg) and frees all. Returns fn's status,
+ * or KW_EXIT_USAGE when a step before fn failed (reported). */
+int kw_cli_with_key(const kw_cli_opts_t *o, const kw_cli_alg_t *alg, kw_cli_key_fn fn,
+                    const void *arg);
 
 /* Directory of the running executable (for finding scripts), or "." */
 void kw_cli_exe_dir(char *buf, size_t len);

@@ -270,28 +270,23 @@ int kw_cmd_bench(int argc, char **argv)
                                          {NULL, 0, NULL, 0}};
     kw_cli_opts_t o;
     bench_cfg_t b = {NULL, 16, 5, 1};
+    int status = KW_EXIT_OK;
     kw_cli_opts_init(&o);
     for (;;) {
-        int ch = getopt_long(argc, argv, "h", opts, NULL);
-        if (ch == -1)
+        int ch = kw_cli_getopt(&o, argc, argv, "h", opts, bench_help, &status);
+        int bad = 0;
+        if (ch == KW_CLI_OPT_END)
             break;
-        int h = kw_cli_opt(&o, ch, optarg);
-        int bad = h < 0;
-        if (h == 0 && ch == 'a')
+        if (ch == KW_CLI_OPT_EXIT)
+            return status;
+        if (ch == 'a')
             b.alg = optarg;
-        else if (h == 0 && ch == 'n')
+        else if (ch == 'n')
             bad = parse_num(optarg, "--inflight", 100000, &b.inflight) != 0;
-        else if (h == 0 && ch == 's')
+        else if (ch == 's')
             bad = parse_num(optarg, "--seconds", 86400, &b.seconds) != 0;
-        else if (h == 0 && ch == 'c')
+        else /* 'c' */
             bad = parse_num(optarg, "--connections", 256, &b.connections) != 0;
-        else if (h == 0 && ch == 'h') {
-            fputs(bench_help, stdout);
-            return KW_EXIT_OK;
-        } else if (h == 0) {
-            fputs(bench_help, stderr);
-            return KW_EXIT_USAGE;
-        }
         if (bad)
             return KW_EXIT_USAGE;
     }
@@ -307,7 +302,7 @@ int kw_cmd_bench(int argc, char **argv)
         return KW_EXIT_USAGE;
     kw_msg_t msg;
     uint8_t buf[1024];
-    int status = KW_EXIT_USAGE;
+    status = KW_EXIT_USAGE;
     if (build_msg(&b, &k, &msg, buf, sizeof(buf)) == 0)
         status = run(&b, &o, &msg);
     kw_cli_key_free(&k);

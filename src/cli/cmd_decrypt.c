@@ -20,16 +20,25 @@ static const char decrypt_help[] =
     "  --out FILE           where the plaintext goes ('-' = stdout)\n" KW_CLI_KEY_HELP
         KW_CLI_SERVER_HELP;
 
-static int decrypt(kw_client_t *c, const kw_cli_opts_t *o, const kw_cli_key_t *k, const char *in,
-                   const char *out)
+/* RSA PKCS#1 v1.5 decryption, the operation decrypt checks the key against. */
+static const kw_cli_alg_t decrypt_alg = {"decrypt", KW_OP_RSA_DECRYPT, NULL, "RSA"};
+
+typedef struct decrypt_args_s {
+    const char *in;
+    const char *out;
+} decrypt_args_t;
+
+/* kw_cli_key_fn: decrypts a->in with k into a->out. */
+static int decrypt(kw_client_t *c, const kw_cli_opts_t *o, const kw_cli_key_t *k, const void *arg)
 {
+    const decrypt_args_t *a = arg;
     uint8_t *ct = NULL;
     size_t ct_len = 0;
     uint8_t pt[KW_RSA_MAX_BYTES];
     size_t pt_len = 0;
     uint8_t remote = 0;
     kw_msg_t msg;
-    if (kw_cli_read_file(in, &ct, &ct_len, KW_RSA_MAX_BYTES) != 0)
+    if (kw_cli_read_file(a->in, &ct, &ct_len, KW_RSA_MAX_BYTES) != 0)
         return KW_EXIT_FAIL;
     memset(&msg, 0, sizeof(msg));
     msg.opcode = KW_OP_RSA_DECRYPT;
@@ -42,7 +51,7 @@ static int decrypt(kw_client_t *c, const kw_cli_opts_t *o, const kw_cli_key_t *k
         kw_cli_report(c, o, rc, remote, "decrypt");
         return KW_EXIT_FAIL;
     }
-    int status = kw_cli_write_file(out, pt, pt_len) == 0 ? KW_EXIT_OK : KW_EXIT_FAIL;
+    int status = kw_cli_write_file(a->out, pt, pt_len) == 0 ? KW_EXIT_OK : KW_EXIT_FAIL;
     OPENSSL_cleanse(pt, sizeof(pt));
     return status;
 }
@@ -55,45 +64,23 @@ int kw_cmd_decrypt(int argc, char **argv)
                                          {"out", required_argument, NULL, 'o'},
                                          {NULL, 0, NULL, 0}};
     kw_cli_opts_t o;
-    const char *in = NULL;
-    const char *out = NULL;
+    decrypt_args_t a = {NULL, NULL};
+    int status = KW_EXIT_OK;
     kw_cli_opts_init(&o);
     for (;;) {
-        int ch = getopt_long(argc, argv, "h", opts, NULL);
-        if (ch == -1)
+        int ch = kw_cli_getopt(&o, argc, argv, "h", opts, decrypt_help, &status);
+        if (ch == KW_CLI_OPT_END)
             break;
-        int h = kw_cli_opt(&o, ch, optarg);
-        if (h < 0)
-            return KW_EXIT_USAGE;
-        if (h > 0)
-            continue;
-        if (ch == 'i') {
-            in = optarg;
-        } else if (ch == 'o') {
-            out = optarg;
-        } else if (ch == 'h') {
-            fputs(decrypt_help, stdout);
-            return KW_EXIT_OK;
-        } else {
-            fputs(decrypt_help, stderr);
-            return KW_EXIT_USAGE;
-        }
+        if (ch == KW_CLI_OPT_EXIT)
+            return status;
+        if (ch == 'i')
+            a.in = optarg;
+        else /* 'o' */
+            a.out = optarg;
     }
-    if (in == NULL || out == NULL) {
+    if (a.in == NULL || a.out == NULL) {
         kw_cli_error("decrypt needs --in FILE and --out FILE");
         return KW_EXIT_USAGE;
     }
-    kw_cli_key_t k;
-    kw_client_t *c = NULL;
-    if (kw_cli_key_load(&o, &k) != 0)
-        return KW_EXIT_USAGE;
-    int status = KW_EXIT_USAGE;
-    if (k.pub != NULL && !EVP_PKEY_is_a(k.pub, "RSA"))
-        kw_cli_error("decrypt needs an RSA key, but %s is of type %s", k.label,
-                     EVP_PKEY_get0_type_name(k.pub));
-    else if (kw_cli_client(&o, &c) == 0)
-        status = decrypt(c, &o, &k, in, out);
-    kw_client_free(c);
-    kw_cli_key_free(&k);
-    return status;
+    return kw_cli_with_key(&o, &decrypt_alg, decrypt, &a);
 }

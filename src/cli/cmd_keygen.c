@@ -25,19 +25,14 @@ int kw_cmd_keygen(int argc, char **argv)
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
     const char *out = NULL;
+    int status = KW_EXIT_OK;
     for (;;) {
-        int ch = getopt_long(argc, argv, "ho:", opts, NULL);
-        if (ch == -1)
+        int ch = kw_cli_getopt(NULL, argc, argv, "ho:", opts, keygen_help, &status);
+        if (ch == KW_CLI_OPT_END)
             break;
-        if (ch == 'o') {
-            out = optarg;
-        } else if (ch == 'h') {
-            fputs(keygen_help, stdout);
-            return KW_EXIT_OK;
-        } else {
-            fputs(keygen_help, stderr);
-            return KW_EXIT_USAGE;
-        }
+        if (ch == KW_CLI_OPT_EXIT)
+            return status;
+        out = optarg; /* ch is 'o' */
     }
     if (out == NULL) {
         kw_cli_error("keygen needs --out DIR (where to write the PKI)");

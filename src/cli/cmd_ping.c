@@ -76,32 +76,24 @@ int kw_cmd_ping(int argc, char **argv)
     kw_cli_opts_t o;
     kw_client_t *c = NULL;
     unsigned count = 1;
+    int status = KW_EXIT_OK;
     kw_cli_opts_init(&o);
     for (;;) {
-        int ch = getopt_long(argc, argv, "hn:", opts, NULL);
-        if (ch == -1)
+        int ch = kw_cli_getopt(&o, argc, argv, "hn:", opts, ping_help, &status);
+        if (ch == KW_CLI_OPT_END)
             break;
-        int h = kw_cli_opt(&o, ch, optarg);
-        if (h < 0)
-            return KW_EXIT_USAGE;
-        if (h > 0)
-            continue;
-        if (ch == 'h') {
-            fputs(ping_help, stdout);
-            return KW_EXIT_OK;
-        }
-        if (ch == 'n' && atoi(optarg) > 0 && atoi(optarg) <= 1000000) {
-            count = (unsigned)atoi(optarg);
-            continue;
-        }
-        if (ch == 'n')
+        if (ch == KW_CLI_OPT_EXIT)
+            return status;
+        if (atoi(optarg) <= 0 || atoi(optarg) > 1000000) { /* ch is 'n' */
             kw_cli_error("--count needs a number from 1 to 1000000");
-        fputs(ping_help, stderr);
-        return KW_EXIT_USAGE;
+            fputs(ping_help, stderr);
+            return KW_EXIT_USAGE;
+        }
+        count = (unsigned)atoi(optarg);
     }
     if (kw_cli_client(&o, &c) != 0)
         return KW_EXIT_USAGE;
-    int status = run(c, &o, count);
+    status = run(c, &o, count);
     kw_client_free(c);
     return status;
 }

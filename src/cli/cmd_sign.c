@@ -50,8 +50,10 @@ typedef struct sign_args_s {
     const char *out;
 } sign_args_t;
 
-static int sign(kw_client_t *c, const kw_cli_opts_t *o, const sign_args_t *a, kw_cli_key_t *k)
+/* kw_cli_key_fn: signs a->in with k into a->out. */
+static int sign(kw_client_t *c, const kw_cli_opts_t *o, const kw_cli_key_t *k, const void *arg)
 {
+    const sign_args_t *a = arg;
     uint8_t *data = NULL;
     size_t len = 0;
     uint8_t payload[KW_ED25519_MAX_MSG];
@@ -100,29 +102,20 @@ int kw_cmd_sign(int argc, char **argv)
     kw_cli_opts_t o;
     sign_args_t a = {NULL, NULL, NULL};
     const char *alg = NULL;
+    int status = KW_EXIT_OK;
     kw_cli_opts_init(&o);
     for (;;) {
-        int ch = getopt_long(argc, argv, "h", opts, NULL);
-        if (ch == -1)
+        int ch = kw_cli_getopt(&o, argc, argv, "h", opts, sign_help, &status);
+        if (ch == KW_CLI_OPT_END)
             break;
-        int h = kw_cli_opt(&o, ch, optarg);
-        if (h < 0)
-            return KW_EXIT_USAGE;
-        if (h > 0)
-            continue;
-        if (ch == 'a') {
+        if (ch == KW_CLI_OPT_EXIT)
+            return status;
+        if (ch == 'a')
             alg = optarg;
-        } else if (ch == 'i') {
+        else if (ch == 'i')
             a.in = optarg;
-        } else if (ch == 'o') {
+        else /* 'o' */
             a.out = optarg;
-        } else if (ch == 'h') {
-            fputs(sign_help, stdout);
-            return KW_EXIT_OK;
-        } else {
-            fputs(sign_help, stderr);
-            return KW_EXIT_USAGE;
-        }
     }
     a.alg = kw_cli_alg_find(alg);
     if (a.alg == NULL || a.in == NULL || a.out == NULL) {
@@ -133,14 +126,5 @@ int kw_cmd_sign(int argc, char **argv)
             kw_cli_error("sign needs --in FILE and --out FILE");
         return KW_EXIT_USAGE;
     }
-    kw_cli_key_t k;
-    kw_client_t *c = NULL;
-    if (kw_cli_key_load(&o, &k) != 0)
-        return KW_EXIT_USAGE;
-    int status = KW_EXIT_USAGE;
-    if (kw_cli_alg_check_key(a.alg, &k) == 0 && kw_cli_client(&o, &c) == 0)
-        status = sign(c, &o, &a, &k);
-    kw_client_free(c);
-    kw_cli_key_free(&k);
-    return status;
+    return kw_cli_with_key(&o, a.alg, sign, &a);
 }

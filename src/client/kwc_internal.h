@@ -42,6 +42,8 @@
 #define KWC_RBUF_SIZE          (2u * KW_MAX_FRAME)
 
 enum kwc_req_state { KWC_REQ_PENDING = 0, KWC_REQ_DONE = 1 };
+/* kw_request_notify states besides a fd: none asked, taken by the completer, refused by free. */
+enum { KWC_NOTIFY_NONE = -1, KWC_NOTIFY_TAKEN = -2, KWC_NOTIFY_OFF = -3 };
 
 typedef struct kwc_conn_s kwc_conn_t;
 typedef struct kwc_core_s kwc_core_t;
@@ -51,6 +53,8 @@ struct kw_request_s {
     atomic_int refs;      /* caller + I/O thread */
     atomic_int state;     /* kwc_req_state; DONE published with release */
     atomic_int cancelled; /* the caller freed it while pending */
+    atomic_int notify;    /* kw_request_notify's fd, or a KWC_NOTIFY_* state */
+    atomic_int notified;  /* the completer has finished writing to the notify fd */
     int efd;              /* -1 for internal requests */
     unsigned fork_gen;    /* kwc_fork_gen at creation */
     kw_efd_pool_t *pool;  /* reference held while efd is ours */

@@ -1,10 +1,12 @@
 /*
- * Requests (include/keyward/client.h): completion through an eventfd, blocking wait with poll,
+ * Requests (include/keyward/client.h): completion through an eventfd (the request's own, and
+ * optionally one more the caller owns: kw_request_notify), blocking wait with poll,
  * results, and freeing/cancelling. A request has two references while pending, the caller's and
  * the I/O thread's; whoever drops the last one frees it. Also the intrusive request list.
  */
 #include <errno.h>
 #include <poll.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -24,6 +26,8 @@ kw_request_t *kwc_request_new(kw_efd_pool_t *pool, int internal)
     r->fork_gen = atomic_load_explicit(&kwc_fork_gen, memory_order_relaxed);
     atomic_init(&r->state, KWC_REQ_PENDING);
     atomic_init(&r->cancelled, 0);
+    atomic_init(&r->notify, KWC_NOTIFY_NONE);
+    atomic_init(&r->notified, 0);
     atomic_init(&r->refs, internal ? 1 : 2);
     if (!internal) {
         r->efd = kw_efd_pool_get(pool);
@@ -78,6 +82,10 @@ void kwc_request_complete(kw_request_t *r, int status, uint8_t remote_err, const
     atomic_store_explicit(&r->state, KWC_REQ_DONE, memory_order_release);
     if (r->efd >= 0)
         kw_efd_signal(r->efd);
+    int nfd = atomic_exchange(&r->notify, KWC_NOTIFY_TAKEN);
+    if (nfd >= 0)
+        kw_efd_signal(nfd);
+    atomic_store(&r->notified, 1);
     request_unref(r);
 }
 
@@ -94,6 +102,27 @@ int kw_request_fd(const kw_request_t *req)
 int kw_request_done(const kw_request_t *req)
 {
     return req != NULL && atomic_load_explicit(&req->state, memory_order_acquire) == KWC_REQ_DONE;
+}
+
+int kw_request_notify(kw_request_t *req, int fd)
+{
+    int expected = KWC_NOTIFY_NONE;
+    if (req == NULL || fd < 0)
+        return KW_EINVAL;
+    if (atomic_compare_exchange_strong(&req->notify, &expected, fd))
+        return 1; /* the completer will see fd */
+    return expected == KWC_NOTIFY_TAKEN ? 0 : KW_EINVAL;
+}
+
+/* Makes sure the completer never writes to the notify fd after this returns: refuse it if not yet
+ * taken, else wait for the write in progress (a few instructions away). */
+static void notify_off(kw_request_t *r)
+{
+    int old = atomic_exchange(&r->notify, KWC_NOTIFY_OFF);
+    if (old != KWC_NOTIFY_TAKEN)
+        return;
+    while (!atomic_load(&r->notified))
+        sched_yield();
 }
 
 int kw_request_wait(kw_request_t *req)
@@ -133,6 +162,7 @@ void kw_request_free(kw_request_t *req)
         return;
     }
     atomic_store_explicit(&req->cancelled, 1, memory_order_relaxed);
+    notify_off(req);
     request_unref(req);
 }
 

@@ -47,14 +47,14 @@ typedef struct kw_ks_config_s {
     size_t n_upstreams;
     kw_ks_allow_t *allow; /* --allow, YAML `allow:` (authz.c) */
     size_t n_allow;
-    char *audit_log;             /* --audit-log FILE, YAML `audit_log` (audit.c) */
+    char *audit_log;              /* --audit-log FILE, YAML `audit_log` (audit.c) */
     char *upstream_cert;          /* --upstream-cert, YAML `upstream_cert`; NULL: cert */
     char *upstream_key;           /* --upstream-key, YAML `upstream_key`; NULL: key */
     char *upstream_ca;            /* --upstream-ca, YAML `upstream_ca`; NULL: ca */
     uint64_t upstream_timeout_ms; /* --upstream-timeout-ms, YAML `upstream_timeout_ms`; 0: 3000 */
-    char *metrics;               /* --metrics HOST:PORT; NULL: no metrics endpoint */
-    char *user;                  /* --user NAME, YAML `user`; NULL: keep the uid (hygiene.c) */
-    uint64_t request_timeout_ms; /* a job queued longer is answered 0x08 unrun; 0: never */
+    char *metrics;                /* --metrics HOST:PORT; NULL: no metrics endpoint */
+    char *user;                   /* --user NAME, YAML `user`; NULL: keep the uid (hygiene.c) */
+    uint64_t request_timeout_ms;  /* a job queued longer is answered 0x08 unrun; 0: never */
     unsigned workers;
     uint64_t idle_timeout_ms;
     uint64_t handshake_timeout_ms;
@@ -83,6 +83,9 @@ int kw_ks_config_load(kw_ks_config_t *cfg, int argc, char **argv, char *err, siz
 
 /* Reads a YAML config file into cfg (config_file.c). Returns 0, KW_EIO or KW_ECONFIG. */
 int kw_ks_config_load_file(kw_ks_config_t *cfg, const char *path, char *err, size_t errlen);
+/* The same for len bytes of YAML in memory, named name in errors. */
+int kw_ks_config_load_buffer(kw_ks_config_t *cfg, const char *name, const unsigned char *data,
+                             size_t len, char *err, size_t errlen);
 
 /*
  * Sets one setting by its flag name ("workers", "keys", ...) as if the flag had been given:

@@ -204,3 +204,9 @@ int kw_ks_config_load_file(kw_ks_config_t *cfg, const char *path, char *err, siz
 {
     return kw_ks_yaml_load(path, top_keys, on_event, cfg, err, errlen);
 }
+
+int kw_ks_config_load_buffer(kw_ks_config_t *cfg, const char *name, const unsigned char *data,
+                             size_t len, char *err, size_t errlen)
+{
+    return kw_ks_yaml_load_buffer(name, data, len, top_keys, on_event, cfg, err, errlen);
+}

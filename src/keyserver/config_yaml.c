@@ -258,6 +258,18 @@ static int parse_stream(reader_t *r, const kw_ks_yaml_key_t *schema)
     return rc;
 }
 
+/* Runs a prepared parser (its input already set) over the document. */
+static int load(reader_t *r, const kw_ks_yaml_key_t *schema)
+{
+    yaml_event_t ev;
+    int rc = next(r, &ev); /* stream start */
+    if (rc == 0) {
+        yaml_event_delete(&ev);
+        rc = parse_stream(r, schema);
+    }
+    return rc;
+}
+
 int kw_ks_yaml_load(const char *path, const kw_ks_yaml_key_t *schema, kw_ks_yaml_cb cb, void *arg,
                     char *err, size_t errlen)
 {
@@ -272,13 +284,21 @@ int kw_ks_yaml_load(const char *path, const kw_ks_yaml_key_t *schema, kw_ks_yaml
         return KW_ENOMEM;
     }
     yaml_parser_set_input_file(&r.parser, f);
-    yaml_event_t ev;
-    int rc = next(&r, &ev); /* stream start */
-    if (rc == 0) {
-        yaml_event_delete(&ev);
-        rc = parse_stream(&r, schema);
-    }
+    int rc = load(&r, schema);
     yaml_parser_delete(&r.parser);
     fclose(f);
+    return rc;
+}
+
+int kw_ks_yaml_load_buffer(const char *name, const unsigned char *data, size_t len,
+                           const kw_ks_yaml_key_t *schema, kw_ks_yaml_cb cb, void *arg, char *err,
+                           size_t errlen)
+{
+    reader_t r = {.path = name, .cb = cb, .arg = arg, .err = err, .errlen = errlen};
+    if (!yaml_parser_initialize(&r.parser))
+        return KW_ENOMEM;
+    yaml_parser_set_input_string(&r.parser, data, len);
+    int rc = load(&r, schema);
+    yaml_parser_delete(&r.parser);
     return rc;
 }

@@ -45,4 +45,9 @@ typedef int (*kw_ks_yaml_cb)(void *arg, kw_ks_yaml_event_t ev, int id, const cha
 int kw_ks_yaml_load(const char *path, const kw_ks_yaml_key_t *schema, kw_ks_yaml_cb cb, void *arg,
                     char *err, size_t errlen);
 
+/* The same for len bytes of YAML in memory, named name in errors (the fuzz target uses it). */
+int kw_ks_yaml_load_buffer(const char *name, const unsigned char *data, size_t len,
+                           const kw_ks_yaml_key_t *schema, kw_ks_yaml_cb cb, void *arg, char *err,
+                           size_t errlen);
+
 #endif /* KW_CONFIG_YAML_H */

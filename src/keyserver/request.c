@@ -16,9 +16,6 @@
 #include "ops_master.h"
 #include "request.h"
 
-/* Largest payload of a reply: the body minus the opcode item and the payload item header. */
-#define KW_MAX_REPLY_PAYLOAD (KW_MAX_BODY - 2 * KW_ITEM_HDR_LEN - 1)
-
 /* Result of a handler that queued a job: counted when the job completes. */
 #define RESULT_QUEUED 0xFFu
 
@@ -81,8 +78,10 @@ static uint8_t get_cert_chain(kw_ks_conn_t *c, const kw_msg_t *msg, kw_ks_audit_
     return 0;
 }
 
-/* 0xA3: the key ids, as many as fit one reply. */
-static uint8_t list_keys(kw_ks_conn_t *c, const kw_msg_t *msg)
+/* 0xA3: the ids of the keys this edge may use, as many as fit one reply. With upstreams, the
+ * upstreams' lists are added (upstream.c merges them when they answer), so an edge that checks a
+ * key at load time finds the keys this server serves by forwarding too. */
+static uint8_t list_keys(kw_ks_conn_t *c, const kw_msg_t *msg, const kw_ks_audit_rec_t *rec)
 {
     const kw_keystore_t *store = c->server->store;
     size_t n = kw_keystore_count(store);
@@ -91,9 +90,7 @@ static uint8_t list_keys(kw_ks_conn_t *c, const kw_msg_t *msg)
         kw_warn("list keys: %zu keys, only the first %zu fit a reply", n, max);
         n = max;
     }
-    size_t len = n * KW_DIGEST_LEN;
-    uint8_t stack[4096];
-    uint8_t *buf = len <= sizeof(stack) ? stack : malloc(len);
+    uint8_t *buf = malloc(n > 0 ? n * KW_DIGEST_LEN : 1);
     if (buf == NULL)
         return answer_error(c, msg->id, KW_ERR_INTERNAL);
     size_t k = 0; /* only the keys this edge may use */
@@ -102,9 +99,11 @@ static uint8_t list_keys(kw_ks_conn_t *c, const kw_msg_t *msg)
         if (kw_ks_fleet_may_use(c, key))
             memcpy(buf + k++ * KW_DIGEST_LEN, key->digest, KW_DIGEST_LEN);
     }
+    kw_ks_upstream_t *up = c->server->fleet.upstream;
+    if (up != NULL && kw_ks_upstream_list_keys(up, c, msg, rec, buf, k * KW_DIGEST_LEN) == 0)
+        return RESULT_QUEUED; /* buf is the forward's now */
     reply(c, msg->id, KW_OP_RESPONSE, buf, k * KW_DIGEST_LEN);
-    if (buf != stack)
-        free(buf);
+    free(buf);
     return 0;
 }
 
@@ -160,7 +159,7 @@ static uint8_t dispatch(kw_ks_conn_t *c, const kw_msg_t *msg, uint64_t t0, kw_ks
     case KW_OP_GET_CERT_CHAIN:
         return get_cert_chain(c, msg, rec);
     case KW_OP_LIST_KEYS:
-        return list_keys(c, msg);
+        return list_keys(c, msg, rec);
     default:
         break;
     }

@@ -22,7 +22,9 @@ typedef struct fwd_s {
     kw_ks_upstream_t *up;
     uint32_t id; /* the edge's request id */
     uint8_t opcode;
-    uint64_t t0; /* kw_ks_metrics_now_ns() when forwarded */
+    uint64_t t0;    /* kw_ks_metrics_now_ns() when forwarded */
+    uint8_t *local; /* 0xA3: this server's key ids to merge with the upstream's (owned) */
+    size_t local_len;
     kw_ks_audit_rec_t rec;
     struct fwd_s *prev;
     struct fwd_s *next;
@@ -116,6 +118,7 @@ static void list_remove(kw_ks_upstream_t *u, fwd_t *f)
 
 static void on_fwd_closed(uv_handle_t *h)
 {
+    free(((fwd_t *)h->data)->local);
     free(h->data);
 }
 
@@ -147,6 +150,43 @@ static uint8_t fwd_result(fwd_t *f, const uint8_t **payload, size_t *len)
     return 0;
 }
 
+/* 1 when id (a SHA-256 key id) is among the n ids at ids. */
+static int has_id(const uint8_t *ids, size_t n, const uint8_t *id)
+{
+    for (size_t i = 0; i < n; i++)
+        if (memcmp(ids + i * KW_DIGEST_LEN, id, KW_DIGEST_LEN) == 0)
+            return 1;
+    return 0;
+}
+
+/* 0xA3 relayed: the local ids, then the upstream's ones the edge may use and that are not local
+ * (payload NULL when the upstream failed). Returns what kw_ks_conn_reply returns. */
+static int reply_merged(fwd_t *f, const uint8_t *payload, size_t len)
+{
+    kw_ks_conn_t *c = f->conn;
+    size_t max = KW_MAX_REPLY_PAYLOAD / KW_DIGEST_LEN;
+    size_t n = f->local_len / KW_DIGEST_LEN;
+    size_t nup = payload != NULL ? len / KW_DIGEST_LEN : 0;
+    uint8_t *out = malloc((n + nup) * KW_DIGEST_LEN + 1);
+    if (out == NULL)
+        return kw_ks_conn_error(c, f->id, KW_ERR_INTERNAL);
+    if (f->local_len > 0)
+        memcpy(out, f->local, f->local_len);
+    kw_msg_t probe;
+    memset(&probe, 0, sizeof(probe));
+    for (size_t i = 0; i < nup && n < max; i++) {
+        const uint8_t *id = payload + i * KW_DIGEST_LEN;
+        probe.digest = kw_bytes(id, KW_DIGEST_LEN);
+        if (has_id(out, n, id) ||
+            !kw_ks_authz_remote_allowed(c->server->fleet.authz, c->edge, &probe, 0))
+            continue;
+        memcpy(out + n++ * KW_DIGEST_LEN, id, KW_DIGEST_LEN);
+    }
+    int rc = kw_ks_conn_reply(c, f->id, KW_OP_RESPONSE, out, n * KW_DIGEST_LEN);
+    free(out);
+    return rc;
+}
+
 static void on_fwd_ready(uv_poll_t *h, int status, int events)
 {
     fwd_t *f = h->data;
@@ -159,7 +199,14 @@ static void on_fwd_ready(uv_poll_t *h, int status, int events)
     else if (status == 0)
         return; /* woken without a completion: keep waiting */
     kw_ks_conn_t *c = f->conn;
-    if (!c->closing) {
+    if (f->opcode == KW_OP_LIST_KEYS) {
+        if (result != 0)
+            kw_debug("list keys: the upstream failed (%s); answering with local keys only",
+                     kw_remote_error_name(result));
+        result = 0;
+        if (!c->closing && reply_merged(f, payload, len) != 0)
+            kw_ks_conn_close(c);
+    } else if (!c->closing) {
         int sent = result == 0 ? kw_ks_conn_reply(c, f->id, KW_OP_RESPONSE, payload, len)
                                : kw_ks_conn_error(c, f->id, result);
         if (sent != 0)
@@ -243,6 +290,17 @@ uint8_t kw_ks_upstream_forward(kw_ks_upstream_t *u, kw_ks_conn_t *c, const kw_ms
         u->pending->prev = f;
     u->pending = f;
     u->n_pending++;
+    return 0;
+}
+
+int kw_ks_upstream_list_keys(kw_ks_upstream_t *u, kw_ks_conn_t *c, const kw_msg_t *msg,
+                             const kw_ks_audit_rec_t *rec, uint8_t *local, size_t len)
+{
+    if (kw_ks_upstream_forward(u, c, msg, rec) != 0)
+        return -1;
+    fwd_t *f = u->pending; /* kw_ks_upstream_forward puts the new one first */
+    f->local = local;
+    f->local_len = len;
     return 0;
 }
 

@@ -24,6 +24,9 @@
 #include "config.h"
 #include "keyward/protocol.h"
 
+/* Largest payload of a reply: the body minus the opcode item and the payload item header. */
+#define KW_MAX_REPLY_PAYLOAD (KW_MAX_BODY - 2 * KW_ITEM_HDR_LEN - 1)
+
 /* Largest hop count honoured from a request (larger values are lowered to this). */
 #define KW_KS_MAX_HOPS 16
 
@@ -52,6 +55,16 @@ int kw_ks_upstream_new(uv_loop_t *loop, const kw_ks_config_t *cfg, kw_ks_audit_t
  */
 uint8_t kw_ks_upstream_forward(kw_ks_upstream_t *u, struct kw_ks_conn_s *c, const kw_msg_t *msg,
                                const kw_ks_audit_rec_t *rec);
+
+/*
+ * 0xA3 on a server with upstreams: forwards msg and, when the upstream answers, replies with the
+ * local ids (len bytes at local, taken over: freed by the forward) followed by the upstream's ids
+ * the edge may use (kw_ks_authz_remote_allowed) that are not local ones; with the local ids alone
+ * when the upstream fails. Returns 0 when forwarded (c->inflight counts it), non-zero when not
+ * (the caller still owns local and answers with it). Loop thread.
+ */
+int kw_ks_upstream_list_keys(kw_ks_upstream_t *u, struct kw_ks_conn_s *c, const kw_msg_t *msg,
+                             const kw_ks_audit_rec_t *rec, uint8_t *local, size_t len);
 
 /* Number of forwarded requests waiting for their upstream. */
 size_t kw_ks_upstream_pending(const kw_ks_upstream_t *u);

@@ -37,14 +37,23 @@ static int wait_async(ASYNC_JOB *job, kw_request_t *req)
     return kw_request_wait(req);
 }
 
-/* Submits msg and waits for the reply; *out is the completed request (caller frees). */
-static int run(kw_prov_ctx_t *pctx, const kw_msg_t *msg, kw_request_t **out)
+/* A completed request and its reply payload (pointing into req). */
+typedef struct reply_s {
+    kw_request_t *req; /* owned: kw_request_free it (NULL when none was completed) */
+    const uint8_t *data;
+    size_t len;
+    uint8_t remote; /* the key server's error code when run returns KW_EREMOTE */
+} reply_t;
+
+/* Submits msg and waits for the reply into r. Returns 0 or why it failed (KW_RC_RAISED when an
+ * error was already raised). The caller frees r->req in every case. */
+static int run(kw_prov_ctx_t *pctx, const kw_msg_t *msg, reply_t *r)
 {
     kw_client_t *client = kw_prov_client(pctx);
     kw_request_t *req = NULL;
     ASYNC_JOB *job;
     int rc;
-    *out = NULL;
+    memset(r, 0, sizeof(*r));
     if (client == NULL)
         return KW_RC_RAISED;
     rc = kw_client_submit(client, msg, &req);
@@ -56,8 +65,8 @@ static int run(kw_prov_ctx_t *pctx, const kw_msg_t *msg, kw_request_t **out)
         kw_request_free(req);
         return rc;
     }
-    *out = req;
-    return 0;
+    r->req = req;
+    return kw_request_result(req, &r->data, &r->len, &r->remote);
 }
 
 /* Raises the error for a failed request: rc from run/kw_request_result, remote the KWP code. */
@@ -103,22 +112,48 @@ static void raise_failure(kw_prov_ctx_t *pctx, const char *what, const char *idt
     }
 }
 
+/* 1 when key can be used for a private-key operation, else 0 with an error raised. */
+static int has_private(kw_key_t *key, const char *what)
+{
+    if (key->remote && key->pub != NULL)
+        return 1;
+    kw_prov_raise(key->pctx, KW_PROV_R_NO_PRIVATE,
+                  "%s needs a private key, but this keyward key object holds only a public key",
+                  what);
+    return 0;
+}
+
+/* Runs msg with the key id of key added; copies the reply payload into out (cap bytes). Returns
+ * 1, or 0 with an error raised. */
+static int key_request(kw_key_t *key, kw_msg_t *msg, uint8_t *out, size_t cap, size_t *out_len,
+                       const char *what)
+{
+    reply_t r;
+    msg->digest = kw_bytes(key->digest, KW_DIGEST_LEN);
+    int rc = run(key->pctx, msg, &r);
+    if (rc == 0 && r.len > cap)
+        rc = KW_ETOOBIG;
+    if (rc == 0) {
+        memcpy(out, r.data, r.len);
+        *out_len = r.len;
+    } else if (rc == KW_ETOOBIG) {
+        kw_prov_raise(key->pctx, KW_PROV_R_REMOTE,
+                      "%s with key %s: the key server's reply (%zu bytes) does not fit %zu bytes",
+                      what, key->idtext, r.len, cap);
+    } else {
+        raise_failure(key->pctx, what, key->idtext, rc, r.remote);
+    }
+    kw_request_free(r.req);
+    return rc == 0;
+}
+
 int kw_remote_key_op(kw_key_t *key, uint8_t opcode, const uint8_t *payload, size_t len,
                      const uint8_t *extra, size_t extra_len, uint8_t *out, size_t cap,
                      size_t *out_len, const char *what)
 {
     kw_msg_t msg;
-    kw_request_t *req = NULL;
-    const uint8_t *reply = NULL;
-    size_t reply_len = 0;
-    uint8_t remote = 0;
-    int rc;
-    if (!key->remote || key->pub == NULL) {
-        kw_prov_raise(key->pctx, KW_PROV_R_NO_PRIVATE,
-                      "%s needs a private key, but this keyward key object holds only a public key",
-                      what);
+    if (!has_private(key, what))
         return 0;
-    }
     if (len > KW_MAX_BODY / 2 || extra_len > 64) {
         kw_prov_raise(key->pctx, KW_PROV_R_UNSUPPORTED, "%s: input of %zu bytes is too large", what,
                       len);
@@ -127,27 +162,10 @@ int kw_remote_key_op(kw_key_t *key, uint8_t opcode, const uint8_t *payload, size
     memset(&msg, 0, sizeof(msg));
     msg.opcode = opcode;
     msg.has_opcode = 1;
-    msg.digest = kw_bytes(key->digest, KW_DIGEST_LEN);
     msg.payload = kw_bytes(payload, len);
     if (extra != NULL)
         msg.extra = kw_bytes(extra, extra_len);
-    rc = run(key->pctx, &msg, &req);
-    if (rc == 0)
-        rc = kw_request_result(req, &reply, &reply_len, &remote);
-    if (rc == 0 && reply_len > cap)
-        rc = KW_ETOOBIG;
-    if (rc == 0) {
-        memcpy(out, reply, reply_len);
-        *out_len = reply_len;
-    } else if (rc == KW_ETOOBIG) {
-        kw_prov_raise(key->pctx, KW_PROV_R_REMOTE,
-                      "%s with key %s: the key server's reply (%zu bytes) does not fit %zu bytes",
-                      what, key->idtext, reply_len, cap);
-    } else {
-        raise_failure(key->pctx, what, key->idtext, rc, remote);
-    }
-    kw_request_free(req);
-    return rc == 0;
+    return key_request(key, &msg, out, cap, out_len, what);
 }
 
 /* Maps a failed look-up to MISSING or NO_ANSWER. */
@@ -169,10 +187,7 @@ int kw_remote_get_chain(kw_prov_ctx_t *pctx, const uint8_t *id, size_t id_len, u
                         size_t *chain_len)
 {
     kw_msg_t msg;
-    kw_request_t *req = NULL;
-    const uint8_t *reply = NULL;
-    size_t reply_len = 0;
-    uint8_t remote = 0;
+    reply_t r;
     char idtext[8 + 2 * KW_DIGEST_LEN];
     int rc;
     *chain = NULL;
@@ -189,85 +204,50 @@ int kw_remote_get_chain(kw_prov_ctx_t *pctx, const uint8_t *id, size_t id_len, u
         memcpy(idtext, "ski=", 4);
         kw_hex_encode(id, id_len, idtext + 4);
     }
-    rc = run(pctx, &msg, &req);
-    if (rc == 0)
-        rc = kw_request_result(req, &reply, &reply_len, &remote);
-    if (rc == 0 && reply_len == 0) {
+    rc = run(pctx, &msg, &r);
+    if (rc == 0 && r.len == 0) {
         rc = KW_EREMOTE;
-        remote = KW_ERR_CERT_NOT_FOUND;
+        r.remote = KW_ERR_CERT_NOT_FOUND;
     }
     if (rc == 0) {
-        *chain = OPENSSL_memdup(reply, reply_len);
-        *chain_len = reply_len;
+        *chain = OPENSSL_memdup(r.data, r.len);
+        *chain_len = r.len;
         rc = *chain == NULL ? KW_ENOMEM : 0;
     }
-    kw_request_free(req);
+    kw_request_free(r.req);
     if (rc == 0)
         return KW_LOOKUP_FOUND;
-    raise_failure(pctx, "certificate look-up", idtext, rc, remote);
-    return lookup_outcome(rc, remote);
+    raise_failure(pctx, "certificate look-up", idtext, rc, r.remote);
+    return lookup_outcome(rc, r.remote);
 }
 
 int kw_remote_has_key(kw_key_t *key)
 {
     kw_msg_t msg;
-    kw_request_t *req = NULL;
-    const uint8_t *reply = NULL;
-    size_t reply_len = 0;
-    uint8_t remote = 0;
+    reply_t r;
     int found = 0;
     int rc;
     memset(&msg, 0, sizeof(msg));
     msg.opcode = KW_OP_LIST_KEYS;
     msg.has_opcode = 1;
-    rc = run(key->pctx, &msg, &req);
-    if (rc == 0)
-        rc = kw_request_result(req, &reply, &reply_len, &remote);
-    for (size_t off = 0; rc == 0 && off + KW_DIGEST_LEN <= reply_len; off += KW_DIGEST_LEN) {
-        if (memcmp(reply + off, key->digest, KW_DIGEST_LEN) == 0)
+    rc = run(key->pctx, &msg, &r);
+    for (size_t off = 0; rc == 0 && off + KW_DIGEST_LEN <= r.len; off += KW_DIGEST_LEN) {
+        if (memcmp(r.data + off, key->digest, KW_DIGEST_LEN) == 0)
             found = 1;
     }
-    kw_request_free(req);
+    kw_request_free(r.req);
     if (rc == 0 && found)
         return KW_LOOKUP_FOUND;
     if (rc == 0) {
         rc = KW_EREMOTE;
-        remote = KW_ERR_KEY_NOT_FOUND;
+        r.remote = KW_ERR_KEY_NOT_FOUND;
     }
-    raise_failure(key->pctx, "key look-up", key->idtext, rc, remote);
-    return lookup_outcome(rc, remote);
+    raise_failure(key->pctx, "key look-up", key->idtext, rc, r.remote);
+    return lookup_outcome(rc, r.remote);
 }
 
 int kw_remote_msg_op(kw_key_t *key, kw_msg_t *msg, uint8_t *out, size_t cap, size_t *out_len,
                      const char *what)
 {
-    kw_request_t *req = NULL;
-    const uint8_t *reply = NULL;
-    size_t reply_len = 0;
-    uint8_t remote = 0;
-    int rc;
-    if (!key->remote || key->pub == NULL) {
-        kw_prov_raise(key->pctx, KW_PROV_R_NO_PRIVATE,
-                      "%s needs a private key, but this keyward key object holds only a public key",
-                      what);
-        return 0;
-    }
-    msg->digest = kw_bytes(key->digest, KW_DIGEST_LEN);
-    rc = run(key->pctx, msg, &req);
-    if (rc == 0)
-        rc = kw_request_result(req, &reply, &reply_len, &remote);
-    if (rc == 0 && reply_len > cap)
-        rc = KW_ETOOBIG;
-    if (rc == 0) {
-        memcpy(out, reply, reply_len);
-        *out_len = reply_len;
-    } else if (rc == KW_ETOOBIG) {
-        kw_prov_raise(key->pctx, KW_PROV_R_REMOTE,
-                      "%s with key %s: the key server's reply (%zu bytes) does not fit %zu bytes",
-                      what, key->idtext, reply_len, cap);
-    } else {
-        raise_failure(key->pctx, what, key->idtext, rc, remote);
-    }
-    kw_request_free(req);
-    return rc == 0;
+    return has_private(key, what) && key_request(key, msg, out, cap, out_len, what);
 }

@@ -73,6 +73,10 @@ int kw_proxy_config_is_list(const char *name);
 
 /* Loads a YAML file with the same keys as the flags (lists as sequences or comma lists). */
 int kw_proxy_config_load_yaml(kw_proxy_config_t *cfg, const char *path, char *err, size_t errlen);
+/* The same for len bytes of YAML in memory, named name in errors (the fuzz target uses it). */
+int kw_proxy_config_load_yaml_buffer(kw_proxy_config_t *cfg, const char *name,
+                                     const unsigned char *data, size_t len, char *err,
+                                     size_t errlen);
 
 /*
  * Parses argv: --config FILE first (wherever it is), then every other flag on top of it; a list

@@ -134,6 +134,23 @@ static int walk_root(yaml_walk_t *w)
     return 0;
 }
 
+/* Loads and walks the document of a parser whose input is set; name is used in errors. */
+static int load(kw_proxy_config_t *cfg, yaml_parser_t *parser, const char *name, char *err,
+                size_t errlen)
+{
+    yaml_document_t doc;
+    if (!yaml_parser_load(parser, &doc)) {
+        snprintf(err, errlen, "%s:%lu: YAML error: %s", name,
+                 (unsigned long)parser->problem_mark.line + 1,
+                 parser->problem != NULL ? parser->problem : "unknown");
+        return KW_ECONFIG;
+    }
+    yaml_walk_t w = {cfg, &doc, name, err, errlen};
+    int rc = walk_root(&w);
+    yaml_document_delete(&doc);
+    return rc;
+}
+
 int kw_proxy_config_load_yaml(kw_proxy_config_t *cfg, const char *path, char *err, size_t errlen)
 {
     FILE *f = fopen(path, "rb");
@@ -142,24 +159,29 @@ int kw_proxy_config_load_yaml(kw_proxy_config_t *cfg, const char *path, char *er
         return KW_ECONFIG;
     }
     yaml_parser_t parser;
-    yaml_document_t doc;
-    int rc = KW_ECONFIG;
     if (!yaml_parser_initialize(&parser)) {
         fclose(f);
         snprintf(err, errlen, "out of memory");
         return KW_ENOMEM;
     }
     yaml_parser_set_input_file(&parser, f);
-    if (!yaml_parser_load(&parser, &doc)) {
-        snprintf(err, errlen, "%s:%lu: YAML error: %s", path,
-                 (unsigned long)parser.problem_mark.line + 1,
-                 parser.problem != NULL ? parser.problem : "unknown");
-    } else {
-        yaml_walk_t w = {cfg, &doc, path, err, errlen};
-        rc = walk_root(&w);
-        yaml_document_delete(&doc);
-    }
+    int rc = load(cfg, &parser, path, err, errlen);
     yaml_parser_delete(&parser);
     fclose(f);
+    return rc;
+}
+
+int kw_proxy_config_load_yaml_buffer(kw_proxy_config_t *cfg, const char *name,
+                                     const unsigned char *data, size_t len, char *err,
+                                     size_t errlen)
+{
+    yaml_parser_t parser;
+    if (!yaml_parser_initialize(&parser)) {
+        snprintf(err, errlen, "out of memory");
+        return KW_ENOMEM;
+    }
+    yaml_parser_set_input_string(&parser, data, len);
+    int rc = load(cfg, &parser, name, err, errlen);
+    yaml_parser_delete(&parser);
     return rc;
 }

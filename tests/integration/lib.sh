@@ -264,3 +264,33 @@ start_session() {
     read -r -t 10 SESS_HELLO <&"$SESS_OUT" || fail "kw_session $name did not connect"
     [[ $SESS_HELLO == connected* ]] || fail "kw_session $name: $SESS_HELLO"
 }
+
+# ---- master-secret server helpers (added by test_master_secret_servers.sh) ----
+# kw_stop PID [SECONDS]: SIGTERM, then waits up to SECONDS (default 20) for PID to exit (SIGKILL
+# after that, returning 124); returns the process's exit status otherwise. PID must be a child
+# of this shell (start_bg).
+kw_stop() {
+    local pid=$1 tries=$(( ${2:-20} * 20 )) rc=0
+    kill -TERM "$pid" 2>/dev/null || true
+    while kill -0 "$pid" 2>/dev/null && [ "$tries" -gt 0 ]; do
+        sleep 0.05
+        tries=$((tries - 1))
+    done
+    if kill -0 "$pid" 2>/dev/null; then
+        kill -KILL "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
+        return 124
+    fi
+    wait "$pid" 2>/dev/null || rc=$?
+    return "$rc"
+}
+
+# kw_audit_count FILE PATTERN: how many lines of an audit log match the extended regex PATTERN
+# (0 when the file does not exist).
+kw_audit_count() {
+    if [ -f "$1" ]; then
+        grep -Ec "$2" "$1" || true
+    else
+        echo 0
+    fi
+}

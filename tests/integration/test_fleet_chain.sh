@@ -1,6 +1,7 @@
 #!/bin/bash
 # Chaining: edge -> key server A (no keys, --upstream B) -> key server B (keys). Signatures made
 # through the chain verify with openssl; 0xA2 certificate chains and "key not found" are relayed;
+# 0xA3 at A lists B's keys (or A's own alone when B is down);
 # the hop limit cuts a loop A<->B of key servers without keys quickly with 0x42; a dead upstream is
 # 0x42 too; an openssl s_server whose provider points at A completes real handshakes; SIGTERM
 # stops a forwarding server cleanly.
@@ -66,6 +67,15 @@ kw_rawc "$PORT_A" --op 0xa2 --sni nothing.example --expect-error 9 >/dev/null ||
     fail "0xA2 for an unknown name through A must relay B's 0x09"
 pass "0xA2 certificate chains by digest and SNI come from B through A; unknown name relays 0x09"
 
+# 0xA3 through the chain: A holds no key but lists B's (what a provider's load-time check asks).
+kw_rawc "$PORT_A" --op 0xa3 --out "$W/ids" >/dev/null || fail "0xA3 through A"
+[ "$(stat -c %s "$W/ids")" = $((7 * 32)) ] || fail "0xA3 through A: $(stat -c %s "$W/ids") bytes"
+for key in rsa2048 rsa3072 rsa4096 ecdsa-p256 ecdsa-p384 ecdsa-p521 ed25519; do
+    kw_grep -F "$(kw_keyid "$PKI/certs/$key.crt")" <<<"$(xxd -p -c 32 "$W/ids")" ||
+        fail "0xA3 through A: $key missing"
+done
+pass "0xA3 through A lists B's 7 keys, once each"
+
 # Errors are relayed: a key nobody holds is B's 0x02; a request arriving with no hop left that
 # needs forwarding is 0x42 at A; with one hop left it reaches B.
 openssl dgst -sha256 -binary "$W/msg" >"$W/dgst"
@@ -111,6 +121,9 @@ kw_rawc "$PORT_E" --op 0x05 --key-cert "$PKI/certs/rsa2048.crt" --payload-file "
 ms=$((($(date +%s%N) - t0) / 1000000))
 [ "$ms" -lt 4000 ] || fail "dead upstream: took $ms ms"
 pass "dead upstream: 0x42 after $ms ms"
+kw_rawc "$PORT_E" --op 0xa3 --out "$W/ids" >/dev/null || fail "0xA3 with a dead upstream"
+[ "$(stat -c %s "$W/ids")" = 0 ] || fail "0xA3 with a dead upstream: not the (empty) local list"
+pass "0xA3 with a dead upstream: the local list (empty), not an error"
 
 # A real TLS server through the chain: openssl s_server with the keyward provider pointing at A.
 if [ -f "$KW_PROVIDER" ]; then

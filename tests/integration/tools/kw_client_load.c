@@ -13,16 +13,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include <openssl/evp.h>
-#include <openssl/pem.h>
 #include <openssl/rand.h>
-#include <openssl/x509.h>
 
 #include "keyward/client.h"
 #include "keyward/error.h"
 #include "keyward/keyid.h"
+#include "kw_tool.h"
 
 typedef struct slot_s {
     kw_request_t *req;
@@ -31,13 +29,6 @@ typedef struct slot_s {
 
 static EVP_PKEY *pub;
 static uint8_t key_id[KW_DIGEST_LEN];
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static int submit(kw_client_t *c, slot_t *s)
 {
@@ -63,10 +54,7 @@ static int check(slot_t *s)
         fprintf(stderr, "request failed: %s (remote 0x%02x)\n", kw_strerror(rc), remote);
         return 0;
     }
-    EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new(pub, NULL);
-    int ok = ctx != NULL && EVP_PKEY_verify_init(ctx) == 1 &&
-             EVP_PKEY_verify(ctx, sig, len, s->dgst, sizeof(s->dgst)) == 1;
-    EVP_PKEY_CTX_free(ctx);
+    int ok = kw_tool_verify(pub, sig, len, s->dgst, sizeof(s->dgst));
     if (!ok)
         fprintf(stderr, "a signature does not verify\n");
     return ok;
@@ -84,24 +72,13 @@ static void print_line(kw_client_t *c, double t, unsigned long ok, unsigned long
     fflush(stdout);
 }
 
-static int load_cert(const char *path)
-{
-    FILE *f = fopen(path, "r");
-    X509 *x = f != NULL ? PEM_read_X509(f, NULL, NULL, NULL) : NULL;
-    if (f != NULL)
-        fclose(f);
-    pub = x != NULL ? X509_get_pubkey(x) : NULL;
-    X509_free(x);
-    return pub != NULL && kw_keyid_from_pkey(pub, key_id, NULL) == 0 ? 0 : -1;
-}
-
 static int run(kw_client_t *c, unsigned inflight, double seconds, double interval)
 {
     slot_t *slots = calloc(inflight, sizeof(*slots));
     struct pollfd *pfd = calloc(inflight, sizeof(*pfd));
     unsigned long ok = 0, failed = 0;
     unsigned active = 0;
-    double t0 = now_s();
+    double t0 = kw_tool_now();
     double next_print = interval;
     for (unsigned i = 0; slots != NULL && pfd != NULL && i < inflight; i++)
         active += submit(c, &slots[i]) == 0;
@@ -111,7 +88,7 @@ static int run(kw_client_t *c, unsigned inflight, double seconds, double interva
             pfd[i].events = POLLIN;
         }
         poll(pfd, inflight, 50);
-        double t = now_s() - t0;
+        double t = kw_tool_now() - t0;
         for (unsigned i = 0; i < inflight; i++) {
             if (slots[i].req == NULL || !kw_request_done(slots[i].req))
                 continue;
@@ -129,7 +106,7 @@ static int run(kw_client_t *c, unsigned inflight, double seconds, double interva
             next_print += interval;
         }
     }
-    print_line(c, now_s() - t0, ok, failed);
+    print_line(c, kw_tool_now() - t0, ok, failed);
     printf("total ok=%lu failed=%lu\n", ok, failed);
     free(slots);
     free(pfd);
@@ -138,38 +115,21 @@ static int run(kw_client_t *c, unsigned inflight, double seconds, double interva
 
 int main(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"server", 1, NULL, 's'},  {"cert", 1, NULL, 'c'},        {"key", 1, NULL, 'k'},
-        {"ca", 1, NULL, 'a'},      {"key-cert", 1, NULL, 'K'},    {"inflight", 1, NULL, 'n'},
-        {"seconds", 1, NULL, 'S'}, {"interval-ms", 1, NULL, 'i'}, {"timeout-ms", 1, NULL, 't'},
-        {NULL, 0, NULL, 0}};
-    kw_client_config_t cfg;
+    static const struct option opts[] = {KW_TOOL_OPTIONS,
+                                         {"inflight", 1, NULL, 'n'},
+                                         {"seconds", 1, NULL, 'S'},
+                                         {"interval-ms", 1, NULL, 'i'},
+                                         {"timeout-ms", 1, NULL, 't'},
+                                         {NULL, 0, NULL, 0}};
+    kw_tool_opts_t t = {0};
     kw_client_t *c = NULL;
-    const char *site = NULL;
-    unsigned inflight = 16;
+    unsigned inflight = 16, timeout_ms = 0;
     double seconds = 10, interval = 0.5;
-    char err[300];
-    memset(&cfg, 0, sizeof(cfg));
     for (;;) {
-        int ch = getopt_long(argc, argv, "", opts, NULL);
+        int ch = kw_tool_getopt(argc, argv, "", opts, &t);
         if (ch == -1)
             break;
         switch (ch) {
-        case 's':
-            cfg.servers = optarg;
-            break;
-        case 'c':
-            cfg.cert_file = optarg;
-            break;
-        case 'k':
-            cfg.key_file = optarg;
-            break;
-        case 'a':
-            cfg.ca_file = optarg;
-            break;
-        case 'K':
-            site = optarg;
-            break;
         case 'n':
             inflight = (unsigned)atoi(optarg);
             break;
@@ -180,22 +140,21 @@ int main(int argc, char **argv)
             interval = atof(optarg) / 1000.0;
             break;
         case 't':
-            cfg.timeout_ms = (unsigned)atoi(optarg);
+            timeout_ms = (unsigned)atoi(optarg);
             break;
         default:
             fprintf(stderr, "unknown option (see the comment atop %s)\n", __FILE__);
             return 2;
         }
     }
-    if (site == NULL || load_cert(site) != 0 || inflight == 0 || interval <= 0) {
+    pub = t.key_cert != NULL ? kw_tool_cert_key(t.key_cert, key_id) : NULL;
+    if (pub == NULL || inflight == 0 || interval <= 0) {
         fprintf(stderr, "usage: kw_client_load --server A,B --cert F --key F --ca F --key-cert "
                         "EC.crt [--inflight N] [--seconds S] [--interval-ms I] [--timeout-ms T]\n");
         return 2;
     }
-    if (kw_client_new(&cfg, &c, err, sizeof(err)) != 0) {
-        fprintf(stderr, "kw_client_new: %s\n", err);
+    if (kw_tool_client_new(&t, timeout_ms, &c) != 0)
         return 1;
-    }
     int status = run(c, inflight, seconds, interval);
     kw_client_free(c);
     EVP_PKEY_free(pub);

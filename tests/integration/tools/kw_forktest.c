@@ -28,12 +28,11 @@
 #include <unistd.h>
 
 #include <openssl/evp.h>
-#include <openssl/pem.h>
-#include <openssl/x509.h>
 
 #include "keyward/client.h"
 #include "keyward/error.h"
 #include "keyward/keyid.h"
+#include "kw_tool.h"
 
 static kw_client_t *client;
 static EVP_PKEY *site_pub;
@@ -87,10 +86,7 @@ static int do_sign(unsigned tag, unsigned seq)
                 remote);
         return -1;
     }
-    EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new(site_pub, NULL);
-    int ok = ctx != NULL && EVP_PKEY_verify_init(ctx) == 1 &&
-             EVP_PKEY_verify(ctx, sig, len, dgst, sizeof(dgst)) == 1;
-    EVP_PKEY_CTX_free(ctx);
+    int ok = kw_tool_verify(site_pub, sig, len, dgst, sizeof(dgst));
     if (!ok)
         fprintf(stderr, "pid %d: signature does not verify (reply mixed up?)\n", (int)getpid());
     return ok ? 0 : -1;
@@ -190,17 +186,6 @@ static int child_run(unsigned index, int depth)
     return fails == 0 ? 0 : 1;
 }
 
-static int load_site(const char *path)
-{
-    FILE *f = fopen(path, "r");
-    X509 *x = f != NULL ? PEM_read_X509(f, NULL, NULL, NULL) : NULL;
-    if (f != NULL)
-        fclose(f);
-    site_pub = x != NULL ? X509_get_pubkey(x) : NULL;
-    X509_free(x);
-    return site_pub != NULL && kw_keyid_from_pkey(site_pub, site_id, NULL) == 0 ? 0 : -1;
-}
-
 static int parent_run(unsigned children)
 {
     pid_t pids[256];
@@ -239,36 +224,19 @@ static int parent_run(unsigned children)
 
 int main(int argc, char **argv)
 {
-    static const struct option opts[] = {{"server", 1, NULL, 's'},    {"cert", 1, NULL, 'c'},
-                                         {"key", 1, NULL, 'k'},       {"ca", 1, NULL, 'a'},
-                                         {"key-cert", 1, NULL, 'K'},  {"children", 1, NULL, 'n'},
-                                         {"threads", 1, NULL, 't'},   {"requests", 1, NULL, 'r'},
-                                         {"calm-fork", 0, NULL, 'C'}, {NULL, 0, NULL, 0}};
-    kw_client_config_t cfg;
-    const char *site = NULL;
+    static const struct option opts[] = {KW_TOOL_OPTIONS,
+                                         {"children", 1, NULL, 'n'},
+                                         {"threads", 1, NULL, 't'},
+                                         {"requests", 1, NULL, 'r'},
+                                         {"calm-fork", 0, NULL, 'C'},
+                                         {NULL, 0, NULL, 0}};
+    kw_tool_opts_t t = {0};
     unsigned children = 4;
-    char err[300];
-    memset(&cfg, 0, sizeof(cfg));
     for (;;) {
-        int ch = getopt_long(argc, argv, "", opts, NULL);
+        int ch = kw_tool_getopt(argc, argv, "", opts, &t);
         if (ch == -1)
             break;
         switch (ch) {
-        case 's':
-            cfg.servers = optarg;
-            break;
-        case 'c':
-            cfg.cert_file = optarg;
-            break;
-        case 'k':
-            cfg.key_file = optarg;
-            break;
-        case 'a':
-            cfg.ca_file = optarg;
-            break;
-        case 'K':
-            site = optarg;
-            break;
         case 'n':
             children = (unsigned)atoi(optarg);
             break;
@@ -286,15 +254,14 @@ int main(int argc, char **argv)
             return 2;
         }
     }
-    if (site == NULL || load_site(site) != 0 || children == 0 || children > 256) {
+    site_pub = t.key_cert != NULL ? kw_tool_cert_key(t.key_cert, site_id) : NULL;
+    if (site_pub == NULL || children == 0 || children > 256) {
         fprintf(stderr, "usage: kw_forktest --server S --cert F --key F --ca F --key-cert EC.crt "
                         "[--children N<=256] [--threads T] [--requests R] [--calm-fork]\n");
         return 2;
     }
-    if (kw_client_new(&cfg, &client, err, sizeof(err)) != 0) {
-        fprintf(stderr, "kw_client_new: %s\n", err);
+    if (kw_tool_client_new(&t, 0, &client) != 0)
         return 1;
-    }
     int status = parent_run(children);
     kw_client_free(client);
     EVP_PKEY_free(site_pub);

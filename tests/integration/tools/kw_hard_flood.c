@@ -12,27 +12,23 @@
  *                    never reads a reply, for --hold-ms; reports how much it could write.
  * Exit status: 0 done, 1 usage/setup, 2 the server misbehaved (missing/unexpected replies).
  */
-#include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
-#include <netdb.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <openssl/err.h>
-#include <openssl/pem.h>
 #include <openssl/ssl.h>
 
 #include "keyward/keyid.h"
 #include "keyward/protocol.h"
-#include "keyward/tls.h"
+#include "kw_tool.h"
 
 typedef struct opts_s {
-    const char *server, *cert, *key, *ca, *key_cert;
+    kw_tool_opts_t t; /* --server --cert --key --ca --key-cert */
     long inflight, pad, hold, stall_ms, hold_ms, partial, payload, rss_pid, timeout_ms;
     int noread;
 } opts_t;
@@ -42,17 +38,9 @@ typedef struct conn_s {
     SSL *ssl;
 } conn_t;
 
-static void die(const char *msg)
-{
-    fprintf(stderr, "kw_hard_flood: %s\n", msg);
-    exit(1);
-}
-
 static long now_ms(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return (long)(kw_tool_now() * 1000);
 }
 
 /* VmRSS of pid in KiB, or -1. */
@@ -73,40 +61,17 @@ static long rss_kib(long pid)
     return kib;
 }
 
-static int tcp_connect(const char *server)
-{
-    char host[256];
-    const char *colon = strrchr(server, ':');
-    if (colon == NULL || (size_t)(colon - server) >= sizeof(host))
-        die("--server HOST:PORT");
-    memcpy(host, server, (size_t)(colon - server));
-    host[colon - server] = '\0';
-    struct addrinfo hints = {0}, *res = NULL;
-    hints.ai_socktype = SOCK_STREAM;
-    if (getaddrinfo(host, colon + 1, &hints, &res) != 0)
-        die("cannot resolve --server");
-    int fd = socket(res->ai_family, SOCK_STREAM, 0);
-    if (fd < 0 || connect(fd, res->ai_addr, res->ai_addrlen) != 0) {
-        fprintf(stderr, "kw_hard_flood: connect: %s\n", strerror(errno));
-        exit(1);
-    }
-    freeaddrinfo(res);
-    return fd;
-}
-
 /* Connects and completes the handshake (blocking), then makes the socket non-blocking. */
 static int conn_open(SSL_CTX *ctx, const opts_t *o, conn_t *c)
 {
-    c->fd = tcp_connect(o->server);
-    c->ssl = SSL_new(ctx);
-    if (c->ssl == NULL || SSL_set_fd(c->ssl, c->fd) != 1)
-        die("SSL_new");
-    if (SSL_connect(c->ssl) != 1) {
+    c->fd = kw_tool_connect(o->t.server, 1);
+    c->ssl = kw_tool_handshake(ctx, c->fd, NULL);
+    if (c->ssl == NULL) {
         ERR_print_errors_fp(stderr);
         return -1;
     }
     if (fcntl(c->fd, F_SETFL, fcntl(c->fd, F_GETFL) | O_NONBLOCK) != 0)
-        die("fcntl");
+        kw_tool_die("fcntl");
     return 0;
 }
 
@@ -139,14 +104,11 @@ static void wait_fd(int fd, short events, int ms)
 /* Frames of n ECDSA-P256 sign requests, ids 1..n. */
 static uint8_t *sign_frames(const opts_t *o, long n, size_t *len)
 {
-    uint8_t digest[KW_DIGEST_LEN], ski[KW_SKI_LEN], hash[32];
-    FILE *f = fopen(o->key_cert, "r");
-    X509 *x = f != NULL ? PEM_read_X509(f, NULL, NULL, NULL) : NULL;
-    if (f != NULL)
-        fclose(f);
-    if (x == NULL || kw_keyid_from_pkey(X509_get0_pubkey(x), digest, ski) != 0)
-        die("cannot read --key-cert");
-    X509_free(x);
+    uint8_t digest[KW_DIGEST_LEN], hash[32];
+    EVP_PKEY *pub = kw_tool_cert_key(o->t.key_cert, digest);
+    if (pub == NULL)
+        kw_tool_die("cannot read --key-cert");
+    EVP_PKEY_free(pub);
     memset(hash, 0x5a, sizeof(hash));
     kw_msg_t m = {0};
     m.has_opcode = 1;
@@ -158,12 +120,12 @@ static uint8_t *sign_frames(const opts_t *o, long n, size_t *len)
         one = (size_t)o->pad;
     uint8_t *buf = malloc(one * (size_t)n);
     if (buf == NULL)
-        die("out of memory");
+        kw_tool_die("out of memory");
     for (long i = 0; i < n; i++) {
         size_t w = 0;
         m.id = (uint32_t)(i + 1);
         if (kw_msg_encode(&m, (size_t)o->pad, buf + (size_t)i * one, one, &w) != 0 || w != one)
-            die("encode");
+            kw_tool_die("encode");
     }
     *len = one * (size_t)n;
     return buf;
@@ -219,7 +181,7 @@ static int run_inflight(SSL_CTX *ctx, const opts_t *o)
     long t0 = now_ms(), max_rss = rss0;
     while (off < len && now_ms() - t0 < o->stall_ms) { /* phase 1: never read */
         if (pump_write(&c, frames, len, &off, &chunk) != 0)
-            die("connection closed while writing");
+            kw_tool_die("connection closed while writing");
         long rss = rss_kib(o->rss_pid);
         max_rss = rss > max_rss ? rss : max_rss;
         if (off < len)
@@ -306,7 +268,7 @@ static int run_noread(SSL_CTX *ctx, const opts_t *o)
     m.payload = kw_bytes(payload, (size_t)o->payload);
     size_t len = 0, off = 0, chunk = 0, total = 0;
     if (kw_msg_encode(&m, 0, frame, sizeof(frame), &len) != 0)
-        die("--payload too big");
+        kw_tool_die("--payload too big");
     long rss0 = rss_kib(o->rss_pid), max_rss = rss0;
     if (conn_open(ctx, o, &c) != 0)
         return 1;
@@ -334,38 +296,29 @@ static int run_noread(SSL_CTX *ctx, const opts_t *o)
 
 static void parse_args(int argc, char **argv, opts_t *o)
 {
-    static const struct option lo[] = {{"server", 1, 0, 's'},        {"cert", 1, 0, 'c'},
-                                       {"key", 1, 0, 'k'},           {"ca", 1, 0, 'a'},
-                                       {"key-cert", 1, 0, 'K'},      {"inflight", 1, 0, 'i'},
-                                       {"hold", 1, 0, 'H'},          {"noread", 0, 0, 'n'},
-                                       {"stall-ms", 1, 0, 'S'},      {"hold-ms", 1, 0, 'h'},
-                                       {"partial-frame", 1, 0, 'p'}, {"payload", 1, 0, 'P'},
-                                       {"rss-pid", 1, 0, 'r'},       {"pad", 1, 0, 'A'},
-                                       {"timeout-ms", 1, 0, 't'},    {0, 0, 0, 0}};
+    static const struct option lo[] = {KW_TOOL_OPTIONS,
+                                       {"inflight", 1, 0, 'i'},
+                                       {"hold", 1, 0, 'H'},
+                                       {"noread", 0, 0, 'n'},
+                                       {"stall-ms", 1, 0, 'S'},
+                                       {"hold-ms", 1, 0, 'h'},
+                                       {"partial-frame", 1, 0, 'p'},
+                                       {"payload", 1, 0, 'P'},
+                                       {"rss-pid", 1, 0, 'r'},
+                                       {"pad", 1, 0, 'A'},
+                                       {"timeout-ms", 1, 0, 't'},
+                                       {0, 0, 0, 0}};
     memset(o, 0, sizeof(*o));
     o->stall_ms = 2000;
     o->hold_ms = 2000;
     o->payload = 60000;
     o->timeout_ms = 60000;
-    int ch;
-    while ((ch = getopt_long(argc, argv, "", lo, NULL)) != -1) {
+    for (;;) {
+        int ch = kw_tool_getopt(argc, argv, "", lo, &o->t);
+        if (ch == -1)
+            break;
         long v = optarg != NULL ? strtol(optarg, NULL, 0) : 0;
         switch (ch) {
-        case 's':
-            o->server = optarg;
-            break;
-        case 'c':
-            o->cert = optarg;
-            break;
-        case 'k':
-            o->key = optarg;
-            break;
-        case 'a':
-            o->ca = optarg;
-            break;
-        case 'K':
-            o->key_cert = optarg;
-            break;
         case 'i':
             o->inflight = v;
             break;
@@ -397,24 +350,21 @@ static void parse_args(int argc, char **argv, opts_t *o)
             o->pad = v;
             break;
         default:
-            die("see the comment at the top of kw_hard_flood.c for the options");
+            kw_tool_die("see the comment at the top of kw_hard_flood.c for the options");
         }
     }
-    if (o->server == NULL || o->ca == NULL || (o->inflight > 0 && o->key_cert == NULL))
-        die("need --server, --ca (and --key-cert with --inflight)");
+    if (o->t.server == NULL || o->t.ca == NULL || (o->inflight > 0 && o->t.key_cert == NULL))
+        kw_tool_die("need --server, --ca (and --key-cert with --inflight)");
     if (o->partial < 0 || o->partial > (long)KW_MAX_BODY - 1 || o->payload < 0 ||
         o->payload > (long)KW_MAX_BODY - 16 || o->pad < 0 || o->pad > 4096)
-        die("--partial-frame / --payload out of range");
+        kw_tool_die("--partial-frame / --payload out of range");
 }
 
 int main(int argc, char **argv)
 {
     opts_t o;
-    char err[512] = "";
     parse_args(argc, argv, &o);
-    SSL_CTX *ctx = kw_tls_client_ctx(NULL, o.cert, o.key, o.ca, err, sizeof(err));
-    if (ctx == NULL)
-        die(err);
+    SSL_CTX *ctx = kw_tool_client_ctx(&o.t);
     int rc = 1;
     if (o.inflight > 0)
         rc = run_inflight(ctx, &o);
@@ -423,7 +373,7 @@ int main(int argc, char **argv)
     else if (o.noread)
         rc = run_noread(ctx, &o);
     else
-        die("choose --inflight N, --hold N or --noread");
+        kw_tool_die("choose --inflight N, --hold N or --noread");
     SSL_CTX_free(ctx);
     return rc;
 }

@@ -12,37 +12,25 @@
  * Exit status: 0 replies indistinguishable in form, 1 usage/setup, 2 a reply differed.
  */
 #include <getopt.h>
-#include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <openssl/err.h>
-#include <openssl/pem.h>
 #include <openssl/rand.h>
 #include <openssl/rsa.h>
 #include <openssl/ssl.h>
 
-#include "keyward/keyid.h"
 #include "keyward/protocol.h"
-#include "keyward/tls.h"
+#include "kw_tool.h"
 
 #define K_MAX 512
 
 static void die(const char *msg)
 {
-    fprintf(stderr, "kw_hard_oracle: %s\n", msg);
     ERR_print_errors_fp(stderr);
-    exit(1);
-}
-
-static double now_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e6 + (double)ts.tv_nsec / 1e3;
+    kw_tool_die(msg);
 }
 
 static void rand_bytes(uint8_t *p, size_t n)
@@ -92,16 +80,10 @@ static void make_block(int kind, uint8_t *em, size_t k, uint8_t *pms)
 
 static EVP_PKEY *load_pub(const char *cert, uint8_t digest[KW_DIGEST_LEN])
 {
-    uint8_t ski[KW_SKI_LEN];
-    FILE *f = fopen(cert, "r");
-    X509 *x = f != NULL ? PEM_read_X509(f, NULL, NULL, NULL) : NULL;
-    if (f != NULL)
-        fclose(f);
-    if (x == NULL || kw_keyid_from_pkey(X509_get0_pubkey(x), digest, ski) != 0)
+    EVP_PKEY *pub = kw_tool_cert_key(cert, digest);
+    if (pub == NULL)
         die("cannot read --key-cert");
-    EVP_PKEY *pub = X509_get_pubkey(x);
-    X509_free(x);
-    if (pub == NULL || EVP_PKEY_get_base_id(pub) != EVP_PKEY_RSA)
+    if (EVP_PKEY_get_base_id(pub) != EVP_PKEY_RSA)
         die("--key-cert must hold an RSA key");
     return pub;
 }
@@ -117,66 +99,27 @@ static void raw_encrypt(EVP_PKEY *pub, const uint8_t *em, size_t k, uint8_t *ct)
     EVP_PKEY_CTX_free(ctx);
 }
 
-static SSL *connect_tls(SSL_CTX *ctx, const char *server)
-{
-    char host[256];
-    const char *colon = strrchr(server, ':');
-    if (colon == NULL || (size_t)(colon - server) >= sizeof(host))
-        die("--server HOST:PORT");
-    memcpy(host, server, (size_t)(colon - server));
-    host[colon - server] = '\0';
-    struct addrinfo hints = {0}, *res = NULL;
-    hints.ai_socktype = SOCK_STREAM;
-    if (getaddrinfo(host, colon + 1, &hints, &res) != 0)
-        die("cannot resolve --server");
-    int fd = socket(res->ai_family, SOCK_STREAM, 0);
-    if (fd < 0 || connect(fd, res->ai_addr, res->ai_addrlen) != 0)
-        die("cannot connect");
-    freeaddrinfo(res);
-    SSL *ssl = SSL_new(ctx);
-    if (ssl == NULL || SSL_set_fd(ssl, fd) != 1 || SSL_connect(ssl) != 1)
-        die("TLS handshake failed");
-    return ssl;
-}
-
-static int read_full(SSL *ssl, uint8_t *p, size_t n)
-{
-    size_t got = 0;
-    while (got < n) {
-        int r = SSL_read(ssl, p + got, (int)(n - got));
-        if (r <= 0)
-            return -1;
-        got += (size_t)r;
-    }
-    return 0;
-}
-
 /* One request/reply. Returns 0 when the reply is 0xF0 with 48 bytes (copied to out). */
 static int round_trip(SSL *ssl, uint32_t id, const uint8_t *digest, const uint8_t *ct, size_t k,
                       uint8_t *out)
 {
     static const uint8_t version[2] = {0x03, 0x03};
-    uint8_t frame[KW_HEADER_LEN + 128 + K_MAX], reply[KW_MAX_FRAME];
+    static uint8_t buf[KW_MAX_FRAME];
     kw_msg_t m = {0};
-    size_t len = 0;
     m.id = id;
     m.has_opcode = 1;
     m.opcode = KW_OP_TLS_RSA_DECRYPT;
     m.digest = kw_bytes(digest, KW_DIGEST_LEN);
     m.payload = kw_bytes(ct, k);
     m.extra = kw_bytes(version, sizeof(version));
-    if (kw_msg_encode(&m, 0, frame, sizeof(frame), &len) != 0)
-        die("encode");
-    if (SSL_write(ssl, frame, (int)len) != (int)len)
-        die("write failed");
-    kw_header_t h;
     kw_msg_t r;
-    if (read_full(ssl, reply, KW_HEADER_LEN) != 0 ||
-        kw_header_parse(reply, KW_HEADER_LEN, &h) != 0 ||
-        read_full(ssl, reply + KW_HEADER_LEN, h.body_len) != 0)
+    int rc = kw_tool_call(ssl, &m, buf, &r);
+    if (rc == KW_TOOL_EENCODE)
+        die("encode");
+    if (rc == KW_TOOL_ECLOSED)
         die("connection lost");
-    if (kw_msg_decode(reply + KW_HEADER_LEN, h.body_len, h.id, &r) != 0 || h.id != id ||
-        !r.has_opcode || r.opcode != KW_OP_RESPONSE || r.payload.len != KW_TLS_PMS_LEN)
+    if (rc != 0 || r.id != id || !r.has_opcode || r.opcode != KW_OP_RESPONSE ||
+        r.payload.len != KW_TLS_PMS_LEN)
         return -1;
     memcpy(out, r.payload.ptr, KW_TLS_PMS_LEN);
     return 0;
@@ -223,38 +166,27 @@ static void stats_print(const char *name, stats_t *s, double *mean, double *var)
 
 int main(int argc, char **argv)
 {
-    static const struct option lo[] = {
-        {"server", 1, 0, 's'},   {"cert", 1, 0, 'c'},    {"key", 1, 0, 'k'}, {"ca", 1, 0, 'a'},
-        {"key-cert", 1, 0, 'K'}, {"samples", 1, 0, 'n'}, {0, 0, 0, 0}};
-    const char *server = NULL, *cert = NULL, *key = NULL, *ca = NULL, *key_cert = NULL;
+    static const struct option lo[] = {KW_TOOL_OPTIONS, {"samples", 1, 0, 'n'}, {0, 0, 0, 0}};
+    kw_tool_opts_t to = {0};
     long samples = 2000;
-    int ch;
-    while ((ch = getopt_long(argc, argv, "", lo, NULL)) != -1) {
-        if (ch == 's')
-            server = optarg;
-        else if (ch == 'c')
-            cert = optarg;
-        else if (ch == 'k')
-            key = optarg;
-        else if (ch == 'a')
-            ca = optarg;
-        else if (ch == 'K')
-            key_cert = optarg;
-        else if (ch == 'n')
-            samples = strtol(optarg, NULL, 0);
-        else
+    for (;;) {
+        int ch = kw_tool_getopt(argc, argv, "", lo, &to);
+        if (ch == -1)
+            break;
+        if (ch != 'n')
             die("see the comment at the top of kw_hard_oracle.c");
+        samples = strtol(optarg, NULL, 0);
     }
-    if (server == NULL || ca == NULL || key_cert == NULL || samples < 10)
+    if (to.server == NULL || to.ca == NULL || to.key_cert == NULL || samples < 10)
         die("need --server, --ca, --key-cert (and --samples >= 10)");
     uint8_t digest[KW_DIGEST_LEN], em[K_MAX], ct[K_MAX], pms[KW_TLS_PMS_LEN], out[48];
-    EVP_PKEY *pub = load_pub(key_cert, digest);
+    EVP_PKEY *pub = load_pub(to.key_cert, digest);
     size_t k = (size_t)EVP_PKEY_get_size(pub);
-    char err[512] = "";
-    SSL_CTX *ctx = kw_tls_client_ctx(NULL, cert, key, ca, err, sizeof(err));
-    if (ctx == NULL || k > K_MAX)
-        die(ctx == NULL ? err : "key too large");
-    SSL *ssl = connect_tls(ctx, server);
+    if (k > K_MAX)
+        die("key too large");
+    SSL_CTX *ctx = kw_tool_client_ctx(&to);
+    int fd = -1;
+    SSL *ssl = kw_tool_tls_connect(ctx, &to, NULL, &fd);
     stats_t st[2] = {{0, 0, 0, calloc((size_t)samples, sizeof(double))},
                      {0, 0, 0, calloc((size_t)samples, sizeof(double))}};
     long bad_form = 0, bad_pms = 0, same_as_pms = 0;
@@ -267,9 +199,9 @@ int main(int argc, char **argv)
         int kind = cls == 0 ? 0 : 1 + (int)(random() % 6);
         make_block(kind, em, k, pms);
         raw_encrypt(pub, em, k, ct);
-        double t0 = now_us();
+        double t0 = kw_tool_now();
         int rc = round_trip(ssl, (uint32_t)i + 1, digest, ct, k, out);
-        double dt = now_us() - t0;
+        double dt = (kw_tool_now() - t0) * 1e6; /* microseconds */
         if (rc != 0) {
             bad_form++;
             continue;
@@ -290,6 +222,7 @@ int main(int argc, char **argv)
     printf("welch t = %.2f (|t| > 4.5 would suggest a timing difference; reported, not asserted)\n",
            t);
     SSL_free(ssl);
+    close(fd);
     SSL_CTX_free(ctx);
     EVP_PKEY_free(pub);
     return bad_form == 0 && bad_pms == 0 && same_as_pms == 0 ? 0 : 2;

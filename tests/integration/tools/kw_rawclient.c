@@ -10,26 +10,26 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <getopt.h>
-#include <netdb.h>
-#include <poll.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <openssl/err.h>
-#include <openssl/pem.h>
 #include <openssl/ssl.h>
 
 #include "keyward/keyid.h"
 #include "keyward/protocol.h"
 #include "keyward/tls.h"
+#include "kw_tool.h"
 
 typedef struct opts_s {
-    const char *server, *cert, *key, *ca, *key_cert, *payload_file, *out_file;
+    kw_tool_opts_t t; /* --server --cert --key --ca */
+    const char *out_file;
     uint8_t digest[KW_DIGEST_LEN], ski[KW_SKI_LEN];
     int has_digest, has_ski, has_opcode, plain, silent, expect_close, bench, no_wait;
     const char *sni;
@@ -41,33 +41,16 @@ typedef struct opts_s {
     long count, inflight, connections, timeout_ms, expect_error;
     double seconds;
     uint32_t id;
-    int hops;          /* KW_TAG_HOPS value, -1: no item */
-    uint8_t ip[16];    /* client IP item (tag 0x03) */
-    size_t ip_len;     /* 0: no item */
+    int hops;       /* KW_TAG_HOPS value, -1: no item */
+    uint8_t ip[16]; /* client IP item (tag 0x03) */
+    size_t ip_len;  /* 0: no item */
 } opts_t;
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static void die(const char *msg)
-{
-    fprintf(stderr, "kw_rawclient: %s\n", msg);
-    exit(1);
-}
 
 static uint8_t *hex_arg(const char *hex, size_t *len)
 {
-    size_t n = strlen(hex);
-    if (n % 2 != 0)
-        die("hex argument of odd length");
-    uint8_t *out = malloc(n / 2 + 1);
-    if (out == NULL || kw_hex_decode(hex, out, n / 2) != 0)
-        die("bad hex argument");
-    *len = n / 2;
+    uint8_t *out = kw_tool_unhex(hex, len);
+    if (out == NULL)
+        kw_tool_die("bad hex argument");
     return out;
 }
 
@@ -75,7 +58,7 @@ static uint8_t *read_file(const char *path, size_t *len)
 {
     FILE *f = fopen(path, "rb");
     if (f == NULL)
-        die("cannot open payload file");
+        kw_tool_die("cannot open payload file");
     uint8_t *buf = malloc(KW_MAX_FRAME);
     *len = fread(buf, 1, KW_MAX_FRAME, f);
     fclose(f);
@@ -84,14 +67,10 @@ static uint8_t *read_file(const char *path, size_t *len)
 
 static void digest_of_cert(const char *path, opts_t *o)
 {
-    FILE *f = fopen(path, "r");
-    X509 *x = f != NULL ? PEM_read_X509(f, NULL, NULL, NULL) : NULL;
-    uint8_t ski[KW_SKI_LEN];
-    if (f != NULL)
-        fclose(f);
-    if (x == NULL || kw_keyid_from_pkey(X509_get0_pubkey(x), o->digest, ski) != 0)
-        die("cannot read --key-cert certificate");
-    X509_free(x);
+    EVP_PKEY *pub = kw_tool_cert_key(path, o->digest);
+    if (pub == NULL)
+        kw_tool_die("cannot read --key-cert certificate");
+    EVP_PKEY_free(pub);
     o->has_digest = 1;
 }
 
@@ -104,7 +83,7 @@ static uint8_t parse_opcode(const char *s)
     for (unsigned i = 0; i < 256; i++)
         if (strcmp(kw_opcode_name((uint8_t)i), s) == 0)
             return (uint8_t)i;
-    die("unknown --op (a number like 0x05 or a name like rsa-sign-sha256)");
+    kw_tool_die("unknown --op (a number like 0x05 or a name like rsa-sign-sha256)");
     return 0;
 }
 
@@ -131,15 +110,11 @@ static void usage(void)
 
 static void parse_args(int argc, char **argv, opts_t *o)
 {
-    static const struct option lo[] = {{"server", 1, 0, 's'},
-                                       {"cert", 1, 0, 'c'},
-                                       {"key", 1, 0, 'k'},
-                                       {"ca", 1, 0, 'a'},
+    static const struct option lo[] = {KW_TOOL_OPTIONS,
                                        {"op", 1, 0, 'o'},
                                        {"key-digest", 1, 0, 'd'},
                                        {"ski", 1, 0, 'S'},
                                        {"sni", 1, 0, 'n'},
-                                       {"key-cert", 1, 0, 'K'},
                                        {"payload-file", 1, 0, 'p'},
                                        {"payload-hex", 1, 0, 'P'},
                                        {"extra-hex", 1, 0, 'e'},
@@ -162,7 +137,6 @@ static void parse_args(int argc, char **argv, opts_t *o)
                                        {"hops", 1, 0, 'H'},
                                        {"client-ip", 1, 0, 'A'},
                                        {0, 0, 0, 0}};
-    int c;
     size_t len;
     o->opcode = KW_OP_PING;
     o->count = 1;
@@ -173,38 +147,26 @@ static void parse_args(int argc, char **argv, opts_t *o)
     o->seconds = 3;
     o->id = 1;
     o->hops = -1;
-    while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
+    for (;;) {
+        int c = kw_tool_getopt(argc, argv, "h", lo, &o->t);
+        if (c == -1)
+            break;
         switch (c) {
-        case 's':
-            o->server = optarg;
-            break;
-        case 'c':
-            o->cert = optarg;
-            break;
-        case 'k':
-            o->key = optarg;
-            break;
-        case 'a':
-            o->ca = optarg;
-            break;
         case 'o':
             o->opcode = parse_opcode(optarg);
             break;
         case 'd':
             if (strlen(optarg) != 64 || kw_hex_decode(optarg, o->digest, KW_DIGEST_LEN) != 0)
-                die("--key-digest needs 64 hex digits");
+                kw_tool_die("--key-digest needs 64 hex digits");
             o->has_digest = 1;
             break;
         case 'S':
             if (strlen(optarg) != 40 || kw_hex_decode(optarg, o->ski, KW_SKI_LEN) != 0)
-                die("--ski needs 40 hex digits");
+                kw_tool_die("--ski needs 40 hex digits");
             o->has_ski = 1;
             break;
         case 'n':
             o->sni = optarg;
-            break;
-        case 'K':
-            digest_of_cert(optarg, o);
             break;
         case 'p':
             o->payload = read_file(optarg, &o->payload_len);
@@ -273,7 +235,7 @@ static void parse_args(int argc, char **argv, opts_t *o)
             else if (inet_pton(AF_INET6, optarg, o->ip) == 1)
                 o->ip_len = 16;
             else
-                die("bad --client-ip");
+                kw_tool_die("bad --client-ip");
             break;
         case 'h':
             usage();
@@ -283,10 +245,12 @@ static void parse_args(int argc, char **argv, opts_t *o)
             exit(1);
         }
     }
-    if (o->server == NULL || (!o->plain && o->ca == NULL))
-        die("--server and --ca are required (see --help)");
+    if (o->t.key_cert != NULL)
+        digest_of_cert(o->t.key_cert, o);
+    if (o->t.server == NULL || (!o->plain && o->t.ca == NULL))
+        kw_tool_die("--server and --ca are required (see --help)");
     if (o->count < 1 || o->inflight < 1 || o->connections < 1)
-        die("--count, --inflight and --connections must be positive");
+        kw_tool_die("--count, --inflight and --connections must be positive");
 }
 
 /* ---- connection ---- */
@@ -299,36 +263,12 @@ typedef struct conn_s {
     SSL *ssl;
 } conn_t;
 
+/* A TCP connection to --server (exit 4 when refused), without Nagle's delay. */
 static int tcp_connect(const char *server)
 {
-    char host[256];
-    const char *port;
-    const char *colon = strrchr(server, ':');
-    if (colon == NULL || (size_t)(colon - server) >= sizeof(host))
-        die("--server must be HOST:PORT");
-    size_t hl = (size_t)(colon - server);
-    if (server[0] == '[' && hl >= 2) {
-        memcpy(host, server + 1, hl - 2);
-        host[hl - 2] = '\0';
-    } else {
-        memcpy(host, server, hl);
-        host[hl] = '\0';
-    }
-    port = colon + 1;
-    struct addrinfo hints = {0};
-    struct addrinfo *res = NULL;
-    hints.ai_socktype = SOCK_STREAM;
-    if (getaddrinfo(host, port, &hints, &res) != 0)
-        die("cannot resolve --server");
-    int fd = socket(res->ai_family, SOCK_STREAM, 0);
-    if (fd < 0 || connect(fd, res->ai_addr, res->ai_addrlen) != 0) {
-        freeaddrinfo(res);
-        fprintf(stderr, "kw_rawclient: cannot connect to %s: %s\n", server, strerror(errno));
-        exit(4);
-    }
-    freeaddrinfo(res);
+    int fd = kw_tool_connect(server, 4);
     int one = 1;
-    setsockopt(fd, IPPROTO_TCP, 1 /* TCP_NODELAY */, &one, sizeof(one));
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     return fd;
 }
 
@@ -340,14 +280,13 @@ static void set_timeout(int fd, long ms)
 
 static int conn_open(const opts_t *o, SSL_CTX *ctx, conn_t *c)
 {
-    c->fd = tcp_connect(o->server);
+    c->fd = tcp_connect(o->t.server);
     c->ssl = NULL;
     set_timeout(c->fd, o->timeout_ms);
     if (o->plain)
         return 0;
-    c->ssl = SSL_new(ctx);
-    SSL_set_fd(c->ssl, c->fd);
-    if (SSL_connect(c->ssl) != 1) {
+    c->ssl = kw_tool_handshake(ctx, c->fd, NULL);
+    if (c->ssl == NULL) {
         char err[512];
         kw_tls_error("TLS handshake refused", err, sizeof(err));
         fprintf(stderr, "kw_rawclient: %s\n", err);
@@ -435,19 +374,8 @@ static size_t build_frame(const opts_t *o, uint32_t id, uint8_t *out)
         m.client_ip = kw_bytes(o->ip, o->ip_len);
     size_t len = 0;
     if (kw_msg_encode(&m, o->pad, out, KW_MAX_FRAME, &len) != 0)
-        die("cannot encode the request (too big?)");
+        kw_tool_die("cannot encode the request (too big?)");
     return len;
-}
-
-static SSL_CTX *make_ctx(const opts_t *o)
-{
-    char err[512];
-    if (o->plain)
-        return NULL;
-    SSL_CTX *ctx = kw_tls_client_ctx(NULL, o->cert, o->key, o->ca, err, sizeof(err));
-    if (ctx == NULL)
-        die(err);
-    return ctx;
 }
 
 /* ---- single requests ---- */
@@ -471,12 +399,11 @@ static int handle_reply(const opts_t *o, const uint8_t *frame, size_t len, int q
     if (!quiet && o->out_file != NULL) {
         FILE *f = fopen(o->out_file, "wb");
         if (f == NULL || fwrite(m.payload.ptr, 1, m.payload.len, f) != m.payload.len)
-            die("cannot write --out file");
+            kw_tool_die("cannot write --out file");
         fclose(f);
         printf("id=%u opcode=0x%02x len=%u\n", h.id, m.opcode, m.payload.len);
     } else if (!quiet) {
-        char *hex = malloc(2 * (size_t)m.payload.len + 1);
-        kw_hex_encode(m.payload.ptr, m.payload.len, hex);
+        char *hex = kw_tool_hex(m.payload.ptr, m.payload.len);
         printf("id=%u opcode=0x%02x len=%u payload=%s\n", h.id, m.opcode, m.payload.len, hex);
         free(hex);
     }
@@ -498,7 +425,7 @@ static int closed_status(int n, const char *what)
 static int wait_close(const opts_t *o, conn_t *c, uint8_t *buf)
 {
     size_t have = 0;
-    double start = now_s();
+    double start = kw_tool_now();
     for (;;) {
         int n = read_frame(c, buf, &have);
         if (n > 0) {
@@ -511,7 +438,7 @@ static int wait_close(const opts_t *o, conn_t *c, uint8_t *buf)
             printf("server did not close within %ld ms\n", o->timeout_ms);
             return 4;
         }
-        printf("closed by server after %.0f ms%s%s\n", (now_s() - start) * 1000,
+        printf("closed by server after %.0f ms%s%s\n", (kw_tool_now() - start) * 1000,
                tls_failed ? ": " : "", tls_failed ? tls_err : "");
         return 0;
     }
@@ -638,7 +565,7 @@ static void *bench_thread(void *arg)
         have += (size_t)n;
         long k = take_replies(b, buf, &have);
         b->done += k;
-        if (now_s() < end) {
+        if (kw_tool_now() < end) {
             if (k > 0 && conn_write(&c, many, flen * (size_t)k) != 0)
                 b->failed = 1;
         } else {
@@ -666,7 +593,7 @@ static int run_bench(const opts_t *o, SSL_CTX *ctx)
         b[i].start = &start;
         pthread_create(&th[i], NULL, bench_thread, &b[i]);
     }
-    start = now_s();
+    start = kw_tool_now();
     pthread_barrier_wait(&ready);
     long done = 0, errors = 0, failed = 0;
     for (long i = 0; i < m; i++) {
@@ -675,7 +602,7 @@ static int run_bench(const opts_t *o, SSL_CTX *ctx)
         errors += b[i].errors;
         failed += b[i].failed;
     }
-    double elapsed = now_s() - start;
+    double elapsed = kw_tool_now() - start;
     printf("bench connections=%ld inflight=%ld seconds=%.2f ops=%ld ops_per_sec=%.1f errors=%ld "
            "failed_connections=%ld\n",
            m, o->inflight, elapsed, done, (double)done / elapsed, errors, failed);
@@ -690,7 +617,7 @@ int main(int argc, char **argv)
     opts_t o;
     memset(&o, 0, sizeof(o));
     parse_args(argc, argv, &o);
-    SSL_CTX *ctx = make_ctx(&o);
+    SSL_CTX *ctx = o.plain ? NULL : kw_tool_client_ctx(&o.t);
     int rc;
     if (o.bench) {
         rc = run_bench(&o, ctx);
@@ -698,7 +625,7 @@ int main(int argc, char **argv)
         conn_t c;
         uint8_t *buf = malloc(KW_MAX_FRAME);
         if (o.silent) {
-            c.fd = tcp_connect(o.server);
+            c.fd = tcp_connect(o.t.server);
             c.ssl = NULL;
             set_timeout(c.fd, o.timeout_ms);
             rc = wait_close(&o, &c, buf);
