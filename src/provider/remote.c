@@ -1,11 +1,16 @@
 /*
  * Key server requests for the provider (remote.h): submit through the shared client, then either
- * pause the current ASYNC job until the reply's eventfd is readable or block; turn every failure
- * into an error message a person can act on.
+ * pause the current ASYNC job until its connection's wait fd is signalled, or block; turn every
+ * failure into an error message a person can act on.
  */
 #include "remote.h"
 
+#include <errno.h>
+#include <poll.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 
 #include <openssl/async.h>
 #include <openssl/crypto.h>
@@ -15,26 +20,83 @@
 
 #define KW_RC_RAISED 1 /* an error was already raised (client creation failed) */
 
-/* ASYNC_WAIT_CTX cleanup: the job was abandoned while waiting, so nobody else frees req. */
-static void async_cleanup(ASYNC_WAIT_CTX *wctx, const void *key, OSSL_ASYNC_FD fd, void *data)
+/*
+ * ASYNC jobs wait on one eventfd per ASYNC_WAIT_CTX (that is, per SSL connection), registered once
+ * and kept until the wait context is freed. Applications keep their own tables of wait fds (HAProxy
+ * aborts when a number it still tracks is registered again), so the fd a connection waits on must
+ * not come and go per request: each request signals this fd once (kw_request_notify), and the
+ * resumed job consumes that signal so the fd is quiet between operations.
+ */
+typedef struct async_slot_s {
+    int fd;
+    kw_request_t *pending; /* the request a paused job waits for; freed if the job is abandoned */
+} async_slot_t;
+
+static const char async_slot_key = 'k'; /* its address names our fd in every wait context */
+
+/* Wait-context cleanup (the SSL is being freed): a job abandoned while paused still owns its
+ * request; once kw_request_free returns, the fd is never written again, so it can be closed. */
+static void async_slot_cleanup(ASYNC_WAIT_CTX *wctx, const void *key, OSSL_ASYNC_FD fd, void *data)
 {
-    kw_request_free(data);
+    async_slot_t *slot = data;
+    (void)wctx;
+    (void)key;
+    if (slot->pending != NULL)
+        kw_request_free(slot->pending);
+    close(fd);
+    free(slot);
+}
+
+/* The wait context's slot, made and registered on first use; NULL when that fails. */
+static async_slot_t *async_slot(ASYNC_WAIT_CTX *wctx)
+{
+    OSSL_ASYNC_FD fd = -1;
+    void *data = NULL;
+    if (ASYNC_WAIT_CTX_get_fd(wctx, &async_slot_key, &fd, &data) == 1 && data != NULL)
+        return data;
+    async_slot_t *slot = calloc(1, sizeof(*slot));
+    if (slot == NULL)
+        return NULL;
+    slot->fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (slot->fd < 0 || ASYNC_WAIT_CTX_set_wait_fd(wctx, &async_slot_key, slot->fd, slot,
+                                                   async_slot_cleanup) != 1) {
+        if (slot->fd >= 0)
+            close(slot->fd);
+        free(slot);
+        return NULL;
+    }
+    return slot;
+}
+
+/* Consumes the one signal of a completed request, which its completer writes right after
+ * publishing the result (so at most a few instructions later). */
+static void async_slot_consume(int fd)
+{
+    uint64_t v;
+    for (;;) {
+        if (read(fd, &v, sizeof(v)) == (ssize_t)sizeof(v) || (errno != EAGAIN && errno != EINTR))
+            return;
+        struct pollfd p = {.fd = fd, .events = POLLIN, .revents = 0};
+        (void)poll(&p, 1, 1000);
+    }
 }
 
 /* Pauses job until req completes; blocks instead when the job cannot take a wait fd. */
 static int wait_async(ASYNC_JOB *job, kw_request_t *req)
 {
     ASYNC_WAIT_CTX *wctx = ASYNC_get_wait_ctx(job);
-    int fd = kw_request_fd(req);
-    if (wctx == NULL || fd < 0 ||
-        ASYNC_WAIT_CTX_set_wait_fd(wctx, req, fd, req, async_cleanup) != 1)
-        return kw_request_wait(req);
+    async_slot_t *slot = wctx != NULL ? async_slot(wctx) : NULL;
+    if (slot == NULL || kw_request_notify(req, slot->fd) != 1)
+        return kw_request_wait(req); /* no slot, or already complete */
+    slot->pending = req;
     while (!kw_request_done(req)) {
         if (ASYNC_pause_job() != 1)
             break;
     }
-    (void)ASYNC_WAIT_CTX_clear_fd(wctx, req);
-    return kw_request_wait(req);
+    int rc = kw_request_wait(req); /* returns at once unless the pause failed */
+    async_slot_consume(slot->fd);
+    slot->pending = NULL;
+    return rc;
 }
 
 /* A completed request and its reply payload (pointing into req). */

@@ -20,6 +20,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 
 #include <openssl/evp.h>
@@ -440,6 +441,53 @@ static void test_handshake_timeout(void **state)
     close(fd);
 }
 
+/* kw_request_notify: a second fd signalled exactly once at completion; 0 for a completed
+ * request, KW_EINVAL for a second call while pending; after kw_request_free of a pending one the fd
+ * is never written. A call once the request is complete returns 0: no signal. */
+static void test_request_notify(void **state)
+{
+    (void)state;
+    uint16_t port;
+    char servers[64];
+    uint64_t v = 0;
+    int nfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    assert_true(nfd >= 0);
+    snprintf(servers, sizeof(servers), "127.0.0.1:%u", closed_port());
+    kw_client_t *c = client_for(servers, 5000, 1000);
+    kw_msg_t m = ping_msg();
+    kw_request_t *r = NULL;
+    assert_int_equal(kw_client_submit(c, &m, &r), 0);
+    assert_int_equal(kw_request_notify(r, nfd), 1);
+    assert_int_equal(kw_request_notify(r, nfd), KW_EINVAL);
+    struct pollfd p = {.fd = nfd, .events = POLLIN, .revents = 0};
+    assert_int_equal(poll(&p, 1, 3000), 1); /* refused: fails fast, and signals */
+    assert_true(kw_request_done(r));
+    assert_int_equal(read(nfd, &v, sizeof(v)), (ssize_t)sizeof(v));
+    assert_int_equal(v, 1);
+    assert_int_equal(kw_request_notify(r, nfd), 0); /* complete now: no (second) signal */
+    kw_request_free(r);
+    assert_false(readable(nfd));
+
+    assert_int_equal(kw_client_submit(c, &m, &r), 0);
+    assert_int_equal(kw_request_wait(r), 0);
+    assert_int_equal(kw_request_notify(r, nfd), 0); /* already complete: no signal */
+    kw_request_free(r);
+    assert_false(readable(nfd));
+    kw_client_free(c);
+
+    int lfd = silent_listener(&port);
+    snprintf(servers, sizeof(servers), "127.0.0.1:%u", port);
+    c = client_for(servers, 60000, 30000);
+    assert_int_equal(kw_client_submit(c, &m, &r), 0);
+    assert_int_equal(kw_request_notify(r, nfd), 1);
+    kw_request_free(
+        r); /* pending: cancelled; the fd must stay quiet even when the client fails it */
+    kw_client_free(c);
+    assert_false(readable(nfd));
+    close(lfd);
+    close(nfd);
+}
+
 /* Pending requests: freed before completion (cancel), waited on from the fd, and failed with
  * KW_ECLOSED when the client is freed. */
 static void test_cancel_and_close(void **state)
@@ -489,6 +537,7 @@ int main(void)
         cmocka_unit_test(test_client_new_errors),
         cmocka_unit_test(test_refused_fails_fast),
         cmocka_unit_test(test_handshake_timeout),
+        cmocka_unit_test(test_request_notify),
         cmocka_unit_test(test_cancel_and_close),
     };
     return cmocka_run_group_tests(tests, make_identity, remove_identity);
