@@ -41,7 +41,9 @@ typedef struct kw_client_config_s {
  * and writes a sentence into err. */
 int kw_client_new(const kw_client_config_t *cfg, kw_client_t **out, char *err, size_t errlen);
 
-/* Stops the I/O thread, closes connections, fails pending requests with KW_ECLOSED. */
+/* Stops the I/O thread, closes connections, fails pending requests with KW_ECLOSED. No other
+ * thread may be inside a call on this client or in kw_request_wait for one of its requests
+ * (a waiting caller may be reading a connection itself); afterwards the requests stay valid. */
 void kw_client_free(kw_client_t *client);
 
 /*

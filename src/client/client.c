@@ -278,6 +278,7 @@ int kw_client_submit(kw_client_t *client, const kw_msg_t *msg, kw_request_t **ou
     kw_request_t *r = kwc_request_new(core->pool, 0);
     if (r == NULL)
         return KW_ENOMEM;
+    r->core = core;
     rc = encode_frame(client, msg, r);
     if (rc == 0)
         rc = kwc_core_enqueue(core, r); /* takes the I/O reference */

@@ -9,6 +9,7 @@
  * blocked in the thread.
  */
 #include <errno.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -101,6 +102,56 @@ int kwc_core_enqueue(kwc_core_t *core, kw_request_t *r)
     if (wake)
         kw_efd_signal(core->wake_fd);
     return 0;
+}
+
+/* Reads conn on the caller's thread until r is done, the conn is no longer up, or limit_us. */
+static void lead_loop(kwc_core_t *core, kwc_conn_t *conn, kw_request_t *r, uint64_t limit_us)
+{
+    while (!kw_request_done(r) && conn->state == KWC_CONN_UP) {
+        uint64_t now = kwc_now_us();
+        if (now >= limit_us)
+            return;
+        struct pollfd p = {.fd = conn->fd, .events = POLLIN, .revents = 0};
+        int n = poll(&p, 1, (int)((limit_us - now + 999u) / 1000u));
+        if (n < 0 && errno != EINTR)
+            return;
+        core->now_us = kwc_now_us();
+        if (n > 0) {
+            kwc_conn_event(conn, EPOLLIN);
+            flush_dirty(core);
+        }
+    }
+}
+
+int kwc_core_lead(kwc_core_t *core, kw_request_t *r)
+{
+    if (ERR_peek_error() != 0 || pthread_mutex_trylock(&core->io_lock) != 0)
+        return 0;
+    kwc_conn_t *conn = r->conn; /* I/O-thread fields: ours while we hold io_lock */
+    int lead = !kw_request_done(r) && conn != NULL && conn->state == KWC_CONN_UP &&
+               conn->woff == conn->wlen && conn->events != 0;
+    if (lead) {
+        /* The I/O thread must not be woken for this socket meanwhile: it would only wait for
+         * io_lock. EPOLL_CTL_MOD with no events keeps the registration. */
+        struct epoll_event ev;
+        memset(&ev, 0, sizeof(ev));
+        ev.data.ptr = conn;
+        lead = epoll_ctl(core->epfd, EPOLL_CTL_MOD, conn->fd, &ev) == 0;
+    }
+    if (lead) {
+        lead_loop(core, conn, r, r->try_deadline_us);
+        if (conn->fd >= 0 && conn->events != 0) {
+            struct epoll_event ev;
+            memset(&ev, 0, sizeof(ev));
+            ev.events = conn->events;
+            ev.data.ptr = conn;
+            if (epoll_ctl(core->epfd, EPOLL_CTL_MOD, conn->fd, &ev) != 0)
+                kwc_conn_fail(conn, KW_EIO, "epoll: %s", strerror(errno));
+        }
+        ERR_clear_error();
+    }
+    pthread_mutex_unlock(&core->io_lock);
+    return lead;
 }
 
 /* Takes the submission queue; returns 1 when the core is stopping. */

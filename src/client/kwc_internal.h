@@ -58,6 +58,7 @@ struct kw_request_s {
     int efd;              /* -1 for internal requests */
     unsigned fork_gen;    /* kwc_fork_gen at creation */
     kw_efd_pool_t *pool;  /* reference held while efd is ours */
+    kwc_core_t *core;     /* the core it was submitted to (kwc_core_lead) */
     /* result: written by the I/O thread before state becomes DONE */
     int status;
     uint8_t remote_err;
@@ -218,6 +219,12 @@ int kwc_core_start(kw_client_t *c, kwc_core_t **out, char *err, size_t errlen);
 void kwc_core_stop(kwc_core_t *core);
 /* Enqueues r for the I/O thread (takes over its I/O reference). KW_ECLOSED when stopping. */
 int kwc_core_enqueue(kwc_core_t *core, kw_request_t *r);
+/*
+ * Blocking wait for r on the caller's thread: when io_lock is free and r is in flight on an up
+ * connection, reads that connection until r completes or its try deadline passes (then the I/O
+ * thread takes over again: retries, timeouts). Returns 1 when it led, 0 when it did not.
+ */
+int kwc_core_lead(kwc_core_t *core, kw_request_t *r);
 /* In a forked child: closes the core's descriptors, touches no TLS state, leaks the rest. */
 void kwc_core_abandon(kwc_core_t *core);
 void kwc_core_set_error(kwc_core_t *core, const char *fmt, ...)

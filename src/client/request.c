@@ -129,6 +129,9 @@ int kw_request_wait(kw_request_t *req)
 {
     if (req == NULL)
         return KW_EINVAL;
+    if (!kw_request_done(req) && req->core != NULL &&
+        req->fork_gen == atomic_load_explicit(&kwc_fork_gen, memory_order_relaxed))
+        (void)kwc_core_lead(req->core, req);
     while (!kw_request_done(req)) {
         struct pollfd p = {.fd = req->efd, .events = POLLIN, .revents = 0};
         if (poll(&p, 1, -1) < 0 && errno != EINTR)
