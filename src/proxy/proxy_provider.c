@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include <openssl/provider.h>
@@ -86,27 +87,25 @@ static int check_values(const kw_proxy_config_t *cfg, const char *module, char *
     return 0;
 }
 
+/* The generated configuration lives in an anonymous memory file (memfd), loaded through its
+ * /proc/self/fd path: nothing is written to disk and no temporary name can be raced. */
 static int load_conf(OSSL_LIB_CTX *libctx, const kw_proxy_config_t *cfg, const char *module,
                      char *err, size_t errlen)
 {
-    const char *tmpdir = getenv("TMPDIR");
-    char path[PATH_MAX];
-    snprintf(path, sizeof(path), "%s/keyward-proxy-XXXXXX",
-             tmpdir != NULL && tmpdir[0] != '\0' ? tmpdir : "/tmp");
-    int fd = mkstemp(path);
+    int fd = memfd_create("keyward-proxy.cnf", MFD_CLOEXEC);
     if (fd < 0) {
-        snprintf(err, errlen, "cannot create a temporary file in %s: %m (set TMPDIR)", path);
+        snprintf(err, errlen, "cannot create the provider configuration in memory: %m");
         return KW_EIO;
     }
-    FILE *f = fdopen(fd, "w");
+    char path[64];
+    snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+    FILE *f = fdopen(dup(fd), "w");
     int rc = f != NULL ? write_conf(f, cfg, module) : KW_EIO;
     if (f != NULL && fclose(f) != 0) {
         rc = KW_EIO;
-    } else if (f == NULL) {
-        close(fd);
     }
     if (rc != 0) {
-        snprintf(err, errlen, "cannot write %s", path);
+        snprintf(err, errlen, "cannot write the provider configuration");
     } else if (!OSSL_LIB_CTX_load_config(libctx, path)) {
         char ossl[512];
         kw_tls_error("", ossl, sizeof(ossl));
@@ -114,7 +113,7 @@ static int load_conf(OSSL_LIB_CTX *libctx, const kw_proxy_config_t *cfg, const c
                  ossl);
         rc = KW_ECONFIG;
     }
-    unlink(path);
+    close(fd);
     return rc;
 }
 
