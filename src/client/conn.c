@@ -97,6 +97,7 @@ void kwc_conn_fail(kwc_conn_t *conn, int err, const char *fmt, ...)
     core->rnd = core->rnd * 1103515245u + 12345u;
     uint32_t delay = kw_lb_jitter(s->backoff_ms, core->rnd >> 8);
     s->retry_us = core->now_us + (uint64_t)delay * 1000u;
+    s->failed_us = core->now_us;
     kwc_core_set_error(core, "%s: %s", s->addr->label, why);
     if (was_up)
         kw_warn("keyward client: key server %s: %s; retrying in %u ms", s->addr->label, why, delay);

@@ -55,6 +55,35 @@ static int any_usable(const kwc_core_t *core)
     return 0;
 }
 
+/* A server this deep in backoff has refused or failed every attempt for about 1.5 s. */
+#define KWC_OUTAGE_BACKOFF_MS 800u
+/* During an outage, requests make a server be tried again at most this often. */
+#define KWC_PROBE_GAP_US 200000u
+
+/* Every server has failed its last several connection attempts: an outage, not a restart in
+ * progress. Requests then fail at once instead of waiting for their deadline. */
+static int outage(const kwc_core_t *core)
+{
+    for (size_t i = 0; i < core->n_servers; i++) {
+        const kwc_server_t *s = &core->servers[i];
+        if (s->conn.state != KWC_CONN_IDLE || s->backoff_ms < KWC_OUTAGE_BACKOFF_MS)
+            return 0;
+    }
+    return core->n_servers > 0;
+}
+
+/* A request during an outage brings the next connection attempts forward (rate-limited), so a
+ * server that is back is found by the next request rather than after the backoff. */
+static void probe_soon(kwc_core_t *core)
+{
+    for (size_t i = 0; i < core->n_servers; i++) {
+        kwc_server_t *s = &core->servers[i];
+        uint64_t earliest = s->failed_us + KWC_PROBE_GAP_US;
+        if (s->conn.state == KWC_CONN_IDLE && s->retry_us > earliest)
+            s->retry_us = earliest > core->now_us ? earliest : core->now_us;
+    }
+}
+
 /* Takes r off its connection and out of the id map. */
 static void detach(kw_request_t *r)
 {
@@ -107,6 +136,8 @@ static void send_or_park(kwc_core_t *core, kw_request_t *r)
 {
     int i = pick(core, r);
     if (i < 0) {
+        if (core->ever_up && outage(core))
+            probe_soon(core); /* r waits for that attempt only */
         kwc_rlist_push(&core->pending, r);
         return;
     }
@@ -276,16 +307,20 @@ void kwc_dispatch_timeouts(kwc_core_t *core)
 void kwc_dispatch_connect_failed(kwc_core_t *core, int err)
 {
     /* Once some server has worked, a refused connection is a restart in progress: requests wait
-     * for it until their deadline. Before that (a wrong address, a server not running) and for
-     * TLS failures (certificates), each failed attempt uses up a try, so errors come fast. */
-    if (any_usable(core) || (core->ever_up && err != KW_ETLS))
+     * for it, until their deadline or until every server has failed long enough to call it an
+     * outage (then they fail at once). Before that (a wrong address, a server not running) and
+     * for TLS failures (certificates), each failed attempt uses up a try, so errors come fast. */
+    if (any_usable(core))
+        return;
+    int down = core->ever_up && err != KW_ETLS && outage(core);
+    if (core->ever_up && err != KW_ETLS && !down)
         return;
     kw_request_t *next;
     for (kw_request_t *r = core->pending.head; r != NULL; r = next) {
         next = r->next;
         r->last_err = err;
         r->tries++;
-        if (r->tries >= core->max_tries) {
+        if (down || r->tries >= core->max_tries) {
             kwc_rlist_remove(&core->pending, r);
             kwc_request_complete(r, err, 0, NULL, 0);
         }

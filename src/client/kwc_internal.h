@@ -132,6 +132,7 @@ struct kwc_server_s {
     kwc_conn_t conn;
     uint32_t backoff_ms; /* 0 after a success */
     uint64_t retry_us;   /* next connection attempt when idle */
+    uint64_t failed_us;  /* last connection failure */
     uint64_t last_rx_us; /* last reply of any kind */
     double ewma_us;
     unsigned inflight; /* caller requests in flight (not pings) */

@@ -258,6 +258,16 @@ if [ "$MODE" = keyserver ]; then
     [ "$rc" = 35 ] || fail "key server down: expected a handshake failure (curl 35), got $rc"
     kill -0 "$MAIN_PROXY_PID" || fail "proxy died with the key server down"
     pass "key server down: full handshakes fail cleanly (curl exit 35), proxy keeps running"
+    # Once the key server has been gone for a while (an outage, not a restart), a handshake fails
+    # in about a connection attempt, not after the 5 s key server timeout.
+    sleep 2
+    t0=$(date +%s%N)
+    rc=0
+    get localhost /ks-outage --tlsv1.3 >/dev/null 2>&1 || rc=$?
+    ms=$((($(date +%s%N) - t0) / 1000000))
+    [ "$rc" = 35 ] || fail "key server outage: expected a handshake failure (curl 35), got $rc"
+    [ "$ms" -lt 2000 ] || fail "key server outage: the handshake took $ms ms to fail"
+    pass "key server outage: a handshake fails in $ms ms (no wait for the 5 s timeout)"
     (printf 'GET / HTTP/1.0\r\n\r\n'; sleep 0.5) | s_client localhost -sess_in "$KW_TMP/sess" \
         >"$KW_TMP/s3.out" || true
     grep -q "^Reused," "$KW_TMP/s3.out" || fail "resumption with the key server down"
