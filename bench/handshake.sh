@@ -41,23 +41,7 @@ write_openssl_conf "$KW_TMP/prov.cnf" "127.0.0.1:$KS_PORT"
 # reply.
 nginx_conf() {
     local dir=$KW_TMP/$1
-    mkdir -p "$dir/tmp"
-    cat >"$dir/nginx.conf" <<CONF
-worker_processes $5;
-daemon off;
-user root;
-error_log $dir/error.log warn;
-pid $dir/nginx.pid;
-env OPENSSL_CONF;
-events { worker_connections 1024; }
-http {
-    access_log off;
-    keepalive_timeout 0;
-    client_body_temp_path $dir/tmp/body;
-    proxy_temp_path $dir/tmp/proxy;
-    fastcgi_temp_path $dir/tmp/fastcgi;
-    uwsgi_temp_path $dir/tmp/uwsgi;
-    scgi_temp_path $dir/tmp/scgi;
+    write_nginx_conf "$dir" "$5" "$dir/error.log" "    keepalive_timeout 0;
     server {
         listen 127.0.0.1:$2 ssl;
         ssl_certificate $3;
@@ -65,10 +49,8 @@ http {
         ssl_protocols TLSv1.3;
         ssl_session_cache off;
         ssl_session_tickets off;
-        location / { return 200 "ok\n"; }
-    }
-}
-CONF
+        location / { return 200 \"ok\n\"; }
+    }" warn
 }
 
 # cpu_ticks PID...: user+system CPU ticks (1/100 s) used so far by the processes and children.

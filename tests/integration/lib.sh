@@ -294,3 +294,55 @@ kw_audit_count() {
         echo 0
     fi
 }
+
+# write_nginx_conf DIR WORKERS ERROR_LOG SERVER_BLOCKS [LEVEL]: DIR/nginx.conf for Debian's nginx in the
+# foreground as root (daemon off, env OPENSSL_CONF passed through, temporary paths under DIR/tmp,
+# no access log), with SERVER_BLOCKS (text) inside `http { }`. Start it with
+# `nginx -p DIR -c DIR/nginx.conf -e ERROR_LOG`.
+write_nginx_conf() {
+    local dir=$1 workers=$2 errlog=$3 servers=$4 level=${5:-info}
+    mkdir -p "$dir/tmp"
+    cat >"$dir/nginx.conf" <<CONF
+worker_processes $workers;
+master_process on;
+daemon off;
+user root;
+error_log $errlog $level;
+pid $dir/nginx.pid;
+env OPENSSL_CONF;
+events { worker_connections 1024; }
+http {
+    access_log off;
+    client_body_temp_path $dir/tmp/body;
+    proxy_temp_path $dir/tmp/proxy;
+    fastcgi_temp_path $dir/tmp/fastcgi;
+    uwsgi_temp_path $dir/tmp/uwsgi;
+    scgi_temp_path $dir/tmp/scgi;
+$servers
+}
+CONF
+}
+
+# softhsm_token: a fresh SoftHSM2 token "keyward" (user PIN 246810, in $KW_TMP/hsm/pin) in its own
+# token directory; sets MODULE (the SoftHSM2 PKCS#11 module), H ($KW_TMP/hsm) and exports
+# SOFTHSM2_CONF.
+softhsm_token() {
+    local m
+    MODULE=""
+    for m in /usr/lib/softhsm/libsofthsm2.so /usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so \
+        /usr/lib64/softhsm/libsofthsm2.so; do
+        [ -f "$m" ] && MODULE=$m && break
+    done
+    [ -n "$MODULE" ] || fail "SoftHSM2 is not installed (run scripts/install-deps.sh)"
+    command -v pkcs11-tool >/dev/null ||
+        fail "pkcs11-tool (opensc) is not installed (run scripts/install-deps.sh)"
+    H=$KW_TMP/hsm
+    mkdir -p "$H/tokens"
+    export SOFTHSM2_CONF=$H/softhsm2.conf
+    printf 'directories.tokendir = %s\nobjectstore.backend = file\nlog.level = ERROR\n' \
+        "$H/tokens" >"$SOFTHSM2_CONF"
+    softhsm2-util --init-token --free --label keyward --pin 246810 --so-pin 13579111 >/dev/null ||
+        fail "softhsm2-util --init-token"
+    printf '246810\n' >"$H/pin"
+    chmod 600 "$H/pin"
+}

@@ -9,24 +9,8 @@
 # provider, s_client) when the provider is built.
 . "$(dirname "$0")/lib.sh"
 
-MODULE=""
-for m in /usr/lib/softhsm/libsofthsm2.so /usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so \
-    /usr/lib64/softhsm/libsofthsm2.so; do
-    [ -f "$m" ] && MODULE=$m && break
-done
-[ -n "$MODULE" ] || fail "SoftHSM2 is not installed (run scripts/install-deps.sh)"
-command -v pkcs11-tool >/dev/null || fail "pkcs11-tool (opensc) is not installed (run scripts/install-deps.sh)"
-
 make_pki
-H=$KW_TMP/hsm
-mkdir -p "$H/tokens"
-export SOFTHSM2_CONF=$H/softhsm2.conf
-printf 'directories.tokendir = %s\nobjectstore.backend = file\nlog.level = ERROR\n' "$H/tokens" \
-    >"$SOFTHSM2_CONF"
-softhsm2-util --init-token --free --label keyward --pin 246810 --so-pin 13579111 >/dev/null ||
-    fail "softhsm2-util --init-token"
-printf '246810\n' >"$H/pin"
-chmod 600 "$H/pin"
+softhsm_token
 P11=(pkcs11-tool --module "$MODULE" --token-label keyward --login --pin 246810)
 "${P11[@]}" --keypairgen --key-type rsa:2048 --id 01 --label site-rsa >/dev/null 2>&1 ||
     fail "RSA key generation on the token"

@@ -112,24 +112,7 @@ KS_N=$KS_PID
 write_openssl_conf_master "$KW_TMP/ms-nginx.cnf" "127.0.0.1:$KS_PORT"
 NGX=$KW_TMP/nginx
 NGX_PORT=$(free_port)
-mkdir -p "$NGX/tmp"
-cat >"$NGX/nginx.conf" <<CONF
-worker_processes 1;
-master_process on;
-daemon off;
-user root;
-error_log $KW_TMP/nginx-error.log info;
-pid $NGX/nginx.pid;
-env OPENSSL_CONF;
-events { worker_connections 64; }
-http {
-    access_log off;
-    client_body_temp_path $NGX/tmp/body;
-    proxy_temp_path $NGX/tmp/proxy;
-    fastcgi_temp_path $NGX/tmp/fastcgi;
-    uwsgi_temp_path $NGX/tmp/uwsgi;
-    scgi_temp_path $NGX/tmp/scgi;
-    server {
+write_nginx_conf "$NGX" 1 "$KW_TMP/nginx-error.log" "    server {
         listen 127.0.0.1:$NGX_PORT ssl;
         server_name localhost;
         ssl_certificate $PKI/certs/rsa2048.crt;
@@ -138,10 +121,8 @@ http {
         ssl_ciphers $RSA_CIPHERS;
         ssl_session_cache off;
         ssl_session_tickets off;
-        location / { return 200 "hello nginx \$ssl_protocol \$ssl_cipher\n"; }
-    }
-}
-CONF
+        location / { return 200 \"hello nginx \$ssl_protocol \$ssl_cipher\n\"; }
+    }"
 start_bg nginx env OPENSSL_CONF="$KW_TMP/ms-nginx.cnf" LD_PRELOAD="$PRELOAD" \
     nginx -p "$NGX" -c "$NGX/nginx.conf" -e "$KW_TMP/nginx-error.log"
 NGX_PID=$LAST_PID
@@ -219,22 +200,7 @@ audit_expect "chain: A (forwarded)" "$AUDIT_A" 4 1 edge "$PKI/certs/rsa2048.crt"
 audit_expect "chain: B (computed the master secrets)" "$AUDIT_B" 4 1 ks-a "$PKI/certs/rsa2048.crt"
 
 # ---- 4. PKCS#11: an RSA key generated on a SoftHSM2 token -------------------------------------
-MODULE=""
-for m in /usr/lib/softhsm/libsofthsm2.so /usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so \
-    /usr/lib64/softhsm/libsofthsm2.so; do
-    [ -f "$m" ] && MODULE=$m && break
-done
-[ -n "$MODULE" ] || fail "SoftHSM2 is not installed (scripts/install-deps.sh)"
-command -v pkcs11-tool >/dev/null || fail "pkcs11-tool (opensc) is not installed"
-H=$KW_TMP/hsm
-mkdir -p "$H/tokens"
-export SOFTHSM2_CONF=$H/softhsm2.conf
-printf 'directories.tokendir = %s\nobjectstore.backend = file\nlog.level = ERROR\n' "$H/tokens" \
-    >"$SOFTHSM2_CONF"
-softhsm2-util --init-token --free --label keyward --pin 246810 --so-pin 13579111 >/dev/null ||
-    fail "softhsm2-util --init-token"
-printf '246810\n' >"$H/pin"
-chmod 600 "$H/pin"
+softhsm_token
 pkcs11-tool --module "$MODULE" --token-label keyward --login --pin 246810 --keypairgen \
     --key-type rsa:2048 --id 01 --label site-rsa >/dev/null 2>&1 || fail "RSA keygen on the token"
 pkcs11-tool --module "$MODULE" --token-label keyward --read-object --type pubkey --id 01 \

@@ -97,30 +97,12 @@ pass "key server back: all three s_server processes serve again"
 # --- the same with nginx (master + worker)
 NGX=$KW_TMP/nginx
 NGX_PORT=$(free_port)
-mkdir -p "$NGX/tmp"
-cat >"$NGX/nginx.conf" <<CONF
-worker_processes 1;
-daemon off;
-user root;
-error_log $NGX/error.log info;
-pid $NGX/nginx.pid;
-env OPENSSL_CONF;
-events { worker_connections 64; }
-http {
-    access_log off;
-    client_body_temp_path $NGX/tmp/body;
-    proxy_temp_path $NGX/tmp/proxy;
-    fastcgi_temp_path $NGX/tmp/fastcgi;
-    uwsgi_temp_path $NGX/tmp/uwsgi;
-    scgi_temp_path $NGX/tmp/scgi;
-    server {
+write_nginx_conf "$NGX" 1 "$NGX/error.log" "    server {
         listen 127.0.0.1:$NGX_PORT ssl;
         ssl_certificate $PKI/certs/rsa2048.crt;
         ssl_certificate_key $KW_TMP/rsa2048.stub;
-        location / { return 200 "hello\n"; }
-    }
-}
-CONF
+        location / { return 200 \"hello\n\"; }
+    }"
 start_bg nginx "${PROVIDER_ENV[@]}" nginx -p "$NGX" -c "$NGX/nginx.conf" -e "$NGX/error.log"
 NGX_PID=$LAST_PID
 wait_port "$NGX_PORT" 15 || fail "nginx did not start"

@@ -34,26 +34,8 @@ site() { # port name
     }
 CONF
 }
-cat >"$NGX/nginx.conf" <<CONF
-worker_processes 1;
-master_process on;
-daemon off;
-user root;
-error_log $NGX/logs/error.log info;
-pid $NGX/nginx.pid;
-env OPENSSL_CONF;
-events { worker_connections 64; }
-http {
-    access_log off;
-    client_body_temp_path $NGX/tmp/body;
-    proxy_temp_path $NGX/tmp/proxy;
-    fastcgi_temp_path $NGX/tmp/fastcgi;
-    uwsgi_temp_path $NGX/tmp/uwsgi;
-    scgi_temp_path $NGX/tmp/scgi;
-$(site "$RSA_PORT" rsa2048)
-$(site "$EC_PORT" ecdsa-p256)
-}
-CONF
+write_nginx_conf "$NGX" 1 "$NGX/logs/error.log" "$(site "$RSA_PORT" rsa2048)
+$(site "$EC_PORT" ecdsa-p256)"
 
 start_bg nginx env OPENSSL_CONF="$KW_TMP/prov.cnf" LD_PRELOAD="$(kw_provider_preload)" \
     nginx -p "$NGX" -c "$NGX/nginx.conf" -e "$NGX/logs/error.log"
