@@ -56,6 +56,8 @@ static void close_socket(kwc_conn_t *conn, int graceful)
         conn->fd = -1;
     }
     conn->events = 0;
+    conn->led = 0;
+    conn->gen++;
     if (conn->rbuf != NULL)
         OPENSSL_cleanse(conn->rbuf, conn->rlen);
     conn->rlen = 0;

@@ -3,10 +3,12 @@
  * Callers hand requests over through a mutex-protected queue and an eventfd ("wake"), written only
  * when the queue goes from idle to busy, so a burst of submissions costs one wakeup. Fast path:
  * when the I/O thread is asleep in epoll_wait (io_lock free) and nothing is queued, the caller
- * takes io_lock and sends its request itself, which saves a thread wakeup per request; the I/O
- * thread still reads every reply. Each loop turn: wait for events (io_lock released), handle them,
- * run the timers (tick), then write every connection's batched frames in one go. Signals are
- * blocked in the thread.
+ * takes io_lock and sends its request itself, which saves a thread wakeup per request. Likewise a
+ * caller blocking on its reply (kw_request_wait) may read that connection itself (kwc_core_lead:
+ * it sleeps in poll without io_lock and reads only under it, with the socket masked in epoll), so
+ * the reply wakes only the thread that waits for it. Each loop turn: wait for events (io_lock
+ * released), handle them, run the timers (tick), then write every connection's batched frames in
+ * one go. Signals are blocked in the thread.
  */
 #include <errno.h>
 #include <poll.h>
@@ -104,23 +106,39 @@ int kwc_core_enqueue(kwc_core_t *core, kw_request_t *r)
     return 0;
 }
 
-/* Reads conn on the caller's thread until r is done, the conn is no longer up, or limit_us. */
-static void lead_loop(kwc_core_t *core, kwc_conn_t *conn, kw_request_t *r, uint64_t limit_us)
+/* Sets conn's epoll interest to events (conn->events itself is left alone). */
+static int set_epoll(kwc_core_t *core, kwc_conn_t *conn, uint32_t events)
 {
-    while (!kw_request_done(r) && conn->state == KWC_CONN_UP) {
-        uint64_t now = kwc_now_us();
-        if (now >= limit_us)
-            return;
-        struct pollfd p = {.fd = conn->fd, .events = POLLIN, .revents = 0};
-        int n = poll(&p, 1, (int)((limit_us - now + 999u) / 1000u));
-        if (n < 0 && errno != EINTR)
-            return;
-        core->now_us = kwc_now_us();
-        if (n > 0) {
-            kwc_conn_event(conn, EPOLLIN);
-            flush_dirty(core);
-        }
+    struct epoll_event ev;
+    memset(&ev, 0, sizeof(ev));
+    ev.events = events;
+    ev.data.ptr = conn;
+    return epoll_ctl(core->epfd, EPOLL_CTL_MOD, conn->fd, &ev);
+}
+
+/* Waits (io_lock released) until conn's socket is readable, r completes, or limit_us; then reads
+ * conn if it is still the same connection. Returns 0 to go on, -1 to stop leading. */
+static int lead_once(kwc_core_t *core, kwc_conn_t *conn, unsigned gen, kw_request_t *r,
+                     uint64_t limit_us)
+{
+    uint64_t now = kwc_now_us();
+    if (now >= limit_us)
+        return -1;
+    struct pollfd p[2] = {{.fd = conn->fd, .events = POLLIN, .revents = 0},
+                          {.fd = r->efd, .events = POLLIN, .revents = 0}};
+    pthread_mutex_unlock(&core->io_lock);
+    int n = poll(p, 2, (int)((limit_us - now + 999u) / 1000u));
+    pthread_mutex_lock(&core->io_lock);
+    if (n < 0 && errno != EINTR)
+        return -1;
+    core->now_us = kwc_now_us();
+    if (conn->gen != gen || conn->state != KWC_CONN_UP)
+        return -1; /* closed meanwhile (the I/O thread retries or fails r) */
+    if (n > 0 && (p[0].revents & (POLLIN | POLLERR | POLLHUP)) != 0) {
+        kwc_conn_event(conn, EPOLLIN);
+        flush_dirty(core);
     }
+    return 0;
 }
 
 int kwc_core_lead(kwc_core_t *core, kw_request_t *r)
@@ -128,24 +146,21 @@ int kwc_core_lead(kwc_core_t *core, kw_request_t *r)
     if (ERR_peek_error() != 0 || pthread_mutex_trylock(&core->io_lock) != 0)
         return 0;
     kwc_conn_t *conn = r->conn; /* I/O-thread fields: ours while we hold io_lock */
-    int lead = !kw_request_done(r) && conn != NULL && conn->state == KWC_CONN_UP &&
-               conn->woff == conn->wlen && conn->events != 0;
+    int lead = !kw_request_done(r) && r->efd >= 0 && conn != NULL && conn->state == KWC_CONN_UP &&
+               !conn->led && conn->events != 0;
+    /* The I/O thread must not be woken for this socket meanwhile: it would only race us for it.
+     * EPOLL_CTL_MOD with no events keeps the registration. */
+    if (lead)
+        lead = set_epoll(core, conn, 0) == 0;
     if (lead) {
-        /* The I/O thread must not be woken for this socket meanwhile: it would only wait for
-         * io_lock. EPOLL_CTL_MOD with no events keeps the registration. */
-        struct epoll_event ev;
-        memset(&ev, 0, sizeof(ev));
-        ev.data.ptr = conn;
-        lead = epoll_ctl(core->epfd, EPOLL_CTL_MOD, conn->fd, &ev) == 0;
-    }
-    if (lead) {
-        lead_loop(core, conn, r, r->try_deadline_us);
-        if (conn->fd >= 0 && conn->events != 0) {
-            struct epoll_event ev;
-            memset(&ev, 0, sizeof(ev));
-            ev.events = conn->events;
-            ev.data.ptr = conn;
-            if (epoll_ctl(core->epfd, EPOLL_CTL_MOD, conn->fd, &ev) != 0)
+        unsigned gen = conn->gen;
+        uint64_t limit = r->try_deadline_us;
+        conn->led = 1;
+        while (!kw_request_done(r) && lead_once(core, conn, gen, r, limit) == 0)
+            ;
+        if (conn->gen == gen) {
+            conn->led = 0;
+            if (conn->fd >= 0 && conn->events != 0 && set_epoll(core, conn, conn->events) != 0)
                 kwc_conn_fail(conn, KW_EIO, "epoll: %s", strerror(errno));
         }
         ERR_clear_error();

@@ -123,6 +123,8 @@ struct kwc_conn_s {
     uint64_t deadline_us; /* connect + handshake + probe must finish before this */
     uint64_t progress_us; /* last reply, or when inflight became non-empty */
     int ping_out;         /* a health ping is in flight */
+    int led;              /* a caller is reading it (kwc_core_lead); its epoll events are masked */
+    unsigned gen;         /* incremented when its socket is closed */
 };
 
 struct kwc_server_s {
@@ -222,8 +224,9 @@ void kwc_core_stop(kwc_core_t *core);
 int kwc_core_enqueue(kwc_core_t *core, kw_request_t *r);
 /*
  * Blocking wait for r on the caller's thread: when io_lock is free and r is in flight on an up
- * connection, reads that connection until r completes or its try deadline passes (then the I/O
- * thread takes over again: retries, timeouts). Returns 1 when it led, 0 when it did not.
+ * connection no other caller reads, masks it in epoll and reads it (under io_lock, sleeping in
+ * poll without it) until r completes, the connection closes or r's try deadline passes; then the
+ * I/O thread has it again (retries, timeouts). Returns 1 when it led, 0 when it did not.
  */
 int kwc_core_lead(kwc_core_t *core, kw_request_t *r);
 /* In a forked child: closes the core's descriptors, touches no TLS state, leaks the rest. */
