@@ -346,3 +346,26 @@ softhsm_token() {
     printf '246810\n' >"$H/pin"
     chmod 600 "$H/pin"
 }
+
+# wait_for_line FILE PATTERN WHAT [SECONDS]: waits (default 10 s) until FILE has a line matching
+# the grep pattern PATTERN; fails with "WHAT" otherwise.
+wait_for_line() {
+    local file=$1 pattern=$2 what=$3 tries=$(( ${4:-10} * 20 ))
+    until grep -q -- "$pattern" "$file" 2>/dev/null; do
+        tries=$((tries - 1))
+        [ "$tries" -gt 0 ] || fail "$what"
+        sleep 0.05
+    done
+}
+
+# curl_expect WHAT PORT PATTERN [curl args...]: one HTTPS GET of https://localhost:PORT/ (site CA,
+# 30 s at most, never the keyward provider); the reply must match the extended regex PATTERN.
+curl_expect() {
+    local what=$1 port=$2 pat=$3 out
+    shift 3
+    out=$(OPENSSL_CONF=/dev/null curl -sS --max-time 30 --cacert "$PKI/site-ca.crt" \
+        --resolve "localhost:$port:127.0.0.1" "$@" "https://localhost:$port/" 2>&1) ||
+        fail "$what: curl: $out"
+    grep -Eq -- "$pat" <<<"$out" || fail "$what: unexpected reply: $out"
+    pass "$what (${out%%$'\n'*})"
+}

@@ -101,11 +101,7 @@ pass "no payload (digest, ciphertext) or result (PMS) bytes in the audit log"
 # Rotation: rename the file, SIGHUP; new lines go to a new file at the old path.
 mv "$AUDIT" "$AUDIT.1"
 kill -HUP "$KS"
-t0=$(date +%s%N)
-until grep -q "audit log $AUDIT reopened" "$KW_TMP/ks.log"; do
-    [ $((($(date +%s%N) - t0) / 1000000)) -lt 3000 ] || fail "no reopen after SIGHUP"
-    sleep 0.05
-done
+wait_for_line "$KW_TMP/ks.log" "audit log $AUDIT reopened" "no reopen after SIGHUP" 3
 kw_rawc "$PORT" --op 0x15 --key-cert "$PKI/certs/ecdsa-p256.crt" --payload-file "$W/dgst" \
     --count 3 | kw_grep "3 replies" || fail "3 signs after rotation"
 sleep 1.2

@@ -46,17 +46,6 @@ tls_expect() {
     pass "$what"
 }
 
-# curl_expect WHAT PORT PATTERN [curl args...]: one HTTPS GET through curl; the body must match.
-curl_expect() {
-    local what=$1 port=$2 pat=$3 out
-    shift 3
-    out=$(OPENSSL_CONF=/dev/null curl -sS --max-time 30 --cacert "$PKI/site-ca.crt" \
-        --resolve "localhost:$port:127.0.0.1" "$@" "https://localhost:$port/" 2>&1) ||
-        fail "$what: curl: $out"
-    grep -Eq -- "$pat" <<<"$out" || fail "$what: unexpected reply: $out"
-    pass "$what (${out%%$'\n'*})"
-}
-
 # rsa_kx_set NAME PORT BODY: the master-secret handshakes every part runs (4: EMS and no EMS with
 # the SHA-256 PRF, no EMS with the SHA-384 PRF, curl) against a server whose reply matches BODY.
 rsa_kx_set() {
@@ -104,6 +93,24 @@ stop_ks() { # stop_ks NAME PID: the key server must exit 0 on SIGTERM (and flush
     [ "$rc" = 0 ] || fail "key server $1 exited with $rc after SIGTERM"
 }
 
+# check_web_server NAME PID PORT KS_PID AUDIT WHAT: a web server answering "hello NAME <protocol>
+# <cipher>" in master-secret mode: the four RSA key exchange handshakes, ECDHE-RSA and TLS 1.3 on
+# the sign path; then it and its key server are stopped and the audit must hold 4 master secrets
+# and 2 signatures, nothing else.
+check_web_server() {
+    local name=$1 pid=$2 port=$3 ks=$4 audit=$5 what=$6
+    wait_port "$port" 30 || fail "$name did not start"
+    pass "$name started with $what in master-secret mode"
+    rsa_kx_set "$name" "$port" "hello $name TLSv1.2 AES(128|256)-GCM-SHA(256|384)"
+    curl_expect "$name: TLS 1.2 ECDHE-RSA (sign path)" "$port" \
+        "hello $name TLSv1.2 ECDHE-RSA-AES128-GCM-SHA256" --tls-max 1.2 \
+        --ciphers ECDHE-RSA-AES128-GCM-SHA256
+    curl_expect "$name: TLS 1.3 (sign path)" "$port" "hello $name TLSv1.3" --tlsv1.3
+    kw_stop "$pid" 30 || true
+    stop_ks "$name" "$ks"
+    audit_expect "$name" "$audit" 4 2 edge "$PKI/certs/rsa2048.crt"
+}
+
 # ---- 1. nginx ---------------------------------------------------------------------------------
 AUDIT_N=$KW_TMP/audit-nginx.jsonl
 KS_PORT=$(free_port)
@@ -125,17 +132,7 @@ write_nginx_conf "$NGX" 1 "$KW_TMP/nginx-error.log" "    server {
     }"
 start_bg nginx env OPENSSL_CONF="$KW_TMP/ms-nginx.cnf" LD_PRELOAD="$PRELOAD" \
     nginx -p "$NGX" -c "$NGX/nginx.conf" -e "$KW_TMP/nginx-error.log"
-NGX_PID=$LAST_PID
-wait_port "$NGX_PORT" 30 || fail "nginx did not start"
-pass "nginx started with a key stub in master-secret mode"
-rsa_kx_set nginx "$NGX_PORT" "hello nginx TLSv1.2 AES(128|256)-GCM-SHA(256|384)"
-curl_expect "nginx: TLS 1.2 ECDHE-RSA (sign path)" "$NGX_PORT" \
-    "hello nginx TLSv1.2 ECDHE-RSA-AES128-GCM-SHA256" --tls-max 1.2 \
-    --ciphers ECDHE-RSA-AES128-GCM-SHA256
-curl_expect "nginx: TLS 1.3 (sign path)" "$NGX_PORT" "hello nginx TLSv1.3" --tlsv1.3
-kw_stop "$NGX_PID" 30 || true
-stop_ks nginx "$KS_N"
-audit_expect nginx "$AUDIT_N" 4 2 edge "$PKI/certs/rsa2048.crt"
+check_web_server nginx "$LAST_PID" "$NGX_PORT" "$KS_N" "$AUDIT_N" "a key stub"
 
 # ---- 2. HAProxy -------------------------------------------------------------------------------
 AUDIT_H=$KW_TMP/audit-haproxy.jsonl
@@ -159,17 +156,7 @@ frontend rsa
 CFG
 start_bg haproxy env OPENSSL_CONF="$KW_TMP/ms-haproxy.cnf" LD_PRELOAD="$PRELOAD" \
     haproxy -db -f "$KW_TMP/haproxy.cfg"
-HA_PID=$LAST_PID
-wait_port "$HA_PORT" 30 || fail "haproxy did not start"
-pass "haproxy started with a certificate + key stub PEM in master-secret mode"
-rsa_kx_set haproxy "$HA_PORT" "hello haproxy TLSv1.2 AES(128|256)-GCM-SHA(256|384)"
-curl_expect "haproxy: TLS 1.2 ECDHE-RSA (sign path)" "$HA_PORT" \
-    "hello haproxy TLSv1.2 ECDHE-RSA-AES128-GCM-SHA256" --tls-max 1.2 \
-    --ciphers ECDHE-RSA-AES128-GCM-SHA256
-curl_expect "haproxy: TLS 1.3 (sign path)" "$HA_PORT" "hello haproxy TLSv1.3" --tlsv1.3
-kw_stop "$HA_PID" 30 || true
-stop_ks haproxy "$KS_H"
-audit_expect haproxy "$AUDIT_H" 4 2 edge "$PKI/certs/rsa2048.crt"
+check_web_server haproxy "$LAST_PID" "$HA_PORT" "$KS_H" "$AUDIT_H" "a certificate + key stub PEM"
 
 # ---- 3. chain: edge -> A (no keys) -> B (keys) ------------------------------------------------
 AUDIT_A=$KW_TMP/audit-a.jsonl

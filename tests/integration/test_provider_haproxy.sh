@@ -37,16 +37,6 @@ frontend ec
 CFG
 }
 
-get() { # port what expect curl-args...
-    local port=$1 what=$2 expect=$3 out
-    shift 3
-    out=$(OPENSSL_CONF=/dev/null curl -sS --max-time 10 --cacert "$PKI/site-ca.crt" \
-        --resolve "localhost:$port:127.0.0.1" "$@" "https://localhost:$port/" 2>&1) ||
-        fail "$what: curl: $out"
-    grep -q "$expect" <<<"$out" || fail "$what: unexpected reply: $out"
-    pass "$what ($out)"
-}
-
 run_haproxy() { # name cfg env...
     local name=$1 cfg=$2
     shift 2
@@ -59,11 +49,11 @@ run_haproxy() { # name cfg env...
 haproxy_cfg "$KW_TMP/ha-conf.cfg" "    maxconn 100"
 run_haproxy haproxy-conf "$KW_TMP/ha-conf.cfg" OPENSSL_CONF="$KW_TMP/prov.cnf"
 pass "haproxy loaded cert+stub PEMs (provider from OPENSSL_CONF)"
-get "$RSA_PORT" "haproxy RSA TLS 1.2 RSA key exchange" "TLSv1.2 AES128-GCM-SHA256" \
+curl_expect "haproxy RSA TLS 1.2 RSA key exchange" "$RSA_PORT" "TLSv1.2 AES128-GCM-SHA256" \
     --tlsv1.2 --tls-max 1.2 --ciphers AES128-GCM-SHA256
-get "$RSA_PORT" "haproxy RSA TLS 1.2 ECDHE-RSA" "TLSv1.2 ECDHE-RSA" --tlsv1.2 --tls-max 1.2
-get "$RSA_PORT" "haproxy RSA TLS 1.3" "hello rsa2048 TLSv1.3" --tlsv1.3
-get "$EC_PORT" "haproxy ECDSA TLS 1.3" "hello ecdsa-p256 TLSv1.3" --tlsv1.3
+curl_expect "haproxy RSA TLS 1.2 ECDHE-RSA" "$RSA_PORT" "TLSv1.2 ECDHE-RSA" --tlsv1.2 --tls-max 1.2
+curl_expect "haproxy RSA TLS 1.3" "$RSA_PORT" "hello rsa2048 TLSv1.3" --tlsv1.3
+curl_expect "haproxy ECDSA TLS 1.3" "$EC_PORT" "hello ecdsa-p256 TLSv1.3" --tlsv1.3
 kill "$HA_PID"
 wait "$HA_PID" 2>/dev/null || true
 
@@ -74,5 +64,5 @@ run_haproxy haproxy-prov "$KW_TMP/ha-prov.cfg" OPENSSL_CONF=/dev/null \
     KEYWARD_SERVERS="127.0.0.1:$KS_PORT" KEYWARD_CLIENT_CERT="$PKI/edge.crt" \
     KEYWARD_CLIENT_KEY="$PKI/edge.key" KEYWARD_CA="$PKI/ca.crt"
 pass "haproxy loaded the provider itself (ssl-provider keyward, KEYWARD_* settings)"
-get "$RSA_PORT" "haproxy ssl-provider RSA TLS 1.3" "hello rsa2048 TLSv1.3" --tlsv1.3
-get "$EC_PORT" "haproxy ssl-provider ECDSA TLS 1.2" "TLSv1.2 ECDHE-ECDSA" --tlsv1.2 --tls-max 1.2
+curl_expect "haproxy ssl-provider RSA TLS 1.3" "$RSA_PORT" "hello rsa2048 TLSv1.3" --tlsv1.3
+curl_expect "haproxy ssl-provider ECDSA TLS 1.2" "$EC_PORT" "TLSv1.2 ECDHE-ECDSA" --tlsv1.2 --tls-max 1.2

@@ -18,7 +18,7 @@ done
 RSA_PORT=$(free_port)
 EC_PORT=$(free_port)
 NGX=$KW_TMP/nginx
-mkdir -p "$NGX/logs" "$NGX/tmp"
+mkdir -p "$NGX/tmp"
 site() { # port name
     cat <<CONF
     server {
@@ -34,36 +34,25 @@ site() { # port name
     }
 CONF
 }
-write_nginx_conf "$NGX" 1 "$NGX/logs/error.log" "$(site "$RSA_PORT" rsa2048)
+write_nginx_conf "$NGX" 1 "$KW_TMP/nginx-error.log" "$(site "$RSA_PORT" rsa2048)
 $(site "$EC_PORT" ecdsa-p256)"
 
 start_bg nginx env OPENSSL_CONF="$KW_TMP/prov.cnf" LD_PRELOAD="$(kw_provider_preload)" \
-    nginx -p "$NGX" -c "$NGX/nginx.conf" -e "$NGX/logs/error.log"
+    nginx -p "$NGX" -c "$NGX/nginx.conf" -e "$KW_TMP/nginx-error.log"
 NGX_PID=$LAST_PID
-wait_port "$RSA_PORT" 15 || { cat "$NGX/logs/error.log" >&2; fail "nginx did not start"; }
+wait_port "$RSA_PORT" 15 || fail "nginx did not start" # fail prints nginx-error.log
 wait_port "$EC_PORT" 5 || fail "nginx did not listen on the ECDSA port"
 pgrep -P "$NGX_PID" >/dev/null || fail "nginx master has no worker process"
 pass "nginx started with key stubs (master pid $NGX_PID, worker forked)"
 
-# get PORT WHAT EXPECT curl-args...
-get() {
-    local port=$1 what=$2 expect=$3 out
-    shift 3
-    out=$(OPENSSL_CONF=/dev/null curl -sS --max-time 10 --cacert "$PKI/site-ca.crt" \
-        --resolve "localhost:$port:127.0.0.1" "$@" "https://localhost:$port/" 2>&1) ||
-        { cat "$NGX/logs/error.log" >&2; fail "$what: curl: $out"; }
-    grep -q "$expect" <<<"$out" || fail "$what: unexpected reply: $out"
-    pass "$what ($out)"
-}
-
-get "$RSA_PORT" "nginx RSA TLS 1.2 RSA key exchange" "TLSv1.2 AES128-GCM-SHA256" \
+curl_expect "nginx RSA TLS 1.2 RSA key exchange" "$RSA_PORT" "TLSv1.2 AES128-GCM-SHA256" \
     --tlsv1.2 --tls-max 1.2 --ciphers AES128-GCM-SHA256
-get "$RSA_PORT" "nginx RSA TLS 1.2 ECDHE-RSA" "TLSv1.2 ECDHE-RSA-AES128-GCM-SHA256" \
+curl_expect "nginx RSA TLS 1.2 ECDHE-RSA" "$RSA_PORT" "TLSv1.2 ECDHE-RSA-AES128-GCM-SHA256" \
     --tlsv1.2 --tls-max 1.2 --ciphers ECDHE-RSA-AES128-GCM-SHA256
-get "$RSA_PORT" "nginx RSA TLS 1.3" "hello rsa2048 TLSv1.3" --tlsv1.3
-get "$EC_PORT" "nginx ECDSA TLS 1.2 ECDHE-ECDSA" "TLSv1.2 ECDHE-ECDSA-AES128-GCM-SHA256" \
+curl_expect "nginx RSA TLS 1.3" "$RSA_PORT" "hello rsa2048 TLSv1.3" --tlsv1.3
+curl_expect "nginx ECDSA TLS 1.2 ECDHE-ECDSA" "$EC_PORT" "TLSv1.2 ECDHE-ECDSA-AES128-GCM-SHA256" \
     --tlsv1.2 --tls-max 1.2
-get "$EC_PORT" "nginx ECDSA TLS 1.3" "hello ecdsa-p256 TLSv1.3" --tlsv1.3
+curl_expect "nginx ECDSA TLS 1.3" "$EC_PORT" "hello ecdsa-p256 TLSv1.3" --tlsv1.3
 
 # several connections in a row through the same worker (its client reuses its key server link)
 for i in 1 2 3 4 5; do

@@ -85,12 +85,7 @@ pass "key server audit: get-cert-chain requests, ECDSA signatures for the fetche
 
 # short.example: due at once; the key server still has the old one, so it stays.
 served_has short.example "$OLD_SERIAL" || fail "short.example: not the first certificate"
-tries=100
-until grep -q "short.example expires soon and the key server has no newer one" "$KW_TMP/proxy.log"; do
-    tries=$((tries - 1))
-    [ $tries -gt 0 ] || fail "no refetch of short.example"
-    sleep 0.05
-done
+wait_for_line "$KW_TMP/proxy.log" "short.example expires soon and the key server has no newer one" "no refetch of short.example" 5
 pass "short.example (last third of its lifetime) fetched again; no newer one yet"
 
 # Renewed on the key server: valid from 1 hour ago for 30 days, same key; SIGHUP reloads.
@@ -100,12 +95,7 @@ NEW_SERIAL=$(openssl x509 -in "$KW_TMP/short-new.crt" -noout -serial)
 [ "$NEW_SERIAL" != "$OLD_SERIAL" ] || fail "renewed certificate has the old serial"
 cat "$KW_TMP/short-new.crt" "$PKI/site-ca.crt" >"$PKI/keys/short.crt" # a chain of two this time
 kill -HUP "$KS_PID"
-tries=100
-until grep -q "certificate for short.example renewed from the key server" "$KW_TMP/proxy.log"; do
-    tries=$((tries - 1))
-    [ $tries -gt 0 ] || fail "short.example was not renewed after the key server's reload"
-    sleep 0.05
-done
+wait_for_line "$KW_TMP/proxy.log" "certificate for short.example renewed from the key server" "short.example was not renewed after the key server's reload" 5
 served_has short.example "$NEW_SERIAL" || fail "short.example: renewed certificate not served"
 grep -q "^ 1 s:" "$KW_TMP/sclient.out" ||
     fail "short.example: the chain's second certificate was not sent"
@@ -134,22 +124,12 @@ sign_short "$(date -u -d '-10 minutes' +%y%m%d%H%M%SZ)" "$(date -u -d '+30 days'
     "$PKI/keys/short.crt"
 EARLY_SERIAL=$(openssl x509 -in "$PKI/keys/short.crt" -noout -serial)
 kill -HUP "$KS_PID"
-tries=200
-until kw_grep "certificate for short.example renewed from the key server" "$KW_TMP/proxy2.log"; do
-    tries=$((tries - 1))
-    [ $tries -gt 0 ] || fail "recheck: the early renewal was not picked up"
-    sleep 0.05
-done
+wait_for_line "$KW_TMP/proxy2.log" "certificate for short.example renewed from the key server" "recheck: the early renewal was not picked up" 10
 served_has short.example "$EARLY_SERIAL" || fail "recheck: $EARLY_SERIAL not served"
 pass "--cert-recheck-s 1: an early renewal (not near expiry) served at once ($EARLY_SERIAL)"
 cp "$KW_TMP/short-30d.crt" "$PKI/keys/short.crt"
 kill -HUP "$KS_PID"
-tries=200
-until kw_grep "offers an older certificate for short.example" "$KW_TMP/proxy2.log"; do
-    tries=$((tries - 1))
-    [ $tries -gt 0 ] || fail "recheck: the older certificate was not noticed"
-    sleep 0.05
-done
+wait_for_line "$KW_TMP/proxy2.log" "offers an older certificate for short.example" "recheck: the older certificate was not noticed" 10
 served_has short.example "$EARLY_SERIAL" || fail "recheck: rolled back to an older certificate"
 pass "an older certificate on the key server is not taken back"
 kill "$PROXY_PID"
