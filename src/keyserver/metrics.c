@@ -353,7 +353,8 @@ static void render_gauges(kw_ks_metrics_t *m, sbuf_t *b)
         "# TYPE keyward_workers gauge\nkeyward_workers %u\n",
         m->workers);
     put(b,
-        "# HELP keyward_worker_busy_seconds_total Time workers spent on key operations; "
+        "# HELP keyward_worker_busy_seconds_total Time spent on key operations (workers, and the "
+        "loop thread for a lone request); "
         "rate() / keyward_workers is the utilisation.\n"
         "# TYPE keyward_worker_busy_seconds_total counter\n"
         "keyward_worker_busy_seconds_total %.6f\n",

@@ -62,11 +62,18 @@ void kw_ks_server_mark_dirty(kw_ks_server_t *s, kw_ks_conn_t *c)
 }
 
 /* Check phase: runs after the poll phase of every loop iteration, so every reply produced by
- * this iteration's reads and finished jobs goes out in one TLS write per connection. */
+ * this iteration's reads and finished jobs goes out in one TLS write per connection. A lone
+ * request is signed here (kw_ks_workers_run_held); a flush can resume reading buffered requests
+ * and hold another, so this repeats until nothing is held and nothing is dirty: work never waits
+ * for the next poll. */
 static void on_check(uv_check_t *h)
 {
     kw_ks_server_t *s = h->data;
-    while (s->dirty != NULL) {
+    for (;;) {
+        if (!s->stopping)
+            kw_ks_workers_run_held(&s->workers);
+        if (s->dirty == NULL)
+            break;
         kw_ks_conn_t *list = s->dirty;
         s->dirty = NULL;
         while (list != NULL) {
@@ -142,6 +149,7 @@ int kw_ks_server_init(kw_ks_server_t *s, uv_loop_t *loop, const kw_ks_config_t *
     s->workers.data = s;
     s->workers.metrics = s->metrics;
     s->workers.timeout_ns = cfg->request_timeout_ms * 1000000u;
+    s->workers.run_inline = 1;
     int rc = kw_ks_workers_start(&s->workers, loop, cfg->workers, cfg->ctx_cache_slots,
                                  kw_ks_request_done);
     if (rc != 0) {

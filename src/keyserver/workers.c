@@ -2,6 +2,8 @@
  * Worker threads for private-key jobs: a FIFO under one mutex and condition variable (signalled
  * only when a worker is idle), a done list under its own mutex, and an eventfd that wakes the
  * loop when the done list goes from empty to non-empty, so one wake-up carries many results.
+ * A lone job (the only one of a loop iteration, nothing queued, a key in memory) is held and run
+ * on the loop thread at the end of the iteration instead: see kw_ks_workers_run_held.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -13,11 +15,6 @@
 #include "metrics.h"
 #include "ops.h"
 #include "workers.h"
-
-typedef struct kw_ks_worker_s {
-    kw_ks_workers_t *pool;
-    kw_ks_op_cache_t *cache;
-} kw_ks_worker_t;
 
 static void push_done(kw_ks_workers_t *w, kw_ks_job_t *job)
 {
@@ -51,6 +48,26 @@ static void run_job(kw_ks_worker_t *self, kw_ks_job_t *job)
                                job->tls_version, job->out, &job->out_len);
     if (w->metrics != NULL)
         kw_ks_metrics_worker_busy(w->metrics, kw_ks_metrics_now_ns() - t0);
+}
+
+/* Queues a list under the lock and wakes as many idle workers as it needs. */
+static void enqueue(kw_ks_workers_t *w, kw_ks_job_t *head, kw_ks_job_t *tail, size_t count)
+{
+    tail->next = NULL;
+    pthread_mutex_lock(&w->lock);
+    if (w->queue_tail == NULL)
+        w->queue_head = head;
+    else
+        w->queue_tail->next = head;
+    w->queue_tail = tail;
+    unsigned idle = w->idle;
+    if (idle > 0) {
+        if (count > 1 && idle > 1)
+            pthread_cond_broadcast(&w->cond);
+        else
+            pthread_cond_signal(&w->cond);
+    }
+    pthread_mutex_unlock(&w->lock);
 }
 
 static void *worker_main(void *arg)
@@ -107,6 +124,7 @@ int kw_ks_workers_start(kw_ks_workers_t *w, uv_loop_t *loop, unsigned n, unsigne
     void *data = w->data;
     struct kw_ks_metrics_s *metrics = w->metrics;
     uint64_t timeout_ns = w->timeout_ns;
+    int run_inline = w->run_inline;
     memset(w, 0, sizeof(*w));
     w->data = data;
     w->metrics = metrics;
@@ -118,9 +136,12 @@ int kw_ks_workers_start(kw_ks_workers_t *w, uv_loop_t *loop, unsigned n, unsigne
     pthread_mutex_init(&w->lock, NULL);
     pthread_cond_init(&w->cond, NULL);
     pthread_mutex_init(&w->done_lock, NULL);
+    w->run_inline = run_inline;
+    w->loop_worker.pool = w;
+    w->loop_worker.cache = kw_ks_op_cache_new(cache_slots);
     w->threads = calloc(n, sizeof(*w->threads));
     w->workers = calloc(n, sizeof(*w->workers));
-    if (w->threads == NULL || w->workers == NULL)
+    if (w->threads == NULL || w->workers == NULL || w->loop_worker.cache == NULL)
         return KW_ENOMEM;
     w->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (w->wake_fd < 0)
@@ -143,29 +164,57 @@ int kw_ks_workers_start(kw_ks_workers_t *w, uv_loop_t *loop, unsigned n, unsigne
     return 0;
 }
 
+/* A job the loop may run itself: a key in memory (a token's latency is not the loop's to wait
+ * out) and nothing queued for the workers (a queue means load: the loop stays free for I/O). */
+static int may_hold(kw_ks_workers_t *w, const kw_ks_job_t *job)
+{
+    if (!w->run_inline || job->key == NULL || job->key->p11 != NULL)
+        return 0;
+    pthread_mutex_lock(&w->lock);
+    int empty = w->queue_head == NULL;
+    pthread_mutex_unlock(&w->lock);
+    return empty;
+}
+
 void kw_ks_workers_submit(kw_ks_workers_t *w, kw_ks_job_t *head, kw_ks_job_t *tail, size_t count)
 {
     if (head == NULL)
         return;
-    tail->next = NULL;
-    pthread_mutex_lock(&w->lock);
-    if (w->queue_tail == NULL)
-        w->queue_head = head;
-    else
-        w->queue_tail->next = head;
-    w->queue_tail = tail;
-    unsigned idle = w->idle;
-    if (idle > 0) {
-        if (count > 1 && idle > 1)
-            pthread_cond_broadcast(&w->cond);
-        else
-            pthread_cond_signal(&w->cond);
+    if (w->held != NULL) { /* a second job this iteration: both go to the workers, in order */
+        kw_ks_job_t *held = w->held;
+        w->held = NULL;
+        held->next = head;
+        enqueue(w, held, tail, count + 1);
+        return;
     }
-    pthread_mutex_unlock(&w->lock);
+    if (count == 1 && may_hold(w, head)) {
+        head->next = NULL;
+        w->held = head;
+        return;
+    }
+    enqueue(w, head, tail, count);
+}
+
+void kw_ks_workers_run_held(kw_ks_workers_t *w)
+{
+    kw_ks_job_t *job = w->held;
+    if (job == NULL)
+        return;
+    w->held = NULL;
+    run_job(&w->loop_worker, job);
+    job->next = NULL;
+    w->done_cb(w, job);
 }
 
 void kw_ks_workers_stop(kw_ks_workers_t *w, uv_close_cb close_cb)
 {
+    if (w->held != NULL) { /* not run yet: cancelled like the queue */
+        kw_ks_job_t *held = w->held;
+        w->held = NULL;
+        held->next = NULL;
+        held->cancelled = 1;
+        w->done_cb(w, held);
+    }
     pthread_mutex_lock(&w->lock);
     w->stop = 1;
     pthread_cond_broadcast(&w->cond);
@@ -183,6 +232,8 @@ void kw_ks_workers_stop(kw_ks_workers_t *w, uv_close_cb close_cb)
         drain_done(w); /* results that finished while stopping */
     for (unsigned i = 0; i < w->n && w->workers != NULL; i++)
         kw_ks_op_cache_free(w->workers[i].cache);
+    kw_ks_op_cache_free(w->loop_worker.cache);
+    w->loop_worker.cache = NULL;
     free(w->workers);
     free(w->threads);
     w->workers = NULL;
