@@ -87,8 +87,13 @@ static int km_export(void *keydata, int selection, OSSL_CALLBACK *cb, void *cbar
     kw_key_t *key = keydata;
     if (key == NULL || key->pub == NULL)
         return 0;
-    if ((selection & OSSL_KEYMGMT_SELECT_PRIVATE_KEY) != 0)
-        return 0; /* never: the private key is on the key server */
+    if ((selection & OSSL_KEYMGMT_SELECT_PRIVATE_KEY) != 0) {
+        /* never: the private key is on the key server. Said, so that `openssl pkey -in STUB`
+         * and the like fail with a reason instead of silently. */
+        kw_prov_raise(key->pctx, KW_PROV_R_NOT_EXPORTABLE,
+                      "the private key stays on the key server; only the public key exports");
+        return 0;
+    }
     return EVP_PKEY_export(key->pub, selection, cb, cbarg);
 }
 

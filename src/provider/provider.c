@@ -80,6 +80,7 @@ static const OSSL_ITEM kw_reasons[] = {
     {KW_PROV_R_BAD_KEY, "bad keyward key"},
     {KW_PROV_R_NO_PRIVATE, "no private key"},
     {KW_PROV_R_INTERNAL, "keyward internal error"},
+    {KW_PROV_R_NOT_EXPORTABLE, "private key not exportable"},
     {0, NULL},
 };
 

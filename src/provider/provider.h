@@ -30,6 +30,7 @@ enum kw_prov_reason {
     KW_PROV_R_BAD_KEY = 6,     /* malformed stub, URI or public key */
     KW_PROV_R_NO_PRIVATE = 7,  /* a public-only key was asked to sign/decrypt */
     KW_PROV_R_INTERNAL = 8,
+    KW_PROV_R_NOT_EXPORTABLE = 9, /* a program asked for the private part of a keyward key */
 };
 
 /* Settings (openssl.cnf [keyward_sect], each overridable by an environment variable). */

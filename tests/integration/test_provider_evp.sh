@@ -27,7 +27,7 @@ check() { # what key cert ops...
 }
 
 RSA_OPS=(sign:SHA256 sign:SHA384 sign:SHA512 sign:SHA1 pss:SHA256 pss:SHA384 pss:SHA512
-    rawsign:SHA256 badpss decrypt rawdecrypt tlsdecrypt)
+    rawsign:SHA256 badpss decrypt rawdecrypt tlsdecrypt stream:SHA256 stream:SHA384 noexport)
 check "RSA-2048 stub" "$KW_TMP/rsa2048.stub" "$PKI/certs/rsa2048.crt" "${RSA_OPS[@]}"
 check "RSA-4096 stub" "$KW_TMP/rsa4096.stub" "$PKI/certs/rsa4096.crt" pss:SHA256 tlsdecrypt
 check "RSA-2048 URI" "keyward:sha256=$(kw_keyid "$PKI/certs/rsa2048.crt")" \
@@ -36,11 +36,11 @@ SKI=$(openssl x509 -in "$PKI/certs/ecdsa-p256.crt" -noout -ext subjectKeyIdentif
     tail -1 | tr -d ' :')
 check "ECDSA P-256 ski URI" "keyward:ski=$SKI" "$PKI/certs/ecdsa-p256.crt" sign:SHA256
 check "ECDSA P-256 stub" "$KW_TMP/ecdsa-p256.stub" "$PKI/certs/ecdsa-p256.crt" \
-    sign:SHA256 sign:SHA384 sign:SHA1 rawsign:SHA256
+    sign:SHA256 sign:SHA384 sign:SHA1 rawsign:SHA256 stream:SHA256 noexport
 check "ECDSA P-384 stub" "$KW_TMP/ecdsa-p384.stub" "$PKI/certs/ecdsa-p384.crt" sign:SHA384
-check "Ed25519 stub" "$KW_TMP/ed25519.stub" "$PKI/certs/ed25519.crt" ed25519
+check "Ed25519 stub" "$KW_TMP/ed25519.stub" "$PKI/certs/ed25519.crt" ed25519 noexport
 check "RSA async" --async "$KW_TMP/rsa2048.stub" "$PKI/certs/rsa2048.crt" \
-    sign:SHA256 pss:SHA256 decrypt tlsdecrypt
+    sign:SHA256 pss:SHA256 decrypt tlsdecrypt stream:SHA256
 check "RSA-4096 async" --async "$KW_TMP/rsa4096.stub" "$PKI/certs/rsa4096.crt" \
     pss:SHA256 pss:SHA384 tlsdecrypt
 # an RSA-4096 operation takes the key server milliseconds: those jobs must have paused, not
@@ -48,7 +48,8 @@ check "RSA-4096 async" --async "$KW_TMP/rsa4096.stub" "$PKI/certs/rsa4096.crt" \
 pauses=$(sed -n 's/^ok: .* async (\([0-9]*\) pauses)$/\1/p' "$KW_TMP/check.out" | paste -sd+ | bc)
 [ "${pauses:-0}" -gt 0 ] || fail "RSA-4096 ASYNC jobs never paused"
 pass "RSA-4096 ASYNC jobs paused $pauses times while the key server worked"
-check "ECDSA async" --async "$KW_TMP/ecdsa-p256.stub" "$PKI/certs/ecdsa-p256.crt" sign:SHA256
+check "ECDSA async" --async "$KW_TMP/ecdsa-p256.stub" "$PKI/certs/ecdsa-p256.crt" sign:SHA256 \
+    stream:SHA256
 check "Ed25519 async" --async "$KW_TMP/ed25519.stub" "$PKI/certs/ed25519.crt" ed25519
 
 # certificate requests signed with remote keys (X509_REQ_sign needs the AlgorithmIdentifier)
@@ -68,6 +69,32 @@ grep -q "no AlgorithmIdentifier" "$KW_TMP/req.err" || fail "PSS CSR: unclear err
 pass "RSA-PSS CSR refused with a reason"
 
 # the check itself can fail: a stub against the wrong certificate
+# openssl dgst -sign streams the file through EVP_DigestSignUpdate/Final (a BIO_f_md chain)
+head -c 100000 /dev/urandom >"$KW_TMP/big"
+for k in rsa2048 ecdsa-p256; do
+    openssl dgst -sha256 -sign "$KW_TMP/$k.stub" -out "$KW_TMP/big.sig" "$KW_TMP/big" ||
+        fail "openssl dgst -sign with the $k stub"
+    openssl x509 -in "$PKI/certs/$k.crt" -noout -pubkey >"$KW_TMP/$k.pub"
+    OPENSSL_CONF=/dev/null openssl dgst -sha256 -verify "$KW_TMP/$k.pub" \
+        -signature "$KW_TMP/big.sig" "$KW_TMP/big" >/dev/null || fail "dgst signature ($k)"
+done
+pass "openssl dgst -sign streams 100 kB through RSA and ECDSA stubs; the signatures verify"
+
+# no private key comes out of a stub, whatever the program asks for
+for k in rsa2048 ecdsa-p256 ed25519; do
+    openssl pkey -in "$KW_TMP/$k.stub" -out "$KW_TMP/$k.out" 2>"$KW_TMP/pkey.err" &&
+        fail "openssl pkey wrote a private key from the $k stub"
+    grep -qi "error" "$KW_TMP/pkey.err" || fail "openssl pkey ($k): no error message"
+    if [ -s "$KW_TMP/$k.out" ] && grep -q "PRIVATE KEY" "$KW_TMP/$k.out"; then
+        fail "openssl pkey left a private key file for $k"
+    fi
+    openssl pkey -in "$KW_TMP/$k.stub" -pubout -out "$KW_TMP/$k.stubpub" ||
+        fail "openssl pkey -pubout from the $k stub"
+    cmp -s "$KW_TMP/$k.stubpub" <(openssl x509 -in "$PKI/certs/$k.crt" -noout -pubkey) ||
+        fail "the $k stub's public key is not the certificate's"
+done
+pass "openssl pkey refuses to write a private key from a stub; -pubout gives the certificate's key"
+
 "$KW_TESTS/kw_prov_check" "$KW_TMP/rsa4096.stub" "$PKI/certs/rsa2048.crt" >/dev/null 2>&1 &&
     fail "a stub matched another certificate"
 pass "a stub does not match another key's certificate"

@@ -11,6 +11,13 @@
  *   rawdecrypt   RSA decryption without padding
  *   tlsdecrypt   RSA_PKCS1_WITH_TLS_PADDING: a good PMS decrypts; a bad one yields a random PMS
  *   badpss       RSA-PSS with salt length "max": must be refused
+ *   stream:MD    EVP_DigestSignUpdate in three chunks, the context duplicated (EVP_MD_CTX_copy_ex,
+ *                the provider's dupctx) after the first; both finals (EVP_DigestSignFinal, the
+ *                size query first) give signatures that verify, over the whole message and over
+ *                what each context saw
+ *   noexport     no private part leaves the key: EVP_PKEY_todata of the key pair, of the private
+ *                key, PEM and DER encoding of the private key and EVP_PKEY_get_bn_param("d"/"priv")
+ *                all fail or carry no private parameter; the public key exports
  * With --async every operation runs inside an ASYNC job; the provider pauses the job (rather than
  * block) while the key server works, unless the reply is already in. The tool waits on the job's
  * fds with select() between pauses and prints how often each job paused.
@@ -21,9 +28,11 @@
 #include <sys/select.h>
 
 #include <openssl/async.h>
+#include <openssl/core_dispatch.h>
 #include <openssl/core_names.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
+#include <openssl/params.h>
 #include <openssl/pem.h>
 #include <openssl/rand.h>
 #include <openssl/rsa.h>
@@ -105,6 +114,96 @@ static int digest_sign(op_t *op, const char *md, int mode)
     return ok;
 }
 
+/* Verifies sig over msg with pub (PKCS#1 v1.5 / ECDSA) and digest md. */
+static int verify_msg(EVP_PKEY *pub, const char *md, const unsigned char *sig, size_t siglen,
+                      const unsigned char *msg, size_t len)
+{
+    EVP_MD_CTX *vctx = EVP_MD_CTX_new();
+    int ok = vctx != NULL && EVP_DigestVerifyInit_ex(vctx, NULL, md, NULL, NULL, pub, NULL) == 1 &&
+             EVP_DigestVerify(vctx, sig, siglen, msg, len) == 1;
+    EVP_MD_CTX_free(vctx);
+    return ok;
+}
+
+/* Final of a streaming context: the size query, then the signature into sig (of cap bytes). */
+static int sign_final(EVP_MD_CTX *ctx, unsigned char *sig, size_t cap, size_t *siglen)
+{
+    size_t need = 0;
+    if (EVP_DigestSignFinal(ctx, NULL, &need) != 1 || need == 0 || need > cap)
+        return 0;
+    *siglen = need;
+    return EVP_DigestSignFinal(ctx, sig, siglen) == 1;
+}
+
+/* Update/final in chunks with a duplicated context: the way `openssl dgst -sign` and
+ * applications that hash a stream use a key. */
+static int stream_sign(op_t *op, const char *md)
+{
+    unsigned char msg[3000];
+    unsigned char sig[1024];
+    unsigned char sig2[1024];
+    size_t siglen = 0;
+    size_t sig2len = 0;
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    EVP_MD_CTX *dup = EVP_MD_CTX_new();
+    RAND_bytes(msg, sizeof(msg));
+    int ok = ctx != NULL && dup != NULL &&
+             EVP_DigestSignInit_ex(ctx, NULL, md, NULL, NULL, op->key, NULL) == 1 &&
+             EVP_DigestSignUpdate(ctx, msg, 1000) == 1 && EVP_MD_CTX_copy_ex(dup, ctx) == 1 &&
+             EVP_DigestSignUpdate(ctx, msg + 1000, 1000) == 1 &&
+             EVP_DigestSignUpdate(ctx, msg + 2000, 1000) == 1 &&
+             sign_final(ctx, sig, sizeof(sig), &siglen) &&
+             EVP_DigestSignUpdate(dup, msg + 1000, 500) == 1 &&
+             sign_final(dup, sig2, sizeof(sig2), &sig2len);
+    ok = ok && verify_msg(op->pub, md, sig, siglen, msg, sizeof(msg)) &&
+         verify_msg(op->pub, md, sig2, sig2len, msg, 1500) &&
+         !verify_msg(op->pub, md, sig2, sig2len, msg, sizeof(msg));
+    if (ok)
+        ERR_clear_error(); /* the expected failure of the last verify */
+    EVP_MD_CTX_free(ctx);
+    EVP_MD_CTX_free(dup);
+    return ok;
+}
+
+/* 1 when params (from EVP_PKEY_todata) is NULL or holds none of the private parameter names. */
+static int no_private_params(OSSL_PARAM *params)
+{
+    static const char *const priv[] = {
+        OSSL_PKEY_PARAM_PRIV_KEY,        OSSL_PKEY_PARAM_RSA_D,
+        OSSL_PKEY_PARAM_RSA_FACTOR1,     OSSL_PKEY_PARAM_RSA_FACTOR2,
+        OSSL_PKEY_PARAM_RSA_EXPONENT1,   OSSL_PKEY_PARAM_RSA_EXPONENT2,
+        OSSL_PKEY_PARAM_RSA_COEFFICIENT1};
+    int ok = 1;
+    for (size_t i = 0; params != NULL && i < sizeof(priv) / sizeof(priv[0]); i++)
+        ok &= OSSL_PARAM_locate(params, priv[i]) == NULL;
+    OSSL_PARAM_free(params);
+    return ok;
+}
+
+static int no_export(op_t *op)
+{
+    OSSL_PARAM *params = NULL;
+    BIGNUM *bn = NULL;
+    int ok = EVP_PKEY_todata(op->key, EVP_PKEY_KEYPAIR, &params) != 1 || no_private_params(params);
+    params = NULL;
+    ok &= EVP_PKEY_todata(op->key, OSSL_KEYMGMT_SELECT_PRIVATE_KEY, &params) != 1 ||
+          no_private_params(params);
+    params = NULL;
+    ok &= EVP_PKEY_todata(op->key, EVP_PKEY_PUBLIC_KEY, &params) == 1 && params != NULL;
+    OSSL_PARAM_free(params);
+    ok &= EVP_PKEY_get_bn_param(op->key, OSSL_PKEY_PARAM_RSA_D, &bn) != 1 && bn == NULL;
+    ok &= EVP_PKEY_get_bn_param(op->key, OSSL_PKEY_PARAM_PRIV_KEY, &bn) != 1 && bn == NULL;
+    BIO *mem = BIO_new(BIO_s_mem());
+    ok &= mem != NULL && PEM_write_bio_PrivateKey(mem, op->key, NULL, NULL, 0, NULL, NULL) != 1;
+    BIO_free(mem);
+    unsigned char *der = NULL;
+    int len = i2d_PrivateKey(op->key, &der);
+    ok &= len <= 0;
+    OPENSSL_free(der);
+    ERR_clear_error();
+    return ok;
+}
+
 static int raw_sign(op_t *op, const char *mdname)
 {
     EVP_PKEY_CTX *sctx = EVP_PKEY_CTX_new_from_pkey(NULL, op->key, NULL);
@@ -183,6 +282,10 @@ static int run_op(op_t *op)
         return digest_sign(op, "SHA256", 2);
     if (strncmp(n, "rawsign:", 8) == 0)
         return raw_sign(op, n + 8);
+    if (strncmp(n, "stream:", 7) == 0)
+        return stream_sign(op, n + 7);
+    if (strcmp(n, "noexport") == 0)
+        return no_export(op);
     if (strcmp(n, "ed25519") == 0)
         return digest_sign(op, NULL, 0);
     if (strcmp(n, "decrypt") == 0)
@@ -255,10 +358,22 @@ int main(int argc, char **argv)
         X509_free(cert);
         return 3;
     }
+    if (ERR_peek_error() != 0) { /* libssl reads a non-empty queue as a failed handshake */
+        fprintf(stderr, "loading and matching the key left errors in the queue\n");
+        ERR_print_errors_fp(stderr);
+        EVP_PKEY_free(key);
+        X509_free(cert);
+        return 1;
+    }
     printf("ok: key %s matches the certificate\n", EVP_PKEY_get0_type_name(key));
     for (int i = 3 + async; i < argc; i++) {
         op_t op = {argv[i], key, X509_get0_pubkey(cert), 0, 0};
         int ok = async ? ASYNC_is_capable() && run_async(&op) : run_op(&op);
+        if (ok && strcmp(op.name, "badpss") != 0 && strcmp(op.name, "noexport") != 0 &&
+            ERR_peek_error() != 0) {
+            fprintf(stderr, "%s succeeded but left errors in the queue\n", op.name);
+            ok = 0;
+        }
         if (ok)
             printf("ok: %s%s (%d pauses)\n", op.name, async ? " async" : "", op.pauses);
         else
