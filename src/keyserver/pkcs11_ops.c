@@ -303,18 +303,39 @@ static uint8_t tls_decrypt_raw(const kw_ks_p11_key_t *key, const uint8_t *in, si
     return 0;
 }
 
-/* 0xA0 fallback: the token unpads (CKM_RSA_PKCS); any failure yields the random PMS. */
+/* Failures that say the session or token is gone, whatever the ciphertext was. */
+static int session_gone(CK_RV rv)
+{
+    return rv == CKR_SESSION_HANDLE_INVALID || rv == CKR_SESSION_CLOSED ||
+           rv == CKR_DEVICE_REMOVED || rv == CKR_TOKEN_NOT_PRESENT || rv == CKR_OPERATION_ACTIVE;
+}
+
+/*
+ * 0xA0 fallback: the token unpads (CKM_RSA_PKCS); any failure yields the random PMS. Tokens
+ * report bad padding in their own ways (SoftHSM2: CKR_GENERAL_ERROR, which elsewhere means a
+ * broken session), so here nothing the token answers becomes an error reply, a retry (a second
+ * decryption only for bad padding would double its time) or a dropped session (its reopening
+ * would slow the next request): one attempt, and only failures that cannot depend on the
+ * ciphertext drop the session and are logged.
+ */
 static uint8_t tls_decrypt_pkcs(const kw_ks_p11_key_t *key, const uint8_t *in, size_t inlen,
                                 unsigned version, const uint8_t *rnd, uint8_t *out)
 {
+    kw_ks_p11_token_t *t = key->token;
     uint8_t pms[EM_MAX];
-    size_t len = sizeof(pms);
+    CK_ULONG len = sizeof(pms);
     CK_MECHANISM mech = {CKM_RSA_PKCS, NULL, 0};
-    CK_RV rv = run_mech(key, 1, &mech, in, inlen, pms, &len);
-    if (rv != CKR_OK && kw_ks_p11_rv_breaks_session(rv)) {
-        OPENSSL_cleanse(pms, sizeof(pms));
-        return map_rv(key, rv, "TLS RSA decrypt");
+    CK_SESSION_HANDLE s;
+    CK_RV rv = kw_ks_p11_session_get(t, &s);
+    if (rv == CKR_OK) {
+        rv = t->f->C_DecryptInit(s, &mech, key->handle);
+        if (rv == CKR_OK)
+            rv = t->f->C_Decrypt(s, (CK_BYTE *)in, (CK_ULONG)inlen, pms, &len);
+        kw_ks_p11_session_put(t, s, session_gone(rv));
     }
+    if (session_gone(rv) || rv == CKR_USER_NOT_LOGGED_IN)
+        kw_warn("pkcs11 key %s: TLS RSA decrypt: %s (0x%lx); answered random bytes", key->name,
+                kw_ks_p11_rv_name(rv), (unsigned long)rv);
     unsigned good = ct_is_zero((unsigned)(rv != CKR_OK)) & ct_eq((unsigned)len, KW_TLS_PMS_LEN);
     good &= ct_eq(pms[0], (version >> 8) & 0xff) & ct_eq(pms[1], version & 0xff);
     for (size_t i = 0; i < KW_TLS_PMS_LEN; i++)

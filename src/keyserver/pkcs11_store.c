@@ -255,6 +255,11 @@ int kw_ks_p11_load(kw_ks_p11_ctx_t *ctx, const kw_ks_p11_spec_t *spec, kw_ks_p11
         rc = enumerate(tok, &ld.uri, out, err, errlen);
     if (rc == 0)
         kw_info("pkcs11 token '%s' (%s): %zu usable key(s)", tok->label, ld.module, out->n);
+    if (rc == 0 && !(tok->mechs & KW_P11_MECH_RSA_X509))
+        kw_warn("pkcs11 token '%s' offers no raw RSA (CKM_RSA_X_509): TLS RSA decryption (0xA0) "
+                "lets the token unpad, so its timing on bad padding is the token's "
+                "(docs/operator.md); prefer ECDHE or allowing raw RSA",
+                tok->label);
     kw_ks_p11_token_unref(tok); /* the keys hold their own references */
     kw_ks_p11_module_unref(mod);
     kw_ks_p11_uri_free(&ld.uri);
