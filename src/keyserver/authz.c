@@ -409,6 +409,15 @@ kw_ks_edge_t *kw_ks_edge_from_cert(const kw_ks_authz_t *a, X509 *peer)
     return e;
 }
 
+int kw_ks_edge_rematch(kw_ks_edge_t *e, const kw_ks_authz_t *a)
+{
+    free(e->rules);
+    e->rules = NULL;
+    e->n_rules = 0;
+    e->denied_logged = 0;
+    return edge_rules(a, e);
+}
+
 void kw_ks_edge_free(kw_ks_edge_t *e)
 {
     if (e == NULL)

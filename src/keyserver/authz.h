@@ -66,6 +66,10 @@ kw_ks_edge_t *kw_ks_edge_new(const kw_ks_authz_t *a, SSL *ssl);
 kw_ks_edge_t *kw_ks_edge_from_cert(const kw_ks_authz_t *a, X509 *cert);
 void kw_ks_edge_free(kw_ks_edge_t *e);
 
+/* Matches e against the rules of a (may be NULL) instead of those it was made with, after a
+ * reload. Returns 0, or KW_ENOMEM with e left naming no rule (so allowed nothing under rules). */
+int kw_ks_edge_rematch(kw_ks_edge_t *e, const kw_ks_authz_t *a);
+
 /* 1 when edge e may use key (held in store). a NULL: always 1. */
 int kw_ks_authz_key_allowed(kw_ks_authz_t *a, const kw_ks_edge_t *e, kw_keystore_t *store,
                             const kw_ks_key_t *key);

@@ -74,7 +74,7 @@ static int prepare(const kw_ks_config_t *cfg, app_t *a)
     return 0;
 }
 
-static int run(const kw_ks_config_t *cfg)
+static int run(const kw_ks_config_t *cfg, int argc, char **argv)
 {
     char err[1024] = "";
     static app_t app;             /* zeroed */
@@ -86,6 +86,8 @@ static int run(const kw_ks_config_t *cfg)
     }
     server.metrics = app.metrics;
     server.p11 = app.p11;
+    server.argc = argc; /* SIGHUP reads the same flags and --config file again */
+    server.argv = argv;
     rc = kw_ks_server_init(&server, &app.loop, cfg, app.store, err, sizeof(err));
     kw_keystore_unref(app.store); /* the server holds its own reference */
     app.store = NULL;
@@ -122,7 +124,7 @@ int main(int argc, char **argv)
         return rc == 1 ? 0 : 2;
     }
     kw_log_init("keyward-keyserver", cfg.log_level);
-    rc = run(&cfg);
+    rc = run(&cfg, argc, argv);
     kw_ks_config_free(&cfg);
     return rc;
 }

@@ -122,9 +122,13 @@ int kw_ks_server_init(kw_ks_server_t *s, uv_loop_t *loop, const kw_ks_config_t *
 {
     kw_ks_metrics_t *metrics = s->metrics;
     kw_ks_p11_ctx_t *p11 = s->p11;
+    int argc = s->argc;
+    char **argv = s->argv;
     memset(s, 0, offsetof(kw_ks_server_t, read_buf));
     s->metrics = metrics;
     s->p11 = p11;
+    s->argc = argc;
+    s->argv = argv;
     s->ssl_ctx = kw_ks_server_tls_ctx(cfg, err, errlen);
     if (s->ssl_ctx == NULL)
         return KW_ETLS; /* before any handle exists: s->loop stays NULL for kw_ks_server_stop */

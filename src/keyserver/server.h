@@ -36,6 +36,8 @@ typedef struct kw_ks_server_s {
     uv_signal_t sig_hup;      /* reload (reload.c) */
     kw_ks_metrics_t *metrics; /* not owned; NULL: off. Set before kw_ks_server_init */
     kw_ks_p11_ctx_t *p11;     /* PKCS#11 module registry, not owned. Set before init */
+    int argc;                 /* the command line SIGHUP re-reads (with its --config file); */
+    char **argv;              /* argv NULL: reload from cfg. Set before init, not owned */
     int reloading;            /* a reload is being built off the loop */
     int reload_pending;       /* another SIGHUP came meanwhile */
     kw_ks_workers_t workers;
