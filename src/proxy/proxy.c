@@ -34,6 +34,11 @@ static void log_start(const kw_proxy_t *p)
                 p->tls.sites[i].key_desc,
                 p->tls.sites[i].fetch_name != NULL ? ", fetched from the key server for " : "",
                 p->tls.sites[i].fetch_name != NULL ? p->tls.sites[i].fetch_name : "");
+        if (p->tls.sites[i].alt_desc != NULL) {
+            kw_info("certificate %zu also has %s: for the same names with another key type, "
+                    "chosen by the client's signature algorithms",
+                    i + 1, p->tls.sites[i].alt_desc);
+        }
     }
 }
 

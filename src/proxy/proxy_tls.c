@@ -6,8 +6,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <openssl/err.h>
+#include <openssl/pem.h>
 #include <openssl/store.h>
 #include <openssl/x509v3.h>
 
@@ -170,6 +172,7 @@ static int use_key(kw_proxy_tls_t *tls, kw_proxy_site_t *site, const char *key, 
         key = uri;
     }
     site->key_desc = strdup(key);
+    site->key_type = EVP_PKEY_get_base_id(X509_get0_pubkey(site->leaf));
     EVP_PKEY *pkey = load_key(tls->libctx, key, msg, sizeof(msg));
     if (pkey == NULL) {
         snprintf(err, errlen, "cannot load the key %s for %s: %s", key, what, msg);
@@ -205,6 +208,112 @@ static int add_site(kw_proxy_tls_t *tls, const kw_proxy_cert_t *c, kw_proxy_site
     return use_key(tls, site, c->key, c->cert, err, errlen);
 }
 
+/* 1 when every DNS name of a's SAN is among b's (case-insensitive). */
+static int dns_subset(const GENERAL_NAMES *a, const GENERAL_NAMES *b)
+{
+    for (int i = 0; i < sk_GENERAL_NAME_num(a); i++) {
+        const GENERAL_NAME *ga = sk_GENERAL_NAME_value(a, i);
+        if (ga->type != GEN_DNS) {
+            continue;
+        }
+        int found = 0;
+        for (int j = 0; !found && j < sk_GENERAL_NAME_num(b); j++) {
+            const GENERAL_NAME *gb = sk_GENERAL_NAME_value(b, j);
+            found =
+                gb->type == GEN_DNS && gb->d.dNSName->length == ga->d.dNSName->length &&
+                strncasecmp((const char *)gb->d.dNSName->data, (const char *)ga->d.dNSName->data,
+                            (size_t)ga->d.dNSName->length) == 0;
+        }
+        if (!found) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* 1 when a and b name the same sites: the same SAN DNS names, or (without SANs) the same
+ * subject. */
+static int same_names(X509 *a, X509 *b)
+{
+    GENERAL_NAMES *ga = X509_get_ext_d2i(a, NID_subject_alt_name, NULL, NULL);
+    GENERAL_NAMES *gb = X509_get_ext_d2i(b, NID_subject_alt_name, NULL, NULL);
+    int same;
+    if (ga == NULL && gb == NULL) {
+        same = X509_NAME_cmp(X509_get_subject_name(a), X509_get_subject_name(b)) == 0;
+    } else {
+        same = ga != NULL && gb != NULL && dns_subset(ga, gb) && dns_subset(gb, ga);
+    }
+    GENERAL_NAMES_free(ga);
+    GENERAL_NAMES_free(gb);
+    return same;
+}
+
+/* An earlier --cert site (of the first n) for the same names as the certificate in file, whose
+ * context has no certificate of that key type yet; NULL when there is none (or file does not
+ * read: add_site then says why). */
+static kw_proxy_site_t *find_twin(kw_proxy_tls_t *tls, size_t n, const char *file)
+{
+    BIO *in = BIO_new_file(file, "r");
+    X509 *leaf = in != NULL ? PEM_read_bio_X509(in, NULL, NULL, NULL) : NULL;
+    BIO_free(in);
+    ERR_clear_error();
+    kw_proxy_site_t *twin = NULL;
+    int type = leaf != NULL ? EVP_PKEY_get_base_id(X509_get0_pubkey(leaf)) : EVP_PKEY_NONE;
+    for (size_t i = 0; type != EVP_PKEY_NONE && twin == NULL && i < n; i++) {
+        kw_proxy_site_t *site = &tls->sites[i];
+        if (site->alt_key_type == 0 && site->key_type != type && same_names(site->leaf, leaf)) {
+            twin = site;
+        }
+    }
+    X509_free(leaf);
+    return twin;
+}
+
+/* The certificate c (same names as twin's, another key type) and its key into twin's context:
+ * libssl keeps one certificate per key type and chooses by the client's signature algorithms. */
+static int add_alt(kw_proxy_tls_t *tls, const kw_proxy_cert_t *c, kw_proxy_site_t *twin, char *err,
+                   size_t errlen)
+{
+    char uri[128];
+    char msg[512];
+    if (SSL_CTX_use_certificate_chain_file(twin->ctx, c->cert) != 1) {
+        kw_tls_error("", msg, sizeof(msg));
+        snprintf(err, errlen, "cannot load certificate %s: %s", c->cert, msg);
+        return KW_ECONFIG;
+    }
+    X509 *leaf = SSL_CTX_get0_certificate(twin->ctx); /* the one just set */
+    const char *key = c->key;
+    if (key == NULL) {
+        if (leaf == NULL || remote_uri(leaf, uri, sizeof(uri)) != 0) {
+            snprintf(err, errlen, "cannot compute the key id of %s", c->cert);
+            return KW_ECRYPTO;
+        }
+        key = uri;
+    }
+    EVP_PKEY *pkey = load_key(tls->libctx, key, msg, sizeof(msg));
+    if (pkey == NULL) {
+        snprintf(err, errlen, "cannot load the key %s for %s: %s", key, c->cert, msg);
+        return KW_ENOKEY;
+    }
+    int ok =
+        SSL_CTX_use_PrivateKey(twin->ctx, pkey) == 1 && SSL_CTX_check_private_key(twin->ctx) == 1;
+    EVP_PKEY_free(pkey);
+    if (!ok) {
+        kw_tls_error("", msg, sizeof(msg));
+        snprintf(err, errlen, "the key %s does not match %s: %s", key, c->cert, msg);
+        return KW_ECONFIG;
+    }
+    size_t len = strlen(c->cert) + strlen(key) + 16;
+    twin->alt_desc = malloc(len);
+    if (twin->alt_desc == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return KW_ENOMEM;
+    }
+    snprintf(twin->alt_desc, len, "%s, key %s", c->cert, key);
+    twin->alt_key_type = EVP_PKEY_get_base_id(X509_get0_pubkey(leaf));
+    return 0;
+}
+
 int kw_proxy_site_from_chain(kw_proxy_tls_t *tls, STACK_OF(X509) * chain, kw_proxy_site_t *site,
                              char *err, size_t errlen)
 {
@@ -238,6 +347,7 @@ void kw_proxy_site_clear(kw_proxy_site_t *site)
     SSL_CTX_free(site->ctx);
     X509_free(site->leaf);
     free(site->key_desc);
+    free(site->alt_desc);
     memset(site, 0, sizeof(*site));
 }
 
@@ -323,13 +433,18 @@ int kw_proxy_tls_init(kw_proxy_tls_t *tls, const kw_proxy_config_t *cfg, char *e
         return KW_ENOMEM;
     }
     for (size_t i = 0; i < cfg->ncerts; i++) {
-        tls->nsites++;
-        rc = add_site(tls, &cfg->certs[i], &tls->sites[i], err, errlen);
+        kw_proxy_site_t *twin = find_twin(tls, tls->nsites, cfg->certs[i].cert);
+        if (twin != NULL) {
+            rc = add_alt(tls, &cfg->certs[i], twin, err, errlen);
+        } else {
+            size_t n = tls->nsites++;
+            rc = add_site(tls, &cfg->certs[i], &tls->sites[n], err, errlen);
+            tls->leaves[n] = tls->sites[n].leaf;
+        }
         if (rc != 0) {
             kw_proxy_tls_cleanup(tls);
             return rc;
         }
-        tls->leaves[i] = tls->sites[i].leaf;
     }
     return add_fetched_sites(tls, cfg, err, errlen);
 }

@@ -1,5 +1,7 @@
 /*
- * keyward-proxy TLS: one SSL_CTX per --cert (SNI picks among them, the first is the default),
+ * keyward-proxy TLS: one SSL_CTX per --cert (SNI picks among them, the first is the default; a
+ * --cert for the same names as an earlier one but another key type, RSA next to ECDSA, joins that
+ * one's SSL_CTX and libssl picks between them by the client's signature algorithms),
  * keys loaded through OSSL_STORE so keyward: URIs, key stubs and plain PEM keys all work, and a
  * private OSSL_LIB_CTX that loads the keyward provider with this proxy's key servers and mTLS
  * identity (from a generated openssl.cnf), so nothing depends on the user's OPENSSL_CONF.
@@ -24,6 +26,9 @@ typedef struct kw_proxy_site_s {
     SSL_CTX *ctx;
     X509 *leaf;                   /* the site certificate, for SNI matching */
     char *key_desc;               /* where the key came from, for log lines */
+    int key_type;                 /* EVP_PKEY base id of the leaf's key */
+    int alt_key_type;             /* a second certificate for the same names: its key type, or 0 */
+    char *alt_desc;               /* that certificate's file and key, for log lines, or NULL */
     const char *fetch_name;       /* --cert-from-keyserver NAME (the config's string), or NULL */
     time_t not_before, not_after; /* the leaf's validity, to refetch before it ends */
     time_t fetched_at;            /* when it was last fetched (or found unchanged) */
