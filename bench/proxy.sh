@@ -47,8 +47,20 @@ SITE
     echo "}"
 } >"$TMP/nginx/nginx.conf"
 start_bg nginx nginx -c "$TMP/nginx/nginx.conf" -e "$TMP/nginx/error.log"
+NGINX_PID=$BG_PID
 wait_port "$PP"
 wait_port "$NP"
+
+# cpu_ticks PID...: user+system CPU ticks (1/100 s) used so far by the processes and children.
+cpu_ticks() {
+    local t=0 p q
+    for p in "$@"; do
+        for q in $p $(pgrep -P "$p" || true); do
+            t=$((t + $(awk '{print $14 + $15}' "/proc/$q/stat" 2>/dev/null || echo 0)))
+        done
+    done
+    echo "$t"
+}
 
 # load PORT NAME TLS [args]: LOADERS parallel kw_hsload; prints the summed handshakes/s and MB/s.
 load() {
@@ -63,6 +75,7 @@ load() {
     wait "${pids[@]}" || true
     # "hsload: N ok, F failed in S s: R handshakes/s, M MB/s, ..."
     cat "$TMP"/load.* | awk '{ hs += $9; mb += $11 } END { printf "%.0f %.1f\n", hs, mb }'
+    cat "$TMP"/load.* | awk '{ n += $2 } END { print n }' >"$TMP/handshakes"
     rm -f "$TMP"/load.*
 }
 
@@ -74,11 +87,30 @@ echo "keyward-proxy (keys on a key server) vs nginx (local key files); $CPUS CPU
 echo "$(uname -m), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'),"
 echo "$(openssl version); $LOADERS x kw_hsload, $CONNS connections each, best of $ROUNDS x ${SECS} s."
 echo
-echo "| workload | keyward-proxy | nginx local key | ratio |"
-echo "|---|---:|---:|---:|"
-row() { # label unit proxy nginx
-    awk -v l="$1" -v u="$2" -v a="$3" -v b="$4" \
-        'BEGIN { printf "| %s | %s %s | %s %s | %.2f |\n", l, a, u, b, u, (b > 0 ? a / b : 0) }'
+echo "| workload | keyward-proxy | nginx local key | ratio | CPU per handshake: proxy + key server / nginx |"
+echo "|---|---:|---:|---:|---|"
+row() { # label unit proxy nginx [cpu]
+    awk -v l="$1" -v u="$2" -v a="$3" -v b="$4" -v c="${5:--}" \
+        'BEGIN { printf "| %s | %s %s | %s %s | %.2f | %s |\n", l, a, u, b, u, (b > 0 ? a / b : 0), c }'
+}
+# CPU µs per handshake over all rounds (10 ms ticks), summed per system by timed_load.
+CPU_P=0 CPU_K=0 CPU_N=0 HS_P=0 HS_N=0
+timed_load() { # PORT args...: load into LOAD_OUT, adding the CPU and handshakes of that system
+    local c0 k0
+    if [ "$1" = "$PP" ]; then c0=$(cpu_ticks "$PROXY_PID"); k0=$(cpu_ticks "$KSPID"); else c0=$(cpu_ticks "$NGINX_PID"); fi
+    LOAD_OUT=$(load "$@")
+    if [ "$1" = "$PP" ]; then
+        CPU_P=$((CPU_P + $(cpu_ticks "$PROXY_PID") - c0))
+        CPU_K=$((CPU_K + $(cpu_ticks "$KSPID") - k0))
+        HS_P=$((HS_P + $(cat "$TMP/handshakes")))
+    else
+        CPU_N=$((CPU_N + $(cpu_ticks "$NGINX_PID") - c0))
+        HS_N=$((HS_N + $(cat "$TMP/handshakes")))
+    fi
+}
+cpu_cell() { # "P + K / N µs" for the rounds since the last reset
+    awk -v p="$CPU_P" -v k="$CPU_K" -v n="$CPU_N" -v hp="$HS_P" -v hn="$HS_N" \
+        'BEGIN { printf "%d + %d / %d µs", p * 10000 / hp, k * 10000 / hp, n * 10000 / hn }'
 }
 max() { awk -v a="$1" -v b="$2" 'BEGIN { print (a > b ? a : b) }'; }
 # measure FIELD NAME TLS [args]: best of ROUNDS for both systems; sets P and N.
@@ -89,13 +121,17 @@ measure() {
     N=0
     for r in $(seq "$ROUNDS"); do
         if [ $((r % 2)) = 1 ]; then
-            first=$(load "$PP" "$@" | cut -d' ' -f"$field")
-            second=$(load "$NP" "$@" | cut -d' ' -f"$field")
+            timed_load "$PP" "$@"
+            first=$(cut -d' ' -f"$field" <<<"$LOAD_OUT")
+            timed_load "$NP" "$@"
+            second=$(cut -d' ' -f"$field" <<<"$LOAD_OUT")
             P=$(max "$P" "$first")
             N=$(max "$N" "$second")
         else
-            first=$(load "$NP" "$@" | cut -d' ' -f"$field")
-            second=$(load "$PP" "$@" | cut -d' ' -f"$field")
+            timed_load "$NP" "$@"
+            first=$(cut -d' ' -f"$field" <<<"$LOAD_OUT")
+            timed_load "$PP" "$@"
+            second=$(cut -d' ' -f"$field" <<<"$LOAD_OUT")
             N=$(max "$N" "$first")
             P=$(max "$P" "$second")
         fi
@@ -104,8 +140,9 @@ measure() {
 for spec in "ecdsa-p256.example 1.3 ECDSA P-256, TLS 1.3" "rsa2048.example 1.3 RSA 2048, TLS 1.3" \
     "rsa2048.example 1.2 RSA 2048, TLS 1.2 ECDHE"; do
     read -r name tls label <<<"$spec"
+    CPU_P=0 CPU_K=0 CPU_N=0 HS_P=0 HS_N=0
     measure 1 "$name" "$tls"
-    row "full handshakes/s + 1 request, $label" "hs/s" "$P" "$N"
+    row "full handshakes/s + 1 request, $label" "hs/s" "$P" "$N" "$(cpu_cell)"
 done
 CONNS=2
 measure 2 ecdsa-p256.example 1.3 --path /bytes/200000000
