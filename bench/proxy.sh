@@ -51,16 +51,7 @@ NGINX_PID=$BG_PID
 wait_port "$PP"
 wait_port "$NP"
 
-# cpu_ticks PID...: user+system CPU ticks (1/100 s) used so far by the processes and children.
-cpu_ticks() {
-    local t=0 p q
-    for p in "$@"; do
-        for q in $p $(pgrep -P "$p" || true); do
-            t=$((t + $(awk '{print $14 + $15}' "/proc/$q/stat" 2>/dev/null || echo 0)))
-        done
-    done
-    echo "$t"
-}
+. "$(dirname "$0")/lib-cpu.sh" # cpu_ticks
 
 # load PORT NAME TLS [args]: LOADERS parallel kw_hsload; prints the summed handshakes/s and MB/s.
 load() {
