@@ -218,10 +218,12 @@ static void connected(kwc_conn_t *conn)
         return;
     }
     conn->ssl = SSL_new(core_of(conn)->ssl_ctx);
-    if (conn->ssl == NULL || SSL_set_fd(conn->ssl, conn->fd) != 1) {
+    BIO *bio = conn->ssl != NULL ? kwc_sock_bio_new(conn->fd) : NULL;
+    if (bio == NULL) {
         kwc_conn_fail(conn, KW_ETLS, "cannot create a TLS connection");
         return;
     }
+    SSL_set_bio(conn->ssl, bio, bio); /* one reference, for reading and writing */
     int ok;
     if (a->host_is_ip) {
         ok = X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(conn->ssl), a->host) == 1;

@@ -5,6 +5,7 @@
  *   core.c      the I/O thread: epoll loop, submission queue, timers, health checks;
  *   dispatch.c  choosing a server, sending, retrying elsewhere, failing requests;
  *   conn.c      one mutual-TLS connection: connect, handshake, batched writes, frame reads;
+ *   sock_bio.c  the connection's socket BIO (send with MSG_NOSIGNAL: never SIGPIPE the host);
  *   servers.c, reqmap.c, balance.c, efd_pool.c: pure helpers (see their headers).
  *
  * Threads: any number of caller threads submit; one I/O thread per core owns every connection,
@@ -212,6 +213,9 @@ int kwc_client_tls_init(kw_client_t *c, char *err, size_t errlen);
 
 /* request.c */
 kw_request_t *kwc_request_new(kw_efd_pool_t *pool, int internal);
+
+/* sock_bio.c: a socket BIO on fd (not closed with it) that never raises SIGPIPE, or NULL. */
+BIO *kwc_sock_bio_new(int fd);
 /* Records the result, signals the caller and drops the I/O thread's reference. */
 void kwc_request_complete(kw_request_t *r, int status, uint8_t remote_err, const uint8_t *payload,
                           size_t len);

@@ -36,6 +36,9 @@ pass "both servers take traffic ($(tail -n 1 "$OUT"))"
 kill -9 "$KSB"
 wait "$KSB" 2>/dev/null || true
 sleep 2
+# kw_client_load keeps SIGPIPE's default action: a write on B's reset connection must come back
+# as an error code (libkeyward sends with MSG_NOSIGNAL), not kill the process.
+kill -0 "$LOAD" 2>/dev/null || fail "kw_client_load died when B was killed (SIGPIPE?): $(tail -n 3 "$KW_TMP/load.log")"
 b2=$(completed_b)
 grep '^t=' "$OUT" | tail -n 1 | kw_grep "srv1=127.0.0.1:$B/down" || fail "B not marked down"
 grep -q 'failed=[1-9]' "$OUT" && fail "requests failed after SIGKILL: $(grep 'failed=[1-9]' "$OUT" | head -n 1)"

@@ -5,6 +5,7 @@
  * with a sentence naming the server, handshake timeout, cancelling and freeing pending
  * requests, freeing a client with requests in flight).
  */
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -32,6 +33,7 @@
 #include "kwc_balance.h"
 #include "kwc_efd.h"
 #include "kwc_reqmap.h"
+#include "kwc_internal.h"
 #include "kwc_servers.h"
 
 /* ---- server lists ---- */
@@ -521,6 +523,27 @@ static void test_cancel_and_close(void **state)
     close(fd);
 }
 
+/* A write on a connection the peer has closed is an error code, not SIGPIPE: this test runs
+ * with SIGPIPE's default action, which would end the process. */
+static void test_sock_bio_no_sigpipe(void **state)
+{
+    (void)state;
+    int sv[2];
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    BIO *b = kwc_sock_bio_new(sv[0]);
+    assert_non_null(b);
+    assert_int_equal(BIO_write(b, "ping", 4), 4);
+    char buf[8];
+    assert_int_equal(read(sv[1], buf, sizeof(buf)), 4);
+    close(sv[1]);
+    errno = 0;
+    assert_true(BIO_write(b, "ping", 4) < 0);
+    assert_int_equal(errno, EPIPE);
+    assert_false(BIO_should_retry(b));
+    BIO_free(b); /* BIO_NOCLOSE: the descriptor stays open */
+    assert_int_equal(close(sv[0]), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -534,6 +557,7 @@ int main(void)
         cmocka_unit_test(test_ewma_and_try),
         cmocka_unit_test(test_pick),
         cmocka_unit_test(test_efd_pool),
+        cmocka_unit_test(test_sock_bio_no_sigpipe),
         cmocka_unit_test(test_client_new_errors),
         cmocka_unit_test(test_refused_fails_fast),
         cmocka_unit_test(test_handshake_timeout),
