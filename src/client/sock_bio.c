@@ -46,7 +46,15 @@ static void make_method(void)
         BIO_meth_free(m);
         return;
     }
-    nosig_method = m; /* lives as long as the process, like OpenSSL's own methods */
+    nosig_method = m;
+}
+
+/* At unload (the provider module is dlclose'd during OpenSSL's cleanup, after its clients and so
+ * their BIOs are freed; a linked program: after atexit handlers), so no leak is left behind. */
+__attribute__((destructor)) static void free_method(void)
+{
+    BIO_meth_free(nosig_method);
+    nosig_method = NULL;
 }
 
 BIO *kwc_sock_bio_new(int fd)
