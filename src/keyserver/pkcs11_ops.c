@@ -61,37 +61,45 @@ static uint8_t map_rv(const kw_ks_p11_key_t *key, CK_RV rv, const char *what)
     return KW_ERR_CRYPTO;
 }
 
-/* C_SignInit+C_Sign or C_DecryptInit+C_Decrypt on a pooled session; one retry on a fresh session
- * when the session (not the request) failed. *outlen: room in, length out. */
+/* C_SignInit+C_Sign or C_DecryptInit+C_Decrypt once on a pooled session, which is dropped when
+ * drops(rv) says it broke. *outlen: room in, length out (set only on success). */
+static CK_RV run_once(const kw_ks_p11_key_t *key, int decrypt, CK_MECHANISM *mech,
+                      const uint8_t *in, size_t inlen, uint8_t *out, size_t *outlen,
+                      int (*drops)(CK_RV))
+{
+    kw_ks_p11_token_t *t = key->token;
+    CK_SESSION_HANDLE s;
+    CK_RV rv = kw_ks_p11_session_get(t, &s);
+    if (rv != CKR_OK)
+        return rv;
+    CK_ULONG len = (CK_ULONG)*outlen;
+    if (decrypt) {
+        rv = t->f->C_DecryptInit(s, mech, key->handle);
+        if (rv == CKR_OK)
+            rv = t->f->C_Decrypt(s, (CK_BYTE *)in, (CK_ULONG)inlen, out, &len);
+    } else {
+        rv = t->f->C_SignInit(s, mech, key->handle);
+        if (rv == CKR_OK)
+            rv = t->f->C_Sign(s, (CK_BYTE *)in, (CK_ULONG)inlen, out, &len);
+    }
+    kw_ks_p11_session_put(t, s, drops(rv));
+    if (rv == CKR_OK)
+        *outlen = (size_t)len;
+    return rv;
+}
+
+static int breaks_or_too_small(CK_RV rv)
+{
+    return rv == CKR_BUFFER_TOO_SMALL || kw_ks_p11_rv_breaks_session(rv);
+}
+
+/* run_once, with one retry on a fresh session when the session (not the request) failed. */
 static CK_RV run_mech(const kw_ks_p11_key_t *key, int decrypt, CK_MECHANISM *mech,
                       const uint8_t *in, size_t inlen, uint8_t *out, size_t *outlen)
 {
-    kw_ks_p11_token_t *t = key->token;
-    CK_RV rv = CKR_OK;
-    for (int attempt = 0; attempt < 2; attempt++) {
-        CK_SESSION_HANDLE s;
-        rv = kw_ks_p11_session_get(t, &s);
-        if (rv != CKR_OK)
-            return rv;
-        CK_ULONG len = (CK_ULONG)*outlen;
-        if (decrypt) {
-            rv = t->f->C_DecryptInit(s, mech, key->handle);
-            if (rv == CKR_OK)
-                rv = t->f->C_Decrypt(s, (CK_BYTE *)in, (CK_ULONG)inlen, out, &len);
-        } else {
-            rv = t->f->C_SignInit(s, mech, key->handle);
-            if (rv == CKR_OK)
-                rv = t->f->C_Sign(s, (CK_BYTE *)in, (CK_ULONG)inlen, out, &len);
-        }
-        int broken = rv == CKR_BUFFER_TOO_SMALL || kw_ks_p11_rv_breaks_session(rv);
-        kw_ks_p11_session_put(t, s, broken);
-        if (rv == CKR_OK) {
-            *outlen = (size_t)len;
-            return CKR_OK;
-        }
-        if (!broken || rv == CKR_BUFFER_TOO_SMALL)
-            break;
-    }
+    CK_RV rv = run_once(key, decrypt, mech, in, inlen, out, outlen, breaks_or_too_small);
+    if (rv != CKR_OK && rv != CKR_BUFFER_TOO_SMALL && kw_ks_p11_rv_breaks_session(rv))
+        rv = run_once(key, decrypt, mech, in, inlen, out, outlen, breaks_or_too_small);
     return rv;
 }
 
@@ -321,18 +329,12 @@ static int session_gone(CK_RV rv)
 static uint8_t tls_decrypt_pkcs(const kw_ks_p11_key_t *key, const uint8_t *in, size_t inlen,
                                 unsigned version, const uint8_t *rnd, uint8_t *out)
 {
-    kw_ks_p11_token_t *t = key->token;
     uint8_t pms[EM_MAX];
-    CK_ULONG len = sizeof(pms);
+    size_t len = sizeof(pms);
     CK_MECHANISM mech = {CKM_RSA_PKCS, NULL, 0};
-    CK_SESSION_HANDLE s;
-    CK_RV rv = kw_ks_p11_session_get(t, &s);
-    if (rv == CKR_OK) {
-        rv = t->f->C_DecryptInit(s, &mech, key->handle);
-        if (rv == CKR_OK)
-            rv = t->f->C_Decrypt(s, (CK_BYTE *)in, (CK_ULONG)inlen, pms, &len);
-        kw_ks_p11_session_put(t, s, session_gone(rv));
-    }
+    CK_RV rv = run_once(key, 1, &mech, in, inlen, pms, &len, session_gone);
+    if (rv != CKR_OK)
+        len = 0;
     if (session_gone(rv) || rv == CKR_USER_NOT_LOGGED_IN)
         kw_warn("pkcs11 key %s: TLS RSA decrypt: %s (0x%lx); answered random bytes", key->name,
                 kw_ks_p11_rv_name(rv), (unsigned long)rv);

@@ -92,11 +92,10 @@ static void restart_only(const kw_ks_config_t *run, const kw_ks_config_t *cfg, c
     note_change(list, cap, "metrics", run->metrics, cfg->metrics);
     note_change(list, cap, "audit_log", run->audit_log, cfg->audit_log);
     note_change(list, cap, "user", run->user, cfg->user);
-    snprintf(a, sizeof(a), "%zu", run->n_upstreams);
-    snprintf(b, sizeof(b), "%zu", cfg->n_upstreams);
-    note_change(list, cap, "upstream", a, b);
-    for (size_t i = 0; i < run->n_upstreams && i < cfg->n_upstreams; i++)
-        note_change(list, cap, "upstream", run->upstreams[i], cfg->upstreams[i]);
+    int upstreams_differ = run->n_upstreams != cfg->n_upstreams;
+    for (size_t i = 0; !upstreams_differ && i < run->n_upstreams; i++)
+        upstreams_differ = strcmp(run->upstreams[i], cfg->upstreams[i]) != 0;
+    note_change(list, cap, "upstream", upstreams_differ ? "old" : NULL, NULL);
 }
 
 /* Builds store, TLS context and rules from cfg. */
