@@ -354,7 +354,7 @@ static void render_gauges(kw_ks_metrics_t *m, sbuf_t *b)
         m->workers);
     put(b,
         "# HELP keyward_worker_busy_seconds_total Time spent on key operations (workers, and the "
-        "loop thread for a lone request); "
+        "loop thread for the jobs it signs itself); "
         "rate() / keyward_workers is the utilisation.\n"
         "# TYPE keyward_worker_busy_seconds_total counter\n"
         "keyward_worker_busy_seconds_total %.6f\n",

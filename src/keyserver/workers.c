@@ -2,8 +2,8 @@
  * Worker threads for private-key jobs: a FIFO under one mutex and condition variable (signalled
  * only when a worker is idle), a done list under its own mutex, and an eventfd that wakes the
  * loop when the done list goes from empty to non-empty, so one wake-up carries many results.
- * A lone job (the only one of a loop iteration, nothing queued, a key in memory) is held and run
- * on the loop thread at the end of the iteration instead: see kw_ks_workers_run_held.
+ * While the workers have nothing queued, jobs for keys in memory are held and run on the loop
+ * thread at the end of the iteration instead, up to a time budget: see kw_ks_workers_run_held.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -125,6 +125,7 @@ int kw_ks_workers_start(kw_ks_workers_t *w, uv_loop_t *loop, unsigned n, unsigne
     struct kw_ks_metrics_s *metrics = w->metrics;
     uint64_t timeout_ns = w->timeout_ns;
     int run_inline = w->run_inline;
+    uint64_t inline_budget_ns = w->inline_budget_ns;
     memset(w, 0, sizeof(*w));
     w->data = data;
     w->metrics = metrics;
@@ -137,6 +138,7 @@ int kw_ks_workers_start(kw_ks_workers_t *w, uv_loop_t *loop, unsigned n, unsigne
     pthread_cond_init(&w->cond, NULL);
     pthread_mutex_init(&w->done_lock, NULL);
     w->run_inline = run_inline;
+    w->inline_budget_ns = inline_budget_ns;
     w->loop_worker.pool = w;
     w->loop_worker.cache = kw_ks_op_cache_new(cache_slots);
     w->threads = calloc(n, sizeof(*w->threads));
@@ -164,46 +166,78 @@ int kw_ks_workers_start(kw_ks_workers_t *w, uv_loop_t *loop, unsigned n, unsigne
     return 0;
 }
 
-/* A job the loop may run itself: a key in memory (a token's latency is not the loop's to wait
- * out) and nothing queued for the workers (a queue means load: the loop stays free for I/O). */
-static int may_hold(kw_ks_workers_t *w, const kw_ks_job_t *job)
+static void append(kw_ks_job_t **head, kw_ks_job_t **tail, kw_ks_job_t *job)
 {
-    if (!w->run_inline || job->key == NULL || job->key->p11 != NULL)
-        return 0;
-    pthread_mutex_lock(&w->lock);
-    int empty = w->queue_head == NULL;
-    pthread_mutex_unlock(&w->lock);
-    return empty;
+    job->next = NULL;
+    if (*tail == NULL)
+        *head = job;
+    else
+        (*tail)->next = job;
+    *tail = job;
+}
+
+/* A job the loop may run itself: a key in memory (a token's latency is not the loop's to wait
+ * out). */
+static int may_hold(const kw_ks_job_t *job)
+{
+    return job->key != NULL && job->key->p11 == NULL;
 }
 
 void kw_ks_workers_submit(kw_ks_workers_t *w, kw_ks_job_t *head, kw_ks_job_t *tail, size_t count)
 {
     if (head == NULL)
         return;
-    if (w->held != NULL) { /* a second job this iteration: both go to the workers, in order */
-        kw_ks_job_t *held = w->held;
-        w->held = NULL;
-        held->next = head;
-        enqueue(w, held, tail, count + 1);
+    int hold = w->run_inline;
+    if (hold) { /* a queue means the workers are behind: the loop stays free for I/O */
+        pthread_mutex_lock(&w->lock);
+        hold = w->queue_head == NULL;
+        pthread_mutex_unlock(&w->lock);
+    }
+    if (!hold) {
+        enqueue(w, head, tail, count);
         return;
     }
-    if (count == 1 && may_hold(w, head)) {
-        head->next = NULL;
-        w->held = head;
-        return;
+    kw_ks_job_t *q_head = NULL, *q_tail = NULL;
+    size_t q_count = 0;
+    for (kw_ks_job_t *j = head, *next; j != NULL; j = next) {
+        next = j->next;
+        if (may_hold(j)) {
+            append(&w->held, &w->held_tail, j);
+        } else {
+            append(&q_head, &q_tail, j);
+            q_count++;
+        }
     }
-    enqueue(w, head, tail, count);
+    if (q_head != NULL)
+        enqueue(w, q_head, q_tail, q_count);
 }
 
 void kw_ks_workers_run_held(kw_ks_workers_t *w)
 {
-    kw_ks_job_t *job = w->held;
-    if (job == NULL)
+    kw_ks_job_t *jobs = w->held;
+    if (jobs == NULL)
         return;
     w->held = NULL;
-    run_job(&w->loop_worker, job);
-    job->next = NULL;
-    w->done_cb(w, job);
+    w->held_tail = NULL;
+    uint64_t budget = w->inline_budget_ns != 0 ? w->inline_budget_ns : KW_KS_INLINE_BUDGET_NS;
+    uint64_t t0 = kw_ks_metrics_now_ns();
+    kw_ks_job_t *last = jobs;
+    for (;;) {
+        run_job(&w->loop_worker, last);
+        if (last->next == NULL)
+            break;
+        if (kw_ks_metrics_now_ns() - t0 >= budget) { /* the loop falls behind: spill the rest */
+            kw_ks_job_t *rest = last->next, *rest_tail = rest;
+            size_t n = 1;
+            for (; rest_tail->next != NULL; rest_tail = rest_tail->next)
+                n++;
+            last->next = NULL;
+            enqueue(w, rest, rest_tail, n);
+            break;
+        }
+        last = last->next;
+    }
+    w->done_cb(w, jobs);
 }
 
 void kw_ks_workers_stop(kw_ks_workers_t *w, uv_close_cb close_cb)
@@ -211,8 +245,9 @@ void kw_ks_workers_stop(kw_ks_workers_t *w, uv_close_cb close_cb)
     if (w->held != NULL) { /* not run yet: cancelled like the queue */
         kw_ks_job_t *held = w->held;
         w->held = NULL;
-        held->next = NULL;
-        held->cancelled = 1;
+        w->held_tail = NULL;
+        for (kw_ks_job_t *j = held; j != NULL; j = j->next)
+            j->cancelled = 1;
         w->done_cb(w, held);
     }
     pthread_mutex_lock(&w->lock);

@@ -44,12 +44,14 @@ struct kw_ks_workers_s {
     pthread_t *threads;
     kw_ks_worker_t *workers;
     kw_ks_worker_t loop_worker; /* the loop thread's cache, for held jobs */
-    kw_ks_job_t *held;          /* a lone job waiting for the end of the loop iteration */
+    kw_ks_job_t *held;          /* jobs waiting for the end of the loop iteration (FIFO) */
+    kw_ks_job_t *held_tail;
     unsigned n;
     unsigned started;
     struct kw_ks_metrics_s *metrics; /* worker busy time; NULL: off. Set before start */
-    uint64_t timeout_ns; /* a job queued longer is answered KW_ERR_INTERNAL unrun; 0: never */
-    int run_inline;      /* hold lone jobs for the loop thread (set before start) */
+    uint64_t timeout_ns;       /* a job queued longer is answered KW_ERR_INTERNAL unrun; 0: never */
+    int run_inline;            /* hold jobs for the loop thread (set before start) */
+    uint64_t inline_budget_ns; /* 0: KW_KS_INLINE_BUDGET_NS (set before start) */
 };
 
 /* Starts n threads, each with a context cache of cache_slots (data, metrics and timeout_ns, set
@@ -57,20 +59,25 @@ struct kw_ks_workers_s {
 int kw_ks_workers_start(kw_ks_workers_t *w, uv_loop_t *loop, unsigned n, unsigned cache_slots,
                         kw_ks_workers_done_cb done_cb);
 
+/* How long the loop thread may spend on held jobs per iteration before it hands the rest to the
+ * workers: a few RSA-2048 signatures, dozens of ECDSA ones. */
+#define KW_KS_INLINE_BUDGET_NS 1000000u
+
 /*
- * Queues a list of count jobs (head..tail linked by next). Loop thread. With run_inline, a lone
- * job (count 1, nothing queued, a key in memory) is held instead; a later submit in the same
- * loop iteration sends the held job to the workers ahead of the new ones.
+ * Queues a list of count jobs (head..tail linked by next). Loop thread. With run_inline and
+ * nothing queued for the workers, jobs for keys in memory are held for kw_ks_workers_run_held
+ * instead (token keys are queued at once).
  */
 void kw_ks_workers_submit(kw_ks_workers_t *w, kw_ks_job_t *head, kw_ks_job_t *tail, size_t count);
 
 /*
- * Runs the held job, if any, on the calling (loop) thread and hands it to done_cb. Called once
- * per loop iteration after all reads (check phase): when one request came in and the workers
- * have nothing queued, the loop signs it itself, which saves two thread wake-ups (worker and
- * loop) of about 30 µs each — more than an ECDSA signature costs. The loop is busy for one key
- * operation at most; anything that arrives meanwhile waits at most that long and then goes to
- * the workers, since two requests in one iteration are never held.
+ * Runs the held jobs, in order, on the calling (loop) thread and hands them to done_cb. Called
+ * once per loop iteration after all reads (check phase). While the workers keep up (nothing
+ * queued), the loop signs the requests it read itself, which saves two thread wake-ups per
+ * request (worker and loop, about 30 µs each on a VM: more than an ECDSA signature costs).
+ * Once the loop has spent inline_budget_ns, the jobs left go to the workers; the queue they
+ * form stops further holding until the workers have caught up, so under load the loop only
+ * does I/O and I/O never waits more than the budget plus one key operation.
  */
 void kw_ks_workers_run_held(kw_ks_workers_t *w);
 

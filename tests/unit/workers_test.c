@@ -1,8 +1,8 @@
 /*
  * The key server's worker pool (src/keyserver/workers.c) with a real libuv loop and a real
- * ECDSA key: a lone job is held and signed on the loop thread at kw_ks_workers_run_held; a
- * second job in the same iteration sends both to the worker threads in order; a token key or a
- * pool with run_inline off never holds; stopping with a held job cancels it. Every signature is
+ * ECDSA key: the jobs of an iteration are held and signed on the loop thread, in order, at
+ * kw_ks_workers_run_held; past the time budget the rest go to the worker threads; a token key or
+ * a pool with run_inline off never holds; stopping with a held job cancels it. Every signature is
  * verified with the public key.
  */
 #include <pthread.h>
@@ -121,15 +121,36 @@ static void test_lone_job_runs_on_loop_thread(void **state)
     stop_pool(f);
 }
 
-static void test_second_job_sends_both_to_workers(void **state)
+static void test_jobs_of_one_iteration_run_on_loop_thread(void **state)
 {
     fixture_t *f = *state;
     assert_int_equal(kw_ks_workers_start(&f->pool, &f->loop, 2, 4, on_done), 0);
     kw_ks_workers_submit(&f->pool, &f->jobs[0], &f->jobs[0], 1);
     f->jobs[1].next = &f->jobs[2];
     kw_ks_workers_submit(&f->pool, &f->jobs[1], &f->jobs[2], 2);
+    assert_ptr_equal(f->pool.held, &f->jobs[0]);
+    kw_ks_workers_run_held(&f->pool);
     assert_null(f->pool.held);
-    kw_ks_workers_run_held(&f->pool); /* nothing to run here any more */
+    assert_int_equal(f->n_done, 3); /* all signed before run_held returned, in order */
+    for (size_t i = 0; i < 3; i++) {
+        assert_ptr_equal(f->done[i], &f->jobs[i]);
+        assert_signed(f, &f->jobs[i]);
+    }
+    stop_pool(f);
+}
+
+static void test_past_budget_rest_goes_to_workers(void **state)
+{
+    fixture_t *f = *state;
+    f->pool.inline_budget_ns = 1; /* spent by the first job */
+    assert_int_equal(kw_ks_workers_start(&f->pool, &f->loop, 2, 4, on_done), 0);
+    f->jobs[0].next = &f->jobs[1];
+    f->jobs[1].next = &f->jobs[2];
+    kw_ks_workers_submit(&f->pool, &f->jobs[0], &f->jobs[2], 3);
+    kw_ks_workers_run_held(&f->pool);
+    assert_null(f->pool.held);
+    assert_int_equal(f->n_done, 1); /* the first ran here, the other two went to the workers */
+    assert_ptr_equal(f->done[0], &f->jobs[0]);
     wait_done(f, 3);
     for (size_t i = 0; i < 3; i++)
         assert_signed(f, &f->jobs[i]);
@@ -157,9 +178,15 @@ static void test_token_key_and_inline_off_never_held(void **state)
     kw_ks_job_t *j = &f->jobs[1];
     j->key = &token_key;
     j->opcode = KW_OP_PING; /* unknown to kw_ks_op_run: an error result, not a token call */
-    kw_ks_workers_submit(&f->pool, j, j, 1);
-    assert_null(f->pool.held);
-    wait_done(f, 1);
+    j->next = &f->jobs[2];  /* in one submit with a job for a key in memory */
+    kw_ks_workers_submit(&f->pool, j, &f->jobs[2], 2);
+    assert_ptr_equal(f->pool.held, &f->jobs[2]); /* only the key in memory is held */
+    assert_null(f->jobs[2].next);
+    kw_ks_workers_run_held(&f->pool);
+    assert_signed(f, &f->jobs[2]);
+    wait_done(f, 2);
+    assert_ptr_equal(f->done[0], &f->jobs[2]);
+    assert_ptr_equal(f->done[1], j);
     assert_int_not_equal(j->result, 0);
     stop_pool(f);
 }
@@ -180,7 +207,9 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_lone_job_runs_on_loop_thread, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_second_job_sends_both_to_workers, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_jobs_of_one_iteration_run_on_loop_thread, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_past_budget_rest_goes_to_workers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_token_key_and_inline_off_never_held, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stop_cancels_held_job, setup, teardown),
     };
