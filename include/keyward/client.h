@@ -68,6 +68,17 @@ int kw_request_done(const kw_request_t *req);
  */
 int kw_request_notify(kw_request_t *req, int fd);
 
+/*
+ * Like kw_request_notify, but calls fn(arg) once when req completes, on the thread that completes
+ * it (the client's I/O thread, or a thread inside kw_request_wait), right after the result is
+ * published: fn must be quick, must not block and must be thread-safe (e.g. queue work for an
+ * event loop and wake it). For OpenSSL ASYNC jobs whose application asked for a callback
+ * (SSL_CTX_set_async_callback). Returns 1 when fn will be called, 0 when req is already complete
+ * (fn is not called), KW_EINVAL for bad arguments or when a notification was already asked for.
+ * After kw_request_free returns, fn is not running and never called for req.
+ */
+int kw_request_notify_fn(kw_request_t *req, void (*fn)(void *arg), void *arg);
+
 /* Blocks until complete. Returns 0. */
 int kw_request_wait(kw_request_t *req);
 

@@ -43,23 +43,26 @@
 #define KWC_RBUF_SIZE          (2u * KW_MAX_FRAME)
 
 enum kwc_req_state { KWC_REQ_PENDING = 0, KWC_REQ_DONE = 1 };
-/* kw_request_notify states besides a fd: none asked, taken by the completer, refused by free. */
-enum { KWC_NOTIFY_NONE = -1, KWC_NOTIFY_TAKEN = -2, KWC_NOTIFY_OFF = -3 };
+/* kw_request_notify states besides a fd: none asked, taken by the completer, refused by free, a
+ * function (kw_request_notify_fn) to call. */
+enum { KWC_NOTIFY_NONE = -1, KWC_NOTIFY_TAKEN = -2, KWC_NOTIFY_OFF = -3, KWC_NOTIFY_FN = -4 };
 
 typedef struct kwc_conn_s kwc_conn_t;
 typedef struct kwc_core_s kwc_core_t;
 
 struct kw_request_s {
     /* shared */
-    atomic_int refs;      /* caller + I/O thread */
-    atomic_int state;     /* kwc_req_state; DONE published with release */
-    atomic_int cancelled; /* the caller freed it while pending */
-    atomic_int notify;    /* kw_request_notify's fd, or a KWC_NOTIFY_* state */
-    atomic_int notified;  /* the completer has finished writing to the notify fd */
-    int efd;              /* -1 for internal requests */
-    unsigned fork_gen;    /* kwc_fork_gen at creation */
-    kw_efd_pool_t *pool;  /* reference held while efd is ours */
-    kwc_core_t *core;     /* the core it was submitted to (kwc_core_lead) */
+    atomic_int refs;              /* caller + I/O thread */
+    atomic_int state;             /* kwc_req_state; DONE published with release */
+    atomic_int cancelled;         /* the caller freed it while pending */
+    atomic_int notify;            /* kw_request_notify's fd, or a KWC_NOTIFY_* state */
+    atomic_int notified;          /* the completer has finished writing to the notify fd */
+    void (*notify_fn)(void *arg); /* with KWC_NOTIFY_FN; set before it is published */
+    void *notify_arg;
+    int efd;             /* -1 for internal requests */
+    unsigned fork_gen;   /* kwc_fork_gen at creation */
+    kw_efd_pool_t *pool; /* reference held while efd is ours */
+    kwc_core_t *core;    /* the core it was submitted to (kwc_core_lead) */
     /* result: written by the I/O thread before state becomes DONE */
     int status;
     uint8_t remote_err;

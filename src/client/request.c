@@ -1,6 +1,7 @@
 /*
  * Requests (include/keyward/client.h): completion through an eventfd (the request's own, and
- * optionally one more the caller owns: kw_request_notify), blocking wait with poll,
+ * optionally one more the caller owns, kw_request_notify, or a callback, kw_request_notify_fn),
+ * blocking wait with poll,
  * results, and freeing/cancelling. A request has two references while pending, the caller's and
  * the I/O thread's; whoever drops the last one frees it. Also the intrusive request list.
  */
@@ -85,6 +86,8 @@ void kwc_request_complete(kw_request_t *r, int status, uint8_t remote_err, const
     int nfd = atomic_exchange(&r->notify, KWC_NOTIFY_TAKEN);
     if (nfd >= 0)
         kw_efd_signal(nfd);
+    else if (nfd == KWC_NOTIFY_FN)
+        r->notify_fn(r->notify_arg);
     atomic_store(&r->notified, 1);
     request_unref(r);
 }
@@ -111,6 +114,20 @@ int kw_request_notify(kw_request_t *req, int fd)
         return KW_EINVAL;
     if (atomic_compare_exchange_strong(&req->notify, &expected, fd))
         return 1; /* the completer will see fd */
+    return expected == KWC_NOTIFY_TAKEN ? 0 : KW_EINVAL;
+}
+
+int kw_request_notify_fn(kw_request_t *req, void (*fn)(void *arg), void *arg)
+{
+    int expected = KWC_NOTIFY_NONE;
+    if (req == NULL || fn == NULL)
+        return KW_EINVAL;
+    if (atomic_load(&req->notify) == KWC_NOTIFY_NONE) { /* not ours to overwrite otherwise */
+        req->notify_fn = fn;
+        req->notify_arg = arg;
+    }
+    if (atomic_compare_exchange_strong(&req->notify, &expected, KWC_NOTIFY_FN))
+        return 1; /* the completer will call fn */
     return expected == KWC_NOTIFY_TAKEN ? 0 : KW_EINVAL;
 }
 

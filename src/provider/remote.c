@@ -30,6 +30,8 @@
 typedef struct async_slot_s {
     int fd;
     kw_request_t *pending; /* the request a paused job waits for; freed if the job is abandoned */
+    ASYNC_callback_fn cb;  /* the application's callback when it asked for one, else NULL */
+    void *cb_arg;
 } async_slot_t;
 
 static const char async_slot_key = 'k'; /* its address names our fd in every wait context */
@@ -81,20 +83,46 @@ static void async_slot_consume(int fd)
     }
 }
 
-/* Pauses job until req completes; blocks instead when the job cannot take a wait fd. */
+/* Runs on the completing thread (kw_request_notify_fn); the slot outlives the request. */
+static void async_slot_fire(void *arg)
+{
+    async_slot_t *slot = arg;
+    (void)slot->cb(slot->cb_arg);
+}
+
+/*
+ * Pauses job until req completes; blocks instead when the job cannot take a wait fd. An
+ * application that asked for a callback (SSL_CTX_set_async_callback, which libssl passes on as
+ * the wait context's callback) is called on the completing thread instead, and the fd stays
+ * quiet: no fd to watch per connection, no write and read per operation. The slot and its fd
+ * are still registered, so a wait context freed while its job is paused frees the request (and
+ * the callback is then never called).
+ */
 static int wait_async(ASYNC_JOB *job, kw_request_t *req)
 {
     ASYNC_WAIT_CTX *wctx = ASYNC_get_wait_ctx(job);
     async_slot_t *slot = wctx != NULL ? async_slot(wctx) : NULL;
-    if (slot == NULL || kw_request_notify(req, slot->fd) != 1)
-        return kw_request_wait(req); /* no slot, or already complete */
+    if (slot == NULL)
+        return kw_request_wait(req);
+    if (ASYNC_WAIT_CTX_get_callback(wctx, &slot->cb, &slot->cb_arg) != 1)
+        slot->cb = NULL;
+    int by_callback = slot->cb != NULL;
+    int asked = by_callback ? kw_request_notify_fn(req, async_slot_fire, slot)
+                            : kw_request_notify(req, slot->fd);
+    if (asked != 1)
+        return kw_request_wait(req); /* already complete */
     slot->pending = req;
-    while (!kw_request_done(req)) {
+    /* A promised callback always comes, so pause at least once: the application then resumes
+     * a paused job, never one that went on without it. */
+    int paused = 0;
+    while (!kw_request_done(req) || (by_callback && !paused)) {
         if (ASYNC_pause_job() != 1)
             break;
+        paused = 1;
     }
     int rc = kw_request_wait(req); /* returns at once unless the pause failed */
-    async_slot_consume(slot->fd);
+    if (!by_callback)
+        async_slot_consume(slot->fd);
     slot->pending = NULL;
     return rc;
 }

@@ -56,7 +56,7 @@ int kw_proxy_new(const kw_proxy_config_t *cfg, kw_proxy_t **out, char *err, size
         rc = kw_proxy_resolve(cfg->backend, 0, &p->backend_addr, &p->backend_len, err, errlen);
     }
     if (rc == 0) {
-        rc = kw_proxy_tls_init(&p->tls, cfg, err, errlen);
+        rc = kw_proxy_tls_init(&p->tls, cfg, kw_px_conn_async_ready, err, errlen);
     }
     p->nworkers = cfg->threads != 0 ? cfg->threads : uv_available_parallelism();
     p->workers = rc == 0 ? calloc(p->nworkers, sizeof(*p->workers)) : NULL;

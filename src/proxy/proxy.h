@@ -1,7 +1,7 @@
 /*
  * keyward-proxy internals: the proxy (configuration, TLS contexts, addresses, counters shared by
  * all threads), its workers (one libuv loop, listener and connection list per thread) and
- * connections (client TCP + TLS via memory BIOs, backend TCP, async key-operation polls).
+ * connections (client TCP + TLS via memory BIOs, backend TCP, async key-operation callbacks).
  *
  * Ownership: kw_proxy_t owns its workers; a worker owns its connections; a connection owns its
  * handles, SSL and pending writes, and frees itself once every handle has closed.
@@ -9,12 +9,14 @@
 #ifndef KW_PROXY_H
 #define KW_PROXY_H
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
 
 #include <openssl/ssl.h>
+
 #include <uv.h>
 
 #include "proxy_config.h"
@@ -24,7 +26,6 @@
 #define KW_PROXY_RECORD     (16 * 1024)  /* plaintext per SSL_write: one full TLS record */
 #define KW_PROXY_HIGH_WATER (256 * 1024) /* stop reading the other side above this */
 #define KW_PROXY_LOW_WATER  (64 * 1024)  /* resume below this */
-#define KW_PROXY_MAX_POLLS  4            /* async fds per handshake (one in practice) */
 
 typedef struct kw_proxy_s kw_proxy_t;
 typedef struct kw_px_worker_s kw_px_worker_t;
@@ -66,18 +67,22 @@ struct kw_px_worker_s {
     uv_loop_t loop;
     uv_tcp_t listener;
     uv_async_t wakeup; /* asks the loop to stop */
+    /* Handshakes whose key operation completed (kw_px_conn_async_ready, any thread), resumed on
+     * this loop when ready_fd (an eventfd, written when the list stops being empty) is readable;
+     * `ready` keeps the loop alive only while async_refs > 0. Not uv_async_t: its loop thread
+     * busy-waits while another thread is inside uv_async_send (docs/keyserver.md). */
+    uv_poll_t ready;
+    int ready_fd;
+    pthread_mutex_t ready_lock; /* guards ready_list, ready_open, every conn's ready_queued */
+    kw_px_conn_t *ready_list;
+    int ready_open;
+    unsigned async_refs; /* connections whose handshake is paused on a key operation */
     uv_signal_t sigint, sigterm;
     uv_thread_t thread;
     int stopping;
     kw_px_conn_t *conns;             /* doubly linked list of live connections */
     char readbuf[KW_PROXY_READ_BUF]; /* every read on this loop; consumed synchronously */
 };
-
-typedef struct kw_px_conn_poll_s {
-    uv_poll_t handle;
-    kw_px_conn_t *conn;
-    int fd;
-} kw_px_conn_poll_t;
 
 struct kw_px_conn_s {
     kw_px_worker_t *worker;
@@ -87,7 +92,9 @@ struct kw_px_conn_s {
     uv_timer_t timer;
     uv_connect_t connect_req;
     uv_shutdown_t client_shut, backend_shut;
-    kw_px_conn_poll_t *polls[KW_PROXY_MAX_POLLS];
+    kw_px_conn_t *ready_next; /* in worker->ready_list (under ready_lock) */
+    int ready_queued;         /* under ready_lock */
+    int async_ref;            /* holds one of handles while the handshake is paused */
     SSL *ssl;
     BIO *rbio; /* ciphertext from the client, read by SSL */
     BIO *wbio; /* ciphertext from SSL, for the client */
@@ -118,7 +125,11 @@ void kw_px_worker_close(kw_px_worker_t *w);
 
 /* proxy_conn.c: handshake, async key operations, timeouts, closing */
 void kw_px_conn_accept(kw_px_worker_t *w, uv_stream_t *listener);
-void kw_px_conn_close(kw_px_conn_t *c);      /* immediate: drops pending data */
+/* The SSL_CTX async callback (SSL_CTX_set_async_callback, arg: the connection): a paused
+ * handshake's key operation completed. Any thread; queues the connection for its loop. */
+int kw_px_conn_async_ready(SSL *ssl, void *arg);
+void kw_px_conn_on_ready(uv_poll_t *h, int status, int events); /* resumes the queued ones */
+void kw_px_conn_close(kw_px_conn_t *c);                         /* immediate: drops pending data */
 void kw_px_conn_finish(kw_px_conn_t *c);     /* graceful: close_notify, flush, then close */
 void kw_px_conn_flush_tls(kw_px_conn_t *c);  /* queues SSL's output for the client */
 void kw_px_conn_touch(kw_px_conn_t *c);      /* activity: restarts the idle clock */

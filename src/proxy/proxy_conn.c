@@ -1,13 +1,15 @@
 /*
  * keyward-proxy connections, up to the established tunnel: accept, TLS through memory BIOs, the
  * asynchronous handshake (a key operation on the key server pauses the handshake's ASYNC job;
- * the job's wait fds are polled on this loop and the handshake resumes when one is readable),
+ * the provider calls kw_px_conn_async_ready when the reply is in, which queues the connection
+ * for this loop, and the handshake resumes there),
  * the handshake/idle timer, and closing (a connection whose key operation is still in flight
  * lingers, without sockets, until the job finishes: OpenSSL cannot free a paused job).
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <openssl/err.h>
 
@@ -44,94 +46,74 @@ static void on_handle_closed(uv_handle_t *h)
     }
 }
 
-static void on_poll_closed(uv_handle_t *h)
+/* Holds a handle reference while the handshake is paused on a key operation (so a closed
+ * connection lingers until the job can finish) and drops it once it is not; may free c. */
+static void async_ref_update(kw_px_conn_t *c)
 {
-    kw_px_conn_poll_t *p = h->data;
-    kw_px_conn_t *c = p->conn;
-    free(p);
-    if (--c->handles == 0) {
-        conn_free(c);
-    }
-}
-
-static void poll_remove(kw_px_conn_t *c, int fd)
-{
-    for (size_t i = 0; i < KW_PROXY_MAX_POLLS; i++) {
-        kw_px_conn_poll_t *p = c->polls[i];
-        if (p != NULL && (fd < 0 || p->fd == fd)) {
-            uv_poll_stop(&p->handle); /* before the provider closes or reuses the fd */
-            uv_close((uv_handle_t *)&p->handle, on_poll_closed);
-            c->polls[i] = NULL;
+    kw_px_worker_t *w = c->worker;
+    if (c->async_wait && !c->async_ref) {
+        c->async_ref = 1;
+        c->handles++;
+        if (w->async_refs++ == 0) {
+            uv_ref((uv_handle_t *)&w->ready); /* a completion is due: keep the loop running */
+        }
+    } else if (!c->async_wait && c->async_ref) {
+        c->async_ref = 0;
+        if (--w->async_refs == 0) {
+            uv_unref((uv_handle_t *)&w->ready);
+        }
+        if (--c->handles == 0) {
+            conn_free(c);
         }
     }
 }
 
-static void on_poll(uv_poll_t *h, int status, int events)
+int kw_px_conn_async_ready(SSL *ssl, void *arg)
 {
-    kw_px_conn_poll_t *p = h->data;
-    kw_px_conn_t *c = p->conn;
-    if (!c->async_wait) {
-        uv_poll_stop(h); /* the job is done; its fd will be reported deleted */
-        return;
+    (void)ssl;
+    kw_px_conn_t *c = arg;
+    kw_px_worker_t *w = c->worker;
+    pthread_mutex_lock(&w->ready_lock);
+    if (w->ready_open && !c->ready_queued) {
+        int was_empty = w->ready_list == NULL;
+        c->ready_queued = 1;
+        c->ready_next = w->ready_list;
+        w->ready_list = c;
+        if (was_empty) { /* under the lock: the fd cannot be closed meanwhile */
+            uint64_t one = 1;
+            ssize_t n = write(w->ready_fd, &one, sizeof(one)); /* fails only on overflow */
+            (void)n;
+        }
     }
-    conn_handshake(c);
+    pthread_mutex_unlock(&w->ready_lock);
+    return 1;
 }
 
-static int poll_add(kw_px_conn_t *c, int fd)
+void kw_px_conn_on_ready(uv_poll_t *h, int status, int events)
 {
-    size_t slot = KW_PROXY_MAX_POLLS;
-    for (size_t i = 0; i < KW_PROXY_MAX_POLLS; i++) {
-        if (c->polls[i] != NULL && c->polls[i]->fd == fd) {
-            return 0;
-        }
-        if (c->polls[i] == NULL && slot == KW_PROXY_MAX_POLLS) {
-            slot = i;
-        }
+    (void)status;
+    (void)events;
+    kw_px_worker_t *w = h->data;
+    kw_px_conn_t *list = NULL;
+    uint64_t count;
+    ssize_t n = read(w->ready_fd, &count, sizeof(count)); /* before taking the list: no lost wake */
+    (void)n;
+    pthread_mutex_lock(&w->ready_lock);
+    while (w->ready_list != NULL) { /* reversed: first completed, first resumed */
+        kw_px_conn_t *c = w->ready_list;
+        w->ready_list = c->ready_next;
+        c->ready_queued = 0;
+        c->ready_next = list;
+        list = c;
     }
-    kw_px_conn_poll_t *p = slot < KW_PROXY_MAX_POLLS ? calloc(1, sizeof(*p)) : NULL;
-    if (p == NULL) {
-        return -1;
-    }
-    if (uv_poll_init(&c->worker->loop, &p->handle, fd) != 0) {
-        kw_warn("cannot poll async fd %d", fd);
-        free(p);
-        return -1;
-    }
-    p->handle.data = p;
-    p->conn = c;
-    p->fd = fd;
-    c->polls[slot] = p;
-    c->handles++;
-    return uv_poll_start(&p->handle, UV_READABLE, on_poll) == 0 ? 0 : -1;
-}
-
-/* Applies the fds the provider added and deleted since the job last resumed: deletions first,
- * since a new fd may reuse a deleted one's number. */
-static int sync_async_fds(kw_px_conn_t *c)
-{
-    OSSL_ASYNC_FD add[KW_PROXY_MAX_POLLS];
-    OSSL_ASYNC_FD del[16];
-    size_t nadd = 0;
-    size_t ndel = 0;
-    if (!SSL_get_changed_async_fds(c->ssl, NULL, &nadd, NULL, &ndel)) {
-        return -1;
-    }
-    if (nadd == 0 && ndel == 0) {
-        return 0;
-    }
-    if (nadd > KW_PROXY_MAX_POLLS || ndel > 16 ||
-        !SSL_get_changed_async_fds(c->ssl, add, &nadd, del, &ndel)) {
-        return -1;
-    }
-    for (size_t i = 0; i < ndel; i++) {
-        poll_remove(c, del[i]);
-    }
-    for (size_t i = 0; i < nadd; i++) {
-        if (poll_add(c, add[i]) != 0) {
-            return -1;
+    pthread_mutex_unlock(&w->ready_lock);
+    while (list != NULL) {
+        kw_px_conn_t *c = list;
+        list = c->ready_next;
+        if (c->async_wait) {
+            conn_handshake(c); /* may free c */
         }
     }
-    return 0;
 }
 
 static void on_timer(uv_timer_t *t)
@@ -207,7 +189,6 @@ static void handshake_done(kw_px_conn_t *c)
     c->hs_done = 1;
     c->async_wait = 0;
     SSL_clear_mode(c->ssl, SSL_MODE_ASYNC); /* reads and writes need no jobs */
-    poll_remove(c, -1);
     atomic_fetch_add(&p->stats.handshakes, 1);
     kw_debug("connection: %s handshake done", SSL_get_version(c->ssl));
     if (SSL_session_reused(c->ssl)) {
@@ -245,28 +226,11 @@ static void handshake_failed(kw_px_conn_t *c)
     kw_px_conn_finish(c); /* the alert is already queued */
 }
 
-/* Runs the handshake as far as it goes now. In a lingering (zombie) connection it only lets a
- * paused key operation finish so the SSL can be freed. */
-static void conn_handshake(kw_px_conn_t *c)
+/* Acts on SSL_do_handshake's outcome err: flush what it wrote, then go on, wait or fail. */
+static void handshake_step(kw_px_conn_t *c, int err)
 {
-    ERR_clear_error();
-    int rc = SSL_do_handshake(c->ssl);
-    int err = rc == 1 ? SSL_ERROR_NONE : SSL_get_error(c->ssl, rc);
-    int fds_ok = sync_async_fds(c) == 0;
-    c->async_wait = err == SSL_ERROR_WANT_ASYNC;
-    if (c->zombie) {
-        if (!c->async_wait) {
-            poll_remove(c, -1);
-        }
-        return;
-    }
     kw_px_conn_flush_tls(c);
     if (c->closing) {
-        return;
-    }
-    if (!fds_ok) {
-        kw_warn("cannot watch the key operation's file descriptors; closing the connection");
-        kw_px_conn_close(c);
         return;
     }
     if (err == SSL_ERROR_NONE) {
@@ -278,6 +242,20 @@ static void conn_handshake(kw_px_conn_t *c)
     } else {
         handshake_failed(c);
     }
+}
+
+/* Runs the handshake as far as it goes now. In a lingering (zombie) connection it only lets a
+ * paused key operation finish so the SSL can be freed. May free c. */
+static void conn_handshake(kw_px_conn_t *c)
+{
+    ERR_clear_error();
+    int rc = SSL_do_handshake(c->ssl);
+    int err = rc == 1 ? SSL_ERROR_NONE : SSL_get_error(c->ssl, rc);
+    c->async_wait = err == SSL_ERROR_WANT_ASYNC;
+    if (!c->zombie) {
+        handshake_step(c, err);
+    }
+    async_ref_update(c);
 }
 
 static void on_client_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
@@ -321,6 +299,7 @@ static int conn_setup_tls(kw_px_conn_t *c)
     BIO_set_mem_eof_return(c->rbio, -1); /* empty means "want more", not EOF */
     SSL_set_bio(c->ssl, c->rbio, c->wbio);
     SSL_set_app_data(c->ssl, c);
+    SSL_set_async_callback_arg(c->ssl, c); /* kw_px_conn_async_ready */
     return 0;
 }
 
@@ -394,9 +373,7 @@ void kw_px_conn_close(kw_px_conn_t *c)
         uv_close((uv_handle_t *)&c->backend, on_handle_closed);
     }
     if (c->async_wait) {
-        c->zombie = 1; /* the polls stay until the key operation completes */
-    } else {
-        poll_remove(c, -1);
+        c->zombie = 1; /* async_ref keeps it until the key operation completes */
     }
 }
 

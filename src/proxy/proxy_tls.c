@@ -128,6 +128,9 @@ static SSL_CTX *new_ctx(kw_proxy_tls_t *tls)
     SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE |
                                  SSL_OP_NO_COMPRESSION);
     SSL_CTX_set_mode(ctx, SSL_MODE_ASYNC | SSL_MODE_RELEASE_BUFFERS);
+    /* The keyward provider calls this when a key operation completes, so a paused handshake
+     * needs no wait fd watched per connection (docs/proxy.md). */
+    ok = ok && (tls->async_cb == NULL || SSL_CTX_set_async_callback(ctx, tls->async_cb));
     /* Stateless tickets: any thread resumes any session without a cache or a key server. */
     SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
     SSL_CTX_set_tlsext_servername_callback(ctx, servername_cb);
@@ -410,9 +413,11 @@ static int add_fetched_sites(kw_proxy_tls_t *tls, const kw_proxy_config_t *cfg, 
     return rc;
 }
 
-int kw_proxy_tls_init(kw_proxy_tls_t *tls, const kw_proxy_config_t *cfg, char *err, size_t errlen)
+int kw_proxy_tls_init(kw_proxy_tls_t *tls, const kw_proxy_config_t *cfg,
+                      SSL_async_callback_fn async_cb, char *err, size_t errlen)
 {
     memset(tls, 0, sizeof(*tls));
+    tls->async_cb = async_cb;
     if (pthread_rwlock_init(&tls->lock, NULL) != 0) {
         snprintf(err, errlen, "cannot create a lock");
         return KW_ENOMEM;

@@ -44,12 +44,15 @@ typedef struct kw_proxy_tls_s {
     size_t nsites;
     uint8_t *alpn; /* ALPN protocols in wire format, NULL when not configured */
     size_t alpn_len;
+    SSL_async_callback_fn async_cb; /* set on every SSL_CTX: a key operation completed */
 } kw_proxy_tls_t;
 
 /* Builds the library context and one SSL_CTX per certificate, loading every key (a remote key is
  * looked up on the key server here, so a missing key fails at start, not at the first client).
+ * async_cb becomes every SSL_CTX's async callback (SSL_CTX_set_async_callback).
  * Returns 0 or a KW_E* code with a sentence in err. */
-int kw_proxy_tls_init(kw_proxy_tls_t *tls, const kw_proxy_config_t *cfg, char *err, size_t errlen);
+int kw_proxy_tls_init(kw_proxy_tls_t *tls, const kw_proxy_config_t *cfg,
+                      SSL_async_callback_fn async_cb, char *err, size_t errlen);
 
 void kw_proxy_tls_cleanup(kw_proxy_tls_t *tls);
 

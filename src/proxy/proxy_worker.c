@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -130,7 +131,20 @@ int kw_px_worker_init(kw_px_worker_t *w, kw_proxy_t *proxy, unsigned index, char
     }
     w->proxy = proxy; /* from here on kw_px_worker_close must run */
     w->wakeup.data = w;
+    w->ready.data = w;
+    pthread_mutex_init(&w->ready_lock, NULL);
+    w->ready_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     int rc = uv_async_init(&w->loop, &w->wakeup, on_stop) == 0 ? 0 : KW_EIO;
+    if (rc == 0) {
+        rc = w->ready_fd >= 0 && uv_poll_init(&w->loop, &w->ready, w->ready_fd) == 0 &&
+                     uv_poll_start(&w->ready, UV_READABLE, kw_px_conn_on_ready) == 0
+                 ? 0
+                 : KW_EIO;
+    }
+    if (rc == 0) {
+        uv_unref((uv_handle_t *)&w->ready); /* alive only while a handshake waits */
+        w->ready_open = 1;
+    }
     if (rc == 0 && index == 0) {
         rc = watch_signals(w);
     }
@@ -161,10 +175,18 @@ static void close_any(uv_handle_t *h, void *arg)
 
 void kw_px_worker_close(kw_px_worker_t *w)
 {
-    /* After a run (nothing left) or a failed start: close what is open, then the loop. */
+    /* After a run (nothing left) or a failed start: close what is open, then the loop. No
+     * completion callback may touch `ready` once it closes. */
+    pthread_mutex_lock(&w->ready_lock);
+    w->ready_open = 0;
+    pthread_mutex_unlock(&w->ready_lock);
     uv_walk(&w->loop, close_any, NULL);
     uv_run(&w->loop, UV_RUN_DEFAULT);
     if (uv_loop_close(&w->loop) != 0) {
         kw_warn("worker %u: event loop still busy at exit", w->index);
+    }
+    pthread_mutex_destroy(&w->ready_lock);
+    if (w->ready_fd >= 0) {
+        close(w->ready_fd); /* libuv does not close a polled fd */
     }
 }

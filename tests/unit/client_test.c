@@ -21,6 +21,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <stdatomic.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 
@@ -490,6 +491,69 @@ static void test_request_notify(void **state)
     close(nfd);
 }
 
+/* kw_request_notify_fn's callback: counts calls and records the thread and completion state. */
+typedef struct notify_rec_s {
+    atomic_int calls;
+    kw_request_t *req;
+    int done_when_called;
+    int efd; /* written by the callback, so the test can wait for it */
+} notify_rec_t;
+
+static void on_notify(void *arg)
+{
+    notify_rec_t *rec = arg;
+    rec->done_when_called = kw_request_done(rec->req);
+    atomic_fetch_add(&rec->calls, 1);
+    uint64_t one = 1;
+    ssize_t n = write(rec->efd, &one, sizeof(one)); /* no cmocka asserts off the test's thread */
+    (void)n;
+}
+
+/* kw_request_notify_fn: fn called exactly once, after the result is published; 0 for a completed
+ * request, KW_EINVAL for a second request for notification; never called after kw_request_free
+ * of a pending request. */
+static void test_request_notify_fn(void **state)
+{
+    (void)state;
+    uint16_t port;
+    char servers[64];
+    notify_rec_t rec;
+    memset(&rec, 0, sizeof(rec));
+    rec.efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    assert_true(rec.efd >= 0);
+    snprintf(servers, sizeof(servers), "127.0.0.1:%u", closed_port());
+    kw_client_t *c = client_for(servers, 5000, 1000);
+    kw_msg_t m = ping_msg();
+    kw_request_t *r = NULL;
+    assert_int_equal(kw_client_submit(c, &m, &r), 0);
+    rec.req = r;
+    assert_int_equal(kw_request_notify_fn(NULL, on_notify, &rec), KW_EINVAL);
+    assert_int_equal(kw_request_notify_fn(r, NULL, &rec), KW_EINVAL);
+    assert_int_equal(kw_request_notify_fn(r, on_notify, &rec), 1);
+    assert_int_equal(kw_request_notify_fn(r, on_notify, &rec), KW_EINVAL);
+    assert_int_equal(kw_request_notify(r, rec.efd), KW_EINVAL); /* one notification per request */
+    struct pollfd p = {.fd = rec.efd, .events = POLLIN, .revents = 0};
+    assert_int_equal(poll(&p, 1, 3000), 1); /* refused: fails fast, and calls back */
+    assert_int_equal(atomic_load(&rec.calls), 1);
+    assert_true(rec.done_when_called);
+    assert_int_equal(kw_request_notify_fn(r, on_notify, &rec), 0); /* complete: no second call */
+    kw_request_free(r);
+    assert_int_equal(atomic_load(&rec.calls), 1);
+    kw_client_free(c);
+
+    int lfd = silent_listener(&port);
+    snprintf(servers, sizeof(servers), "127.0.0.1:%u", port);
+    c = client_for(servers, 60000, 30000);
+    assert_int_equal(kw_client_submit(c, &m, &r), 0);
+    rec.req = r;
+    assert_int_equal(kw_request_notify_fn(r, on_notify, &rec), 1);
+    kw_request_free(r); /* pending: cancelled; fn must not run even when the client fails it */
+    kw_client_free(c);
+    assert_int_equal(atomic_load(&rec.calls), 1);
+    close(lfd);
+    close(rec.efd);
+}
+
 /* Pending requests: freed before completion (cancel), waited on from the fd, and failed with
  * KW_ECLOSED when the client is freed. */
 static void test_cancel_and_close(void **state)
@@ -562,6 +626,7 @@ int main(void)
         cmocka_unit_test(test_refused_fails_fast),
         cmocka_unit_test(test_handshake_timeout),
         cmocka_unit_test(test_request_notify),
+        cmocka_unit_test(test_request_notify_fn),
         cmocka_unit_test(test_cancel_and_close),
     };
     return cmocka_run_group_tests(tests, make_identity, remove_identity);
