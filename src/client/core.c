@@ -24,6 +24,7 @@
 #include <openssl/err.h>
 
 #include "keyward/error.h"
+#include "kw_eventfd.h"
 #include "keyward/log.h"
 #include "kwc_balance.h"
 #include "kwc_internal.h"
@@ -81,7 +82,7 @@ static int submit_direct(kwc_core_t *core, kw_request_t *r)
     }
     pthread_mutex_unlock(&core->io_lock);
     if (wake)
-        kw_efd_signal(core->wake_fd);
+        kw_eventfd_signal(core->wake_fd);
     return ok;
 }
 
@@ -102,7 +103,7 @@ int kwc_core_enqueue(kwc_core_t *core, kw_request_t *r)
     }
     pthread_mutex_unlock(&core->q_lock);
     if (wake)
-        kw_efd_signal(core->wake_fd);
+        kw_eventfd_signal(core->wake_fd);
     return 0;
 }
 
@@ -382,7 +383,7 @@ void kwc_core_stop(kwc_core_t *core)
     pthread_mutex_lock(&core->q_lock);
     core->stopping = 1;
     pthread_mutex_unlock(&core->q_lock);
-    kw_efd_signal(core->wake_fd);
+    kw_eventfd_signal(core->wake_fd);
     if (core->thread_started)
         pthread_join(core->thread, NULL);
     core_free(core);

@@ -3,13 +3,12 @@
  */
 #include "kwc_efd.h"
 
-#include <errno.h>
-#include <stdint.h>
 #include <stdlib.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
 #include "keyward/error.h"
+#include "kw_eventfd.h"
 
 kw_efd_pool_t *kw_efd_pool_new(size_t cap)
 {
@@ -58,11 +57,7 @@ int kw_efd_pool_get(kw_efd_pool_t *p)
 
 void kw_efd_pool_put(kw_efd_pool_t *p, int fd)
 {
-    uint64_t v;
-    ssize_t r;
-    do {
-        r = read(fd, &v, sizeof(v));
-    } while (r < 0 && errno == EINTR);
+    kw_eventfd_drain(fd);
     pthread_mutex_lock(&p->lock);
     if (p->n < p->cap) {
         p->fds[p->n++] = fd;
@@ -78,13 +73,4 @@ void kw_efd_pool_abandon(kw_efd_pool_t *p)
     for (size_t i = 0; i < p->n; i++)
         close(p->fds[i]);
     p->n = 0;
-}
-
-void kw_efd_signal(int fd)
-{
-    uint64_t one = 1;
-    ssize_t r;
-    do {
-        r = write(fd, &one, sizeof(one));
-    } while (r < 0 && errno == EINTR);
 }

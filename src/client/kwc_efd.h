@@ -36,7 +36,4 @@ void kw_efd_pool_put(kw_efd_pool_t *p, int fd);
  * leaves the pool to leak; nothing may use it afterwards. */
 void kw_efd_pool_abandon(kw_efd_pool_t *p);
 
-/* Signals fd (makes it readable). */
-void kw_efd_signal(int fd);
-
 #endif /* KWC_EFD_H */

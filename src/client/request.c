@@ -15,6 +15,7 @@
 #include <openssl/crypto.h>
 
 #include "keyward/error.h"
+#include "kw_eventfd.h"
 #include "kwc_internal.h"
 
 kw_request_t *kwc_request_new(kw_efd_pool_t *pool, int internal)
@@ -82,10 +83,10 @@ void kwc_request_complete(kw_request_t *r, int status, uint8_t remote_err, const
     }
     atomic_store_explicit(&r->state, KWC_REQ_DONE, memory_order_release);
     if (r->efd >= 0)
-        kw_efd_signal(r->efd);
+        kw_eventfd_signal(r->efd);
     int nfd = atomic_exchange(&r->notify, KWC_NOTIFY_TAKEN);
     if (nfd >= 0)
-        kw_efd_signal(nfd);
+        kw_eventfd_signal(nfd);
     else if (nfd == KWC_NOTIFY_FN)
         r->notify_fn(r->notify_arg);
     atomic_store(&r->notified, 1);

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "keyward/error.h"
+#include "kw_eventfd.h"
 #include "keyward/log.h"
 #include "metrics.h"
 #include "ops.h"
@@ -27,12 +28,8 @@ static void push_done(kw_ks_workers_t *w, kw_ks_job_t *job)
         w->done_tail->next = job;
     w->done_tail = job;
     pthread_mutex_unlock(&w->done_lock);
-    if (was_empty) {
-        uint64_t one = 1;
-        /* Cannot fail short of a counter overflow; a failed write is retried by the next job. */
-        ssize_t n = write(w->wake_fd, &one, sizeof(one));
-        (void)n;
-    }
+    if (was_empty)
+        kw_eventfd_signal(w->wake_fd);
 }
 
 static void run_job(kw_ks_worker_t *self, kw_ks_job_t *job)
@@ -99,9 +96,7 @@ static void *worker_main(void *arg)
 /* Takes the done list (after clearing the eventfd, so no wake-up is lost). */
 static void drain_done(kw_ks_workers_t *w)
 {
-    uint64_t count;
-    ssize_t n = read(w->wake_fd, &count, sizeof(count));
-    (void)n; /* EAGAIN: nothing signalled, the list may still hold jobs */
+    kw_eventfd_drain(w->wake_fd); /* nothing signalled: the list may still hold jobs */
     pthread_mutex_lock(&w->done_lock);
     kw_ks_job_t *jobs = w->done_head;
     w->done_head = NULL;

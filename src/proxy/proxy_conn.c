@@ -9,11 +9,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include <openssl/err.h>
 
 #include "keyward/log.h"
+#include "kw_eventfd.h"
 #include "proxy.h"
 #include "proxy_addr.h"
 
@@ -79,10 +79,8 @@ int kw_px_conn_async_ready(SSL *ssl, void *arg)
         c->ready_queued = 1;
         c->ready_next = w->ready_list;
         w->ready_list = c;
-        if (was_empty) { /* under the lock: the fd cannot be closed meanwhile */
-            uint64_t one = 1;
-            ssize_t n = write(w->ready_fd, &one, sizeof(one)); /* fails only on overflow */
-            (void)n;
+        if (was_empty) {
+            kw_eventfd_signal(w->ready_fd); /* under the lock: the fd cannot be closed meanwhile */
         }
     }
     pthread_mutex_unlock(&w->ready_lock);
@@ -95,9 +93,7 @@ void kw_px_conn_on_ready(uv_poll_t *h, int status, int events)
     (void)events;
     kw_px_worker_t *w = h->data;
     kw_px_conn_t *list = NULL;
-    uint64_t count;
-    ssize_t n = read(w->ready_fd, &count, sizeof(count)); /* before taking the list: no lost wake */
-    (void)n;
+    kw_eventfd_drain(w->ready_fd); /* before taking the list: no lost wake-up */
     pthread_mutex_lock(&w->ready_lock);
     while (w->ready_list != NULL) { /* reversed: first completed, first resumed */
         kw_px_conn_t *c = w->ready_list;

@@ -347,6 +347,19 @@ softhsm_token() {
     chmod 600 "$H/pin"
 }
 
+# start_keyserver_token NAME PORT MODULE [extra args...]: starts keyward-keyserver with the test
+# identity and softhsm_token's token (label keyward, $H/pin) through the PKCS#11 MODULE, no keys
+# dir; waits for its port; sets KS_PID.
+start_keyserver_token() {
+    local name=$1 port=$2 module=$3
+    shift 3
+    start_bg "$name" "$KW_BIN/keyward-keyserver" --listen "127.0.0.1:$port" \
+        --cert "$PKI/keyserver.crt" --key "$PKI/keyserver.key" --ca "$PKI/ca.crt" \
+        --pkcs11-module "$module" --pkcs11-token keyward --pkcs11-pin-file "$H/pin" "$@"
+    KS_PID=$LAST_PID
+    wait_port "$port" 30 || fail "key server $name with the token did not start on port $port"
+}
+
 # wait_for_line FILE PATTERN WHAT [SECONDS]: waits (default 10 s) until FILE has a line matching
 # the grep pattern PATTERN; fails with "WHAT" otherwise.
 wait_for_line() {

@@ -50,11 +50,7 @@ pass "certificates issued for the token's public keys"
 if ls "$H"/*.key >/dev/null 2>&1; then fail "a private key file exists"; fi
 
 KS_PORT=$(free_port)
-start_bg ks "$KW_BIN/keyward-keyserver" --listen "127.0.0.1:$KS_PORT" --cert "$PKI/keyserver.crt" \
-    --key "$PKI/keyserver.key" --ca "$PKI/ca.crt" --pkcs11-module "$MODULE" \
-    --pkcs11-token keyward --pkcs11-pin-file "$H/pin" --workers 2
-KS_PID=$LAST_PID
-wait_port "$KS_PORT" 15 || fail "key server with the token did not start"
+start_keyserver_token ks "$KS_PORT" "$MODULE" --workers 2
 want=$((3 + HAVE_ED))
 grep -q "pkcs11 token 'keyward' .*: $want usable key(s)" "$KW_TMP/ks.log" ||
     fail "expected $want keys from the token"

@@ -37,11 +37,7 @@ openssl x509 -new -subj "/CN=localhost" -force_pubkey "$H/rsa.pub.pem" -CA "$PKI
     2>/dev/null || fail "certificate for the token key"
 
 PORT=$(free_port)
-start_bg ks "$KW_BIN/keyward-keyserver" --listen "127.0.0.1:$PORT" --cert "$PKI/keyserver.crt" \
-    --key "$PKI/keyserver.key" --ca "$PKI/ca.crt" --pkcs11-module "$SHIM" \
-    --pkcs11-token keyward --pkcs11-pin-file "$H/pin" --workers 2
-KS_PID=$LAST_PID
-wait_port "$PORT" 15 || fail "key server with the shimmed token did not start"
+start_keyserver_token ks "$PORT" "$SHIM" --workers 2
 grep -q "pkcs11 token 'keyward' .*: 1 usable key(s)" "$KW_TMP/ks.log" || fail "key not loaded"
 grep -q "offers no raw RSA (CKM_RSA_X_509)" "$KW_TMP/ks.log" ||
     fail "no warning about the missing raw RSA"

@@ -204,12 +204,8 @@ openssl x509 -new -subj "/O=keyward test/CN=hsm.example" -force_pubkey "$H/pub.p
 "$KW_BIN/keyward" stub --cert "$H/rsa.crt" --out "$H/rsa.stub" 2>/dev/null || fail "stub (token)"
 AUDIT_P=$KW_TMP/audit-pkcs11.jsonl
 KS_PORT=$(free_port)
-start_bg ks-pkcs11 "$KW_BIN/keyward-keyserver" --listen "127.0.0.1:$KS_PORT" \
-    --cert "$PKI/keyserver.crt" --key "$PKI/keyserver.key" --ca "$PKI/ca.crt" \
-    --pkcs11-module "$MODULE" --pkcs11-token keyward --pkcs11-pin-file "$H/pin" \
-    --audit-log "$AUDIT_P"
-KS_P=$LAST_PID
-wait_port "$KS_PORT" 30 || fail "key server with the token did not start"
+start_keyserver_token ks-pkcs11 "$KS_PORT" "$MODULE" --audit-log "$AUDIT_P"
+KS_P=$KS_PID
 kw_grep "pkcs11 token 'keyward' .*: 1 usable key(s)" "$KW_TMP/ks-pkcs11.log" ||
     fail "the key server does not serve the token's key"
 write_openssl_conf_master "$KW_TMP/ms-pkcs11.cnf" "127.0.0.1:$KS_PORT"

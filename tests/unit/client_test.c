@@ -33,6 +33,7 @@
 #include "keyward/error.h"
 #include "kwc_balance.h"
 #include "kwc_efd.h"
+#include "kw_eventfd.h"
 #include "kwc_reqmap.h"
 #include "kwc_internal.h"
 #include "kwc_servers.h"
@@ -251,7 +252,7 @@ static void test_efd_pool(void **state)
     int a = kw_efd_pool_get(p);
     assert_true(a >= 0);
     assert_false(readable(a));
-    kw_efd_signal(a);
+    kw_eventfd_signal(a);
     assert_true(readable(a));
     kw_efd_pool_put(p, a);
     int b = kw_efd_pool_get(p);
