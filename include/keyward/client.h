@@ -62,7 +62,8 @@ int kw_request_done(const kw_request_t *req);
  * Asks that fd (an eventfd the caller owns, e.g. one per OpenSSL ASYNC_WAIT_CTX, kept for its
  * lifetime so the application never sees fd numbers come and go) be signalled, by writing 1 to
  * it, when req completes. Returns 1 when that signal will come (exactly once: consume it), 0 when
- * req is already complete (no signal), KW_EINVAL for bad arguments or a second call while req
+ * req is already complete or completing (no signal; kw_request_wait returns at once or within
+ * moments), KW_EINVAL for bad arguments or a second call while req
  * is pending. After
  * kw_request_free returns, fd is never written for req, so the caller may then close it.
  */

@@ -81,10 +81,13 @@ void kwc_request_complete(kw_request_t *r, int status, uint8_t remote_err, const
             r->reply_len = len;
         }
     }
+    /* The notification is taken before the result is published, so whoever sees the request
+     * complete also sees kw_request_notify refused (0), never a late registration that would
+     * still be signalled. */
+    int nfd = atomic_exchange(&r->notify, KWC_NOTIFY_TAKEN);
     atomic_store_explicit(&r->state, KWC_REQ_DONE, memory_order_release);
     if (r->efd >= 0)
         kw_eventfd_signal(r->efd);
-    int nfd = atomic_exchange(&r->notify, KWC_NOTIFY_TAKEN);
     if (nfd >= 0)
         kw_eventfd_signal(nfd);
     else if (nfd == KWC_NOTIFY_FN)
