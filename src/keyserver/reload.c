@@ -74,7 +74,8 @@ void kw_ks_store_metrics(kw_ks_metrics_t *m, const kw_keystore_t *store)
 /* Appends name to list (", "-separated) when a and b differ (NULL equals NULL). */
 static void note_change(char *list, size_t cap, const char *name, const char *a, const char *b)
 {
-    if ((a == NULL) == (b == NULL) && (a == NULL || strcmp(a, b) == 0))
+    int same = a == NULL || b == NULL ? a == b : strcmp(a, b) == 0;
+    if (same)
         return;
     size_t len = strlen(list);
     snprintf(list + len, cap - len, "%s%s", len > 0 ? ", " : "", name);
