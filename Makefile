@@ -3,10 +3,11 @@
 BUILD ?= build
 ASAN_BUILD ?= build-asan
 FUZZ_BUILD ?= build-fuzz
+MATRIX_BUILD ?= build-matrix
 FUZZ_SECONDS ?= 60
 JOBS ?= $(shell nproc)
 
-.PHONY: all deps build test unit demo asan fuzz bench format clean
+.PHONY: all deps build test unit demo asan fuzz builds bench format clean
 
 all: build
 
@@ -37,6 +38,9 @@ fuzz: deps
 	cmake --build $(FUZZ_BUILD) --target fuzzers -j$(JOBS)
 	bash scripts/run-fuzzers.sh $(FUZZ_BUILD) $(FUZZ_SECONDS)
 
+builds: deps
+	bash scripts/build-matrix.sh $(MATRIX_BUILD)
+
 bench: build
 	bash bench/keyserver.sh $(BUILD)
 	bash bench/handshake.sh $(BUILD)
@@ -46,4 +50,4 @@ format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD) $(MATRIX_BUILD)
