@@ -1,0 +1,38 @@
+#!/bin/bash
+# The traps a newcomer meets in the first hour with the CLI (issue 17): keygen refuses to
+# overwrite an existing PKI without --force.
+. "$(dirname "$0")/lib.sh"
+
+W=$KW_TMP/work
+mkdir -p "$W"
+
+# expect_fail STATUS PATTERN CMD...: CMD exits with STATUS and says PATTERN on stderr.
+expect_fail() {
+    local want=$1 pattern=$2 rc=0
+    shift 2
+    "$@" >"$W/out" 2>"$W/err" || rc=$?
+    [ "$rc" = "$want" ] || fail "$* exited $rc, not $want: $(cat "$W/err")"
+    grep -q -- "$pattern" "$W/err" || fail "$*: stderr lacks '$pattern': $(cat "$W/err")"
+}
+
+# ---- keygen never overwrites a PKI silently
+"$KW_BIN/keyward" keygen --out "$W/pki" >/dev/null || fail "keygen into a new directory"
+sum=$(cat "$W/pki/ca.key" "$W/pki/keys/rsa2048.key" | sha256sum)
+expect_fail 1 "$W/pki/ca.crt" "$KW_BIN/keyward" keygen --out "$W/pki"
+grep -q -- "--force" "$W/err" || fail "keygen refusal does not name --force: $(cat "$W/err")"
+[ "$(cat "$W/pki/ca.key" "$W/pki/keys/rsa2048.key" | sha256sum)" = "$sum" ] ||
+    fail "a refused keygen changed the PKI"
+pass "keygen into an existing PKI: '$(head -n1 "$W/err")'"
+# one file of the PKI is enough to refuse (a half-made or hand-edited PKI is not replaced)
+mkdir -p "$W/pki1/keys"
+echo keep >"$W/pki1/keys/ed25519.key"
+expect_fail 1 "$W/pki1/keys/ed25519.key" "$KW_BIN/keyward" keygen --out "$W/pki1"
+[ "$(cat "$W/pki1/keys/ed25519.key")" = keep ] || fail "keygen overwrote a lone site key"
+expect_fail 1 "--force" sh "$KW_SOURCE_DIR/scripts/make-pki.sh" "$W/pki"
+pass "make-pki.sh refuses too; one existing file is enough"
+"$KW_BIN/keyward" keygen --out "$W/pki" --force >/dev/null || fail "keygen --force"
+[ "$(cat "$W/pki/ca.key" "$W/pki/keys/rsa2048.key" | sha256sum)" != "$sum" ] ||
+    fail "keygen --force did not replace the PKI"
+openssl verify -CAfile "$W/pki/ca.crt" "$W/pki/edge.crt" >/dev/null ||
+    fail "keygen --force left a PKI whose edge certificate the new CA did not sign"
+pass "keygen --force replaces the whole PKI"
