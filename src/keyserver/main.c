@@ -14,6 +14,7 @@
 #include "keystore.h"
 #include "keyward/error.h"
 #include "keyward/log.h"
+#include "keyward/version.h"
 #include "metrics.h"
 #include "pkcs11_store.h"
 #include "reload.h"
@@ -112,11 +113,17 @@ int main(int argc, char **argv)
 {
     kw_ks_config_t cfg;
     char err[1024] = "";
+    if (kw_version_wanted(argc, argv)) {
+        kw_version_print(stdout, "keyward-keyserver");
+        return 0;
+    }
     signal(SIGPIPE, SIG_IGN);
     kw_ks_config_defaults(&cfg);
     int rc = kw_ks_config_load(&cfg, argc, argv, err, sizeof(err));
     if (rc == 0)
         rc = kw_ks_config_validate(&cfg, err, sizeof(err));
+    if (rc == 1) /* --help printed config.c's options; these are main's own */
+        printf("  --version                   print the version and exit\n");
     if (rc != 0) {
         if (rc < 0)
             fprintf(stderr, "keyward-keyserver: %s\n", err);

@@ -1,6 +1,6 @@
 #!/bin/bash
 # The traps a newcomer meets in the first hour with the CLI (issue 17): keygen refuses to
-# overwrite an existing PKI without --force.
+# overwrite an existing PKI without --force; --version on every binary.
 . "$(dirname "$0")/lib.sh"
 
 W=$KW_TMP/work
@@ -36,3 +36,13 @@ pass "make-pki.sh refuses too; one existing file is enough"
 openssl verify -CAfile "$W/pki/ca.crt" "$W/pki/edge.crt" >/dev/null ||
     fail "keygen --force left a PKI whose edge certificate the new CA did not sign"
 pass "keygen --force replaces the whole PKI"
+
+# ---- --version on every binary: "NAME X.Y.Z (OpenSSL A.B.C)", the version from CMakeLists.txt
+version=$(sed -n 's/^project(keyward VERSION \([0-9.]*\).*/\1/p' "$KW_SOURCE_DIR/CMakeLists.txt")
+[ -n "$version" ] || fail "no project version in CMakeLists.txt"
+for bin in keyward keyward-keyserver keyward-proxy; do
+    "$KW_BIN/$bin" --version >"$W/out" 2>"$W/err" || fail "$bin --version: $(cat "$W/err")"
+    grep -Eq "^$bin $version \\(OpenSSL 3\\.[0-9]+\\.[0-9]+" "$W/out" ||
+        fail "$bin --version printed '$(cat "$W/out")'"
+done
+pass "--version: $(cat "$W/out")"
