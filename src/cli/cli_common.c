@@ -121,7 +121,7 @@ int kw_cli_client(const kw_cli_opts_t *o, kw_client_t **out)
     kw_client_config_t cfg;
     const char *env = getenv("KEYWARD_SERVER");
     const char *servers = o->servers[0] != '\0' ? o->servers : env;
-    if (servers == NULL || *servers == '\0') {
+    if (servers == NULL || servers[strspn(servers, ", \t")] == '\0') {
         kw_cli_error("no key server: pass --server HOST:PORT (or set KEYWARD_SERVER)");
         return -1;
     }
@@ -230,8 +230,27 @@ int kw_cli_with_key(const kw_cli_opts_t *o, const kw_cli_alg_t *alg, kw_cli_key_
     return status;
 }
 
-static const char *remote_advice(uint8_t remote)
+/* Advice for `decrypt`, which has no --alg: its input is a ciphertext, and only RSA fits. */
+static const char *decrypt_advice(uint8_t remote)
 {
+    switch (remote) {
+    case KW_ERR_CRYPTO:
+        return "the key server could not decrypt --in with this key: check that it is an RSA "
+               "PKCS#1 v1.5 ciphertext made with the public key of this site certificate "
+               "(e.g. openssl pkeyutl -encrypt -pubin -inkey PUB.pem)";
+    case KW_ERR_UNEXPECTED_OPCODE:
+        return "decrypt needs an RSA key and this key is not RSA: name an RSA key with "
+               "--key-cert or --key-id";
+    default:
+        return NULL;
+    }
+}
+
+static const char *remote_advice(uint8_t remote, const char *what)
+{
+    const char *advice = strcmp(what, "decrypt") == 0 ? decrypt_advice(remote) : NULL;
+    if (advice != NULL)
+        return advice;
     switch (remote) {
     case KW_ERR_KEY_NOT_FOUND:
         return "the key server does not hold this key: check --key-cert/--key-id, and that the "
@@ -269,7 +288,7 @@ void kw_cli_report(kw_client_t *client, const kw_cli_opts_t *o, int rc, uint8_t 
     switch (rc) {
     case KW_EREMOTE:
         kw_cli_error("%s failed: the key server answered '%s': %s", what,
-                     kw_remote_error_name(remote), remote_advice(remote));
+                     kw_remote_error_name(remote), remote_advice(remote, what));
         return;
     case KW_ECONN:
         kw_cli_error("%s failed: cannot reach the key server%s%s%s. Check that "

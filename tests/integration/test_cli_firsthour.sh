@@ -1,6 +1,8 @@
 #!/bin/bash
 # The traps a newcomer meets in the first hour with the CLI (issue 17): keygen refuses to
-# overwrite an existing PKI without --force; --version on every binary.
+# overwrite an existing PKI without --force; --version on every binary; error messages that name
+# the real cause (decrypt of a bad ciphertext, a key that does not match its certificate, no key
+# server configured).
 . "$(dirname "$0")/lib.sh"
 
 W=$KW_TMP/work
@@ -46,3 +48,37 @@ for bin in keyward keyward-keyserver keyward-proxy; do
         fail "$bin --version printed '$(cat "$W/out")'"
 done
 pass "--version: $(cat "$W/out")"
+
+# ---- error messages that name the real cause, against a real key server (the PKI made above)
+PKI=$W/pki
+export PKI
+PORT=$(free_port)
+start_keyserver ks "$PORT"
+(printf '\000'; head -c 255 /dev/urandom) >"$W/badct" # 256 bytes, not a PKCS#1 v1.5 ciphertext
+expect_fail 1 "ciphertext" kw_cli "$PORT" decrypt --in "$W/badct" --out "$W/pt" \
+    --key-cert "$PKI/certs/rsa2048.crt"
+if grep -q -- "--alg" "$W/err"; then fail "decrypt (which has no --alg) blames --alg: $(cat "$W/err")"; fi
+pass "decrypt of a bad ciphertext: '$(cat "$W/err")'"
+head -c 10 /dev/urandom >"$W/shortct"
+expect_fail 2 "256 bytes" kw_cli "$PORT" decrypt --in "$W/shortct" --out "$W/pt" \
+    --key-cert "$PKI/certs/rsa2048.crt"
+pass "decrypt of a ciphertext of the wrong length: '$(cat "$W/err")'"
+expect_fail 1 "RSA" kw_cli "$PORT" decrypt --in "$W/badct" --out "$W/pt" \
+    --key-id "sha256:$(kw_keyid "$PKI/certs/ecdsa-p256.crt")"
+if grep -q -- "--alg" "$W/err"; then fail "decrypt with an EC key blames --alg: $(cat "$W/err")"; fi
+pass "decrypt with an EC key by --key-id: '$(cat "$W/err")'"
+
+expect_fail 2 "$PKI/edge.crt" "$KW_BIN/keyward" ping --server "127.0.0.1:$PORT" \
+    --cert "$PKI/edge.crt" --key "$PKI/edge2.key" --ca "$PKI/ca.crt"
+grep -q "does not match" "$W/err" || fail "mismatched key: $(cat "$W/err")"
+pass "a key that does not match its certificate: '$(cat "$W/err")'"
+
+for servers in "," " , "; do
+    expect_fail 2 "no key server" "$KW_BIN/keyward" ping --server "$servers" \
+        --cert "$PKI/edge.crt" --key "$PKI/edge.key" --ca "$PKI/ca.crt"
+    grep -q -- "--server" "$W/err" || fail "--server '$servers': $(cat "$W/err")"
+done
+expect_fail 2 "no key server" env -u KEYWARD_SERVER -u KEYWARD_SERVERS "$KW_BIN/keyward" ping \
+    --cert "$PKI/edge.crt" --key "$PKI/edge.key" --ca "$PKI/ca.crt"
+if grep -q "(none)" "$W/err"; then fail "no server: '$(cat "$W/err")'"; fi
+pass "no key server configured: '$(cat "$W/err")'"
