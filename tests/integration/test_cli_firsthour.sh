@@ -2,7 +2,8 @@
 # The traps a newcomer meets in the first hour with the CLI (issue 17): keygen refuses to
 # overwrite an existing PKI without --force; --version on every binary; error messages that name
 # the real cause (decrypt of a bad ciphertext, a key that does not match its certificate, no key
-# server configured).
+# server configured); the environment variables of the provider (KEYWARD_SERVERS, KEYWARD_CLIENT_CERT,
+# KEYWARD_CLIENT_KEY, KEYWARD_CA, KEYWARD_TIMEOUT_MS) work for the CLI, the old spellings too.
 . "$(dirname "$0")/lib.sh"
 
 W=$KW_TMP/work
@@ -82,3 +83,40 @@ expect_fail 2 "no key server" env -u KEYWARD_SERVER -u KEYWARD_SERVERS "$KW_BIN/
     --cert "$PKI/edge.crt" --key "$PKI/edge.key" --ca "$PKI/ca.crt"
 if grep -q "(none)" "$W/err"; then fail "no server: '$(cat "$W/err")'"; fi
 pass "no key server configured: '$(cat "$W/err")'"
+
+# ---- one vocabulary: the provider's environment variables configure the CLI too
+unset KEYWARD_SERVER KEYWARD_CERT KEYWARD_KEY KEYWARD_SERVERS KEYWARD_CLIENT_CERT \
+    KEYWARD_CLIENT_KEY KEYWARD_CA KEYWARD_TIMEOUT_MS
+KEYWARD_SERVERS=127.0.0.1:$PORT KEYWARD_CLIENT_CERT=$PKI/edge.crt KEYWARD_CLIENT_KEY=$PKI/edge.key \
+    KEYWARD_CA=$PKI/ca.crt "$KW_BIN/keyward" ping --count 1 >"$W/out" 2>"$W/err" ||
+    fail "ping with the provider's environment variables: $(cat "$W/err")"
+pass "KEYWARD_SERVERS, KEYWARD_CLIENT_CERT, KEYWARD_CLIENT_KEY, KEYWARD_CA"
+KEYWARD_SERVER=127.0.0.1:$PORT KEYWARD_CERT=$PKI/edge.crt KEYWARD_KEY=$PKI/edge.key \
+    KEYWARD_CA=$PKI/ca.crt "$KW_BIN/keyward" ping --count 1 >"$W/out" 2>"$W/err" ||
+    fail "ping with the old environment variables: $(cat "$W/err")"
+pass "old spellings KEYWARD_SERVER, KEYWARD_CERT, KEYWARD_KEY still work"
+# both set: the provider's name wins (the old ones point at a rogue identity and a down server)
+DOWN=$(free_port)
+KEYWARD_SERVERS=127.0.0.1:$PORT KEYWARD_CLIENT_CERT=$PKI/edge.crt KEYWARD_CLIENT_KEY=$PKI/edge.key \
+    KEYWARD_SERVER=127.0.0.1:$DOWN KEYWARD_CERT=$PKI/rogue.crt KEYWARD_KEY=$PKI/rogue.key \
+    KEYWARD_CA=$PKI/ca.crt "$KW_BIN/keyward" ping --count 1 >"$W/out" 2>"$W/err" ||
+    fail "ping with both spellings set: $(cat "$W/err")"
+pass "with both spellings set the provider's wins"
+# the flags --client-cert/--client-key (keyward-proxy's and the provider's words) work in the CLI
+"$KW_BIN/keyward" ping --count 1 --server "127.0.0.1:$PORT" --client-cert "$PKI/edge.crt" \
+    --client-key "$PKI/edge.key" --ca "$PKI/ca.crt" >"$W/out" 2>"$W/err" ||
+    fail "ping --client-cert/--client-key: $(cat "$W/err")"
+pass "--client-cert/--client-key"
+# KEYWARD_TIMEOUT_MS: a frozen key server gives up after it
+kill -STOP "$KS_PID"
+start=$(date +%s%N)
+rc=0
+KEYWARD_TIMEOUT_MS=700 kw_cli "$PORT" ping --count 1 >"$W/out" 2>"$W/err" || rc=$?
+ms=$((($(date +%s%N) - start) / 1000000))
+kill -CONT "$KS_PID"
+[ "$rc" = 1 ] && grep -q "no answer within 700 ms" "$W/err" ||
+    fail "KEYWARD_TIMEOUT_MS=700: exit $rc after $ms ms: $(cat "$W/err")"
+expect_fail 2 "KEYWARD_TIMEOUT_MS" env KEYWARD_TIMEOUT_MS=soon "$KW_BIN/keyward" ping \
+    --server "127.0.0.1:$PORT" --cert "$PKI/edge.crt" --key "$PKI/edge.key" --ca "$PKI/ca.crt"
+pass "KEYWARD_TIMEOUT_MS (gave up after $ms ms; a bad value is named)"
+"$KW_BIN/keyward" ping --help | kw_grep KEYWARD_SERVERS || fail "ping --help lacks KEYWARD_SERVERS"
