@@ -77,5 +77,15 @@ adapt "$KW_SOURCE_DIR/examples/keyserver.yaml" "$KW_TMP/keyserver-p11.yaml" \
     "s%^#     token:%    token:%" "s%^#     pin_file:%    pin_file:%"
 start_bg ks3 "$KW_BIN/keyward-keyserver" --config "$KW_TMP/keyserver-p11.yaml"
 wait_port "$KS3" 30 || fail "examples/keyserver.yaml with its pkcs11 block: did not start"
-grep -q "token" "$KW_TMP/ks3.log" || fail "no token in the log: $(cat "$KW_TMP/ks3.log")"
+pkcs11-tool --module "$MODULE" --token-label keyward --read-object --type pubkey --id 01 \
+    -o "$H/site.pub.raw" >/dev/null 2>&1 || fail "export the token's public key"
+openssl pkey -pubin -in "$H/site.pub.raw" -outform DER -out "$H/site.pub.der" 2>/dev/null ||
+    openssl pkey -pubin -inform DER -in "$H/site.pub.raw" -outform DER -out "$H/site.pub.der" ||
+    fail "the token's public key is not readable"
+kid=$(openssl dgst -sha256 -r "$H/site.pub.der" | cut -d' ' -f1)
+kw_cli "$KS3" sign --alg ecdsa-sha256 --in "$PKI/ca.crt" --out "$KW_TMP/sig3" \
+    --key-id "sha256:$kid" >/dev/null || fail "sign with the token's key: $(cat "$KW_TMP/ks3.log")"
+openssl pkey -pubin -inform DER -in "$H/site.pub.der" -out "$H/site.pub.pem"
+openssl dgst -sha256 -verify "$H/site.pub.pem" -signature "$KW_TMP/sig3" "$PKI/ca.crt" \
+    >/dev/null || fail "the token key's signature does not verify"
 pass "examples/keyserver.yaml's pkcs11 block, uncommented, serves a SoftHSM2 token"
