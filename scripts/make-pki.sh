@@ -9,9 +9,41 @@
 #   keys/<name>.key + .crt     site keys (only the key server gets these) and their chains:
 #       rsa2048 rsa3072 rsa4096 ecdsa-p256 ecdsa-p384 ecdsa-p521 ed25519 (CN/SAN localhost)
 #   certs/<name>.crt           the same site certificates, for edges (no keys)
-# Usage: make-pki.sh [DIR]
+# Usage: make-pki.sh [--force] [DIR]
+# Refuses to write into DIR when any of these files is already there (a key server still using
+# the old PKI would refuse every client made with the new one), unless --force is given.
 set -eu
+PROG=${KW_PKI_PROG:-make-pki.sh} # `keyward keygen` runs this script and names itself
+FORCE=0
+if [ "${1:-}" = --force ]; then
+    FORCE=1
+    shift
+fi
 DIR=${1:-pki}
+SITES="rsa2048 rsa3072 rsa4096 ecdsa-p256 ecdsa-p384 ecdsa-p521 ed25519"
+
+if [ "$FORCE" = 0 ]; then
+    first="" others=0
+    set -- # the file names the PKI consists of
+    for f in ca rogue-ca site-ca keyserver edge edge2 rogue; do
+        set -- "$@" "$f.crt" "$f.key"
+    done
+    for s in $SITES; do
+        set -- "$@" "keys/$s.key" "keys/$s.crt" "certs/$s.crt"
+    done
+    for f in "$@"; do
+        [ -e "$DIR/$f" ] || continue
+        if [ -z "$first" ]; then first=$DIR/$f; else others=$((others + 1)); fi
+    done
+    if [ -n "$first" ]; then
+        more=""
+        [ "$others" = 0 ] || more=" and $others other file(s)"
+        echo "$PROG: refusing to overwrite $first$more of an existing PKI:" \
+            "a key server using it would refuse clients with the new certificates." \
+            "Pass --force to replace the whole PKI, or choose another directory." >&2
+        exit 1
+    fi
+fi
 mkdir -p "$DIR/keys" "$DIR/certs"
 cd "$DIR"
 DAYS=825

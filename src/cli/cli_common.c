@@ -34,25 +34,53 @@ static void add_servers(kw_cli_opts_t *o, const char *list)
     snprintf(o->servers + used, sizeof(o->servers) - used, "%s%s", used > 0 ? "," : "", list);
 }
 
-void kw_cli_opts_init(kw_cli_opts_t *o)
+/* The environment variable name (the provider's), else its old CLI spelling alias (may be NULL);
+ * unset and empty are the same. */
+static const char *env_setting(const char *name, const char *alias)
 {
-    memset(o, 0, sizeof(*o));
-    o->timeout_ms = 5000;
-    o->cert = getenv("KEYWARD_CERT");
-    o->key = getenv("KEYWARD_KEY");
-    o->ca = getenv("KEYWARD_CA");
+    const char *v = getenv(name);
+    if ((v == NULL || *v == '\0') && alias != NULL)
+        v = getenv(alias);
+    return v != NULL && *v != '\0' ? v : NULL;
 }
 
-static int parse_uint(const char *arg, const char *opt, unsigned lo, unsigned hi, unsigned *out)
+static int parse_uint_quiet(const char *arg, unsigned lo, unsigned hi, unsigned *out)
 {
     char *end = NULL;
     errno = 0;
     unsigned long v = strtoul(arg, &end, 10);
-    if (errno != 0 || end == arg || *end != '\0' || v < lo || v > hi) {
+    if (errno != 0 || end == arg || *end != '\0' || *arg == '-' || v < lo || v > hi)
+        return -1;
+    *out = (unsigned)v;
+    return 0;
+}
+
+#define KW_CLI_TIMEOUT_MAX 3600000u
+
+void kw_cli_opts_init(kw_cli_opts_t *o)
+{
+    memset(o, 0, sizeof(*o));
+    o->timeout_ms = 5000;
+    o->env_servers = env_setting("KEYWARD_SERVERS", "KEYWARD_SERVER");
+    o->cert = env_setting("KEYWARD_CLIENT_CERT", "KEYWARD_CERT");
+    o->key = env_setting("KEYWARD_CLIENT_KEY", "KEYWARD_KEY");
+    o->ca = env_setting("KEYWARD_CA", NULL);
+    const char *t = env_setting("KEYWARD_TIMEOUT_MS", NULL);
+    if (t != NULL && parse_uint_quiet(t, 1, KW_CLI_TIMEOUT_MAX, &o->timeout_ms) != 0)
+        o->bad_env = "KEYWARD_TIMEOUT_MS";
+}
+
+const char *kw_cli_servers(const kw_cli_opts_t *o)
+{
+    return o->servers[0] != '\0' ? o->servers : o->env_servers;
+}
+
+static int parse_uint(const char *arg, const char *opt, unsigned lo, unsigned hi, unsigned *out)
+{
+    if (parse_uint_quiet(arg, lo, hi, out) != 0) {
         kw_cli_error("%s needs a number from %u to %u, not '%s'", opt, lo, hi, arg);
         return -1;
     }
-    *out = (unsigned)v;
     return 0;
 }
 
@@ -78,7 +106,8 @@ int kw_cli_opt(kw_cli_opts_t *o, int c, const char *arg)
         o->key_id = arg;
         return 1;
     case KW_OPT_TIMEOUT:
-        return parse_uint(arg, "--timeout", 1, 3600000, &o->timeout_ms) == 0 ? 1 : -1;
+        o->bad_env = NULL; /* the flag replaces KEYWARD_TIMEOUT_MS */
+        return parse_uint(arg, "--timeout", 1, KW_CLI_TIMEOUT_MAX, &o->timeout_ms) == 0 ? 1 : -1;
     case KW_OPT_PAD:
         return parse_uint(arg, "--pad", 0, 65535, &o->pad_to) == 0 ? 1 : -1;
     default:
@@ -119,15 +148,21 @@ int kw_cli_client(const kw_cli_opts_t *o, kw_client_t **out)
 {
     char err[512];
     kw_client_config_t cfg;
-    const char *env = getenv("KEYWARD_SERVER");
-    const char *servers = o->servers[0] != '\0' ? o->servers : env;
-    if (servers == NULL || *servers == '\0') {
-        kw_cli_error("no key server: pass --server HOST:PORT (or set KEYWARD_SERVER)");
+    const char *servers = kw_cli_servers(o);
+    if (o->bad_env != NULL) {
+        kw_cli_error("%s='%s' is not a number of milliseconds from 1 to %u: fix or unset it, or "
+                     "pass --timeout MS",
+                     o->bad_env, getenv(o->bad_env), KW_CLI_TIMEOUT_MAX);
+        return -1;
+    }
+    if (servers == NULL || servers[strspn(servers, ", \t")] == '\0') {
+        kw_cli_error("no key server: pass --server HOST:PORT (or set KEYWARD_SERVERS)");
         return -1;
     }
     if (o->cert == NULL || o->key == NULL || o->ca == NULL) {
         kw_cli_error("mutual TLS needs --cert, --key and --ca (this edge's certificate, its key, "
-                     "and the CA of the key server's certificate)");
+                     "and the CA of the key server's certificate), or KEYWARD_CLIENT_CERT, "
+                     "KEYWARD_CLIENT_KEY and KEYWARD_CA");
         return -1;
     }
     if (readable(o->cert, "--cert") != 0 || readable(o->key, "--key") != 0 ||
@@ -230,8 +265,27 @@ int kw_cli_with_key(const kw_cli_opts_t *o, const kw_cli_alg_t *alg, kw_cli_key_
     return status;
 }
 
-static const char *remote_advice(uint8_t remote)
+/* Advice for `decrypt`, which has no --alg: its input is a ciphertext, and only RSA fits. */
+static const char *decrypt_advice(uint8_t remote)
 {
+    switch (remote) {
+    case KW_ERR_CRYPTO:
+        return "the key server could not decrypt --in with this key: check that it is an RSA "
+               "PKCS#1 v1.5 ciphertext made with the public key of this site certificate "
+               "(e.g. openssl pkeyutl -encrypt -pubin -inkey PUB.pem)";
+    case KW_ERR_UNEXPECTED_OPCODE:
+        return "decrypt needs an RSA key and this key is not RSA: name an RSA key with "
+               "--key-cert or --key-id";
+    default:
+        return NULL;
+    }
+}
+
+static const char *remote_advice(uint8_t remote, const char *what)
+{
+    const char *advice = strcmp(what, "decrypt") == 0 ? decrypt_advice(remote) : NULL;
+    if (advice != NULL)
+        return advice;
     switch (remote) {
     case KW_ERR_KEY_NOT_FOUND:
         return "the key server does not hold this key: check --key-cert/--key-id, and that the "
@@ -269,7 +323,7 @@ void kw_cli_report(kw_client_t *client, const kw_cli_opts_t *o, int rc, uint8_t 
     switch (rc) {
     case KW_EREMOTE:
         kw_cli_error("%s failed: the key server answered '%s': %s", what,
-                     kw_remote_error_name(remote), remote_advice(remote));
+                     kw_remote_error_name(remote), remote_advice(remote, what));
         return;
     case KW_ECONN:
         kw_cli_error("%s failed: cannot reach the key server%s%s%s. Check that "

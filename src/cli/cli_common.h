@@ -37,6 +37,8 @@ enum kw_cli_opt_id {
     {"server", required_argument, NULL, KW_OPT_SERVER},                                            \
         {"cert", required_argument, NULL, KW_OPT_CERT},                                            \
         {"key", required_argument, NULL, KW_OPT_KEY}, {"ca", required_argument, NULL, KW_OPT_CA},  \
+        {"client-cert", required_argument, NULL, KW_OPT_CERT},                                     \
+        {"client-key", required_argument, NULL, KW_OPT_KEY},                                       \
         {"timeout", required_argument, NULL, KW_OPT_TIMEOUT},                                      \
         {"pad", required_argument, NULL, KW_OPT_PAD},                                              \
     {                                                                                              \
@@ -50,18 +52,22 @@ enum kw_cli_opt_id {
 
 /* Help text of the options above. */
 #define KW_CLI_SERVER_HELP                                                                         \
-    "  --server HOST:PORT   key server (repeat, or a comma list; env KEYWARD_SERVER)\n"            \
-    "  --cert FILE          this edge's certificate for mutual TLS (env KEYWARD_CERT)\n"           \
-    "  --key FILE           its private key (env KEYWARD_KEY)\n"                                   \
+    "  --server HOST:PORT   key server (repeat, or a comma list; env KEYWARD_SERVERS)\n"           \
+    "  --cert FILE          this edge's certificate for mutual TLS (also --client-cert;\n"         \
+    "                       env KEYWARD_CLIENT_CERT)\n"                                            \
+    "  --key FILE           its private key (also --client-key; env KEYWARD_CLIENT_KEY)\n"         \
     "  --ca FILE            CA of the key server's certificate (env KEYWARD_CA)\n"                 \
-    "  --timeout MS         give up after MS milliseconds (default 5000)\n"                        \
+    "  --timeout MS         give up after MS milliseconds (default 5000; env\n"                    \
+    "                       KEYWARD_TIMEOUT_MS)\n"                                                 \
     "  --pad N              pad request frames to N bytes (1024 = like gokeyless clients)\n"
 #define KW_CLI_KEY_HELP                                                                            \
     "  --key-cert CERT      use the key of this site certificate (key id = SHA-256 of its SPKI)\n" \
     "  --key-id ID          or name the key: sha256:HEX (64 digits) or ski:HEX (40 digits)\n"
 
 typedef struct kw_cli_opts_s {
-    char servers[2048];
+    char servers[2048];      /* from --server flags */
+    const char *env_servers; /* KEYWARD_SERVERS (or KEYWARD_SERVER), used without --server */
+    const char *bad_env; /* an environment variable with a bad value, reported by kw_cli_client */
     const char *cert;
     const char *key;
     const char *ca;
@@ -71,8 +77,13 @@ typedef struct kw_cli_opts_s {
     unsigned pad_to;
 } kw_cli_opts_t;
 
-/* Defaults, from the KEYWARD_* environment variables when set. */
+/* Defaults, from the environment variables the provider reads too (KEYWARD_SERVERS,
+ * KEYWARD_CLIENT_CERT, KEYWARD_CLIENT_KEY, KEYWARD_CA, KEYWARD_TIMEOUT_MS) or their old CLI
+ * spellings KEYWARD_SERVER, KEYWARD_CERT, KEYWARD_KEY when the new ones are unset. */
 void kw_cli_opts_init(kw_cli_opts_t *o);
+
+/* The key servers to use: the --server flags, else the environment's; NULL when none. */
+const char *kw_cli_servers(const kw_cli_opts_t *o);
 
 /* Handles one common option. Returns 1 when handled, 0 when c is not common, -1 on a bad value
  * (already reported). */

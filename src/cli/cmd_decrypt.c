@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include <openssl/crypto.h>
+#include <openssl/evp.h>
 
 #include "cli_common.h"
 #include "commands.h"
@@ -40,6 +41,16 @@ static int decrypt(kw_client_t *c, const kw_cli_opts_t *o, const kw_cli_key_t *k
     kw_msg_t msg;
     if (kw_cli_read_file(a->in, &ct, &ct_len, KW_RSA_MAX_BYTES) != 0)
         return KW_EXIT_FAIL;
+    /* With --key-cert the modulus size is known: a ciphertext of another length is not one. */
+    int size = k->pub != NULL ? EVP_PKEY_get_size(k->pub) : 0;
+    if (size > 0 && ct_len != (size_t)size) {
+        kw_cli_error("--in %s has %zu bytes, but an RSA PKCS#1 v1.5 ciphertext for %s has "
+                     "exactly %d bytes (the modulus size): give the raw ciphertext, not base64 "
+                     "or hex",
+                     a->in, ct_len, k->label, size);
+        free(ct);
+        return KW_EXIT_USAGE;
+    }
     memset(&msg, 0, sizeof(msg));
     msg.opcode = KW_OP_RSA_DECRYPT;
     msg.has_opcode = 1;

@@ -48,8 +48,7 @@ static int run(kw_client_t *c, const kw_cli_opts_t *o, unsigned count)
         kw_cli_report(c, o, rc, remote, "ping");
         return KW_EXIT_FAIL;
     }
-    printf("connected to %s in %.3f ms\n", o->servers[0] ? o->servers : getenv("KEYWARD_SERVER"),
-           now_ms() - t0);
+    printf("connected to %s in %.3f ms\n", kw_cli_servers(o), now_ms() - t0);
     double min = 0, max = 0, sum = 0;
     for (unsigned i = 1; i <= count; i++) {
         t0 = now_ms();

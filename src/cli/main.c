@@ -6,6 +6,7 @@
 
 #include "cli_common.h"
 #include "commands.h"
+#include "keyward/version.h"
 
 typedef struct kw_command_s {
     const char *name;
@@ -27,7 +28,8 @@ static const kw_command_t kw_commands[] = {
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: keyward COMMAND [options]   (keyward COMMAND --help for its options)\n\n"
+    fprintf(f, "usage: keyward COMMAND [options]   (keyward COMMAND --help for its options)\n"
+               "       keyward --version\n\n"
                "Commands:\n");
     for (size_t i = 0; i < N_COMMANDS; i++)
         fprintf(f, "  %-9s %s\n", kw_commands[i].name, kw_commands[i].summary);
@@ -47,7 +49,7 @@ int main(int argc, char **argv)
         return KW_EXIT_OK;
     }
     if (strcmp(cmd, "--version") == 0 || strcmp(cmd, "version") == 0) {
-        printf("keyward 0.1.0\n");
+        kw_version_print(stdout, "keyward");
         return KW_EXIT_OK;
     }
     for (size_t i = 0; i < N_COMMANDS; i++) {

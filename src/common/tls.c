@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include <openssl/err.h>
+#include <openssl/x509.h>
 
 void kw_tls_error(const char *prefix, char *err, size_t errlen)
 {
@@ -46,7 +47,18 @@ static int load_identity(SSL_CTX *ctx, const char *cert, const char *key, char *
         return -1;
     }
     if (SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1) {
-        snprintf(msg, sizeof(msg), "cannot load private key %s", key);
+        /* A readable key of another certificate fails here too: name the certificate. */
+        unsigned long e = ERR_peek_last_error();
+        int mismatch =
+            ERR_GET_LIB(e) == ERR_LIB_X509 && (ERR_GET_REASON(e) == X509_R_KEY_VALUES_MISMATCH ||
+                                               ERR_GET_REASON(e) == X509_R_KEY_TYPE_MISMATCH);
+        if (mismatch)
+            snprintf(msg, sizeof(msg),
+                     "private key %s does not match certificate %s (give the key made with "
+                     "that certificate)",
+                     key, cert);
+        else
+            snprintf(msg, sizeof(msg), "cannot load private key %s", key);
         kw_tls_error(msg, err, errlen);
         return -1;
     }

@@ -1,7 +1,7 @@
 /*
  * keyward-keyserver: reads the configuration (--config file, then flags), loads the key store
  * (PEM directories and PKCS#11 tokens), starts the metrics endpoint, runs the server loop until
- * SIGTERM/SIGINT (SIGHUP reloads), then releases everything.
+ * SIGTERM/SIGINT (SIGHUP reloads), then releases everything. --pid-file and --version are its own.
  */
 #include <signal.h>
 #include <stdio.h>
@@ -14,7 +14,9 @@
 #include "keystore.h"
 #include "keyward/error.h"
 #include "keyward/log.h"
+#include "keyward/version.h"
 #include "metrics.h"
+#include "pidfile.h"
 #include "pkcs11_store.h"
 #include "reload.h"
 #include "server.h"
@@ -74,7 +76,7 @@ static int prepare(const kw_ks_config_t *cfg, app_t *a)
     return 0;
 }
 
-static int run(const kw_ks_config_t *cfg, int argc, char **argv)
+static int run(const kw_ks_config_t *cfg, int argc, char **argv, const char *pid_file)
 {
     char err[1024] = "";
     static app_t app;             /* zeroed */
@@ -97,11 +99,18 @@ static int run(const kw_ks_config_t *cfg, int argc, char **argv)
         rc = kw_ks_hygiene_drop_privileges(cfg->user, err, sizeof(err));
     if (rc == 0)
         (void)kw_ks_hygiene_no_dumps(); /* after the uid change, which resets the flag */
+    int pid_written = 0; /* once listening, as --user: that user removes it at exit */
+    if (rc == 0 && pid_file != NULL) {
+        rc = kw_ks_pidfile_write(pid_file, err, sizeof(err)) == 0 ? 0 : KW_EIO;
+        pid_written = rc == 0;
+    }
     if (rc != 0) {
         kw_error("%s", err);
         kw_ks_server_stop(&server);
     }
     uv_run(&app.loop, UV_RUN_DEFAULT);
+    if (pid_written)
+        kw_ks_pidfile_remove(pid_file);
     kw_ks_server_destroy(&server);
     cleanup(&app);
     kw_info("stopped");
@@ -112,11 +121,24 @@ int main(int argc, char **argv)
 {
     kw_ks_config_t cfg;
     char err[1024] = "";
+    const char *pid_file = NULL;
+    if (kw_version_wanted(argc, argv)) {
+        kw_version_print(stdout, "keyward-keyserver");
+        return 0;
+    }
+    if (kw_ks_pidfile_take(&argc, argv, &pid_file, err, sizeof(err)) != 0) {
+        fprintf(stderr, "keyward-keyserver: %s\n", err);
+        return 2;
+    }
     signal(SIGPIPE, SIG_IGN);
     kw_ks_config_defaults(&cfg);
     int rc = kw_ks_config_load(&cfg, argc, argv, err, sizeof(err));
     if (rc == 0)
         rc = kw_ks_config_validate(&cfg, err, sizeof(err));
+    if (rc == 1) /* --help printed config.c's options; these are main's own */
+        printf("  --pid-file FILE             write the pid to FILE once listening (removed at\n"
+               "                              exit); a command-line flag only\n"
+               "  --version                   print the version and exit\n");
     if (rc != 0) {
         if (rc < 0)
             fprintf(stderr, "keyward-keyserver: %s\n", err);
@@ -124,7 +146,7 @@ int main(int argc, char **argv)
         return rc == 1 ? 0 : 2;
     }
     kw_log_init("keyward-keyserver", cfg.log_level);
-    rc = run(&cfg, argc, argv);
+    rc = run(&cfg, argc, argv, pid_file);
     kw_ks_config_free(&cfg);
     return rc;
 }

@@ -8,6 +8,7 @@
 #include <sys/resource.h>
 
 #include "keyward/log.h"
+#include "keyward/version.h"
 #include "proxy.h"
 
 static void raise_nofile_limit(void)
@@ -26,6 +27,10 @@ int main(int argc, char **argv)
     kw_proxy_config_t cfg;
     char err[1024];
     int help = 0;
+    if (kw_version_wanted(argc, argv)) {
+        kw_version_print(stdout, "keyward-proxy");
+        return 0;
+    }
     kw_proxy_config_init(&cfg);
     int rc = kw_proxy_config_from_args(&cfg, argc, argv, &help, err, sizeof(err));
     if (rc == 0 && help) {

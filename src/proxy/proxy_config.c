@@ -468,6 +468,7 @@ void kw_proxy_usage(FILE *out)
 {
     fprintf(out, "usage: keyward-proxy --cert CERT[,KEY] --backend HOST:PORT "
                  "[--keyserver HOST:PORT ...] [options]\n"
+                 "       keyward-proxy --version\n"
                  "TLS-terminating reverse proxy whose private keys stay on keyward key "
                  "servers.\n\n");
     for (size_t i = 0; i < NOPTS; i++) {
