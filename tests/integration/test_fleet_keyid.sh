@@ -42,6 +42,8 @@ attacks() {
     kw_rawc "$port" --op 0xa0 --key-digest "$EC_ID" --ski "$RSA_SKI" --payload-file "$W/dgst" \
         --extra-hex 0303 --expect-error 0x07 >/dev/null ||
         fail "$where: 0xA0 digest=ECDSA + SKI=RSA must be 0x07"
+    kw_rawc "$port" --op 0x08 --key-digest "$EC_ID" --ski "$RSA_SKI" --payload-file "$W/dgst" \
+        --expect-error 0x07 >/dev/null || fail "$where: 0x08 digest=ECDSA + SKI=RSA must be 0x07"
     # The ECDSA key by its own ids stays refused (0x40).
     kw_rawc "$port" --op 0x15 --key-digest "$EC_ID" --payload-file "$W/dgst" --expect-error 0x40 \
         >/dev/null || fail "$where: ECDSA by digest must be 0x40"
@@ -51,7 +53,8 @@ attacks() {
 
 # ---- a key server holding the keys ----
 PORT=$(free_port)
-start_keyserver ks "$PORT" --allow "cn:edge=ski:$RSA_SKI" --audit-log "$W/audit.log"
+start_keyserver ks "$PORT" --allow "cn:edge=ski:$RSA_SKI" --audit-log "$W/audit.log" \
+    --enable-op rsa-decrypt-raw
 KS=$KS_PID
 attacks "$PORT" "direct"
 openssl x509 -in "$PKI/certs/rsa2048.crt" -noout -pubkey >"$W/rsa.pub"
@@ -70,21 +73,23 @@ kw_rawc "$PORT" --op 0xa2 --key-digest "$RSA_ID" --sni rsa2048.example --out "$W
     >/dev/null || fail "direct: 0xA2 digest=RSA + its own SNI must be served"
 kw_rawc "$PORT" --op 0xa2 --key-digest "$RSA_ID" --sni ecdsa-p256.example --expect-error 0x07 \
     >/dev/null || fail "direct: 0xA2 digest=RSA + SNI of the ECDSA certificate must be 0x07"
-pass "direct: mixed key ids (digest/SKI/SNI of different keys) are 0x07 for signatures, 0xA0, 0xA1, 0xA2; the RSA key by SKI or by both its ids signs"
+pass "direct: mixed key ids (digest/SKI/SNI of different keys) are 0x07 for signatures, 0x08, 0xA0, 0xA1, 0xA2; the RSA key by SKI or by both its ids signs"
 sleep 1.2
 python3 - "$W/audit.log" "$EC_ID" <<'PY' || fail "the audit log shows the ECDSA key used"
 import json, sys
 lines = [json.loads(l) for l in open(sys.argv[1])]
 assert not any(l["key"] == sys.argv[2] and l["result"] == "ok" for l in lines), "ECDSA used"
-assert sum(l["result"] == "format" for l in lines) >= 7, [l["result"] for l in lines]
+assert sum(l["result"] == "format" for l in lines) >= 8, [l["result"] for l in lines]
 PY
 kill "$KS" 2>/dev/null || true
 
 # ---- through a chain: A holds no key, forwards to B (which allows A everything) ----
 PORT_B=$(free_port)
 PORT_A=$(free_port)
-start_ks_as ks-b "$PORT_B" keyserver --keys "$PKI/keys" --audit-log "$W/audit-b.log"
-start_ks_as ks-a "$PORT_A" ks-a --upstream "127.0.0.1:$PORT_B" --allow "cn:edge=ski:$RSA_SKI"
+start_ks_as ks-b "$PORT_B" keyserver --keys "$PKI/keys" --audit-log "$W/audit-b.log" \
+    --enable-op rsa-decrypt-raw
+start_ks_as ks-a "$PORT_A" ks-a --upstream "127.0.0.1:$PORT_B" --allow "cn:edge=ski:$RSA_SKI" \
+    --enable-op rsa-decrypt-raw
 attacks "$PORT_A" "chain"
 kw_rawc "$PORT_A" --op 0x05 --ski "$RSA_SKI" --payload-file "$W/dgst" --out "$W/sig" \
     >/dev/null || fail "chain: RSA by SKI must be forwarded and served"
@@ -94,7 +99,7 @@ openssl pkeyutl -verify -pubin -inkey "$W/rsa.pub" -pkeyopt digest:sha256 -in "$
 # consistent pair.
 kw_rawc "$PORT_A" --op 0x05 --key-digest "$RSA_ID" --ski "$RSA_SKI" --payload-file "$W/dgst" \
     --expect-error 0x07 >/dev/null || fail "chain: two ids for a key A does not hold must be 0x07"
-pass "chain: A refuses mixed ids (0x07) for signatures, 0xA0, 0xA1, 0xA2; forwards the RSA key by its SKI alone"
+pass "chain: A refuses mixed ids (0x07) for signatures, 0x08, 0xA0, 0xA1, 0xA2; forwards the RSA key by its SKI alone"
 kill "$KS_PID" 2>/dev/null || true
 
 # sni: rule on a forwarder: 0xA2 by SNI alone is forwarded; with a digest of another key beside
