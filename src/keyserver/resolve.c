@@ -36,7 +36,7 @@ static const kw_ks_key_t *id_lookup(const kw_keystore_t *store, const kw_ks_keyi
 }
 
 /* The key ids of msg into ids (at most 3); returns how many. kw_msg_decode has checked the
- * lengths of digest and SKI items; an item of another length is not an id. */
+ * lengths of digest and SKI items; an item of another length, or an empty SNI, is not an id. */
 static size_t collect_ids(const kw_msg_t *msg, int sni_is_id, kw_ks_keyid_t ids[3])
 {
     size_t n = 0;
@@ -44,7 +44,7 @@ static size_t collect_ids(const kw_msg_t *msg, int sni_is_id, kw_ks_keyid_t ids[
         ids[n++] = (kw_ks_keyid_t){KW_KS_KEYID_DIGEST, msg->digest.ptr, msg->digest.len};
     if (msg->ski.present && msg->ski.len == KW_SKI_LEN)
         ids[n++] = (kw_ks_keyid_t){KW_KS_KEYID_SKI, msg->ski.ptr, msg->ski.len};
-    if (sni_is_id && msg->sni.present)
+    if (sni_is_id && msg->sni.present && msg->sni.len > 0)
         ids[n++] = (kw_ks_keyid_t){KW_KS_KEYID_SNI, msg->sni.ptr, msg->sni.len};
     return n;
 }
