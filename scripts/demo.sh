@@ -70,7 +70,7 @@ for attempt in 1 2 3 4 5; do
     PORT=$(free_port)
     "$BIN/keyward-keyserver" --listen "127.0.0.1:$PORT" --cert "$T/keyserver/keyserver.crt" \
         --key "$T/keyserver/keyserver.key" --ca "$T/keyserver/ca.crt" \
-        --keys "$T/keyserver/keys" >"$T/keyserver.log" 2>&1 &
+        --keys "$T/keyserver/keys" --enable-op rsa-decrypt >"$T/keyserver.log" 2>&1 &
     KS_PID=$!
     sleep 0.2
     kill -0 "$KS_PID" 2>/dev/null && break
@@ -135,6 +135,8 @@ done
 
 say ""
 say "-- 5. keyward decrypt: openssl encrypts a secret to the RSA public key; the key server decrypts"
+say "   (plain RSA decryption, 0x01, is off unless enabled: this key server runs with"
+say "   --enable-op rsa-decrypt; TLS edges use 0xA0/0xA1, which are on by default)"
 DECRYPTED=0
 for key in rsa2048 rsa3072 rsa4096; do
     openssl rand -hex 24 >secret.txt

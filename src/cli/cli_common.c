@@ -301,8 +301,9 @@ static const char *remote_advice(uint8_t remote, const char *what)
     case KW_ERR_FORMAT:
         return "the key server could not parse the request (is the input too large?)";
     case KW_ERR_NOT_AUTHORISED:
-        return "this edge's certificate may not use this key: check the key server's allow "
-               "rules";
+        return "this edge's certificate may not use this key for this operation: check the "
+               "key server's allow rules (decrypt, 0x01, is off unless the key server runs with "
+               "--enable-op rsa-decrypt)";
     case KW_ERR_RATE_LIMITED:
         return "the key server is rate limiting this edge: retry later";
     case KW_ERR_UPSTREAM_UNAVAILABLE:

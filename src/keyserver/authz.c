@@ -1,8 +1,7 @@
 /*
- * Per-edge authorisation (authz.h): compiling the allow rules, reading an edge's identity from
- * its client certificate, and deciding whether an edge may use a key. The certificate names of
- * the keys (for `sni:` specs) are extracted once per key store and cached here; a reload that
- * swaps the store rebuilds the cache on the next request that needs it.
+ * Per-edge authorisation (authz.h): compiling the allow rules and the enabled operations, reading
+ * an edge's identity from its client certificate, and deciding whether an edge may perform an
+ * operation with a key. `sni:` specs match the certificate names the key store keeps per key.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -36,21 +35,15 @@ typedef struct rule_s {
     int has_spki;
     spec_t *specs;
     size_t n_specs;
+    kw_ks_opset_t ops; /* what it grants: its `ops:`, else the server's enabled set */
+    char *text;        /* the rule as written, for reload logs; owned */
 } rule_t;
-
-/* Certificate names of one key (lower case). */
-typedef struct key_names_s {
-    char **v;
-    size_t n;
-} key_names_t;
 
 struct kw_ks_authz_s {
     rule_t *rules;
     size_t n;
-    int uses_sni;             /* some rule has an sni: spec */
-    kw_keystore_t *names_for; /* the store `names` was built from (a reference) */
-    key_names_t *names;       /* one per key of names_for */
-    size_t n_names;
+    kw_ks_opset_t enabled; /* the server's operations (--enable-op) */
+    int allow_all;         /* allow_all: true (no rules, on purpose) */
 };
 
 /* ---- parsing ---- */
@@ -122,6 +115,7 @@ static int parse_spec(const char *text, spec_t *s, char *why, size_t whylen)
 
 static void rule_clear(rule_t *r)
 {
+    free(r->text);
     free(r->cn);
     free(r->san);
     for (size_t i = 0; i < r->n_specs; i++)
@@ -162,7 +156,53 @@ static int rule_compile(const kw_ks_allow_t *in, rule_t *r, char *why, size_t wh
             return rc;
         r->n_specs++;
     }
+    r->ops = kw_ks_opset_empty();
+    for (size_t i = 0; i < in->n_ops; i++) {
+        if (kw_ks_opset_add_name(&r->ops, in->ops[i]) != 0) {
+            snprintf(why, whylen, "ops: unknown operation '%.64s' (known: %s)", in->ops[i],
+                     KW_KS_OPSET_NAMES);
+            return KW_ECONFIG;
+        }
+    }
     return 0;
+}
+
+/* Appends a and b to the growing string *buf (of *len bytes). 0 or KW_ENOMEM. */
+static int text_add(char **buf, size_t *len, const char *a, const char *b)
+{
+    size_t add = strlen(a) + strlen(b);
+    char *grown = realloc(*buf, *len + add + 1);
+    if (grown == NULL)
+        return KW_ENOMEM;
+    snprintf(grown + *len, add + 1, "%s%s", a, b);
+    *buf = grown;
+    *len += add;
+    return 0;
+}
+
+/* "cn:NAME san:NAME spki:HEX=KEY,KEY ops=OP,OP": the rule as written, to name it in logs. */
+static char *rule_text(const kw_ks_allow_t *in)
+{
+    char *t = NULL;
+    size_t len = 0;
+    int rc = text_add(&t, &len, "", "");
+    if (rc == 0 && in->cn != NULL)
+        rc = text_add(&t, &len, "cn:", in->cn);
+    if (rc == 0 && in->san != NULL)
+        rc = text_add(&t, &len, len > 0 ? " san:" : "san:", in->san);
+    if (rc == 0 && in->spki != NULL)
+        rc = text_add(&t, &len, len > 0 ? " spki:" : "spki:", in->spki);
+    for (size_t i = 0; rc == 0 && i < in->n_keys; i++)
+        rc = text_add(&t, &len, i == 0 ? "=" : ",", in->keys[i]);
+    for (size_t i = 0; rc == 0 && in->has_ops && i < in->n_ops; i++)
+        rc = text_add(&t, &len, i == 0 ? " ops=" : ",", in->ops[i]);
+    if (rc == 0 && in->has_ops && in->n_ops == 0)
+        rc = text_add(&t, &len, " ops=", "(none)");
+    if (rc != 0) {
+        free(t);
+        return NULL;
+    }
+    return t;
 }
 
 int kw_ks_authz_check_rule(const kw_ks_allow_t *rule, char *why, size_t whylen)
@@ -231,52 +271,56 @@ int kw_ks_allow_add_flag(kw_ks_config_t *cfg, const char *text)
 int kw_ks_authz_new(const kw_ks_config_t *cfg, kw_ks_authz_t **out, char *err, size_t errlen)
 {
     *out = NULL;
-    if (cfg->n_allow == 0)
-        return 0;
+    char why[512] = "";
     kw_ks_authz_t *a = calloc(1, sizeof(*a));
-    if (a != NULL)
+    if (a != NULL && cfg->n_allow > 0)
         a->rules = calloc(cfg->n_allow, sizeof(*a->rules));
-    if (a == NULL || a->rules == NULL) {
+    if (a == NULL || (cfg->n_allow > 0 && a->rules == NULL)) {
         free(a);
         return KW_ENOMEM;
     }
-    char why[256] = "";
+    a->allow_all = cfg->allow_all;
+    if (kw_ks_opset_from_names(cfg->enable_ops, cfg->n_enable_ops, &a->enabled, why, sizeof(why)) !=
+        0) {
+        snprintf(err, errlen, "enable_ops: %s", why);
+        kw_ks_authz_free(a);
+        return KW_ECONFIG;
+    }
     for (size_t i = 0; i < cfg->n_allow; i++) {
-        int rc = rule_compile(&cfg->allow[i], &a->rules[i], why, sizeof(why));
+        const kw_ks_allow_t *in = &cfg->allow[i];
+        rule_t *r = &a->rules[i];
+        int rc = rule_compile(in, r, why, sizeof(why));
         a->n = i + 1; /* freed by kw_ks_authz_free even when incomplete */
+        if (rc == 0 && in->has_ops && !kw_ks_opset_subset(&r->ops, &a->enabled)) {
+            char ops[256];
+            kw_ks_opset_t extra = r->ops;
+            for (int k = 0; k < 4; k++)
+                extra.bits[k] &= ~a->enabled.bits[k];
+            snprintf(why, sizeof(why),
+                     "ops: %s not enabled on this key server (its enable_ops / --enable-op "
+                     "bound every rule)",
+                     kw_ks_opset_describe(&extra, ops, sizeof(ops)));
+            rc = KW_ECONFIG;
+        }
+        if (rc == 0 && !in->has_ops)
+            r->ops = a->enabled;
+        if (rc == 0 && (r->text = rule_text(in)) == NULL)
+            rc = KW_ENOMEM;
         if (rc != 0) {
             snprintf(err, errlen, "allow rule %zu: %s", i + 1,
                      rc == KW_ENOMEM ? "out of memory" : why);
             kw_ks_authz_free(a);
             return rc;
         }
-        for (size_t k = 0; k < a->rules[i].n_specs; k++)
-            if (a->rules[i].specs[k].kind == SPEC_SNI)
-                a->uses_sni = 1;
     }
     *out = a;
     return 0;
-}
-
-static void names_clear(kw_ks_authz_t *a)
-{
-    for (size_t i = 0; i < a->n_names; i++) {
-        for (size_t k = 0; k < a->names[i].n; k++)
-            free(a->names[i].v[k]);
-        free(a->names[i].v);
-    }
-    free(a->names);
-    a->names = NULL;
-    a->n_names = 0;
-    kw_keystore_unref(a->names_for);
-    a->names_for = NULL;
 }
 
 void kw_ks_authz_free(kw_ks_authz_t *a)
 {
     if (a == NULL)
         return;
-    names_clear(a);
     for (size_t i = 0; i < a->n; i++)
         rule_clear(&a->rules[i]);
     free(a->rules);
@@ -432,46 +476,12 @@ void kw_ks_edge_free(kw_ks_edge_t *e)
 
 /* ---- key matching ---- */
 
-/* The certificate names of every key of store, built when the store changed. 0 or KW_ENOMEM. */
-static int names_build(kw_ks_authz_t *a, kw_keystore_t *store)
+int kw_ks_authz_op_enabled(const kw_ks_authz_t *a, uint8_t opcode)
 {
-    if (a->names_for == store)
-        return 0;
-    names_clear(a);
-    size_t n = kw_keystore_count(store);
-    a->names = calloc(n > 0 ? n : 1, sizeof(*a->names));
-    if (a->names == NULL)
-        return KW_ENOMEM;
-    a->n_names = n;
-    a->names_for = kw_keystore_ref(store);
-    for (size_t i = 0; i < n; i++) {
-        const kw_ks_key_t *key = kw_keystore_get(store, i);
-        const unsigned char *p = key->chain_der;
-        X509 *leaf = p != NULL ? d2i_X509(NULL, &p, (long)key->chain_der_len) : NULL;
-        int rc = leaf != NULL ? cert_names(leaf, 1, &a->names[i].v, &a->names[i].n) : 0;
-        X509_free(leaf);
-        if (rc != 0) {
-            names_clear(a);
-            return rc;
-        }
-    }
-    return 0;
+    return a == NULL || kw_ks_opset_has(&a->enabled, opcode);
 }
 
-/* Whether an SNI pattern covers a certificate name (both lower case). A wildcard on either side
- * stands for exactly one label. */
-static int sni_match(const char *pattern, const char *name)
-{
-    if (strcmp(pattern, name) == 0)
-        return 1;
-    const char *pdot = strchr(pattern, '.');
-    const char *ndot = strchr(name, '.');
-    if (pdot == NULL || ndot == NULL || strcmp(pdot, ndot) != 0)
-        return 0;
-    return (pattern[0] == '*' && pdot == pattern + 1) || (name[0] == '*' && ndot == name + 1);
-}
-
-static int spec_matches_key(kw_ks_authz_t *a, const spec_t *s, const kw_ks_key_t *key)
+static int spec_matches_key(const spec_t *s, const kw_ks_key_t *key)
 {
     switch (s->kind) {
     case SPEC_ANY:
@@ -479,78 +489,99 @@ static int spec_matches_key(kw_ks_authz_t *a, const spec_t *s, const kw_ks_key_t
     case SPEC_SHA256:
         return memcmp(s->id, key->digest, KW_DIGEST_LEN) == 0;
     case SPEC_SKI:
-        return memcmp(s->id, key->ski, KW_SKI_LEN) == 0;
+        return kw_keystore_key_has_ski(key, s->id);
     case SPEC_NAME:
         return key->name != NULL && strcmp(s->text, key->name) == 0;
     case SPEC_SNI:
-        if (a->names == NULL || key->index >= a->n_names)
-            return 0;
-        for (size_t i = 0; i < a->names[key->index].n; i++)
-            if (sni_match(s->text, a->names[key->index].v[i]))
+        for (size_t i = 0; i < key->n_names; i++)
+            if (kw_ks_sni_match(s->text, key->names[i]))
                 return 1;
         return 0;
     }
     return 0;
 }
 
-int kw_ks_authz_key_allowed(kw_ks_authz_t *a, const kw_ks_edge_t *e, kw_keystore_t *store,
-                            const kw_ks_key_t *key)
-{
-    if (a == NULL)
-        return 1;
-    if (e == NULL)
-        return 0;
-    if (a->uses_sni && names_build(a, store) != 0)
-        kw_warn("authorisation: out of memory reading certificate names; sni: rules match "
-                "nothing until the next request");
-    for (size_t i = 0; i < e->n_rules; i++) {
-        const rule_t *r = &a->rules[e->rules[i]];
-        for (size_t k = 0; k < r->n_specs; k++)
-            if (spec_matches_key(a, &r->specs[k], key))
-                return 1;
-    }
-    return 0;
-}
-
-static int spec_matches_msg(const spec_t *s, const kw_msg_t *msg, int sni_ok)
+/* A request's key id against a spec, for a key not held here: only what the id itself says. */
+static int spec_matches_id(const spec_t *s, const kw_ks_keyid_t *id)
 {
     char sni[256];
     switch (s->kind) {
     case SPEC_ANY:
-        return 1;
+        return id->kind != KW_KS_KEYID_NONE;
     case SPEC_SHA256:
-        return msg->digest.present && msg->digest.len == KW_DIGEST_LEN &&
-               memcmp(s->id, msg->digest.ptr, KW_DIGEST_LEN) == 0;
+        return id->kind == KW_KS_KEYID_DIGEST && id->len == KW_DIGEST_LEN &&
+               memcmp(s->id, id->ptr, KW_DIGEST_LEN) == 0;
     case SPEC_SKI:
-        return msg->ski.present && msg->ski.len == KW_SKI_LEN &&
-               memcmp(s->id, msg->ski.ptr, KW_SKI_LEN) == 0;
+        return id->kind == KW_KS_KEYID_SKI && id->len == KW_SKI_LEN &&
+               memcmp(s->id, id->ptr, KW_SKI_LEN) == 0;
     case SPEC_SNI:
-        if (!sni_ok || !msg->sni.present || msg->sni.len == 0 || msg->sni.len >= sizeof(sni) ||
-            memchr(msg->sni.ptr, 0, msg->sni.len) != NULL)
+        if (id->kind != KW_KS_KEYID_SNI || id->len == 0 || id->len >= sizeof(sni) ||
+            memchr(id->ptr, 0, id->len) != NULL)
             return 0;
-        for (size_t i = 0; i < msg->sni.len; i++) {
-            uint8_t ch = msg->sni.ptr[i];
+        for (size_t i = 0; i < id->len; i++) {
+            uint8_t ch = id->ptr[i];
             sni[i] = (char)(ch >= 'A' && ch <= 'Z' ? ch + 32 : ch);
         }
-        sni[msg->sni.len] = '\0';
-        return sni_match(s->text, sni);
+        sni[id->len] = '\0';
+        return kw_ks_sni_match(s->text, sni);
     default:
         return 0; /* a key name is only known for keys held here */
     }
 }
 
-int kw_ks_authz_remote_allowed(const kw_ks_authz_t *a, const kw_ks_edge_t *e, const kw_msg_t *msg,
-                               int sni_ok)
+/* The verdict over the edge's rules for opcode with key (held here) or id (a key not held). */
+static kw_ks_verdict_t decide(const kw_ks_authz_t *a, const kw_ks_edge_t *e, const kw_ks_key_t *key,
+                              const kw_ks_keyid_t *id, uint8_t opcode)
 {
-    if (a == NULL)
-        return 1;
+    if (!kw_ks_opset_has(&a->enabled, opcode))
+        return KW_KS_DENIED_OP;
+    if (a->n == 0)
+        return KW_KS_ALLOWED;
     if (e == NULL)
-        return 0;
+        return KW_KS_DENIED_KEY;
+    int named = 0;
     for (size_t i = 0; i < e->n_rules; i++) {
         const rule_t *r = &a->rules[e->rules[i]];
-        for (size_t k = 0; k < r->n_specs; k++)
-            if (spec_matches_msg(&r->specs[k], msg, sni_ok))
-                return 1;
+        for (size_t k = 0; k < r->n_specs; k++) {
+            if (key != NULL ? !spec_matches_key(&r->specs[k], key)
+                            : !spec_matches_id(&r->specs[k], id))
+                continue;
+            if (kw_ks_opset_has(&r->ops, opcode))
+                return KW_KS_ALLOWED;
+            named = 1;
+            break;
+        }
     }
-    return 0;
+    return named ? KW_KS_DENIED_OP : KW_KS_DENIED_KEY;
+}
+
+kw_ks_verdict_t kw_ks_authz_check(const kw_ks_authz_t *a, const kw_ks_edge_t *e,
+                                  const kw_ks_key_t *key, uint8_t opcode)
+{
+    if (a == NULL)
+        return KW_KS_ALLOWED;
+    return decide(a, e, key, NULL, opcode);
+}
+
+kw_ks_verdict_t kw_ks_authz_check_remote(const kw_ks_authz_t *a, const kw_ks_edge_t *e,
+                                         const kw_ks_keyid_t *id, uint8_t opcode)
+{
+    if (a == NULL)
+        return KW_KS_ALLOWED;
+    return decide(a, e, NULL, id, opcode);
+}
+
+int kw_ks_authz_allow_all(const kw_ks_authz_t *a)
+{
+    return a == NULL || a->allow_all;
+}
+
+const kw_ks_opset_t *kw_ks_authz_enabled(const kw_ks_authz_t *a)
+{
+    return a != NULL ? &a->enabled : NULL;
+}
+
+const char *kw_ks_authz_rule_text(const kw_ks_authz_t *a, size_t i)
+{
+    return a != NULL && i < a->n ? a->rules[i].text : NULL;
 }

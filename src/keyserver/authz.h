@@ -3,7 +3,9 @@
  * (YAML `allow:` or `--allow 'SUBJECT=KEYSPEC[,KEYSPEC...]'`). An edge is named by its verified
  * client certificate: subject CN, a SAN DNS name, or the SHA-256 of its SubjectPublicKeyInfo.
  * With no rule configured every edge may use every key; once any rule exists, a request is
- * allowed only when a rule for this edge names its key. See docs/fleet.md.
+ * allowed only when a rule for this edge names its key and grants its operation. Whatever the
+ * rules say, only the operations enabled on the key server (--enable-op, YAML enable_ops; opset.h)
+ * are performed. The key is the one request dispatch resolved (resolve.h). See docs/fleet.md.
  *
  * Everything here runs on the loop thread. A kw_ks_edge_t is made once per connection at handshake
  * time and caches the rules that apply to it.
@@ -19,6 +21,8 @@
 #include "config.h"
 #include "keystore.h"
 #include "keyward/protocol.h"
+#include "opset.h"
+#include "resolve.h"
 
 typedef struct kw_ks_authz_s kw_ks_authz_t;
 
@@ -35,9 +39,11 @@ typedef struct kw_ks_edge_s {
 } kw_ks_edge_t;
 
 /*
- * Compiles the rules of cfg (cfg->allow, cfg->n_allow). Returns 0 and a new object in *out (NULL
- * when no rule is configured: everything is allowed), or KW_ECONFIG with the rule and reason in
- * err, or KW_ENOMEM.
+ * Compiles the rules of cfg (cfg->allow, cfg->n_allow), the server's enabled operations
+ * (cfg->enable_ops) and cfg->allow_all. Returns 0 and a new object in *out (with no rule, every
+ * edge may use every key for the enabled operations), or KW_ECONFIG with the rule and reason in
+ * err (an unknown operation, a rule granting an operation the server does not enable), or
+ * KW_ENOMEM. A NULL object (embedded uses, tests) allows everything.
  */
 int kw_ks_authz_new(const kw_ks_config_t *cfg, kw_ks_authz_t **out, char *err, size_t errlen);
 void kw_ks_authz_free(kw_ks_authz_t *a);
@@ -70,17 +76,31 @@ void kw_ks_edge_free(kw_ks_edge_t *e);
  * reload. Returns 0, or KW_ENOMEM with e left naming no rule (so allowed nothing under rules). */
 int kw_ks_edge_rematch(kw_ks_edge_t *e, const kw_ks_authz_t *a);
 
-/* 1 when edge e may use key (held in store). a NULL: always 1. */
-int kw_ks_authz_key_allowed(kw_ks_authz_t *a, const kw_ks_edge_t *e, kw_keystore_t *store,
-                            const kw_ks_key_t *key);
+typedef enum kw_ks_verdict {
+    KW_KS_ALLOWED = 0,
+    KW_KS_DENIED_KEY, /* no rule for the edge names the key */
+    KW_KS_DENIED_OP,  /* the operation is not enabled here, or no rule naming the key grants it */
+} kw_ks_verdict_t;
+
+/* 1 when the key server performs opcode at all (a NULL: 1). */
+int kw_ks_authz_op_enabled(const kw_ks_authz_t *a, uint8_t opcode);
+
+/* Whether edge e may perform opcode with key (held here). a NULL: allowed. */
+kw_ks_verdict_t kw_ks_authz_check(const kw_ks_authz_t *a, const kw_ks_edge_t *e,
+                                  const kw_ks_key_t *key, uint8_t opcode);
 
 /*
- * 1 when edge e may use the key a request names although this server does not hold it (the
- * request is to be forwarded upstream): only `*`, `sha256:` (against the request's digest item)
- * and `ski:` (against its SKI item) can match, plus `sni:` against the request's SNI when sni_ok
- * (certificate requests, whose answer is public). a NULL: always 1.
+ * The same for a key this server does not hold (the request is to be forwarded upstream), named
+ * by the request's one key id: only `*`, `sha256:` (a digest id), `ski:` (an SKI id) and `sni:`
+ * (an SNI id, which only certificate requests have) can match. a NULL: allowed.
  */
-int kw_ks_authz_remote_allowed(const kw_ks_authz_t *a, const kw_ks_edge_t *e, const kw_msg_t *msg,
-                               int sni_ok);
+kw_ks_verdict_t kw_ks_authz_check_remote(const kw_ks_authz_t *a, const kw_ks_edge_t *e,
+                                         const kw_ks_keyid_t *id, uint8_t opcode);
+
+/* For reload checks and logs: allow_all, the enabled set (NULL for a NULL object), the text of
+ * rule i (NULL past the end). */
+int kw_ks_authz_allow_all(const kw_ks_authz_t *a);
+const kw_ks_opset_t *kw_ks_authz_enabled(const kw_ks_authz_t *a);
+const char *kw_ks_authz_rule_text(const kw_ks_authz_t *a, size_t i);
 
 #endif /* KW_KS_AUTHZ_H */

@@ -40,7 +40,9 @@ enum {
     OPT_UPSTREAM_CA,
     OPT_UPSTREAM_TIMEOUT,
     OPT_ALLOW,
-    OPT_USER, /* hygiene: drop root after binding and loading keys */
+    OPT_USER,      /* hygiene: drop root after binding and loading keys */
+    OPT_ENABLE_OP, /* least privilege: operations beyond the TLS-safe default (opset.h) */
+    OPT_ALLOW_ALL,
 };
 
 static const struct option long_opts[] = {
@@ -71,6 +73,8 @@ static const struct option long_opts[] = {
     {"upstream-timeout-ms", required_argument, NULL, OPT_UPSTREAM_TIMEOUT},
     {"allow", required_argument, NULL, OPT_ALLOW},
     {"user", required_argument, NULL, OPT_USER},
+    {"enable-op", required_argument, NULL, OPT_ENABLE_OP},
+    {"allow-all", no_argument, NULL, OPT_ALLOW_ALL},
     {NULL, 0, NULL, 0},
 };
 
@@ -129,6 +133,15 @@ void kw_ks_config_usage(FILE *out)
             "                              cn:NAME | san:DNSNAME | spki:HEX; KEY: * |\n"
             "                              sha256:HEX | ski:HEX | sni:NAME | sni:*.DOMAIN |\n"
             "                              file:NAME (key file base name). docs/fleet.md\n"
+            "  --allow-all                 no rules, on purpose: every edge may use every key\n"
+            "                              (needed to reload from some rules to none)\n"
+            "  --enable-op NAME            perform NAME too (repeatable). By default only the\n"
+            "                              TLS-safe set: signatures, tls-rsa-decrypt (0xA0),\n"
+            "                              tls12-master-secret (0xA1), get-cert-chain, list-keys,\n"
+            "                              ping. rsa-decrypt (0x01, a padding oracle; gokeyless\n"
+            "                              edges need it for TLS 1.2 RSA key exchange) and\n"
+            "                              rsa-decrypt-raw (0x08, alias rsa-raw-decrypt: forges\n"
+            "                              any PKCS#1 signature) are off until named here\n"
             "  --audit-log FILE            append one JSON line per operation to FILE\n"
             "  --user NAME                 run as NAME (no root) once listening and keys are loaded\n"
             "  --log-level LEVEL           debug, info, warn or error (default info)\n"
@@ -236,6 +249,8 @@ static void clear_list(kw_ks_config_t *cfg, int opt)
         kw_ks_config_free_pkcs11(cfg);
     else if (opt == OPT_ALLOW)
         kw_ks_config_free_allow(cfg);
+    else if (opt == OPT_ENABLE_OP)
+        kw_ks_strlist_free(&cfg->enable_ops, &cfg->n_enable_ops);
 }
 
 /* Bit of a list option in the "already cleared by the command line" mask; 0 for other options. */
@@ -252,6 +267,8 @@ static unsigned list_bit(int opt)
         return 4u;
     case OPT_ALLOW:
         return 8u;
+    case OPT_ENABLE_OP:
+        return 16u;
     default:
         return 0u;
     }
@@ -288,6 +305,15 @@ static int apply_opt(kw_ks_config_t *cfg, int opt, const char *v)
         return set_str(&cfg->user, v);
     case OPT_ALLOW:
         return kw_ks_allow_add_flag(cfg, v);
+    case OPT_ENABLE_OP: {
+        kw_ks_opset_t probe = kw_ks_opset_empty();
+        if (kw_ks_opset_add_name(&probe, v) != 0)
+            return KW_EINVAL;
+        return kw_ks_strlist_add(&cfg->enable_ops, &cfg->n_enable_ops, v);
+    }
+    case OPT_ALLOW_ALL:
+        cfg->allow_all = 1;
+        return 0;
     case OPT_P11_MODULE:
     case OPT_P11_TOKEN:
     case OPT_P11_PIN:
@@ -320,8 +346,10 @@ int kw_ks_config_parse_args(kw_ks_config_t *cfg, int argc, char **argv, char *er
             cleared |= list_bit(opt);
         }
         if (apply_opt(cfg, opt, optarg) != 0) {
-            snprintf(err, errlen, "invalid value '%s' for %s (see --help)", optarg,
-                     argv[optind - 1]);
+            snprintf(err, errlen, "invalid value '%s' for %s (see --help)%s%s",
+                     optarg != NULL ? optarg : "", argv[optind - 1],
+                     opt == OPT_ENABLE_OP ? "; known operations: " : "",
+                     opt == OPT_ENABLE_OP ? KW_KS_OPSET_NAMES : "");
             return KW_EINVAL;
         }
     }
@@ -367,6 +395,20 @@ int kw_ks_config_validate(const kw_ks_config_t *cfg, char *err, size_t errlen)
             snprintf(err, errlen, "allow rule %zu: %s (see docs/fleet.md)", i + 1, why);
             return KW_ECONFIG;
         }
+    }
+    if (cfg->allow_all && cfg->n_allow > 0) {
+        snprintf(err, errlen,
+                 "allow_all (--allow-all) and allow rules contradict each other: remove one "
+                 "(see docs/fleet.md)");
+        return KW_ECONFIG;
+    }
+    kw_ks_authz_t *authz = NULL; /* enable_ops names, and rules' ops within them */
+    char why[512] = "";
+    int rc = kw_ks_authz_new(cfg, &authz, why, sizeof(why));
+    kw_ks_authz_free(authz);
+    if (rc != 0) {
+        snprintf(err, errlen, "%s (see docs/fleet.md)", rc == KW_ENOMEM ? "out of memory" : why);
+        return KW_ECONFIG;
     }
     if ((cfg->upstream_cert == NULL) != (cfg->upstream_key == NULL)) {
         snprintf(err, errlen, "--upstream-cert and --upstream-key go together");
@@ -443,5 +485,6 @@ void kw_ks_config_free(kw_ks_config_t *cfg)
     kw_ks_strlist_free(&cfg->upstreams, &cfg->n_upstreams);
     kw_ks_config_free_pkcs11(cfg);
     kw_ks_config_free_allow(cfg);
+    kw_ks_strlist_free(&cfg->enable_ops, &cfg->n_enable_ops);
     memset(cfg, 0, sizeof(*cfg));
 }

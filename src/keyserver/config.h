@@ -31,6 +31,9 @@ typedef struct kw_ks_allow_s {
     char *spki;
     char **keys; /* key names, "sha256:HEX" ids, or "*" */
     size_t n_keys;
+    char **ops; /* YAML `ops:`: the operations it grants (opset.h names) */
+    size_t n_ops;
+    int has_ops; /* `ops:` given (else: the server's enabled operations) */
 } kw_ks_allow_t;
 
 typedef struct kw_ks_config_s {
@@ -47,6 +50,9 @@ typedef struct kw_ks_config_s {
     size_t n_upstreams;
     kw_ks_allow_t *allow; /* --allow, YAML `allow:` (authz.c) */
     size_t n_allow;
+    int allow_all;     /* --allow-all, YAML `allow_all: true`: no rules, on purpose */
+    char **enable_ops; /* --enable-op, YAML `enable_ops:`: added to the default set (opset.h) */
+    size_t n_enable_ops;
     char *audit_log;              /* --audit-log FILE, YAML `audit_log` (audit.c) */
     char *upstream_cert;          /* --upstream-cert, YAML `upstream_cert`; NULL: cert */
     char *upstream_key;           /* --upstream-key, YAML `upstream_key`; NULL: key */

@@ -11,6 +11,7 @@
 #include "config.h"
 #include "config_yaml.h"
 #include "keyward/error.h"
+#include "opset.h"
 
 enum {
     K_FLAG = 0x100, /* ids below this are not flags */
@@ -24,7 +25,9 @@ enum {
     K_ALLOW_SAN,
     K_ALLOW_SPKI,
     K_ALLOW_KEYS,
+    K_ALLOW_OPS,
     K_LIMITS,
+    K_ALLOW_ALL,
 };
 
 /* Flag-backed keys: the YAML name and the flag it stands for. */
@@ -53,6 +56,7 @@ static const struct {
     {"upstream_ca", "upstream-ca"},
     {"upstream_timeout_ms", "upstream-timeout-ms"},
     {"user", "user"},
+    {"enable_ops", "enable-op"},
 };
 
 #define FLAG_ID(i) (K_FLAG + (i))
@@ -66,11 +70,9 @@ static const kw_ks_yaml_key_t pkcs11_keys[] = {
 };
 
 static const kw_ks_yaml_key_t allow_keys[] = {
-    {"cn", KW_YAML_SCALAR, K_ALLOW_CN, NULL},
-    {"san", KW_YAML_SCALAR, K_ALLOW_SAN, NULL},
-    {"spki", KW_YAML_SCALAR, K_ALLOW_SPKI, NULL},
-    {"keys", KW_YAML_LIST, K_ALLOW_KEYS, NULL},
-    {NULL, 0, 0, NULL},
+    {"cn", KW_YAML_SCALAR, K_ALLOW_CN, NULL},     {"san", KW_YAML_SCALAR, K_ALLOW_SAN, NULL},
+    {"spki", KW_YAML_SCALAR, K_ALLOW_SPKI, NULL}, {"keys", KW_YAML_LIST, K_ALLOW_KEYS, NULL},
+    {"ops", KW_YAML_LIST, K_ALLOW_OPS, NULL},     {NULL, 0, 0, NULL},
 };
 
 static const kw_ks_yaml_key_t limit_keys[] = {
@@ -99,6 +101,8 @@ static const kw_ks_yaml_key_t top_keys[] = {
     {"upstream_ca", KW_YAML_SCALAR, FLAG_ID(18), NULL},
     {"upstream_timeout_ms", KW_YAML_SCALAR, FLAG_ID(19), NULL},
     {"user", KW_YAML_SCALAR, FLAG_ID(20), NULL},
+    {"enable_ops", KW_YAML_LIST, FLAG_ID(21), NULL},
+    {"allow_all", KW_YAML_SCALAR, K_ALLOW_ALL, NULL},
     {"pkcs11", KW_YAML_MAP_LIST, K_PKCS11, pkcs11_keys},
     {"allow", KW_YAML_MAP_LIST, K_ALLOW, allow_keys},
     {"limits", KW_YAML_MAP, K_LIMITS, limit_keys},
@@ -156,8 +160,11 @@ static int allow_event(kw_ks_config_t *cfg, kw_ks_yaml_event_t ev, int id, const
     if (ev == KW_YAML_BEGIN && id == K_ALLOW)
         return kw_ks_config_add_allow(cfg) == NULL ? KW_ENOMEM : 0;
     kw_ks_allow_t *a = &cfg->allow[cfg->n_allow - 1];
-    if (ev == KW_YAML_BEGIN)
-        return 0; /* the keys list starts */
+    if (ev == KW_YAML_BEGIN) { /* the keys or ops list starts */
+        if (id == K_ALLOW_OPS)
+            a->has_ops = 1;
+        return 0;
+    }
     if (ev == KW_YAML_END) {
         if (a->cn == NULL && a->san == NULL && a->spki == NULL) {
             snprintf(why, whylen, "each rule needs cn, san or spki (which edges it is for)");
@@ -176,6 +183,14 @@ static int allow_event(kw_ks_config_t *cfg, kw_ks_yaml_event_t ev, int id, const
         return set_field(&a->san, v, why, whylen);
     case K_ALLOW_SPKI:
         return set_field(&a->spki, v, why, whylen);
+    case K_ALLOW_OPS: {
+        kw_ks_opset_t probe = kw_ks_opset_empty();
+        if (kw_ks_opset_add_name(&probe, v) != 0) {
+            snprintf(why, whylen, "unknown operation '%.64s' (known: %s)", v, KW_KS_OPSET_NAMES);
+            return KW_ECONFIG;
+        }
+        return kw_ks_strlist_add(&a->ops, &a->n_ops, v) == 0 ? 0 : KW_ENOMEM;
+    }
     default:
         return kw_ks_strlist_add(&a->keys, &a->n_keys, v) == 0 ? 0 : KW_ENOMEM;
     }
@@ -195,8 +210,16 @@ static int on_event(void *arg, kw_ks_yaml_event_t ev, int id, const char *value,
     }
     if (id >= K_PKCS11 && id <= K_P11_URI)
         return pkcs11_event(cfg, ev, id, value, why, whylen);
-    if (id >= K_ALLOW && id <= K_ALLOW_KEYS)
+    if (id >= K_ALLOW && id <= K_ALLOW_OPS)
         return allow_event(cfg, ev, id, value, why, whylen);
+    if (id == K_ALLOW_ALL && ev == KW_YAML_VALUE) {
+        if (strcmp(value, "true") == 0 || strcmp(value, "false") == 0) {
+            cfg->allow_all = value[0] == 't';
+            return 0;
+        }
+        snprintf(why, whylen, "write true or false");
+        return KW_ECONFIG;
+    }
     return 0;
 }
 

@@ -71,6 +71,7 @@ void kw_ks_config_free_allow(kw_ks_config_t *cfg)
         free(cfg->allow[i].san);
         free(cfg->allow[i].spki);
         kw_ks_strlist_free(&cfg->allow[i].keys, &cfg->allow[i].n_keys);
+        kw_ks_strlist_free(&cfg->allow[i].ops, &cfg->allow[i].n_ops);
     }
     free(cfg->allow);
     cfg->allow = NULL;

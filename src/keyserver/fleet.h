@@ -16,6 +16,7 @@
 #include "authz.h"
 #include "config.h"
 #include "keystore.h"
+#include "resolve.h"
 #include "upstream.h"
 
 struct kw_ks_conn_s;
@@ -47,19 +48,31 @@ void kw_ks_fleet_begin(struct kw_ks_conn_s *c, const kw_msg_t *msg, kw_ks_audit_
 /* Writes the audit line of a finished request (result 0 or the error answered). */
 void kw_ks_fleet_audit(struct kw_ks_conn_s *c, const kw_ks_audit_rec_t *rec, uint8_t result);
 
-/* Records key in rec and returns 1 when c's edge may use it (0: answer KW_ERR_NOT_AUTHORISED). */
-int kw_ks_fleet_key(struct kw_ks_conn_s *c, const kw_ks_key_t *key, kw_ks_audit_rec_t *rec);
+/* Logs the enabled operations and the rules of a (at start and after a reload). */
+void kw_ks_fleet_log_authz(const kw_ks_authz_t *a);
 
-/* 1 when c's edge may use key (for listing keys). */
-int kw_ks_fleet_may_use(struct kw_ks_conn_s *c, const kw_ks_key_t *key);
+/* 1 when the key server performs opcode at all (0: answer KW_ERR_NOT_AUTHORISED; logged once
+ * per connection). */
+int kw_ks_fleet_op_enabled(struct kw_ks_conn_s *c, uint8_t opcode);
+
+/* Records key in rec and returns 1 when c's edge may perform opcode with it (0: answer
+ * KW_ERR_NOT_AUTHORISED; logged once per connection). */
+int kw_ks_fleet_key(struct kw_ks_conn_s *c, const kw_ks_key_t *key, uint8_t opcode,
+                    kw_ks_audit_rec_t *rec);
+
+/* 1 when c's edge may perform opcode with key (for listing keys). */
+int kw_ks_fleet_may_use(struct kw_ks_conn_s *c, const kw_ks_key_t *key, uint8_t opcode);
 
 /*
- * A request whose key this server does not hold: forwards it upstream when one is configured and
- * the edge is allowed the key it names (sni_ok: its SNI may be matched too, for certificate
- * requests). Returns KW_KS_PENDING when forwarded, else the error to answer: not_found without
- * an upstream, KW_ERR_NOT_AUTHORISED, or KW_ERR_UPSTREAM_UNAVAILABLE (hop limit, submit failure).
+ * A request whose key this server does not hold (r from kw_ks_resolve: no key, r->n_ids ids):
+ * forwards it upstream when one is configured, the request names the key by exactly one id and
+ * the edge is allowed that id and the operation; the copy sent carries that id alone
+ * (kw_ks_resolve_forward_msg; sni_is_id for 0xA2). Returns KW_KS_PENDING when forwarded, else the
+ * error to answer: not_found without an upstream or without any id, KW_ERR_FORMAT for several
+ * ids (they cannot be checked to name one key here), KW_ERR_NOT_AUTHORISED, or
+ * KW_ERR_UPSTREAM_UNAVAILABLE (hop limit, submit failure).
  */
 int kw_ks_fleet_forward(struct kw_ks_conn_s *c, const kw_msg_t *msg, const kw_ks_audit_rec_t *rec,
-                        uint8_t not_found, int sni_ok);
+                        const kw_ks_resolved_t *r, uint8_t not_found, int sni_is_id);
 
 #endif /* KW_KS_FLEET_H */

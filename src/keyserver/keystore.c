@@ -136,6 +136,32 @@ static int add_ski(kw_keystore_t *s, const uint8_t *ski, const kw_ks_key_t *key,
     return 0;
 }
 
+/* Keeps a copy of the certificate's names in the key itself (for kw_keystore_key_covers_sni). */
+static int copy_names(kw_ks_key_t *key, const kw_ks_names_t *names)
+{
+    if (names->n == 0)
+        return 0;
+    key->names = calloc(names->n, sizeof(*key->names));
+    if (key->names == NULL)
+        return KW_ENOMEM;
+    for (size_t i = 0; i < names->n; i++) {
+        key->names[i] = strdup(names->v[i]);
+        if (key->names[i] == NULL)
+            return KW_ENOMEM;
+        key->n_names++;
+    }
+    return 0;
+}
+
+static void key_names_free(kw_ks_key_t *key)
+{
+    for (size_t i = 0; i < key->n_names; i++)
+        free(key->names[i]);
+    free(key->names);
+    key->names = NULL;
+    key->n_names = 0;
+}
+
 /* Takes ownership of the strings in names. */
 static int add_names(kw_keystore_t *s, kw_ks_names_t *names, const kw_ks_key_t *key, size_t *cap)
 {
@@ -205,9 +231,15 @@ static int add_key(kw_keystore_t *s, const char *what, kw_ks_names_t *names,
     }
     key->index = s->n;
     s->by_digest[s->n] = key;
+    if (has_cert_ski) {
+        memcpy(key->cert_ski, cert_ski, KW_SKI_LEN);
+        key->has_cert_ski = 1;
+    }
     int rc = add_ski(s, key->ski, key, ski_cap);
     if (rc == 0 && has_cert_ski && memcmp(cert_ski, key->ski, KW_SKI_LEN) != 0)
         rc = add_ski(s, cert_ski, key, ski_cap);
+    if (rc == 0)
+        rc = copy_names(key, names);
     if (rc == 0)
         rc = add_names(s, names, key, sni_cap);
     kw_ks_names_free(names);
@@ -391,8 +423,10 @@ void kw_keystore_unref(kw_keystore_t *store)
 {
     if (store == NULL || atomic_fetch_sub_explicit(&store->refs, 1, memory_order_acq_rel) != 1)
         return;
-    for (size_t i = 0; i < store->n; i++)
+    for (size_t i = 0; i < store->n; i++) {
+        key_names_free(&store->keys[i]);
         kw_ks_key_clear(&store->keys[i]);
+    }
     for (size_t i = 0; i < store->n_sni; i++)
         free(store->by_sni[i].name);
     free(store->keys);
@@ -456,14 +490,22 @@ static const kw_ks_key_t *find_name(const kw_keystore_t *store, const char *name
     return hit != NULL ? hit->key : NULL;
 }
 
-const kw_ks_key_t *kw_keystore_find_sni(const kw_keystore_t *store, const uint8_t *sni, size_t len)
+/* sni (len bytes) lower-cased into name (256 bytes); 0, or -1 when it cannot be a name. */
+static int sni_lower(const uint8_t *sni, size_t len, char name[256])
 {
-    char name[256];
-    if (len == 0 || len >= sizeof(name) - 2 || memchr(sni, 0, len) != NULL)
-        return NULL;
+    if (len == 0 || len >= 256 - 2 || memchr(sni, 0, len) != NULL)
+        return -1;
     for (size_t i = 0; i < len; i++)
         name[i] = (char)((sni[i] >= 'A' && sni[i] <= 'Z') ? sni[i] + 32 : sni[i]);
     name[len] = '\0';
+    return 0;
+}
+
+const kw_ks_key_t *kw_keystore_find_sni(const kw_keystore_t *store, const uint8_t *sni, size_t len)
+{
+    char name[256];
+    if (sni_lower(sni, len, name) != 0)
+        return NULL;
     const kw_ks_key_t *key = find_name(store, name);
     const char *dot = strchr(name, '.');
     if (key != NULL || dot == NULL || dot == name)
@@ -482,4 +524,32 @@ const kw_ks_key_t *kw_keystore_find(const kw_keystore_t *store, const kw_msg_t *
     if (key == NULL && msg->ski.present && msg->ski.len == KW_SKI_LEN)
         key = kw_keystore_find_ski(store, msg->ski.ptr);
     return key;
+}
+
+int kw_keystore_key_has_ski(const kw_ks_key_t *key, const uint8_t *ski)
+{
+    return memcmp(key->ski, ski, KW_SKI_LEN) == 0 ||
+           (key->has_cert_ski && memcmp(key->cert_ski, ski, KW_SKI_LEN) == 0);
+}
+
+int kw_ks_sni_match(const char *pattern, const char *name)
+{
+    if (strcmp(pattern, name) == 0)
+        return 1;
+    const char *pdot = strchr(pattern, '.');
+    const char *ndot = strchr(name, '.');
+    if (pdot == NULL || ndot == NULL || strcmp(pdot, ndot) != 0)
+        return 0;
+    return (pattern[0] == '*' && pdot == pattern + 1) || (name[0] == '*' && ndot == name + 1);
+}
+
+int kw_keystore_key_covers_sni(const kw_ks_key_t *key, const uint8_t *sni, size_t len)
+{
+    char name[256];
+    if (sni_lower(sni, len, name) != 0)
+        return 0;
+    for (size_t i = 0; i < key->n_names; i++)
+        if (kw_ks_sni_match(key->names[i], name))
+            return 1;
+    return 0;
 }

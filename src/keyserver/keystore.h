@@ -33,6 +33,10 @@ typedef struct kw_ks_key_s {
     char *name;     /* file name without ".key", or "TOKEN/LABEL" for a token key */
     uint8_t digest[KW_DIGEST_LEN];
     uint8_t ski[KW_SKI_LEN];
+    uint8_t cert_ski[KW_SKI_LEN]; /* the certificate's SKI extension, when has_cert_ski */
+    int has_cert_ski;
+    char **names; /* the names its certificate answers to (SAN DNS, CN), lower case; owned */
+    size_t n_names;
     uint8_t *chain_der; /* concatenated DER certificates, leaf first; NULL without a .crt */
     size_t chain_der_len;
 } kw_ks_key_t;
@@ -78,7 +82,20 @@ const kw_ks_key_t *kw_keystore_find_digest(const kw_keystore_t *store, const uin
 const kw_ks_key_t *kw_keystore_find_ski(const kw_keystore_t *store, const uint8_t *ski);
 const kw_ks_key_t *kw_keystore_find_sni(const kw_keystore_t *store, const uint8_t *sni, size_t len);
 
-/* Key id lookup of a request: digest when present, else SKI. NULL when neither finds a key. */
+/* Key id lookup of a request: digest when present, else SKI. NULL when neither finds a key.
+ * Request dispatch resolves ids with kw_ks_resolve (resolve.h), which checks they agree. */
 const kw_ks_key_t *kw_keystore_find(const kw_keystore_t *store, const kw_msg_t *msg);
+
+/* 1 when ski (KW_SKI_LEN bytes) is key's SKI: its own (SHA-1 of the public key) or the one in
+ * its certificate's SKI extension. */
+int kw_keystore_key_has_ski(const kw_ks_key_t *key, const uint8_t *ski);
+
+/* 1 when key's certificate answers to the server name sni (len bytes, any case): one of its names
+ * equals it, or a wildcard name covers it (kw_ks_sni_match). */
+int kw_keystore_key_covers_sni(const kw_ks_key_t *key, const uint8_t *sni, size_t len);
+
+/* Whether pattern covers name (both lower case): equal, or a "*." wildcard on either side standing
+ * for exactly one label. */
+int kw_ks_sni_match(const char *pattern, const char *name);
 
 #endif /* KW_KEYSTORE_H */

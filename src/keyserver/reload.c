@@ -6,6 +6,12 @@
  * objects hold their own reference to the context they were made with, and jobs to their store,
  * so nothing in use is freed by the swap; open connections are matched against the new rules at
  * once. Settings that need a restart (listen address, workers, ...) keep their running values.
+ *
+ * Two parts apply independently: the keys with the TLS identity, and the allow rules with the
+ * enabled operations. A broken key file keeps the running keys but not the running rules (the
+ * change may have narrowed them); rules that go from some to none are refused unless the new
+ * configuration says allow_all: true. A configuration that cannot be read changes nothing. The
+ * log names what changed and what failed.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,12 +27,14 @@
 typedef struct reload_s {
     uv_work_t req;
     kw_ks_server_t *server;
-    kw_keystore_t *store;   /* result */
-    SSL_CTX *ssl_ctx;       /* result */
-    kw_ks_authz_t *authz;   /* result (NULL: no rules) */
+    kw_keystore_t *store;   /* result with ssl_ctx, or NULL (keys_err says why) */
+    SSL_CTX *ssl_ctx;       /* result with store, or NULL */
+    kw_ks_authz_t *authz;   /* result, or NULL (authz_err says why) */
     char restart_only[256]; /* settings that changed but need a restart, or "" */
-    int rc;
+    int rc;                 /* the configuration could not be read: nothing applies */
     char err[1024];
+    char keys_err[768];
+    char authz_err[768];
 } reload_t;
 
 int kw_ks_store_from_config(const kw_ks_config_t *cfg, kw_ks_p11_ctx_t *p11, kw_keystore_t **out,
@@ -99,27 +107,33 @@ static void restart_only(const kw_ks_config_t *run, const kw_ks_config_t *cfg, c
     note_change(list, cap, "upstream", upstreams_differ ? "old" : NULL, NULL);
 }
 
-/* Builds store, TLS context and rules from cfg. */
+/* Builds store, TLS context and rules from cfg. The key store and TLS identity are one part (both
+ * or neither); the allow rules and enabled operations another, built whatever the keys do, so a
+ * broken key file never keeps rules that were meant to narrow access. */
 static void build(reload_t *r, const kw_ks_config_t *cfg)
 {
     size_t skipped = 0;
-    r->rc =
-        kw_ks_store_from_config(cfg, r->server->p11, &r->store, &skipped, r->err, sizeof(r->err));
-    if (r->rc == 0 && skipped > 0) {
+    int rc = kw_ks_store_from_config(cfg, r->server->p11, &r->store, &skipped, r->keys_err,
+                                     sizeof(r->keys_err));
+    if (rc == 0 && skipped > 0) {
         /* A broken file means the change is wrong: keep every key that works now. */
-        snprintf(r->err, sizeof(r->err),
+        snprintf(r->keys_err, sizeof(r->keys_err),
                  "%zu key file(s) refused (see the lines above); fix or "
                  "remove them and send SIGHUP again",
                  skipped);
-        r->rc = KW_ECONFIG;
+        rc = KW_ECONFIG;
     }
-    if (r->rc == 0) {
-        r->ssl_ctx = kw_ks_server_tls_ctx(cfg, r->err, sizeof(r->err));
+    if (rc == 0) {
+        r->ssl_ctx = kw_ks_server_tls_ctx(cfg, r->keys_err, sizeof(r->keys_err));
         if (r->ssl_ctx == NULL)
-            r->rc = KW_ETLS;
+            rc = KW_ETLS;
     }
-    if (r->rc == 0)
-        r->rc = kw_ks_authz_new(cfg, &r->authz, r->err, sizeof(r->err));
+    if (rc != 0) {
+        kw_keystore_unref(r->store);
+        r->store = NULL;
+    }
+    if (kw_ks_authz_new(cfg, &r->authz, r->authz_err, sizeof(r->authz_err)) != 0)
+        r->authz = NULL;
 }
 
 /* Thread pool: everything that reads files or talks to tokens. */
@@ -163,23 +177,133 @@ static void swap_authz(kw_ks_server_t *s, kw_ks_authz_t *authz)
     kw_ks_authz_free(old);
 }
 
+/* Appends "SEP text" to out (cap bytes), cut to fit. */
+static void add_text(char *out, size_t cap, const char *sep, const char *text)
+{
+    size_t len = strlen(out);
+    if (len + 1 < cap)
+        snprintf(out + len, cap - len, "%s%s", len > 0 ? sep : "", text);
+}
+
+/* "keys: N, was M; added: a, b; removed: c" into out. */
+static void describe_keys(const kw_keystore_t *old, const kw_keystore_t *cur, char *out, size_t cap)
+{
+    char added[512] = "";
+    char removed[512] = "";
+    for (size_t i = 0; i < kw_keystore_count(cur); i++) {
+        const kw_ks_key_t *k = kw_keystore_get(cur, i);
+        if (old == NULL || kw_keystore_find_digest(old, k->digest) == NULL)
+            add_text(added, sizeof(added), ", ", k->name);
+    }
+    for (size_t i = 0; old != NULL && i < kw_keystore_count(old); i++) {
+        const kw_ks_key_t *k = kw_keystore_get(old, i);
+        if (kw_keystore_find_digest(cur, k->digest) == NULL)
+            add_text(removed, sizeof(removed), ", ", k->name);
+    }
+    snprintf(out, cap, "keys: %zu, was %zu%s%s%s%s", kw_keystore_count(cur),
+             old != NULL ? kw_keystore_count(old) : 0, added[0] ? "; added: " : "", added,
+             removed[0] ? "; removed: " : "", removed);
+}
+
+static int has_rule(const kw_ks_authz_t *a, const char *text)
+{
+    for (size_t i = 0; i < kw_ks_authz_count(a); i++)
+        if (strcmp(kw_ks_authz_rule_text(a, i), text) == 0)
+            return 1;
+    return 0;
+}
+
+/* "allow rules: N rule(s), was M; removed: R; added: A; operations enabled: X, was Y" into out,
+ * or "" when nothing changed. */
+static void describe_rules(const kw_ks_authz_t *old, const kw_ks_authz_t *cur, char *out,
+                           size_t cap)
+{
+    char removed[1024] = "";
+    char added[1024] = "";
+    for (size_t i = 0; i < kw_ks_authz_count(old); i++)
+        if (!has_rule(cur, kw_ks_authz_rule_text(old, i)))
+            add_text(removed, sizeof(removed), " | ", kw_ks_authz_rule_text(old, i));
+    for (size_t i = 0; i < kw_ks_authz_count(cur); i++)
+        if (!has_rule(old, kw_ks_authz_rule_text(cur, i)))
+            add_text(added, sizeof(added), " | ", kw_ks_authz_rule_text(cur, i));
+    out[0] = '\0';
+    if (removed[0] != '\0' || added[0] != '\0' || kw_ks_authz_count(old) != kw_ks_authz_count(cur))
+        snprintf(out, cap, "allow rules: %zu rule(s), was %zu%s%s%s%s", kw_ks_authz_count(cur),
+                 kw_ks_authz_count(old), removed[0] ? "; removed: " : "", removed,
+                 added[0] ? "; added: " : "", added);
+    if (kw_ks_authz_allow_all(old) != kw_ks_authz_allow_all(cur))
+        add_text(out, cap, "; ", kw_ks_authz_allow_all(cur) ? "allow_all: on" : "allow_all: off");
+    const kw_ks_opset_t *a = kw_ks_authz_enabled(old);
+    const kw_ks_opset_t *b = kw_ks_authz_enabled(cur);
+    if (a != NULL && b != NULL && !kw_ks_opset_equal(a, b)) {
+        char was[256], now[256], line[600];
+        snprintf(line, sizeof(line), "operations enabled: %s, was %s",
+                 kw_ks_opset_describe(b, now, sizeof(now)),
+                 kw_ks_opset_describe(a, was, sizeof(was)));
+        add_text(out, cap, "; ", line);
+    }
+}
+
+/* Whether the new rules may replace the running ones; the reason in r->authz_err when not. */
+static int rules_acceptable(const kw_ks_server_t *s, reload_t *r)
+{
+    if (r->authz == NULL)
+        return 0;
+    size_t before = kw_ks_authz_count(s->fleet.authz);
+    if (before > 0 && kw_ks_authz_count(r->authz) == 0 && !kw_ks_authz_allow_all(r->authz)) {
+        snprintf(r->authz_err, sizeof(r->authz_err),
+                 "the new configuration has no allow rules, which would let every edge use every "
+                 "key; write allow_all: true (or --allow-all) to mean that");
+        return 0;
+    }
+    return 1;
+}
+
+/* Applies what was built: keys and TLS identity when both loaded, rules when acceptable. */
 static void swap_in(kw_ks_server_t *s, reload_t *r)
 {
     size_t before = kw_keystore_count(s->store);
-    SSL_CTX_free(s->ssl_ctx); /* connections keep their own reference */
-    s->ssl_ctx = r->ssl_ctx;
-    r->ssl_ctx = NULL;
-    kw_ks_server_set_store(s, r->store);
-    swap_authz(s, r->authz);
-    r->authz = NULL;
-    kw_info("reloaded: %zu keys (was %zu), %zu allow rule(s), TLS identity%s",
-            kw_keystore_count(s->store), before, kw_ks_authz_count(s->fleet.authz),
-            s->argv != NULL ? " and settings from the command line and config file" : "");
+    size_t rules_before = kw_ks_authz_count(s->fleet.authz);
+    char keys[1200] = "";
+    char rules[2600] = "";
+    int keys_ok = r->store != NULL && r->ssl_ctx != NULL;
+    int rules_ok = rules_acceptable(s, r);
+    if (keys_ok) {
+        describe_keys(s->store, r->store, keys, sizeof(keys));
+        SSL_CTX_free(s->ssl_ctx); /* connections keep their own reference */
+        s->ssl_ctx = r->ssl_ctx;
+        r->ssl_ctx = NULL;
+        kw_ks_server_set_store(s, r->store);
+        kw_ks_store_metrics(s->metrics, s->store);
+    }
+    if (rules_ok) {
+        describe_rules(s->fleet.authz, r->authz, rules, sizeof(rules));
+        swap_authz(s, r->authz);
+        r->authz = NULL;
+    }
+    if (keys_ok)
+        kw_info("reloaded: %zu keys (was %zu), %zu allow rule(s), TLS identity%s",
+                kw_keystore_count(s->store), before, kw_ks_authz_count(s->fleet.authz),
+                s->argv != NULL ? " and settings from the command line and config file" : "");
+    else
+        kw_warn("reload failed, keeping the old keys and certificates: %s", r->keys_err);
+    if (!rules_ok)
+        kw_warn("reload failed for the allow rules, keeping the running %zu rule(s) and "
+                "enabled operations: %s",
+                rules_before, r->authz_err);
+    else if (!keys_ok)
+        kw_info("reload: allow rules applied although the keys were not reloaded: %zu rule(s)",
+                kw_ks_authz_count(s->fleet.authz));
+    if (keys[0] != '\0')
+        kw_info("reload: %s", keys);
+    if (rules[0] != '\0')
+        kw_info("reload: %s", rules);
+    else if (rules_ok)
+        kw_info("reload: allow rules and enabled operations unchanged");
     if (r->restart_only[0] != '\0')
         kw_warn("reload: changed but only applied at a restart, running values kept: %s",
                 r->restart_only);
-    kw_ks_store_metrics(s->metrics, s->store);
-    kw_ks_metrics_reload(s->metrics, 1);
+    kw_ks_metrics_reload(s->metrics, keys_ok && rules_ok);
 }
 
 /* Loop thread: swap in the result, or keep everything and say why. */
@@ -192,7 +316,7 @@ static void reload_done(uv_work_t *req, int status)
         if (status != 0)
             kw_warn("reload cancelled: %s", uv_strerror(status));
     } else if (r->rc != 0) {
-        kw_warn("reload failed, keeping the old keys and certificates: %s", r->err);
+        kw_warn("reload failed, keeping the old keys, certificates and allow rules: %s", r->err);
         kw_ks_metrics_reload(s->metrics, 0);
     } else {
         swap_in(s, r);

@@ -3,7 +3,9 @@
  * 0xA2 certificate chain, 0xA3 key list and every error. Private-key requests are checked against
  * their key (so errors need no worker) and become jobs; finished jobs come back here as replies.
  * Every answered request is counted in the metrics with its opcode, result and latency.
- * Authorisation, forwarding of keys not held here and the audit line go through fleet.h.
+ * A request is first resolved to the one key all its key ids name (resolve.h; ids that disagree
+ * are 0x07); that key is authorised for the operation and used. Authorisation, forwarding of keys
+ * not held here and the audit line go through fleet.h.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -51,26 +53,29 @@ static uint8_t answer_error(kw_ks_conn_t *c, uint32_t id, uint8_t err)
 
 /* A key (or chain) this server does not hold: forwarded upstream (fleet.h), or an error. */
 static uint8_t not_held(kw_ks_conn_t *c, const kw_msg_t *msg, const kw_ks_audit_rec_t *rec,
-                        uint8_t not_found, int sni_ok)
+                        const kw_ks_resolved_t *res, uint8_t not_found, int sni_is_id)
 {
-    int r = kw_ks_fleet_forward(c, msg, rec, not_found, sni_ok);
+    int r = kw_ks_fleet_forward(c, msg, rec, res, not_found, sni_is_id);
     if (r == KW_KS_PENDING)
         return RESULT_QUEUED;
     return answer_error(c, msg->id, (uint8_t)r);
 }
 
-/* 0xA2: by digest, then SKI, then SNI. */
+/* 0xA2: by digest, SKI or SNI (all that are given must name the key). */
 static uint8_t get_cert_chain(kw_ks_conn_t *c, const kw_msg_t *msg, kw_ks_audit_rec_t *rec)
 {
-    const kw_keystore_t *store = c->server->store;
-    const kw_ks_key_t *key = kw_keystore_find(store, msg);
-    if (key == NULL && msg->sni.present)
-        key = kw_keystore_find_sni(store, msg->sni.ptr, msg->sni.len);
-    if (key == NULL && !msg->digest.present && !msg->ski.present && !msg->sni.present)
+    kw_ks_resolved_t res;
+    if (!kw_ks_fleet_op_enabled(c, msg->opcode))
+        return answer_error(c, msg->id, KW_ERR_NOT_AUTHORISED);
+    uint8_t err = kw_ks_resolve(c->server->store, msg, 1, &res);
+    if (err != 0)
+        return answer_error(c, msg->id, err);
+    const kw_ks_key_t *key = res.key;
+    if (key == NULL && res.n_ids == 0)
         return answer_error(c, msg->id, KW_ERR_FORMAT);
     if (key == NULL)
-        return not_held(c, msg, rec, KW_ERR_CERT_NOT_FOUND, 1);
-    if (!kw_ks_fleet_key(c, key, rec))
+        return not_held(c, msg, rec, &res, KW_ERR_CERT_NOT_FOUND, 1);
+    if (!kw_ks_fleet_key(c, key, msg->opcode, rec))
         return answer_error(c, msg->id, KW_ERR_NOT_AUTHORISED);
     if (key->chain_der == NULL || key->chain_der_len > KW_MAX_REPLY_PAYLOAD)
         return answer_error(c, msg->id, KW_ERR_CERT_NOT_FOUND);
@@ -96,7 +101,7 @@ static uint8_t list_keys(kw_ks_conn_t *c, const kw_msg_t *msg, const kw_ks_audit
     size_t k = 0; /* only the keys this edge may use */
     for (size_t i = 0; i < kw_keystore_count(store) && k < n; i++) {
         const kw_ks_key_t *key = kw_keystore_get(store, i);
-        if (kw_ks_fleet_may_use(c, key))
+        if (kw_ks_fleet_may_use(c, key, KW_OP_LIST_KEYS))
             memcpy(buf + k++ * KW_DIGEST_LEN, key->digest, KW_DIGEST_LEN);
     }
     kw_ks_upstream_t *up = c->server->fleet.upstream;
@@ -111,12 +116,18 @@ static uint8_t key_op(kw_ks_conn_t *c, const kw_msg_t *msg, uint64_t t0, kw_ks_a
                       kw_ks_job_batch_t *batch)
 {
     kw_ks_server_t *s = c->server;
-    const kw_ks_key_t *key = kw_keystore_find(s->store, msg);
-    if (key == NULL)
-        return not_held(c, msg, rec, KW_ERR_KEY_NOT_FOUND, 0);
-    if (!kw_ks_fleet_key(c, key, rec))
+    kw_ks_resolved_t res;
+    if (!kw_ks_fleet_op_enabled(c, msg->opcode))
         return answer_error(c, msg->id, KW_ERR_NOT_AUTHORISED);
-    uint8_t err = kw_ks_op_check(key, msg->opcode, &msg->payload, &msg->extra);
+    uint8_t err = kw_ks_resolve(s->store, msg, 0, &res);
+    if (err != 0)
+        return answer_error(c, msg->id, err);
+    const kw_ks_key_t *key = res.key;
+    if (key == NULL)
+        return not_held(c, msg, rec, &res, KW_ERR_KEY_NOT_FOUND, 0);
+    if (!kw_ks_fleet_key(c, key, msg->opcode, rec))
+        return answer_error(c, msg->id, KW_ERR_NOT_AUTHORISED);
+    err = kw_ks_op_check(key, msg->opcode, &msg->payload, &msg->extra);
     if (err != 0)
         return answer_error(c, msg->id, err);
     int master = msg->opcode == KW_OP_TLS12_MASTER;
@@ -159,6 +170,8 @@ static uint8_t dispatch(kw_ks_conn_t *c, const kw_msg_t *msg, uint64_t t0, kw_ks
     case KW_OP_GET_CERT_CHAIN:
         return get_cert_chain(c, msg, rec);
     case KW_OP_LIST_KEYS:
+        if (!kw_ks_fleet_op_enabled(c, msg->opcode))
+            return answer_error(c, msg->id, KW_ERR_NOT_AUTHORISED);
         return list_keys(c, msg, rec);
     default:
         break;

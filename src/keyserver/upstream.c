@@ -172,13 +172,11 @@ static int reply_merged(fwd_t *f, const uint8_t *payload, size_t len)
         return kw_ks_conn_error(c, f->id, KW_ERR_INTERNAL);
     if (f->local_len > 0)
         memcpy(out, f->local, f->local_len);
-    kw_msg_t probe;
-    memset(&probe, 0, sizeof(probe));
     for (size_t i = 0; i < nup && n < max; i++) {
         const uint8_t *id = payload + i * KW_DIGEST_LEN;
-        probe.digest = kw_bytes(id, KW_DIGEST_LEN);
-        if (has_id(out, n, id) ||
-            !kw_ks_authz_remote_allowed(c->server->fleet.authz, c->edge, &probe, 0))
+        kw_ks_keyid_t probe = {KW_KS_KEYID_DIGEST, id, KW_DIGEST_LEN};
+        if (has_id(out, n, id) || kw_ks_authz_check_remote(c->server->fleet.authz, c->edge, &probe,
+                                                           KW_OP_LIST_KEYS) != KW_KS_ALLOWED)
             continue;
         memcpy(out + n++ * KW_DIGEST_LEN, id, KW_DIGEST_LEN);
     }

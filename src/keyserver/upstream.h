@@ -59,7 +59,7 @@ uint8_t kw_ks_upstream_forward(kw_ks_upstream_t *u, struct kw_ks_conn_s *c, cons
 /*
  * 0xA3 on a server with upstreams: forwards msg and, when the upstream answers, replies with the
  * local ids (len bytes at local, taken over: freed by the forward) followed by the upstream's ids
- * the edge may use (kw_ks_authz_remote_allowed) that are not local ones; with the local ids alone
+ * the edge may use (kw_ks_authz_check_remote) that are not local ones; with the local ids alone
  * when the upstream fails. Returns 0 when forwarded (c->inflight counts it), non-zero when not
  * (the caller still owns local and answers with it). Loop thread.
  */

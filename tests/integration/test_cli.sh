@@ -9,7 +9,7 @@
 
 make_pki
 PORT=$(free_port)
-start_keyserver ks "$PORT"
+start_keyserver ks "$PORT" --enable-op rsa-decrypt # keyward decrypt sends 0x01
 W=$KW_TMP/work
 mkdir -p "$W"
 head -c 3000 /dev/urandom >"$W/msg"

@@ -20,7 +20,8 @@ start_bg ks valgrind --error-exitcode=99 --leak-check=full --errors-for-leak-kin
     --show-leak-kinds=definite --num-callers=30 --log-file="$VLOG" \
     "$KW_BIN/keyward-keyserver" --listen "127.0.0.1:$PORT" --cert "$PKI/keyserver.crt" \
     --key "$PKI/keyserver.key" --ca "$PKI/ca.crt" --keys "$PKI/keys" --workers 2 \
-    --handshake-timeout-ms 3000 --idle-timeout-ms 3000
+    --handshake-timeout-ms 3000 --idle-timeout-ms 3000 \
+    --enable-op rsa-decrypt --enable-op rsa-decrypt-raw
 KS_PID=$LAST_PID
 wait_port "$PORT" 45 || fail "key server under valgrind did not start on port $PORT"
 pass "key server started under valgrind memcheck"

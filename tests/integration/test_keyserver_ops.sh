@@ -7,7 +7,7 @@
 
 make_pki
 PORT=$(free_port)
-start_keyserver ks "$PORT"
+start_keyserver ks "$PORT" --enable-op rsa-decrypt --enable-op rsa-raw-decrypt # 0x01, 0x08
 W=$KW_TMP/work
 mkdir -p "$W"
 

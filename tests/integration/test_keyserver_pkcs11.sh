@@ -50,7 +50,7 @@ pass "certificates issued for the token's public keys"
 if ls "$H"/*.key >/dev/null 2>&1; then fail "a private key file exists"; fi
 
 KS_PORT=$(free_port)
-start_keyserver_token ks "$KS_PORT" "$MODULE" --workers 2
+start_keyserver_token ks "$KS_PORT" "$MODULE" --workers 2 --enable-op rsa-decrypt
 want=$((3 + HAVE_ED))
 grep -q "pkcs11 token 'keyward' .*: $want usable key(s)" "$KW_TMP/ks.log" ||
     fail "expected $want keys from the token"

@@ -37,7 +37,8 @@ openssl x509 -new -subj "/CN=localhost" -force_pubkey "$H/rsa.pub.pem" -CA "$PKI
     2>/dev/null || fail "certificate for the token key"
 
 PORT=$(free_port)
-start_keyserver_token ks "$PORT" "$SHIM" --workers 2
+start_keyserver_token ks "$PORT" "$SHIM" --workers 2 --enable-op rsa-decrypt \
+    --enable-op rsa-decrypt-raw
 grep -q "pkcs11 token 'keyward' .*: 1 usable key(s)" "$KW_TMP/ks.log" || fail "key not loaded"
 grep -q "offers no raw RSA (CKM_RSA_X_509)" "$KW_TMP/ks.log" ||
     fail "no warning about the missing raw RSA"

@@ -8,7 +8,7 @@
 
 make_pki
 KS_PORT=$(free_port)
-start_keyserver ks "$KS_PORT"
+start_keyserver ks "$KS_PORT" --enable-op rsa-decrypt --enable-op rsa-decrypt-raw # decrypt, rawdecrypt
 write_openssl_conf "$KW_TMP/prov.cnf" "127.0.0.1:$KS_PORT"
 export OPENSSL_CONF=$KW_TMP/prov.cnf
 export LD_PRELOAD=${LD_PRELOAD:-$(kw_provider_preload)}

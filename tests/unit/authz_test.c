@@ -147,6 +147,20 @@ static void hex_of(const uint8_t *b, size_t n, const char *prefix, char *out, si
     snprintf(out, cap, "%s%s", prefix, hex);
 }
 
+/* May edge e sign (ECDSA SHA-256) with key? */
+static int allowed(const kw_ks_authz_t *a, const kw_ks_edge_t *e, const kw_ks_key_t *key)
+{
+    return kw_ks_authz_check(a, e, key, KW_OP_ECDSA_SIGN_SHA256) == KW_KS_ALLOWED;
+}
+
+/* May edge e use the key named by id (kind, bytes) held upstream, for opcode? */
+static int remote(const kw_ks_authz_t *a, const kw_ks_edge_t *e, kw_ks_keyid_kind_t kind,
+                  const void *p, size_t len, uint8_t opcode)
+{
+    kw_ks_keyid_t id = {kind, p, len};
+    return kw_ks_authz_check_remote(a, e, &id, opcode) == KW_KS_ALLOWED;
+}
+
 /* Compiles the rules added to cfg so far. */
 static kw_ks_authz_t *compile(kw_ks_config_t *cfg)
 {
@@ -211,15 +225,23 @@ static void test_no_rules_allow_everything(void **state)
     char err[64];
     base_config(&cfg);
     assert_int_equal(kw_ks_authz_new(&cfg, &a, err, sizeof(err)), 0);
-    assert_null(a);
-    kw_ks_edge_t *e = kw_ks_edge_from_cert(NULL, f->edge_c);
+    assert_non_null(a);
+    assert_int_equal(kw_ks_authz_count(a), 0);
+    assert_false(kw_ks_authz_allow_all(a));
+    kw_ks_edge_t *e = kw_ks_edge_from_cert(a, f->edge_c);
     assert_non_null(e);
     assert_string_equal(e->cn, "edge-c");
-    assert_int_equal(kw_ks_authz_key_allowed(NULL, e, f->store, f->site1), 1);
-    kw_msg_t msg;
-    memset(&msg, 0, sizeof(msg));
-    assert_int_equal(kw_ks_authz_remote_allowed(NULL, e, &msg, 0), 1);
+    assert_int_equal(allowed(a, e, f->site1), 1);
+    assert_int_equal(allowed(NULL, e, f->site1), 1);
+    assert_true(
+        remote(a, e, KW_KS_KEYID_DIGEST, f->site1->digest, KW_DIGEST_LEN, KW_OP_TLS12_MASTER));
+    /* The legacy decryptions are off by default, rules or not. */
+    assert_int_equal(kw_ks_authz_check(a, e, f->site1, KW_OP_RSA_DECRYPT), KW_KS_DENIED_OP);
+    assert_int_equal(kw_ks_authz_check(a, e, f->site1, KW_OP_RSA_DECRYPT_RAW), KW_KS_DENIED_OP);
+    assert_false(
+        remote(a, e, KW_KS_KEYID_DIGEST, f->site1->digest, KW_DIGEST_LEN, KW_OP_RSA_DECRYPT_RAW));
     kw_ks_edge_free(e);
+    kw_ks_authz_free(a);
     kw_ks_config_free(&cfg);
 }
 
@@ -258,14 +280,14 @@ static void test_edges_and_keys(void **state)
     assert_int_equal(ec->n_rules, 0);
     assert_string_equal(none->cn, "");
 
-    assert_true(kw_ks_authz_key_allowed(a, ea, f->store, f->site1)); /* file: */
-    assert_true(kw_ks_authz_key_allowed(a, ea, f->store, f->wild));  /* san + sni wildcard */
-    assert_false(kw_ks_authz_key_allowed(a, ea, f->store, f->nocert));
-    assert_true(kw_ks_authz_key_allowed(a, eb, f->store, f->nocert)); /* spki + sha256 */
-    assert_false(kw_ks_authz_key_allowed(a, eb, f->store, f->site1));
-    assert_false(kw_ks_authz_key_allowed(a, ec, f->store, f->site1));
-    assert_false(kw_ks_authz_key_allowed(a, none, f->store, f->site1));
-    assert_false(kw_ks_authz_key_allowed(a, NULL, f->store, f->site1));
+    assert_true(allowed(a, ea, f->site1)); /* file: */
+    assert_true(allowed(a, ea, f->wild));  /* san + sni wildcard */
+    assert_false(allowed(a, ea, f->nocert));
+    assert_true(allowed(a, eb, f->nocert)); /* spki + sha256 */
+    assert_false(allowed(a, eb, f->site1));
+    assert_false(allowed(a, ec, f->site1));
+    assert_false(allowed(a, none, f->site1));
+    assert_false(allowed(a, NULL, f->site1));
     kw_ks_edge_free(ea);
     kw_ks_edge_free(eb);
     kw_ks_edge_free(ec);
@@ -284,7 +306,7 @@ static int allowed_by(fixture_t *f, const char *spec, const kw_ks_key_t *key)
     assert_int_equal(kw_ks_allow_add_flag(&cfg, rule), 0);
     kw_ks_authz_t *a = compile(&cfg);
     kw_ks_edge_t *e = kw_ks_edge_from_cert(a, f->edge_a);
-    int ok = kw_ks_authz_key_allowed(a, e, f->store, key);
+    int ok = allowed(a, e, key);
     kw_ks_edge_free(e);
     kw_ks_authz_free(a);
     kw_ks_config_free(&cfg);
@@ -323,23 +345,113 @@ static void test_remote_keys(void **state)
     assert_int_equal(kw_ks_allow_add_flag(&cfg, rule), 0);
     kw_ks_authz_t *a = compile(&cfg);
     kw_ks_edge_t *e = kw_ks_edge_from_cert(a, f->edge_a);
-    kw_msg_t msg;
-    memset(&msg, 0, sizeof(msg));
-    assert_false(kw_ks_authz_remote_allowed(a, e, &msg, 1)); /* names no key */
-    msg.digest = kw_bytes(f->site1->digest, KW_DIGEST_LEN);
-    assert_true(kw_ks_authz_remote_allowed(a, e, &msg, 0));
-    msg.digest = kw_bytes(f->wild->digest, KW_DIGEST_LEN); /* file: needs a local key */
-    assert_false(kw_ks_authz_remote_allowed(a, e, &msg, 0));
-    memset(&msg, 0, sizeof(msg));
-    msg.sni = kw_bytes("WWW.example.com", 15);
-    assert_false(kw_ks_authz_remote_allowed(a, e, &msg, 0)); /* SNI only for certificates */
-    assert_true(kw_ks_authz_remote_allowed(a, e, &msg, 1));
+    const uint8_t op = KW_OP_ECDSA_SIGN_SHA256;
+    assert_false(remote(a, e, KW_KS_KEYID_NONE, NULL, 0, op)); /* names no key */
+    assert_true(remote(a, e, KW_KS_KEYID_DIGEST, f->site1->digest, KW_DIGEST_LEN, op));
+    /* the digest rule does not match the same bytes as another kind of id */
+    assert_false(remote(a, e, KW_KS_KEYID_SKI, f->site1->digest, KW_SKI_LEN, op));
+    /* file: needs a local key */
+    assert_false(remote(a, e, KW_KS_KEYID_DIGEST, f->wild->digest, KW_DIGEST_LEN, op));
+    assert_true(remote(a, e, KW_KS_KEYID_SNI, "WWW.example.com", 15, KW_OP_GET_CERT_CHAIN));
     kw_ks_edge_t *other = kw_ks_edge_from_cert(a, f->edge_c);
-    assert_false(kw_ks_authz_remote_allowed(a, other, &msg, 1));
+    assert_false(remote(a, other, KW_KS_KEYID_SNI, "WWW.example.com", 15, KW_OP_GET_CERT_CHAIN));
     kw_ks_edge_free(other);
     kw_ks_edge_free(e);
     kw_ks_authz_free(a);
     kw_ks_config_free(&cfg);
+}
+
+/* enable_ops and a rule's ops: the server's set bounds every rule; a rule's ops narrow it. */
+static void test_ops(void **state)
+{
+    fixture_t *f = *state;
+    kw_ks_config_t cfg;
+    char err[512] = "";
+    kw_ks_authz_t *a = NULL;
+    base_config(&cfg);
+    assert_int_equal(kw_ks_strlist_add(&cfg.enable_ops, &cfg.n_enable_ops, "rsa-decrypt"), 0);
+    assert_int_equal(kw_ks_allow_add_flag(&cfg, "cn:edge-a=file:site1"), 0);
+    kw_ks_allow_t *r = kw_ks_config_add_allow(&cfg); /* edge-b: signatures only, on every key */
+    r->cn = strdup("edge-b");
+    assert_int_equal(kw_ks_strlist_add(&r->keys, &r->n_keys, "*"), 0);
+    r->has_ops = 1;
+    assert_int_equal(kw_ks_strlist_add(&r->ops, &r->n_ops, "signatures"), 0);
+    a = compile(&cfg);
+    kw_ks_edge_t *ea = kw_ks_edge_from_cert(a, f->edge_a);
+    kw_ks_edge_t *eb = kw_ks_edge_from_cert(a, f->edge_b);
+    assert_int_equal(kw_ks_authz_check(a, ea, f->site1, KW_OP_RSA_DECRYPT), KW_KS_ALLOWED);
+    assert_int_equal(kw_ks_authz_check(a, ea, f->site1, KW_OP_RSA_DECRYPT_RAW), KW_KS_DENIED_OP);
+    assert_int_equal(kw_ks_authz_check(a, ea, f->wild, KW_OP_RSA_DECRYPT), KW_KS_DENIED_KEY);
+    assert_int_equal(kw_ks_authz_check(a, eb, f->wild, KW_OP_ED25519_SIGN), KW_KS_ALLOWED);
+    assert_int_equal(kw_ks_authz_check(a, eb, f->wild, KW_OP_RSA_DECRYPT), KW_KS_DENIED_OP);
+    assert_int_equal(kw_ks_authz_check(a, eb, f->wild, KW_OP_TLS12_MASTER), KW_KS_DENIED_OP);
+    assert_int_equal(kw_ks_authz_check(a, eb, f->wild, KW_OP_GET_CERT_CHAIN), KW_KS_DENIED_OP);
+    assert_string_equal(kw_ks_authz_rule_text(a, 1), "cn:edge-b=* ops=signatures");
+    kw_ks_edge_free(ea);
+    kw_ks_edge_free(eb);
+    kw_ks_authz_free(a);
+    /* A rule may not grant what the server does not enable; unknown names are refused. */
+    kw_ks_strlist_free(&cfg.enable_ops, &cfg.n_enable_ops);
+    assert_int_equal(kw_ks_strlist_add(&r->ops, &r->n_ops, "rsa-raw-decrypt"), 0);
+    assert_int_equal(kw_ks_authz_new(&cfg, &a, err, sizeof(err)), KW_ECONFIG);
+    assert_non_null(strstr(err, "allow rule 2: ops: rsa-decrypt-raw not enabled"));
+    assert_int_equal(kw_ks_config_validate(&cfg, err, sizeof(err)), KW_ECONFIG);
+    kw_ks_strlist_free(&r->ops, &r->n_ops);
+    assert_int_equal(kw_ks_strlist_add(&cfg.enable_ops, &cfg.n_enable_ops, "rsa-sign"), 0);
+    assert_int_equal(kw_ks_authz_new(&cfg, &a, err, sizeof(err)), KW_ECONFIG);
+    assert_non_null(strstr(err, "unknown operation 'rsa-sign'"));
+    kw_ks_config_free(&cfg);
+}
+
+/* The key ids of a request must name one key (resolve.c). */
+static void test_resolve(void **state)
+{
+    fixture_t *f = *state;
+    kw_msg_t msg;
+    kw_ks_resolved_t r;
+    memset(&msg, 0, sizeof(msg));
+    assert_int_equal(kw_ks_resolve(f->store, &msg, 1, &r), 0);
+    assert_null(r.key);
+    assert_int_equal(r.n_ids, 0);
+    msg.digest = kw_bytes(f->site1->digest, KW_DIGEST_LEN);
+    msg.ski = kw_bytes(f->site1->ski, KW_SKI_LEN);
+    msg.sni = kw_bytes("API.example.com", 15);
+    assert_int_equal(kw_ks_resolve(f->store, &msg, 1, &r), 0);
+    assert_ptr_equal(r.key, f->site1);
+    assert_int_equal(r.n_ids, 3);
+    msg.ski = kw_bytes(f->wild->ski, KW_SKI_LEN); /* the SKI of another key */
+    assert_int_equal(kw_ks_resolve(f->store, &msg, 1, &r), KW_ERR_FORMAT);
+    msg.ski.present = 0;
+    msg.sni = kw_bytes("x.shop.example", 14); /* a name of another key's certificate */
+    assert_int_equal(kw_ks_resolve(f->store, &msg, 1, &r), KW_ERR_FORMAT);
+    assert_int_equal(kw_ks_resolve(f->store, &msg, 0, &r), 0); /* not an id for key operations */
+    assert_ptr_equal(r.key, f->site1);
+    /* A digest not held here beside an SKI held here: different keys. */
+    uint8_t other[KW_DIGEST_LEN] = {1, 2, 3};
+    memset(&msg, 0, sizeof(msg));
+    msg.digest = kw_bytes(other, KW_DIGEST_LEN);
+    msg.ski = kw_bytes(f->nocert->ski, KW_SKI_LEN);
+    assert_int_equal(kw_ks_resolve(f->store, &msg, 0, &r), KW_ERR_FORMAT);
+    /* Ids of a key not held here: one is kept (to forward), several are counted. */
+    msg.ski.present = 0;
+    assert_int_equal(kw_ks_resolve(f->store, &msg, 0, &r), 0);
+    assert_null(r.key);
+    assert_int_equal(r.n_ids, 1);
+    assert_int_equal(r.id.kind, KW_KS_KEYID_DIGEST);
+    msg.sni = kw_bytes("nowhere.example", 15);
+    assert_int_equal(kw_ks_resolve(f->store, &msg, 1, &r), 0);
+    assert_null(r.key);
+    assert_int_equal(r.n_ids, 2);
+    /* The copy forwarded carries the one id (and, for key operations, the SNI as it came). */
+    kw_ks_keyid_t id = {KW_KS_KEYID_DIGEST, other, KW_DIGEST_LEN};
+    msg.ski = kw_bytes(f->nocert->ski, KW_SKI_LEN);
+    kw_msg_t fwd = kw_ks_resolve_forward_msg(&msg, &id, 1);
+    assert_true(fwd.digest.present);
+    assert_false(fwd.ski.present);
+    assert_false(fwd.sni.present);
+    fwd = kw_ks_resolve_forward_msg(&msg, &id, 0);
+    assert_true(fwd.sni.present);
+    assert_false(fwd.ski.present);
 }
 
 int main(void)
@@ -347,7 +459,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_flag_form),      cmocka_unit_test(test_no_rules_allow_everything),
         cmocka_unit_test(test_edges_and_keys), cmocka_unit_test(test_key_specs),
-        cmocka_unit_test(test_remote_keys),
+        cmocka_unit_test(test_remote_keys),    cmocka_unit_test(test_ops),
+        cmocka_unit_test(test_resolve),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

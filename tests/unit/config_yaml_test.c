@@ -104,8 +104,10 @@ static void test_full(void **state)
     assert_int_equal(cfg.n_allow, 2);
     assert_string_equal(cfg.allow[0].cn, "edge1");
     assert_int_equal(cfg.allow[0].n_keys, 2);
-    assert_string_equal(cfg.allow[0].keys[1], "sha256:00ff00ff00ff00ff00ff00ff00ff00ff00ff00ff00ff00ff00ff00ff00ff00ff");
-    assert_string_equal(cfg.allow[1].spki, "sha256:abcdabcdabcdabcdabcdabcdabcdabcdabcdabcdabcdabcdabcdabcdabcdabcd");
+    assert_string_equal(cfg.allow[0].keys[1],
+                        "sha256:00ff00ff00ff00ff00ff00ff00ff00ff00ff00ff00ff00ff00ff00ff00ff00ff");
+    assert_string_equal(cfg.allow[1].spki,
+                        "sha256:abcdabcdabcdabcdabcdabcdabcdabcdabcdabcdabcdabcdabcdabcdabcdabcd");
     assert_int_equal(cfg.allow[1].n_keys, 1);
     assert_string_equal(cfg.allow[1].keys[0], "*");
     assert_string_equal(cfg.audit_log, "/var/log/kw/audit.log");
@@ -219,6 +221,45 @@ static void test_errors(void **state)
     refused("allow:\n  - cn: edge\n", 2, "needs keys");
     refused("allow:\n  - keys: [a]\n", 2, "needs cn, san or spki");
     refused("metrics: \"a\\0b\"\n", 1, "NUL");
+    refused("enable_ops: [rsa-decrypt, rsa-sign]\n", 1, "'enable_ops': invalid value 'rsa-sign'");
+    refused("allow:\n  - cn: e\n    keys: [\"*\"]\n    ops: [signatures, nope]\n", 4,
+            "unknown operation 'nope'");
+    refused("allow_all: yes\n", 1, "write true or false");
+}
+
+/* enable_ops, a rule's ops (an empty list grants nothing), allow_all. */
+static void test_operations(void **state)
+{
+    (void)state;
+    kw_ks_config_t cfg;
+    char err[512] = "";
+    kw_ks_config_defaults(&cfg);
+    write_file("enable_ops: [rsa-decrypt, rsa-raw-decrypt]\n"
+               "allow:\n"
+               "  - cn: gokeyless\n"
+               "    keys: [\"*\"]\n"
+               "    ops: [default, rsa-decrypt]\n"
+               "  - cn: monitor\n"
+               "    keys: [\"*\"]\n"
+               "    ops: []\n"
+               "  - cn: edge\n"
+               "    keys: [\"*\"]\n");
+    assert_int_equal(kw_ks_config_load_file(&cfg, path, err, sizeof(err)), 0);
+    assert_int_equal(cfg.n_enable_ops, 2);
+    assert_string_equal(cfg.enable_ops[1], "rsa-raw-decrypt");
+    assert_int_equal(cfg.n_allow, 3);
+    assert_true(cfg.allow[0].has_ops);
+    assert_int_equal(cfg.allow[0].n_ops, 2);
+    assert_true(cfg.allow[1].has_ops);
+    assert_int_equal(cfg.allow[1].n_ops, 0);
+    assert_false(cfg.allow[2].has_ops);
+    assert_false(cfg.allow_all);
+    kw_ks_config_free(&cfg);
+    kw_ks_config_defaults(&cfg);
+    write_file("allow_all: true\n");
+    assert_int_equal(kw_ks_config_load_file(&cfg, path, err, sizeof(err)), 0);
+    assert_true(cfg.allow_all);
+    kw_ks_config_free(&cfg);
 }
 
 static void test_missing_file(void **state)
@@ -238,7 +279,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_full),         cmocka_unit_test(test_flags_override),
         cmocka_unit_test(test_empty),        cmocka_unit_test(test_errors),
-        cmocka_unit_test(test_missing_file),
+        cmocka_unit_test(test_missing_file), cmocka_unit_test(test_operations),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
