@@ -54,7 +54,7 @@ pass "--version: $(cat "$W/out")"
 PKI=$W/pki
 export PKI
 PORT=$(free_port)
-start_keyserver ks "$PORT"
+start_keyserver ks "$PORT" --enable-op rsa-decrypt # keyward decrypt sends 0x01
 (printf '\000'; head -c 255 /dev/urandom) >"$W/badct" # 256 bytes, not a PKCS#1 v1.5 ciphertext
 expect_fail 1 "ciphertext" kw_cli "$PORT" decrypt --in "$W/badct" --out "$W/pt" \
     --key-cert "$PKI/certs/rsa2048.crt"
