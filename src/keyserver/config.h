@@ -48,6 +48,7 @@ typedef struct kw_ks_config_s {
     kw_ks_allow_t *allow; /* --allow, YAML `allow:` (authz.c) */
     size_t n_allow;
     char *audit_log;              /* --audit-log FILE, YAML `audit_log` (audit.c) */
+    int audit_fsync;              /* --audit-fsync, YAML `audit_fsync`: fdatasync before replying */
     char *upstream_cert;          /* --upstream-cert, YAML `upstream_cert`; NULL: cert */
     char *upstream_key;           /* --upstream-key, YAML `upstream_key`; NULL: key */
     char *upstream_ca;            /* --upstream-ca, YAML `upstream_ca`; NULL: ca */

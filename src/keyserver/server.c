@@ -65,7 +65,7 @@ void kw_ks_server_mark_dirty(kw_ks_server_t *s, kw_ks_conn_t *c)
  * this iteration's reads and finished jobs goes out in one TLS write per connection. A lone
  * request is signed here (kw_ks_workers_run_held); a flush can resume reading buffered requests
  * and hold another, so this repeats until nothing is held and nothing is dirty: work never waits
- * for the next poll. */
+ * for the next poll. Audit lines are written before the replies they belong to. */
 static void on_check(uv_check_t *h)
 {
     kw_ks_server_t *s = h->data;
@@ -74,6 +74,7 @@ static void on_check(uv_check_t *h)
             kw_ks_workers_run_held(&s->workers);
         if (s->dirty == NULL)
             break;
+        kw_ks_audit_sync(s->fleet.audit); /* the lines of these replies reach the file first */
         kw_ks_conn_t *list = s->dirty;
         s->dirty = NULL;
         while (list != NULL) {
