@@ -47,10 +47,12 @@ enum {
  * (docs/security.md): their own block, so lists that grow above stay apart. */
 enum {
     OPT_AUDIT_FSYNC = 512,
+    OPT_FRAME_TIMEOUT,
 };
 
 static const struct option long_opts[] = {
     {"audit-fsync", optional_argument, NULL, OPT_AUDIT_FSYNC},
+    {"frame-timeout-ms", required_argument, NULL, OPT_FRAME_TIMEOUT},
     {"listen", required_argument, NULL, OPT_LISTEN},
     {"cert", required_argument, NULL, OPT_CERT},
     {"key", required_argument, NULL, OPT_KEY},
@@ -88,6 +90,7 @@ void kw_ks_config_defaults(kw_ks_config_t *cfg)
     cfg->workers = cpus > 0 ? (unsigned)cpus : 1;
     cfg->idle_timeout_ms = 60000;
     cfg->handshake_timeout_ms = 10000;
+    cfg->frame_timeout_ms = 10000;
     cfg->max_inflight = 256;
     cfg->max_connections = 0;
     cfg->log_level = KW_LOG_INFO;
@@ -100,7 +103,9 @@ static void usage_limits(FILE *out)
     fprintf(out, "\n"
                  "Audit durability, connection limits and fairness (docs/security.md):\n"
                  "  --audit-fsync[=yes|no]      fdatasync the audit log before replying (its\n"
-                 "                              lines are always written before the reply)\n");
+                 "                              lines are always written before the reply)\n"
+                 "  --frame-timeout-ms MS       a request frame must be complete MS after its\n"
+                 "                              first byte (default 10000; 0: off)\n");
 }
 
 void kw_ks_config_usage(FILE *out)
@@ -292,12 +297,23 @@ static int parse_bool(const char *s, int *out)
     return KW_EINVAL;
 }
 
+static int set_u64(uint64_t *slot, const char *v, unsigned long long max)
+{
+    unsigned long long n = 0;
+    if (parse_uint(v, max, &n) != 0)
+        return KW_EINVAL;
+    *slot = n;
+    return 0;
+}
+
 /* The options of the second enum block; 1 when opt is not one of them. */
 static int apply_limit_opt(kw_ks_config_t *cfg, int opt, const char *v)
 {
     switch (opt) {
     case OPT_AUDIT_FSYNC:
         return parse_bool(v, &cfg->audit_fsync);
+    case OPT_FRAME_TIMEOUT:
+        return set_u64(&cfg->frame_timeout_ms, v, 86400000ULL);
     default:
         return 1;
     }

@@ -59,8 +59,9 @@ typedef struct kw_ks_config_s {
     unsigned workers;
     uint64_t idle_timeout_ms;
     uint64_t handshake_timeout_ms;
-    unsigned max_inflight;    /* per connection */
-    unsigned max_connections; /* 0: unlimited */
+    uint64_t frame_timeout_ms; /* a frame must complete this long after its first byte; 0: off */
+    unsigned max_inflight;     /* per connection */
+    unsigned max_connections;  /* 0: unlimited */
     kw_log_level_t log_level;
     unsigned ctx_cache_slots; /* per worker; 0 disables the OpenSSL context cache */
 } kw_ks_config_t;

@@ -54,6 +54,7 @@ static const struct {
     {"upstream_timeout_ms", "upstream-timeout-ms"},
     {"user", "user"},
     {"audit_fsync", "audit-fsync"}, /* 21 */
+    {"frame_timeout_ms", "frame-timeout-ms"},
 };
 
 #define FLAG_ID(i) (K_FLAG + (i))
@@ -80,6 +81,7 @@ static const kw_ks_yaml_key_t limit_keys[] = {
     {"request_timeout_ms", KW_YAML_SCALAR, FLAG_ID(13), NULL},
     {"idle_timeout_ms", KW_YAML_SCALAR, FLAG_ID(14), NULL},
     {"handshake_timeout_ms", KW_YAML_SCALAR, FLAG_ID(15), NULL},
+    {"frame_timeout_ms", KW_YAML_SCALAR, FLAG_ID(22), NULL},
     {NULL, 0, 0, NULL},
 };
 

@@ -305,10 +305,31 @@ static int read_tls(kw_ks_conn_t *c)
 }
 
 static void update_reading(kw_ks_conn_t *c);
+static void on_timer(uv_timer_t *t);
+
+/* Slowloris: a frame must complete within --frame-timeout-ms of its first byte. A frame is under
+ * way while plaintext waits in c->in or TLS holds part of a record; its clock starts when the
+ * previous frame was consumed (or the first byte came), and stops while reading is paused (the
+ * server is then the slow side). The connection's timer is brought forward to the deadline. */
+static void track_frame(kw_ks_conn_t *c, int consumed)
+{
+    int partial = c->in_len > 0 || BIO_ctrl_pending(c->rbio) > 0 || SSL_has_pending(c->ssl);
+    if (!partial || !c->reading || c->closing || c->finishing) {
+        c->frame_start = 0;
+        return;
+    }
+    if (c->frame_start != 0 && !consumed)
+        return;
+    uint64_t limit = c->server->cfg->frame_timeout_ms;
+    c->frame_start = uv_now(c->server->loop);
+    if (limit > 0 && uv_timer_get_due_in(&c->timer) > limit)
+        uv_timer_start(&c->timer, on_timer, limit, 0);
+}
 
 static void conn_process(kw_ks_conn_t *c)
 {
     kw_ks_job_batch_t batch = {NULL, NULL, 0};
+    int consumed = 0;
     if (!c->handshake_done)
         return;
     for (;;) {
@@ -316,6 +337,7 @@ static void conn_process(kw_ks_conn_t *c)
         if (used > 0) {
             memmove(c->in, c->in + used, c->in_len - used);
             c->in_len -= used;
+            consumed = 1;
         }
         if (c->closing || c->finishing || over_limit(c))
             break;
@@ -328,6 +350,7 @@ static void conn_process(kw_ks_conn_t *c)
     if (!c->closing && BIO_ctrl_pending(c->wbio) > 0)
         kw_ks_server_mark_dirty(c->server, c); /* TLS may have produced output (key update) */
     update_reading(c);
+    track_frame(c, consumed);
 }
 
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
@@ -414,7 +437,20 @@ static void on_timer(uv_timer_t *t)
         kw_ks_conn_close(c);
         return;
     }
-    uv_timer_start(&c->timer, on_timer, cfg->idle_timeout_ms - idle, 0);
+    uint64_t next = cfg->idle_timeout_ms - idle;
+    if (c->frame_start != 0 && cfg->frame_timeout_ms > 0) {
+        uint64_t age = now - c->frame_start;
+        if (age >= cfg->frame_timeout_ms) {
+            kw_warn("connection %llu from %s: frame not complete within %llu ms of its first "
+                    "byte (a slow or stalled client), closing",
+                    (unsigned long long)c->id, c->peer, (unsigned long long)cfg->frame_timeout_ms);
+            kw_ks_conn_close(c);
+            return;
+        }
+        if (cfg->frame_timeout_ms - age < next)
+            next = cfg->frame_timeout_ms - age;
+    }
+    uv_timer_start(&c->timer, on_timer, next, 0);
 }
 
 static void log_peer(kw_ks_conn_t *c)

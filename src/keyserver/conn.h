@@ -36,8 +36,9 @@ typedef struct kw_ks_conn_s {
     unsigned dirty : 1;
     unsigned inflight; /* jobs queued or running */
     uint64_t last_active;
-    size_t write_bytes; /* bytes handed to uv_write and not yet written */
-    uint8_t *in;        /* plaintext frames being reassembled */
+    uint64_t frame_start; /* uv_now when the unfinished frame's first byte came; 0: none */
+    size_t write_bytes;   /* bytes handed to uv_write and not yet written */
+    uint8_t *in;          /* plaintext frames being reassembled */
     size_t in_len;
     size_t in_cap;
     uint8_t *out; /* encoded replies not yet given to TLS */
