@@ -34,7 +34,8 @@ typedef struct kw_ks_conn_s {
     unsigned finishing : 1; /* close once in-flight replies are written */
     unsigned reading : 1;
     unsigned dirty : 1;
-    unsigned inflight; /* jobs queued or running */
+    unsigned inflight;    /* jobs queued or running */
+    kw_ks_job_src_t jobs; /* this connection's job queue in the worker pool (fair turns) */
     uint64_t last_active;
     uint64_t frame_start; /* uv_now when the unfinished frame's first byte came; 0: none */
     size_t write_bytes;   /* bytes handed to uv_write and not yet written */

@@ -131,6 +131,7 @@ static uint8_t key_op(kw_ks_conn_t *c, const kw_msg_t *msg, uint64_t t0, kw_ks_a
     else
         memcpy(job->in, msg->payload.ptr, msg->payload.len);
     job->conn = kw_ks_conn_ref(c);
+    job->src = &c->jobs;
     job->store = kw_keystore_ref(s->store);
     job->key = key;
     job->id = msg->id;
