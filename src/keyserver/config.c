@@ -48,11 +48,15 @@ enum {
 enum {
     OPT_AUDIT_FSYNC = 512,
     OPT_FRAME_TIMEOUT,
+    OPT_RATE_LIMIT,
+    OPT_RATE_BURST,
 };
 
 static const struct option long_opts[] = {
     {"audit-fsync", optional_argument, NULL, OPT_AUDIT_FSYNC},
     {"frame-timeout-ms", required_argument, NULL, OPT_FRAME_TIMEOUT},
+    {"rate-limit", required_argument, NULL, OPT_RATE_LIMIT},
+    {"rate-burst", required_argument, NULL, OPT_RATE_BURST},
     {"listen", required_argument, NULL, OPT_LISTEN},
     {"cert", required_argument, NULL, OPT_CERT},
     {"key", required_argument, NULL, OPT_KEY},
@@ -105,7 +109,10 @@ static void usage_limits(FILE *out)
                  "  --audit-fsync[=yes|no]      fdatasync the audit log before replying (its\n"
                  "                              lines are always written before the reply)\n"
                  "  --frame-timeout-ms MS       a request frame must be complete MS after its\n"
-                 "                              first byte (default 10000; 0: off)\n");
+                 "                              first byte (default 10000; 0: off)\n"
+                 "  --rate-limit N              operations per second per edge (client key),\n"
+                 "                              beyond: error 0x41 (default 0: no limit)\n"
+                 "  --rate-burst N              operations an edge may send at once (default N)\n");
 }
 
 void kw_ks_config_usage(FILE *out)
@@ -306,6 +313,15 @@ static int set_u64(uint64_t *slot, const char *v, unsigned long long max)
     return 0;
 }
 
+static int set_unsigned(unsigned *slot, const char *v, unsigned long long max)
+{
+    unsigned long long n = 0;
+    if (parse_uint(v, max, &n) != 0)
+        return KW_EINVAL;
+    *slot = (unsigned)n;
+    return 0;
+}
+
 /* The options of the second enum block; 1 when opt is not one of them. */
 static int apply_limit_opt(kw_ks_config_t *cfg, int opt, const char *v)
 {
@@ -314,6 +330,10 @@ static int apply_limit_opt(kw_ks_config_t *cfg, int opt, const char *v)
         return parse_bool(v, &cfg->audit_fsync);
     case OPT_FRAME_TIMEOUT:
         return set_u64(&cfg->frame_timeout_ms, v, 86400000ULL);
+    case OPT_RATE_LIMIT:
+        return set_unsigned(&cfg->rate_limit, v, 1000000ULL);
+    case OPT_RATE_BURST:
+        return set_unsigned(&cfg->rate_burst, v, 1000000ULL);
     default:
         return 1;
     }

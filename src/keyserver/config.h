@@ -60,6 +60,8 @@ typedef struct kw_ks_config_s {
     uint64_t idle_timeout_ms;
     uint64_t handshake_timeout_ms;
     uint64_t frame_timeout_ms; /* a frame must complete this long after its first byte; 0: off */
+    unsigned rate_limit;       /* operations per second per edge (rate.c); 0: no limit */
+    unsigned rate_burst;       /* bucket size; 0: rate_limit */
     unsigned max_inflight;     /* per connection */
     unsigned max_connections;  /* 0: unlimited */
     kw_log_level_t log_level;

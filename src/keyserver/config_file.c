@@ -53,8 +53,10 @@ static const struct {
     {"upstream_ca", "upstream-ca"},
     {"upstream_timeout_ms", "upstream-timeout-ms"},
     {"user", "user"},
-    {"audit_fsync", "audit-fsync"}, /* 21 */
-    {"frame_timeout_ms", "frame-timeout-ms"},
+    {"audit_fsync", "audit-fsync"},           /* 21 */
+    {"frame_timeout_ms", "frame-timeout-ms"}, /* 22 */
+    {"rate_limit", "rate-limit"},
+    {"rate_burst", "rate-burst"},
 };
 
 #define FLAG_ID(i) (K_FLAG + (i))
@@ -82,6 +84,8 @@ static const kw_ks_yaml_key_t limit_keys[] = {
     {"idle_timeout_ms", KW_YAML_SCALAR, FLAG_ID(14), NULL},
     {"handshake_timeout_ms", KW_YAML_SCALAR, FLAG_ID(15), NULL},
     {"frame_timeout_ms", KW_YAML_SCALAR, FLAG_ID(22), NULL},
+    {"rate_limit", KW_YAML_SCALAR, FLAG_ID(23), NULL},
+    {"rate_burst", KW_YAML_SCALAR, FLAG_ID(24), NULL},
     {NULL, 0, 0, NULL},
 };
 
@@ -103,6 +107,9 @@ static const kw_ks_yaml_key_t top_keys[] = {
     {"upstream_timeout_ms", KW_YAML_SCALAR, FLAG_ID(19), NULL},
     {"user", KW_YAML_SCALAR, FLAG_ID(20), NULL},
     {"audit_fsync", KW_YAML_SCALAR, FLAG_ID(21), NULL},
+    {"frame_timeout_ms", KW_YAML_SCALAR, FLAG_ID(22), NULL},
+    {"rate_limit", KW_YAML_SCALAR, FLAG_ID(23), NULL},
+    {"rate_burst", KW_YAML_SCALAR, FLAG_ID(24), NULL},
     {"pkcs11", KW_YAML_MAP_LIST, K_PKCS11, pkcs11_keys},
     {"allow", KW_YAML_MAP_LIST, K_ALLOW, allow_keys},
     {"limits", KW_YAML_MAP, K_LIMITS, limit_keys},

@@ -36,6 +36,7 @@ void kw_ks_conn_unref(kw_ks_conn_t *c)
 {
     if (--c->refs > 0)
         return;
+    kw_ks_rate_put(c->rate, kw_ks_metrics_now_ns());
     kw_ks_edge_free(c->edge);
     SSL_free(c->ssl);
     free(c->in);
@@ -474,6 +475,7 @@ static void handshake(kw_ks_conn_t *c)
             kw_ks_conn_close(c);
             return;
         }
+        c->rate = kw_ks_rate_get(c->server->rate, c->edge->spki, kw_ks_metrics_now_ns());
         uv_timer_start(&c->timer, on_timer, c->server->cfg->idle_timeout_ms, 0);
         kw_ks_server_mark_dirty(c->server, c);
         conn_process(c);

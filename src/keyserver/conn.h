@@ -50,6 +50,8 @@ typedef struct kw_ks_conn_s {
     struct kw_ks_conn_s *next_dirty;
     struct kw_ks_edge_s *edge; /* client identity from its certificate (authz.h), set at the
                                   handshake; owned */
+    kw_ks_rate_bucket_t *rate; /* the edge's rate-limit bucket (a reference); NULL: no limit */
+    int rate_logged;           /* a refusal for the rate limit was logged (once per connection) */
 } kw_ks_conn_t;
 
 /* Accepts one pending connection from the listener. */

@@ -155,6 +155,15 @@ int kw_ks_server_init(kw_ks_server_t *s, uv_loop_t *loop, const kw_ks_config_t *
     s->workers.metrics = s->metrics;
     s->workers.timeout_ns = cfg->request_timeout_ms * 1000000u;
     s->workers.run_inline = 1;
+    int failed = 0;
+    s->rate = kw_ks_rate_new(cfg->rate_limit, cfg->rate_burst, &failed);
+    if (failed) {
+        snprintf(err, errlen, "out of memory setting up --rate-limit");
+        return KW_ENOMEM;
+    }
+    if (s->rate != NULL)
+        kw_info("rate limit: %u operations per second per edge, bursts of %u (error 0x41 beyond)",
+                kw_ks_rate_per_second(s->rate), kw_ks_rate_burst(s->rate));
     int rc = kw_ks_workers_start(&s->workers, loop, cfg->workers, cfg->ctx_cache_slots,
                                  kw_ks_request_done);
     if (rc != 0) {
@@ -208,6 +217,8 @@ void kw_ks_server_destroy(kw_ks_server_t *s)
 {
     kw_ks_fleet_destroy(&s->fleet);
     kw_ks_job_pool_destroy(&s->jobs);
+    kw_ks_rate_free(s->rate);
+    s->rate = NULL;
     kw_keystore_unref(s->store);
     s->store = NULL;
     SSL_CTX_free(s->ssl_ctx);

@@ -18,6 +18,7 @@
 #include "keystore.h"
 #include "metrics.h"
 #include "pkcs11_store.h"
+#include "rate.h"
 #include "workers.h"
 
 struct kw_ks_conn_s;
@@ -43,6 +44,7 @@ typedef struct kw_ks_server_s {
     kw_ks_workers_t workers;
     kw_ks_fleet_t fleet; /* authorisation, audit log, upstreams (fleet.h) */
     kw_ks_job_pool_t jobs;
+    kw_ks_rate_t *rate;         /* per-edge rate limits (rate.h); NULL: none */
     struct kw_ks_conn_s *conns; /* every open connection, doubly linked */
     size_t n_conns;
     struct kw_ks_conn_s *dirty; /* connections with output to flush; each entry holds a reference */
