@@ -50,6 +50,8 @@ enum {
     OPT_FRAME_TIMEOUT,
     OPT_RATE_LIMIT,
     OPT_RATE_BURST,
+    OPT_MAX_HANDSHAKES,
+    OPT_MAX_HANDSHAKES_IP,
 };
 
 static const struct option long_opts[] = {
@@ -57,6 +59,8 @@ static const struct option long_opts[] = {
     {"frame-timeout-ms", required_argument, NULL, OPT_FRAME_TIMEOUT},
     {"rate-limit", required_argument, NULL, OPT_RATE_LIMIT},
     {"rate-burst", required_argument, NULL, OPT_RATE_BURST},
+    {"max-handshakes", required_argument, NULL, OPT_MAX_HANDSHAKES},
+    {"max-handshakes-per-ip", required_argument, NULL, OPT_MAX_HANDSHAKES_IP},
     {"listen", required_argument, NULL, OPT_LISTEN},
     {"cert", required_argument, NULL, OPT_CERT},
     {"key", required_argument, NULL, OPT_KEY},
@@ -95,6 +99,8 @@ void kw_ks_config_defaults(kw_ks_config_t *cfg)
     cfg->idle_timeout_ms = 60000;
     cfg->handshake_timeout_ms = 10000;
     cfg->frame_timeout_ms = 10000;
+    cfg->max_handshakes = 256;
+    cfg->max_handshakes_per_ip = 64;
     cfg->max_inflight = 256;
     cfg->max_connections = 0;
     cfg->log_level = KW_LOG_INFO;
@@ -112,7 +118,11 @@ static void usage_limits(FILE *out)
                  "                              first byte (default 10000; 0: off)\n"
                  "  --rate-limit N              operations per second per edge (client key),\n"
                  "                              beyond: error 0x41 (default 0: no limit)\n"
-                 "  --rate-burst N              operations an edge may send at once (default N)\n");
+                 "  --rate-burst N              operations an edge may send at once (default N)\n"
+                 "  --max-handshakes N          connections still in their TLS handshake (not yet\n"
+                 "                              edges); when full, the oldest is closed (default\n"
+                 "                              256; 0: no limit). --max-connections counts edges\n"
+                 "  --max-handshakes-per-ip N   the same per source address (default 64)\n");
 }
 
 void kw_ks_config_usage(FILE *out)
@@ -141,7 +151,7 @@ void kw_ks_config_usage(FILE *out)
             "  --handshake-timeout-ms MS   close connections not through TLS in time (10000)\n"
             "  --max-inflight N            requests in flight per connection before reading\n"
             "                              pauses (default 256)\n"
-            "  --max-connections N         refuse connections beyond N (default 0: no limit)\n"
+            "  --max-connections N         refuse edges beyond N (default 0: no limit)\n"
             "  --request-timeout-ms MS     answer 0x08 for a key operation queued longer than\n"
             "                              this instead of running it (default 0: never)\n"
             "  --metrics HOST:PORT         serve Prometheus metrics at http://HOST:PORT/metrics\n"
@@ -334,6 +344,10 @@ static int apply_limit_opt(kw_ks_config_t *cfg, int opt, const char *v)
         return set_unsigned(&cfg->rate_limit, v, 1000000ULL);
     case OPT_RATE_BURST:
         return set_unsigned(&cfg->rate_burst, v, 1000000ULL);
+    case OPT_MAX_HANDSHAKES:
+        return set_unsigned(&cfg->max_handshakes, v, 1000000ULL);
+    case OPT_MAX_HANDSHAKES_IP:
+        return set_unsigned(&cfg->max_handshakes_per_ip, v, 1000000ULL);
     default:
         return 1;
     }

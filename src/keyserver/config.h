@@ -63,7 +63,9 @@ typedef struct kw_ks_config_s {
     unsigned rate_limit;       /* operations per second per edge (rate.c); 0: no limit */
     unsigned rate_burst;       /* bucket size; 0: rate_limit */
     unsigned max_inflight;     /* per connection */
-    unsigned max_connections;  /* 0: unlimited */
+    unsigned max_connections;  /* authenticated edges; 0: unlimited */
+    unsigned max_handshakes;   /* connections still in their TLS handshake; 0: unlimited */
+    unsigned max_handshakes_per_ip; /* the same per source address; 0: unlimited */
     kw_log_level_t log_level;
     unsigned ctx_cache_slots; /* per worker; 0 disables the OpenSSL context cache */
 } kw_ks_config_t;

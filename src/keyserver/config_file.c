@@ -57,6 +57,8 @@ static const struct {
     {"frame_timeout_ms", "frame-timeout-ms"}, /* 22 */
     {"rate_limit", "rate-limit"},
     {"rate_burst", "rate-burst"},
+    {"max_handshakes", "max-handshakes"}, /* 25 */
+    {"max_handshakes_per_ip", "max-handshakes-per-ip"},
 };
 
 #define FLAG_ID(i) (K_FLAG + (i))
@@ -86,6 +88,8 @@ static const kw_ks_yaml_key_t limit_keys[] = {
     {"frame_timeout_ms", KW_YAML_SCALAR, FLAG_ID(22), NULL},
     {"rate_limit", KW_YAML_SCALAR, FLAG_ID(23), NULL},
     {"rate_burst", KW_YAML_SCALAR, FLAG_ID(24), NULL},
+    {"max_handshakes", KW_YAML_SCALAR, FLAG_ID(25), NULL},
+    {"max_handshakes_per_ip", KW_YAML_SCALAR, FLAG_ID(26), NULL},
     {NULL, 0, 0, NULL},
 };
 
@@ -110,6 +114,8 @@ static const kw_ks_yaml_key_t top_keys[] = {
     {"frame_timeout_ms", KW_YAML_SCALAR, FLAG_ID(22), NULL},
     {"rate_limit", KW_YAML_SCALAR, FLAG_ID(23), NULL},
     {"rate_burst", KW_YAML_SCALAR, FLAG_ID(24), NULL},
+    {"max_handshakes", KW_YAML_SCALAR, FLAG_ID(25), NULL},
+    {"max_handshakes_per_ip", KW_YAML_SCALAR, FLAG_ID(26), NULL},
     {"pkcs11", KW_YAML_MAP_LIST, K_PKCS11, pkcs11_keys},
     {"allow", KW_YAML_MAP_LIST, K_ALLOW, allow_keys},
     {"limits", KW_YAML_MAP, K_LIMITS, limit_keys},

@@ -9,6 +9,7 @@
 #include <openssl/err.h>
 #include <openssl/x509.h>
 
+#include "admit.h"
 #include "authz.h"
 #include "conn.h"
 #include "keyward/error.h"
@@ -64,6 +65,7 @@ void kw_ks_conn_close(kw_ks_conn_t *c)
     if (c->next != NULL)
         c->next->prev = c->prev;
     s->n_conns--;
+    kw_ks_admit_leave(c);
     kw_ks_metrics_connections_add(s->metrics, -1);
     kw_debug("connection %llu from %s closed", (unsigned long long)c->id, c->peer);
     uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
@@ -470,6 +472,10 @@ static void handshake(kw_ks_conn_t *c)
     if (rc == 1) {
         c->handshake_done = 1;
         log_peer(c);
+        if (kw_ks_admit_edge(c) != 0) {
+            kw_ks_conn_close(c);
+            return;
+        }
         c->edge = kw_ks_edge_new(c->server->fleet.authz, c->ssl);
         if (c->edge == NULL) {
             kw_ks_conn_close(c);
@@ -506,9 +512,13 @@ static void describe_peer(kw_ks_conn_t *c)
         if (ss.ss_family == AF_INET6) {
             uv_ip6_name((struct sockaddr_in6 *)&ss, host, sizeof(host));
             port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+            memcpy(c->addr, &((struct sockaddr_in6 *)&ss)->sin6_addr, 16);
+            c->addr_len = 16;
         } else {
             uv_ip4_name((struct sockaddr_in *)&ss, host, sizeof(host));
             port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+            memcpy(c->addr, &((struct sockaddr_in *)&ss)->sin_addr, 4);
+            c->addr_len = 4;
         }
     }
     snprintf(c->peer, sizeof(c->peer), ss.ss_family == AF_INET6 ? "[%s]:%d" : "%s:%d", host, port);
@@ -545,11 +555,6 @@ static void refuse(kw_ks_server_t *s)
 
 void kw_ks_conn_accept(kw_ks_server_t *s)
 {
-    if (s->cfg->max_connections > 0 && s->n_conns >= s->cfg->max_connections) {
-        kw_warn("connection refused: --max-connections %u reached", s->cfg->max_connections);
-        refuse(s);
-        return;
-    }
     kw_ks_conn_t *c = calloc(1, sizeof(*c));
     if (c == NULL || uv_tcp_init(s->loop, &c->tcp) != 0) {
         free(c);
@@ -575,6 +580,7 @@ void kw_ks_conn_accept(kw_ks_server_t *s)
     kw_ks_metrics_connections_add(s->metrics, 1);
     describe_peer(c);
     kw_debug("connection %llu from %s opened", (unsigned long long)c->id, c->peer);
+    kw_ks_admit_handshake(c); /* may close older handshaking connections, never this one */
     uv_tcp_nodelay(&c->tcp, 1);
     if (setup_tls(c) != 0) {
         kw_ks_conn_close(c);

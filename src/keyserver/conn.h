@@ -45,6 +45,12 @@ typedef struct kw_ks_conn_s {
     uint8_t *out; /* encoded replies not yet given to TLS */
     size_t out_len;
     size_t out_cap;
+    uint8_t addr[16];     /* the peer's IP address (admit.c: per-address handshake budget) */
+    uint8_t addr_len;     /* 4, 16, or 0 when unknown */
+    uint8_t in_handshake; /* in server->hs_head.. (admit.c) */
+    uint8_t is_edge;      /* authenticated, counted in server->n_edges */
+    struct kw_ks_conn_s *hs_prev; /* server's handshake list, oldest first */
+    struct kw_ks_conn_s *hs_next;
     struct kw_ks_conn_s *prev; /* server->conns */
     struct kw_ks_conn_s *next;
     struct kw_ks_conn_s *next_dirty;
