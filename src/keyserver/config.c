@@ -52,6 +52,7 @@ enum {
     OPT_RATE_BURST,
     OPT_MAX_HANDSHAKES,
     OPT_MAX_HANDSHAKES_IP,
+    OPT_METRICS_TOKEN,
 };
 
 static const struct option long_opts[] = {
@@ -61,6 +62,7 @@ static const struct option long_opts[] = {
     {"rate-burst", required_argument, NULL, OPT_RATE_BURST},
     {"max-handshakes", required_argument, NULL, OPT_MAX_HANDSHAKES},
     {"max-handshakes-per-ip", required_argument, NULL, OPT_MAX_HANDSHAKES_IP},
+    {"metrics-token-file", required_argument, NULL, OPT_METRICS_TOKEN},
     {"listen", required_argument, NULL, OPT_LISTEN},
     {"cert", required_argument, NULL, OPT_CERT},
     {"key", required_argument, NULL, OPT_KEY},
@@ -122,7 +124,9 @@ static void usage_limits(FILE *out)
                  "  --max-handshakes N          connections still in their TLS handshake (not yet\n"
                  "                              edges); when full, the oldest is closed (default\n"
                  "                              256; 0: no limit). --max-connections counts edges\n"
-                 "  --max-handshakes-per-ip N   the same per source address (default 64)\n");
+                 "  --max-handshakes-per-ip N   the same per source address (default 64)\n"
+                 "  --metrics-token-file FILE   /metrics requires 'Authorization: Bearer' and the\n"
+                 "                              file's first line (default: no token)\n");
 }
 
 void kw_ks_config_usage(FILE *out)
@@ -348,6 +352,8 @@ static int apply_limit_opt(kw_ks_config_t *cfg, int opt, const char *v)
         return set_unsigned(&cfg->max_handshakes, v, 1000000ULL);
     case OPT_MAX_HANDSHAKES_IP:
         return set_unsigned(&cfg->max_handshakes_per_ip, v, 1000000ULL);
+    case OPT_METRICS_TOKEN:
+        return set_str(&cfg->metrics_token_file, v);
     default:
         return 1;
     }
@@ -533,6 +539,7 @@ void kw_ks_config_free(kw_ks_config_t *cfg)
     free(cfg->key);
     free(cfg->ca);
     free(cfg->metrics);
+    free(cfg->metrics_token_file);
     free(cfg->audit_log);
     free(cfg->upstream_cert);
     free(cfg->upstream_key);

@@ -54,6 +54,7 @@ typedef struct kw_ks_config_s {
     char *upstream_ca;            /* --upstream-ca, YAML `upstream_ca`; NULL: ca */
     uint64_t upstream_timeout_ms; /* --upstream-timeout-ms, YAML `upstream_timeout_ms`; 0: 3000 */
     char *metrics;                /* --metrics HOST:PORT; NULL: no metrics endpoint */
+    char *metrics_token_file;     /* --metrics-token-file: bearer token required; NULL: none */
     char *user;                   /* --user NAME, YAML `user`; NULL: keep the uid (hygiene.c) */
     uint64_t request_timeout_ms;  /* a job queued longer is answered 0x08 unrun; 0: never */
     unsigned workers;

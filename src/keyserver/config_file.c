@@ -59,6 +59,7 @@ static const struct {
     {"rate_burst", "rate-burst"},
     {"max_handshakes", "max-handshakes"}, /* 25 */
     {"max_handshakes_per_ip", "max-handshakes-per-ip"},
+    {"metrics_token_file", "metrics-token-file"}, /* 27 */
 };
 
 #define FLAG_ID(i) (K_FLAG + (i))
@@ -116,6 +117,7 @@ static const kw_ks_yaml_key_t top_keys[] = {
     {"rate_burst", KW_YAML_SCALAR, FLAG_ID(24), NULL},
     {"max_handshakes", KW_YAML_SCALAR, FLAG_ID(25), NULL},
     {"max_handshakes_per_ip", KW_YAML_SCALAR, FLAG_ID(26), NULL},
+    {"metrics_token_file", KW_YAML_SCALAR, FLAG_ID(27), NULL},
     {"pkcs11", KW_YAML_MAP_LIST, K_PKCS11, pkcs11_keys},
     {"allow", KW_YAML_MAP_LIST, K_ALLOW, allow_keys},
     {"limits", KW_YAML_MAP, K_LIMITS, limit_keys},

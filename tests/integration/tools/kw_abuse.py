@@ -10,6 +10,9 @@
   kw_abuse.py silent   --server H:P --source IP[,IP...] --count N [--hold-s S]
       opens N TCP connections that send nothing (round-robin over the source addresses) and
       holds them; prints "opened N" (then sleeps S seconds; killed by the test).
+  kw_abuse.py slowhttp --server H:P --source IP[,IP...] --count N [--every-ms 1000] [--hold-s S]
+      N HTTP connections that send a request line, then one header byte each every --every-ms
+      (never finishing the request); prints "opened N" and how many the server closed at the end.
   kw_abuse.py latency  --server H:P --cert C --key K --ca CA --digest HEX --opcode 0x15
                        [--count N] [--payload-hex HEX]
       N sequential requests on one connection; prints "p50_us X p90_us Y max_us Z errors E".
@@ -123,6 +126,37 @@ def silent(a):
     return 0
 
 
+def slowhttp(a):
+    host, port = split_addr(a.server)
+    sources = a.source.split(",")
+    socks = []
+    for i in range(a.count):
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        s.bind((sources[i % len(sources)], 0))
+        s.settimeout(5)
+        try:
+            s.connect((host, port))
+            s.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n")
+        except OSError:
+            s.close()
+            continue
+        socks.append(s)
+    print("opened %d" % len(socks), flush=True)
+    closed = set()
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < a.hold_s:
+        time.sleep(a.every_ms / 1000.0)
+        for i, s in enumerate(socks):
+            if i in closed:
+                continue
+            try:
+                s.sendall(b"X")
+            except OSError:
+                closed.add(i)
+    print("closed by the server %d" % len(closed), flush=True)
+    return 0
+
+
 def latency(a):
     s = tls_connect(a)
     digest = bytes.fromhex(a.digest)
@@ -158,7 +192,7 @@ def latency(a):
 
 def main():
     p = argparse.ArgumentParser()
-    p.add_argument("cmd", choices=["dribble", "silent", "latency"])
+    p.add_argument("cmd", choices=["dribble", "silent", "slowhttp", "latency"])
     p.add_argument("--server", required=True)
     p.add_argument("--cert")
     p.add_argument("--key")
@@ -174,7 +208,8 @@ def main():
     p.add_argument("--payload-hex", default="00" * 32)
     p.add_argument("--gap-ms", type=float, default=0)
     a = p.parse_args()
-    return {"dribble": dribble, "silent": silent, "latency": latency}[a.cmd](a)
+    return {"dribble": dribble, "silent": silent, "slowhttp": slowhttp,
+            "latency": latency}[a.cmd](a)
 
 
 if __name__ == "__main__":
