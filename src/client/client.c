@@ -275,9 +275,9 @@ int kw_client_submit(kw_client_t *client, const kw_msg_t *msg, kw_request_t **ou
     int rc = get_core(client, &core);
     if (rc != 0)
         return rc;
-    kw_request_t *r = kwc_request_new(core->pool, 0);
+    kw_request_t *r = kwc_request_new(core->pool, 0, &rc);
     if (r == NULL)
-        return KW_ENOMEM;
+        return rc; /* KW_ENOMEM, or KW_ENOFD when no eventfd can be made */
     r->core = core;
     rc = encode_frame(client, msg, r);
     if (rc == 0)

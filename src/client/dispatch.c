@@ -349,7 +349,7 @@ int kwc_send_ping(kwc_conn_t *conn, uint32_t timeout_ms)
     uint64_t now = core->now_us;
     for (int i = 0; i < 8; i++)
         stamp[i] = (uint8_t)(now >> (56 - 8 * i));
-    kw_request_t *r = kwc_request_new(NULL, 1);
+    kw_request_t *r = kwc_request_new(NULL, 1, NULL);
     if (r == NULL)
         return KW_ENOMEM;
     memset(&msg, 0, sizeof(msg));

@@ -3,6 +3,7 @@
  */
 #include "kwc_efd.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
@@ -52,7 +53,9 @@ int kw_efd_pool_get(kw_efd_pool_t *p)
     if (fd >= 0)
         return fd;
     fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    return fd >= 0 ? fd : KW_EIO;
+    if (fd >= 0)
+        return fd;
+    return errno == EMFILE || errno == ENFILE ? KW_ENOFD : KW_EIO;
 }
 
 void kw_efd_pool_put(kw_efd_pool_t *p, int fd)

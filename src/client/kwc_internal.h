@@ -214,8 +214,8 @@ uint64_t kwc_now_us(void);
 /* client.c: builds the private TLS context of a client (libctx with the default provider). */
 int kwc_client_tls_init(kw_client_t *c, char *err, size_t errlen);
 
-/* request.c */
-kw_request_t *kwc_request_new(kw_efd_pool_t *pool, int internal);
+/* request.c: a new request; NULL with KW_ENOMEM or KW_ENOFD (no eventfd) in *err (may be NULL). */
+kw_request_t *kwc_request_new(kw_efd_pool_t *pool, int internal, int *err);
 
 /* sock_bio.c: a socket BIO on fd (not closed with it) that never raises SIGPIPE, or NULL. */
 BIO *kwc_sock_bio_new(int fd);

@@ -18,9 +18,11 @@
 #include "kw_eventfd.h"
 #include "kwc_internal.h"
 
-kw_request_t *kwc_request_new(kw_efd_pool_t *pool, int internal)
+kw_request_t *kwc_request_new(kw_efd_pool_t *pool, int internal, int *err)
 {
     kw_request_t *r = calloc(1, sizeof(*r));
+    if (err != NULL)
+        *err = KW_ENOMEM;
     if (r == NULL)
         return NULL;
     r->efd = -1;
@@ -34,6 +36,8 @@ kw_request_t *kwc_request_new(kw_efd_pool_t *pool, int internal)
     if (!internal) {
         r->efd = kw_efd_pool_get(pool);
         if (r->efd < 0) {
+            if (err != NULL)
+                *err = r->efd; /* KW_ENOFD: out of descriptors, not memory */
             free(r);
             return NULL;
         }

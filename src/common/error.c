@@ -47,6 +47,9 @@ const char *kw_strerror(int code)
         return "limit reached: retry later or raise the limit";
     case KW_EDENIED:
         return "not authorised: the key server does not allow this client to use this key";
+    case KW_ENOFD:
+        return "out of file descriptors (too many open files): raise the open-files limit "
+               "(ulimit -n, systemd LimitNOFILE=) or lower the load";
     default:
         return "unknown keyward error";
     }

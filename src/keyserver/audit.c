@@ -1,8 +1,10 @@
 /*
  * The audit log (audit.h): JSON line formatting on the loop thread, a bounded double buffer
- * shared with a writer thread under one mutex, and the writer thread that writes and flushes
- * the lines to the file (write(2) on an O_APPEND descriptor, so every flush is visible to readers
- * at once and log shippers never see half a line from us).
+ * shared with a writer thread under one mutex, the loop thread's write of each iteration's lines
+ * (kw_ks_audit_sync, before the replies go out) and the writer thread that also writes what is
+ * left (rotation, shutdown). Writes are write(2) on an O_APPEND descriptor, so every flush is
+ * visible to readers at once and log shippers never see half a line from us; whoever writes holds
+ * write_lock, so lines reach the file in the order they were logged.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -23,7 +25,8 @@
 #define KW_AUDIT_WAKE (KW_AUDIT_BUFFER_MAX / 4) /* wake the writer early past this */
 
 struct kw_ks_audit_s {
-    pthread_mutex_t lock; /* guards buf, len, dropped, stop, reopen */
+    pthread_mutex_t write_lock; /* held by whoever swaps buffers and writes: owns spare and fd */
+    pthread_mutex_t lock;       /* guards buf, len, dropped, stop, reopen */
     pthread_cond_t cond;
     char *buf; /* lines appended by the loop thread */
     size_t len;
@@ -31,8 +34,11 @@ struct kw_ks_audit_s {
     uint64_t dropped;
     int stop;
     int reopen;
-    int woken; /* the writer was signalled since its last swap */
-    int fd;    /* writer thread only, after start */
+    int woken;         /* the writer was signalled since its last swap */
+    int fd;            /* under write_lock, after start */
+    int fsync;         /* fdatasync after each write (--audit-fsync) */
+    int failing;       /* the last write failed (under write_lock) */
+    uint64_t reported; /* drops already reported (under write_lock) */
     char *path;
     pthread_t thread;
 };
@@ -199,6 +205,11 @@ void kw_ks_audit_log(kw_ks_audit_t *a, const kw_ks_audit_rec_t *r, const char *e
         return;
     size_t n = kw_ks_audit_format(r, edge, result, kw_ks_audit_now_ns(), line, sizeof(line));
     pthread_mutex_lock(&a->lock);
+    if (a->len + n > KW_AUDIT_BUFFER_MAX) { /* write what is there rather than lose a line */
+        pthread_mutex_unlock(&a->lock);
+        kw_ks_audit_sync(a);
+        pthread_mutex_lock(&a->lock);
+    }
     if (a->len + n > KW_AUDIT_BUFFER_MAX) {
         a->dropped++;
     } else {
@@ -247,18 +258,19 @@ static void writer_reopen(kw_ks_audit_t *a)
     kw_info("audit log %s reopened", a->path);
 }
 
-/* Writes one swapped-out buffer and reports drops and errors (outside the lock). */
-static void writer_flush(kw_ks_audit_t *a, const char *buf, size_t len, uint64_t dropped,
-                         int *failing)
+/* Writes one swapped-out buffer and reports drops and errors (under write_lock, outside lock). */
+static void writer_flush(kw_ks_audit_t *a, const char *buf, size_t len, uint64_t dropped)
 {
     if (len > 0) {
         int e = write_all(a->fd, buf, len);
-        if (e != 0 && !*failing)
+        if (e == 0 && a->fsync && fdatasync(a->fd) != 0)
+            e = errno;
+        if (e != 0 && !a->failing)
             kw_warn("audit log %s: write failed (%s); lines are lost until it works again", a->path,
                     strerror(e));
-        else if (e == 0 && *failing)
+        else if (e == 0 && a->failing)
             kw_info("audit log %s: writing again", a->path);
-        *failing = e != 0;
+        a->failing = e != 0;
     }
     if (dropped > 0)
         kw_warn("audit log %s: %llu line(s) dropped: the buffer (%d bytes) was full, the disk "
@@ -277,38 +289,56 @@ static void deadline_in(struct timespec *ts, unsigned ms)
     }
 }
 
+/* Swaps the buffers and writes what was logged (and reopens first when asked). Takes write_lock
+ * and lock itself. Returns 1 when a stop was asked. */
+static int swap_and_write(kw_ks_audit_t *a)
+{
+    pthread_mutex_lock(&a->write_lock);
+    pthread_mutex_lock(&a->lock);
+    char *mine = a->buf;
+    size_t len = a->len;
+    a->buf = a->spare;
+    a->spare = mine;
+    a->len = 0;
+    a->woken = 0;
+    uint64_t dropped = a->dropped - a->reported;
+    a->reported = a->dropped;
+    int stop = a->stop;
+    int reopen = a->reopen;
+    a->reopen = 0;
+    pthread_mutex_unlock(&a->lock);
+    if (reopen)
+        writer_reopen(a);
+    writer_flush(a, mine, len, dropped);
+    pthread_mutex_unlock(&a->write_lock);
+    return stop;
+}
+
+void kw_ks_audit_sync(kw_ks_audit_t *a)
+{
+    if (a == NULL)
+        return;
+    pthread_mutex_lock(&a->lock);
+    int idle = a->len == 0 && a->dropped == a->reported && !a->reopen;
+    pthread_mutex_unlock(&a->lock);
+    if (!idle)
+        (void)swap_and_write(a);
+}
+
 static void *writer_main(void *arg)
 {
     kw_ks_audit_t *a = arg;
-    uint64_t reported = 0;
-    int failing = 0;
-    pthread_mutex_lock(&a->lock);
     for (;;) {
+        pthread_mutex_lock(&a->lock);
         if (!a->stop && !a->woken) {
             struct timespec deadline;
             deadline_in(&deadline, KW_AUDIT_FLUSH_MS);
             pthread_cond_timedwait(&a->cond, &a->lock, &deadline);
         }
-        char *mine = a->buf;
-        size_t len = a->len;
-        a->buf = a->spare;
-        a->spare = mine;
-        a->len = 0;
-        a->woken = 0;
-        uint64_t dropped = a->dropped - reported;
-        reported = a->dropped;
-        int stop = a->stop;
-        int reopen = a->reopen;
-        a->reopen = 0;
         pthread_mutex_unlock(&a->lock);
-        if (reopen)
-            writer_reopen(a);
-        writer_flush(a, mine, len, dropped, &failing);
-        pthread_mutex_lock(&a->lock);
-        if (stop)
+        if (swap_and_write(a))
             break;
     }
-    pthread_mutex_unlock(&a->lock);
     return NULL;
 }
 
@@ -323,6 +353,7 @@ static void audit_free(kw_ks_audit_t *a)
     free(a->path);
     pthread_cond_destroy(&a->cond);
     pthread_mutex_destroy(&a->lock);
+    pthread_mutex_destroy(&a->write_lock);
     free(a);
 }
 
@@ -341,10 +372,15 @@ static int audit_sync_init(kw_ks_audit_t *a)
         pthread_cond_destroy(&a->cond);
         return KW_ENOMEM;
     }
+    if (pthread_mutex_init(&a->write_lock, NULL) != 0) {
+        pthread_mutex_destroy(&a->lock);
+        pthread_cond_destroy(&a->cond);
+        return KW_ENOMEM;
+    }
     return 0;
 }
 
-int kw_ks_audit_open(const char *path, kw_ks_audit_t **out, char *err, size_t errlen)
+int kw_ks_audit_open(const char *path, int fsync, kw_ks_audit_t **out, char *err, size_t errlen)
 {
     *out = NULL;
     kw_ks_audit_t *a = calloc(1, sizeof(*a));
@@ -362,6 +398,7 @@ int kw_ks_audit_open(const char *path, kw_ks_audit_t **out, char *err, size_t er
         audit_free(a);
         return KW_EIO;
     }
+    a->fsync = fsync != 0;
     a->buf = malloc(KW_AUDIT_BUFFER_MAX);
     a->spare = malloc(KW_AUDIT_BUFFER_MAX);
     a->path = strdup(path);

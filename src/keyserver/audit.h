@@ -3,10 +3,12 @@
  * the time, the edge (client certificate CN), the client IP and SNI the edge reported, the key id,
  * the operation, its result and its latency. Never any payload.
  *
- * The loop thread formats a line and appends it to a bounded in-memory buffer under a mutex (no
- * I/O); a dedicated writer thread writes the buffer to the file at least every
- * KW_AUDIT_FLUSH_MS, sooner when it fills, and at close. When the buffer is full a line is
- * dropped and counted, and the writer logs a warning with the count.
+ * The loop thread formats a line and appends it to an in-memory buffer under a mutex; once per
+ * loop iteration, before the iteration's replies are sent, kw_ks_audit_sync writes the buffer
+ * with one write(2) (and fdatasync with --audit-fsync), so the line of an answered operation is
+ * in the kernel before its answer leaves, and a SIGKILL loses none. A writer thread writes what
+ * is left after a rotation and at close. A buffer that would overflow is written at once; a line
+ * is dropped (counted, and warned about) only when that is impossible.
  */
 #ifndef KW_KS_AUDIT_H
 #define KW_KS_AUDIT_H
@@ -45,17 +47,24 @@ void kw_ks_audit_rec_init(kw_ks_audit_rec_t *r, const kw_msg_t *msg);
 void kw_ks_audit_rec_key(kw_ks_audit_rec_t *r, const uint8_t digest[KW_DIGEST_LEN]);
 
 /*
- * Opens (appends to, creating with mode 0640) path and starts the writer thread. Returns 0 and
- * the log in *out, or KW_EIO / KW_ENOMEM with a message in err.
+ * Opens (appends to, creating with mode 0640) path and starts the writer thread; with fsync, every
+ * write is followed by fdatasync. Returns 0 and the log in *out, or KW_EIO / KW_ENOMEM with a
+ * message in err.
  */
-int kw_ks_audit_open(const char *path, kw_ks_audit_t **out, char *err, size_t errlen);
+int kw_ks_audit_open(const char *path, int fsync, kw_ks_audit_t **out, char *err, size_t errlen);
+
+/* Writes the lines logged so far to the file (one write(2), then fdatasync with fsync) before
+ * returning. The server calls it once per loop iteration before it sends that iteration's replies.
+ * Does nothing when nothing is buffered. a NULL: nothing. */
+void kw_ks_audit_sync(kw_ks_audit_t *a);
 
 /* Writes what is buffered, stops the writer thread, closes the file. NULL is ignored. */
 void kw_ks_audit_close(kw_ks_audit_t *a);
 
 /*
  * Queues the line of one finished request: edge is the client certificate's CN, result 0 (ok) or
- * the kw_remote_error_t answered. Never blocks on I/O. a NULL: nothing.
+ * the kw_remote_error_t answered. Writes only when the buffer is full (else kw_ks_audit_sync
+ * does). Loop thread. a NULL: nothing.
  */
 void kw_ks_audit_log(kw_ks_audit_t *a, const kw_ks_audit_rec_t *r, const char *edge,
                      uint8_t result);

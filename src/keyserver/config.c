@@ -45,7 +45,26 @@ enum {
     OPT_ALLOW_ALL,
 };
 
+/* Connection limits, fairness, rate limits, audit durability and the metrics listener
+ * (docs/security.md): their own block, so lists that grow above stay apart. */
+enum {
+    OPT_AUDIT_FSYNC = 512,
+    OPT_FRAME_TIMEOUT,
+    OPT_RATE_LIMIT,
+    OPT_RATE_BURST,
+    OPT_MAX_HANDSHAKES,
+    OPT_MAX_HANDSHAKES_IP,
+    OPT_METRICS_TOKEN,
+};
+
 static const struct option long_opts[] = {
+    {"audit-fsync", optional_argument, NULL, OPT_AUDIT_FSYNC},
+    {"frame-timeout-ms", required_argument, NULL, OPT_FRAME_TIMEOUT},
+    {"rate-limit", required_argument, NULL, OPT_RATE_LIMIT},
+    {"rate-burst", required_argument, NULL, OPT_RATE_BURST},
+    {"max-handshakes", required_argument, NULL, OPT_MAX_HANDSHAKES},
+    {"max-handshakes-per-ip", required_argument, NULL, OPT_MAX_HANDSHAKES_IP},
+    {"metrics-token-file", required_argument, NULL, OPT_METRICS_TOKEN},
     {"listen", required_argument, NULL, OPT_LISTEN},
     {"cert", required_argument, NULL, OPT_CERT},
     {"key", required_argument, NULL, OPT_KEY},
@@ -85,10 +104,33 @@ void kw_ks_config_defaults(kw_ks_config_t *cfg)
     cfg->workers = cpus > 0 ? (unsigned)cpus : 1;
     cfg->idle_timeout_ms = 60000;
     cfg->handshake_timeout_ms = 10000;
+    cfg->frame_timeout_ms = 10000;
+    cfg->max_handshakes = 256;
+    cfg->max_handshakes_per_ip = 64;
     cfg->max_inflight = 256;
     cfg->max_connections = 0;
     cfg->log_level = KW_LOG_INFO;
     cfg->ctx_cache_slots = 64;
+}
+
+/* The options of the second enum block. */
+static void usage_limits(FILE *out)
+{
+    fprintf(out, "\n"
+                 "Audit durability, connection limits and fairness (docs/security.md):\n"
+                 "  --audit-fsync[=yes|no]      fdatasync the audit log before replying (its\n"
+                 "                              lines are always written before the reply)\n"
+                 "  --frame-timeout-ms MS       a request frame must be complete MS after its\n"
+                 "                              first byte (default 10000; 0: off)\n"
+                 "  --rate-limit N              operations per second per edge (client key),\n"
+                 "                              beyond: error 0x41 (default 0: no limit)\n"
+                 "  --rate-burst N              operations an edge may send at once (default N)\n"
+                 "  --max-handshakes N          connections still in their TLS handshake (not yet\n"
+                 "                              edges); when full, the oldest is closed (default\n"
+                 "                              256; 0: no limit). --max-connections counts edges\n"
+                 "  --max-handshakes-per-ip N   the same per source address (default 64)\n"
+                 "  --metrics-token-file FILE   /metrics requires 'Authorization: Bearer' and the\n"
+                 "                              file's first line (default: no token)\n");
 }
 
 void kw_ks_config_usage(FILE *out)
@@ -117,7 +159,7 @@ void kw_ks_config_usage(FILE *out)
             "  --handshake-timeout-ms MS   close connections not through TLS in time (10000)\n"
             "  --max-inflight N            requests in flight per connection before reading\n"
             "                              pauses (default 256)\n"
-            "  --max-connections N         refuse connections beyond N (default 0: no limit)\n"
+            "  --max-connections N         refuse edges beyond N (default 0: no limit)\n"
             "  --request-timeout-ms MS     answer 0x08 for a key operation queued longer than\n"
             "                              this instead of running it (default 0: never)\n"
             "  --metrics HOST:PORT         serve Prometheus metrics at http://HOST:PORT/metrics\n"
@@ -149,6 +191,7 @@ void kw_ks_config_usage(FILE *out)
             "                              0 makes one per operation)\n"
             "  --help                      this text\n",
             KW_DEFAULT_PORT);
+    usage_limits(out);
 }
 
 static int parse_uint(const char *s, unsigned long long max, unsigned long long *out)
@@ -274,8 +317,70 @@ static unsigned list_bit(int opt)
     }
 }
 
+/* yes/no, true/false, on/off, 1/0; NULL (a flag without a value): yes. */
+static int parse_bool(const char *s, int *out)
+{
+    static const char *const yes[] = {"yes", "true", "on", "1"};
+    static const char *const no[] = {"no", "false", "off", "0"};
+    for (int i = 0; i < 4; i++) {
+        if (s == NULL || strcasecmp(s, yes[i]) == 0) {
+            *out = 1;
+            return 0;
+        }
+        if (strcasecmp(s, no[i]) == 0) {
+            *out = 0;
+            return 0;
+        }
+    }
+    return KW_EINVAL;
+}
+
+static int set_u64(uint64_t *slot, const char *v, unsigned long long max)
+{
+    unsigned long long n = 0;
+    if (parse_uint(v, max, &n) != 0)
+        return KW_EINVAL;
+    *slot = n;
+    return 0;
+}
+
+static int set_unsigned(unsigned *slot, const char *v, unsigned long long max)
+{
+    unsigned long long n = 0;
+    if (parse_uint(v, max, &n) != 0)
+        return KW_EINVAL;
+    *slot = (unsigned)n;
+    return 0;
+}
+
+/* The options of the second enum block; 1 when opt is not one of them. */
+static int apply_limit_opt(kw_ks_config_t *cfg, int opt, const char *v)
+{
+    switch (opt) {
+    case OPT_AUDIT_FSYNC:
+        return parse_bool(v, &cfg->audit_fsync);
+    case OPT_FRAME_TIMEOUT:
+        return set_u64(&cfg->frame_timeout_ms, v, 86400000ULL);
+    case OPT_RATE_LIMIT:
+        return set_unsigned(&cfg->rate_limit, v, 1000000ULL);
+    case OPT_RATE_BURST:
+        return set_unsigned(&cfg->rate_burst, v, 1000000ULL);
+    case OPT_MAX_HANDSHAKES:
+        return set_unsigned(&cfg->max_handshakes, v, 1000000ULL);
+    case OPT_MAX_HANDSHAKES_IP:
+        return set_unsigned(&cfg->max_handshakes_per_ip, v, 1000000ULL);
+    case OPT_METRICS_TOKEN:
+        return set_str(&cfg->metrics_token_file, v);
+    default:
+        return 1;
+    }
+}
+
 static int apply_opt(kw_ks_config_t *cfg, int opt, const char *v)
 {
+    int rc = apply_limit_opt(cfg, opt, v);
+    if (rc != 1)
+        return rc;
     switch (opt) {
     case OPT_LISTEN:
         return set_str(&cfg->listen, v);
@@ -451,7 +556,7 @@ int kw_ks_config_set(kw_ks_config_t *cfg, const char *flag, const char *value, c
     const struct option *o = long_opts;
     while (o->name != NULL && strcmp(o->name, flag) != 0)
         o++;
-    if (o->name == NULL || o->has_arg != required_argument) {
+    if (o->name == NULL || o->has_arg == no_argument) {
         snprintf(why, whylen, "no such setting");
         return KW_EINVAL;
     }
@@ -476,6 +581,7 @@ void kw_ks_config_free(kw_ks_config_t *cfg)
     free(cfg->key);
     free(cfg->ca);
     free(cfg->metrics);
+    free(cfg->metrics_token_file);
     free(cfg->audit_log);
     free(cfg->upstream_cert);
     free(cfg->upstream_key);

@@ -54,18 +54,25 @@ typedef struct kw_ks_config_s {
     char **enable_ops; /* --enable-op, YAML `enable_ops:`: added to the default set (opset.h) */
     size_t n_enable_ops;
     char *audit_log;              /* --audit-log FILE, YAML `audit_log` (audit.c) */
+    int audit_fsync;              /* --audit-fsync, YAML `audit_fsync`: fdatasync before replying */
     char *upstream_cert;          /* --upstream-cert, YAML `upstream_cert`; NULL: cert */
     char *upstream_key;           /* --upstream-key, YAML `upstream_key`; NULL: key */
     char *upstream_ca;            /* --upstream-ca, YAML `upstream_ca`; NULL: ca */
     uint64_t upstream_timeout_ms; /* --upstream-timeout-ms, YAML `upstream_timeout_ms`; 0: 3000 */
     char *metrics;                /* --metrics HOST:PORT; NULL: no metrics endpoint */
+    char *metrics_token_file;     /* --metrics-token-file: bearer token required; NULL: none */
     char *user;                   /* --user NAME, YAML `user`; NULL: keep the uid (hygiene.c) */
     uint64_t request_timeout_ms;  /* a job queued longer is answered 0x08 unrun; 0: never */
     unsigned workers;
     uint64_t idle_timeout_ms;
     uint64_t handshake_timeout_ms;
-    unsigned max_inflight;    /* per connection */
-    unsigned max_connections; /* 0: unlimited */
+    uint64_t frame_timeout_ms; /* a frame must complete this long after its first byte; 0: off */
+    unsigned rate_limit;       /* operations per second per edge (rate.c); 0: no limit */
+    unsigned rate_burst;       /* bucket size; 0: rate_limit */
+    unsigned max_inflight;     /* per connection */
+    unsigned max_connections;  /* authenticated edges; 0: unlimited */
+    unsigned max_handshakes;   /* connections still in their TLS handshake; 0: unlimited */
+    unsigned max_handshakes_per_ip; /* the same per source address; 0: unlimited */
     kw_log_level_t log_level;
     unsigned ctx_cache_slots; /* per worker; 0 disables the OpenSSL context cache */
 } kw_ks_config_t;

@@ -56,7 +56,14 @@ static const struct {
     {"upstream_ca", "upstream-ca"},
     {"upstream_timeout_ms", "upstream-timeout-ms"},
     {"user", "user"},
-    {"enable_ops", "enable-op"},
+    {"enable_ops", "enable-op"},              /* 21 */
+    {"audit_fsync", "audit-fsync"},           /* 22 */
+    {"frame_timeout_ms", "frame-timeout-ms"}, /* 23 */
+    {"rate_limit", "rate-limit"},
+    {"rate_burst", "rate-burst"},
+    {"max_handshakes", "max-handshakes"}, /* 26 */
+    {"max_handshakes_per_ip", "max-handshakes-per-ip"},
+    {"metrics_token_file", "metrics-token-file"}, /* 28 */
 };
 
 #define FLAG_ID(i) (K_FLAG + (i))
@@ -81,6 +88,11 @@ static const kw_ks_yaml_key_t limit_keys[] = {
     {"request_timeout_ms", KW_YAML_SCALAR, FLAG_ID(13), NULL},
     {"idle_timeout_ms", KW_YAML_SCALAR, FLAG_ID(14), NULL},
     {"handshake_timeout_ms", KW_YAML_SCALAR, FLAG_ID(15), NULL},
+    {"frame_timeout_ms", KW_YAML_SCALAR, FLAG_ID(23), NULL},
+    {"rate_limit", KW_YAML_SCALAR, FLAG_ID(24), NULL},
+    {"rate_burst", KW_YAML_SCALAR, FLAG_ID(25), NULL},
+    {"max_handshakes", KW_YAML_SCALAR, FLAG_ID(26), NULL},
+    {"max_handshakes_per_ip", KW_YAML_SCALAR, FLAG_ID(27), NULL},
     {NULL, 0, 0, NULL},
 };
 
@@ -103,6 +115,13 @@ static const kw_ks_yaml_key_t top_keys[] = {
     {"user", KW_YAML_SCALAR, FLAG_ID(20), NULL},
     {"enable_ops", KW_YAML_LIST, FLAG_ID(21), NULL},
     {"allow_all", KW_YAML_SCALAR, K_ALLOW_ALL, NULL},
+    {"audit_fsync", KW_YAML_SCALAR, FLAG_ID(22), NULL},
+    {"frame_timeout_ms", KW_YAML_SCALAR, FLAG_ID(23), NULL},
+    {"rate_limit", KW_YAML_SCALAR, FLAG_ID(24), NULL},
+    {"rate_burst", KW_YAML_SCALAR, FLAG_ID(25), NULL},
+    {"max_handshakes", KW_YAML_SCALAR, FLAG_ID(26), NULL},
+    {"max_handshakes_per_ip", KW_YAML_SCALAR, FLAG_ID(27), NULL},
+    {"metrics_token_file", KW_YAML_SCALAR, FLAG_ID(28), NULL},
     {"pkcs11", KW_YAML_MAP_LIST, K_PKCS11, pkcs11_keys},
     {"allow", KW_YAML_MAP_LIST, K_ALLOW, allow_keys},
     {"limits", KW_YAML_MAP, K_LIMITS, limit_keys},

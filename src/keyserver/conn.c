@@ -9,6 +9,7 @@
 #include <openssl/err.h>
 #include <openssl/x509.h>
 
+#include "admit.h"
 #include "authz.h"
 #include "conn.h"
 #include "keyward/error.h"
@@ -36,6 +37,7 @@ void kw_ks_conn_unref(kw_ks_conn_t *c)
 {
     if (--c->refs > 0)
         return;
+    kw_ks_rate_put(c->rate, kw_ks_metrics_now_ns());
     kw_ks_edge_free(c->edge);
     SSL_free(c->ssl);
     free(c->in);
@@ -63,6 +65,7 @@ void kw_ks_conn_close(kw_ks_conn_t *c)
     if (c->next != NULL)
         c->next->prev = c->prev;
     s->n_conns--;
+    kw_ks_admit_leave(c);
     kw_ks_metrics_connections_add(s->metrics, -1);
     kw_debug("connection %llu from %s closed", (unsigned long long)c->id, c->peer);
     uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
@@ -305,10 +308,31 @@ static int read_tls(kw_ks_conn_t *c)
 }
 
 static void update_reading(kw_ks_conn_t *c);
+static void on_timer(uv_timer_t *t);
+
+/* Slowloris: a frame must complete within --frame-timeout-ms of its first byte. A frame is under
+ * way while plaintext waits in c->in or TLS holds part of a record; its clock starts when the
+ * previous frame was consumed (or the first byte came), and stops while reading is paused (the
+ * server is then the slow side). The connection's timer is brought forward to the deadline. */
+static void track_frame(kw_ks_conn_t *c, int consumed)
+{
+    int partial = c->in_len > 0 || BIO_ctrl_pending(c->rbio) > 0 || SSL_has_pending(c->ssl);
+    if (!partial || !c->reading || c->closing || c->finishing) {
+        c->frame_start = 0;
+        return;
+    }
+    if (c->frame_start != 0 && !consumed)
+        return;
+    uint64_t limit = c->server->cfg->frame_timeout_ms;
+    c->frame_start = uv_now(c->server->loop);
+    if (limit > 0 && uv_timer_get_due_in(&c->timer) > limit)
+        uv_timer_start(&c->timer, on_timer, limit, 0);
+}
 
 static void conn_process(kw_ks_conn_t *c)
 {
     kw_ks_job_batch_t batch = {NULL, NULL, 0};
+    int consumed = 0;
     if (!c->handshake_done)
         return;
     for (;;) {
@@ -316,6 +340,7 @@ static void conn_process(kw_ks_conn_t *c)
         if (used > 0) {
             memmove(c->in, c->in + used, c->in_len - used);
             c->in_len -= used;
+            consumed = 1;
         }
         if (c->closing || c->finishing || over_limit(c))
             break;
@@ -328,6 +353,7 @@ static void conn_process(kw_ks_conn_t *c)
     if (!c->closing && BIO_ctrl_pending(c->wbio) > 0)
         kw_ks_server_mark_dirty(c->server, c); /* TLS may have produced output (key update) */
     update_reading(c);
+    track_frame(c, consumed);
 }
 
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
@@ -414,7 +440,20 @@ static void on_timer(uv_timer_t *t)
         kw_ks_conn_close(c);
         return;
     }
-    uv_timer_start(&c->timer, on_timer, cfg->idle_timeout_ms - idle, 0);
+    uint64_t next = cfg->idle_timeout_ms - idle;
+    if (c->frame_start != 0 && cfg->frame_timeout_ms > 0) {
+        uint64_t age = now - c->frame_start;
+        if (age >= cfg->frame_timeout_ms) {
+            kw_warn("connection %llu from %s: frame not complete within %llu ms of its first "
+                    "byte (a slow or stalled client), closing",
+                    (unsigned long long)c->id, c->peer, (unsigned long long)cfg->frame_timeout_ms);
+            kw_ks_conn_close(c);
+            return;
+        }
+        if (cfg->frame_timeout_ms - age < next)
+            next = cfg->frame_timeout_ms - age;
+    }
+    uv_timer_start(&c->timer, on_timer, next, 0);
 }
 
 static void log_peer(kw_ks_conn_t *c)
@@ -433,11 +472,16 @@ static void handshake(kw_ks_conn_t *c)
     if (rc == 1) {
         c->handshake_done = 1;
         log_peer(c);
+        if (kw_ks_admit_edge(c) != 0) {
+            kw_ks_conn_close(c);
+            return;
+        }
         c->edge = kw_ks_edge_new(c->server->fleet.authz, c->ssl);
         if (c->edge == NULL) {
             kw_ks_conn_close(c);
             return;
         }
+        c->rate = kw_ks_rate_get(c->server->rate, c->edge->spki, kw_ks_metrics_now_ns());
         uv_timer_start(&c->timer, on_timer, c->server->cfg->idle_timeout_ms, 0);
         kw_ks_server_mark_dirty(c->server, c);
         conn_process(c);
@@ -468,9 +512,13 @@ static void describe_peer(kw_ks_conn_t *c)
         if (ss.ss_family == AF_INET6) {
             uv_ip6_name((struct sockaddr_in6 *)&ss, host, sizeof(host));
             port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+            memcpy(c->addr, &((struct sockaddr_in6 *)&ss)->sin6_addr, 16);
+            c->addr_len = 16;
         } else {
             uv_ip4_name((struct sockaddr_in *)&ss, host, sizeof(host));
             port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+            memcpy(c->addr, &((struct sockaddr_in *)&ss)->sin_addr, 4);
+            c->addr_len = 4;
         }
     }
     snprintf(c->peer, sizeof(c->peer), ss.ss_family == AF_INET6 ? "[%s]:%d" : "%s:%d", host, port);
@@ -507,11 +555,6 @@ static void refuse(kw_ks_server_t *s)
 
 void kw_ks_conn_accept(kw_ks_server_t *s)
 {
-    if (s->cfg->max_connections > 0 && s->n_conns >= s->cfg->max_connections) {
-        kw_warn("connection refused: --max-connections %u reached", s->cfg->max_connections);
-        refuse(s);
-        return;
-    }
     kw_ks_conn_t *c = calloc(1, sizeof(*c));
     if (c == NULL || uv_tcp_init(s->loop, &c->tcp) != 0) {
         free(c);
@@ -537,6 +580,7 @@ void kw_ks_conn_accept(kw_ks_server_t *s)
     kw_ks_metrics_connections_add(s->metrics, 1);
     describe_peer(c);
     kw_debug("connection %llu from %s opened", (unsigned long long)c->id, c->peer);
+    kw_ks_admit_handshake(c); /* may close older handshaking connections, never this one */
     uv_tcp_nodelay(&c->tcp, 1);
     if (setup_tls(c) != 0) {
         kw_ks_conn_close(c);

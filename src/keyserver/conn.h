@@ -34,20 +34,30 @@ typedef struct kw_ks_conn_s {
     unsigned finishing : 1; /* close once in-flight replies are written */
     unsigned reading : 1;
     unsigned dirty : 1;
-    unsigned inflight; /* jobs queued or running */
+    unsigned inflight;    /* jobs queued or running */
+    kw_ks_job_src_t jobs; /* this connection's job queue in the worker pool (fair turns) */
     uint64_t last_active;
-    size_t write_bytes; /* bytes handed to uv_write and not yet written */
-    uint8_t *in;        /* plaintext frames being reassembled */
+    uint64_t frame_start; /* uv_now when the unfinished frame's first byte came; 0: none */
+    size_t write_bytes;   /* bytes handed to uv_write and not yet written */
+    uint8_t *in;          /* plaintext frames being reassembled */
     size_t in_len;
     size_t in_cap;
     uint8_t *out; /* encoded replies not yet given to TLS */
     size_t out_len;
     size_t out_cap;
+    uint8_t addr[16];     /* the peer's IP address (admit.c: per-address handshake budget) */
+    uint8_t addr_len;     /* 4, 16, or 0 when unknown */
+    uint8_t in_handshake; /* in server->hs_head.. (admit.c) */
+    uint8_t is_edge;      /* authenticated, counted in server->n_edges */
+    struct kw_ks_conn_s *hs_prev; /* server's handshake list, oldest first */
+    struct kw_ks_conn_s *hs_next;
     struct kw_ks_conn_s *prev; /* server->conns */
     struct kw_ks_conn_s *next;
     struct kw_ks_conn_s *next_dirty;
     struct kw_ks_edge_s *edge; /* client identity from its certificate (authz.h), set at the
                                   handshake; owned */
+    kw_ks_rate_bucket_t *rate; /* the edge's rate-limit bucket (a reference); NULL: no limit */
+    int rate_logged;           /* a refusal for the rate limit was logged (once per connection) */
 } kw_ks_conn_t;
 
 /* Accepts one pending connection from the listener. */

@@ -20,7 +20,10 @@ int kw_ks_fleet_init(kw_ks_fleet_t *f, uv_loop_t *loop, const kw_ks_config_t *cf
     if (rc == 0)
         kw_ks_fleet_log_authz(f->authz);
     if (rc == 0 && cfg->audit_log != NULL)
-        rc = kw_ks_audit_open(cfg->audit_log, &f->audit, err, errlen);
+        rc = kw_ks_audit_open(cfg->audit_log, cfg->audit_fsync, &f->audit, err, errlen);
+    if (rc == 0 && f->audit != NULL)
+        kw_info("audit log %s: each line is written%s before its reply is sent", cfg->audit_log,
+                cfg->audit_fsync ? " and fsync'ed" : "");
     if (rc == 0)
         rc = kw_ks_upstream_new(loop, cfg, f->audit, &f->upstream, err, errlen);
     return rc;

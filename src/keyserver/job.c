@@ -37,6 +37,7 @@ kw_ks_job_t *kw_ks_job_alloc(kw_ks_job_pool_t *pool, size_t in_len)
             return NULL;
     }
     job->next = NULL;
+    job->src = NULL;
     job->conn = NULL;
     job->store = NULL;
     job->key = NULL;

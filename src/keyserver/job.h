@@ -16,9 +16,30 @@
 #define KW_JOB_INLINE 528 /* an RSA-4096 ciphertext fits inline */
 
 struct kw_ks_conn_s;
+struct kw_ks_job_s;
+
+/*
+ * Where jobs come from (one per connection). The worker pool keeps a queue per source and takes
+ * one job from each source with jobs in turn (round robin), on the worker threads and for the
+ * jobs the loop thread runs itself, so a source with hundreds of jobs delays another source's job
+ * by at most a few operations. Zeroed by its owner, who keeps it alive while any of its jobs is
+ * (a connection embeds it; each job holds a reference to the connection). Fields are the pool's:
+ * the queue ones under its lock, the held ones on the loop thread (separate bytes on purpose).
+ */
+typedef struct kw_ks_job_src_s {
+    struct kw_ks_job_s *head; /* queued for the workers */
+    struct kw_ks_job_s *tail;
+    struct kw_ks_job_src_s *next;  /* ring of sources with queued jobs */
+    uint8_t queued;                /* in that ring */
+    uint8_t in_held;               /* in the ring of sources with held jobs */
+    struct kw_ks_job_s *held_head; /* held for the loop thread */
+    struct kw_ks_job_s *held_tail;
+    struct kw_ks_job_src_s *next_held;
+} kw_ks_job_src_t;
 
 typedef struct kw_ks_job_s {
     struct kw_ks_job_s *next;  /* queue / free list link */
+    kw_ks_job_src_t *src;      /* its connection's queue (NULL: the pool's own) */
     struct kw_ks_conn_s *conn; /* holds a reference (kw_ks_conn_ref) */
     kw_keystore_t *store;      /* holds a reference; key lives in it */
     const kw_ks_key_t *key;

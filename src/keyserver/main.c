@@ -63,7 +63,8 @@ static int prepare(const kw_ks_config_t *cfg, app_t *a)
         a->metrics = kw_ks_metrics_new(cfg->workers);
         rc = a->metrics == NULL
                  ? KW_ENOMEM
-                 : kw_ks_metrics_http_start(a->metrics, cfg->metrics, &a->http, err, sizeof(err));
+                 : kw_ks_metrics_http_start(a->metrics, cfg->metrics, cfg->metrics_token_file,
+                                            &a->http, err, sizeof(err));
         if (rc != 0) {
             kw_error("%s", rc == KW_ENOMEM ? "out of memory" : err);
             return rc;

@@ -57,10 +57,12 @@ int kw_ks_metrics_render(kw_ks_metrics_t *m, char **out, size_t *len);
 uint64_t kw_ks_metrics_now_ns(void);
 
 /* The /metrics HTTP endpoint (metrics_http.c): serves m on listen ("HOST:PORT" or "[V6]:PORT")
- * from its own thread. Returns 0 and a handle, or a negative KW_E* with a message in err. */
+ * from its own thread; with token_file (may be NULL), only to requests that carry
+ * "Authorization: Bearer" and the file's first line. Returns 0 and a handle, or a negative KW_E*
+ * with a message in err. */
 typedef struct kw_ks_metrics_http_s kw_ks_metrics_http_t;
-int kw_ks_metrics_http_start(kw_ks_metrics_t *m, const char *listen, kw_ks_metrics_http_t **out,
-                             char *err, size_t errlen);
+int kw_ks_metrics_http_start(kw_ks_metrics_t *m, const char *listen, const char *token_file,
+                             kw_ks_metrics_http_t **out, char *err, size_t errlen);
 void kw_ks_metrics_http_stop(kw_ks_metrics_http_t *h);
 
 #endif /* KW_METRICS_H */

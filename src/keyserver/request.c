@@ -15,6 +15,7 @@
 #include "keyward/log.h"
 #include "metrics.h"
 #include "ops.h"
+#include "authz.h"
 #include "ops_master.h"
 #include "request.h"
 
@@ -142,6 +143,7 @@ static uint8_t key_op(kw_ks_conn_t *c, const kw_msg_t *msg, uint64_t t0, kw_ks_a
     else
         memcpy(job->in, msg->payload.ptr, msg->payload.len);
     job->conn = kw_ks_conn_ref(c);
+    job->src = &c->jobs;
     job->store = kw_keystore_ref(s->store);
     job->key = key;
     job->id = msg->id;
@@ -157,12 +159,30 @@ static uint8_t key_op(kw_ks_conn_t *c, const kw_msg_t *msg, uint64_t t0, kw_ks_a
     return RESULT_QUEUED;
 }
 
+/* 1 when the edge's rate limit lets one more operation through (rate.h); logs the first refusal
+ * of a connection. */
+static int rate_ok(kw_ks_conn_t *c, uint64_t now)
+{
+    if (kw_ks_rate_take(c->rate, now))
+        return 1;
+    if (!c->rate_logged) {
+        c->rate_logged = 1;
+        kw_warn("connection %llu from %s: edge '%s' is over its rate limit (%u/s, bursts of %u): "
+                "answering 0x41 (further refusals are only in the metrics and the audit log)",
+                (unsigned long long)c->id, c->peer, c->edge != NULL ? c->edge->cn : "",
+                kw_ks_rate_per_second(c->server->rate), kw_ks_rate_burst(c->server->rate));
+    }
+    return 0;
+}
+
 /* Answers msg or queues its job; returns the result sent, or RESULT_QUEUED. */
 static uint8_t dispatch(kw_ks_conn_t *c, const kw_msg_t *msg, uint64_t t0, kw_ks_audit_rec_t *rec,
                         kw_ks_job_batch_t *batch)
 {
     if (!msg->has_opcode)
         return answer_error(c, msg->id, KW_ERR_FORMAT);
+    if (msg->opcode != KW_OP_PING && !rate_ok(c, t0))
+        return answer_error(c, msg->id, KW_ERR_RATE_LIMITED);
     switch (msg->opcode) {
     case KW_OP_PING:
         reply(c, msg->id, KW_OP_PONG, msg->payload.ptr, msg->payload.len);

@@ -65,7 +65,7 @@ void kw_ks_server_mark_dirty(kw_ks_server_t *s, kw_ks_conn_t *c)
  * this iteration's reads and finished jobs goes out in one TLS write per connection. A lone
  * request is signed here (kw_ks_workers_run_held); a flush can resume reading buffered requests
  * and hold another, so this repeats until nothing is held and nothing is dirty: work never waits
- * for the next poll. */
+ * for the next poll. Audit lines are written before the replies they belong to. */
 static void on_check(uv_check_t *h)
 {
     kw_ks_server_t *s = h->data;
@@ -74,6 +74,7 @@ static void on_check(uv_check_t *h)
             kw_ks_workers_run_held(&s->workers);
         if (s->dirty == NULL)
             break;
+        kw_ks_audit_sync(s->fleet.audit); /* the lines of these replies reach the file first */
         kw_ks_conn_t *list = s->dirty;
         s->dirty = NULL;
         while (list != NULL) {
@@ -154,6 +155,15 @@ int kw_ks_server_init(kw_ks_server_t *s, uv_loop_t *loop, const kw_ks_config_t *
     s->workers.metrics = s->metrics;
     s->workers.timeout_ns = cfg->request_timeout_ms * 1000000u;
     s->workers.run_inline = 1;
+    int failed = 0;
+    s->rate = kw_ks_rate_new(cfg->rate_limit, cfg->rate_burst, &failed);
+    if (failed) {
+        snprintf(err, errlen, "out of memory setting up --rate-limit");
+        return KW_ENOMEM;
+    }
+    if (s->rate != NULL)
+        kw_info("rate limit: %u operations per second per edge, bursts of %u (error 0x41 beyond)",
+                kw_ks_rate_per_second(s->rate), kw_ks_rate_burst(s->rate));
     int rc = kw_ks_workers_start(&s->workers, loop, cfg->workers, cfg->ctx_cache_slots,
                                  kw_ks_request_done);
     if (rc != 0) {
@@ -207,6 +217,8 @@ void kw_ks_server_destroy(kw_ks_server_t *s)
 {
     kw_ks_fleet_destroy(&s->fleet);
     kw_ks_job_pool_destroy(&s->jobs);
+    kw_ks_rate_free(s->rate);
+    s->rate = NULL;
     kw_keystore_unref(s->store);
     s->store = NULL;
     SSL_CTX_free(s->ssl_ctx);

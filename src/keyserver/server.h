@@ -18,6 +18,7 @@
 #include "keystore.h"
 #include "metrics.h"
 #include "pkcs11_store.h"
+#include "rate.h"
 #include "workers.h"
 
 struct kw_ks_conn_s;
@@ -43,8 +44,15 @@ typedef struct kw_ks_server_s {
     kw_ks_workers_t workers;
     kw_ks_fleet_t fleet; /* authorisation, audit log, upstreams (fleet.h) */
     kw_ks_job_pool_t jobs;
+    kw_ks_rate_t *rate;         /* per-edge rate limits (rate.h); NULL: none */
     struct kw_ks_conn_s *conns; /* every open connection, doubly linked */
     size_t n_conns;
+    struct kw_ks_conn_s *hs_head; /* connections in their TLS handshake, oldest first (admit.c) */
+    struct kw_ks_conn_s *hs_tail;
+    unsigned n_handshaking;
+    unsigned n_edges;           /* authenticated connections (--max-connections) */
+    uint64_t admit_evicted;     /* handshaking connections closed to make room */
+    uint64_t admit_logged_at;   /* uv_now of the last admission warning */
     struct kw_ks_conn_s *dirty; /* connections with output to flush; each entry holds a reference */
     uint64_t next_conn_id;
     int listening;

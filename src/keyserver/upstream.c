@@ -37,6 +37,8 @@ struct kw_ks_upstream_s {
     fwd_t *pending;
     size_t n_pending;
     int stopped;
+    uint64_t failed;           /* requests that could not be forwarded */
+    uint64_t failed_logged_at; /* uv_now of the last warning about them */
 };
 
 /* "a,b,c" from the list; malloc'ed, NULL when out of memory. */
@@ -233,7 +235,14 @@ static int fwd_start(kw_ks_upstream_t *u, fwd_t *f, const kw_msg_t *msg, int hop
     copy.has_hops = 1;
     int rc = kw_client_submit(u->client, &copy, &f->req);
     if (rc != 0) {
-        kw_warn("cannot forward a request upstream: %s", kw_strerror(rc));
+        u->failed++;
+        uint64_t now = uv_now(u->loop);
+        if (u->failed_logged_at == 0 || now - u->failed_logged_at >= 1000) { /* once a second */
+            u->failed_logged_at = now;
+            kw_warn("cannot forward a request upstream (%llu so far, answered 0x42): %s%s",
+                    (unsigned long long)u->failed, kw_strerror(rc),
+                    rc == KW_ENOFD ? " (each request in flight upstream holds one eventfd)" : "");
+        }
         return rc;
     }
     rc = uv_poll_init(u->loop, &f->poll, kw_request_fd(f->req));

@@ -1,9 +1,13 @@
 /*
- * Worker threads for private-key jobs: a FIFO under one mutex and condition variable (signalled
- * only when a worker is idle), a done list under its own mutex, and an eventfd that wakes the
- * loop when the done list goes from empty to non-empty, so one wake-up carries many results.
- * While the workers have nothing queued, jobs for keys in memory are held and run on the loop
- * thread at the end of the iteration instead, up to a time budget: see kw_ks_workers_run_held.
+ * Worker threads for private-key jobs: one queue per source (connection) and a ring of the
+ * sources with queued jobs under one mutex and condition variable (signalled only when a worker
+ * is idle); a worker takes one job from the first source of the ring and moves that source to the
+ * back, so sources are served in turn and a flood on one connection delays another's job by at
+ * most a few operations. A done list under its own mutex, and an eventfd that wakes the loop when
+ * the done list goes from empty to non-empty, so one wake-up carries many results. While the
+ * workers have nothing queued, jobs for keys in memory are held (per source, in the same turn
+ * order) and run on the loop thread at the end of the iteration instead, up to a time budget:
+ * see kw_ks_workers_run_held.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -47,23 +51,82 @@ static void run_job(kw_ks_worker_t *self, kw_ks_job_t *job)
         kw_ks_metrics_worker_busy(w->metrics, kw_ks_metrics_now_ns() - t0);
 }
 
-/* Queues a list under the lock and wakes as many idle workers as it needs. */
-static void enqueue(kw_ks_workers_t *w, kw_ks_job_t *head, kw_ks_job_t *tail, size_t count)
+static kw_ks_job_src_t *src_of(kw_ks_workers_t *w, const kw_ks_job_t *job)
 {
-    tail->next = NULL;
-    pthread_mutex_lock(&w->lock);
-    if (w->queue_tail == NULL)
-        w->queue_head = head;
+    return job->src != NULL ? job->src : &w->solo;
+}
+
+/* Appends job to its source's queue, and the source to the ring. Under w->lock. */
+static void queue_job(kw_ks_workers_t *w, kw_ks_job_t *job)
+{
+    kw_ks_job_src_t *src = src_of(w, job);
+    job->next = NULL;
+    if (src->tail == NULL)
+        src->head = job;
     else
-        w->queue_tail->next = head;
-    w->queue_tail = tail;
-    unsigned idle = w->idle;
-    if (idle > 0) {
-        if (count > 1 && idle > 1)
-            pthread_cond_broadcast(&w->cond);
-        else
-            pthread_cond_signal(&w->cond);
+        src->tail->next = job;
+    src->tail = job;
+    w->queued++;
+    if (src->queued)
+        return;
+    src->queued = 1;
+    src->next = NULL;
+    if (w->ring_tail == NULL)
+        w->ring_head = src;
+    else
+        w->ring_tail->next = src;
+    w->ring_tail = src;
+}
+
+/* One job of the first source of the ring, which goes to the back when it has more (NULL: none).
+ * Under w->lock. */
+static kw_ks_job_t *take_job(kw_ks_workers_t *w)
+{
+    kw_ks_job_src_t *src = w->ring_head;
+    if (src == NULL)
+        return NULL;
+    kw_ks_job_t *job = src->head;
+    src->head = job->next;
+    if (src->head == NULL)
+        src->tail = NULL;
+    w->ring_head = src->next;
+    if (w->ring_head == NULL)
+        w->ring_tail = NULL;
+    src->next = NULL;
+    if (src->head == NULL) {
+        src->queued = 0;
+    } else if (w->ring_tail == NULL) {
+        w->ring_head = src;
+        w->ring_tail = src;
+    } else {
+        w->ring_tail->next = src;
+        w->ring_tail = src;
     }
+    w->queued--;
+    job->next = NULL;
+    return job;
+}
+
+/* Wakes as many idle workers as count jobs need. Under w->lock. */
+static void wake_workers(kw_ks_workers_t *w, size_t count)
+{
+    if (w->idle == 0)
+        return;
+    if (count > 1 && w->idle > 1)
+        pthread_cond_broadcast(&w->cond);
+    else
+        pthread_cond_signal(&w->cond);
+}
+
+/* Queues a list (each job on its source's queue) and wakes as many idle workers as it needs. */
+static void enqueue(kw_ks_workers_t *w, kw_ks_job_t *head, size_t count)
+{
+    pthread_mutex_lock(&w->lock);
+    for (kw_ks_job_t *j = head, *next; j != NULL; j = next) {
+        next = j->next;
+        queue_job(w, j);
+    }
+    wake_workers(w, count);
     pthread_mutex_unlock(&w->lock);
 }
 
@@ -73,7 +136,7 @@ static void *worker_main(void *arg)
     kw_ks_workers_t *w = self->pool;
     for (;;) {
         pthread_mutex_lock(&w->lock);
-        while (!w->stop && w->queue_head == NULL) {
+        while (!w->stop && w->ring_head == NULL) {
             w->idle++;
             pthread_cond_wait(&w->cond, &w->lock);
             w->idle--;
@@ -82,10 +145,7 @@ static void *worker_main(void *arg)
             pthread_mutex_unlock(&w->lock);
             break;
         }
-        kw_ks_job_t *job = w->queue_head;
-        w->queue_head = job->next;
-        if (w->queue_head == NULL)
-            w->queue_tail = NULL;
+        kw_ks_job_t *job = take_job(w);
         pthread_mutex_unlock(&w->lock);
         run_job(self, job);
         push_done(w, job);
@@ -171,6 +231,51 @@ static void append(kw_ks_job_t **head, kw_ks_job_t **tail, kw_ks_job_t *job)
     *tail = job;
 }
 
+/* Holds job for the loop thread: on its source's held list, the source in the held ring. */
+static void hold_job(kw_ks_workers_t *w, kw_ks_job_t *job)
+{
+    kw_ks_job_src_t *src = src_of(w, job);
+    append(&src->held_head, &src->held_tail, job);
+    w->n_held++;
+    if (src->in_held)
+        return;
+    src->in_held = 1;
+    src->next_held = NULL;
+    if (w->held_tail == NULL)
+        w->held_head = src;
+    else
+        w->held_tail->next_held = src;
+    w->held_tail = src;
+}
+
+/* The next held job in turn (like take_job), or NULL. */
+static kw_ks_job_t *take_held(kw_ks_workers_t *w)
+{
+    kw_ks_job_src_t *src = w->held_head;
+    if (src == NULL)
+        return NULL;
+    kw_ks_job_t *job = src->held_head;
+    src->held_head = job->next;
+    if (src->held_head == NULL)
+        src->held_tail = NULL;
+    w->held_head = src->next_held;
+    if (w->held_head == NULL)
+        w->held_tail = NULL;
+    src->next_held = NULL;
+    if (src->held_head == NULL) {
+        src->in_held = 0;
+    } else if (w->held_tail == NULL) {
+        w->held_head = src;
+        w->held_tail = src;
+    } else {
+        w->held_tail->next_held = src;
+        w->held_tail = src;
+    }
+    w->n_held--;
+    job->next = NULL;
+    return job;
+}
+
 /* A job the loop may run itself: a key in memory (a token's latency is not the loop's to wait
  * out). */
 static int may_hold(const kw_ks_job_t *job)
@@ -180,16 +285,17 @@ static int may_hold(const kw_ks_job_t *job)
 
 void kw_ks_workers_submit(kw_ks_workers_t *w, kw_ks_job_t *head, kw_ks_job_t *tail, size_t count)
 {
+    (void)tail;
     if (head == NULL)
         return;
     int hold = w->run_inline;
     if (hold) { /* a queue means the workers are behind: the loop stays free for I/O */
         pthread_mutex_lock(&w->lock);
-        hold = w->queue_head == NULL;
+        hold = w->queued == 0;
         pthread_mutex_unlock(&w->lock);
     }
     if (!hold) {
-        enqueue(w, head, tail, count);
+        enqueue(w, head, count);
         return;
     }
     kw_ks_job_t *q_head = NULL, *q_tail = NULL;
@@ -197,60 +303,61 @@ void kw_ks_workers_submit(kw_ks_workers_t *w, kw_ks_job_t *head, kw_ks_job_t *ta
     for (kw_ks_job_t *j = head, *next; j != NULL; j = next) {
         next = j->next;
         if (may_hold(j)) {
-            append(&w->held, &w->held_tail, j);
+            hold_job(w, j);
         } else {
             append(&q_head, &q_tail, j);
             q_count++;
         }
     }
     if (q_head != NULL)
-        enqueue(w, q_head, q_tail, q_count);
+        enqueue(w, q_head, q_count);
+}
+
+/* The held jobs not run in this iteration go to the workers' queues. */
+static void spill_held(kw_ks_workers_t *w)
+{
+    size_t n = w->n_held;
+    pthread_mutex_lock(&w->lock);
+    for (kw_ks_job_t *j = take_held(w); j != NULL; j = take_held(w))
+        queue_job(w, j);
+    wake_workers(w, n);
+    pthread_mutex_unlock(&w->lock);
 }
 
 void kw_ks_workers_run_held(kw_ks_workers_t *w)
 {
-    kw_ks_job_t *jobs = w->held;
-    if (jobs == NULL)
+    if (w->n_held == 0)
         return;
-    w->held = NULL;
-    w->held_tail = NULL;
     uint64_t budget = w->inline_budget_ns != 0 ? w->inline_budget_ns : KW_KS_INLINE_BUDGET_NS;
     uint64_t t0 = kw_ks_metrics_now_ns();
-    kw_ks_job_t *last = jobs;
-    for (;;) {
-        run_job(&w->loop_worker, last);
-        if (last->next == NULL)
-            break;
-        if (kw_ks_metrics_now_ns() - t0 >= budget) { /* the loop falls behind: spill the rest */
-            kw_ks_job_t *rest = last->next, *rest_tail = rest;
-            size_t n = 1;
-            for (; rest_tail->next != NULL; rest_tail = rest_tail->next)
-                n++;
-            last->next = NULL;
-            enqueue(w, rest, rest_tail, n);
+    kw_ks_job_t *done = NULL, *done_tail = NULL;
+    for (kw_ks_job_t *job = take_held(w); job != NULL; job = take_held(w)) {
+        run_job(&w->loop_worker, job);
+        append(&done, &done_tail, job);
+        if (w->n_held > 0 && kw_ks_metrics_now_ns() - t0 >= budget) {
+            spill_held(w); /* the loop falls behind: the rest go to the workers */
             break;
         }
-        last = last->next;
     }
-    w->done_cb(w, jobs);
+    w->done_cb(w, done);
 }
 
 void kw_ks_workers_stop(kw_ks_workers_t *w, uv_close_cb close_cb)
 {
-    if (w->held != NULL) { /* not run yet: cancelled like the queue */
-        kw_ks_job_t *held = w->held;
-        w->held = NULL;
-        w->held_tail = NULL;
-        for (kw_ks_job_t *j = held; j != NULL; j = j->next)
+    if (w->n_held > 0) { /* not run yet: cancelled like the queue */
+        kw_ks_job_t *held = NULL, *held_tail = NULL;
+        for (kw_ks_job_t *j = take_held(w); j != NULL; j = take_held(w)) {
             j->cancelled = 1;
+            append(&held, &held_tail, j);
+        }
         w->done_cb(w, held);
     }
     pthread_mutex_lock(&w->lock);
     w->stop = 1;
     pthread_cond_broadcast(&w->cond);
-    kw_ks_job_t *left = w->queue_head;
-    w->queue_head = NULL;
-    w->queue_tail = NULL;
+    kw_ks_job_t *left = NULL, *left_tail = NULL;
+    for (kw_ks_job_t *j = take_job(w); j != NULL; j = take_job(w))
+        append(&left, &left_tail, j);
     pthread_mutex_unlock(&w->lock);
     for (unsigned i = 0; i < w->started; i++)
         pthread_join(w->threads[i], NULL);

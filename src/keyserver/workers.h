@@ -32,10 +32,12 @@ struct kw_ks_workers_s {
     uv_poll_t poll; /* readable when wake_fd was written */
     int wake_fd;    /* eventfd */
     kw_ks_workers_done_cb done_cb;
-    pthread_mutex_t lock; /* guards queue, idle, stop */
+    pthread_mutex_t lock; /* guards the ring, the sources' queues, queued, idle, stop */
     pthread_cond_t cond;
-    kw_ks_job_t *queue_head;
-    kw_ks_job_t *queue_tail;
+    kw_ks_job_src_t *ring_head; /* sources with queued jobs, served in turn */
+    kw_ks_job_src_t *ring_tail;
+    size_t queued;        /* jobs queued for the workers */
+    kw_ks_job_src_t solo; /* the source of jobs that name none */
     unsigned idle;
     int stop;
     pthread_mutex_t done_lock; /* guards the done list */
@@ -44,8 +46,9 @@ struct kw_ks_workers_s {
     pthread_t *threads;
     kw_ks_worker_t *workers;
     kw_ks_worker_t loop_worker; /* the loop thread's cache, for held jobs */
-    kw_ks_job_t *held;          /* jobs waiting for the end of the loop iteration (FIFO) */
-    kw_ks_job_t *held_tail;
+    kw_ks_job_src_t *held_head; /* sources with jobs held for the end of the loop iteration, */
+    kw_ks_job_src_t *held_tail; /* run in turn like the workers' ring */
+    size_t n_held;
     unsigned n;
     unsigned started;
     struct kw_ks_metrics_s *metrics; /* worker busy time; NULL: off. Set before start */
@@ -64,14 +67,16 @@ int kw_ks_workers_start(kw_ks_workers_t *w, uv_loop_t *loop, unsigned n, unsigne
 #define KW_KS_INLINE_BUDGET_NS 1000000u
 
 /*
- * Queues a list of count jobs (head..tail linked by next). Loop thread. With run_inline and
- * nothing queued for the workers, jobs for keys in memory are held for kw_ks_workers_run_held
- * instead (token keys are queued at once).
+ * Queues a list of count jobs (head..tail linked by next), each on its source's queue (job->src).
+ * Loop thread. With run_inline and nothing queued for the workers, jobs for keys in memory are
+ * held for kw_ks_workers_run_held instead (token keys are queued at once). Workers serve the
+ * sources in turn: one job from each source with jobs, then again.
  */
 void kw_ks_workers_submit(kw_ks_workers_t *w, kw_ks_job_t *head, kw_ks_job_t *tail, size_t count);
 
 /*
- * Runs the held jobs, in order, on the calling (loop) thread and hands them to done_cb. Called
+ * Runs the held jobs on the calling (loop) thread, one from each source in turn (in order within
+ * a source), and hands them to done_cb. Called
  * once per loop iteration after all reads (check phase). While the workers keep up (nothing
  * queued), the loop signs the requests it read itself, which saves two thread wake-ups per
  * request (worker and loop, about 30 µs each on a VM: more than an ECDSA signature costs).

@@ -140,9 +140,10 @@ static void test_writer(void **state)
     assert_non_null(mkdtemp(dir));
     snprintf(path, sizeof(path), "%s/audit.log", dir);
     snprintf(rotated, sizeof(rotated), "%s/audit.log.1", dir);
-    assert_int_equal(kw_ks_audit_open("/nonexistent/dir/audit.log", &a, err, sizeof(err)), KW_EIO);
+    assert_int_equal(kw_ks_audit_open("/nonexistent/dir/audit.log", 0, &a, err, sizeof(err)),
+                     KW_EIO);
     assert_non_null(strstr(err, "--audit-log"));
-    assert_int_equal(kw_ks_audit_open(path, &a, err, sizeof(err)), 0);
+    assert_int_equal(kw_ks_audit_open(path, 0, &a, err, sizeof(err)), 0);
     kw_ks_audit_rec_t r = make_rec("x", NULL, 0);
     for (int i = 0; i < 100; i++)
         kw_ks_audit_log(a, &r, "edge", 0);
@@ -169,12 +170,41 @@ static void test_writer(void **state)
     rmdir(dir);
 }
 
+/* kw_ks_audit_sync: the lines are in the file when it returns (with and without fsync), and a
+ * buffer that would overflow is written rather than dropped. */
+static void test_sync(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/kw_audit_XXXXXX";
+    char path[64];
+    char err[256];
+    assert_non_null(mkdtemp(dir));
+    snprintf(path, sizeof(path), "%s/audit.log", dir);
+    for (int fsync = 0; fsync < 2; fsync++) {
+        kw_ks_audit_t *a = NULL;
+        assert_int_equal(kw_ks_audit_open(path, fsync, &a, err, sizeof(err)), 0);
+        kw_ks_audit_rec_t r = make_rec("x", NULL, 0);
+        for (int i = 0; i < 7; i++)
+            kw_ks_audit_log(a, &r, "edge", 0);
+        kw_ks_audit_sync(a);
+        assert_int_equal(count_lines(path), (size_t)(fsync * 20007 + 7));
+        kw_ks_audit_sync(a);            /* nothing buffered: nothing written */
+        for (int i = 0; i < 20000; i++) /* > KW_AUDIT_BUFFER_MAX bytes of lines */
+            kw_ks_audit_log(a, &r, "edge", 0);
+        assert_int_equal(kw_ks_audit_dropped(a), 0);
+        kw_ks_audit_close(a);
+        assert_int_equal(count_lines(path), (size_t)(fsync * 20007 + 20007));
+    }
+    unlink(path);
+    rmdir(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_line_fields), cmocka_unit_test(test_results_and_ipv6),
-        cmocka_unit_test(test_escaping),    cmocka_unit_test(test_long_strings_are_cut),
-        cmocka_unit_test(test_writer),
+        cmocka_unit_test(test_line_fields),          cmocka_unit_test(test_sync),
+        cmocka_unit_test(test_results_and_ipv6),     cmocka_unit_test(test_escaping),
+        cmocka_unit_test(test_long_strings_are_cut), cmocka_unit_test(test_writer),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -196,7 +196,7 @@ static void test_http(void **state)
     char listen[64];
     int port = free_port();
     snprintf(listen, sizeof(listen), "127.0.0.1:%d", port);
-    assert_int_equal(kw_ks_metrics_http_start(m, listen, &h, err, sizeof(err)), 0);
+    assert_int_equal(kw_ks_metrics_http_start(m, listen, NULL, &h, err, sizeof(err)), 0);
     char *r = http(port, "GET", "/metrics");
     assert_non_null(strstr(r, "HTTP/1.0 200") != NULL ? r : strstr(r, "HTTP/1.1 200"));
     assert_non_null(strstr(r, "text/plain; version=0.0.4"));
@@ -210,8 +210,9 @@ static void test_http(void **state)
     free(r);
     /* the same port cannot be served twice; bad addresses are refused */
     kw_ks_metrics_http_t *h2 = NULL;
-    assert_int_equal(kw_ks_metrics_http_start(m, listen, &h2, err, sizeof(err)), KW_EIO);
-    assert_int_equal(kw_ks_metrics_http_start(m, "nonsense", &h2, err, sizeof(err)), KW_ECONFIG);
+    assert_int_equal(kw_ks_metrics_http_start(m, listen, NULL, &h2, err, sizeof(err)), KW_EIO);
+    assert_int_equal(kw_ks_metrics_http_start(m, "nonsense", NULL, &h2, err, sizeof(err)),
+                     KW_ECONFIG);
     kw_ks_metrics_http_stop(h);
     kw_ks_metrics_free(m);
 }

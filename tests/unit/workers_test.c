@@ -27,7 +27,7 @@ typedef struct fixture_s {
     uv_loop_t loop;
     kw_ks_workers_t pool;
     kw_ks_key_t key;
-    kw_ks_job_t jobs[3];
+    kw_ks_job_t jobs[4];
     uint8_t digest[32];
     kw_ks_job_t *done[MAX_DONE];
     pthread_t done_thread[MAX_DONE];
@@ -55,7 +55,7 @@ static int setup(void **state)
     f->key.bits = 256;
     f->key.max_out = (size_t)EVP_PKEY_get_size(f->key.pkey);
     assert_int_equal(RAND_bytes(f->digest, sizeof(f->digest)), 1);
-    for (size_t i = 0; i < 3; i++) {
+    for (size_t i = 0; i < 4; i++) {
         kw_ks_job_t *j = &f->jobs[i];
         j->key = &f->key;
         j->id = (uint32_t)i + 1;
@@ -108,10 +108,11 @@ static void test_lone_job_runs_on_loop_thread(void **state)
     fixture_t *f = *state;
     assert_int_equal(kw_ks_workers_start(&f->pool, &f->loop, 2, 4, on_done), 0);
     kw_ks_workers_submit(&f->pool, &f->jobs[0], &f->jobs[0], 1);
-    assert_ptr_equal(f->pool.held, &f->jobs[0]); /* held, not queued */
+    assert_int_equal(f->pool.n_held, 1); /* held, not queued */
+    assert_ptr_equal(f->pool.solo.held_head, &f->jobs[0]);
     assert_int_equal(f->n_done, 0);
     kw_ks_workers_run_held(&f->pool);
-    assert_null(f->pool.held);
+    assert_int_equal(f->pool.n_held, 0);
     assert_int_equal(f->n_done, 1); /* done_cb called before run_held returned */
     assert_ptr_equal(f->done[0], &f->jobs[0]);
     assert_true(pthread_equal(f->done_thread[0], pthread_self()));
@@ -128,9 +129,9 @@ static void test_jobs_of_one_iteration_run_on_loop_thread(void **state)
     kw_ks_workers_submit(&f->pool, &f->jobs[0], &f->jobs[0], 1);
     f->jobs[1].next = &f->jobs[2];
     kw_ks_workers_submit(&f->pool, &f->jobs[1], &f->jobs[2], 2);
-    assert_ptr_equal(f->pool.held, &f->jobs[0]);
+    assert_ptr_equal(f->pool.solo.held_head, &f->jobs[0]);
     kw_ks_workers_run_held(&f->pool);
-    assert_null(f->pool.held);
+    assert_int_equal(f->pool.n_held, 0);
     assert_int_equal(f->n_done, 3); /* all signed before run_held returned, in order */
     for (size_t i = 0; i < 3; i++) {
         assert_ptr_equal(f->done[i], &f->jobs[i]);
@@ -148,7 +149,7 @@ static void test_past_budget_rest_goes_to_workers(void **state)
     f->jobs[1].next = &f->jobs[2];
     kw_ks_workers_submit(&f->pool, &f->jobs[0], &f->jobs[2], 3);
     kw_ks_workers_run_held(&f->pool);
-    assert_null(f->pool.held);
+    assert_int_equal(f->pool.n_held, 0);
     assert_int_equal(f->n_done, 1); /* the first ran here, the other two went to the workers */
     assert_ptr_equal(f->done[0], &f->jobs[0]);
     wait_done(f, 3);
@@ -163,7 +164,7 @@ static void test_token_key_and_inline_off_never_held(void **state)
     f->pool.run_inline = 0;
     assert_int_equal(kw_ks_workers_start(&f->pool, &f->loop, 1, 4, on_done), 0);
     kw_ks_workers_submit(&f->pool, &f->jobs[0], &f->jobs[0], 1);
-    assert_null(f->pool.held);
+    assert_int_equal(f->pool.n_held, 0);
     wait_done(f, 1);
     assert_signed(f, &f->jobs[0]);
     stop_pool(f);
@@ -180,7 +181,8 @@ static void test_token_key_and_inline_off_never_held(void **state)
     j->opcode = KW_OP_PING; /* unknown to kw_ks_op_run: an error result, not a token call */
     j->next = &f->jobs[2];  /* in one submit with a job for a key in memory */
     kw_ks_workers_submit(&f->pool, j, &f->jobs[2], 2);
-    assert_ptr_equal(f->pool.held, &f->jobs[2]); /* only the key in memory is held */
+    assert_int_equal(f->pool.n_held, 1); /* only the key in memory is held */
+    assert_ptr_equal(f->pool.solo.held_head, &f->jobs[2]);
     assert_null(f->jobs[2].next);
     kw_ks_workers_run_held(&f->pool);
     assert_signed(f, &f->jobs[2]);
@@ -191,12 +193,58 @@ static void test_token_key_and_inline_off_never_held(void **state)
     stop_pool(f);
 }
 
+/* Fair turns: three jobs of source A then one of B, in one submit. On the loop thread they run
+ * A, B, A, ...; past the budget the rest go to the workers, whose ring serves B before A's
+ * second and third job (a FIFO would make B wait for all of A's). */
+static void test_sources_take_turns(void **state)
+{
+    fixture_t *f = *state;
+    kw_ks_job_src_t a, b;
+    memset(&a, 0, sizeof(a));
+    memset(&b, 0, sizeof(b));
+    for (size_t i = 0; i < 4; i++) {
+        f->jobs[i].src = i < 3 ? &a : &b;
+        f->jobs[i].next = i < 3 ? &f->jobs[i + 1] : NULL;
+    }
+    f->pool.inline_budget_ns = 10000000000u; /* 10 s: all four run here */
+    assert_int_equal(kw_ks_workers_start(&f->pool, &f->loop, 1, 4, on_done), 0);
+    kw_ks_workers_submit(&f->pool, &f->jobs[0], &f->jobs[3], 4);
+    assert_int_equal(f->pool.n_held, 4);
+    kw_ks_workers_run_held(&f->pool);
+    assert_int_equal(f->n_done, 4);
+    assert_ptr_equal(f->done[0], &f->jobs[0]); /* A */
+    assert_ptr_equal(f->done[1], &f->jobs[3]); /* B */
+    assert_ptr_equal(f->done[2], &f->jobs[1]); /* A */
+    assert_ptr_equal(f->done[3], &f->jobs[2]);
+    stop_pool(f);
+
+    f->n_done = 0; /* now past the budget after the first job: one worker takes the rest */
+    f->pool.inline_budget_ns = 1;
+    for (size_t i = 0; i < 4; i++)
+        f->jobs[i].next = i < 3 ? &f->jobs[i + 1] : NULL;
+    assert_int_equal(kw_ks_workers_start(&f->pool, &f->loop, 1, 4, on_done), 0);
+    kw_ks_workers_submit(&f->pool, &f->jobs[0], &f->jobs[3], 4);
+    kw_ks_workers_run_held(&f->pool);
+    assert_int_equal(f->n_done, 1);
+    wait_done(f, 4);
+    assert_ptr_equal(f->done[0], &f->jobs[0]);
+    assert_ptr_equal(f->done[1], &f->jobs[3]); /* B's turn came before A's next jobs */
+    assert_ptr_equal(f->done[2], &f->jobs[1]);
+    assert_ptr_equal(f->done[3], &f->jobs[2]);
+    for (size_t i = 0; i < 4; i++)
+        assert_signed(f, &f->jobs[i]);
+    assert_int_equal(a.queued, 0);
+    assert_null(a.head);
+    assert_int_equal(b.in_held, 0);
+    stop_pool(f);
+}
+
 static void test_stop_cancels_held_job(void **state)
 {
     fixture_t *f = *state;
     assert_int_equal(kw_ks_workers_start(&f->pool, &f->loop, 2, 4, on_done), 0);
     kw_ks_workers_submit(&f->pool, &f->jobs[0], &f->jobs[0], 1);
-    assert_ptr_equal(f->pool.held, &f->jobs[0]);
+    assert_ptr_equal(f->pool.solo.held_head, &f->jobs[0]);
     stop_pool(f);
     assert_int_equal(f->n_done, 1);
     assert_true(f->jobs[0].cancelled);
@@ -212,6 +260,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_past_budget_rest_goes_to_workers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_token_key_and_inline_off_never_held, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stop_cancels_held_job, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sources_take_turns, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
