@@ -33,6 +33,7 @@ typedef struct kw_ks_key_s {
     char *name;     /* file name without ".key", or "TOKEN/LABEL" for a token key */
     uint8_t digest[KW_DIGEST_LEN];
     uint8_t ski[KW_SKI_LEN];
+    uint8_t *ir_secret; /* RSA PEM key: implicit-rejection secret (tls_reject.h), secure heap */
     uint8_t *chain_der; /* concatenated DER certificates, leaf first; NULL without a .crt */
     size_t chain_der_len;
 } kw_ks_key_t;

@@ -17,6 +17,7 @@
 #include "keyward/error.h"
 #include "keyward/keyid.h"
 #include "keystore_load.h"
+#include "tls_reject.h"
 
 /* Never prompt for a passphrase: an encrypted key is an error. */
 static int no_password(char *buf, int size, int rwflag, void *u)
@@ -227,6 +228,11 @@ int kw_ks_key_load(const char *dir, const char *name, kw_ks_key_t *key, kw_ks_na
         snprintf(err, errlen, "cannot compute the key id of %s", key_path);
         rc = KW_ECRYPTO;
     }
+    if (rc == 0 && key->type == KW_KS_KEY_RSA &&
+        (key->ir_secret = kw_ks_ir_secret_from_pkey(key->pkey)) == NULL) {
+        snprintf(err, errlen, "cannot derive the implicit-rejection secret of %s", key_path);
+        rc = KW_ECRYPTO;
+    }
     if (rc == 0) {
         key->max_out = (size_t)EVP_PKEY_get_size(key->pkey);
         rc = read_chain(key, crt_path, names, cert_ski, has_cert_ski, err, errlen);
@@ -284,6 +290,7 @@ int kw_ks_key_from_token(kw_ks_p11_found_t *f, kw_ks_key_t *key, kw_ks_names_t *
 void kw_ks_key_clear(kw_ks_key_t *key)
 {
     kw_ks_p11_key_free(key->p11);
+    kw_ks_ir_secret_free(key->ir_secret);
     EVP_PKEY_free(key->pkey);
     free(key->name);
     free(key->chain_der);
