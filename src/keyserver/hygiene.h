@@ -4,9 +4,11 @@
  * (mlock'ed, MADV_DONTDUMP, cleansed on free), and dropping root after the listener is bound and
  * the keys are loaded (--user NAME).
  *
- * Order in main: kw_ks_hygiene_secure_heap (before any key is loaded), load keys, bind,
- * kw_ks_hygiene_drop_privileges (when asked), kw_ks_hygiene_no_dumps (after the uid change,
- * which resets the dumpable flag).
+ * Order in main: kw_ks_hygiene_no_dumps, kw_ks_hygiene_secure_heap (both before any key or PIN
+ * is read), load keys, bind, kw_ks_hygiene_drop_privileges (when asked), kw_ks_hygiene_no_dumps
+ * again (the uid change resets the dumpable flag). Key files readable by group or others are
+ * warned about as they are loaded (kw_ks_hygiene_check_key_file), and so is running as root
+ * without --user (kw_ks_hygiene_warn_root).
  */
 #ifndef KW_KS_HYGIENE_H
 #define KW_KS_HYGIENE_H
@@ -26,6 +28,15 @@ int kw_ks_hygiene_secure_heap(size_t nkeys);
 
 /* PR_SET_DUMPABLE 0 and RLIMIT_CORE 0. Returns 0 or KW_EIO (with a warning logged). */
 int kw_ks_hygiene_no_dumps(void);
+
+/* Warns when the process runs as root and user (--user) is NULL: it will keep root. */
+void kw_ks_hygiene_warn_root(const char *user);
+
+/*
+ * Warns when the open key file fd (path, for the message) is readable or writable by group or
+ * others. Returns 1 when it warned, 0 when the mode is fine (or fstat failed, also logged).
+ */
+int kw_ks_hygiene_check_key_file(int fd, const char *path);
 
 /*
  * Becomes user (name or numeric uid) with its primary group and no supplementary groups, then

@@ -15,6 +15,7 @@
 #include <openssl/x509v3.h>
 
 #include "keyward/error.h"
+#include "hygiene.h"
 #include "keyward/keyid.h"
 #include "keystore_load.h"
 #include "tls_reject.h"
@@ -40,14 +41,23 @@ static char *path_join(const char *dir, const char *name, const char *ext)
 
 static int read_private_key(const char *path, EVP_PKEY **out, char *err, size_t errlen)
 {
-    BIO *bio = BIO_new_file(path, "r");
+    char stdio_buf[4096]; /* stdio's buffer holds the PEM text: ours, so it can be cleansed */
+    FILE *f = fopen(path, "r");
+    BIO *bio = NULL;
+    if (f != NULL && setvbuf(f, stdio_buf, _IOFBF, sizeof(stdio_buf)) == 0)
+        bio = BIO_new_fp(f, BIO_CLOSE);
     if (bio == NULL) {
+        if (f != NULL)
+            fclose(f);
+        OPENSSL_cleanse(stdio_buf, sizeof(stdio_buf));
         snprintf(err, errlen, "cannot open %s", path);
         ERR_clear_error();
         return KW_EIO;
     }
+    (void)kw_ks_hygiene_check_key_file(fileno(f), path); /* the file opened, not its name again */
     *out = PEM_read_bio_PrivateKey_ex(bio, NULL, no_password, NULL, NULL, NULL);
-    BIO_free(bio);
+    BIO_free(bio); /* closes f */
+    OPENSSL_cleanse(stdio_buf, sizeof(stdio_buf));
     if (*out == NULL) {
         snprintf(err, errlen,
                  "%s is not a readable PEM private key (unencrypted PKCS#8 or "

@@ -45,6 +45,10 @@ static int prepare(const kw_ks_config_t *cfg, app_t *a)
     char err[1024] = "";
     size_t skipped = 0;
     size_t nkeys = 0;
+    /* Before anything secret enters memory: no core dump nor ptrace of a process of this uid
+     * while keys (and PINs) are decoded. Again after --user, whose uid change resets the flag. */
+    (void)kw_ks_hygiene_no_dumps(); /* warns on failure */
+    kw_ks_hygiene_warn_root(cfg->user);
     for (size_t i = 0; i < cfg->n_keys_dirs; i++)
         nkeys += kw_ks_hygiene_count_keys(cfg->keys_dirs[i]);
     (void)kw_ks_hygiene_secure_heap(nkeys); /* before any key is decoded; warns on failure */
