@@ -40,7 +40,8 @@ enum {
     OPT_UPSTREAM_CA,
     OPT_UPSTREAM_TIMEOUT,
     OPT_ALLOW,
-    OPT_USER, /* hygiene: drop root after binding and loading keys */
+    OPT_USER,      /* hygiene: drop root after binding and loading keys */
+    OPT_RSA_CACHE, /* hygiene: let OpenSSL cache p and q outside the secure heap */
 };
 
 static const struct option long_opts[] = {
@@ -71,6 +72,7 @@ static const struct option long_opts[] = {
     {"upstream-timeout-ms", required_argument, NULL, OPT_UPSTREAM_TIMEOUT},
     {"allow", required_argument, NULL, OPT_ALLOW},
     {"user", required_argument, NULL, OPT_USER},
+    {"rsa-cache-factors", required_argument, NULL, OPT_RSA_CACHE},
     {NULL, 0, NULL, 0},
 };
 
@@ -89,53 +91,56 @@ void kw_ks_config_defaults(kw_ks_config_t *cfg)
 
 void kw_ks_config_usage(FILE *out)
 {
-    fprintf(out,
-            "usage: keyward-keyserver --cert FILE --key FILE --ca FILE [options]\n"
-            "       keyward-keyserver --config FILE [options]\n"
-            "\n"
-            "Serves private-key operations (KWP, Keyless SSL compatible) over mutual TLS.\n"
-            "SIGHUP reloads keys, tokens and certificates; SIGTERM/SIGINT stop.\n"
-            "\n"
-            "  --config FILE               YAML configuration (every flag has a key there;\n"
-            "                              flags given here override it)\n"
-            "  --listen HOST:PORT          address to listen on (default 127.0.0.1:%d;\n"
-            "                              IPv6 as [::1]:PORT)\n"
-            "  --cert FILE                 the key server's own TLS certificate (PEM, required)\n"
-            "  --key FILE                  its private key (PEM, required)\n"
-            "  --ca FILE                   CA that signs client (edge) certificates (required)\n"
-            "  --keys DIR                  directory of site keys NAME.key (+ NAME.crt chain);\n"
-            "                              repeatable\n"
-            "  --pkcs11-module PATH        PKCS#11 module holding site keys (e.g. SoftHSM2)\n"
-            "  --pkcs11-token LABEL        its token, by label\n"
-            "  --pkcs11-pin-file FILE      file whose first line is the token's user PIN\n"
-            "  --workers N                 private-key worker threads (default: CPU count)\n"
-            "  --idle-timeout-ms MS        close connections idle this long (default 60000)\n"
-            "  --handshake-timeout-ms MS   close connections not through TLS in time (10000)\n"
-            "  --max-inflight N            requests in flight per connection before reading\n"
-            "                              pauses (default 256)\n"
-            "  --max-connections N         refuse connections beyond N (default 0: no limit)\n"
-            "  --request-timeout-ms MS     answer 0x08 for a key operation queued longer than\n"
-            "                              this instead of running it (default 0: never)\n"
-            "  --metrics HOST:PORT         serve Prometheus metrics at http://HOST:PORT/metrics\n"
-            "  --upstream HOST:PORT        key server to forward requests for keys not held\n"
-            "                              here to (repeatable: failover between them)\n"
-            "  --upstream-cert FILE        identity towards upstreams (default: --cert)\n"
-            "  --upstream-key FILE         its private key (default: --key)\n"
-            "  --upstream-ca FILE          CA of the upstreams' certificates (default: --ca)\n"
-            "  --upstream-timeout-ms MS    give up on an upstream answer after MS, answering\n"
-            "                              0x42 (default 3000)\n"
-            "  --allow EDGE=KEY[,KEY...]   authorise an edge for keys (repeatable; with any\n"
-            "                              rule, everything not allowed is refused). EDGE:\n"
-            "                              cn:NAME | san:DNSNAME | spki:HEX; KEY: * |\n"
-            "                              sha256:HEX | ski:HEX | sni:NAME | sni:*.DOMAIN |\n"
-            "                              file:NAME (key file base name). docs/fleet.md\n"
-            "  --audit-log FILE            append one JSON line per operation to FILE\n"
-            "  --user NAME                 run as NAME (no root) once listening and keys are loaded\n"
-            "  --log-level LEVEL           debug, info, warn or error (default info)\n"
-            "  --ctx-cache N               OpenSSL contexts cached per worker (default 64;\n"
-            "                              0 makes one per operation)\n"
-            "  --help                      this text\n",
-            KW_DEFAULT_PORT);
+    fprintf(
+        out,
+        "usage: keyward-keyserver --cert FILE --key FILE --ca FILE [options]\n"
+        "       keyward-keyserver --config FILE [options]\n"
+        "\n"
+        "Serves private-key operations (KWP, Keyless SSL compatible) over mutual TLS.\n"
+        "SIGHUP reloads keys, tokens and certificates; SIGTERM/SIGINT stop.\n"
+        "\n"
+        "  --config FILE               YAML configuration (every flag has a key there;\n"
+        "                              flags given here override it)\n"
+        "  --listen HOST:PORT          address to listen on (default 127.0.0.1:%d;\n"
+        "                              IPv6 as [::1]:PORT)\n"
+        "  --cert FILE                 the key server's own TLS certificate (PEM, required)\n"
+        "  --key FILE                  its private key (PEM, required)\n"
+        "  --ca FILE                   CA that signs client (edge) certificates (required)\n"
+        "  --keys DIR                  directory of site keys NAME.key (+ NAME.crt chain);\n"
+        "                              repeatable\n"
+        "  --pkcs11-module PATH        PKCS#11 module holding site keys (e.g. SoftHSM2)\n"
+        "  --pkcs11-token LABEL        its token, by label\n"
+        "  --pkcs11-pin-file FILE      file whose first line is the token's user PIN\n"
+        "  --workers N                 private-key worker threads (default: CPU count)\n"
+        "  --idle-timeout-ms MS        close connections idle this long (default 60000)\n"
+        "  --handshake-timeout-ms MS   close connections not through TLS in time (10000)\n"
+        "  --max-inflight N            requests in flight per connection before reading\n"
+        "                              pauses (default 256)\n"
+        "  --max-connections N         refuse connections beyond N (default 0: no limit)\n"
+        "  --request-timeout-ms MS     answer 0x08 for a key operation queued longer than\n"
+        "                              this instead of running it (default 0: never)\n"
+        "  --metrics HOST:PORT         serve Prometheus metrics at http://HOST:PORT/metrics\n"
+        "  --upstream HOST:PORT        key server to forward requests for keys not held\n"
+        "                              here to (repeatable: failover between them)\n"
+        "  --upstream-cert FILE        identity towards upstreams (default: --cert)\n"
+        "  --upstream-key FILE         its private key (default: --key)\n"
+        "  --upstream-ca FILE          CA of the upstreams' certificates (default: --ca)\n"
+        "  --upstream-timeout-ms MS    give up on an upstream answer after MS, answering\n"
+        "                              0x42 (default 3000)\n"
+        "  --allow EDGE=KEY[,KEY...]   authorise an edge for keys (repeatable; with any\n"
+        "                              rule, everything not allowed is refused). EDGE:\n"
+        "                              cn:NAME | san:DNSNAME | spki:HEX; KEY: * |\n"
+        "                              sha256:HEX | ski:HEX | sni:NAME | sni:*.DOMAIN |\n"
+        "                              file:NAME (key file base name). docs/fleet.md\n"
+        "  --audit-log FILE            append one JSON line per operation to FILE\n"
+        "  --user NAME                 run as NAME (no root) once listening and keys are loaded\n"
+        "  --rsa-cache-factors yes|no  yes: let OpenSSL cache p and q in ordinary memory, 2-4x\n"
+        "                              faster RSA (default no: docs/security.md)\n"
+        "  --log-level LEVEL           debug, info, warn or error (default info)\n"
+        "  --ctx-cache N               OpenSSL contexts cached per worker (default 64;\n"
+        "                              0 makes one per operation)\n"
+        "  --help                      this text\n",
+        KW_DEFAULT_PORT);
 }
 
 static int parse_uint(const char *s, unsigned long long max, unsigned long long *out)
@@ -286,6 +291,14 @@ static int apply_opt(kw_ks_config_t *cfg, int opt, const char *v)
         return set_str(&cfg->upstream_ca, v);
     case OPT_USER:
         return set_str(&cfg->user, v);
+    case OPT_RSA_CACHE:
+        if (strcmp(v, "yes") == 0 || strcmp(v, "true") == 0)
+            cfg->rsa_cache_factors = 1;
+        else if (strcmp(v, "no") == 0 || strcmp(v, "false") == 0)
+            cfg->rsa_cache_factors = 0;
+        else
+            return KW_EINVAL;
+        return 0;
     case OPT_ALLOW:
         return kw_ks_allow_add_flag(cfg, v);
     case OPT_P11_MODULE:

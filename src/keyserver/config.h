@@ -54,7 +54,8 @@ typedef struct kw_ks_config_s {
     uint64_t upstream_timeout_ms; /* --upstream-timeout-ms, YAML `upstream_timeout_ms`; 0: 3000 */
     char *metrics;                /* --metrics HOST:PORT; NULL: no metrics endpoint */
     char *user;                   /* --user NAME, YAML `user`; NULL: keep the uid (hygiene.c) */
-    uint64_t request_timeout_ms;  /* a job queued longer is answered 0x08 unrun; 0: never */
+    int rsa_cache_factors; /* --rsa-cache-factors yes, YAML `rsa_cache_factors` (hygiene_rsa.c) */
+    uint64_t request_timeout_ms; /* a job queued longer is answered 0x08 unrun; 0: never */
     unsigned workers;
     uint64_t idle_timeout_ms;
     uint64_t handshake_timeout_ms;

@@ -53,6 +53,7 @@ static const struct {
     {"upstream_ca", "upstream-ca"},
     {"upstream_timeout_ms", "upstream-timeout-ms"},
     {"user", "user"},
+    {"rsa_cache_factors", "rsa-cache-factors"},
 };
 
 #define FLAG_ID(i) (K_FLAG + (i))
@@ -99,6 +100,7 @@ static const kw_ks_yaml_key_t top_keys[] = {
     {"upstream_ca", KW_YAML_SCALAR, FLAG_ID(18), NULL},
     {"upstream_timeout_ms", KW_YAML_SCALAR, FLAG_ID(19), NULL},
     {"user", KW_YAML_SCALAR, FLAG_ID(20), NULL},
+    {"rsa_cache_factors", KW_YAML_SCALAR, FLAG_ID(21), NULL},
     {"pkcs11", KW_YAML_MAP_LIST, K_PKCS11, pkcs11_keys},
     {"allow", KW_YAML_MAP_LIST, K_ALLOW, allow_keys},
     {"limits", KW_YAML_MAP, K_LIMITS, limit_keys},

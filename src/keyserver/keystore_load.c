@@ -247,6 +247,11 @@ int kw_ks_key_load(const char *dir, const char *name, kw_ks_key_t *key, kw_ks_na
         key->max_out = (size_t)EVP_PKEY_get_size(key->pkey);
         rc = read_chain(key, crt_path, names, cert_ski, has_cert_ski, err, errlen);
     }
+    /* Last: the certificate check above compares with the provider's key (hygiene.h). */
+    if (rc == 0 && kw_ks_hygiene_rsa_uncached(&key->pkey) != 0) {
+        snprintf(err, errlen, "cannot set up %s without cached prime factors", key_path);
+        rc = KW_ECRYPTO;
+    }
     if (rc != 0) {
         kw_ks_key_clear(key);
         kw_ks_names_free(names);

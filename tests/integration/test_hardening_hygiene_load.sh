@@ -45,3 +45,15 @@ else
     pass "no root warning when not root"
 fi
 kill -0 "$KS_PID" 2>/dev/null || fail "key server died"
+
+# --rsa-cache-factors yes (OpenSSL's own caching, faster RSA) still serves verified signatures.
+PORT2=$(free_port)
+start_keyserver ks2 "$PORT2" --rsa-cache-factors yes
+echo hello >"$KW_TMP/msg"
+kw_cli "$PORT2" sign --key-cert "$PKI/keys/rsa2048.crt" --alg rsa-pss-sha256 --in "$KW_TMP/msg" \
+    --out "$KW_TMP/sig" >/dev/null || fail "sign with --rsa-cache-factors yes"
+openssl x509 -in "$PKI/keys/rsa2048.crt" -pubkey -noout >"$KW_TMP/pub"
+openssl dgst -sha256 -sigopt rsa_padding_mode:pss -sigopt rsa_pss_saltlen:digest \
+    -verify "$KW_TMP/pub" -signature "$KW_TMP/sig" "$KW_TMP/msg" >/dev/null ||
+    fail "signature with --rsa-cache-factors yes does not verify"
+pass "--rsa-cache-factors yes serves verified RSA signatures"
