@@ -15,7 +15,7 @@
  * build hides everywhere else (OPENSSL_API_COMPAT=30000, OPENSSL_NO_DEPRECATED). */
 #undef OPENSSL_NO_DEPRECATED
 #undef OPENSSL_API_COMPAT
-#define OPENSSL_API_COMPAT          10101
+#define OPENSSL_API_COMPAT 10101
 #define OPENSSL_SUPPRESS_DEPRECATED
 
 #include <pthread.h>

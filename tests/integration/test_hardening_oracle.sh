@@ -36,5 +36,5 @@ for key in rsa2048 rsa4096; do
     [ "$key" = rsa4096 ] && n=$((samples / 4))
     oracle "$key" 0xa0 "$n"
 done
-oracle rsa2048 0xa1 $((samples / 3))
+oracle rsa2048 0xa1 $((samples / 4))
 kill -0 "$KS_PID" 2>/dev/null || fail "key server died"

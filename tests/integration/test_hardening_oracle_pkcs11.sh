@@ -5,7 +5,8 @@
 # through the no-raw shim (CKM_RSA_PKCS, the token unpads), and from the PEM file. kw_hard_oracle
 # sends valid and invalid 0xA0 and 0xA1 requests to each token server with the PEM server as its
 # --peer: every answer must be the same on both (so a fleet mixing files and HSMs answers alike),
-# the same when asked again, and right for valid ciphertexts.
+# the same when asked again, and right for valid ciphertexts (kw_hard_oracle compares every second
+# request with the peer and sends every fourth twice).
 . "$(dirname "$0")/lib.sh"
 
 make_pki

@@ -271,12 +271,14 @@ int main(int argc, char **argv)
         if (opcode == KW_OP_TLS_RSA_DECRYPT && (out[0] != 0x03 || out[1] != 0x03))
             no_version++;
         stats_add(&st[cls], dt);
-        /* Every 4th sample again (all would halve the rate): the same answer, from the peer too. */
+        /* Every 4th sample again and every 2nd to the peer (all would cost too much time): the
+         * same answer. */
         if (i % 4 == 0 && (round_trip(ssl, opcode, (uint32_t)i + 1, digest, ct, k, again) != 0 ||
                            memcmp(out, again, sizeof(out)) != 0))
             repeat_differs++;
-        if (pssl != NULL && (round_trip(pssl, opcode, (uint32_t)i + 1, digest, ct, k, again) != 0 ||
-                             memcmp(out, again, sizeof(out)) != 0))
+        if (pssl != NULL && i % 2 == 1 &&
+            (round_trip(pssl, opcode, (uint32_t)i + 1, digest, ct, k, again) != 0 ||
+             memcmp(out, again, sizeof(out)) != 0))
             peer_differs++;
     }
     printf("replies: %ld not 0xF0/48 bytes, %ld valid ciphertexts with a wrong %s, %ld invalid "
@@ -284,9 +286,9 @@ int main(int argc, char **argv)
            bad_form, bad_pms, opcode == KW_OP_TLS_RSA_DECRYPT ? "PMS" : "master secret",
            same_as_pms);
     printf("repeats: %ld of %ld sent again answered differently; %ld replies not starting with the "
-           "version; %ld differ from the peer's%s\n",
+           "version; %ld of %ld differ from the peer's%s\n",
            repeat_differs, (2 * samples + 3) / 4, no_version, peer_differs,
-           pssl != NULL ? "" : " (no --peer)");
+           pssl != NULL ? samples : 0, pssl != NULL ? "" : " (no --peer)");
     double m0, v0, m1, v1;
     stats_print("valid", &st[0], &m0, &v0);
     stats_print("badpad", &st[1], &m1, &v1);
