@@ -134,7 +134,7 @@ void kw_ks_config_usage(FILE *out)
         "                              file:NAME (key file base name). docs/fleet.md\n"
         "  --audit-log FILE            append one JSON line per operation to FILE\n"
         "  --user NAME                 run as NAME (no root) once listening and keys are loaded\n"
-        "  --rsa-cache-factors yes|no  yes: let OpenSSL cache p and q in ordinary memory, 2-4x\n"
+        "  --rsa-cache-factors yes|no  yes: let OpenSSL cache p and q in ordinary memory, ~1.5x\n"
         "                              faster RSA (default no: docs/security.md)\n"
         "  --log-level LEVEL           debug, info, warn or error (default info)\n"
         "  --ctx-cache N               OpenSSL contexts cached per worker (default 64;\n"

@@ -7,7 +7,7 @@
  * keep using the provider's object. So the key is re-decoded here into a legacy RSA object (d2i:
  * its bignums in the secure heap) with a copy of the default method whose init sets no cache flag,
  * which makes OpenSSL run its operations through the legacy RSA code on this very object; the
- * Montgomery contexts are then built per operation and freed cleansed. Costs about 2x per RSA
+ * Montgomery contexts are then built per operation and freed cleansed. Costs about 1.6x CPU per RSA
  * private operation where the cached contexts would allow AVX-512 IFMA (docs/security.md).
  * Deprecated APIs on purpose: OpenSSL 3.0 has no other way to reach these flags.
  */
