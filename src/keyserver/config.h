@@ -54,8 +54,7 @@ typedef struct kw_ks_config_s {
     uint64_t upstream_timeout_ms; /* --upstream-timeout-ms, YAML `upstream_timeout_ms`; 0: 3000 */
     char *metrics;                /* --metrics HOST:PORT; NULL: no metrics endpoint */
     char *user;                   /* --user NAME, YAML `user`; NULL: keep the uid (hygiene.c) */
-    int rsa_cache_factors; /* --rsa-cache-factors yes, YAML `rsa_cache_factors` (hygiene_rsa.c) */
-    uint64_t request_timeout_ms; /* a job queued longer is answered 0x08 unrun; 0: never */
+    uint64_t request_timeout_ms;  /* a job queued longer is answered 0x08 unrun; 0: never */
     unsigned workers;
     uint64_t idle_timeout_ms;
     uint64_t handshake_timeout_ms;
@@ -63,6 +62,10 @@ typedef struct kw_ks_config_s {
     unsigned max_connections; /* 0: unlimited */
     kw_log_level_t log_level;
     unsigned ctx_cache_slots; /* per worker; 0 disables the OpenSSL context cache */
+
+    /* --rsa-cache-factors yes, YAML `rsa_cache_factors`: p and q cached outside the secure heap
+     * (hygiene_rsa.c); read at start only */
+    int rsa_cache_factors;
 } kw_ks_config_t;
 
 /* Fills cfg with the defaults (workers = number of online CPUs). */
