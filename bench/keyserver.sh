@@ -6,7 +6,9 @@
 # Ed25519 signatures, and prints each result with the ratio to `openssl speed -multi $(nproc)`
 # (run before and after the server runs; the mean is the reference). The load generator runs on
 # the same cores as the server, so the ratios are a lower bound of what a separate client gets.
-# Environment: SECONDS_PER_RUN (default 3), KW_BENCH_WORKERS (default: nproc).
+# Environment: SECONDS_PER_RUN (default 3), KW_BENCH_WORKERS (default: nproc),
+# KW_BENCH_RSA_CACHE=yes (run the server with --rsa-cache-factors yes: OpenSSL's cached p and q,
+# faster RSA; the default keeps them in the secure heap, docs/security.md).
 set -euo pipefail
 
 SRC=$(cd "$(dirname "$0")/.." && pwd)
@@ -34,7 +36,7 @@ PKI=$TMP/pki
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()')
 "$KS" --listen "127.0.0.1:$PORT" --cert "$PKI/keyserver.crt" --key "$PKI/keyserver.key" \
     --ca "$PKI/ca.crt" --keys "$PKI/keys" --workers "$WORKERS" --max-inflight 4096 \
-    --log-level warn >"$TMP/ks.log" 2>&1 &
+    --rsa-cache-factors "${KW_BENCH_RSA_CACHE:-no}" --log-level warn >"$TMP/ks.log" 2>&1 &
 KS_PID=$!
 for _ in $(seq 100); do
     (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && break

@@ -75,6 +75,10 @@ typedef struct kw_ks_config_s {
     unsigned max_handshakes_per_ip; /* the same per source address; 0: unlimited */
     kw_log_level_t log_level;
     unsigned ctx_cache_slots; /* per worker; 0 disables the OpenSSL context cache */
+
+    /* --rsa-cache-factors yes, YAML `rsa_cache_factors`: p and q cached outside the secure heap
+     * (hygiene_rsa.c); read at start only */
+    int rsa_cache_factors;
 } kw_ks_config_t;
 
 /* Fills cfg with the defaults (workers = number of online CPUs). */

@@ -64,6 +64,7 @@ static const struct {
     {"max_handshakes", "max-handshakes"}, /* 26 */
     {"max_handshakes_per_ip", "max-handshakes-per-ip"},
     {"metrics_token_file", "metrics-token-file"}, /* 28 */
+    {"rsa_cache_factors", "rsa-cache-factors"}, /* 29 */
 };
 
 #define FLAG_ID(i) (K_FLAG + (i))
@@ -122,6 +123,7 @@ static const kw_ks_yaml_key_t top_keys[] = {
     {"max_handshakes", KW_YAML_SCALAR, FLAG_ID(26), NULL},
     {"max_handshakes_per_ip", KW_YAML_SCALAR, FLAG_ID(27), NULL},
     {"metrics_token_file", KW_YAML_SCALAR, FLAG_ID(28), NULL},
+    {"rsa_cache_factors", KW_YAML_SCALAR, FLAG_ID(29), NULL},
     {"pkcs11", KW_YAML_MAP_LIST, K_PKCS11, pkcs11_keys},
     {"allow", KW_YAML_MAP_LIST, K_ALLOW, allow_keys},
     {"limits", KW_YAML_MAP, K_LIMITS, limit_keys},

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <openssl/crypto.h>
@@ -74,6 +75,28 @@ int kw_ks_hygiene_no_dumps(void)
         rc = KW_EIO;
     }
     return rc;
+}
+
+void kw_ks_hygiene_warn_root(const char *user)
+{
+    if (user == NULL && geteuid() == 0)
+        kw_warn("running as root without --user: after the keys are loaded and the listener is "
+                "bound, nothing drops root (name an unprivileged user with --user or YAML user:)");
+}
+
+int kw_ks_hygiene_check_key_file(int fd, const char *path)
+{
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+        kw_warn("cannot stat key file %s: %s", path, strerror(errno));
+        return 0;
+    }
+    if ((st.st_mode & (S_IRWXG | S_IRWXO)) == 0)
+        return 0;
+    kw_warn("key file %s is accessible by group or others (mode %04o): chmod 600 it (or 640 "
+            "for a group the key server runs as)",
+            path, (unsigned)(st.st_mode & 07777));
+    return 1;
 }
 
 static int lookup_user(const char *user, uid_t *uid, gid_t *gid, char *err, size_t errlen)

@@ -37,6 +37,7 @@ typedef struct kw_ks_key_s {
     int has_cert_ski;
     char **names; /* the names its certificate answers to (SAN DNS, CN), lower case; owned */
     size_t n_names;
+    uint8_t *ir_secret; /* RSA PEM key: implicit-rejection secret (tls_reject.h), secure heap */
     uint8_t *chain_der; /* concatenated DER certificates, leaf first; NULL without a .crt */
     size_t chain_der_len;
 } kw_ks_key_t;

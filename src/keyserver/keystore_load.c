@@ -15,8 +15,10 @@
 #include <openssl/x509v3.h>
 
 #include "keyward/error.h"
+#include "hygiene.h"
 #include "keyward/keyid.h"
 #include "keystore_load.h"
+#include "tls_reject.h"
 
 /* Never prompt for a passphrase: an encrypted key is an error. */
 static int no_password(char *buf, int size, int rwflag, void *u)
@@ -39,14 +41,23 @@ static char *path_join(const char *dir, const char *name, const char *ext)
 
 static int read_private_key(const char *path, EVP_PKEY **out, char *err, size_t errlen)
 {
-    BIO *bio = BIO_new_file(path, "r");
+    char stdio_buf[4096]; /* stdio's buffer holds the PEM text: ours, so it can be cleansed */
+    FILE *f = fopen(path, "r");
+    BIO *bio = NULL;
+    if (f != NULL && setvbuf(f, stdio_buf, _IOFBF, sizeof(stdio_buf)) == 0)
+        bio = BIO_new_fp(f, BIO_CLOSE);
     if (bio == NULL) {
+        if (f != NULL)
+            fclose(f);
+        OPENSSL_cleanse(stdio_buf, sizeof(stdio_buf));
         snprintf(err, errlen, "cannot open %s", path);
         ERR_clear_error();
         return KW_EIO;
     }
+    (void)kw_ks_hygiene_check_key_file(fileno(f), path); /* the file opened, not its name again */
     *out = PEM_read_bio_PrivateKey_ex(bio, NULL, no_password, NULL, NULL, NULL);
-    BIO_free(bio);
+    BIO_free(bio); /* closes f */
+    OPENSSL_cleanse(stdio_buf, sizeof(stdio_buf));
     if (*out == NULL) {
         snprintf(err, errlen,
                  "%s is not a readable PEM private key (unencrypted PKCS#8 or "
@@ -227,9 +238,19 @@ int kw_ks_key_load(const char *dir, const char *name, kw_ks_key_t *key, kw_ks_na
         snprintf(err, errlen, "cannot compute the key id of %s", key_path);
         rc = KW_ECRYPTO;
     }
+    if (rc == 0 && key->type == KW_KS_KEY_RSA &&
+        (key->ir_secret = kw_ks_ir_secret_from_pkey(key->pkey)) == NULL) {
+        snprintf(err, errlen, "cannot derive the implicit-rejection secret of %s", key_path);
+        rc = KW_ECRYPTO;
+    }
     if (rc == 0) {
         key->max_out = (size_t)EVP_PKEY_get_size(key->pkey);
         rc = read_chain(key, crt_path, names, cert_ski, has_cert_ski, err, errlen);
+    }
+    /* Last: the certificate check above compares with the provider's key (hygiene.h). */
+    if (rc == 0 && kw_ks_hygiene_rsa_uncached(&key->pkey) != 0) {
+        snprintf(err, errlen, "cannot set up %s without cached prime factors", key_path);
+        rc = KW_ECRYPTO;
     }
     if (rc != 0) {
         kw_ks_key_clear(key);
@@ -284,6 +305,7 @@ int kw_ks_key_from_token(kw_ks_p11_found_t *f, kw_ks_key_t *key, kw_ks_names_t *
 void kw_ks_key_clear(kw_ks_key_t *key)
 {
     kw_ks_p11_key_free(key->p11);
+    kw_ks_ir_secret_free(key->ir_secret);
     EVP_PKEY_free(key->pkey);
     free(key->name);
     free(key->chain_der);

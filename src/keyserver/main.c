@@ -36,7 +36,8 @@ static void cleanup(app_t *a)
     kw_keystore_unref(a->store);
     kw_ks_metrics_http_stop(a->http);
     kw_ks_metrics_free(a->metrics);
-    kw_ks_p11_ctx_free(a->p11); /* after every store: tokens hold module references */
+    kw_ks_p11_ctx_free(a->p11);  /* after every store: tokens hold module references */
+    kw_ks_hygiene_rsa_cleanup(); /* after every store too: RSA keys use its method */
     if (a->loop_ok && uv_loop_close(&a->loop) != 0)
         kw_warn("event loop closed with handles still open");
 }
@@ -47,6 +48,11 @@ static int prepare(const kw_ks_config_t *cfg, app_t *a)
     char err[1024] = "";
     size_t skipped = 0;
     size_t nkeys = 0;
+    /* Before anything secret enters memory: no core dump nor ptrace of a process of this uid
+     * while keys (and PINs) are decoded. Again after --user, whose uid change resets the flag. */
+    (void)kw_ks_hygiene_no_dumps();                          /* warns on failure */
+    kw_ks_hygiene_rsa_cache_factors(cfg->rsa_cache_factors); /* before keys are decoded */
+    kw_ks_hygiene_warn_root(cfg->user);
     for (size_t i = 0; i < cfg->n_keys_dirs; i++)
         nkeys += kw_ks_hygiene_count_keys(cfg->keys_dirs[i]);
     (void)kw_ks_hygiene_secure_heap(nkeys); /* before any key is decoded; warns on failure */

@@ -9,13 +9,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <openssl/core_names.h>
 #include <openssl/err.h>
-#include <openssl/rand.h>
 #include <openssl/rsa.h>
 
 #include "ops.h"
 #include "ops_master.h"
+#include "tls_reject.h"
 
 typedef enum op_family {
     FAM_NONE = 0,
@@ -170,10 +169,8 @@ static int setup_sign(EVP_PKEY_CTX *pctx, const op_info_t *info)
 static int setup_decrypt(EVP_PKEY_CTX *pctx, const op_info_t *info)
 {
     int pad = RSA_PKCS1_PADDING;
-    if (info->family == FAM_RSA_RAW)
-        pad = RSA_NO_PADDING;
-    else if (info->family == FAM_RSA_TLS)
-        pad = RSA_PKCS1_WITH_TLS_PADDING;
+    if (info->family == FAM_RSA_RAW || info->family == FAM_RSA_TLS)
+        pad = RSA_NO_PADDING; /* 0xA0: tls_reject.c checks the padding */
     return EVP_PKEY_decrypt_init(pctx) == 1 && EVP_PKEY_CTX_set_rsa_padding(pctx, pad) == 1;
 }
 
@@ -217,27 +214,32 @@ static cache_entry_t *cache_get(kw_ks_op_cache_t *c, const kw_ks_key_t *key, uin
 
 /* ---- operations ---- */
 
+/*
+ * 0xA0: raw RSA, then the constant-time TLS check of tls_reject.c, which answers the synthetic PMS
+ * (derived from the ciphertext and the key's secret, so the same every time and on every key
+ * server with this key) when the padding or version is wrong. Raw RSA fails only on public
+ * properties (ciphertext length, value >= n): those get the synthetic PMS too.
+ */
 static uint8_t tls_decrypt(cache_entry_t *e, const kw_ks_key_t *key, const uint8_t *in,
                            size_t inlen, unsigned tls_version, uint8_t *out, size_t *outlen)
 {
-    /* A ciphertext of the wrong length is public information: answer random bytes at once. */
-    int ok = e != NULL && inlen == key->max_out;
+    uint8_t synth[KW_TLS_PMS_LEN];
+    uint8_t em[KW_OP_OUT_MAX];
+    size_t k = key->max_out;
+    if (key->ir_secret == NULL || k < KW_TLS_PMS_LEN + 11 ||
+        !kw_ks_ir_synthetic(key->ir_secret, in, inlen, tls_version, synth))
+        return KW_ERR_INTERNAL;
+    size_t len = sizeof(em);
+    int ok =
+        e != NULL && inlen == k && EVP_PKEY_decrypt(e->pctx, em, &len, in, inlen) == 1 && len == k;
     if (ok) {
-        unsigned version = tls_version;
-        OSSL_PARAM params[2];
-        params[0] = OSSL_PARAM_construct_uint(OSSL_ASYM_CIPHER_PARAM_TLS_CLIENT_VERSION, &version);
-        params[1] = OSSL_PARAM_construct_end();
-        size_t len = KW_TLS_PMS_LEN;
-        ok = EVP_PKEY_CTX_set_params(e->pctx, params) == 1 &&
-             EVP_PKEY_decrypt(e->pctx, out, &len, in, inlen) == 1 && len == KW_TLS_PMS_LEN;
-    }
-    if (!ok) {
-        /* Only reachable through public properties of the ciphertext (length, value >= n): the
-         * padding check itself substitutes random bytes in constant time. */
+        kw_ks_ir_select(em, k, tls_version, synth, out);
+    } else {
         ERR_clear_error();
-        if (RAND_bytes(out, KW_TLS_PMS_LEN) != 1)
-            return KW_ERR_INTERNAL;
+        memcpy(out, synth, KW_TLS_PMS_LEN);
     }
+    OPENSSL_cleanse(em, sizeof(em));
+    OPENSSL_cleanse(synth, sizeof(synth));
     *outlen = KW_TLS_PMS_LEN;
     return 0;
 }

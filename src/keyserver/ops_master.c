@@ -1,7 +1,7 @@
 /*
  * KWP 0xA1, master-secret mode (ops_master.h): request checks and packing on the loop thread; on
- * the worker, the 0xA0 implicit-rejection decryption followed by the TLS 1.2 PRF, so only the
- * master secret of the session is returned and the pre-master secret is cleansed here.
+ * the worker, the 0xA0 decryption with (deterministic) implicit rejection followed by the TLS 1.2
+ * PRF, so only the master secret of the session is returned and the PMS is cleansed here.
  */
 #include <string.h>
 
@@ -101,7 +101,7 @@ uint8_t kw_ks_master_run(kw_ks_op_cache_t *cache, const kw_ks_key_t *key, const 
     size_t slen = in[2];
     const uint8_t *ct = seed + slen;
     size_t ctlen = inlen - KW_MASTER_HDR_LEN - slen;
-    /* Implicit rejection: never fails on bad padding, yields a random PMS instead. */
+    /* Implicit rejection: never fails on bad padding, yields the synthetic PMS instead. */
     uint8_t rc =
         kw_ks_op_run(cache, key, KW_OP_TLS_RSA_DECRYPT, ct, ctlen, tls_version, pms, &pms_len);
     if (rc == 0 && pms_len != KW_TLS_PMS_LEN)

@@ -62,10 +62,11 @@ enum { KW_P11_RSA = 1, KW_P11_EC = 2, KW_P11_ED25519 = 3 };
 struct kw_ks_p11_key_s {
     kw_ks_p11_token_t *token; /* holds a reference */
     CK_OBJECT_HANDLE handle;
-    int type;         /* KW_P11_* */
-    size_t k;         /* RSA modulus bytes; EVP_PKEY_get_size for EC and Ed25519 */
-    uint8_t *modulus; /* RSA: n, k bytes big-endian (ciphertexts >= n are refused here) */
-    char *name;       /* shown in logs */
+    int type;           /* KW_P11_* */
+    size_t k;           /* RSA modulus bytes; EVP_PKEY_get_size for EC and Ed25519 */
+    uint8_t *modulus;   /* RSA: n, k bytes big-endian (ciphertexts >= n are refused here) */
+    uint8_t *ir_secret; /* RSA: implicit-rejection secret (tls_reject.h), secure heap; or NULL */
+    char *name;         /* shown in logs */
 };
 
 /* ---- pkcs11_module.c ---- */
@@ -98,6 +99,15 @@ void kw_ks_p11_session_put(kw_ks_p11_token_t *t, CK_SESSION_HANDLE s, int broken
 
 /* 1 when rv means the session (not the request) is unusable. */
 int kw_ks_p11_rv_breaks_session(CK_RV rv);
+
+/* ---- pkcs11_ops.c ---- */
+
+/*
+ * Derives key->ir_secret (RSA keys) from the token's PKCS#1 v1.5 signature of kw_ks_ir_label
+ * (CKM_RSA_PKCS; or, when the token refuses that, CKM_RSA_X_509 of the same padded block, which
+ * is the same value). Returns 0, or a negative KW_E* (logged: 0xA0/0xA1 then answer an error).
+ */
+int kw_ks_p11_ir_init(kw_ks_p11_key_t *key);
 
 /* ---- pkcs11_object.c ---- */
 

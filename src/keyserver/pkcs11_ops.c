@@ -3,10 +3,11 @@
  * §9.2), CKM_RSA_PKCS_PSS (salt = digest length), CKM_ECDSA (the token's r||s turned into DER, as
  * the protocol answers) and CKM_EDDSA. Decryption: CKM_RSA_X_509 (raw) and the PKCS#1 v1.5 checks
  * done here, so the TLS decrypt (0xA0) checks padding and version in constant time and substitutes
- * a random PMS on failure (RFC 5246 §7.4.7.1): a token that answers "bad padding" with an error
- * after a data-dependent time would be a padding oracle. Only when the token lacks CKM_RSA_X_509
- * does 0xA0 fall back to CKM_RSA_PKCS plus random substitution; its error path is then the
- * token's, and its timing is not under our control (logged once at load; see docs/operator.md).
+ * the key's synthetic PMS on failure (tls_reject.h; RFC 5246 §7.4.7.1): a token that answers "bad
+ * padding" with an error after a data-dependent time would be a padding oracle. Only when the
+ * token lacks CKM_RSA_X_509 does 0xA0 fall back to CKM_RSA_PKCS plus the same substitution; its
+ * error path is then the token's, and its timing is not under our control (logged once at load;
+ * see docs/operator.md). The key's implicit-rejection secret is derived here at load.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -15,36 +16,15 @@
 #include <openssl/crypto.h>
 #include <openssl/ec.h>
 #include <openssl/err.h>
-#include <openssl/rand.h>
 
+#include "ct.h"
+#include "keyward/error.h"
 #include "keyward/log.h"
 #include "keyward/protocol.h"
 #include "pkcs11_internal.h"
+#include "tls_reject.h"
 
 #define EM_MAX 512 /* RSA-4096 */
-
-/* ---- constant-time helpers (all-ones or zero masks) ---- */
-
-static unsigned ct_msb(unsigned a)
-{
-    return 0u - (a >> (sizeof(a) * 8 - 1));
-}
-
-static unsigned ct_is_zero(unsigned a)
-{
-    return ct_msb(~a & (a - 1));
-}
-
-static unsigned ct_eq(unsigned a, unsigned b)
-{
-    return ct_is_zero(a ^ b);
-}
-
-/* a < b for values below 2^31. */
-static unsigned ct_lt(unsigned a, unsigned b)
-{
-    return ct_msb(a - b);
-}
 
 /* ---- running one mechanism ---- */
 
@@ -262,15 +242,15 @@ static uint8_t rsa_pkcs1_decrypt(const kw_ks_p11_key_t *key, const uint8_t *in, 
     CK_RV rv = raw_decrypt(key, in, inlen, em);
     if (rv != CKR_OK)
         return map_rv(key, rv, "RSA decrypt");
-    unsigned good = ct_eq(em[0], 0) & ct_eq(em[1], 2);
+    unsigned good = kw_ct_eq(em[0], 0) & kw_ct_eq(em[1], 2);
     unsigned found = 0;
     unsigned zero_at = 0;
     for (size_t i = 2; i < k; i++) {
-        unsigned is0 = ct_is_zero(em[i]) & ~found;
+        unsigned is0 = kw_ct_is_zero(em[i]) & ~found;
         zero_at = (zero_at & ~is0) | ((unsigned)i & is0);
         found |= is0;
     }
-    good &= found & ~ct_lt(zero_at, 10); /* at least 8 padding bytes */
+    good &= found & ~kw_ct_lt(zero_at, 10); /* at least 8 padding bytes */
     size_t mlen = k - zero_at - 1;
     uint8_t rc = KW_ERR_CRYPTO;
     if (good && mlen <= outmax) { /* 0x01 reports bad padding by design (gokeyless) */
@@ -284,29 +264,21 @@ static uint8_t rsa_pkcs1_decrypt(const kw_ks_p11_key_t *key, const uint8_t *in, 
 
 /* 0xA0 with a token that has CKM_RSA_X_509: constant-time check of the TLS padding and version. */
 static uint8_t tls_decrypt_raw(const kw_ks_p11_key_t *key, const uint8_t *in, size_t inlen,
-                               unsigned version, const uint8_t *rnd, uint8_t *out)
+                               unsigned version, const uint8_t *synth, uint8_t *out)
 {
     uint8_t em[EM_MAX];
-    size_t k = key->k;
     CK_RV rv = raw_decrypt(key, in, inlen, em);
     if (rv != CKR_OK) {
         /* Raw RSA fails only on public properties (ciphertext >= n) or a broken token. */
         OPENSSL_cleanse(em, sizeof(em));
         if (rv == CKR_ENCRYPTED_DATA_INVALID || rv == CKR_ENCRYPTED_DATA_LEN_RANGE ||
             rv == CKR_DATA_INVALID || rv == CKR_DATA_LEN_RANGE) {
-            memcpy(out, rnd, KW_TLS_PMS_LEN);
+            memcpy(out, synth, KW_TLS_PMS_LEN);
             return 0;
         }
         return map_rv(key, rv, "TLS RSA decrypt");
     }
-    size_t sep = k - KW_TLS_PMS_LEN - 1;
-    unsigned good = ct_eq(em[0], 0) & ct_eq(em[1], 2);
-    for (size_t i = 2; i < sep; i++)
-        good &= ~ct_is_zero(em[i]);
-    good &= ct_eq(em[sep], 0);
-    good &= ct_eq(em[sep + 1], (version >> 8) & 0xff) & ct_eq(em[sep + 2], version & 0xff);
-    for (size_t i = 0; i < KW_TLS_PMS_LEN; i++)
-        out[i] = (uint8_t)((em[sep + 1 + i] & good) | (rnd[i] & ~good));
+    kw_ks_ir_select(em, key->k, version, synth, out);
     OPENSSL_cleanse(em, sizeof(em));
     return 0;
 }
@@ -319,7 +291,7 @@ static int session_gone(CK_RV rv)
 }
 
 /*
- * 0xA0 fallback: the token unpads (CKM_RSA_PKCS); any failure yields the random PMS. Tokens
+ * 0xA0 fallback: the token unpads (CKM_RSA_PKCS); any failure yields the synthetic PMS. Tokens
  * report bad padding in their own ways (SoftHSM2: CKR_GENERAL_ERROR, which elsewhere means a
  * broken session), so here nothing the token answers becomes an error reply, a retry (a second
  * decryption only for bad padding would double its time) or a dropped session (its reopening
@@ -327,7 +299,7 @@ static int session_gone(CK_RV rv)
  * ciphertext drop the session and are logged.
  */
 static uint8_t tls_decrypt_pkcs(const kw_ks_p11_key_t *key, const uint8_t *in, size_t inlen,
-                                unsigned version, const uint8_t *rnd, uint8_t *out)
+                                unsigned version, const uint8_t *synth, uint8_t *out)
 {
     uint8_t pms[EM_MAX];
     size_t len = sizeof(pms);
@@ -336,12 +308,13 @@ static uint8_t tls_decrypt_pkcs(const kw_ks_p11_key_t *key, const uint8_t *in, s
     if (rv != CKR_OK)
         len = 0;
     if (session_gone(rv) || rv == CKR_USER_NOT_LOGGED_IN)
-        kw_warn("pkcs11 key %s: TLS RSA decrypt: %s (0x%lx); answered random bytes", key->name,
+        kw_warn("pkcs11 key %s: TLS RSA decrypt: %s (0x%lx); answered the synthetic PMS", key->name,
                 kw_ks_p11_rv_name(rv), (unsigned long)rv);
-    unsigned good = ct_is_zero((unsigned)(rv != CKR_OK)) & ct_eq((unsigned)len, KW_TLS_PMS_LEN);
-    good &= ct_eq(pms[0], (version >> 8) & 0xff) & ct_eq(pms[1], version & 0xff);
+    unsigned good =
+        kw_ct_is_zero((unsigned)(rv != CKR_OK)) & kw_ct_eq((unsigned)len, KW_TLS_PMS_LEN);
+    good &= kw_ct_eq(pms[0], (version >> 8) & 0xff) & kw_ct_eq(pms[1], version & 0xff);
     for (size_t i = 0; i < KW_TLS_PMS_LEN; i++)
-        out[i] = (uint8_t)((pms[i] & good) | (rnd[i] & ~good));
+        out[i] = (uint8_t)((pms[i] & good) | (synth[i] & ~good));
     OPENSSL_cleanse(pms, sizeof(pms));
     return 0;
 }
@@ -349,21 +322,59 @@ static uint8_t tls_decrypt_pkcs(const kw_ks_p11_key_t *key, const uint8_t *in, s
 static uint8_t tls_decrypt(const kw_ks_p11_key_t *key, const uint8_t *in, size_t inlen,
                            unsigned version, uint8_t *out, size_t outmax, size_t *outlen)
 {
-    uint8_t rnd[KW_TLS_PMS_LEN];
+    uint8_t synth[KW_TLS_PMS_LEN];
     if (outmax < KW_TLS_PMS_LEN || key->k > EM_MAX || key->k < KW_TLS_PMS_LEN + 11 ||
-        RAND_bytes(rnd, sizeof(rnd)) != 1)
+        key->ir_secret == NULL || !kw_ks_ir_synthetic(key->ir_secret, in, inlen, version, synth))
         return KW_ERR_INTERNAL;
     uint8_t rc = 0;
-    if (inlen != key->k) /* public: answer random bytes at once, as for PEM keys */
-        memcpy(out, rnd, KW_TLS_PMS_LEN);
+    if (inlen != key->k) /* public: answer the synthetic PMS at once, as for PEM keys */
+        memcpy(out, synth, KW_TLS_PMS_LEN);
     else if (key->token->mechs & KW_P11_MECH_RSA_X509)
-        rc = tls_decrypt_raw(key, in, inlen, version, rnd, out);
+        rc = tls_decrypt_raw(key, in, inlen, version, synth, out);
     else
-        rc = tls_decrypt_pkcs(key, in, inlen, version, rnd, out);
-    OPENSSL_cleanse(rnd, sizeof(rnd));
+        rc = tls_decrypt_pkcs(key, in, inlen, version, synth, out);
+    OPENSSL_cleanse(synth, sizeof(synth));
     if (rc == 0)
         *outlen = KW_TLS_PMS_LEN;
     return rc;
+}
+
+/* EMSA-PKCS1-v1_5 type 1 block of kw_ks_ir_label: what CKM_RSA_PKCS signs, for CKM_RSA_X_509. */
+static void label_block(uint8_t *em, size_t k)
+{
+    size_t ps = k - 3 - KW_KS_IR_LABEL_LEN;
+    em[0] = 0x00;
+    em[1] = 0x01;
+    memset(em + 2, 0xff, ps);
+    em[2 + ps] = 0x00;
+    memcpy(em + 3 + ps, kw_ks_ir_label, KW_KS_IR_LABEL_LEN);
+}
+
+int kw_ks_p11_ir_init(kw_ks_p11_key_t *key)
+{
+    uint8_t sig[EM_MAX];
+    uint8_t em[EM_MAX];
+    size_t len = sizeof(sig);
+    if (key->type != KW_P11_RSA)
+        return 0;
+    if (key->k > EM_MAX || key->k < KW_KS_IR_LABEL_LEN + 11)
+        return KW_EINVAL;
+    CK_MECHANISM mech = {CKM_RSA_PKCS, NULL, 0};
+    CK_RV rv = run_mech(key, 0, &mech, kw_ks_ir_label, KW_KS_IR_LABEL_LEN, sig, &len);
+    if (rv != CKR_OK && (key->token->mechs & KW_P11_MECH_RSA_X509)) {
+        label_block(em, key->k); /* the same value through raw RSA */
+        len = key->k;
+        rv = raw_decrypt(key, em, key->k, sig);
+    }
+    if (rv == CKR_OK && len == key->k)
+        key->ir_secret = kw_ks_ir_secret_from_sig(sig, len);
+    OPENSSL_cleanse(sig, sizeof(sig));
+    if (key->ir_secret != NULL)
+        return 0;
+    kw_error("pkcs11 key %s: cannot derive its implicit-rejection secret (the token refused to "
+             "sign with CKM_RSA_PKCS: %s); TLS RSA decryption (0xA0/0xA1) with it answers an error",
+             key->name, kw_ks_p11_rv_name(rv));
+    return rv == CKR_HOST_MEMORY ? KW_ENOMEM : KW_ECRYPTO;
 }
 
 uint8_t kw_ks_p11_op_run(const kw_ks_p11_key_t *key, uint8_t opcode, const uint8_t *in,

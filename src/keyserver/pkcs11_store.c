@@ -15,6 +15,7 @@
 #include "keyward/keyid.h"
 #include "keyward/log.h"
 #include "pkcs11_internal.h"
+#include "tls_reject.h"
 
 #define MAX_KEYS_PER_TOKEN 1024
 
@@ -192,6 +193,8 @@ static int examine(kw_ks_p11_token_t *t, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE o
             rc = f.key->name == NULL ? KW_ENOMEM : 0;
             if (rc == 0 && type == KW_P11_RSA)
                 rc = get_modulus(f.pub, k, &f.key->modulus);
+            if (rc == 0 && type == KW_P11_RSA && kw_ks_p11_ir_init(f.key) == KW_ENOMEM)
+                rc = KW_ENOMEM; /* other failures are logged; the key still signs */
             if (rc == 0)
                 rc = list_add(out, &f);
         }
@@ -281,6 +284,7 @@ void kw_ks_p11_key_free(kw_ks_p11_key_t *key)
     if (key == NULL)
         return;
     kw_ks_p11_token_unref(key->token);
+    kw_ks_ir_secret_free(key->ir_secret);
     free(key->modulus);
     free(key->name);
     free(key);

@@ -2,8 +2,9 @@
 # PKCS#11 token without raw RSA: SoftHSM2 behind tests/integration/p11shim/kw_p11_noraw.c, which
 # hides CKM_RSA_X_509 (as an HSM whose policy forbids raw RSA). The key server must say so at load
 # and fall back to CKM_RSA_PKCS for TLS RSA decryption (0xA0) with constant-time substitution of
-# a random pre-master secret: a good ciphertext gives the PMS, a wrong ClientHello version, bad
-# padding or a wrong length give 48 other bytes (never an error, which would be an oracle);
+# the key's synthetic pre-master secret: a good ciphertext gives the PMS, a wrong ClientHello
+# version, bad padding or a wrong length give 48 other bytes, the same every time (never an error
+# nor fresh random bytes, which would be oracles);
 # PKCS#1 decryption (0x01) goes through the token's unpadding; raw decryption (0x08) is refused
 # with an error reply and the server serves on. Then real TLS 1.2 RSA key exchange through
 # openssl s_server with the keyward provider and a stub.
@@ -57,25 +58,27 @@ grep -q "CKM_RSA_PKCS decrypt" "$KW_P11_SHIM_LOG" || fail "the token was not ask
 pass "0xA0: a good ciphertext gives the PMS, unpadded by the token (CKM_RSA_PKCS)"
 
 declare -A seen
-check_random() { # WHAT ARGS...: 48 bytes, not the PMS, never an error
-    local what=$1
+check_synthetic() { # WHAT ARGS...: 48 bytes, not the PMS, never an error, the same when asked again
+    local what=$1 h
     shift
     rawc --op 0xa0 "$@" --out "$H/dec" >/dev/null || fail "0xA0 ($what) answered an error"
     [ "$(wc -c <"$H/dec")" = 48 ] || fail "0xA0 ($what): not 48 bytes"
     cmp -s "$H/pms" "$H/dec" && fail "0xA0 ($what) returned the PMS"
-    local h
+    rawc --op 0xa0 "$@" --out "$H/dec2" >/dev/null || fail "0xA0 ($what) again answered an error"
+    cmp -s "$H/dec" "$H/dec2" || fail "0xA0 ($what): another answer the second time (an oracle)"
     h=$(sha256sum "$H/dec" | cut -d' ' -f1)
-    [ -z "${seen[$h]:-}" ] || fail "0xA0 ($what): the same 'random' bytes twice"
+    [ -z "${seen[$h]:-}" ] || fail "0xA0 ($what): the same synthetic bytes as another input"
     seen[$h]=1
 }
-check_random "version mismatch" --payload-file "$H/ct" --extra-hex 0301
-check_random "version mismatch again" --payload-file "$H/ct" --extra-hex 0301
+check_synthetic "version mismatch" --payload-file "$H/ct" --extra-hex 0301
+check_synthetic "another version mismatch" --payload-file "$H/ct" --extra-hex 0302
 head -c 48 /dev/urandom >"$H/notpadded"
 openssl pkeyutl -encrypt -pubin -inkey "$H/rsa.pub.pem" -pkeyopt rsa_padding_mode:none \
     -in <(printf '\000'; head -c 255 /dev/urandom) -out "$H/badpad" || fail "raw encrypt"
-check_random "bad padding" --payload-file "$H/badpad" --extra-hex 0303
-check_random "short ciphertext" --payload-file "$H/notpadded" --extra-hex 0303
-pass "0xA0: version mismatch, bad padding and a short ciphertext give fresh random 48 bytes"
+check_synthetic "bad padding" --payload-file "$H/badpad" --extra-hex 0303
+check_synthetic "short ciphertext" --payload-file "$H/notpadded" --extra-hex 0303
+pass "0xA0: version mismatch, bad padding and a short ciphertext give 48 synthetic bytes, the" \
+    "same when asked again, different per input"
 
 head -c 32 /dev/urandom >"$H/secret"
 openssl pkeyutl -encrypt -pubin -inkey "$H/rsa.pub.pem" -in "$H/secret" -out "$H/ct1" ||

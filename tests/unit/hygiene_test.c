@@ -2,15 +2,19 @@
  * Key hygiene tests (src/keyserver/hygiene.c): after the secure heap is started, private keys
  * decoded from PEM (RSA bignums, EC scalar, Ed25519 bytes) are allocated in it; core dumps are
  * off; --user drops root for good (run as root: in a child, to nobody); an unknown user and root
- * itself are refused.
+ * itself are refused; after RSA operations through the key store and ops.c, no copy of p or q is
+ * left in memory outside the secure heap (issue 20: OpenSSL's cached Montgomery contexts).
  */
 #include <setjmp.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -18,10 +22,13 @@
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
+#include <openssl/core_names.h>
 #include <openssl/pem.h>
 
 #include "hygiene.h"
+#include "keystore_load.h"
 #include "keyward/error.h"
+#include "ops.h"
 
 /* PEM of a fresh private key of the given type. */
 static BIO *pem_of(EVP_PKEY *pkey)
@@ -124,12 +131,139 @@ static void test_drop_privileges(void **state)
     assert_int_equal(in_child(child_drop), 0);
 }
 
+/* ---- p and q outside the secure heap ---- */
+
+static char key_dir[] = "/tmp/kwhyg.XXXXXX";
+static uint8_t needles[6][16]; /* 16-byte windows (start, middle, end) of p and q, as limbs */
+
+static int child_write_key(void)
+{
+    char path[64];
+    EVP_PKEY *k = EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)2048);
+    snprintf(path, sizeof(path), "%s/k.key", key_dir);
+    FILE *f = fopen(path, "w");
+    if (f != NULL)
+        (void)fchmod(fileno(f), 0600);
+    int ok = k != NULL && f != NULL && PEM_write_PrivateKey(f, k, NULL, NULL, 0, NULL, NULL) == 1;
+    if (f != NULL)
+        fclose(f);
+    EVP_PKEY_free(k);
+    return ok ? 0 : 1;
+}
+
+/* The windows of p and q of the key file, read through the provider (secure heap) and BIGNUMs
+ * freed with BN_clear_free. */
+static int load_needles(void)
+{
+    char path[64];
+    snprintf(path, sizeof(path), "%s/k.key", key_dir);
+    FILE *f = fopen(path, "r");
+    EVP_PKEY *k = f != NULL ? PEM_read_PrivateKey(f, NULL, NULL, NULL) : NULL;
+    if (f != NULL)
+        fclose(f);
+    const char *names[2] = {OSSL_PKEY_PARAM_RSA_FACTOR1, OSSL_PKEY_PARAM_RSA_FACTOR2};
+    int ok = k != NULL;
+    for (int i = 0; ok && i < 2; i++) {
+        BIGNUM *bn = NULL;
+        uint8_t le[128];
+        ok = EVP_PKEY_get_bn_param(k, names[i], &bn) == 1 &&
+             BN_bn2lebinpad(bn, le, sizeof(le)) == sizeof(le);
+        for (int j = 0; ok && j < 3; j++)
+            memcpy(needles[3 * i + j], le + j * 56, 16);
+        OPENSSL_cleanse(le, sizeof(le));
+        BN_clear_free(bn);
+    }
+    EVP_PKEY_free(k);
+    return ok;
+}
+
+/* Windows of p or q found in writable memory outside the secure heap (and the needles). */
+static int count_outside(void)
+{
+    FILE *f = fopen("/proc/self/maps", "r");
+    char line[512];
+    int found = 0;
+    while (f != NULL && fgets(line, sizeof(line), f) != NULL) {
+        unsigned long a, b;
+        char perm[8];
+        if (sscanf(line, "%lx-%lx %7s", &a, &b, perm) != 3 || perm[0] != 'r' || perm[1] != 'w' ||
+            strstr(line, "[vvar]") != NULL)
+            continue;
+        for (int n = 0; n < 6; n++) {
+            const uint8_t *p = (const uint8_t *)a;
+            const uint8_t *end = (const uint8_t *)b;
+            const uint8_t *hit;
+            while (p < end && (hit = memmem(p, (size_t)(end - p), needles[n], 16)) != NULL) {
+                if ((hit < needles[0] || hit >= needles[0] + sizeof(needles)) &&
+                    !CRYPTO_secure_allocated(hit))
+                    found++;
+                p = hit + 1;
+            }
+        }
+    }
+    if (f != NULL)
+        fclose(f);
+    return found;
+}
+
+static int child_factors(void)
+{
+    kw_ks_key_t key;
+    kw_ks_names_t names = {0};
+    uint8_t cert_ski[32], out[KW_OP_OUT_MAX], in[256], digest[32] = {1};
+    int has_ski = 0;
+    char err[256];
+    size_t outlen;
+    memset(&key, 0, sizeof(key));
+    kw_ks_hygiene_rsa_cache_factors(getenv("KW_TEST_CACHE") != NULL);
+    if (!load_needles())
+        return 10;
+    if (kw_ks_key_load(key_dir, "k", &key, &names, cert_ski, &has_ski, err, sizeof(err)) != 0)
+        return 11;
+    kw_ks_op_cache_t *cache = kw_ks_op_cache_new(8);
+    memset(in, 0x42, sizeof(in));
+    in[0] = 0;
+    for (int i = 0; i < 3; i++) {
+        if (cache == NULL ||
+            kw_ks_op_run(cache, &key, KW_OP_RSA_SIGN_SHA256, digest, 32, 0, out, &outlen) != 0 ||
+            kw_ks_op_run(cache, &key, KW_OP_TLS_RSA_DECRYPT, in, 256, 0x0303, out, &outlen) != 0)
+            return 12;
+    }
+    int outside = count_outside();
+    kw_ks_op_cache_free(cache);
+    kw_ks_key_clear(&key);
+    kw_ks_names_free(&names);
+    if (outside > 0)
+        fprintf(stderr, "%d windows of p or q outside the secure heap\n", outside);
+    return outside > 0 ? 20 : 0;
+}
+
+static void test_factors_stay_secure(void **state)
+{
+    (void)state;
+#if defined(__SANITIZE_ADDRESS__)
+    skip(); /* the scan reads freed (poisoned) memory and ASan's shadow regions */
+#endif
+    if (!CRYPTO_secure_malloc_initialized())
+        assert_true(kw_ks_hygiene_secure_heap(3) >= 0);
+    assert_non_null(mkdtemp(key_dir));
+    /* The key is made and used in children of a process that never held it. */
+    assert_int_equal(in_child(child_write_key), 0);
+    int rc = in_child(child_factors);
+    char path[64];
+    snprintf(path, sizeof(path), "%s/k.key", key_dir);
+    unlink(path);
+    rmdir(key_dir);
+    assert_int_equal(rc, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_secure_heap),
         cmocka_unit_test(test_no_dumps),
         cmocka_unit_test(test_drop_privileges),
+        cmocka_unit_test(test_factors_stay_secure),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -20,6 +20,7 @@
 
 #include "ops.h"
 #include "ops_master.h"
+#include "tls_reject.h"
 
 static uint8_t cr[32], sr[32], hash[48], prf256 = KW_PRF_SHA256, prf384 = KW_PRF_SHA384;
 
@@ -105,6 +106,8 @@ static void test_run(void **state)
     key.type = KW_KS_KEY_RSA;
     key.bits = 2048;
     key.max_out = (size_t)EVP_PKEY_get_size(pk);
+    key.ir_secret = kw_ks_ir_secret_from_pkey(pk); /* as keystore_load.c does */
+    assert_non_null(key.ir_secret);
     uint8_t pms[48], ct[256], out[KW_OP_OUT_MAX], want[48];
     size_t ctlen = sizeof(ct);
     assert_int_equal(RAND_bytes(pms, 48), 1);
@@ -143,7 +146,14 @@ static void test_run(void **state)
     run_master(cache, &key, &m, ct, ctlen, out);
     ref_prf("SHA256", "master secret", pms, seed, 64, want);
     assert_memory_not_equal(out, want, 48);
+    /* implicit rejection is deterministic: the same answer again (no two-query oracle) */
+    uint8_t first[48];
+    memcpy(first, out, 48);
+    m = base_msg();
+    run_master(cache, &key, &m, ct, ctlen, out);
+    assert_memory_equal(out, first, 48);
 
+    kw_ks_ir_secret_free(key.ir_secret);
     kw_ks_op_cache_free(cache);
     EVP_PKEY_free(pk);
 }

@@ -29,6 +29,7 @@
 #include "keyward/error.h"
 #include "keyward/protocol.h"
 #include "pkcs11_internal.h"
+#include "tls_reject.h"
 
 #define TOKEN "kwunit"
 #define PIN   "4321"
@@ -322,11 +323,24 @@ static void test_tls_decrypt(void **state)
             0);
         assert_int_equal(outlen, 48);
         assert_memory_not_equal(out, pms, 48);
+        assert_int_equal(out[0], 0x03); /* the synthetic PMS starts with the version */
+        assert_int_equal(out[1], 0x03);
         memcpy(first, out, 48);
         assert_int_equal(
             kw_ks_p11_op_run(key, KW_OP_TLS_RSA_DECRYPT, c, 256, 0x0303, out, sizeof(out), &outlen),
             0);
-        assert_memory_not_equal(out, first, 48); /* fresh random each time */
+        assert_memory_equal(out, first, 48); /* deterministic: no two-query oracle */
+        /* the same as for the PEM key the token's key was imported from */
+        uint8_t *secret = kw_ks_ir_secret_from_pkey(fx.rsa);
+        uint8_t synth[48];
+        assert_non_null(secret);
+        assert_int_equal(kw_ks_ir_synthetic(secret, c, 256, 0x0303, synth), 1);
+        kw_ks_ir_secret_free(secret);
+        assert_memory_equal(synth, first, 48);
+        assert_int_equal(
+            kw_ks_p11_op_run(key, KW_OP_TLS_RSA_DECRYPT, c, 256, 0x0302, out, sizeof(out), &outlen),
+            0);
+        assert_memory_not_equal(out, first, 48); /* the version is an input of the derivation */
     }
     /* wrong length and a ciphertext >= n: still 48 random bytes, no error */
     assert_int_equal(

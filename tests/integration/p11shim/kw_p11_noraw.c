@@ -5,12 +5,17 @@
  * raw RSA; every other call goes straight to the real module. The key server's fallback for such
  * tokens (0xA0 through CKM_RSA_PKCS with random substitution) is tested through it
  * (test_keyserver_pkcs11_noraw.sh). Counts the CKM_RSA_PKCS decryptions it passes on in
- * $KW_P11_SHIM_LOG (one line each), so the test can see the fallback was used.
+ * $KW_P11_SHIM_LOG (one line each), so the test can see the fallback was used, and logs there
+ * at C_Initialize (the token is opened before its PIN and keys are read) whether the process is
+ * dumpable and its core size limits (test_hardening_hygiene_load.sh).
  */
 #include <dlfcn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <sys/prctl.h>
+#include <sys/resource.h>
 
 #include <p11-kit/pkcs11.h>
 
@@ -66,6 +71,20 @@ static CK_RV shim_decrypt_init(CK_SESSION_HANDLE session, CK_MECHANISM_PTR mech,
     return real->C_DecryptInit(session, mech, key);
 }
 
+static CK_RV shim_initialize(CK_VOID_PTR args)
+{
+    struct rlimit rl = {0, 0};
+    FILE *f = getenv("KW_P11_SHIM_LOG") != NULL ? fopen(getenv("KW_P11_SHIM_LOG"), "a") : NULL;
+    if (f != NULL && getrlimit(RLIMIT_CORE, &rl) == 0) {
+        fprintf(f, "C_Initialize dumpable=%d core_soft=%llu core_hard=%llu\n",
+                prctl(PR_GET_DUMPABLE, 0, 0, 0, 0), (unsigned long long)rl.rlim_cur,
+                (unsigned long long)rl.rlim_max);
+    }
+    if (f != NULL)
+        fclose(f);
+    return real->C_Initialize(args);
+}
+
 CK_RV C_GetFunctionList(CK_FUNCTION_LIST_PTR_PTR out)
 {
     if (out == NULL)
@@ -85,6 +104,7 @@ CK_RV C_GetFunctionList(CK_FUNCTION_LIST_PTR_PTR out)
         shim.C_GetMechanismList = shim_get_mechanism_list;
         shim.C_GetMechanismInfo = shim_get_mechanism_info;
         shim.C_DecryptInit = shim_decrypt_init;
+        shim.C_Initialize = shim_initialize;
     }
     *out = &shim;
     return CKR_OK;

@@ -6,10 +6,19 @@
  *            a wrong block type (00 01), valid padding around a 47-byte message, valid padding
  *            with the wrong version bytes;
  * sends them one at a time over one connection and times each round trip. Every reply must be
- * 0xF0 with 48 bytes, and a valid ciphertext must decrypt to its own PMS. Prints the latency
- * statistics of both classes and Welch's t (reported, not asserted: timing on a shared VM).
+ * 0xF0 with 48 bytes, and a valid ciphertext must decrypt to its own PMS. Implicit rejection must
+ * also be deterministic and look like a PMS: an invalid ciphertext sent again gives the same
+ * reply (a fresh random PMS each time would tell invalid from valid in two queries), a reply
+ * starts with the ClientHello version bytes, and with --peer H:P (a second key server holding
+ * the same key, e.g. one on a PKCS#11 token) every reply equals the peer's.
+ * --op 0xa1 asks for master secrets instead (fixed client/server randoms, SHA-256 PRF): valid
+ * ciphertexts give the master secret of their PMS, and the same checks apply (but the version
+ * prefix, which the PRF hides).
+ * Prints the latency statistics of both classes and Welch's t (reported, not asserted: timing on
+ * a shared VM).
  * Usage: kw_hard_oracle --server H:P --cert F --key F --ca F --key-cert SITE.crt [--samples N]
- * Exit status: 0 replies indistinguishable in form, 1 usage/setup, 2 a reply differed.
+ *        [--peer H:P] [--op 0xa0|0xa1]
+ * Exit status: 0 replies indistinguishable, 1 usage/setup, 2 a reply differed.
  */
 #include <getopt.h>
 #include <stdio.h>
@@ -24,6 +33,7 @@
 
 #include "keyward/protocol.h"
 #include "kw_tool.h"
+#include "ops_master.h"
 
 #define K_MAX 512
 
@@ -99,19 +109,30 @@ static void raw_encrypt(EVP_PKEY *pub, const uint8_t *em, size_t k, uint8_t *ct)
     EVP_PKEY_CTX_free(ctx);
 }
 
-/* One request/reply. Returns 0 when the reply is 0xF0 with 48 bytes (copied to out). */
-static int round_trip(SSL *ssl, uint32_t id, const uint8_t *digest, const uint8_t *ct, size_t k,
-                      uint8_t *out)
+/* Fixed seeds of the 0xA1 requests. */
+static const uint8_t client_random[KW_TLS_RANDOM_LEN] = "keyward oracle test client rand";
+static const uint8_t server_random[KW_TLS_RANDOM_LEN] = "keyward oracle test server rand";
+
+/* One request/reply (opcode 0xA0 or 0xA1). Returns 0 when the reply is 0xF0 with 48 bytes
+ * (copied to out). */
+static int round_trip(SSL *ssl, uint8_t opcode, uint32_t id, const uint8_t *digest,
+                      const uint8_t *ct, size_t k, uint8_t *out)
 {
     static const uint8_t version[2] = {0x03, 0x03};
+    static const uint8_t prf = KW_PRF_SHA256;
     static uint8_t buf[KW_MAX_FRAME];
     kw_msg_t m = {0};
     m.id = id;
     m.has_opcode = 1;
-    m.opcode = KW_OP_TLS_RSA_DECRYPT;
+    m.opcode = opcode;
     m.digest = kw_bytes(digest, KW_DIGEST_LEN);
     m.payload = kw_bytes(ct, k);
     m.extra = kw_bytes(version, sizeof(version));
+    if (opcode == KW_OP_TLS12_MASTER) {
+        m.client_random = kw_bytes(client_random, sizeof(client_random));
+        m.server_random = kw_bytes(server_random, sizeof(server_random));
+        m.prf_digest = kw_bytes(&prf, 1);
+    }
     kw_msg_t r;
     int rc = kw_tool_call(ssl, &m, buf, &r);
     if (rc == KW_TOOL_EENCODE)
@@ -164,22 +185,50 @@ static void stats_print(const char *name, stats_t *s, double *mean, double *var)
            root(*var), s->v[s->n / 2], s->v[s->n / 10], s->v[s->n * 9 / 10]);
 }
 
+/* What a valid ciphertext of pms must answer: the PMS itself, or (0xA1) its master secret. */
+static void expected(uint8_t opcode, const uint8_t *pms, uint8_t *want)
+{
+    uint8_t seed[2 * KW_TLS_RANDOM_LEN];
+    if (opcode == KW_OP_TLS_RSA_DECRYPT) {
+        memcpy(want, pms, KW_TLS_PMS_LEN);
+        return;
+    }
+    memcpy(seed, client_random, KW_TLS_RANDOM_LEN);
+    memcpy(seed + KW_TLS_RANDOM_LEN, server_random, KW_TLS_RANDOM_LEN);
+    if (!kw_ks_master_derive("SHA256", 0, pms, KW_TLS_PMS_LEN, seed, sizeof(seed), want))
+        die("TLS1-PRF");
+}
+
 int main(int argc, char **argv)
 {
-    static const struct option lo[] = {KW_TOOL_OPTIONS, {"samples", 1, 0, 'n'}, {0, 0, 0, 0}};
+    static const struct option lo[] = {KW_TOOL_OPTIONS,
+                                       {"samples", 1, 0, 'n'},
+                                       {"peer", 1, 0, 'p'},
+                                       {"op", 1, 0, 'o'},
+                                       {0, 0, 0, 0}};
     kw_tool_opts_t to = {0};
     long samples = 2000;
+    const char *peer = NULL;
+    uint8_t opcode = KW_OP_TLS_RSA_DECRYPT;
     for (;;) {
         int ch = kw_tool_getopt(argc, argv, "", lo, &to);
         if (ch == -1)
             break;
-        if (ch != 'n')
+        if (ch == 'n')
+            samples = strtol(optarg, NULL, 0);
+        else if (ch == 'p')
+            peer = optarg;
+        else if (ch == 'o')
+            opcode = (uint8_t)strtoul(optarg, NULL, 0);
+        else
             die("see the comment at the top of kw_hard_oracle.c");
-        samples = strtol(optarg, NULL, 0);
     }
+    if (opcode != KW_OP_TLS_RSA_DECRYPT && opcode != KW_OP_TLS12_MASTER)
+        die("--op must be 0xa0 or 0xa1");
     if (to.server == NULL || to.ca == NULL || to.key_cert == NULL || samples < 10)
         die("need --server, --ca, --key-cert (and --samples >= 10)");
-    uint8_t digest[KW_DIGEST_LEN], em[K_MAX], ct[K_MAX], pms[KW_TLS_PMS_LEN], out[48];
+    uint8_t digest[KW_DIGEST_LEN], em[K_MAX], ct[K_MAX], pms[KW_TLS_PMS_LEN], out[48], want[48];
+    uint8_t again[48];
     EVP_PKEY *pub = load_pub(to.key_cert, digest);
     size_t k = (size_t)EVP_PKEY_get_size(pub);
     if (k > K_MAX)
@@ -187,9 +236,17 @@ int main(int argc, char **argv)
     SSL_CTX *ctx = kw_tool_client_ctx(&to);
     int fd = -1;
     SSL *ssl = kw_tool_tls_connect(ctx, &to, NULL, &fd);
+    kw_tool_opts_t po = to;
+    int pfd = -1;
+    SSL *pssl = NULL;
+    if (peer != NULL) {
+        po.server = peer;
+        pssl = kw_tool_tls_connect(ctx, &po, NULL, &pfd);
+    }
     stats_t st[2] = {{0, 0, 0, calloc((size_t)samples, sizeof(double))},
                      {0, 0, 0, calloc((size_t)samples, sizeof(double))}};
-    long bad_form = 0, bad_pms = 0, same_as_pms = 0;
+    long bad_form = 0, bad_pms = 0, same_as_pms = 0, repeat_differs = 0, no_version = 0;
+    long peer_differs = 0;
     for (long i = 0; i < 2 * samples; i++) {
         int cls = 0;
         if (st[0].n >= samples)
@@ -199,22 +256,39 @@ int main(int argc, char **argv)
         int kind = cls == 0 ? 0 : 1 + (int)(random() % 6);
         make_block(kind, em, k, pms);
         raw_encrypt(pub, em, k, ct);
+        expected(opcode, pms, want);
         double t0 = kw_tool_now();
-        int rc = round_trip(ssl, (uint32_t)i + 1, digest, ct, k, out);
+        int rc = round_trip(ssl, opcode, (uint32_t)i + 1, digest, ct, k, out);
         double dt = (kw_tool_now() - t0) * 1e6; /* microseconds */
         if (rc != 0) {
             bad_form++;
             continue;
         }
-        if (cls == 0 && memcmp(out, pms, sizeof(out)) != 0)
+        if (cls == 0 && memcmp(out, want, sizeof(out)) != 0)
             bad_pms++;
-        if (cls == 1 && memcmp(out, pms, sizeof(out)) == 0)
+        if (cls == 1 && memcmp(out, want, sizeof(out)) == 0)
             same_as_pms++;
+        if (opcode == KW_OP_TLS_RSA_DECRYPT && (out[0] != 0x03 || out[1] != 0x03))
+            no_version++;
         stats_add(&st[cls], dt);
+        /* Every 4th sample again and every 2nd to the peer (all would cost too much time): the
+         * same answer. */
+        if (i % 4 == 0 && (round_trip(ssl, opcode, (uint32_t)i + 1, digest, ct, k, again) != 0 ||
+                           memcmp(out, again, sizeof(out)) != 0))
+            repeat_differs++;
+        if (pssl != NULL && i % 2 == 1 &&
+            (round_trip(pssl, opcode, (uint32_t)i + 1, digest, ct, k, again) != 0 ||
+             memcmp(out, again, sizeof(out)) != 0))
+            peer_differs++;
     }
-    printf("replies: %ld not 0xF0/48 bytes, %ld valid ciphertexts with a wrong PMS, %ld invalid "
-           "ones that returned their embedded bytes\n",
-           bad_form, bad_pms, same_as_pms);
+    printf("replies: %ld not 0xF0/48 bytes, %ld valid ciphertexts with a wrong %s, %ld invalid "
+           "ones answered with what their embedded bytes would give\n",
+           bad_form, bad_pms, opcode == KW_OP_TLS_RSA_DECRYPT ? "PMS" : "master secret",
+           same_as_pms);
+    printf("repeats: %ld of %ld sent again answered differently; %ld replies not starting with the "
+           "version; %ld of %ld differ from the peer's%s\n",
+           repeat_differs, (2 * samples + 3) / 4, no_version, peer_differs,
+           pssl != NULL ? samples : 0, pssl != NULL ? "" : " (no --peer)");
     double m0, v0, m1, v1;
     stats_print("valid", &st[0], &m0, &v0);
     stats_print("badpad", &st[1], &m1, &v1);
@@ -223,7 +297,14 @@ int main(int argc, char **argv)
            t);
     SSL_free(ssl);
     close(fd);
+    if (pssl != NULL) {
+        SSL_free(pssl);
+        close(pfd);
+    }
     SSL_CTX_free(ctx);
     EVP_PKEY_free(pub);
-    return bad_form == 0 && bad_pms == 0 && same_as_pms == 0 ? 0 : 2;
+    return bad_form == 0 && bad_pms == 0 && same_as_pms == 0 && repeat_differs == 0 &&
+                   no_version == 0 && peer_differs == 0
+               ? 0
+               : 2;
 }
