@@ -107,10 +107,11 @@ int kw_proxy_run(kw_proxy_t *p)
     }
     kw_proxy_stats_t *s = &p->stats;
     kw_info("stopped: %lu connections, %lu handshakes (%lu resumed, %lu waited on a key server), "
-            "%lu failed, %lu timed out, %lu refused, %lu backend failures",
+            "%lu failed, %lu timed out, %lu refused, %lu backend failures, %lu flooding",
             atomic_load(&s->accepted), atomic_load(&s->handshakes), atomic_load(&s->resumed),
             atomic_load(&s->async_waits), atomic_load(&s->handshake_failures),
-            atomic_load(&s->timeouts), atomic_load(&s->refused), atomic_load(&s->backend_failures));
+            atomic_load(&s->timeouts), atomic_load(&s->refused), atomic_load(&s->backend_failures),
+            atomic_load(&s->floods));
     return started == p->nworkers ? 0 : KW_EIO;
 }
 

@@ -26,6 +26,10 @@
 #define KW_PROXY_RECORD     (16 * 1024)  /* plaintext per SSL_write: one full TLS record */
 #define KW_PROXY_HIGH_WATER (256 * 1024) /* stop reading the other side above this */
 #define KW_PROXY_LOW_WATER  (64 * 1024)  /* resume below this */
+/* TLS messages without application data (KeyUpdate, refused renegotiation) a client may cause
+ * per window before it is closed (proxy_guard.c). */
+#define KW_PROXY_CTL_MAX       32
+#define KW_PROXY_CTL_WINDOW_MS 10000
 
 typedef struct kw_proxy_s kw_proxy_t;
 typedef struct kw_px_worker_s kw_px_worker_t;
@@ -41,6 +45,7 @@ typedef struct kw_proxy_stats_s {
     atomic_ulong timeouts;
     atomic_ulong backend_failures;
     atomic_ulong async_waits; /* handshakes that parked on a key-server reply */
+    atomic_ulong floods;      /* clients closed for too many TLS messages without data */
 } kw_proxy_stats_t;
 
 struct kw_proxy_s {
@@ -100,10 +105,13 @@ struct kw_px_conn_s {
     BIO *wbio; /* ciphertext from SSL, for the client */
     struct sockaddr_storage peer, local;
     uint64_t last_active;
+    uint64_t ctl_since; /* proxy_guard.c: start of the current window, and its count */
+    unsigned ctl_count;
     int handles; /* open libuv handles; the connection is freed at 0 */
     unsigned hs_done : 1, async_wait : 1, backend_init : 1, backend_up : 1, client_eof : 1,
         backend_eof : 1, client_paused : 1, backend_paused : 1, closing : 1, zombie : 1,
-        client_shut_sent : 1, backend_shut_sent : 1, client_shut_done : 1, backend_shut_done : 1;
+        client_shut_sent : 1, backend_shut_sent : 1, client_shut_done : 1, backend_shut_done : 1,
+        flooded : 1;
 };
 
 /* proxy.c */
@@ -136,6 +144,10 @@ void kw_px_conn_touch(kw_px_conn_t *c);      /* activity: restarts the idle cloc
 void kw_px_conn_idle_timer(kw_px_conn_t *c); /* tunnel up: the timer now measures idleness */
 void kw_px_conn_pause_client(kw_px_conn_t *c);
 void kw_px_conn_resume_client(kw_px_conn_t *c);
+
+/* proxy_guard.c: counts the client's TLS messages without application data (after the
+ * handshake); over the limit, sets c->flooded and drops the buffered input. */
+void kw_px_guard_start(kw_px_conn_t *c);
 
 /* proxy_splice.c: backend connect and the data path */
 void kw_px_splice_start(kw_px_conn_t *c);

@@ -190,6 +190,7 @@ static void handshake_done(kw_px_conn_t *c)
     if (SSL_session_reused(c->ssl)) {
         atomic_fetch_add(&p->stats.resumed, 1);
     }
+    kw_px_guard_start(c);
     kw_px_splice_start(c);
 }
 

@@ -54,13 +54,16 @@ static void resume_backend(kw_px_conn_t *c)
     }
 }
 
-/* A queue fell: let the side that feeds it go on. */
+/* A queue fell: let the side that feeds it go on. The client is read again only when both
+ * queues are low: its records fill the backend's queue, and its TLS messages (a KeyUpdate
+ * answered) its own. */
 static void drained(kw_px_conn_t *c, uv_stream_t *to)
 {
     if (to == (uv_stream_t *)&c->client && queued(&c->client) < KW_PROXY_LOW_WATER) {
         resume_backend(c);
-    } else if (to == (uv_stream_t *)&c->backend && queued(&c->backend) < KW_PROXY_LOW_WATER &&
-               c->client_paused) {
+    }
+    if (c->client_paused && c->backend_up && queued(&c->backend) < KW_PROXY_LOW_WATER &&
+        queued(&c->client) < KW_PROXY_LOW_WATER) {
         kw_px_conn_resume_client(c);
         kw_px_splice_client_data(c); /* plaintext may wait inside SSL */
     }
@@ -243,13 +246,22 @@ void kw_px_splice_client_data(kw_px_conn_t *c)
         return;
     }
     int err = SSL_ERROR_NONE;
-    while (err == SSL_ERROR_NONE && !c->closing) {
+    while (err == SSL_ERROR_NONE && !c->closing && !c->flooded) {
         size_t n = 0;
         err = read_plaintext(c, c->worker->readbuf, sizeof(c->worker->readbuf), &n);
         if (n > 0 && kw_px_conn_send(c, (uv_stream_t *)&c->backend, c->worker->readbuf, n) != 0) {
             kw_px_conn_finish(c);
             return;
         }
+    }
+    if (c->flooded) {
+        char peer[64];
+        atomic_fetch_add(&c->worker->proxy->stats.floods, 1);
+        kw_proxy_addr_str((struct sockaddr *)&c->peer, peer, sizeof(peer));
+        kw_info("closing %s: more than %d TLS messages without application data in %d s", peer,
+                KW_PROXY_CTL_MAX, KW_PROXY_CTL_WINDOW_MS / 1000);
+        kw_px_conn_close(c);
+        return;
     }
     kw_px_conn_flush_tls(c); /* a read may answer a key update or queue an alert */
     if (c->closing) {
@@ -260,8 +272,9 @@ void kw_px_splice_client_data(kw_px_conn_t *c)
     } else if (err != SSL_ERROR_WANT_READ) {
         ERR_clear_error();
         kw_px_conn_close(c);
-    } else if (queued(&c->backend) > KW_PROXY_HIGH_WATER) {
-        kw_px_conn_pause_client(c);
+    } else if (queued(&c->backend) > KW_PROXY_HIGH_WATER ||
+               queued(&c->client) > KW_PROXY_HIGH_WATER) {
+        kw_px_conn_pause_client(c); /* resumed by drained() */
     }
 }
 
