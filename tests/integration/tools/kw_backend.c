@@ -1,11 +1,12 @@
 /*
  * kw_backend: a tiny plaintext backend for keyward-proxy tests (libuv, one thread).
- *   kw_backend --listen HOST:PORT [--name NAME] [--echo]
+ *   kw_backend --listen HOST:PORT [--name NAME] [--echo] [--header-hex]
  * HTTP mode (default): reads one request; an optional PROXY v2 header before it is parsed and
  * reported. GET /bytes/N answers N bytes of 'x' (streamed, for throughput and backpressure);
  * any other path answers one line:
  *   kw_backend NAME path=/p proxy=v2 src=IP:PORT dst=IP:PORT authority=SNI alpn=P tls=VER
- * (proxy=none without a header). Then it closes.
+ * (proxy=none without a header), with --header-hex followed by " hdr=HEX", the whole PROXY
+ * header as received (for byte-exact checks). Then it closes.
  * Echo mode: sends back every byte (after any PROXY header) and half-closes after the peer's EOF.
  */
 #include <arpa/inet.h>
@@ -31,6 +32,7 @@ typedef struct conn {
 
 static const char *g_name = "backend";
 static int g_echo;
+static int g_header_hex;
 static char g_chunk[CHUNK];
 
 static void on_closed(uv_handle_t *h)
@@ -191,8 +193,15 @@ static long parse_ppv2(const conn_t *c, char *desc, size_t desclen)
         }
         off += 3 + n;
     }
-    snprintf(desc, desclen, "proxy=v2 src=%s dst=%s authority=%s alpn=%s tls=%s", src, dst, auth,
-             alpn, tls);
+    int w = snprintf(desc, desclen, "proxy=v2 src=%s dst=%s authority=%s alpn=%s tls=%s", src, dst,
+                     auth, alpn, tls);
+    if (g_header_hex && w > 0 && (size_t)w + 5 + 2 * (16 + body) < desclen) {
+        char *h = desc + w;
+        h += sprintf(h, " hdr=");
+        for (size_t i = 0; i < 16 + body; i++) {
+            h += sprintf(h, "%02x", p[i]);
+        }
+    }
     return (long)(16 + body);
 }
 
@@ -313,8 +322,11 @@ int main(int argc, char **argv)
             g_name = argv[++i];
         } else if (strcmp(argv[i], "--echo") == 0) {
             g_echo = 1;
+        } else if (strcmp(argv[i], "--header-hex") == 0) {
+            g_header_hex = 1;
         } else {
-            fprintf(stderr, "usage: kw_backend --listen HOST:PORT [--name NAME] [--echo]\n");
+            fprintf(stderr,
+                    "usage: kw_backend --listen HOST:PORT [--name NAME] [--echo] [--header-hex]\n");
             return 2;
         }
     }
