@@ -138,7 +138,10 @@ void kw_px_conn_accept(kw_px_worker_t *w, uv_stream_t *listener);
 int kw_px_conn_async_ready(SSL *ssl, void *arg);
 void kw_px_conn_on_ready(uv_poll_t *h, int status, int events); /* resumes the queued ones */
 void kw_px_conn_close(kw_px_conn_t *c);                         /* immediate: drops pending data */
-void kw_px_conn_finish(kw_px_conn_t *c);     /* graceful: close_notify, flush, then close */
+void kw_px_conn_finish(kw_px_conn_t *c); /* graceful: close_notify, flush, then close */
+/* The backend failed: flush what the client is owed, then FIN *without* close_notify, so the
+ * client can tell the stream was cut (a clean end would hide the truncation). */
+void kw_px_conn_abort(kw_px_conn_t *c);
 void kw_px_conn_flush_tls(kw_px_conn_t *c);  /* queues SSL's output for the client */
 void kw_px_conn_touch(kw_px_conn_t *c);      /* activity: restarts the idle clock */
 void kw_px_conn_idle_timer(kw_px_conn_t *c); /* tunnel up: the timer now measures idleness */

@@ -384,7 +384,9 @@ static void on_finish_shutdown(uv_shutdown_t *req, int status)
     kw_px_conn_close(req->data);
 }
 
-void kw_px_conn_finish(kw_px_conn_t *c)
+/* Ends the connection after what is queued for the client is written: with close_notify
+ * (notify) when the stream ended as it should, without when it was cut. */
+static void conn_end(kw_px_conn_t *c, int notify)
 {
     if (c->closing) {
         return;
@@ -393,7 +395,7 @@ void kw_px_conn_finish(kw_px_conn_t *c)
         kw_px_conn_close(c);
         return;
     }
-    if (c->hs_done) {
+    if (c->hs_done && notify) {
         (void)SSL_shutdown(c->ssl); /* close_notify */
         ERR_clear_error();
     }
@@ -412,4 +414,14 @@ void kw_px_conn_finish(kw_px_conn_t *c)
         return;
     }
     uv_timer_start(&c->timer, on_linger_timeout, KW_PROXY_LINGER_MS, 0);
+}
+
+void kw_px_conn_finish(kw_px_conn_t *c)
+{
+    conn_end(c, 1);
+}
+
+void kw_px_conn_abort(kw_px_conn_t *c)
+{
+    conn_end(c, 0);
 }

@@ -4,7 +4,8 @@
  * socket takes them and are queued otherwise; a side whose peer's queue passes the high-water
  * mark stops being read until that queue drains, so a slow reader never makes us buffer without
  * bound. Half-closes travel through (client close_notify or FIN -> backend FIN; backend FIN ->
- * close_notify and FIN), and the connection closes when both directions are done.
+ * close_notify and FIN), and the connection closes when both directions are done. A backend
+ * error (reset, failed write) ends the client's side without close_notify, so it can tell.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -84,7 +85,7 @@ static void on_write(uv_write_t *req, int status)
         if (to == (uv_stream_t *)&c->client) {
             kw_px_conn_close(c);
         } else {
-            kw_px_conn_finish(c);
+            kw_px_conn_abort(c); /* the client's data did not all arrive */
         }
         return;
     }
@@ -201,7 +202,7 @@ static void on_backend_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
             backend_eof(c);
         } else {
             kw_debug("backend read failed: %s", uv_strerror((int)n));
-            kw_px_conn_finish(c);
+            kw_px_conn_abort(c); /* a reset is not an end: no close_notify */
         }
         return;
     }
@@ -250,7 +251,7 @@ void kw_px_splice_client_data(kw_px_conn_t *c)
         size_t n = 0;
         err = read_plaintext(c, c->worker->readbuf, sizeof(c->worker->readbuf), &n);
         if (n > 0 && kw_px_conn_send(c, (uv_stream_t *)&c->backend, c->worker->readbuf, n) != 0) {
-            kw_px_conn_finish(c);
+            kw_px_conn_abort(c);
             return;
         }
     }
@@ -296,7 +297,7 @@ static void send_proxy_header(kw_px_conn_t *c)
     };
     if (kw_ppv2_encode(&info, hdr, sizeof(hdr), &len) != 0 ||
         kw_px_conn_send(c, (uv_stream_t *)&c->backend, (const char *)hdr, len) != 0) {
-        kw_px_conn_finish(c);
+        kw_px_conn_abort(c);
     }
 }
 

@@ -3,6 +3,7 @@
  *   kw_backend --listen HOST:PORT [--name NAME] [--echo] [--header-hex]
  * HTTP mode (default): reads one request; an optional PROXY v2 header before it is parsed and
  * reported. GET /bytes/N answers N bytes of 'x' (streamed, for throughput and backpressure);
+ * GET /reset/N the same, then resets the connection (RST) instead of closing it;
  * any other path answers one line:
  *   kw_backend NAME path=/p proxy=v2 src=IP:PORT dst=IP:PORT authority=SNI alpn=P tls=VER
  * (proxy=none without a header), with --header-hex followed by " hdr=HEX", the whole PROXY
@@ -28,6 +29,7 @@ typedef struct conn {
     int echoing;   /* echo mode, past any PROXY header */
     uint64_t left; /* /bytes/N still to send */
     int inflight;
+    int reset; /* /reset/N: RST once the bytes are written */
 } conn_t;
 
 static const char *g_name = "backend";
@@ -122,7 +124,11 @@ static void pump_bytes(conn_t *c)
         c->inflight++;
     }
     if (c->left == 0 && c->inflight == 0) {
-        close_after_writes(c);
+        if (c->reset && !uv_is_closing((uv_handle_t *)&c->tcp)) {
+            uv_tcp_close_reset(&c->tcp, on_closed);
+        } else {
+            close_after_writes(c);
+        }
     }
 }
 
@@ -213,7 +219,8 @@ static void respond(conn_t *c, const char *req, const char *desc)
     unsigned long long nbytes = 0;
     sscanf(req, "%*s %255s", path);
     c->responded = 1;
-    if (sscanf(path, "/bytes/%llu", &nbytes) == 1) {
+    c->reset = sscanf(path, "/reset/%llu", &nbytes) == 1;
+    if (c->reset || sscanf(path, "/bytes/%llu", &nbytes) == 1) {
         int n = snprintf(hdr, sizeof(hdr),
                          "HTTP/1.1 200 OK\r\nContent-Length: %llu\r\nConnection: close\r\n\r\n",
                          nbytes);
