@@ -31,6 +31,8 @@
 #define KW_PROXY_CTL_MAX       32
 #define KW_PROXY_CTL_WINDOW_MS 10000
 
+enum { KW_PX_RUN = 0, KW_PX_DRAIN = 1, KW_PX_STOP = 2 };
+
 typedef struct kw_proxy_s kw_proxy_t;
 typedef struct kw_px_worker_s kw_px_worker_t;
 typedef struct kw_px_conn_s kw_px_conn_t;
@@ -44,8 +46,10 @@ typedef struct kw_proxy_stats_s {
     atomic_ulong handshake_failures;
     atomic_ulong timeouts;
     atomic_ulong backend_failures;
-    atomic_ulong async_waits; /* handshakes that parked on a key-server reply */
-    atomic_ulong floods;      /* clients closed for too many TLS messages without data */
+    atomic_ulong async_waits;    /* handshakes that parked on a key-server reply */
+    atomic_ulong floods;         /* clients closed for too many TLS messages without data */
+    atomic_ulong cut_handshakes; /* connections before their tunnel was up, closed by a stop */
+    atomic_ulong cut_tunnels;    /* established tunnels closed by a stop (or the drain timeout) */
 } kw_proxy_stats_t;
 
 struct kw_proxy_s {
@@ -71,7 +75,10 @@ struct kw_px_worker_s {
     unsigned index;
     uv_loop_t loop;
     uv_tcp_t listener;
-    uv_async_t wakeup; /* asks the loop to stop */
+    uv_async_t wakeup;      /* asks the loop to drain or stop (stop_mode says which) */
+    atomic_int stop_mode;   /* KW_PX_RUN, KW_PX_DRAIN (SIGQUIT) or KW_PX_STOP; only goes up */
+    uv_timer_t drain_timer; /* --drain-timeout-ms after a drain began: stop */
+    int draining;
     /* Handshakes whose key operation completed (kw_px_conn_async_ready, any thread), resumed on
      * this loop when ready_fd (an eventfd, written when the list stops being empty) is readable;
      * `ready` keeps the loop alive only while async_refs > 0. Not uv_async_t: its loop thread
@@ -82,7 +89,7 @@ struct kw_px_worker_s {
     kw_px_conn_t *ready_list;
     int ready_open;
     unsigned async_refs; /* connections whose handshake is paused on a key operation */
-    uv_signal_t sigint, sigterm;
+    uv_signal_t sigint, sigterm, sigquit;
     uv_thread_t thread;
     int stopping;
     kw_px_conn_t *conns;             /* doubly linked list of live connections */
@@ -116,7 +123,8 @@ struct kw_px_conn_s {
 
 /* proxy.c */
 int kw_proxy_new(const kw_proxy_config_t *cfg, kw_proxy_t **out, char *err, size_t errlen);
-/* Runs every worker until SIGINT/SIGTERM; worker 0 on the calling thread. */
+/* Runs every worker until SIGINT/SIGTERM (fast stop) or SIGQUIT (graceful: stop accepting, let
+ * open connections finish within --drain-timeout-ms); worker 0 on the calling thread. */
 int kw_proxy_run(kw_proxy_t *proxy);
 void kw_proxy_free(kw_proxy_t *proxy);
 
@@ -128,7 +136,8 @@ void kw_px_refresh_stop(kw_proxy_t *p); /* on worker 0's loop */
 int kw_px_worker_init(kw_px_worker_t *w, kw_proxy_t *proxy, unsigned index, char *err,
                       size_t errlen);
 void kw_px_worker_run(kw_px_worker_t *w);
-void kw_px_worker_stop(kw_px_worker_t *w); /* from any thread */
+void kw_px_worker_stop(kw_px_worker_t *w);  /* from any thread: close everything now */
+void kw_px_worker_drain(kw_px_worker_t *w); /* from any thread: stop accepting, let finish */
 void kw_px_worker_close(kw_px_worker_t *w);
 
 /* proxy_conn.c: handshake, async key operations, timeouts, closing */
