@@ -115,10 +115,11 @@ struct kw_px_conn_s {
     uint64_t ctl_since; /* proxy_guard.c: start of the current window, and its count */
     unsigned ctl_count;
     int handles; /* open libuv handles; the connection is freed at 0 */
-    unsigned hs_done : 1, async_wait : 1, backend_init : 1, backend_up : 1, client_eof : 1,
-        backend_eof : 1, client_paused : 1, backend_paused : 1, closing : 1, zombie : 1,
-        client_shut_sent : 1, backend_shut_sent : 1, client_shut_done : 1, backend_shut_done : 1,
-        flooded : 1;
+    /* backend_conn: the backend is connected; backend_up: and the tunnel is up (handshake done) */
+    unsigned hs_done : 1, async_wait : 1, backend_init : 1, backend_conn : 1, backend_up : 1,
+        client_eof : 1, backend_eof : 1, client_paused : 1, backend_paused : 1, closing : 1,
+        zombie : 1, client_shut_sent : 1, backend_shut_sent : 1, client_shut_done : 1,
+        backend_shut_done : 1, flooded : 1;
 };
 
 /* proxy.c */
@@ -146,7 +147,7 @@ void kw_px_conn_accept(kw_px_worker_t *w, uv_stream_t *listener);
  * handshake's key operation completed. Any thread; queues the connection for its loop. */
 int kw_px_conn_async_ready(SSL *ssl, void *arg);
 void kw_px_conn_on_ready(uv_poll_t *h, int status, int events); /* resumes the queued ones */
-void kw_px_conn_close(kw_px_conn_t *c);                         /* immediate: drops pending data */
+void kw_px_conn_close(kw_px_conn_t *c);  /* immediate: drops pending data */
 void kw_px_conn_finish(kw_px_conn_t *c); /* graceful: close_notify, flush, then close */
 /* The backend failed: flush what the client is owed, then FIN *without* close_notify, so the
  * client can tell the stream was cut (a clean end would hide the truncation). */
@@ -161,8 +162,12 @@ void kw_px_conn_resume_client(kw_px_conn_t *c);
  * handshake); over the limit, sets c->flooded and drops the buffered input. */
 void kw_px_guard_start(kw_px_conn_t *c);
 
+/* proxy_conn.c: the backend is connected; starts the handshake held for it, or the tunnel. */
+void kw_px_conn_backend_ready(kw_px_conn_t *c);
+
 /* proxy_splice.c: backend connect and the data path */
-void kw_px_splice_start(kw_px_conn_t *c);
+int kw_px_splice_start(kw_px_conn_t *c);   /* at accept: connects the backend; 0 or a uv error */
+void kw_px_splice_tunnel(kw_px_conn_t *c); /* handshake done and backend connected */
 void kw_px_splice_client_data(kw_px_conn_t *c); /* plaintext waiting in SSL goes to the backend */
 void kw_px_splice_client_eof(kw_px_conn_t *c);  /* client closed its sending side */
 int kw_px_conn_send(kw_px_conn_t *c, uv_stream_t *to, const char *data, size_t len);

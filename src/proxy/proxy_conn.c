@@ -191,7 +191,9 @@ static void handshake_done(kw_px_conn_t *c)
         atomic_fetch_add(&p->stats.resumed, 1);
     }
     kw_px_guard_start(c);
-    kw_px_splice_start(c);
+    if (c->backend_conn) {
+        kw_px_splice_tunnel(c);
+    } /* else when the backend connect completes */
 }
 
 /* The first error queued is the cause (the provider's sentence when a key server failed); the
@@ -276,7 +278,7 @@ static void on_client_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
     }
     if (c->hs_done) {
         kw_px_splice_client_data(c);
-    } else if (!c->async_wait) {
+    } else if (!c->async_wait && c->backend_conn) {
         conn_handshake(c);
     } else if (BIO_ctrl_pending(c->rbio) > KW_PROXY_HS_BUFFER) {
         kw_px_conn_pause_client(c); /* resumed when the handshake wants to read again */
@@ -319,7 +321,23 @@ static int conn_start(kw_px_conn_t *c)
     if (uv_timer_start(&c->timer, on_timer, p->cfg->handshake_timeout_ms, 0) != 0) {
         return -1;
     }
+    /* The backend first: the handshake (and so any key operation) waits until it is connected,
+     * so a client whose backend is down costs the key server nothing. */
+    if (kw_px_splice_start(c) != 0) {
+        return -1;
+    }
     return uv_read_start((uv_stream_t *)&c->client, kw_px_splice_alloc, on_client_read);
+}
+
+void kw_px_conn_backend_ready(kw_px_conn_t *c)
+{
+    if (c->hs_done) {
+        kw_px_splice_tunnel(c);
+    } else if (!c->async_wait && BIO_ctrl_pending(c->rbio) > 0) {
+        conn_handshake(c); /* the client's first bytes waited for the backend */
+    } else if (c->client_paused && !c->async_wait) {
+        kw_px_conn_resume_client(c);
+    }
 }
 
 void kw_px_conn_accept(kw_px_worker_t *w, uv_stream_t *listener)

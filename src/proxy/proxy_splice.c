@@ -1,6 +1,7 @@
 /*
- * keyward-proxy data path, once the handshake is done: connect to the backend (with a PROXY v2
- * header first when configured), then move plaintext both ways. Writes go out at once when the
+ * keyward-proxy data path: the backend connect (started at accept, beside the handshake), then,
+ * once both are done, the tunnel (a PROXY v2 header first when configured) moves plaintext both
+ * ways. Writes go out at once when the
  * socket takes them and are queued otherwise; a side whose peer's queue passes the high-water
  * mark stops being read until that queue drains, so a slow reader never makes us buffer without
  * bound. Half-closes travel through (client close_notify or FIN -> backend FIN; backend FIN ->
@@ -301,22 +302,10 @@ static void send_proxy_header(kw_px_conn_t *c)
     }
 }
 
-static void on_connect(uv_connect_t *req, int status)
+void kw_px_splice_tunnel(kw_px_conn_t *c)
 {
-    kw_px_conn_t *c = req->data;
-    if (c->closing) {
-        return;
-    }
-    if (status < 0) {
-        char addr[64];
-        atomic_fetch_add(&c->worker->proxy->stats.backend_failures, 1);
-        kw_proxy_addr_str((struct sockaddr *)&c->worker->proxy->backend_addr, addr, sizeof(addr));
-        kw_warn("cannot connect to backend %s: %s", addr, uv_strerror(status));
-        kw_px_conn_finish(c);
-        return;
-    }
     c->backend_up = 1;
-    kw_debug("connection: backend connected");
+    kw_debug("connection: tunnel up");
     kw_px_conn_idle_timer(c);
     if (c->worker->proxy->cfg->proxy_protocol) {
         send_proxy_header(c);
@@ -334,7 +323,28 @@ static void on_connect(uv_connect_t *req, int status)
     }
 }
 
-void kw_px_splice_start(kw_px_conn_t *c)
+/* The backend is connected at accept, beside the handshake; a client whose backend cannot be
+ * reached is closed before its handshake makes a key operation (kw_px_conn_backend_ready). */
+static void on_connect(uv_connect_t *req, int status)
+{
+    kw_px_conn_t *c = req->data;
+    if (c->closing) {
+        return;
+    }
+    if (status < 0) {
+        char addr[64];
+        atomic_fetch_add(&c->worker->proxy->stats.backend_failures, 1);
+        kw_proxy_addr_str((struct sockaddr *)&c->worker->proxy->backend_addr, addr, sizeof(addr));
+        kw_warn("cannot connect to backend %s: %s", addr, uv_strerror(status));
+        kw_px_conn_finish(c); /* before the handshake: only a FIN; after it: close_notify too */
+        return;
+    }
+    c->backend_conn = 1;
+    kw_debug("connection: backend connected");
+    kw_px_conn_backend_ready(c);
+}
+
+int kw_px_splice_start(kw_px_conn_t *c)
 {
     kw_proxy_t *p = c->worker->proxy;
     (void)uv_tcp_init(&c->worker->loop, &c->backend);
@@ -346,7 +356,8 @@ void kw_px_splice_start(kw_px_conn_t *c)
     int rc = uv_tcp_connect(&c->connect_req, &c->backend, (struct sockaddr *)&p->backend_addr,
                             on_connect);
     if (rc != 0) {
+        atomic_fetch_add(&p->stats.backend_failures, 1);
         kw_warn("cannot connect to the backend: %s", uv_strerror(rc));
-        kw_px_conn_finish(c);
     }
+    return rc;
 }
