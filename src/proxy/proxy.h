@@ -30,6 +30,10 @@
  * per window before it is closed (proxy_guard.c). */
 #define KW_PROXY_CTL_MAX       32
 #define KW_PROXY_CTL_WINDOW_MS 10000
+/* OpenSSL's per-thread pool of ASYNC jobs (one per paused handshake, each with a 32 KiB fibre
+ * stack) never shrinks by itself: after a burst of more than this many paused handshakes, the
+ * pool is emptied once none is paused (proxy_conn.c). */
+#define KW_PROXY_ASYNC_KEEP 64
 
 enum { KW_PX_RUN = 0, KW_PX_DRAIN = 1, KW_PX_STOP = 2 };
 
@@ -89,6 +93,7 @@ struct kw_px_worker_s {
     kw_px_conn_t *ready_list;
     int ready_open;
     unsigned async_refs; /* connections whose handshake is paused on a key operation */
+    unsigned async_peak; /* most async_refs since this thread's job pool was last emptied */
     uv_signal_t sigint, sigterm, sigquit;
     uv_thread_t thread;
     int stopping;
@@ -147,6 +152,8 @@ void kw_px_conn_accept(kw_px_worker_t *w, uv_stream_t *listener);
  * handshake's key operation completed. Any thread; queues the connection for its loop. */
 int kw_px_conn_async_ready(SSL *ssl, void *arg);
 void kw_px_conn_on_ready(uv_poll_t *h, int status, int events); /* resumes the queued ones */
+/* Sets up this thread's pool of ASYNC jobs: at most max (one per connection). */
+int kw_px_async_pool_init(unsigned max);
 void kw_px_conn_close(kw_px_conn_t *c);  /* immediate: drops pending data */
 void kw_px_conn_finish(kw_px_conn_t *c); /* graceful: close_notify, flush, then close */
 /* The backend failed: flush what the client is owed, then FIN *without* close_notify, so the

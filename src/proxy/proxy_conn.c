@@ -10,6 +10,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <malloc.h>
+
+#include <openssl/async.h>
 #include <openssl/err.h>
 
 #include "keyward/log.h"
@@ -46,6 +49,31 @@ static void on_handle_closed(uv_handle_t *h)
     }
 }
 
+int kw_px_async_pool_init(unsigned max)
+{
+    return ASYNC_init_thread(max, 0) == 1 ? 0 : -1;
+}
+
+/* No handshake of this thread is paused: if a burst grew the job pool past what steady load
+ * needs, free it (its jobs and their fibre stacks) and start an empty one, so memory does not
+ * stay at the burst's peak. Only safe with no job in use on this thread. */
+static void async_pool_shrink(kw_px_worker_t *w)
+{
+    if (w->async_peak <= KW_PROXY_ASYNC_KEEP) {
+        return;
+    }
+    kw_debug("worker %u: releasing the ASYNC job pool after %u paused handshakes", w->index,
+             w->async_peak);
+    w->async_peak = 0;
+    ASYNC_cleanup_thread();
+    if (kw_px_async_pool_init(w->proxy->cfg->max_connections) != 0) {
+        kw_warn("worker %u: cannot set up the ASYNC job pool again", w->index);
+    }
+#ifdef __GLIBC__
+    (void)malloc_trim(0); /* the stacks came from the heap: give the pages back */
+#endif
+}
+
 /* Holds a handle reference while the handshake is paused on a key operation (so a closed
  * connection lingers until the job can finish) and drops it once it is not; may free c. */
 static void async_ref_update(kw_px_conn_t *c)
@@ -57,10 +85,14 @@ static void async_ref_update(kw_px_conn_t *c)
         if (w->async_refs++ == 0) {
             uv_ref((uv_handle_t *)&w->ready); /* a completion is due: keep the loop running */
         }
+        if (w->async_refs > w->async_peak) {
+            w->async_peak = w->async_refs;
+        }
     } else if (!c->async_wait && c->async_ref) {
         c->async_ref = 0;
         if (--w->async_refs == 0) {
             uv_unref((uv_handle_t *)&w->ready);
+            async_pool_shrink(w); /* after ASYNC_start_job returned: no job in use */
         }
         if (--c->handles == 0) {
             conn_free(c);
@@ -238,6 +270,11 @@ static void handshake_step(kw_px_conn_t *c, int err)
         kw_px_conn_resume_client(c);
     } else if (err == SSL_ERROR_WANT_ASYNC) {
         atomic_fetch_add(&c->worker->proxy->stats.async_waits, 1);
+    } else if (err == SSL_ERROR_WANT_ASYNC_JOB) {
+        /* The thread's job pool is at its bound (--max-connections paused handshakes). */
+        atomic_fetch_add(&c->worker->proxy->stats.handshake_failures, 1);
+        kw_info("handshake refused: no ASYNC job left on this thread");
+        kw_px_conn_close(c);
     } else {
         handshake_failed(c);
     }

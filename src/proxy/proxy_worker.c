@@ -231,6 +231,10 @@ int kw_px_worker_init(kw_px_worker_t *w, kw_proxy_t *proxy, unsigned index, char
 
 void kw_px_worker_run(kw_px_worker_t *w)
 {
+    /* One job per paused handshake, so the connection limit bounds the pool. */
+    if (kw_px_async_pool_init(w->proxy->cfg->max_connections) != 0) {
+        kw_warn("worker %u: cannot bound the ASYNC job pool", w->index);
+    }
     uv_run(&w->loop, UV_RUN_DEFAULT);
     ASYNC_cleanup_thread(); /* this thread's pool of paused-handshake jobs */
 }
