@@ -10,6 +10,7 @@
  */
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include <openssl/err.h>
 
@@ -192,6 +193,17 @@ static void backend_eof(kw_px_conn_t *c)
     }
 }
 
+/* 1 when the socket holds an error (a reset) that libuv reported as EOF: when the last data and
+ * an RST arrive together, it reads the data and takes the hang-up for an end of stream. */
+static int reset_pending(uv_tcp_t *tcp)
+{
+    uv_os_fd_t fd;
+    int err = 0;
+    socklen_t len = sizeof(err);
+    return uv_fileno((uv_handle_t *)tcp, &fd) == 0 &&
+           getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) == 0 && err != 0;
+}
+
 static void on_backend_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 {
     kw_px_conn_t *c = s->data;
@@ -199,7 +211,7 @@ static void on_backend_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
         return;
     }
     if (n < 0) {
-        if (n == UV_EOF) {
+        if (n == UV_EOF && !reset_pending(&c->backend)) {
             backend_eof(c);
         } else {
             kw_debug("backend read failed: %s", uv_strerror((int)n));

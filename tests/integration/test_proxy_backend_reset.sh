@@ -47,7 +47,12 @@ PY
 out=$(fetch /bytes/100000)
 [[ $out == *"end=close_notify"* ]] || fail "a complete response did not end with close_notify: $out"
 pass "complete response: $out"
-out=$(fetch /reset/100000)
-[[ $out != *"end=close_notify"* ]] || fail "a backend reset looked like a clean end to the client: $out"
-pass "backend reset after 100 KB: the client sees $out"
+# Ten times: the reset may reach the proxy after its last read, or with the last data (which
+# libuv reports as an end of stream: the proxy must look at the socket's error).
+for i in $(seq 1 10); do
+    out=$(fetch /reset/100000)
+    [[ $out != *"end=close_notify"* ]] ||
+        fail "a backend reset looked like a clean end to the client (try $i): $out"
+done
+pass "backend reset after 100 KB, 10 times: the client sees $out"
 kill -0 "$PROXY_PID" || fail "the proxy died"
