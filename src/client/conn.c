@@ -189,6 +189,9 @@ static void handshake(kwc_conn_t *conn)
     int r = SSL_do_handshake(conn->ssl);
     if (r == 1) {
         conn->state = KWC_CONN_PROBE;
+        /* The probe gets its own connect_ms: with a far server (a 1.8 s round trip) the TLS
+         * handshake and the probe each fit, their sum would not. */
+        conn->deadline_us = core_of(conn)->now_us + (uint64_t)core_of(conn)->connect_ms * 1000u;
         watch(conn, EPOLLIN);
         if (conn->state == KWC_CONN_PROBE)
             kwc_send_ping(conn, core_of(conn)->connect_ms);
@@ -386,6 +389,16 @@ void kwc_conn_event(kwc_conn_t *conn, uint32_t events)
     }
 }
 
+/* 1 when a server other than s is up (could take s's requests). */
+static int other_usable(const kwc_core_t *core, const kwc_server_t *s)
+{
+    for (size_t i = 0; i < core->n_servers; i++) {
+        if (&core->servers[i] != s && core->servers[i].conn.state == KWC_CONN_UP)
+            return 1;
+    }
+    return 0;
+}
+
 void kwc_server_tick(kwc_server_t *s)
 {
     kwc_conn_t *conn = &s->conn;
@@ -406,15 +419,19 @@ void kwc_server_tick(kwc_server_t *s)
                                                         : "health ping",
                           core->connect_ms);
         return;
-    case KWC_CONN_UP:
-        if (conn->inflight.n > 0 && now - conn->progress_us > (uint64_t)core->try_ms * 1000u) {
+    case KWC_CONN_UP: {
+        /* A server silent for a try is given up on only when another can take its requests;
+         * the only one is waited for up to the whole timeout (it may just be far away). */
+        uint32_t stall_ms = other_usable(core, s) ? core->try_ms : core->timeout_ms;
+        if (conn->inflight.n > 0 && now - conn->progress_us > (uint64_t)stall_ms * 1000u) {
             kwc_conn_fail(conn, KW_ETIMEDOUT, "no reply for %u ms: the server seems stalled",
-                          core->try_ms);
+                          stall_ms);
             return;
         }
         if (conn->inflight.n == 0 && !conn->ping_out &&
             now - s->last_rx_us >= (uint64_t)KWC_IDLE_PING_MS * 1000u)
             kwc_send_ping(conn, core->try_ms);
         return;
+    }
     }
 }

@@ -118,6 +118,15 @@ static int rsa_decrypt(void *vctx, unsigned char *out, size_t *outlen, size_t ou
         *outlen = need;
         return 1;
     }
+    /* A ciphertext is exactly the modulus long (RFC 8017 I2OSP; RFC 5246 7.4.7.1 for TLS): any
+     * other length is refused here, not sent to the key server. The length is public, so this
+     * tells an attacker nothing about padding. */
+    size_t k = kw_key_max_size(ctx->key);
+    if (inlen > k || (op == KW_OP_TLS_RSA_DECRYPT && inlen != k)) {
+        kw_prov_raise(ctx->pctx, KW_PROV_R_UNSUPPORTED,
+                      "RSA decryption: a %zu-byte ciphertext for a %zu-byte modulus", inlen, k);
+        return 0;
+    }
     if (op == KW_OP_TLS_RSA_DECRYPT && (ctx->client_version == 0 || outsize < KW_TLS_PMS_LEN)) {
         kw_prov_raise(ctx->pctx, KW_PROV_R_UNSUPPORTED,
                       "TLS RSA decryption needs tls-client-version and a 48-byte buffer");

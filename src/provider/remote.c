@@ -9,6 +9,8 @@
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sched.h>
+#include <stdatomic.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
@@ -22,16 +24,18 @@
 
 /*
  * ASYNC jobs wait on one eventfd per ASYNC_WAIT_CTX (that is, per SSL connection), registered once
- * and kept until the wait context is freed. Applications keep their own tables of wait fds (HAProxy
- * aborts when a number it still tracks is registered again), so the fd a connection waits on must
- * not come and go per request: each request signals this fd once (kw_request_notify), and the
- * resumed job consumes that signal so the fd is quiet between operations.
+ * and kept until the wait context is freed (in callback mode only while a request is pending).
+ * Applications keep their own tables of wait fds (HAProxy aborts when a number it still tracks is
+ * registered again), so the fd a connection waits on must not come and go per request: each request
+ * signals this fd once (kw_request_notify), and the resumed job consumes that signal so the fd is
+ * quiet between operations.
  */
 typedef struct async_slot_s {
     int fd;
     kw_request_t *pending; /* the request a paused job waits for; freed if the job is abandoned */
     ASYNC_callback_fn cb;  /* the application's callback when it asked for one, else NULL */
     void *cb_arg;
+    atomic_int fired; /* the completer is done with the slot (callback mode) */
 } async_slot_t;
 
 static const char async_slot_key = 'k'; /* its address names our fd in every wait context */
@@ -83,11 +87,27 @@ static void async_slot_consume(int fd)
     }
 }
 
+/* Callback mode: nobody watches the fd, so it need not outlive the request and the connection
+ * does not hold it for its whole life (keyward-proxy: two descriptors per tunnel, not three); a
+ * later operation registers a new one. clear_fd runs no cleanup, so this closes and frees. */
+static void async_slot_drop(ASYNC_WAIT_CTX *wctx, async_slot_t *slot, int promised)
+{
+    /* The request is complete, so a promised callback is running or a few instructions away
+     * (even when the application resumed the job without waiting for it): let it finish. */
+    while (promised && !atomic_load(&slot->fired))
+        sched_yield();
+    if (ASYNC_WAIT_CTX_clear_fd(wctx, &async_slot_key) == 1) {
+        close(slot->fd);
+        free(slot);
+    }
+}
+
 /* Runs on the completing thread (kw_request_notify_fn); the slot outlives the request. */
 static void async_slot_fire(void *arg)
 {
     async_slot_t *slot = arg;
     (void)slot->cb(slot->cb_arg);
+    atomic_store(&slot->fired, 1); /* the last touch: async_slot_drop may free it now */
 }
 
 /*
@@ -107,10 +127,14 @@ static int wait_async(ASYNC_JOB *job, kw_request_t *req)
     if (ASYNC_WAIT_CTX_get_callback(wctx, &slot->cb, &slot->cb_arg) != 1)
         slot->cb = NULL;
     int by_callback = slot->cb != NULL;
+    atomic_store(&slot->fired, 0);
     int asked = by_callback ? kw_request_notify_fn(req, async_slot_fire, slot)
                             : kw_request_notify(req, slot->fd);
-    if (asked != 1)
+    if (asked != 1) {
+        if (by_callback)
+            async_slot_drop(wctx, slot, 0);
         return kw_request_wait(req); /* already complete */
+    }
     slot->pending = req;
     /* A promised callback always comes, so pause at least once: the application then resumes
      * a paused job, never one that went on without it. */
@@ -124,6 +148,8 @@ static int wait_async(ASYNC_JOB *job, kw_request_t *req)
     if (!by_callback)
         async_slot_consume(slot->fd);
     slot->pending = NULL;
+    if (by_callback)
+        async_slot_drop(wctx, slot, 1);
     return rc;
 }
 

@@ -1,25 +1,58 @@
 /*
  * keyward-proxy: a TLS-terminating reverse proxy that holds certificates but no private keys.
- * Parses the options, raises the open-file limit (every connection needs a few descriptors),
- * and runs the proxy until SIGINT or SIGTERM.
+ * Parses the options, raises the open-file limit (every connection needs a few descriptors) and
+ * caps --max-connections to it, and runs the proxy until SIGINT/SIGTERM or, drained, SIGQUIT.
  */
 #include <signal.h>
 #include <stdio.h>
 #include <sys/resource.h>
 
+#include <uv.h>
+
 #include "keyward/log.h"
 #include "keyward/version.h"
 #include "proxy.h"
 
-static void raise_nofile_limit(void)
+/* Descriptors a connection may hold at once: client and backend sockets (the backend is
+ * connected beside the handshake) and the provider's eventfd while a key operation is pending. */
+#define KW_PROXY_FDS_PER_CONN 3
+/* Descriptors the process needs besides connections: stdio, logs, key-server connections, and
+ * per thread its epoll, listener, wake-up and ready eventfds. */
+#define KW_PROXY_FDS_BASE       64
+#define KW_PROXY_FDS_PER_THREAD 16
+
+/* Raises the open-file limit to its hard maximum, then caps max_connections to what that limit
+ * carries: a proxy that ran out of descriptors would fail clients after their handshake (a key
+ * operation spent), where a capped one refuses them at accept. */
+static void fit_nofile_limit(kw_proxy_config_t *cfg)
 {
     struct rlimit rl;
-    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
-        rl.rlim_cur = rl.rlim_max;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0) {
+        return;
+    }
+    if (rl.rlim_cur < rl.rlim_max) {
+        rlim_t want = rl.rlim_max;
+        rl.rlim_cur = want;
         if (setrlimit(RLIMIT_NOFILE, &rl) != 0) {
             kw_warn("cannot raise the open-file limit; many connections may fail");
+            (void)getrlimit(RLIMIT_NOFILE, &rl);
         }
     }
+    unsigned threads = cfg->threads != 0 ? cfg->threads : uv_available_parallelism();
+    unsigned long long reserve =
+        KW_PROXY_FDS_BASE + (unsigned long long)KW_PROXY_FDS_PER_THREAD * threads;
+    unsigned long long need =
+        reserve + (unsigned long long)KW_PROXY_FDS_PER_CONN * cfg->max_connections;
+    if (rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur >= need) {
+        return;
+    }
+    unsigned long long fit = rl.rlim_cur > reserve + KW_PROXY_FDS_PER_CONN
+                                 ? (rl.rlim_cur - reserve) / KW_PROXY_FDS_PER_CONN
+                                 : 1;
+    kw_warn("--max-connections %u needs about %llu open files, the limit is %llu: serving at most "
+            "%llu connections at once (raise the limit: ulimit -n, LimitNOFILE=)",
+            cfg->max_connections, need, (unsigned long long)rl.rlim_cur, fit);
+    cfg->max_connections = (unsigned)fit;
 }
 
 int main(int argc, char **argv)
@@ -47,7 +80,7 @@ int main(int argc, char **argv)
         return 2;
     }
     kw_log_init("keyward-proxy", cfg.log_level);
-    raise_nofile_limit();
+    fit_nofile_limit(&cfg);
     signal(SIGPIPE, SIG_IGN);
     kw_proxy_t *proxy = NULL;
     rc = kw_proxy_new(&cfg, &proxy, err, sizeof(err));

@@ -106,11 +106,14 @@ int kw_proxy_run(kw_proxy_t *p)
         uv_thread_join(&p->workers[i].thread);
     }
     kw_proxy_stats_t *s = &p->stats;
-    kw_info("stopped: %lu connections, %lu handshakes (%lu resumed, %lu waited on a key server), "
-            "%lu failed, %lu timed out, %lu refused, %lu backend failures",
-            atomic_load(&s->accepted), atomic_load(&s->handshakes), atomic_load(&s->resumed),
-            atomic_load(&s->async_waits), atomic_load(&s->handshake_failures),
-            atomic_load(&s->timeouts), atomic_load(&s->refused), atomic_load(&s->backend_failures));
+    kw_info(
+        "stopped: %lu connections, %lu handshakes (%lu resumed, %lu waited on a key server), "
+        "%lu failed, %lu timed out, %lu refused, %lu backend failures, %lu flooding; cut by the "
+        "stop: %lu handshakes, %lu tunnels",
+        atomic_load(&s->accepted), atomic_load(&s->handshakes), atomic_load(&s->resumed),
+        atomic_load(&s->async_waits), atomic_load(&s->handshake_failures),
+        atomic_load(&s->timeouts), atomic_load(&s->refused), atomic_load(&s->backend_failures),
+        atomic_load(&s->floods), atomic_load(&s->cut_handshakes), atomic_load(&s->cut_tunnels));
     return started == p->nworkers ? 0 : KW_EIO;
 }
 

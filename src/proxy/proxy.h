@@ -26,6 +26,16 @@
 #define KW_PROXY_RECORD     (16 * 1024)  /* plaintext per SSL_write: one full TLS record */
 #define KW_PROXY_HIGH_WATER (256 * 1024) /* stop reading the other side above this */
 #define KW_PROXY_LOW_WATER  (64 * 1024)  /* resume below this */
+/* TLS messages without application data (KeyUpdate, refused renegotiation) a client may cause
+ * per window before it is closed (proxy_guard.c). */
+#define KW_PROXY_CTL_MAX       32
+#define KW_PROXY_CTL_WINDOW_MS 10000
+/* OpenSSL's per-thread pool of ASYNC jobs (one per paused handshake, each with a 32 KiB fibre
+ * stack) never shrinks by itself: after a burst of more than this many paused handshakes, the
+ * pool is emptied once none is paused (proxy_conn.c). */
+#define KW_PROXY_ASYNC_KEEP 64
+
+enum { KW_PX_RUN = 0, KW_PX_DRAIN = 1, KW_PX_STOP = 2 };
 
 typedef struct kw_proxy_s kw_proxy_t;
 typedef struct kw_px_worker_s kw_px_worker_t;
@@ -40,7 +50,10 @@ typedef struct kw_proxy_stats_s {
     atomic_ulong handshake_failures;
     atomic_ulong timeouts;
     atomic_ulong backend_failures;
-    atomic_ulong async_waits; /* handshakes that parked on a key-server reply */
+    atomic_ulong async_waits;    /* handshakes that parked on a key-server reply */
+    atomic_ulong floods;         /* clients closed for too many TLS messages without data */
+    atomic_ulong cut_handshakes; /* connections before their tunnel was up, closed by a stop */
+    atomic_ulong cut_tunnels;    /* established tunnels closed by a stop (or the drain timeout) */
 } kw_proxy_stats_t;
 
 struct kw_proxy_s {
@@ -66,7 +79,10 @@ struct kw_px_worker_s {
     unsigned index;
     uv_loop_t loop;
     uv_tcp_t listener;
-    uv_async_t wakeup; /* asks the loop to stop */
+    uv_async_t wakeup;      /* asks the loop to drain or stop (stop_mode says which) */
+    atomic_int stop_mode;   /* KW_PX_RUN, KW_PX_DRAIN (SIGQUIT) or KW_PX_STOP; only goes up */
+    uv_timer_t drain_timer; /* --drain-timeout-ms after a drain began: stop */
+    int draining;
     /* Handshakes whose key operation completed (kw_px_conn_async_ready, any thread), resumed on
      * this loop when ready_fd (an eventfd, written when the list stops being empty) is readable;
      * `ready` keeps the loop alive only while async_refs > 0. Not uv_async_t: its loop thread
@@ -77,7 +93,8 @@ struct kw_px_worker_s {
     kw_px_conn_t *ready_list;
     int ready_open;
     unsigned async_refs; /* connections whose handshake is paused on a key operation */
-    uv_signal_t sigint, sigterm;
+    unsigned async_peak; /* most async_refs since this thread's job pool was last emptied */
+    uv_signal_t sigint, sigterm, sigquit;
     uv_thread_t thread;
     int stopping;
     kw_px_conn_t *conns;             /* doubly linked list of live connections */
@@ -100,15 +117,20 @@ struct kw_px_conn_s {
     BIO *wbio; /* ciphertext from SSL, for the client */
     struct sockaddr_storage peer, local;
     uint64_t last_active;
+    uint64_t ctl_since; /* proxy_guard.c: start of the current window, and its count */
+    unsigned ctl_count;
     int handles; /* open libuv handles; the connection is freed at 0 */
-    unsigned hs_done : 1, async_wait : 1, backend_init : 1, backend_up : 1, client_eof : 1,
-        backend_eof : 1, client_paused : 1, backend_paused : 1, closing : 1, zombie : 1,
-        client_shut_sent : 1, backend_shut_sent : 1, client_shut_done : 1, backend_shut_done : 1;
+    /* backend_conn: the backend is connected; backend_up: and the tunnel is up (handshake done) */
+    unsigned hs_done : 1, async_wait : 1, backend_init : 1, backend_conn : 1, backend_up : 1,
+        client_eof : 1, backend_eof : 1, client_paused : 1, backend_paused : 1, closing : 1,
+        zombie : 1, client_shut_sent : 1, backend_shut_sent : 1, client_shut_done : 1,
+        backend_shut_done : 1, flooded : 1;
 };
 
 /* proxy.c */
 int kw_proxy_new(const kw_proxy_config_t *cfg, kw_proxy_t **out, char *err, size_t errlen);
-/* Runs every worker until SIGINT/SIGTERM; worker 0 on the calling thread. */
+/* Runs every worker until SIGINT/SIGTERM (fast stop) or SIGQUIT (graceful: stop accepting, let
+ * open connections finish within --drain-timeout-ms); worker 0 on the calling thread. */
 int kw_proxy_run(kw_proxy_t *proxy);
 void kw_proxy_free(kw_proxy_t *proxy);
 
@@ -120,7 +142,8 @@ void kw_px_refresh_stop(kw_proxy_t *p); /* on worker 0's loop */
 int kw_px_worker_init(kw_px_worker_t *w, kw_proxy_t *proxy, unsigned index, char *err,
                       size_t errlen);
 void kw_px_worker_run(kw_px_worker_t *w);
-void kw_px_worker_stop(kw_px_worker_t *w); /* from any thread */
+void kw_px_worker_stop(kw_px_worker_t *w);  /* from any thread: close everything now */
+void kw_px_worker_drain(kw_px_worker_t *w); /* from any thread: stop accepting, let finish */
 void kw_px_worker_close(kw_px_worker_t *w);
 
 /* proxy_conn.c: handshake, async key operations, timeouts, closing */
@@ -129,16 +152,29 @@ void kw_px_conn_accept(kw_px_worker_t *w, uv_stream_t *listener);
  * handshake's key operation completed. Any thread; queues the connection for its loop. */
 int kw_px_conn_async_ready(SSL *ssl, void *arg);
 void kw_px_conn_on_ready(uv_poll_t *h, int status, int events); /* resumes the queued ones */
-void kw_px_conn_close(kw_px_conn_t *c);                         /* immediate: drops pending data */
-void kw_px_conn_finish(kw_px_conn_t *c);     /* graceful: close_notify, flush, then close */
+/* Sets up this thread's pool of ASYNC jobs: at most max (one per connection). */
+int kw_px_async_pool_init(unsigned max);
+void kw_px_conn_close(kw_px_conn_t *c);  /* immediate: drops pending data */
+void kw_px_conn_finish(kw_px_conn_t *c); /* graceful: close_notify, flush, then close */
+/* The backend failed: flush what the client is owed, then FIN *without* close_notify, so the
+ * client can tell the stream was cut (a clean end would hide the truncation). */
+void kw_px_conn_abort(kw_px_conn_t *c);
 void kw_px_conn_flush_tls(kw_px_conn_t *c);  /* queues SSL's output for the client */
 void kw_px_conn_touch(kw_px_conn_t *c);      /* activity: restarts the idle clock */
 void kw_px_conn_idle_timer(kw_px_conn_t *c); /* tunnel up: the timer now measures idleness */
 void kw_px_conn_pause_client(kw_px_conn_t *c);
 void kw_px_conn_resume_client(kw_px_conn_t *c);
 
+/* proxy_guard.c: counts the client's TLS messages without application data (after the
+ * handshake); over the limit, sets c->flooded and drops the buffered input. */
+void kw_px_guard_start(kw_px_conn_t *c);
+
+/* proxy_conn.c: the backend is connected; starts the handshake held for it, or the tunnel. */
+void kw_px_conn_backend_ready(kw_px_conn_t *c);
+
 /* proxy_splice.c: backend connect and the data path */
-void kw_px_splice_start(kw_px_conn_t *c);
+int kw_px_splice_start(kw_px_conn_t *c);   /* at accept: connects the backend; 0 or a uv error */
+void kw_px_splice_tunnel(kw_px_conn_t *c); /* handshake done and backend connected */
 void kw_px_splice_client_data(kw_px_conn_t *c); /* plaintext waiting in SSL goes to the backend */
 void kw_px_splice_client_eof(kw_px_conn_t *c);  /* client closed its sending side */
 int kw_px_conn_send(kw_px_conn_t *c, uv_stream_t *to, const char *data, size_t len);

@@ -71,6 +71,9 @@ static const opt_def_t opts[] = {
      "cut connections whose handshake and backend connect take longer (default 10000)"},
     {"idle-timeout-ms", OPT_UINT, OFF(idle_timeout_ms), "MS",
      "close connections idle this long (default 60000)"},
+    {"drain-timeout-ms", OPT_UINT, OFF(drain_timeout_ms), "MS",
+     "on SIGQUIT, let open connections finish for up to this long, then cut them (default "
+     "30000)"},
     {"max-connections", OPT_UINT, OFF(max_connections), "N",
      "connections served at once; more are closed at accept (default 10000)"},
     {"keyserver-timeout-ms", OPT_UINT, OFF(keyserver_timeout_ms), "MS",
@@ -87,6 +90,7 @@ void kw_proxy_config_init(kw_proxy_config_t *cfg)
     memset(cfg, 0, sizeof(*cfg));
     cfg->handshake_timeout_ms = KW_PROXY_DEFAULT_HS_TIMEOUT;
     cfg->idle_timeout_ms = KW_PROXY_DEFAULT_IDLE_TIMEOUT;
+    cfg->drain_timeout_ms = KW_PROXY_DEFAULT_DRAIN_TIMEOUT;
     cfg->max_connections = KW_PROXY_DEFAULT_MAX_CONNS;
     cfg->keyserver_timeout_ms = KW_PROXY_DEFAULT_KS_TIMEOUT;
     cfg->cert_recheck_s = KW_PROXY_DEFAULT_CERT_RECHECK_S;

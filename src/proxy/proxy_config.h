@@ -20,6 +20,7 @@
 #define KW_PROXY_DEFAULT_MAX_CONNS      10000u
 #define KW_PROXY_DEFAULT_KS_TIMEOUT     5000u
 #define KW_PROXY_DEFAULT_CERT_RECHECK_S 600u
+#define KW_PROXY_DEFAULT_DRAIN_TIMEOUT  30000u
 
 typedef struct kw_proxy_cert_s {
     char *cert; /* certificate (and chain) PEM file */
@@ -50,6 +51,7 @@ typedef struct kw_proxy_config_s {
     unsigned threads;     /* 0: one per core */
     unsigned handshake_timeout_ms;
     unsigned idle_timeout_ms;
+    unsigned drain_timeout_ms; /* SIGQUIT: open connections may finish within this */
     unsigned max_connections;
     unsigned keyserver_timeout_ms;
     unsigned

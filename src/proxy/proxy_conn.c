@@ -10,6 +10,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <malloc.h>
+
+#include <openssl/async.h>
 #include <openssl/err.h>
 
 #include "keyward/log.h"
@@ -46,6 +49,31 @@ static void on_handle_closed(uv_handle_t *h)
     }
 }
 
+int kw_px_async_pool_init(unsigned max)
+{
+    return ASYNC_init_thread(max, 0) == 1 ? 0 : -1;
+}
+
+/* No handshake of this thread is paused: if a burst grew the job pool past what steady load
+ * needs, free it (its jobs and their fibre stacks) and start an empty one, so memory does not
+ * stay at the burst's peak. Only safe with no job in use on this thread. */
+static void async_pool_shrink(kw_px_worker_t *w)
+{
+    if (w->async_peak <= KW_PROXY_ASYNC_KEEP) {
+        return;
+    }
+    kw_debug("worker %u: releasing the ASYNC job pool after %u paused handshakes", w->index,
+             w->async_peak);
+    w->async_peak = 0;
+    ASYNC_cleanup_thread();
+    if (kw_px_async_pool_init(w->proxy->cfg->max_connections) != 0) {
+        kw_warn("worker %u: cannot set up the ASYNC job pool again", w->index);
+    }
+#ifdef __GLIBC__
+    (void)malloc_trim(0); /* the stacks came from the heap: give the pages back */
+#endif
+}
+
 /* Holds a handle reference while the handshake is paused on a key operation (so a closed
  * connection lingers until the job can finish) and drops it once it is not; may free c. */
 static void async_ref_update(kw_px_conn_t *c)
@@ -57,10 +85,14 @@ static void async_ref_update(kw_px_conn_t *c)
         if (w->async_refs++ == 0) {
             uv_ref((uv_handle_t *)&w->ready); /* a completion is due: keep the loop running */
         }
+        if (w->async_refs > w->async_peak) {
+            w->async_peak = w->async_refs;
+        }
     } else if (!c->async_wait && c->async_ref) {
         c->async_ref = 0;
         if (--w->async_refs == 0) {
             uv_unref((uv_handle_t *)&w->ready);
+            async_pool_shrink(w); /* after ASYNC_start_job returned: no job in use */
         }
         if (--c->handles == 0) {
             conn_free(c);
@@ -190,7 +222,10 @@ static void handshake_done(kw_px_conn_t *c)
     if (SSL_session_reused(c->ssl)) {
         atomic_fetch_add(&p->stats.resumed, 1);
     }
-    kw_px_splice_start(c);
+    kw_px_guard_start(c);
+    if (c->backend_conn) {
+        kw_px_splice_tunnel(c);
+    } /* else when the backend connect completes */
 }
 
 /* The first error queued is the cause (the provider's sentence when a key server failed); the
@@ -235,6 +270,11 @@ static void handshake_step(kw_px_conn_t *c, int err)
         kw_px_conn_resume_client(c);
     } else if (err == SSL_ERROR_WANT_ASYNC) {
         atomic_fetch_add(&c->worker->proxy->stats.async_waits, 1);
+    } else if (err == SSL_ERROR_WANT_ASYNC_JOB) {
+        /* The thread's job pool is at its bound (--max-connections paused handshakes). */
+        atomic_fetch_add(&c->worker->proxy->stats.handshake_failures, 1);
+        kw_info("handshake refused: no ASYNC job left on this thread");
+        kw_px_conn_close(c);
     } else {
         handshake_failed(c);
     }
@@ -275,7 +315,7 @@ static void on_client_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
     }
     if (c->hs_done) {
         kw_px_splice_client_data(c);
-    } else if (!c->async_wait) {
+    } else if (!c->async_wait && c->backend_conn) {
         conn_handshake(c);
     } else if (BIO_ctrl_pending(c->rbio) > KW_PROXY_HS_BUFFER) {
         kw_px_conn_pause_client(c); /* resumed when the handshake wants to read again */
@@ -318,7 +358,23 @@ static int conn_start(kw_px_conn_t *c)
     if (uv_timer_start(&c->timer, on_timer, p->cfg->handshake_timeout_ms, 0) != 0) {
         return -1;
     }
+    /* The backend first: the handshake (and so any key operation) waits until it is connected,
+     * so a client whose backend is down costs the key server nothing. */
+    if (kw_px_splice_start(c) != 0) {
+        return -1;
+    }
     return uv_read_start((uv_stream_t *)&c->client, kw_px_splice_alloc, on_client_read);
+}
+
+void kw_px_conn_backend_ready(kw_px_conn_t *c)
+{
+    if (c->hs_done) {
+        kw_px_splice_tunnel(c);
+    } else if (!c->async_wait && BIO_ctrl_pending(c->rbio) > 0) {
+        conn_handshake(c); /* the client's first bytes waited for the backend */
+    } else if (c->client_paused && !c->async_wait) {
+        kw_px_conn_resume_client(c);
+    }
 }
 
 void kw_px_conn_accept(kw_px_worker_t *w, uv_stream_t *listener)
@@ -383,7 +439,9 @@ static void on_finish_shutdown(uv_shutdown_t *req, int status)
     kw_px_conn_close(req->data);
 }
 
-void kw_px_conn_finish(kw_px_conn_t *c)
+/* Ends the connection after what is queued for the client is written: with close_notify
+ * (notify) when the stream ended as it should, without when it was cut. */
+static void conn_end(kw_px_conn_t *c, int notify)
 {
     if (c->closing) {
         return;
@@ -392,7 +450,7 @@ void kw_px_conn_finish(kw_px_conn_t *c)
         kw_px_conn_close(c);
         return;
     }
-    if (c->hs_done) {
+    if (c->hs_done && notify) {
         (void)SSL_shutdown(c->ssl); /* close_notify */
         ERR_clear_error();
     }
@@ -411,4 +469,14 @@ void kw_px_conn_finish(kw_px_conn_t *c)
         return;
     }
     uv_timer_start(&c->timer, on_linger_timeout, KW_PROXY_LINGER_MS, 0);
+}
+
+void kw_px_conn_finish(kw_px_conn_t *c)
+{
+    conn_end(c, 1);
+}
+
+void kw_px_conn_abort(kw_px_conn_t *c)
+{
+    conn_end(c, 0);
 }

@@ -47,9 +47,36 @@ static void put_tlv(cursor_t *c, uint8_t type, const void *value, size_t n)
     put(c, value, n);
 }
 
-/* Address block; returns the family/protocol byte. Ports are already in network order. */
+/* An IPv4-mapped IPv6 address (::ffff:a.b.c.d, what a dual-stack [::] socket reports for an
+ * IPv4 peer) as the IPv4 address it is, in *tmp; any other address unchanged. */
+static const struct sockaddr *unmap(const struct sockaddr *sa, struct sockaddr_in *tmp)
+{
+    if (sa == NULL || sa->sa_family != AF_INET6) {
+        return sa;
+    }
+    const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
+    if (!IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr)) {
+        return sa;
+    }
+    memset(tmp, 0, sizeof(*tmp));
+    tmp->sin_family = AF_INET;
+    tmp->sin_port = in6->sin6_port;
+    memcpy(&tmp->sin_addr, &in6->sin6_addr.s6_addr[12], 4);
+    return (const struct sockaddr *)tmp;
+}
+
+/* Address block; returns the family/protocol byte. Ports are already in network order. IPv4
+ * clients of a dual-stack listener go out as IPv4 (0x11), so IPv4 allow-lists and real-IP
+ * settings behind the proxy see them as such. */
 static uint8_t put_addresses(cursor_t *c, const struct sockaddr *src, const struct sockaddr *dst)
 {
+    struct sockaddr_in src4, dst4;
+    const struct sockaddr *s4 = unmap(src, &src4);
+    const struct sockaddr *d4 = unmap(dst, &dst4);
+    if (s4 != NULL && d4 != NULL && s4->sa_family == AF_INET && d4->sa_family == AF_INET) {
+        src = s4;
+        dst = d4;
+    }
     if (src != NULL && dst != NULL && src->sa_family == AF_INET && dst->sa_family == AF_INET) {
         const struct sockaddr_in *s = (const struct sockaddr_in *)src;
         const struct sockaddr_in *d = (const struct sockaddr_in *)dst;

@@ -1,13 +1,16 @@
 /*
- * keyward-proxy data path, once the handshake is done: connect to the backend (with a PROXY v2
- * header first when configured), then move plaintext both ways. Writes go out at once when the
+ * keyward-proxy data path: the backend connect (started at accept, beside the handshake), then,
+ * once both are done, the tunnel (a PROXY v2 header first when configured) moves plaintext both
+ * ways. Writes go out at once when the
  * socket takes them and are queued otherwise; a side whose peer's queue passes the high-water
  * mark stops being read until that queue drains, so a slow reader never makes us buffer without
  * bound. Half-closes travel through (client close_notify or FIN -> backend FIN; backend FIN ->
- * close_notify and FIN), and the connection closes when both directions are done.
+ * close_notify and FIN), and the connection closes when both directions are done. A backend
+ * error (reset, failed write) ends the client's side without close_notify, so it can tell.
  */
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include <openssl/err.h>
 
@@ -54,13 +57,16 @@ static void resume_backend(kw_px_conn_t *c)
     }
 }
 
-/* A queue fell: let the side that feeds it go on. */
+/* A queue fell: let the side that feeds it go on. The client is read again only when both
+ * queues are low: its records fill the backend's queue, and its TLS messages (a KeyUpdate
+ * answered) its own. */
 static void drained(kw_px_conn_t *c, uv_stream_t *to)
 {
     if (to == (uv_stream_t *)&c->client && queued(&c->client) < KW_PROXY_LOW_WATER) {
         resume_backend(c);
-    } else if (to == (uv_stream_t *)&c->backend && queued(&c->backend) < KW_PROXY_LOW_WATER &&
-               c->client_paused) {
+    }
+    if (c->client_paused && c->backend_up && queued(&c->backend) < KW_PROXY_LOW_WATER &&
+        queued(&c->client) < KW_PROXY_LOW_WATER) {
         kw_px_conn_resume_client(c);
         kw_px_splice_client_data(c); /* plaintext may wait inside SSL */
     }
@@ -81,7 +87,7 @@ static void on_write(uv_write_t *req, int status)
         if (to == (uv_stream_t *)&c->client) {
             kw_px_conn_close(c);
         } else {
-            kw_px_conn_finish(c);
+            kw_px_conn_abort(c); /* the client's data did not all arrive */
         }
         return;
     }
@@ -187,6 +193,17 @@ static void backend_eof(kw_px_conn_t *c)
     }
 }
 
+/* 1 when the socket holds an error (a reset) that libuv reported as EOF: when the last data and
+ * an RST arrive together, it reads the data and takes the hang-up for an end of stream. */
+static int reset_pending(uv_tcp_t *tcp)
+{
+    uv_os_fd_t fd;
+    int err = 0;
+    socklen_t len = sizeof(err);
+    return uv_fileno((uv_handle_t *)tcp, &fd) == 0 &&
+           getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) == 0 && err != 0;
+}
+
 static void on_backend_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 {
     kw_px_conn_t *c = s->data;
@@ -194,11 +211,11 @@ static void on_backend_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
         return;
     }
     if (n < 0) {
-        if (n == UV_EOF) {
+        if (n == UV_EOF && !reset_pending(&c->backend)) {
             backend_eof(c);
         } else {
             kw_debug("backend read failed: %s", uv_strerror((int)n));
-            kw_px_conn_finish(c);
+            kw_px_conn_abort(c); /* a reset is not an end: no close_notify */
         }
         return;
     }
@@ -243,13 +260,22 @@ void kw_px_splice_client_data(kw_px_conn_t *c)
         return;
     }
     int err = SSL_ERROR_NONE;
-    while (err == SSL_ERROR_NONE && !c->closing) {
+    while (err == SSL_ERROR_NONE && !c->closing && !c->flooded) {
         size_t n = 0;
         err = read_plaintext(c, c->worker->readbuf, sizeof(c->worker->readbuf), &n);
         if (n > 0 && kw_px_conn_send(c, (uv_stream_t *)&c->backend, c->worker->readbuf, n) != 0) {
-            kw_px_conn_finish(c);
+            kw_px_conn_abort(c);
             return;
         }
+    }
+    if (c->flooded) {
+        char peer[64];
+        atomic_fetch_add(&c->worker->proxy->stats.floods, 1);
+        kw_proxy_addr_str((struct sockaddr *)&c->peer, peer, sizeof(peer));
+        kw_info("closing %s: more than %d TLS messages without application data in %d s", peer,
+                KW_PROXY_CTL_MAX, KW_PROXY_CTL_WINDOW_MS / 1000);
+        kw_px_conn_close(c);
+        return;
     }
     kw_px_conn_flush_tls(c); /* a read may answer a key update or queue an alert */
     if (c->closing) {
@@ -260,8 +286,9 @@ void kw_px_splice_client_data(kw_px_conn_t *c)
     } else if (err != SSL_ERROR_WANT_READ) {
         ERR_clear_error();
         kw_px_conn_close(c);
-    } else if (queued(&c->backend) > KW_PROXY_HIGH_WATER) {
-        kw_px_conn_pause_client(c);
+    } else if (queued(&c->backend) > KW_PROXY_HIGH_WATER ||
+               queued(&c->client) > KW_PROXY_HIGH_WATER) {
+        kw_px_conn_pause_client(c); /* resumed by drained() */
     }
 }
 
@@ -283,26 +310,14 @@ static void send_proxy_header(kw_px_conn_t *c)
     };
     if (kw_ppv2_encode(&info, hdr, sizeof(hdr), &len) != 0 ||
         kw_px_conn_send(c, (uv_stream_t *)&c->backend, (const char *)hdr, len) != 0) {
-        kw_px_conn_finish(c);
+        kw_px_conn_abort(c);
     }
 }
 
-static void on_connect(uv_connect_t *req, int status)
+void kw_px_splice_tunnel(kw_px_conn_t *c)
 {
-    kw_px_conn_t *c = req->data;
-    if (c->closing) {
-        return;
-    }
-    if (status < 0) {
-        char addr[64];
-        atomic_fetch_add(&c->worker->proxy->stats.backend_failures, 1);
-        kw_proxy_addr_str((struct sockaddr *)&c->worker->proxy->backend_addr, addr, sizeof(addr));
-        kw_warn("cannot connect to backend %s: %s", addr, uv_strerror(status));
-        kw_px_conn_finish(c);
-        return;
-    }
     c->backend_up = 1;
-    kw_debug("connection: backend connected");
+    kw_debug("connection: tunnel up");
     kw_px_conn_idle_timer(c);
     if (c->worker->proxy->cfg->proxy_protocol) {
         send_proxy_header(c);
@@ -320,7 +335,28 @@ static void on_connect(uv_connect_t *req, int status)
     }
 }
 
-void kw_px_splice_start(kw_px_conn_t *c)
+/* The backend is connected at accept, beside the handshake; a client whose backend cannot be
+ * reached is closed before its handshake makes a key operation (kw_px_conn_backend_ready). */
+static void on_connect(uv_connect_t *req, int status)
+{
+    kw_px_conn_t *c = req->data;
+    if (c->closing) {
+        return;
+    }
+    if (status < 0) {
+        char addr[64];
+        atomic_fetch_add(&c->worker->proxy->stats.backend_failures, 1);
+        kw_proxy_addr_str((struct sockaddr *)&c->worker->proxy->backend_addr, addr, sizeof(addr));
+        kw_warn("cannot connect to backend %s: %s", addr, uv_strerror(status));
+        kw_px_conn_finish(c); /* before the handshake: only a FIN; after it: close_notify too */
+        return;
+    }
+    c->backend_conn = 1;
+    kw_debug("connection: backend connected");
+    kw_px_conn_backend_ready(c);
+}
+
+int kw_px_splice_start(kw_px_conn_t *c)
 {
     kw_proxy_t *p = c->worker->proxy;
     (void)uv_tcp_init(&c->worker->loop, &c->backend);
@@ -332,7 +368,8 @@ void kw_px_splice_start(kw_px_conn_t *c)
     int rc = uv_tcp_connect(&c->connect_req, &c->backend, (struct sockaddr *)&p->backend_addr,
                             on_connect);
     if (rc != 0) {
+        atomic_fetch_add(&p->stats.backend_failures, 1);
         kw_warn("cannot connect to the backend: %s", uv_strerror(rc));
-        kw_px_conn_finish(c);
     }
+    return rc;
 }

@@ -1,10 +1,12 @@
 /*
  * keyward-proxy workers: each thread runs its own libuv loop with its own listening socket on
  * the same address (SO_REUSEPORT lets the kernel spread connections over them), and owns the
- * connections it accepted. Stopping closes the listener and every connection, then the loop
- * ends once the last handle is closed.
+ * connections it accepted. Stopping (SIGINT/SIGTERM) closes the listener and every connection;
+ * draining (SIGQUIT) closes the listener only and lets the connections finish, within
+ * --drain-timeout-ms. The loop ends once the last connection has closed.
  */
 #include <errno.h>
+#include <signal.h>
 #include <netinet/in.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -80,31 +82,96 @@ static int open_listener(kw_px_worker_t *w, char *err, size_t errlen)
     return 0;
 }
 
-static void on_stop(uv_async_t *a)
+/* Closes every connection now (a lingering key operation still finishes), counting what the
+ * stop cut, and every handle that would keep the loop running. */
+static void stop_now(kw_px_worker_t *w)
 {
-    kw_px_worker_t *w = a->data;
+    kw_proxy_stats_t *st = &w->proxy->stats;
     if (w->stopping) {
         return;
     }
     w->stopping = 1;
-    uv_close((uv_handle_t *)&w->listener, NULL);
+    if (!w->draining) {
+        uv_close((uv_handle_t *)&w->listener, NULL);
+    }
     uv_close((uv_handle_t *)&w->wakeup, NULL);
+    uv_close((uv_handle_t *)&w->drain_timer, NULL);
     if (w->index == 0) {
         uv_close((uv_handle_t *)&w->sigint, NULL);
         uv_close((uv_handle_t *)&w->sigterm, NULL);
+        uv_close((uv_handle_t *)&w->sigquit, NULL);
         kw_px_refresh_stop(w->proxy);
     }
     for (kw_px_conn_t *c = w->conns; c != NULL; c = c->next) {
-        kw_px_conn_close(c); /* a lingering key operation still finishes */
+        if (!c->closing) {
+            atomic_fetch_add(c->backend_up ? &st->cut_tunnels : &st->cut_handshakes, 1);
+        }
+        kw_px_conn_close(c);
+    }
+}
+
+static void on_drain_timeout(uv_timer_t *t)
+{
+    kw_px_worker_t *w = t->data;
+    unsigned n = 0;
+    for (kw_px_conn_t *c = w->conns; c != NULL; c = c->next) {
+        n += !c->closing;
+    }
+    if (n > 0) {
+        kw_info("worker %u: drain timeout: cutting %u connection%s", w->index, n,
+                n == 1 ? "" : "s");
+    }
+    stop_now(w);
+}
+
+/* Stops accepting; open connections (handshakes too) go on. Nothing else keeps the loop running,
+ * so it ends when the last connection has closed, or the drain timer stops the rest. */
+static void drain(kw_px_worker_t *w)
+{
+    if (w->draining || w->stopping) {
+        return;
+    }
+    w->draining = 1;
+    uv_close((uv_handle_t *)&w->listener, NULL);
+    uv_unref((uv_handle_t *)&w->wakeup); /* still there for a stop during the drain */
+    if (w->index == 0) {
+        uv_unref((uv_handle_t *)&w->sigint);
+        uv_unref((uv_handle_t *)&w->sigterm);
+        uv_unref((uv_handle_t *)&w->sigquit);
+        kw_px_refresh_stop(w->proxy);
+    }
+    if (uv_timer_start(&w->drain_timer, on_drain_timeout, w->proxy->cfg->drain_timeout_ms, 0) ==
+        0) {
+        uv_unref((uv_handle_t *)&w->drain_timer);
+    }
+}
+
+static void on_wakeup(uv_async_t *a)
+{
+    kw_px_worker_t *w = a->data;
+    if (atomic_load(&w->stop_mode) == KW_PX_STOP) {
+        stop_now(w);
+    } else {
+        drain(w);
     }
 }
 
 static void on_signal(uv_signal_t *s, int signum)
 {
     kw_px_worker_t *w = s->data;
-    kw_info("signal %d: stopping", signum);
-    for (unsigned i = 0; i < w->proxy->nworkers; i++) {
-        kw_px_worker_stop(&w->proxy->workers[i]);
+    kw_proxy_t *p = w->proxy;
+    if (signum == SIGQUIT) {
+        kw_info("signal %d: draining: no new connections, open ones may finish within %u ms",
+                signum, p->cfg->drain_timeout_ms);
+    } else {
+        kw_info("signal %d: stopping", signum);
+    }
+    for (unsigned i = 0; i < p->nworkers; i++) {
+        if (signum == SIGQUIT) {
+            kw_px_worker_drain(&p->workers[i]);
+        } else {
+            kw_px_worker_stop(&p->workers[i]);
+        }
     }
 }
 
@@ -112,9 +179,12 @@ static int watch_signals(kw_px_worker_t *w)
 {
     w->sigint.data = w;
     w->sigterm.data = w;
+    w->sigquit.data = w;
     if (uv_signal_init(&w->loop, &w->sigint) != 0 || uv_signal_init(&w->loop, &w->sigterm) != 0 ||
+        uv_signal_init(&w->loop, &w->sigquit) != 0 ||
         uv_signal_start(&w->sigint, on_signal, SIGINT) != 0 ||
-        uv_signal_start(&w->sigterm, on_signal, SIGTERM) != 0) {
+        uv_signal_start(&w->sigterm, on_signal, SIGTERM) != 0 ||
+        uv_signal_start(&w->sigquit, on_signal, SIGQUIT) != 0) {
         return KW_EIO;
     }
     return 0;
@@ -134,7 +204,11 @@ int kw_px_worker_init(kw_px_worker_t *w, kw_proxy_t *proxy, unsigned index, char
     w->ready.data = w;
     pthread_mutex_init(&w->ready_lock, NULL);
     w->ready_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    int rc = uv_async_init(&w->loop, &w->wakeup, on_stop) == 0 ? 0 : KW_EIO;
+    w->drain_timer.data = w;
+    int rc = uv_async_init(&w->loop, &w->wakeup, on_wakeup) == 0 &&
+                     uv_timer_init(&w->loop, &w->drain_timer) == 0
+                 ? 0
+                 : KW_EIO;
     if (rc == 0) {
         rc = w->ready_fd >= 0 && uv_poll_init(&w->loop, &w->ready, w->ready_fd) == 0 &&
                      uv_poll_start(&w->ready, UV_READABLE, kw_px_conn_on_ready) == 0
@@ -157,12 +231,24 @@ int kw_px_worker_init(kw_px_worker_t *w, kw_proxy_t *proxy, unsigned index, char
 
 void kw_px_worker_run(kw_px_worker_t *w)
 {
+    /* One job per paused handshake, so the connection limit bounds the pool. */
+    if (kw_px_async_pool_init(w->proxy->cfg->max_connections) != 0) {
+        kw_warn("worker %u: cannot bound the ASYNC job pool", w->index);
+    }
     uv_run(&w->loop, UV_RUN_DEFAULT);
     ASYNC_cleanup_thread(); /* this thread's pool of paused-handshake jobs */
 }
 
 void kw_px_worker_stop(kw_px_worker_t *w)
 {
+    atomic_store(&w->stop_mode, KW_PX_STOP);
+    uv_async_send(&w->wakeup);
+}
+
+void kw_px_worker_drain(kw_px_worker_t *w)
+{
+    int run = KW_PX_RUN;
+    (void)atomic_compare_exchange_strong(&w->stop_mode, &run, KW_PX_DRAIN); /* never down */
     uv_async_send(&w->wakeup);
 }
 

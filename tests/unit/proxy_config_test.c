@@ -51,6 +51,7 @@ static void test_defaults(void **state)
     assert_null(cfg.listen);
     assert_int_equal(cfg.handshake_timeout_ms, 10000);
     assert_int_equal(cfg.idle_timeout_ms, 60000);
+    assert_int_equal(cfg.drain_timeout_ms, 30000);
     assert_int_equal(cfg.max_connections, 10000);
     assert_int_equal(cfg.threads, 0);
     assert_int_equal(cfg.proxy_protocol, 0);
@@ -149,7 +150,8 @@ static void test_yaml_and_precedence(void **state)
                             "proxy_protocol: yes\n"
                             "alpn: [h2, http/1.1]\n"
                             "threads: 4\n"
-                            "idle_timeout_ms: 1234\n");
+                            "idle_timeout_ms: 1234\n"
+                            "drain_timeout_ms: 2500\n");
     kw_proxy_config_t cfg;
     char err[256];
     int help = 0;
@@ -164,6 +166,7 @@ static void test_yaml_and_precedence(void **state)
     assert_int_equal(cfg.alpn.n, 2);
     assert_int_equal(cfg.threads, 4);
     assert_int_equal(cfg.idle_timeout_ms, 1234);
+    assert_int_equal(cfg.drain_timeout_ms, 2500);
     assert_int_equal(kw_proxy_config_check(&cfg, err, sizeof(err)), 0);
     kw_proxy_config_free(&cfg);
 

@@ -1,6 +1,7 @@
 /*
- * PROXY protocol v2 encoder tests: a byte-exact IPv4 header with TLVs, IPv6 addresses, mixed
- * families sent as AF_UNSPEC, and refusals (buffer too small, fields too long).
+ * PROXY protocol v2 encoder tests: a byte-exact IPv4 header with TLVs, IPv6 addresses, IPv4-mapped
+ * IPv6 addresses (a dual-stack listener's IPv4 clients) sent as IPv4, mixed families sent as
+ * AF_UNSPEC, and refusals (buffer too small, fields too long).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -93,6 +94,31 @@ static void test_ipv6_and_cipher(void **state)
     assert_int_equal(len, 16 + 36 + 3 + 45);
 }
 
+static void test_v4_mapped_as_ipv4(void **state)
+{
+    struct sockaddr_in6 src = v6("::ffff:192.0.2.1", 50000);
+    struct sockaddr_in6 dst = v6("::ffff:198.51.100.2", 443);
+    kw_ppv2_info_t info = {.src = (struct sockaddr *)&src, .dst = (struct sockaddr *)&dst};
+    static const uint8_t want[] = {
+        0x0D, 0x0A, 0x0D, 0x0A, 0x00, 0x0D,
+        0x0A, 0x51, 0x55, 0x49, 0x54, 0x0A, /* signature */
+        0x21, 0x11, 0x00, 0x0C,             /* v2 PROXY, TCP4, 12 */
+        192,  0,    2,    1,    198,  51,
+        100,  2,    0xC3, 0x50, 0x01, 0xBB, /* addresses, ports */
+    };
+    uint8_t out[KW_PPV2_MAX_LEN];
+    size_t len = 0;
+    assert_int_equal(kw_ppv2_encode(&info, out, sizeof(out), &len), 0);
+    assert_int_equal(len, sizeof(want));
+    assert_memory_equal(out, want, sizeof(want));
+    /* A mapped source with a plain IPv6 destination cannot be IPv4: both stay IPv6. */
+    struct sockaddr_in6 dst6 = v6("2001:db8::2", 443);
+    info.dst = (struct sockaddr *)&dst6;
+    assert_int_equal(kw_ppv2_encode(&info, out, sizeof(out), &len), 0);
+    assert_int_equal(out[13], 0x21);
+    assert_memory_equal(out + 16, &src.sin6_addr, 16);
+}
+
 static void test_mixed_families_unspec(void **state)
 {
     struct sockaddr_in src = v4("127.0.0.1", 1);
@@ -133,9 +159,8 @@ static void test_refusals(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_ipv4_exact_bytes),
-        cmocka_unit_test(test_ipv6_and_cipher),
-        cmocka_unit_test(test_mixed_families_unspec),
+        cmocka_unit_test(test_ipv4_exact_bytes),  cmocka_unit_test(test_ipv6_and_cipher),
+        cmocka_unit_test(test_v4_mapped_as_ipv4), cmocka_unit_test(test_mixed_families_unspec),
         cmocka_unit_test(test_refusals),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

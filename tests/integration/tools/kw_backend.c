@@ -1,11 +1,13 @@
 /*
  * kw_backend: a tiny plaintext backend for keyward-proxy tests (libuv, one thread).
- *   kw_backend --listen HOST:PORT [--name NAME] [--echo]
+ *   kw_backend --listen HOST:PORT [--name NAME] [--echo] [--header-hex]
  * HTTP mode (default): reads one request; an optional PROXY v2 header before it is parsed and
  * reported. GET /bytes/N answers N bytes of 'x' (streamed, for throughput and backpressure);
+ * GET /reset/N the same, then resets the connection (RST) instead of closing it;
  * any other path answers one line:
  *   kw_backend NAME path=/p proxy=v2 src=IP:PORT dst=IP:PORT authority=SNI alpn=P tls=VER
- * (proxy=none without a header). Then it closes.
+ * (proxy=none without a header), with --header-hex followed by " hdr=HEX", the whole PROXY
+ * header as received (for byte-exact checks). Then it closes.
  * Echo mode: sends back every byte (after any PROXY header) and half-closes after the peer's EOF.
  */
 #include <arpa/inet.h>
@@ -27,10 +29,12 @@ typedef struct conn {
     int echoing;   /* echo mode, past any PROXY header */
     uint64_t left; /* /bytes/N still to send */
     int inflight;
+    int reset; /* /reset/N: RST once the bytes are written */
 } conn_t;
 
 static const char *g_name = "backend";
 static int g_echo;
+static int g_header_hex;
 static char g_chunk[CHUNK];
 
 static void on_closed(uv_handle_t *h)
@@ -120,7 +124,11 @@ static void pump_bytes(conn_t *c)
         c->inflight++;
     }
     if (c->left == 0 && c->inflight == 0) {
-        close_after_writes(c);
+        if (c->reset && !uv_is_closing((uv_handle_t *)&c->tcp)) {
+            uv_tcp_close_reset(&c->tcp, on_closed);
+        } else {
+            close_after_writes(c);
+        }
     }
 }
 
@@ -191,8 +199,15 @@ static long parse_ppv2(const conn_t *c, char *desc, size_t desclen)
         }
         off += 3 + n;
     }
-    snprintf(desc, desclen, "proxy=v2 src=%s dst=%s authority=%s alpn=%s tls=%s", src, dst, auth,
-             alpn, tls);
+    int w = snprintf(desc, desclen, "proxy=v2 src=%s dst=%s authority=%s alpn=%s tls=%s", src, dst,
+                     auth, alpn, tls);
+    if (g_header_hex && w > 0 && (size_t)w + 5 + 2 * (16 + body) < desclen) {
+        char *h = desc + w;
+        h += sprintf(h, " hdr=");
+        for (size_t i = 0; i < 16 + body; i++) {
+            h += sprintf(h, "%02x", p[i]);
+        }
+    }
     return (long)(16 + body);
 }
 
@@ -204,7 +219,8 @@ static void respond(conn_t *c, const char *req, const char *desc)
     unsigned long long nbytes = 0;
     sscanf(req, "%*s %255s", path);
     c->responded = 1;
-    if (sscanf(path, "/bytes/%llu", &nbytes) == 1) {
+    c->reset = sscanf(path, "/reset/%llu", &nbytes) == 1;
+    if (c->reset || sscanf(path, "/bytes/%llu", &nbytes) == 1) {
         int n = snprintf(hdr, sizeof(hdr),
                          "HTTP/1.1 200 OK\r\nContent-Length: %llu\r\nConnection: close\r\n\r\n",
                          nbytes);
@@ -313,8 +329,11 @@ int main(int argc, char **argv)
             g_name = argv[++i];
         } else if (strcmp(argv[i], "--echo") == 0) {
             g_echo = 1;
+        } else if (strcmp(argv[i], "--header-hex") == 0) {
+            g_header_hex = 1;
         } else {
-            fprintf(stderr, "usage: kw_backend --listen HOST:PORT [--name NAME] [--echo]\n");
+            fprintf(stderr,
+                    "usage: kw_backend --listen HOST:PORT [--name NAME] [--echo] [--header-hex]\n");
             return 2;
         }
     }

@@ -1,7 +1,9 @@
 /*
  * kw_delay_relay: a TCP relay that delays every chunk coming back from the upstream, to make a
  * slow key server out of a fast one without touching it (TLS passes through untouched).
- *   kw_delay_relay --listen HOST:PORT --upstream HOST:PORT [--delay-ms 50]
+ *   kw_delay_relay --listen HOST:PORT --upstream HOST:PORT [--delay-ms 50] [--usr1-delay-ms N]
+ * SIGUSR1 changes the delay to --usr1-delay-ms (default: unchanged), for a key server that
+ * becomes slow while connections to it are up.
  * Bytes towards the upstream go at once; each chunk read from the upstream is written to the
  * client delay-ms later (chunks keep their order: equal timeouts fire in start order).
  */
@@ -30,6 +32,18 @@ typedef struct chunk {
 
 static struct sockaddr_in g_upstream;
 static unsigned g_delay_ms = 50;
+static unsigned g_usr1_delay_ms = 50;
+static int g_have_usr1;
+
+static void on_usr1(uv_signal_t *s, int signum)
+{
+    (void)s;
+    (void)signum;
+    if (g_have_usr1) {
+        g_delay_ms = g_usr1_delay_ms;
+        fprintf(stderr, "kw_delay_relay: SIGUSR1: delaying replies by %u ms\n", g_delay_ms);
+    }
+}
 
 static void pair_unref(pair_t *p)
 {
@@ -195,11 +209,14 @@ int main(int argc, char **argv)
             have_upstream = parse_addr(argv[i + 1], &g_upstream) == 0;
         } else if (strcmp(argv[i], "--delay-ms") == 0) {
             g_delay_ms = (unsigned)strtoul(argv[i + 1], NULL, 10);
+        } else if (strcmp(argv[i], "--usr1-delay-ms") == 0) {
+            g_usr1_delay_ms = (unsigned)strtoul(argv[i + 1], NULL, 10);
+            g_have_usr1 = 1;
         }
     }
     if (!have_listen || !have_upstream) {
         fprintf(stderr, "usage: kw_delay_relay --listen IP:PORT --upstream IP:PORT "
-                        "[--delay-ms N]\n");
+                        "[--delay-ms N] [--usr1-delay-ms N]\n");
         return 2;
     }
     signal(SIGPIPE, SIG_IGN); /* a peer that went away is an error code, not death */
@@ -211,6 +228,10 @@ int main(int argc, char **argv)
         fprintf(stderr, "kw_delay_relay: cannot listen\n");
         return 1;
     }
+    uv_signal_t usr1;
+    uv_signal_init(loop, &usr1);
+    uv_signal_start(&usr1, on_usr1, SIGUSR1);
+    uv_unref((uv_handle_t *)&usr1);
     fprintf(stderr, "kw_delay_relay: delaying replies by %u ms\n", g_delay_ms);
     return uv_run(loop, UV_RUN_DEFAULT);
 }
