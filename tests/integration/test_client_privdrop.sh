@@ -64,6 +64,14 @@ expect_ok client-nproc0 --server "127.0.0.1:$PORT" --nproc0
 pass "child as nobody with RLIMIT_NPROC 0 (no threads) signs, blocking"
 expect_ok client-failover --server "127.0.0.1:$DEAD,127.0.0.1:$PORT" --nproc0 --requests 20
 pass "no threads, a dead key server listed first: the blocking caller fails over itself"
+# idle connections are not pinged without the thread: the key server closes them (idle timeout),
+# and the next request reconnects at once, counting no failure
+IDLE_PORT=$(free_port)
+start_keyserver ks-idle "$IDLE_PORT" --idle-timeout-ms 700
+expect_ok client-idle --server "127.0.0.1:$IDLE_PORT" --nproc0 --requests 4 --pause-ms 1500
+grep -q "^stats: 127.0.0.1:$IDLE_PORT up 1 completed 4 failures 0" "$KW_TMP/client-idle.out" ||
+    fail "an idle connection closed by the key server counted as a failure"
+pass "no threads: a connection the key server closed while idle is reopened, not a failure"
 OPENSSL_CONF=$KW_TMP/off.cnf expect_ok prov-nproc0 --server "127.0.0.1:$PORT" \
     --provider "$KW_TMP/ec.stub" --nproc0
 pass "provider in a child as nobody with RLIMIT_NPROC 0"
