@@ -54,9 +54,11 @@ conf() { # file load_check
 }
 conf "$KW_TMP/off.cnf" off
 conf "$KW_TMP/auto.cnf" auto
-OPENSSL_CONF=$KW_TMP/off.cnf expect_ok prov-off --server "127.0.0.1:$PORT" --provider "$KW_TMP/ec.stub"
+OPENSSL_CONF=$KW_TMP/off.cnf expect_ok prov-off --server "127.0.0.1:$PORT" \
+    --provider "$KW_TMP/ec.stub"
 pass "provider, load_check = off: the first key use is in the child as nobody"
-OPENSSL_CONF=$KW_TMP/auto.cnf expect_ok prov-auto --server "127.0.0.1:$PORT" --provider "$KW_TMP/ec.stub"
+OPENSSL_CONF=$KW_TMP/auto.cnf expect_ok prov-auto --server "127.0.0.1:$PORT" \
+    --provider "$KW_TMP/ec.stub"
 pass "provider, load_check = auto: client made by the parent, used by the child as nobody"
 
 # --- workers that may not create threads (RLIMIT_NPROC 0, as HAProxy's)
@@ -112,7 +114,8 @@ if grep -q "keyward configuration\|key server unreachable" "$KW_TMP/prov-unreada
 fi
 pass "provider, load_check = off: said at load, and each operation names the file and why"
 OPENSSL_CONF=$PUB/auto.cnf expect_fail prov-unreadable-auto \
-    "loading the stub" "cannot read a local file" "cannot read client_cert $CRED/edge.crt: Permission denied" \
+    "loading the stub" "cannot read a local file" \
+    "cannot read client_cert $CRED/edge.crt: Permission denied" \
     -- --server "127.0.0.1:$PORT" --provider "$PUB/ec.stub" --key-cert "$PUB/ecdsa-p256.crt" \
     --drop-first
 pass "provider, load_check = auto: the stub is refused at load with the real cause"
