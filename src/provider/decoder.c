@@ -99,12 +99,13 @@ static void mark_checked(kw_key_t *key)
     pthread_mutex_unlock(&pctx->lock);
 }
 
-/* A failure to ask that will not go away by itself: our own files, credentials or thread, or a
- * key server that refused this edge. Refused at load even with load_check = auto. */
+/* A failure to ask that will not go away by itself: our own credential files or their contents,
+ * or a key server that refused this edge. Refused at load even with load_check = auto. (Not a
+ * key server name that does not resolve now: the client is made again on the next use.) */
 static int config_failure(int reason)
 {
     return reason == KW_PROV_R_LOCAL_FILE || reason == KW_PROV_R_CREDENTIALS ||
-           reason == KW_PROV_R_REFUSED || reason == KW_PROV_R_CONFIG;
+           reason == KW_PROV_R_REFUSED;
 }
 
 /*
