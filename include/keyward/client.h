@@ -7,8 +7,11 @@
  *
  * Ownership: the caller owns a kw_client_t (kw_client_free) and each kw_request_t it submitted
  * (kw_request_free, also valid before completion: the reply is then dropped). The client
- * owns its connections and I/O thread. After fork() the child's first call starts fresh
- * connections and a fresh I/O thread; it never touches the parent's TLS state.
+ * owns its connections and its I/O thread, which it starts only for asynchronous callers
+ * (kw_request_fd, kw_request_notify, kw_request_notify_fn): a blocking caller does its own I/O,
+ * so a process that may not create threads works. After fork() the child's first call starts
+ * fresh connections from the credentials read at kw_client_new; it never touches the parent's
+ * TLS state and opens no file.
  */
 #ifndef KEYWARD_CLIENT_H
 #define KEYWARD_CLIENT_H
@@ -35,10 +38,27 @@ typedef struct kw_client_config_s {
     unsigned connect_timeout_ms; /* TCP + TLS handshake; 0 = 2000 */
     unsigned max_tries;          /* servers tried per request; 0 = 3 */
     unsigned pad_to;             /* pad request frames to this size (0 = none) */
+    /* Addition: the same credentials as PEM bytes in memory; each one given replaces its *_file
+     * (which then only names it in messages). kw_client_new copies them (the key is cleansed
+     * when the client is freed). */
+    const char *cert_pem;
+    size_t cert_pem_len;
+    const char *key_pem;
+    size_t key_pem_len;
+    const char *ca_pem;
+    size_t ca_pem_len;
 } kw_client_config_t;
 
+/*
+ * Files: kw_client_new reads cert_file, key_file and ca_file once, into memory, and never opens
+ * them again: a process may make them unreadable (drop privileges) or fork afterwards, and a
+ * forked child rebuilds its TLS state from that memory. A file it cannot read fails
+ * kw_client_new with KW_EIO and "cannot read the client key PATH: Permission denied".
+ */
+
 /* Creates a client. Connections are made lazily on first use. On failure returns a KW_E* code
- * and writes a sentence into err. */
+ * and writes a sentence into err (KW_EIO: a file could not be read; KW_ETLS: its contents are
+ * not a usable certificate, key or CA). */
 int kw_client_new(const kw_client_config_t *cfg, kw_client_t **out, char *err, size_t errlen);
 
 /* Stops the I/O thread, closes connections, fails pending requests with KW_ECLOSED. No other
@@ -52,7 +72,9 @@ void kw_client_free(kw_client_t *client);
  */
 int kw_client_submit(kw_client_t *client, const kw_msg_t *msg, kw_request_t **out);
 
-/* A file descriptor that becomes readable once the request completed (success or failure). */
+/* A file descriptor that becomes readable once the request completed (success or failure).
+ * Starts the client's I/O thread if needed; when it cannot start, req completes at once with
+ * KW_ETHREAD (the fd is then readable). */
 int kw_request_fd(const kw_request_t *req);
 
 /* 1 when complete, 0 otherwise. Never blocks. */
@@ -64,7 +86,8 @@ int kw_request_done(const kw_request_t *req);
  * it, when req completes. Returns 1 when that signal will come (exactly once: consume it), 0 when
  * req is already complete or completing (no signal; kw_request_wait returns at once or within
  * moments), KW_EINVAL for bad arguments or a second call while req
- * is pending. After
+ * is pending, KW_ETHREAD when the client's I/O thread (needed to complete req without a waiting
+ * caller) cannot start: req is then untouched, and kw_request_wait still completes it. After
  * kw_request_free returns, fd is never written for req, so the caller may then close it.
  */
 int kw_request_notify(kw_request_t *req, int fd);
@@ -75,7 +98,8 @@ int kw_request_notify(kw_request_t *req, int fd);
  * published: fn must be quick, must not block and must be thread-safe (e.g. queue work for an
  * event loop and wake it). For OpenSSL ASYNC jobs whose application asked for a callback
  * (SSL_CTX_set_async_callback). Returns 1 when fn will be called, 0 when req is already complete
- * (fn is not called), KW_EINVAL for bad arguments or when a notification was already asked for.
+ * (fn is not called), KW_EINVAL for bad arguments or when a notification was already asked for,
+ * KW_ETHREAD as for kw_request_notify.
  * After kw_request_free returns, fn is not running and never called for req.
  */
 int kw_request_notify_fn(kw_request_t *req, void (*fn)(void *arg), void *arg);

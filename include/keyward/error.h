@@ -28,6 +28,7 @@ extern "C" {
 #define KW_EBUSY     (-16) /* limit reached, try later */
 #define KW_EDENIED   (-17) /* not authorised */
 #define KW_ENOFD     (-18) /* out of file descriptors (EMFILE / ENFILE) */
+#define KW_ETHREAD   (-19) /* a thread was needed and could not be created (RLIMIT_NPROC?) */
 
 const char *kw_strerror(int code);
 

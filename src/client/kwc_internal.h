@@ -2,21 +2,23 @@
  * Internals of the libkeyward client (include/keyward/client.h), shared by its files:
  *   client.c    public client API, lazy start of the I/O core, fork handling (pthread_atfork);
  *   request.c   public request API, reference counting between caller and I/O thread;
- *   core.c      the I/O thread: epoll loop, submission queue, timers, health checks;
+ *   core.c      the I/O loop (run by blocking callers, or by the I/O thread once an asynchronous
+ *               caller needs it): epoll, submission queue, timers, health checks;
  *   dispatch.c  choosing a server, sending, retrying elsewhere, failing requests;
  *   conn.c      one mutual-TLS connection: connect, handshake, batched writes, frame reads;
  *   sock_bio.c  the connection's socket BIO (send with MSG_NOSIGNAL: never SIGPIPE the host);
  *   servers.c, reqmap.c, balance.c, efd_pool.c: pure helpers (see their headers).
  *
- * Threads: any number of caller threads submit; one I/O thread per core owns every connection,
- * the id map and all request fields marked "I/O thread". A caller and the I/O thread share a
- * request through a reference count; the result fields are published by a release store of
- * `state` and read after an acquire load.
+ * Threads: any number of caller threads submit; whoever runs the loop (the I/O thread, or without
+ * it one blocking caller at a time) holds io_lock and owns every connection, the id map and all
+ * request fields marked "I/O thread". A caller and the loop share a request through a reference
+ * count; the result fields are published by a store of `state` and read after an acquire load.
  *
- * Fork: a pthread_atfork handler quiesces every core's I/O thread before fork() (it holds
- * io_lock, which the thread holds whenever it is not waiting in epoll_wait); in the child it
- * closes the old core's file descriptors without touching any SSL object, and leaks the old core
- * and TLS context. The child's first submit starts a fresh core with a fresh library context.
+ * Fork: a pthread_atfork handler quiesces every core before fork() (it takes io_lock, which the
+ * loop's runner holds whenever it is not waiting in epoll_wait); in the child it closes the old
+ * core's file descriptors without touching any SSL object, and leaks the old core and TLS context.
+ * The child's first submit starts a fresh core with a fresh library context and a TLS context
+ * built from the credentials kw_client_new read into memory (no file is opened in the child).
  */
 #ifndef KWC_INTERNAL_H
 #define KWC_INTERNAL_H
@@ -41,14 +43,25 @@
 #define KWC_WARM_US            1000000u /* after a submission, sleep at most a tick */
 #define KWC_EFD_POOL           256u
 #define KWC_RBUF_SIZE          (2u * KW_MAX_FRAME)
+#define KWC_ERR_MAX            640u /* a connection error: server, step, OpenSSL's reasons */
 
 enum kwc_req_state { KWC_REQ_PENDING = 0, KWC_REQ_DONE = 1 };
+/* The request's own eventfd is written only when someone watches it (kw_request_fd, a waiter in
+ * poll): not watched and not done, watched, done without a signal, signalled. */
+enum { KWC_SIG_NONE = 0, KWC_SIG_WATCHED = 1, KWC_SIG_DONE = 2, KWC_SIG_SENT = 3 };
 /* kw_request_notify states besides a fd: none asked, taken by the completer, refused by free, a
  * function (kw_request_notify_fn) to call. */
 enum { KWC_NOTIFY_NONE = -1, KWC_NOTIFY_TAKEN = -2, KWC_NOTIFY_OFF = -3, KWC_NOTIFY_FN = -4 };
 
 typedef struct kwc_conn_s kwc_conn_t;
 typedef struct kwc_core_s kwc_core_t;
+
+/* A credential held in memory: PEM bytes (OPENSSL_malloc'd) and a name for messages. */
+typedef struct kwc_pem_s {
+    char *name;
+    uint8_t *data;
+    size_t len;
+} kwc_pem_t;
 
 struct kw_request_s {
     /* shared */
@@ -57,6 +70,7 @@ struct kw_request_s {
     atomic_int cancelled;         /* the caller freed it while pending */
     atomic_int notify;            /* kw_request_notify's fd, or a KWC_NOTIFY_* state */
     atomic_int notified;          /* the completer has finished writing to the notify fd */
+    atomic_int sig;               /* KWC_SIG_*: whether efd is watched and signalled */
     void (*notify_fn)(void *arg); /* with KWC_NOTIFY_FN; set before it is published */
     void *notify_arg;
     int efd;             /* -1 for internal requests */
@@ -152,7 +166,17 @@ struct kwc_core_s {
     int epfd;
     int wake_fd;
     pthread_t thread;
-    int thread_started;
+    atomic_int thread_started; /* set once, under io_lock: the I/O thread runs (async callers) */
+    int thread_err;            /* under io_lock: the last pthread_create failure */
+    uint64_t thread_failed_us; /* under io_lock: when it failed (retried a second later) */
+    /* Without the I/O thread, blocking callers run the loop themselves, one at a time (core.c):
+     * under io_lock, the driver's flag and the number of callers waiting for that role; the
+     * eventfd tells them it is free, drive_cv tells a starting I/O thread. */
+    int driving;
+    int waiters;
+    uint64_t idle_since_us; /* under io_lock: nobody has read the sockets since (0: someone does) */
+    int handoff_fd;
+    pthread_cond_t drive_cv;
     unsigned fork_gen;
     pthread_mutex_t io_lock; /* held by the I/O thread except while it waits for events; a caller
                                 holding it may send directly (core.c) */
@@ -180,14 +204,15 @@ struct kwc_core_s {
     uint32_t max_tries;
     /* last connection-level error, under err_lock */
     pthread_mutex_t err_lock;
-    char last_err[256];
+    char last_err[KWC_ERR_MAX];
 };
 
 struct kw_client_s {
-    /* settings, immutable after kw_client_new */
-    char *cert_file;
-    char *key_file;
-    char *ca_file;
+    /* settings, immutable after kw_client_new; the credentials are read (or copied) there, so a
+     * forked child rebuilds its TLS context from memory and never opens a file (DESIGN.md §6) */
+    kwc_pem_t cert; /* data NULL: no client certificate */
+    kwc_pem_t key;  /* cleansed when the client is freed */
+    kwc_pem_t ca;
     uint32_t timeout_ms;
     uint32_t connect_ms;
     uint32_t max_tries;
@@ -200,7 +225,7 @@ struct kw_client_s {
     SSL_CTX *ssl_ctx;
     pthread_mutex_t lock; /* creating or replacing the core */
     _Atomic(kwc_core_t *) core;
-    char last_err[256]; /* copy kept across core replacement, under lock */
+    char last_err[KWC_ERR_MAX]; /* copy kept across core replacement, under lock */
     kw_client_t *reg_prev;
     kw_client_t *reg_next;
 };
@@ -230,6 +255,20 @@ void kwc_core_stop(kwc_core_t *core);
 /* Enqueues r for the I/O thread (takes over its I/O reference). KW_ECLOSED when stopping. */
 int kwc_core_enqueue(kwc_core_t *core, kw_request_t *r);
 /*
+ * Blocking wait for r on the caller's thread. Without an I/O thread, the caller runs the client's
+ * loop itself (connects, handshakes, sends, reads, retries and times out, within r's deadline)
+ * until r completes, or waits while another caller does; with one, kwc_core_lead. Returns when
+ * r is complete or the caller should wait on r's eventfd.
+ */
+void kwc_core_wait(kwc_core_t *core, kw_request_t *r);
+/* Starts the I/O thread unless it runs: an asynchronous caller (kw_request_fd, _notify) needs
+ * it. Returns 0, or KW_ETHREAD with the reason (errno) as the client's last error. */
+int kwc_core_need_thread(kwc_core_t *core);
+/* Completes r with err unless it is complete (kw_request_fd when no I/O thread can start). */
+void kwc_core_abort(kwc_core_t *core, kw_request_t *r, int err);
+/* r's eventfd will be signalled at completion (signalled now if r is already complete). */
+void kwc_request_watch(kw_request_t *r);
+/*
  * Blocking wait for r on the caller's thread: when io_lock is free and r is in flight on an up
  * connection no other caller reads, masks it in epoll and reads it (under io_lock, sleeping in
  * poll without it) until r completes, the connection closes or r's try deadline passes; then the
@@ -253,6 +292,8 @@ void kwc_dispatch_timeouts(kwc_core_t *core);
 /* No server is usable and a connection attempt failed: counts a try for every pending request. */
 void kwc_dispatch_connect_failed(kwc_core_t *core, int err);
 void kwc_dispatch_fail_all(kwc_core_t *core, int err);
+/* Takes r (not complete) off its connection or the pending list and completes it with err. */
+void kwc_dispatch_abort(kwc_core_t *core, kw_request_t *r, int err);
 int kwc_send_ping(kwc_conn_t *conn, uint32_t timeout_ms);
 
 /* conn.c */

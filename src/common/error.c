@@ -50,6 +50,9 @@ const char *kw_strerror(int code)
     case KW_ENOFD:
         return "out of file descriptors (too many open files): raise the open-files limit "
                "(ulimit -n, systemd LimitNOFILE=) or lower the load";
+    case KW_ETHREAD:
+        return "cannot start the key-server I/O thread (is the process limited by RLIMIT_NPROC, "
+               "as HAProxy's workers are?): blocking key operations still work";
     default:
         return "unknown keyward error";
     }

@@ -248,8 +248,9 @@ static void test_error_constants(void **state)
     assert_int_equal(KW_EBUSY, -16);
     assert_int_equal(KW_EDENIED, -17);
     assert_int_equal(KW_ENOFD, -18);
+    assert_int_equal(KW_ETHREAD, -19);
     /* every code has its own sentence; unknown codes get a generic one */
-    for (int a = KW_ENOFD; a <= KW_OK; a++) {
+    for (int a = KW_ETHREAD; a <= KW_OK; a++) {
         assert_non_null(kw_strerror(a));
         assert_true(strlen(kw_strerror(a)) > 5);
         assert_string_not_equal(kw_strerror(a), kw_strerror(-1000));
