@@ -218,9 +218,9 @@ deploy_s_client() {
 deploy_gnutls() {
     local proto=$1 port=$2 key=$3 mode=$4 reply=$5 out args=() req want
     case "$mode" in
-    tls13) want='(TLS1.3)' ;;
-    ecdhe) want='(TLS1.2)-(ECDHE-' ;;
-    rsakx) want='(TLS1.2)-(RSA)' ;;
+    tls13) want='(TLS1.3-' ;;
+    ecdhe) want='(TLS1.2-X.509)-(ECDHE-' ;;
+    rsakx) want='(TLS1.2-X.509)-(RSA)' ;;
     esac
     if [ "$proto" = smtp ]; then
         args=(--starttls-proto smtp)
