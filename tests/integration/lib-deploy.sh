@@ -205,10 +205,12 @@ deploy_s_client() {
     else
         req='GET / HTTP/1.0\r\nHost: localhost\r\n\r\n'
     fi
+    # Its exit status is not checked: servers that close without close_notify (Python) make
+    # s_client report "unexpected eof"; the handshake and the reply are checked instead.
     # shellcheck disable=SC2059
     out=$(printf "$req" | OPENSSL_CONF=/dev/null timeout 20 openssl s_client \
         -connect "127.0.0.1:$port" -servername localhost -CAfile "$PKI/site-ca.crt" \
-        -verify_return_error -ign_eof "${args[@]}" 2>&1) || fail "s_client $key $mode: $out"
+        -verify_return_error -ign_eof "${args[@]}" 2>&1) || true
     grep -qF -- "$want" <<<"$out" || fail "s_client $key $mode: not '$want': $out"
     grep -qF 'Verify return code: 0 (ok)' <<<"$out" || fail "s_client $key $mode: verify: $out"
     grep -Eq -- "$reply" <<<"$out" || fail "s_client $key $mode: no reply /$reply/: $out"
@@ -231,8 +233,9 @@ deploy_gnutls() {
     # stdin stays open for a moment so the reply is read before gnutls-cli closes.
     # shellcheck disable=SC2059
     out=$( (printf "$req"; sleep 0.5) | timeout 20 gnutls-cli --x509cafile "$PKI/site-ca.crt" \
-        --priority "$(deploy_gnutls_prio "$mode")" -p "$port" "${args[@]}" localhost 2>&1) ||
-        fail "gnutls-cli $key $mode: $out"
+        --priority "$(deploy_gnutls_prio "$mode")" -p "$port" "${args[@]}" localhost 2>&1) || true
+    # (exit status unchecked, as for s_client: a close without close_notify is "fatal" to it)
+    grep -qF -- '- Handshake was completed' <<<"$out" || fail "gnutls-cli $key $mode: $out"
     grep -qF -- "- Description: $want" <<<"$out" || fail "gnutls-cli $key $mode: not $want: $out"
     grep -Eq -- "$reply" <<<"$out" || fail "gnutls-cli $key $mode: no reply /$reply/: $out"
 }
