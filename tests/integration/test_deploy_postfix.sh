@@ -65,7 +65,7 @@ wait_for_line "$KW_TMP/postfix.log" 'cannot get RSA private key from file.*disab
     "no 'disabling TLS support' in the Postfix log without OPENSSL_CONF in import_environment"
 pass "without import_environment OPENSSL_CONF: STARTTLS answered '$out' (senders fall back to plain text)"
 
-postconf -c "$PF" -e "import_environment = MAIL_CONFIG MAIL_DEBUG MAIL_LOGTAG TZ LANG=C OPENSSL_CONF=$PROV_CNF $([ -n "$(kw_provider_preload)" ] && echo "LD_PRELOAD=$(kw_provider_preload)")" ||
+postconf -c "$PF" -e "import_environment = MAIL_CONFIG MAIL_DEBUG MAIL_LOGTAG TZ LANG=C OPENSSL_CONF=$PROV_CNF $([ -n "$(kw_provider_preload)" ] && echo "LD_PRELOAD=$(kw_provider_preload) ASAN_OPTIONS=$ASAN_OPTIONS")" ||
     fail "postconf -e import_environment"
 # The master cleans its environment once, when it starts: `postfix reload` is not enough.
 postfix -c "$PF" stop >>"$KW_TMP/postfix-start.log" 2>&1 || fail "postfix stop failed"
