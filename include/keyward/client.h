@@ -35,10 +35,27 @@ typedef struct kw_client_config_s {
     unsigned connect_timeout_ms; /* TCP + TLS handshake; 0 = 2000 */
     unsigned max_tries;          /* servers tried per request; 0 = 3 */
     unsigned pad_to;             /* pad request frames to this size (0 = none) */
+    /* Addition: the same credentials as PEM bytes in memory; each one given replaces its *_file
+     * (which then only names it in messages). kw_client_new copies them (the key is cleansed
+     * when the client is freed). */
+    const char *cert_pem;
+    size_t cert_pem_len;
+    const char *key_pem;
+    size_t key_pem_len;
+    const char *ca_pem;
+    size_t ca_pem_len;
 } kw_client_config_t;
 
+/*
+ * Files: kw_client_new reads cert_file, key_file and ca_file once, into memory, and never opens
+ * them again: a process may make them unreadable (drop privileges) or fork afterwards, and a
+ * forked child rebuilds its TLS state from that memory. A file it cannot read fails
+ * kw_client_new with KW_EIO and "cannot read the client key PATH: Permission denied".
+ */
+
 /* Creates a client. Connections are made lazily on first use. On failure returns a KW_E* code
- * and writes a sentence into err. */
+ * and writes a sentence into err (KW_EIO: a file could not be read; KW_ETLS: its contents are
+ * not a usable certificate, key or CA). */
 int kw_client_new(const kw_client_config_t *cfg, kw_client_t **out, char *err, size_t errlen);
 
 /* Stops the I/O thread, closes connections, fails pending requests with KW_ECLOSED. No other

@@ -16,12 +16,27 @@ extern "C" {
 
 /* Server side: own identity cert/key, requires a client certificate that chains to ca.
  * Returns NULL with a message in err on failure. */
-SSL_CTX *kw_tls_server_ctx(OSSL_LIB_CTX *libctx, const char *cert, const char *key,
-                           const char *ca, char *err, size_t errlen);
+SSL_CTX *kw_tls_server_ctx(OSSL_LIB_CTX *libctx, const char *cert, const char *key, const char *ca,
+                           char *err, size_t errlen);
 
-/* Client side: presents cert/key, verifies the server against ca. */
-SSL_CTX *kw_tls_client_ctx(OSSL_LIB_CTX *libctx, const char *cert, const char *key,
-                           const char *ca, char *err, size_t errlen);
+/* Client side: presents cert/key, verifies the server against ca. Reads the three files (then
+ * as kw_tls_client_ctx_pem). */
+SSL_CTX *kw_tls_client_ctx(OSSL_LIB_CTX *libctx, const char *cert, const char *key, const char *ca,
+                           char *err, size_t errlen);
+
+/* PEM bytes of one credential held in memory; name (its file, or a description) for messages. */
+typedef struct kw_tls_pem_s {
+    const char *name;
+    const unsigned char *data;
+    size_t len;
+} kw_tls_pem_t;
+
+/* Client side from memory, opening no file: cert (a chain: the certificate, then intermediates)
+ * and key may both be NULL (no client certificate); ca (one or more PEM certificates, CRLs
+ * allowed) is required. An encrypted key is refused (no passphrase prompt). */
+SSL_CTX *kw_tls_client_ctx_pem(OSSL_LIB_CTX *libctx, const kw_tls_pem_t *cert,
+                               const kw_tls_pem_t *key, const kw_tls_pem_t *ca, char *err,
+                               size_t errlen);
 
 /* Writes the OpenSSL error queue (drained) after prefix into err. */
 void kw_tls_error(const char *prefix, char *err, size_t errlen);

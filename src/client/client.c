@@ -14,6 +14,7 @@
 
 #include "keyward/error.h"
 #include "keyward/tls.h"
+#include "kw_file.h"
 #include "kwc_internal.h"
 
 atomic_uint kwc_fork_gen;
@@ -107,7 +108,11 @@ static int tls_init(kw_client_t *c, char *err, size_t errlen)
         kw_tls_error("cannot load OpenSSL's default provider", err, errlen);
         return KW_ETLS;
     }
-    c->ssl_ctx = kw_tls_client_ctx(c->libctx, c->cert_file, c->key_file, c->ca_file, err, errlen);
+    kw_tls_pem_t cert = {c->cert.name, c->cert.data, c->cert.len};
+    kw_tls_pem_t key = {c->key.name, c->key.data, c->key.len};
+    kw_tls_pem_t ca = {c->ca.name, c->ca.data, c->ca.len};
+    c->ssl_ctx = kw_tls_client_ctx_pem(c->libctx, c->cert.data != NULL ? &cert : NULL,
+                                       c->key.data != NULL ? &key : NULL, &ca, err, errlen);
     if (c->ssl_ctx == NULL)
         return KW_ETLS;
     SSL_CTX_set_mode(c->ssl_ctx,
@@ -124,18 +129,57 @@ int kwc_client_tls_init(kw_client_t *c, char *err, size_t errlen)
     return rc;
 }
 
+/* One credential into p: the PEM bytes given, else the file read now. Returns 0 or a KW_E* code
+ * with err written; absent (neither given) is 0 with p->data NULL. */
+static int load_pem(kwc_pem_t *p, const char *pem, size_t pem_len, const char *file,
+                    const char *what, char *err, size_t errlen)
+{
+    char name[300];
+    if (pem != NULL) {
+        snprintf(name, sizeof(name), "%s (in memory)", what);
+        p->name = strdup(file != NULL ? file : name);
+        p->data = OPENSSL_malloc(pem_len + 1);
+        if (p->name == NULL || p->data == NULL)
+            return KW_ENOMEM;
+        memcpy(p->data, pem, pem_len);
+        p->data[pem_len] = '\0';
+        p->len = pem_len;
+        return 0;
+    }
+    if (file == NULL)
+        return 0;
+    p->name = strdup(file);
+    if (p->name == NULL)
+        return KW_ENOMEM;
+    return kw_file_read(file, what, KW_FILE_MAX, &p->data, &p->len, err, errlen);
+}
+
+static void free_pem(kwc_pem_t *p, int secret)
+{
+    if (secret)
+        OPENSSL_clear_free(p->data, p->len + 1);
+    else
+        OPENSSL_free(p->data);
+    free(p->name);
+    memset(p, 0, sizeof(*p));
+}
+
 static int copy_settings(kw_client_t *c, const kw_client_config_t *cfg, char *err, size_t errlen)
 {
-    if (cfg->ca_file == NULL) {
+    if (cfg->ca_file == NULL && cfg->ca_pem == NULL) {
         snprintf(err, errlen, "no CA file for the key servers' certificates: set ca_file");
         return KW_ECONFIG;
     }
-    c->ca_file = strdup(cfg->ca_file);
-    c->cert_file = cfg->cert_file != NULL ? strdup(cfg->cert_file) : NULL;
-    c->key_file = cfg->key_file != NULL ? strdup(cfg->key_file) : NULL;
-    if (c->ca_file == NULL || (cfg->cert_file != NULL && c->cert_file == NULL) ||
-        (cfg->key_file != NULL && c->key_file == NULL))
-        return KW_ENOMEM;
+    int rc =
+        load_pem(&c->ca, cfg->ca_pem, cfg->ca_pem_len, cfg->ca_file, "the CA file", err, errlen);
+    if (rc == 0)
+        rc = load_pem(&c->cert, cfg->cert_pem, cfg->cert_pem_len, cfg->cert_file,
+                      "the client certificate", err, errlen);
+    if (rc == 0)
+        rc = load_pem(&c->key, cfg->key_pem, cfg->key_pem_len, cfg->key_file, "the client key", err,
+                      errlen);
+    if (rc != 0)
+        return rc;
     c->timeout_ms = cfg->timeout_ms != 0 ? cfg->timeout_ms : KWC_DEFAULT_TIMEOUT_MS;
     c->connect_ms = cfg->connect_timeout_ms != 0 ? cfg->connect_timeout_ms : KWC_DEFAULT_CONNECT_MS;
     c->max_tries = cfg->max_tries != 0 ? cfg->max_tries : KWC_DEFAULT_TRIES;
@@ -219,9 +263,9 @@ void kw_client_free(kw_client_t *client)
         kwc_core_stop(core);
     client_tls_free(client);
     free(client->addrs);
-    free(client->cert_file);
-    free(client->key_file);
-    free(client->ca_file);
+    free_pem(&client->cert, 0);
+    free_pem(&client->key, 1);
+    free_pem(&client->ca, 0);
     pthread_mutex_destroy(&client->lock);
     free(client);
 }

@@ -50,6 +50,13 @@ enum { KWC_NOTIFY_NONE = -1, KWC_NOTIFY_TAKEN = -2, KWC_NOTIFY_OFF = -3, KWC_NOT
 typedef struct kwc_conn_s kwc_conn_t;
 typedef struct kwc_core_s kwc_core_t;
 
+/* A credential held in memory: PEM bytes (OPENSSL_malloc'd) and a name for messages. */
+typedef struct kwc_pem_s {
+    char *name;
+    uint8_t *data;
+    size_t len;
+} kwc_pem_t;
+
 struct kw_request_s {
     /* shared */
     atomic_int refs;              /* caller + I/O thread */
@@ -184,10 +191,11 @@ struct kwc_core_s {
 };
 
 struct kw_client_s {
-    /* settings, immutable after kw_client_new */
-    char *cert_file;
-    char *key_file;
-    char *ca_file;
+    /* settings, immutable after kw_client_new; the credentials are read (or copied) there, so a
+     * forked child rebuilds its TLS context from memory and never opens a file (DESIGN.md §6) */
+    kwc_pem_t cert; /* data NULL: no client certificate */
+    kwc_pem_t key;  /* cleansed when the client is freed */
+    kwc_pem_t ca;
     uint32_t timeout_ms;
     uint32_t connect_ms;
     uint32_t max_tries;

@@ -1,9 +1,11 @@
 /*
  * TLS context helpers (include/keyward/tls.h): TLS 1.2-1.3 contexts for mutual authentication
- * between edges and key servers. Both sides present a certificate chain and verify the peer
- * against one CA file; compression and renegotiation are off. The server demands a client
- * certificate and issues no session tickets (connections are long-lived). Errors are written into
- * the caller's buffer with the drained OpenSSL error queue.
+ * between edges and key servers. The client side builds its context from PEM bytes in memory (so
+ * a forked, unprivileged child rebuilds it without opening a file); the server side from files.
+ * Both sides present a certificate chain and verify the peer against one CA file; compression and
+ * renegotiation are off. The server demands a client certificate and issues no session tickets
+ * (connections are long-lived). Errors are written into the caller's buffer with the drained
+ * OpenSSL error queue.
  */
 #include "keyward/tls.h"
 
@@ -11,6 +13,9 @@
 #include <string.h>
 
 #include <openssl/err.h>
+#include <openssl/pem.h>
+
+#include "kw_file.h"
 
 void kw_tls_error(const char *prefix, char *err, size_t errlen)
 {
@@ -58,11 +63,9 @@ static int load_identity(SSL_CTX *ctx, const char *cert, const char *key, char *
     return 0;
 }
 
-/* Common part of both sides: versions, options, identity and trusted CA. */
-static SSL_CTX *ctx_new(OSSL_LIB_CTX *libctx, const SSL_METHOD *method, const char *cert,
-                        const char *key, const char *ca, char *err, size_t errlen)
+/* Common part of both sides: versions and options. */
+static SSL_CTX *base_ctx(OSSL_LIB_CTX *libctx, const SSL_METHOD *method, char *err, size_t errlen)
 {
-    char msg[512];
     ERR_clear_error();
     SSL_CTX *ctx = SSL_CTX_new_ex(libctx, NULL, method);
     if (ctx == NULL) {
@@ -72,10 +75,22 @@ static SSL_CTX *ctx_new(OSSL_LIB_CTX *libctx, const SSL_METHOD *method, const ch
     if (SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION) != 1 ||
         SSL_CTX_set_max_proto_version(ctx, TLS1_3_VERSION) != 1) {
         kw_tls_error("cannot restrict TLS versions to 1.2-1.3", err, errlen);
-        goto fail;
+        SSL_CTX_free(ctx);
+        return NULL;
     }
     SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION);
     SSL_CTX_set_mode(ctx, SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+    return ctx;
+}
+
+/* The server side from files: identity and trusted CA. */
+static SSL_CTX *ctx_new(OSSL_LIB_CTX *libctx, const SSL_METHOD *method, const char *cert,
+                        const char *key, const char *ca, char *err, size_t errlen)
+{
+    char msg[512];
+    SSL_CTX *ctx = base_ctx(libctx, method, err, errlen);
+    if (ctx == NULL)
+        return NULL;
     if ((cert != NULL || key != NULL) &&
         load_identity(ctx, cert != NULL ? cert : key, key != NULL ? key : cert, err, errlen) != 0)
         goto fail;
@@ -124,15 +139,166 @@ SSL_CTX *kw_tls_server_ctx(OSSL_LIB_CTX *libctx, const char *cert, const char *k
     return ctx;
 }
 
+/* Passphrase callback that never prompts: a server must not stop on a terminal prompt. */
+static int no_passphrase(char *buf, int size, int rwflag, void *u)
+{
+    (void)buf;
+    (void)size;
+    (void)rwflag;
+    (void)u;
+    return -1;
+}
+
+/* The certificate chain of pem (leaf first) as ctx's own. Returns 0, or -1 with err written. */
+static int use_chain_pem(SSL_CTX *ctx, OSSL_LIB_CTX *libctx, const kw_tls_pem_t *pem, char *err,
+                         size_t errlen)
+{
+    char msg[512];
+    BIO *bio = BIO_new_mem_buf(pem->data, (int)pem->len);
+    X509 *x = X509_new_ex(libctx, NULL);
+    int ok = bio != NULL && x != NULL &&
+             PEM_read_bio_X509_AUX(bio, &x, no_passphrase, NULL) != NULL &&
+             SSL_CTX_use_certificate(ctx, x) == 1 && SSL_CTX_clear_chain_certs(ctx) == 1;
+    X509_free(x);
+    while (ok) {
+        X509 *ca = X509_new_ex(libctx, NULL);
+        if (ca == NULL || PEM_read_bio_X509(bio, &ca, no_passphrase, NULL) == NULL) {
+            X509_free(ca);
+            unsigned long e = ERR_peek_last_error();
+            if (ERR_GET_LIB(e) == ERR_LIB_PEM && ERR_GET_REASON(e) == PEM_R_NO_START_LINE)
+                ERR_clear_error(); /* the end of the chain */
+            else
+                ok = 0;
+            break;
+        }
+        if (SSL_CTX_add0_chain_cert(ctx, ca) != 1) {
+            X509_free(ca);
+            ok = 0;
+        }
+    }
+    BIO_free(bio);
+    if (!ok) {
+        snprintf(msg, sizeof(msg), "cannot load certificate chain %s", pem->name);
+        kw_tls_error(msg, err, errlen);
+        return -1;
+    }
+    return 0;
+}
+
+static int use_key_pem(SSL_CTX *ctx, OSSL_LIB_CTX *libctx, const kw_tls_pem_t *pem, char *err,
+                       size_t errlen)
+{
+    char msg[512];
+    BIO *bio = BIO_new_mem_buf(pem->data, (int)pem->len);
+    EVP_PKEY *pk = bio != NULL
+                       ? PEM_read_bio_PrivateKey_ex(bio, NULL, no_passphrase, NULL, libctx, NULL)
+                       : NULL;
+    int ok = pk != NULL && SSL_CTX_use_PrivateKey(ctx, pk) == 1;
+    EVP_PKEY_free(pk);
+    BIO_free(bio);
+    if (!ok) {
+        snprintf(msg, sizeof(msg), "cannot load private key %s (PEM, not encrypted)", pem->name);
+        kw_tls_error(msg, err, errlen);
+        return -1;
+    }
+    return 0;
+}
+
+/* Every certificate (and CRL) of pem as trusted by ctx. */
+static int use_ca_pem(SSL_CTX *ctx, OSSL_LIB_CTX *libctx, const kw_tls_pem_t *pem, char *err,
+                      size_t errlen)
+{
+    char msg[512];
+    BIO *bio = BIO_new_mem_buf(pem->data, (int)pem->len);
+    STACK_OF(X509_INFO) *infos =
+        bio != NULL ? PEM_X509_INFO_read_bio_ex(bio, NULL, no_passphrase, NULL, libctx, NULL)
+                    : NULL;
+    X509_STORE *store = SSL_CTX_get_cert_store(ctx);
+    int certs = 0;
+    int ok = infos != NULL && store != NULL;
+    for (int i = 0; ok && i < sk_X509_INFO_num(infos); i++) {
+        X509_INFO *info = sk_X509_INFO_value(infos, i);
+        if (info->x509 != NULL) {
+            ok = X509_STORE_add_cert(store, info->x509) == 1;
+            certs++;
+        }
+        if (ok && info->crl != NULL)
+            ok = X509_STORE_add_crl(store, info->crl) == 1;
+    }
+    sk_X509_INFO_pop_free(infos, X509_INFO_free);
+    BIO_free(bio);
+    if (!ok || certs == 0) {
+        snprintf(msg, sizeof(msg), "cannot load CA file %s%s", pem->name,
+                 ok ? ": no certificate in it" : "");
+        kw_tls_error(msg, err, errlen);
+        return -1;
+    }
+    return 0;
+}
+
+SSL_CTX *kw_tls_client_ctx_pem(OSSL_LIB_CTX *libctx, const kw_tls_pem_t *cert,
+                               const kw_tls_pem_t *key, const kw_tls_pem_t *ca, char *err,
+                               size_t errlen)
+{
+    char msg[512];
+    /* cert and key may both be NULL: a client without identity (the server will refuse it). */
+    if (ca == NULL || (cert != NULL) != (key != NULL)) {
+        if (err != NULL && errlen > 0)
+            snprintf(err, errlen, "TLS setup needs %s",
+                     ca == NULL ? "a CA file" : "a certificate, a key and a CA file");
+        return NULL;
+    }
+    SSL_CTX *ctx = base_ctx(libctx, TLS_client_method(), err, errlen);
+    if (ctx == NULL)
+        return NULL;
+    SSL_CTX_set_default_passwd_cb(ctx, no_passphrase);
+    if (cert != NULL) {
+        if (use_chain_pem(ctx, libctx, cert, err, errlen) != 0 ||
+            use_key_pem(ctx, libctx, key, err, errlen) != 0)
+            goto fail;
+        if (SSL_CTX_check_private_key(ctx) != 1) {
+            snprintf(msg, sizeof(msg), "private key %s does not match certificate %s", key->name,
+                     cert->name);
+            kw_tls_error(msg, err, errlen);
+            goto fail;
+        }
+    }
+    if (use_ca_pem(ctx, libctx, ca, err, errlen) != 0)
+        goto fail;
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+    return ctx;
+fail:
+    SSL_CTX_free(ctx);
+    return NULL;
+}
+
+/* Reads one credential file into pem (data: OPENSSL_malloc'd). Returns 0 or -1 (err written). */
+static int read_pem(const char *path, const char *what, kw_tls_pem_t *pem, char *err, size_t errlen)
+{
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    pem->name = path;
+    if (kw_file_read(path, what, KW_FILE_MAX, &buf, &len, err, errlen) != 0)
+        return -1;
+    pem->data = buf;
+    pem->len = len;
+    return 0;
+}
+
 SSL_CTX *kw_tls_client_ctx(OSSL_LIB_CTX *libctx, const char *cert, const char *key, const char *ca,
                            char *err, size_t errlen)
 {
-    /* cert and key may both be NULL: a client without identity (the server will refuse it). */
+    kw_tls_pem_t c = {NULL, NULL, 0}, k = {NULL, NULL, 0}, a = {NULL, NULL, 0};
+    SSL_CTX *ctx = NULL;
     if (check_args(cert, key, ca, (cert != NULL) != (key != NULL), err, errlen) != 0)
         return NULL;
-    SSL_CTX *ctx = ctx_new(libctx, TLS_client_method(), cert, key, ca, err, errlen);
-    if (ctx == NULL)
-        return NULL;
-    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+    if ((cert == NULL || read_pem(cert, "certificate", &c, err, errlen) == 0) &&
+        (key == NULL || read_pem(key, "private key", &k, err, errlen) == 0) &&
+        read_pem(ca, "CA file", &a, err, errlen) == 0)
+        ctx = kw_tls_client_ctx_pem(libctx, cert != NULL ? &c : NULL, key != NULL ? &k : NULL, &a,
+                                    err, errlen);
+    OPENSSL_free((void *)c.data);
+    OPENSSL_clear_free((void *)k.data, k.len);
+    OPENSSL_free((void *)a.data);
     return ctx;
 }

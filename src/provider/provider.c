@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include <openssl/core_names.h>
 #include <openssl/crypto.h>
@@ -18,6 +19,7 @@
 #include <openssl/params.h>
 
 #include "keyward/error.h"
+#include "kw_file.h"
 #include "master.h"
 
 static OSSL_FUNC_provider_teardown_fn kw_prov_teardown;
@@ -64,7 +66,8 @@ static const OSSL_ALGORITHM kw_decoder[] = {
     {NULL, NULL, NULL, NULL},
 };
 
-/* Offered only in master-secret mode; libssl picks it with default_properties = ?keyward.prf=yes. */
+/* Offered only in master-secret mode; libssl picks it with default_properties = ?keyward.prf=yes.
+ */
 static const OSSL_ALGORITHM kw_kdf[] = {
     {"TLS1-PRF", KW_PROV_PROPS ",keyward.prf=yes", kw_tls1_prf_functions,
      "TLS 1.2 PRF: master secrets of master-secret mode from the key server"},
@@ -81,6 +84,11 @@ static const OSSL_ITEM kw_reasons[] = {
     {KW_PROV_R_NO_PRIVATE, "no private key"},
     {KW_PROV_R_INTERNAL, "keyward internal error"},
     {KW_PROV_R_NOT_EXPORTABLE, "private key not exportable"},
+    {KW_PROV_R_LOCAL_FILE, "cannot read a local file"},
+    {KW_PROV_R_CREDENTIALS, "bad keyward client credentials"},
+    {KW_PROV_R_REFUSED, "key server refused the connection"},
+    {KW_PROV_R_NO_THREAD, "cannot start a thread"},
+    {KW_PROV_R_NOT_AUTHORISED, "key not authorised for this edge"},
     {0, NULL},
 };
 
@@ -107,12 +115,34 @@ const char *kw_prov_servers(const kw_prov_ctx_t *pctx)
     return pctx->cfg.servers != NULL ? pctx->cfg.servers : "(none)";
 }
 
+/* The reason code for a failed kw_client_new. */
+static int client_new_reason(int rc)
+{
+    switch (rc) {
+    case KW_EIO:
+        return KW_PROV_R_LOCAL_FILE;
+    case KW_ETLS:
+        return KW_PROV_R_CREDENTIALS;
+    default:
+        return KW_PROV_R_CONFIG;
+    }
+}
+
 kw_client_t *kw_prov_client(kw_prov_ctx_t *pctx)
 {
     kw_client_config_t cc;
-    char err[256] = "";
+    char err[512] = "";
     kw_client_t *client;
     int rc = 0;
+    if (pctx->cfg.cred_err[0] != '\0') {
+        kw_prov_raise(pctx, KW_PROV_R_LOCAL_FILE,
+                      "%s (when the provider was loaded, as uid %u); keyward reads its "
+                      "credentials when OpenSSL loads its configuration, before a server drops "
+                      "privileges: keep them root-only and readable by the user that starts the "
+                      "server",
+                      pctx->cfg.cred_err, (unsigned)pctx->load_uid);
+        return NULL;
+    }
     pthread_mutex_lock(&pctx->lock);
     client = pctx->client;
     if (client == NULL && pctx->cfg.servers == NULL) {
@@ -121,20 +151,32 @@ kw_client_t *kw_prov_client(kw_prov_ctx_t *pctx)
     } else if (client == NULL) {
         memset(&cc, 0, sizeof(cc));
         cc.servers = pctx->cfg.servers;
+        /* The bytes read at load; the file names only name them in messages. */
         cc.cert_file = pctx->cfg.client_cert;
         cc.key_file = pctx->cfg.client_key;
         cc.ca_file = pctx->cfg.ca;
+        cc.cert_pem = (const char *)pctx->cfg.cert_pem;
+        cc.cert_pem_len = pctx->cfg.cert_pem_len;
+        cc.key_pem = (const char *)pctx->cfg.key_pem;
+        cc.key_pem_len = pctx->cfg.key_pem_len;
+        cc.ca_pem = (const char *)pctx->cfg.ca_pem;
+        cc.ca_pem_len = pctx->cfg.ca_pem_len;
         cc.timeout_ms = pctx->cfg.timeout_ms;
         rc = kw_client_new(&cc, &client, err, sizeof(err));
         pctx->client = rc == 0 ? client : NULL;
     }
     pthread_mutex_unlock(&pctx->lock);
-    if (rc != 0) {
+    if (rc == KW_ECONFIG) {
         kw_prov_raise(pctx, KW_PROV_R_CONFIG,
-                      "cannot start the keyward client: %s (%s); set servers, client_cert, "
+                      "cannot start the keyward client: %s; set servers, client_cert, "
                       "client_key and ca in the keyward section of openssl.cnf or KEYWARD_SERVERS, "
                       "KEYWARD_CLIENT_CERT, KEYWARD_CLIENT_KEY, KEYWARD_CA",
-                      err, kw_strerror(rc));
+                      err);
+        return NULL;
+    }
+    if (rc != 0) {
+        kw_prov_raise(pctx, client_new_reason(rc), "cannot start the keyward client: %s (%s)", err,
+                      kw_strerror(rc));
         return NULL;
     }
     return client;
@@ -188,6 +230,39 @@ static int read_settings(kw_prov_ctx_t *pctx, OSSL_FUNC_core_get_params_fn *get_
     return 1;
 }
 
+/* One credential file into memory; on failure the first reason goes to cred_err. */
+static void read_credential(kw_prov_ctx_t *pctx, const char *path, const char *what, uint8_t **buf,
+                            size_t *len)
+{
+    char why[sizeof(pctx->cfg.cred_err)];
+    if (path == NULL || pctx->cfg.cred_err[0] != '\0')
+        return;
+    if (kw_file_read(path, what, KW_FILE_MAX, buf, len, why, sizeof(why)) != 0)
+        snprintf(pctx->cfg.cred_err, sizeof(pctx->cfg.cred_err), "%s", why);
+}
+
+/*
+ * Reads client_cert, client_key and ca now, while the provider is being configured: servers load
+ * their configuration in a root master and fork workers that run as another user and could not
+ * read root-only files. A file that cannot be read is reported now, on stderr (the server's log
+ * at start), and again by every key operation.
+ */
+static void read_credentials(kw_prov_ctx_t *pctx)
+{
+    read_credential(pctx, pctx->cfg.client_cert, "client_cert", &pctx->cfg.cert_pem,
+                    &pctx->cfg.cert_pem_len);
+    read_credential(pctx, pctx->cfg.client_key, "client_key", &pctx->cfg.key_pem,
+                    &pctx->cfg.key_pem_len);
+    read_credential(pctx, pctx->cfg.ca, "ca", &pctx->cfg.ca_pem, &pctx->cfg.ca_pem_len);
+    if (pctx->cfg.cred_err[0] != '\0')
+        fprintf(stderr,
+                "keyward: error: %s; every key operation through keyward will fail in this "
+                "process (uid %u). The provider reads its credentials once, when OpenSSL loads "
+                "its configuration (in a server's master, as root); keep them root-only and "
+                "load the configuration before dropping privileges\n",
+                pctx->cfg.cred_err, (unsigned)geteuid());
+}
+
 static void ctx_free(kw_prov_ctx_t *pctx)
 {
     if (pctx == NULL)
@@ -199,6 +274,9 @@ static void ctx_free(kw_prov_ctx_t *pctx)
     OPENSSL_free(pctx->cfg.client_cert);
     OPENSSL_free(pctx->cfg.client_key);
     OPENSSL_free(pctx->cfg.ca);
+    OPENSSL_free(pctx->cfg.cert_pem);
+    OPENSSL_clear_free(pctx->cfg.key_pem, pctx->cfg.key_pem_len + 1);
+    OPENSSL_free(pctx->cfg.ca_pem);
     pthread_mutex_destroy(&pctx->lock);
     OPENSSL_free(pctx);
 }
@@ -312,6 +390,8 @@ int OSSL_provider_init(const OSSL_CORE_HANDLE *handle, const OSSL_DISPATCH *in,
         ctx_free(pctx);
         return 0;
     }
+    pctx->load_uid = geteuid();
+    read_credentials(pctx);
     *out = kw_provider_functions;
     *provctx = pctx;
     return 1;

@@ -30,7 +30,12 @@ enum kw_prov_reason {
     KW_PROV_R_BAD_KEY = 6,     /* malformed stub, URI or public key */
     KW_PROV_R_NO_PRIVATE = 7,  /* a public-only key was asked to sign/decrypt */
     KW_PROV_R_INTERNAL = 8,
-    KW_PROV_R_NOT_EXPORTABLE = 9, /* a program asked for the private part of a keyward key */
+    KW_PROV_R_NOT_EXPORTABLE = 9,  /* a program asked for the private part of a keyward key */
+    KW_PROV_R_LOCAL_FILE = 10,     /* a credential file could not be read (which, why) */
+    KW_PROV_R_CREDENTIALS = 11,    /* the credentials read are not a usable cert/key/CA */
+    KW_PROV_R_REFUSED = 12,        /* TLS with the key server failed (alert, certificate) */
+    KW_PROV_R_NO_THREAD = 13,      /* the client needed a thread and may not create one */
+    KW_PROV_R_NOT_AUTHORISED = 14, /* the key server says this edge may not use the key */
 };
 
 /* Settings (openssl.cnf [keyward_sect], each overridable by an environment variable). */
@@ -39,6 +44,15 @@ typedef struct kw_prov_settings_s {
     char *client_cert; /* client_cert / KEYWARD_CLIENT_CERT */
     char *client_key;  /* client_key / KEYWARD_CLIENT_KEY */
     char *ca;          /* ca / KEYWARD_CA */
+    /* The credentials' bytes, read when the provider is configured (in a server's master, as
+     * root, before it forks and drops privileges: DESIGN.md §6); the key cleansed at teardown. */
+    uint8_t *cert_pem;
+    size_t cert_pem_len;
+    uint8_t *key_pem;
+    size_t key_pem_len;
+    uint8_t *ca_pem;
+    size_t ca_pem_len;
+    char cred_err[600]; /* why a credential could not be read ("" when all were) */
     unsigned timeout_ms;
     int load_check;         /* KW_LOAD_CHECK_* */
     int master_secret_mode; /* master_secret_mode / KEYWARD_MASTER_SECRET_MODE (master.h) */
@@ -56,12 +70,13 @@ typedef struct kw_prov_ctx_s {
     const OSSL_CORE_HANDLE *handle;
     OSSL_LIB_CTX *libctx; /* own library context: default provider, for public keys/digests */
     kw_prov_settings_t cfg;
+    unsigned load_uid;                     /* effective uid when the provider was loaded */
     pthread_mutex_t lock;                  /* guards client creation */
     kw_client_t *client;                   /* created on first key use */
     uint8_t checked[KW_CHECKED_SLOTS][32]; /* under lock: stubs checked in the last seconds, */
     int64_t checked_at[KW_CHECKED_SLOTS];  /* so the PEM and DER decoders ask only once */
     unsigned checked_next;
-    struct kw_ms_table_s *ms_table;        /* master-secret handles (master.h), lazily made */
+    struct kw_ms_table_s *ms_table; /* master-secret handles (master.h), lazily made */
     OSSL_FUNC_core_new_error_fn *new_error;
     OSSL_FUNC_core_set_error_debug_fn *set_error_debug;
     OSSL_FUNC_core_vset_error_fn *vset_error;

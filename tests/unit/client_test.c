@@ -390,8 +390,21 @@ static void test_client_new_errors(void **state)
     cfg.servers = "127.0.0.1:1";
     cfg.cert_file = "/nonexistent/cert.pem";
     cfg.key_file = key_path;
+    /* a file that cannot be read is a local I/O error naming the file and the reason */
+    assert_int_equal(kw_client_new(&cfg, &c, err, sizeof(err)), KW_EIO);
+    assert_non_null(
+        strstr(err, "cannot read the client certificate /nonexistent/cert.pem: No such"));
+    /* PEM bytes in memory replace the files; bad ones are a TLS setup error naming the file */
+    cfg.cert_file = NULL;
+    cfg.key_file = NULL;
+    cfg.ca_pem = "not a certificate";
+    cfg.ca_pem_len = strlen(cfg.ca_pem);
     assert_int_equal(kw_client_new(&cfg, &c, err, sizeof(err)), KW_ETLS);
-    assert_non_null(strstr(err, "/nonexistent/cert.pem"));
+    assert_non_null(strstr(err, "cannot load CA file"));
+    assert_non_null(strstr(err, cert_path));
+    cfg.ca_file = NULL;
+    assert_int_equal(kw_client_new(&cfg, &c, err, sizeof(err)), KW_ETLS);
+    assert_non_null(strstr(err, "the CA file (in memory)"));
     assert_int_equal(kw_client_new(NULL, &c, err, sizeof(err)), KW_EINVAL);
 }
 

@@ -1,0 +1,61 @@
+#!/bin/bash
+# Edges as Debian runs them (DESIGN.md §6, issue 13): credentials root-only (0600 in a 0700
+# directory), set up as root, then a forked worker drops to nobody and signs. Through the
+# libkeyward client and through the provider (configured in the parent: load_check off, so the
+# client is first made in the worker, and auto, so it is made in the parent), and with
+# RLIMIT_NPROC 0 in the worker (HAProxy's workers may not create threads), also with a dead key
+# server first in the list (fail-over done by the blocking caller itself). Then what a server
+# misconfigured to read its credentials as the worker user is told: which file, and why.
+. "$(dirname "$0")/lib.sh"
+
+if [ "$(id -u)" != 0 ]; then
+    echo "SKIP: needs root (the test drops privileges to nobody)"
+    exit 0
+fi
+make_pki
+PORT=$(free_port)
+DEAD=$(free_port)
+start_keyserver ks "$PORT"
+
+CRED=$KW_TMP/cred
+mkdir -m 700 "$CRED"
+cp "$PKI/edge.crt" "$PKI/edge.key" "$PKI/ca.crt" "$CRED/"
+chmod 600 "$CRED"/*
+"$KW_BIN/keyward" stub --cert "$PKI/certs/ecdsa-p256.crt" --out "$KW_TMP/ec.stub" 2>/dev/null ||
+    fail "keyward stub"
+
+privdrop() {
+    "$KW_TESTS/kw_privdrop" --cert "$CRED/edge.crt" --key "$CRED/edge.key" --ca "$CRED/ca.crt" \
+        --key-cert "$PKI/certs/ecdsa-p256.crt" "$@"
+}
+
+# expect_ok NAME ARGS...: kw_privdrop must succeed.
+expect_ok() {
+    local name=$1
+    shift
+    if ! privdrop "$@" >"$KW_TMP/$name.out" 2>&1; then
+        fail "$name: $(cat "$KW_TMP/$name.out")"
+    fi
+    sed 's/^/  /' "$KW_TMP/$name.out"
+}
+
+# --- the libkeyward client
+expect_ok client --server "127.0.0.1:$PORT"
+pass "client made as root; forked child as nobody signs (files unreadable there)"
+expect_ok client-used --server "127.0.0.1:$PORT" --use-before-fork
+pass "client used as root, then a child as nobody signs"
+
+# --- the provider, configured in the parent as root
+conf() { # file load_check
+    write_openssl_conf "$1" "127.0.0.1:$PORT"
+    sed -i -e "s|^client_cert = .*|client_cert = $CRED/edge.crt|" \
+        -e "s|^client_key = .*|client_key = $CRED/edge.key|" -e "s|^ca = .*|ca = $CRED/ca.crt|" \
+        -e "s|^timeout_ms = .*|timeout_ms = 3000\nload_check = $2|" "$1"
+}
+conf "$KW_TMP/off.cnf" off
+conf "$KW_TMP/auto.cnf" auto
+OPENSSL_CONF=$KW_TMP/off.cnf expect_ok prov-off --server "127.0.0.1:$PORT" --provider "$KW_TMP/ec.stub"
+pass "provider, load_check = off: the first key use is in the child as nobody"
+OPENSSL_CONF=$KW_TMP/auto.cnf expect_ok prov-auto --server "127.0.0.1:$PORT" --provider "$KW_TMP/ec.stub"
+pass "provider, load_check = auto: client made by the parent, used by the child as nobody"
+

@@ -1,0 +1,282 @@
+/*
+ * kw_privdrop: a key user deployed as Debian runs servers (DESIGN.md §6): set up as root, then
+ * fork a worker that drops to nobody/nogroup (and, with --nproc0, may not create threads, as
+ * HAProxy's workers), and sign there.
+ *   kw_privdrop --server S --cert F --key F --ca F --key-cert SITE.crt [--requests N]
+ *               [--provider STUB] [--nproc0] [--drop-first] [--use-before-fork]
+ * Without --provider: a libkeyward client made with kw_client_new in the parent; the child signs
+ * with kw_client_call and with kw_client_submit + kw_request_wait (ECDSA or RSA PKCS#1 SHA-256
+ * by the certificate's key type), each signature verified with the certificate's key.
+ * With --provider: OPENSSL_CONF's keyward provider is configured in the parent (as root) and the
+ * stub STUB loaded there (PEM_read_bio_PrivateKey, as nginx does); the child signs through it
+ * with EVP_DigestSign.
+ * --use-before-fork: the parent signs once before forking. --drop-first: drop privileges before
+ * anything else (no fork): a server misconfigured to read its credentials as the worker user;
+ * the tool then prints what went wrong, for the tests to check the messages.
+ * The child checks that it really cannot open --key (else the test proves nothing) and, with
+ * --nproc0, that pthread_create fails. Prints "ok: ..." lines; exit 0 when every request worked,
+ * 1 when one failed (errors on stderr), 2 on bad usage or a setup the test cannot trust.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <grp.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <openssl/crypto.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+
+#include "keyward/client.h"
+#include "keyward/error.h"
+#include "keyward/keyid.h"
+#include "kw_tool.h"
+
+#define NOBODY 65534
+
+static kw_tool_opts_t opts;
+static const char *stub_path;
+static unsigned n_requests = 10;
+static int nproc0;
+static int drop_first;
+static int use_before_fork;
+static kw_client_t *client;
+static EVP_PKEY *site_pub;
+static EVP_PKEY *stub_key;
+static uint8_t site_id[KW_DIGEST_LEN];
+
+static void *noop(void *arg)
+{
+    return arg;
+}
+
+/* Becomes nobody/nogroup; with nproc0 also without the right to create threads. */
+static int drop_privileges(void)
+{
+    if (setgroups(0, NULL) != 0 || setgid(NOBODY) != 0 || setuid(NOBODY) != 0) {
+        fprintf(stderr, "cannot drop privileges: %s\n", strerror(errno));
+        return -1;
+    }
+    int fd = open(opts.key, O_RDONLY);
+    if (fd >= 0) {
+        close(fd);
+        fprintf(stderr, "as nobody, %s is still readable: make it root-only (0600)\n", opts.key);
+        return -1;
+    }
+    printf("ok: running as nobody; %s is unreadable (%s)\n", opts.key, strerror(errno));
+    if (nproc0) {
+        struct rlimit rl = {0, 0};
+        pthread_t t;
+        if (setrlimit(RLIMIT_NPROC, &rl) != 0) {
+            fprintf(stderr, "setrlimit(RLIMIT_NPROC, 0): %s\n", strerror(errno));
+            return -1;
+        }
+        int rc = pthread_create(&t, NULL, noop, NULL);
+        if (rc == 0) {
+            pthread_join(t, NULL);
+            fprintf(stderr, "RLIMIT_NPROC 0 did not stop pthread_create\n");
+            return -1;
+        }
+        printf("ok: RLIMIT_NPROC 0: pthread_create fails (%s)\n", strerror(rc));
+    }
+    return 0;
+}
+
+static int is_rsa(void)
+{
+    return EVP_PKEY_is_a(site_pub, "RSA");
+}
+
+/* One signature through the client (blocking call, or submit + wait), verified. */
+static int client_sign(unsigned seq)
+{
+    uint8_t dgst[32];
+    uint8_t sig[1024];
+    size_t len = 0;
+    uint8_t remote = 0;
+    char text[64];
+    kw_msg_t m;
+    int n = snprintf(text, sizeof(text), "privdrop %d %u", (int)getpid(), seq);
+    EVP_Digest(text, (size_t)n, dgst, NULL, EVP_sha256(), NULL);
+    memset(&m, 0, sizeof(m));
+    m.opcode = is_rsa() ? KW_OP_RSA_SIGN_SHA256 : KW_OP_ECDSA_SIGN_SHA256;
+    m.has_opcode = 1;
+    m.digest = kw_bytes(site_id, sizeof(site_id));
+    m.payload = kw_bytes(dgst, sizeof(dgst));
+    int rc;
+    if (seq % 2 == 0) {
+        rc = kw_client_call(client, &m, sig, sizeof(sig), &len, &remote);
+    } else {
+        kw_request_t *r = NULL;
+        const uint8_t *p = NULL;
+        rc = kw_client_submit(client, &m, &r);
+        if (rc == 0) {
+            kw_request_wait(r);
+            rc = kw_request_result(r, &p, &len, &remote);
+            if (rc == 0 && len <= sizeof(sig))
+                memcpy(sig, p, len);
+        }
+        kw_request_free(r);
+    }
+    if (rc != 0) {
+        char last[512];
+        kw_client_last_error(client, last, sizeof(last));
+        fprintf(stderr, "sign failed: %s (remote 0x%02x); last error: %s\n", kw_strerror(rc),
+                remote, last);
+        return -1;
+    }
+    if (!kw_tool_verify(site_pub, sig, len, dgst, sizeof(dgst))) {
+        fprintf(stderr, "signature does not verify\n");
+        return -1;
+    }
+    return 0;
+}
+
+/* One signature through the provider's key, verified. */
+static int provider_sign(unsigned seq)
+{
+    char text[64];
+    uint8_t sig[1024];
+    size_t len = sizeof(sig);
+    int n = snprintf(text, sizeof(text), "privdrop provider %d %u", (int)getpid(), seq);
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    int ok = md != NULL && EVP_DigestSignInit(md, NULL, EVP_sha256(), NULL, stub_key) == 1 &&
+             EVP_DigestSign(md, sig, &len, (const uint8_t *)text, (size_t)n) == 1;
+    EVP_MD_CTX_free(md);
+    if (!ok) {
+        fprintf(stderr, "provider signature failed:\n");
+        ERR_print_errors_fp(stderr);
+        return -1;
+    }
+    md = EVP_MD_CTX_new();
+    ok = md != NULL && EVP_DigestVerifyInit(md, NULL, EVP_sha256(), NULL, site_pub) == 1 &&
+         EVP_DigestVerify(md, sig, len, (const uint8_t *)text, (size_t)n) == 1;
+    EVP_MD_CTX_free(md);
+    if (!ok)
+        fprintf(stderr, "provider signature does not verify\n");
+    if (ERR_peek_error() != 0) {
+        fprintf(stderr, "errors left in OpenSSL's queue:\n");
+        ERR_print_errors_fp(stderr);
+        ok = 0;
+    }
+    return ok ? 0 : -1;
+}
+
+static int sign_all(const char *who)
+{
+    unsigned failed = 0;
+    for (unsigned i = 0; i < n_requests; i++)
+        failed += (stub_path != NULL ? provider_sign(i) : client_sign(i)) != 0;
+    if (failed > 0) {
+        fprintf(stderr, "%s: %u of %u signatures failed\n", who, failed, n_requests);
+        return 1;
+    }
+    printf("ok: %s: %u signatures verified\n", who, n_requests);
+    return 0;
+}
+
+/* The parent's set-up, as root: the client or the provider and its key. */
+static int setup(void)
+{
+    if (stub_path == NULL)
+        return kw_tool_client_new(&opts, 3000, &client);
+    if (OPENSSL_init_crypto(OPENSSL_INIT_LOAD_CONFIG, NULL) != 1) {
+        fprintf(stderr, "loading OPENSSL_CONF failed:\n");
+        ERR_print_errors_fp(stderr);
+        return -1;
+    }
+    BIO *in = BIO_new_file(stub_path, "r");
+    stub_key = in != NULL ? PEM_read_bio_PrivateKey(in, NULL, NULL, NULL) : NULL;
+    BIO_free(in);
+    if (stub_key == NULL) {
+        fprintf(stderr, "loading the stub %s failed:\n", stub_path);
+        ERR_print_errors_fp(stderr);
+        return -1;
+    }
+    ERR_clear_error();
+    return 0;
+}
+
+static int parse_args(int argc, char **argv)
+{
+    static const struct option lo[] = {
+        KW_TOOL_OPTIONS,          {"requests", 1, NULL, 'r'},   {"provider", 1, NULL, 'p'},
+        {"nproc0", 0, NULL, 'N'}, {"drop-first", 0, NULL, 'D'}, {"use-before-fork", 0, NULL, 'U'},
+        {NULL, 0, NULL, 0}};
+    for (;;) {
+        int ch = kw_tool_getopt(argc, argv, "", lo, &opts);
+        if (ch == -1)
+            break;
+        switch (ch) {
+        case 'r':
+            n_requests = (unsigned)atoi(optarg);
+            break;
+        case 'p':
+            stub_path = optarg;
+            break;
+        case 'N':
+            nproc0 = 1;
+            break;
+        case 'D':
+            drop_first = 1;
+            break;
+        case 'U':
+            use_before_fork = 1;
+            break;
+        default:
+            return -1;
+        }
+    }
+    site_pub = opts.key_cert != NULL ? kw_tool_cert_key(opts.key_cert, site_id) : NULL;
+    return site_pub != NULL && opts.key != NULL && n_requests > 0 ? 0 : -1;
+}
+
+int main(int argc, char **argv)
+{
+    if (parse_args(argc, argv) != 0) {
+        fprintf(stderr, "usage: see the comment atop %s\n", __FILE__);
+        return 2;
+    }
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    if (geteuid() != 0) {
+        fprintf(stderr, "kw_privdrop must start as root\n");
+        return 2;
+    }
+    if (drop_first) { /* everything as the worker user: the set-up itself must say what fails */
+        if (drop_privileges() != 0)
+            return 2;
+        return setup() != 0 ? 1 : sign_all("unprivileged from the start");
+    }
+    if (setup() != 0)
+        return 1;
+    if (use_before_fork && sign_all("parent, before fork") != 0)
+        return 1;
+    pid_t pid = fork();
+    if (pid < 0) {
+        perror("fork");
+        return 2;
+    }
+    if (pid == 0) {
+        if (drop_privileges() != 0)
+            _exit(2);
+        int st = sign_all("child as nobody");
+        fflush(stdout);
+        _exit(st);
+    }
+    int st = 0;
+    if (waitpid(pid, &st, 0) != pid || !WIFEXITED(st)) {
+        fprintf(stderr, "child did not exit normally (status 0x%x)\n", st);
+        return 1;
+    }
+    kw_client_free(client);
+    EVP_PKEY_free(stub_key);
+    EVP_PKEY_free(site_pub);
+    return WEXITSTATUS(st);
+}
