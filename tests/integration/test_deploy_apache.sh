@@ -42,10 +42,12 @@ LogLevel info
 LoadModule mpm_event_module $MODS/mod_mpm_event.so
 LoadModule authz_core_module $MODS/mod_authz_core.so
 LoadModule env_module $MODS/mod_env.so
+LoadModule dir_module $MODS/mod_dir.so
 LoadModule ssl_module $MODS/mod_ssl.so
 StartServers 2
 ServerName localhost
 DocumentRoot $KW_TMP/www
+DirectoryIndex index.html
 <Directory $KW_TMP/www>
     Require all granted
 </Directory>
