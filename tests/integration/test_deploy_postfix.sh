@@ -33,6 +33,7 @@ smtpd_tls_security_level = may
 alias_maps =
 alias_database =
 notify_classes =
+smtpd_peername_lookup = no
 smtpd_tls_cert_file = $SITE/rsa2048.crt
 smtpd_tls_key_file = $SITE/rsa2048.stub
 smtpd_tls_eccert_file = $SITE/ecdsa-p256.crt
