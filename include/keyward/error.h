@@ -27,6 +27,7 @@ extern "C" {
 #define KW_ECONFIG   (-15) /* invalid configuration */
 #define KW_EBUSY     (-16) /* limit reached, try later */
 #define KW_EDENIED   (-17) /* not authorised */
+#define KW_ETHREAD   (-18) /* a thread was needed and could not be created (RLIMIT_NPROC?) */
 
 const char *kw_strerror(int code);
 

@@ -1,14 +1,23 @@
 /*
- * The client's I/O core: one thread running an epoll loop that owns every connection of a client.
- * Callers hand requests over through a mutex-protected queue and an eventfd ("wake"), written only
- * when the queue goes from idle to busy, so a burst of submissions costs one wakeup. Fast path:
- * when the I/O thread is asleep in epoll_wait (io_lock free) and nothing is queued, the caller
- * takes io_lock and sends its request itself, which saves a thread wakeup per request. Likewise a
- * caller blocking on its reply (kw_request_wait) may read that connection itself (kwc_core_lead:
- * it sleeps in poll without io_lock and reads only under it, with the socket masked in epoll), so
- * the reply wakes only the thread that waits for it. Each loop turn: wait for events (io_lock
- * released), handle them, run the timers (tick), then write every connection's batched frames in
- * one go. Signals are blocked in the thread.
+ * The client's I/O core: an epoll loop that owns every connection of a client, run either by
+ * blocking callers themselves or by an I/O thread. Without the thread (the start, and for good
+ * when only blocking callers use the client: nginx and Apache workers, HAProxy's workers which
+ * may not create threads), a submitting caller sends its request itself and a waiting caller runs
+ * the loop ("drives": connects, handshakes, reads, retries, timers) until its request completes;
+ * one caller drives at a time, the others wait for their reply or for the role (a hand-off
+ * eventfd). The thread starts when an asynchronous caller needs one (kw_request_fd, _notify) and
+ * then takes over the loop; a thread that cannot start is reported as such (KW_ETHREAD) and
+ * blocking callers go on driving.
+ *
+ * With the thread: callers hand requests over through a mutex-protected queue and an eventfd
+ * ("wake"), written only when the queue goes from idle to busy, so a burst of submissions costs one
+ * wakeup. Fast path: when the I/O thread is asleep in epoll_wait (io_lock free) and nothing is
+ * queued, the caller takes io_lock and sends its request itself, which saves a thread wakeup per
+ * request. Likewise a caller blocking on its reply (kw_request_wait) may read that connection
+ * itself (kwc_core_lead: it sleeps in poll without io_lock and reads only under it, with the socket
+ * masked in epoll), so the reply wakes only the thread that waits for it. Each loop turn: wait for
+ * events (io_lock released), handle them, run the timers (tick), then write every connection's
+ * batched frames in one go. Signals are blocked in the thread.
  */
 #include <errno.h>
 #include <poll.h>
@@ -57,6 +66,156 @@ int kwc_core_watch(kwc_core_t *core, kwc_conn_t *conn, uint32_t events)
 }
 
 static void flush_dirty(kwc_core_t *core);
+static int drain_queue(kwc_core_t *core);
+static void tick(kwc_core_t *core);
+static int wait_ms(kwc_core_t *core);
+
+/* The caller's OpenSSL errors, set aside while the client does I/O on its thread (SSL_get_error
+ * needs an empty queue, and the caller's errors must come back unchanged, none of ours added). */
+#define KWC_ERRQ_MAX 16
+typedef struct kwc_errq_s {
+    size_t n;
+    struct {
+        unsigned long code;
+        const char *file;
+        const char *func;
+        int line;
+        int has_data;
+        char data[256];
+    } e[KWC_ERRQ_MAX];
+} kwc_errq_t;
+
+static void errq_save(kwc_errq_t *q)
+{
+    const char *file = NULL;
+    const char *func = NULL;
+    const char *data = NULL;
+    int line = 0;
+    int flags = 0;
+    unsigned long code;
+    q->n = 0;
+    if (ERR_peek_error() == 0)
+        return;
+    while ((code = ERR_get_error_all(&file, &line, &func, &data, &flags)) != 0) {
+        if (q->n == KWC_ERRQ_MAX)
+            continue;
+        q->e[q->n].code = code;
+        q->e[q->n].file = file;
+        q->e[q->n].func = func;
+        q->e[q->n].line = line;
+        q->e[q->n].has_data = (flags & ERR_TXT_STRING) != 0 && data != NULL;
+        snprintf(q->e[q->n].data, sizeof(q->e[q->n].data), "%s", q->e[q->n].has_data ? data : "");
+        q->n++;
+    }
+}
+
+static void errq_restore(const kwc_errq_t *q)
+{
+    ERR_clear_error();
+    for (size_t i = 0; i < q->n; i++) {
+        ERR_new();
+        ERR_set_debug(q->e[i].file, q->e[i].line, q->e[i].func);
+        if (q->e[i].has_data)
+            ERR_set_error(ERR_GET_LIB(q->e[i].code), ERR_GET_REASON(q->e[i].code), "%s",
+                          q->e[i].data);
+        else
+            ERR_set_error(ERR_GET_LIB(q->e[i].code), ERR_GET_REASON(q->e[i].code), NULL);
+    }
+}
+
+/* Without an I/O thread: sends r on the caller's thread, first running the timers (which also
+ * start the connections on first use). Returns 1 when done, 0 when the thread runs now. */
+static int submit_unthreaded(kwc_core_t *core, kw_request_t *r)
+{
+    kwc_errq_t q;
+    pthread_mutex_lock(&core->io_lock);
+    if (atomic_load(&core->thread_started)) {
+        pthread_mutex_unlock(&core->io_lock);
+        return 0;
+    }
+    errq_save(&q);
+    core->now_us = kwc_now_us();
+    core->last_submit_us = core->now_us;
+    tick(core);
+    kwc_dispatch_new(core, r);
+    flush_dirty(core);
+    errq_restore(&q);
+    pthread_mutex_unlock(&core->io_lock);
+    return 1;
+}
+
+/* Runs the loop on the caller's thread (io_lock held, released while waiting for events) until
+ * r completes or the I/O thread starts. */
+static void drive(kwc_core_t *core, kw_request_t *r)
+{
+    struct epoll_event evs[KWC_MAX_EVENTS];
+    kwc_errq_t q;
+    uint64_t next_tick = 0;
+    errq_save(&q);
+    while (!kw_request_done(r) && !atomic_load(&core->thread_started)) {
+        core->now_us = kwc_now_us();
+        if (core->now_us >= next_tick) {
+            tick(core);
+            next_tick = core->now_us + (uint64_t)KWC_TICK_MS * 1000u;
+        }
+        flush_dirty(core);
+        if (kw_request_done(r))
+            break;
+        int timeout = core->dirty != NULL ? 0 : wait_ms(core);
+        pthread_mutex_unlock(&core->io_lock);
+        int n = epoll_wait(core->epfd, evs, KWC_MAX_EVENTS, timeout);
+        pthread_mutex_lock(&core->io_lock);
+        core->now_us = kwc_now_us();
+        for (int i = 0; i < n; i++) {
+            if (evs[i].data.ptr == NULL)
+                (void)drain_queue(core); /* a wake-up: the I/O thread starting, or stop */
+            else
+                kwc_conn_event(evs[i].data.ptr, evs[i].events);
+        }
+        flush_dirty(core);
+    }
+    errq_restore(&q);
+}
+
+void kwc_core_wait(kwc_core_t *core, kw_request_t *r)
+{
+    if (atomic_load(&core->thread_started)) {
+        (void)kwc_core_lead(core, r);
+        return;
+    }
+    pthread_mutex_lock(&core->io_lock);
+    while (!kw_request_done(r) && !atomic_load(&core->thread_started)) {
+        if (!core->driving) {
+            core->driving = 1;
+            drive(core, r);
+            core->driving = 0;
+            pthread_cond_broadcast(&core->drive_cv);
+            if (core->waiters > 0)
+                kw_eventfd_signal(core->handoff_fd); /* the role is free: a waiter takes it */
+            continue;
+        }
+        /* Another caller drives: its loop completes r too, or hands the role over. */
+        core->waiters++;
+        kwc_request_watch(r);
+        pthread_mutex_unlock(&core->io_lock);
+        struct pollfd p[2] = {{.fd = r->efd, .events = POLLIN, .revents = 0},
+                              {.fd = core->handoff_fd, .events = POLLIN, .revents = 0}};
+        int n = poll(p, 2, (int)KWC_IDLE_WAIT_MS);
+        pthread_mutex_lock(&core->io_lock);
+        core->waiters--;
+        if (n > 0 && (p[1].revents & POLLIN) != 0)
+            kw_eventfd_drain(core->handoff_fd);
+    }
+    pthread_mutex_unlock(&core->io_lock);
+}
+
+void kwc_core_abort(kwc_core_t *core, kw_request_t *r, int err)
+{
+    pthread_mutex_lock(&core->io_lock);
+    if (!kw_request_done(r) && !atomic_load(&core->thread_started))
+        kwc_dispatch_abort(core, r, err);
+    pthread_mutex_unlock(&core->io_lock);
+}
 
 /* The fast path: sends r on the caller's thread while the I/O thread sleeps. Returns 1 when r was
  * taken (sent, parked or completed), 0 when the caller must queue it. Taken only when the caller's
@@ -89,6 +248,8 @@ static int submit_direct(kwc_core_t *core, kw_request_t *r)
 int kwc_core_enqueue(kwc_core_t *core, kw_request_t *r)
 {
     int wake = 0;
+    if (!atomic_load(&core->thread_started) && submit_unthreaded(core, r))
+        return 0;
     if (submit_direct(core, r))
         return 0;
     pthread_mutex_lock(&core->q_lock);
@@ -157,6 +318,7 @@ int kwc_core_lead(kwc_core_t *core, kw_request_t *r)
         unsigned gen = conn->gen;
         uint64_t limit = r->try_deadline_us;
         conn->led = 1;
+        kwc_request_watch(r); /* the I/O thread may complete it meanwhile (a retry elsewhere) */
         while (!kw_request_done(r) && lead_once(core, conn, gen, r, limit) == 0)
             ;
         if (conn->gen == gen) {
@@ -255,9 +417,11 @@ static void *io_main(void *arg)
     uint64_t next_tick = 0;
     int stopping = 0;
     pthread_mutex_lock(&core->io_lock);
+    while (core->driving) /* a blocking caller runs the loop: it stops for us (wake_fd) */
+        pthread_cond_wait(&core->drive_cv, &core->io_lock);
+    if (core->waiters > 0)
+        kw_eventfd_signal(core->handoff_fd); /* waiting callers: wait on their requests now */
     core->now_us = kwc_now_us();
-    for (size_t i = 0; i < core->n_servers; i++)
-        kwc_conn_start(&core->servers[i].conn);
     while (!stopping) {
         int timeout = core->dirty != NULL ? 0 : wait_ms(core);
         core->sleep_ms = timeout;
@@ -283,6 +447,7 @@ static void *io_main(void *arg)
     return NULL;
 }
 
+/* Under io_lock. */
 static int start_thread(kwc_core_t *core)
 {
     sigset_t all;
@@ -292,10 +457,41 @@ static int start_thread(kwc_core_t *core)
     int rc = pthread_create(&core->thread, NULL, io_main, core);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (rc != 0)
-        return KW_ENOMEM;
+        return rc;
     pthread_setname_np(core->thread, "keyward-client");
-    core->thread_started = 1;
+    atomic_store(&core->thread_started, 1);
     return 0;
+}
+
+/* A refused thread is tried again at most this often. */
+#define KWC_THREAD_RETRY_US 1000000u
+
+int kwc_core_need_thread(kwc_core_t *core)
+{
+    int rc = 0;
+    if (atomic_load(&core->thread_started))
+        return 0;
+    pthread_mutex_lock(&core->io_lock);
+    uint64_t now = kwc_now_us();
+    if (!atomic_load(&core->thread_started)) {
+        if (core->thread_err != 0 && now - core->thread_failed_us < KWC_THREAD_RETRY_US) {
+            rc = KW_ETHREAD;
+        } else if ((core->thread_err = start_thread(core)) != 0) {
+            core->thread_failed_us = now;
+            kwc_core_set_error(core, "cannot start the key-server I/O thread: %s%s",
+                               strerror(core->thread_err),
+                               core->thread_err == EAGAIN ? " (RLIMIT_NPROC?)" : "");
+            kw_warn("keyward client: cannot start the key-server I/O thread: %s%s; asynchronous "
+                    "requests fail, blocking ones still work",
+                    strerror(core->thread_err),
+                    core->thread_err == EAGAIN ? " (RLIMIT_NPROC?)" : "");
+            rc = KW_ETHREAD;
+        }
+    }
+    pthread_mutex_unlock(&core->io_lock);
+    if (rc == 0)
+        kw_eventfd_signal(core->wake_fd); /* a driving caller stops and lets the thread run */
+    return rc;
 }
 
 static void core_free(kwc_core_t *core)
@@ -306,9 +502,12 @@ static void core_free(kwc_core_t *core)
     kw_reqmap_destroy(&core->map);
     if (core->wake_fd >= 0)
         close(core->wake_fd);
+    if (core->handoff_fd >= 0)
+        close(core->handoff_fd);
     if (core->epfd >= 0)
         close(core->epfd);
     kw_efd_pool_unref(core->pool);
+    pthread_cond_destroy(&core->drive_cv);
     pthread_mutex_destroy(&core->io_lock);
     pthread_mutex_destroy(&core->q_lock);
     pthread_mutex_destroy(&core->err_lock);
@@ -327,9 +526,10 @@ static int core_init(kwc_core_t *core, kw_client_t *c)
     core->rnd = (uint32_t)kwc_now_us() ^ (uint32_t)getpid();
     core->epfd = epoll_create1(EPOLL_CLOEXEC);
     core->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    core->handoff_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     core->pool = kw_efd_pool_new(KWC_EFD_POOL);
     core->servers = calloc(c->n_addrs, sizeof(*core->servers));
-    if (core->epfd < 0 || core->wake_fd < 0)
+    if (core->epfd < 0 || core->wake_fd < 0 || core->handoff_fd < 0)
         return KW_EIO;
     if (core->pool == NULL || core->servers == NULL || kw_reqmap_init(&core->map, 256) != 0)
         return KW_ENOMEM;
@@ -363,12 +563,13 @@ int kwc_core_start(kw_client_t *c, kwc_core_t **out, char *err, size_t errlen)
         return KW_ENOMEM;
     core->epfd = -1;
     core->wake_fd = -1;
+    core->handoff_fd = -1;
+    atomic_init(&core->thread_started, 0);
+    pthread_cond_init(&core->drive_cv, NULL);
     pthread_mutex_init(&core->io_lock, NULL);
     pthread_mutex_init(&core->q_lock, NULL);
     pthread_mutex_init(&core->err_lock, NULL);
-    int rc = core_init(core, c);
-    if (rc == 0)
-        rc = start_thread(core);
+    int rc = core_init(core, c); /* no thread yet: see kwc_core_need_thread */
     if (rc != 0) {
         snprintf(err, errlen, "cannot start the key server client: %s", kw_strerror(rc));
         core_free(core);
@@ -384,8 +585,14 @@ void kwc_core_stop(kwc_core_t *core)
     core->stopping = 1;
     pthread_mutex_unlock(&core->q_lock);
     kw_eventfd_signal(core->wake_fd);
-    if (core->thread_started)
+    if (atomic_load(&core->thread_started)) {
         pthread_join(core->thread, NULL);
+    } else { /* no caller is inside the client (kw_client_free's contract) */
+        pthread_mutex_lock(&core->io_lock);
+        core->now_us = kwc_now_us();
+        shutdown_core(core);
+        pthread_mutex_unlock(&core->io_lock);
+    }
     core_free(core);
 }
 
@@ -396,6 +603,7 @@ void kwc_core_abandon(kwc_core_t *core)
             close(core->servers[i].conn.fd);
     }
     close(core->wake_fd);
+    close(core->handoff_fd);
     close(core->epfd);
     kw_efd_pool_abandon(core->pool);
 }

@@ -341,6 +341,17 @@ void kwc_dispatch_fail_all(kwc_core_t *core, int err)
     }
 }
 
+void kwc_dispatch_abort(kwc_core_t *core, kw_request_t *r, int err)
+{
+    if (r->conn != NULL)
+        detach(r);
+    else if (r->prev != NULL || core->pending.head == r)
+        kwc_rlist_remove(&core->pending, r);
+    else
+        return; /* on no list of ours: someone else completes it */
+    kwc_request_complete(r, err, 0, NULL, 0);
+}
+
 int kwc_send_ping(kwc_conn_t *conn, uint32_t timeout_ms)
 {
     kwc_core_t *core = conn->server->core;

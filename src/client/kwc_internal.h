@@ -41,8 +41,12 @@
 #define KWC_WARM_US            1000000u /* after a submission, sleep at most a tick */
 #define KWC_EFD_POOL           256u
 #define KWC_RBUF_SIZE          (2u * KW_MAX_FRAME)
+#define KWC_ERR_MAX            640u /* a connection error: server, step, OpenSSL's reasons */
 
 enum kwc_req_state { KWC_REQ_PENDING = 0, KWC_REQ_DONE = 1 };
+/* The request's own eventfd is written only when someone watches it (kw_request_fd, a waiter in
+ * poll): not watched and not done, watched, done without a signal, signalled. */
+enum { KWC_SIG_NONE = 0, KWC_SIG_WATCHED = 1, KWC_SIG_DONE = 2, KWC_SIG_SENT = 3 };
 /* kw_request_notify states besides a fd: none asked, taken by the completer, refused by free, a
  * function (kw_request_notify_fn) to call. */
 enum { KWC_NOTIFY_NONE = -1, KWC_NOTIFY_TAKEN = -2, KWC_NOTIFY_OFF = -3, KWC_NOTIFY_FN = -4 };
@@ -64,6 +68,7 @@ struct kw_request_s {
     atomic_int cancelled;         /* the caller freed it while pending */
     atomic_int notify;            /* kw_request_notify's fd, or a KWC_NOTIFY_* state */
     atomic_int notified;          /* the completer has finished writing to the notify fd */
+    atomic_int sig;               /* KWC_SIG_*: whether efd is watched and signalled */
     void (*notify_fn)(void *arg); /* with KWC_NOTIFY_FN; set before it is published */
     void *notify_arg;
     int efd;             /* -1 for internal requests */
@@ -159,7 +164,16 @@ struct kwc_core_s {
     int epfd;
     int wake_fd;
     pthread_t thread;
-    int thread_started;
+    atomic_int thread_started; /* set once, under io_lock: the I/O thread runs (async callers) */
+    int thread_err;            /* under io_lock: the last pthread_create failure */
+    uint64_t thread_failed_us; /* under io_lock: when it failed (retried a second later) */
+    /* Without the I/O thread, blocking callers run the loop themselves, one at a time (core.c):
+     * under io_lock, the driver's flag and the number of callers waiting for that role; the
+     * eventfd tells them it is free, drive_cv tells a starting I/O thread. */
+    int driving;
+    int waiters;
+    int handoff_fd;
+    pthread_cond_t drive_cv;
     unsigned fork_gen;
     pthread_mutex_t io_lock; /* held by the I/O thread except while it waits for events; a caller
                                 holding it may send directly (core.c) */
@@ -187,7 +201,7 @@ struct kwc_core_s {
     uint32_t max_tries;
     /* last connection-level error, under err_lock */
     pthread_mutex_t err_lock;
-    char last_err[256];
+    char last_err[KWC_ERR_MAX];
 };
 
 struct kw_client_s {
@@ -208,7 +222,7 @@ struct kw_client_s {
     SSL_CTX *ssl_ctx;
     pthread_mutex_t lock; /* creating or replacing the core */
     _Atomic(kwc_core_t *) core;
-    char last_err[256]; /* copy kept across core replacement, under lock */
+    char last_err[KWC_ERR_MAX]; /* copy kept across core replacement, under lock */
     kw_client_t *reg_prev;
     kw_client_t *reg_next;
 };
@@ -238,6 +252,20 @@ void kwc_core_stop(kwc_core_t *core);
 /* Enqueues r for the I/O thread (takes over its I/O reference). KW_ECLOSED when stopping. */
 int kwc_core_enqueue(kwc_core_t *core, kw_request_t *r);
 /*
+ * Blocking wait for r on the caller's thread. Without an I/O thread, the caller runs the client's
+ * loop itself (connects, handshakes, sends, reads, retries and times out, within r's deadline)
+ * until r completes, or waits while another caller does; with one, kwc_core_lead. Returns when
+ * r is complete or the caller should wait on r's eventfd.
+ */
+void kwc_core_wait(kwc_core_t *core, kw_request_t *r);
+/* Starts the I/O thread unless it runs: an asynchronous caller (kw_request_fd, _notify) needs
+ * it. Returns 0, or KW_ETHREAD with the reason (errno) as the client's last error. */
+int kwc_core_need_thread(kwc_core_t *core);
+/* Completes r with err unless it is complete (kw_request_fd when no I/O thread can start). */
+void kwc_core_abort(kwc_core_t *core, kw_request_t *r, int err);
+/* r's eventfd will be signalled at completion (signalled now if r is already complete). */
+void kwc_request_watch(kw_request_t *r);
+/*
  * Blocking wait for r on the caller's thread: when io_lock is free and r is in flight on an up
  * connection no other caller reads, masks it in epoll and reads it (under io_lock, sleeping in
  * poll without it) until r completes, the connection closes or r's try deadline passes; then the
@@ -261,6 +289,8 @@ void kwc_dispatch_timeouts(kwc_core_t *core);
 /* No server is usable and a connection attempt failed: counts a try for every pending request. */
 void kwc_dispatch_connect_failed(kwc_core_t *core, int err);
 void kwc_dispatch_fail_all(kwc_core_t *core, int err);
+/* Takes r (not complete) off its connection or the pending list and completes it with err. */
+void kwc_dispatch_abort(kwc_core_t *core, kw_request_t *r, int err);
 int kwc_send_ping(kwc_conn_t *conn, uint32_t timeout_ms);
 
 /* conn.c */

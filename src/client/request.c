@@ -30,6 +30,7 @@ kw_request_t *kwc_request_new(kw_efd_pool_t *pool, int internal)
     atomic_init(&r->cancelled, 0);
     atomic_init(&r->notify, KWC_NOTIFY_NONE);
     atomic_init(&r->notified, 0);
+    atomic_init(&r->sig, KWC_SIG_NONE);
     atomic_init(&r->refs, internal ? 1 : 2);
     if (!internal) {
         r->efd = kw_efd_pool_get(pool);
@@ -54,6 +55,8 @@ static void request_destroy(kw_request_t *r)
         if (r->fork_gen != atomic_load_explicit(&kwc_fork_gen, memory_order_relaxed)) {
             close(r->efd); /* made before fork(): the pool belongs to the abandoned parent */
         } else {
+            if (atomic_load(&r->sig) == KWC_SIG_SENT)
+                kw_eventfd_drain(r->efd); /* quiet again for its next request */
             kw_efd_pool_put(r->pool, r->efd);
             kw_efd_pool_unref(r->pool);
         }
@@ -85,9 +88,14 @@ void kwc_request_complete(kw_request_t *r, int status, uint8_t remote_err, const
      * complete also sees kw_request_notify refused (0), never a late registration that would
      * still be signalled. */
     int nfd = atomic_exchange(&r->notify, KWC_NOTIFY_TAKEN);
-    atomic_store_explicit(&r->state, KWC_REQ_DONE, memory_order_release);
-    if (r->efd >= 0)
+    atomic_store(&r->state, KWC_REQ_DONE);
+    /* The own eventfd only when watched: a caller that runs the loop itself (no I/O thread)
+     * completes its own request, and nobody needs the write and the read that would drain it. */
+    int sig = KWC_SIG_NONE;
+    if (r->efd >= 0 && !atomic_compare_exchange_strong(&r->sig, &sig, KWC_SIG_DONE)) {
+        atomic_store(&r->sig, KWC_SIG_SENT); /* it was watched */
         kw_eventfd_signal(r->efd);
+    }
     if (nfd >= 0)
         kw_eventfd_signal(nfd);
     else if (nfd == KWC_NOTIFY_FN)
@@ -101,9 +109,33 @@ int kwc_request_is_cancelled(const kw_request_t *r)
     return atomic_load_explicit(&r->cancelled, memory_order_relaxed);
 }
 
+void kwc_request_watch(kw_request_t *r)
+{
+    int old = KWC_SIG_NONE;
+    if (r->efd < 0 || atomic_compare_exchange_strong(&r->sig, &old, KWC_SIG_WATCHED))
+        return; /* the completer will signal */
+    if (old == KWC_SIG_DONE && atomic_compare_exchange_strong(&r->sig, &old, KWC_SIG_SENT))
+        kw_eventfd_signal(r->efd); /* completed unwatched: signal it ourselves */
+}
+
+/* Submitted in this process (not before a fork), so its core is ours. */
+static int ours(const kw_request_t *r)
+{
+    return r->core != NULL &&
+           r->fork_gen == atomic_load_explicit(&kwc_fork_gen, memory_order_relaxed);
+}
+
 int kw_request_fd(const kw_request_t *req)
 {
-    return req != NULL ? req->efd : -1;
+    if (req == NULL)
+        return -1;
+    kw_request_t *r = (kw_request_t *)req; /* watching is not a change the caller sees */
+    kwc_request_watch(r);
+    /* Someone must complete it while the caller watches the fd: the I/O thread. If none can
+     * start, the request fails now with that reason (the fd is then readable). */
+    if (ours(r) && !kw_request_done(r) && kwc_core_need_thread(r->core) != 0)
+        kwc_core_abort(r->core, r, KW_ETHREAD);
+    return r->efd;
 }
 
 int kw_request_done(const kw_request_t *req)
@@ -116,6 +148,8 @@ int kw_request_notify(kw_request_t *req, int fd)
     int expected = KWC_NOTIFY_NONE;
     if (req == NULL || fd < 0)
         return KW_EINVAL;
+    if (ours(req) && !kw_request_done(req) && kwc_core_need_thread(req->core) != 0)
+        return KW_ETHREAD;
     if (atomic_compare_exchange_strong(&req->notify, &expected, fd))
         return 1; /* the completer will see fd */
     return expected == KWC_NOTIFY_TAKEN ? 0 : KW_EINVAL;
@@ -126,6 +160,8 @@ int kw_request_notify_fn(kw_request_t *req, void (*fn)(void *arg), void *arg)
     int expected = KWC_NOTIFY_NONE;
     if (req == NULL || fn == NULL)
         return KW_EINVAL;
+    if (ours(req) && !kw_request_done(req) && kwc_core_need_thread(req->core) != 0)
+        return KW_ETHREAD;
     if (atomic_load(&req->notify) == KWC_NOTIFY_NONE) { /* not ours to overwrite otherwise */
         req->notify_fn = fn;
         req->notify_arg = arg;
@@ -150,9 +186,10 @@ int kw_request_wait(kw_request_t *req)
 {
     if (req == NULL)
         return KW_EINVAL;
-    if (!kw_request_done(req) && req->core != NULL &&
-        req->fork_gen == atomic_load_explicit(&kwc_fork_gen, memory_order_relaxed))
-        (void)kwc_core_lead(req->core, req);
+    if (!kw_request_done(req) && ours(req))
+        kwc_core_wait(req->core, req);
+    if (!kw_request_done(req))
+        kwc_request_watch(req);
     while (!kw_request_done(req)) {
         struct pollfd p = {.fd = req->efd, .events = POLLIN, .revents = 0};
         if (poll(&p, 1, -1) < 0 && errno != EINTR)

@@ -47,6 +47,9 @@ const char *kw_strerror(int code)
         return "limit reached: retry later or raise the limit";
     case KW_EDENIED:
         return "not authorised: the key server does not allow this client to use this key";
+    case KW_ETHREAD:
+        return "cannot start the key-server I/O thread (is the process limited by RLIMIT_NPROC, "
+               "as HAProxy's workers are?): blocking key operations still work";
     default:
         return "unknown keyward error";
     }

@@ -59,3 +59,11 @@ pass "provider, load_check = off: the first key use is in the child as nobody"
 OPENSSL_CONF=$KW_TMP/auto.cnf expect_ok prov-auto --server "127.0.0.1:$PORT" --provider "$KW_TMP/ec.stub"
 pass "provider, load_check = auto: client made by the parent, used by the child as nobody"
 
+# --- workers that may not create threads (RLIMIT_NPROC 0, as HAProxy's)
+expect_ok client-nproc0 --server "127.0.0.1:$PORT" --nproc0
+pass "child as nobody with RLIMIT_NPROC 0 (no threads) signs, blocking"
+expect_ok client-failover --server "127.0.0.1:$DEAD,127.0.0.1:$PORT" --nproc0 --requests 20
+pass "no threads, a dead key server listed first: the blocking caller fails over itself"
+OPENSSL_CONF=$KW_TMP/off.cnf expect_ok prov-nproc0 --server "127.0.0.1:$PORT" \
+    --provider "$KW_TMP/ec.stub" --nproc0
+pass "provider in a child as nobody with RLIMIT_NPROC 0"

@@ -234,8 +234,16 @@ static int parse_args(int argc, char **argv)
             return -1;
         }
     }
-    site_pub = opts.key_cert != NULL ? kw_tool_cert_key(opts.key_cert, site_id) : NULL;
-    return site_pub != NULL && opts.key != NULL && n_requests > 0 ? 0 : -1;
+    return opts.key_cert != NULL && opts.key != NULL && n_requests > 0 ? 0 : -1;
+}
+
+/* The site certificate's key (the first use of OpenSSL, which loads OPENSSL_CONF). */
+static int load_site_cert(void)
+{
+    site_pub = kw_tool_cert_key(opts.key_cert, site_id);
+    if (site_pub == NULL)
+        fprintf(stderr, "cannot read the certificate %s\n", opts.key_cert);
+    return site_pub != NULL ? 0 : -1;
 }
 
 int main(int argc, char **argv)
@@ -249,12 +257,13 @@ int main(int argc, char **argv)
         fprintf(stderr, "kw_privdrop must start as root\n");
         return 2;
     }
-    if (drop_first) { /* everything as the worker user: the set-up itself must say what fails */
-        if (drop_privileges() != 0)
+    if (drop_first) { /* everything as the worker user (OpenSSL's configuration included): the
+                         set-up itself must say what fails */
+        if (drop_privileges() != 0 || load_site_cert() != 0)
             return 2;
         return setup() != 0 ? 1 : sign_all("unprivileged from the start");
     }
-    if (setup() != 0)
+    if (load_site_cert() != 0 || setup() != 0)
         return 1;
     if (use_before_fork && sign_all("parent, before fork") != 0)
         return 1;
