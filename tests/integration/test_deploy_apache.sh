@@ -18,7 +18,7 @@ chmod -R a+rX "$KW_TMP/www"
 
 # apache_confdir DIR ENVVARS_EXTRA CONF_EXTRA: DIR/envvars (like Debian's) and DIR/apache2.conf.
 apache_confdir() {
-    local dir=$1 site
+    local dir=$1 site port name
     mkdir -p "$dir/run" "$dir/lock" "$dir/log"
     cat >"$dir/envvars" <<ENV
 unset HOME
@@ -57,13 +57,13 @@ SSLCipherSuite ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:AES128-
 $3
 CONF
     for site in "$RSA_PORT rsa2048" "$EC_PORT ecdsa-p256"; do
-        set -- $site
+        read -r port name <<<"$site"
         cat >>"$dir/apache2.conf" <<CONF
-Listen 127.0.0.1:$1
-<VirtualHost 127.0.0.1:$1>
+Listen 127.0.0.1:$port
+<VirtualHost 127.0.0.1:$port>
     SSLEngine on
-    SSLCertificateFile $SITE/$2.crt
-    SSLCertificateKeyFile $SITE/$2.stub
+    SSLCertificateFile $SITE/$name.crt
+    SSLCertificateKeyFile $SITE/$name.stub
 </VirtualHost>
 CONF
     done
