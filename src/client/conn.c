@@ -87,7 +87,7 @@ void kwc_conn_fail(kwc_conn_t *conn, int err, const char *fmt, ...)
 {
     kwc_server_t *s = conn->server;
     kwc_core_t *core = s->core;
-    char why[200];
+    char why[KWC_ERR_MAX - 80];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(why, sizeof(why), fmt, ap);
@@ -166,16 +166,32 @@ static void watch(kwc_conn_t *conn, uint32_t events)
         kwc_conn_fail(conn, KW_EIO, "epoll: %s", strerror(errno));
 }
 
-/* Why a TLS call failed, as a short phrase (drains the error queue). */
+/* An alert the key server sent us (OpenSSL reports a received alert as reason 1000 + its code). */
+static int peer_alert(unsigned long e)
+{
+    return ERR_GET_LIB(e) == ERR_LIB_SSL && ERR_GET_REASON(e) >= SSL_AD_REASON_OFFSET;
+}
+
+/* Why a TLS call failed, as a phrase naming the side that refused (drains the error queue). */
 static void tls_reason(kwc_conn_t *conn, int ssl_err, char *buf, size_t len)
 {
     long verify = SSL_get_verify_result(conn->ssl);
+    unsigned long e = ERR_peek_error();
     if (verify != X509_V_OK) {
         ERR_clear_error();
-        snprintf(buf, len, "the key server's certificate was not accepted: %s",
+        snprintf(buf, len,
+                 "the key server's certificate was not accepted: %s (check the CA file and the "
+                 "server's name)",
                  X509_verify_cert_error_string(verify));
-    } else if (ssl_err == SSL_ERROR_SYSCALL && ERR_peek_error() == 0) {
+    } else if (ssl_err == SSL_ERROR_SYSCALL && e == 0) {
         snprintf(buf, len, "%s", errno != 0 ? strerror(errno) : "connection closed by the peer");
+    } else if (peer_alert(e)) {
+        const char *r = ERR_reason_error_string(e);
+        ERR_clear_error();
+        snprintf(buf, len,
+                 "the key server refused us (TLS alert: %s): check this edge's certificate and "
+                 "key, and that the CA the key server trusts signed them",
+                 r != NULL ? r : "unknown");
     } else {
         kw_tls_error("", buf, len);
     }
@@ -183,7 +199,7 @@ static void tls_reason(kwc_conn_t *conn, int ssl_err, char *buf, size_t len)
 
 static void handshake(kwc_conn_t *conn)
 {
-    char why[160];
+    char why[KWC_ERR_MAX - 160];
     ERR_clear_error();
     errno = 0;
     int r = SSL_do_handshake(conn->ssl);
@@ -276,7 +292,7 @@ static int parse_frames(kwc_conn_t *conn)
 
 static void do_read(kwc_conn_t *conn)
 {
-    char why[160];
+    char why[KWC_ERR_MAX - 160];
     for (;;) {
         ERR_clear_error();
         errno = 0;
@@ -285,6 +301,8 @@ static void do_read(kwc_conn_t *conn)
             conn->rlen += (size_t)n;
             if (parse_frames(conn) != 0)
                 return;
+            if (!SSL_has_pending(conn->ssl))
+                return; /* all read (read-ahead): the next read() would only say EAGAIN */
             continue;
         }
         int e = SSL_get_error(conn->ssl, n);
@@ -338,7 +356,7 @@ int kwc_conn_queue(kwc_conn_t *conn, const uint8_t *frame, size_t len, uint32_t 
 
 void kwc_conn_flush(kwc_conn_t *conn)
 {
-    char why[160];
+    char why[KWC_ERR_MAX - 160];
     if (conn->state < KWC_CONN_PROBE || conn->ssl == NULL)
         return;
     while (conn->woff < conn->wlen) {

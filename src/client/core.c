@@ -123,6 +123,31 @@ static void errq_restore(const kwc_errq_t *q)
     }
 }
 
+/* Without the I/O thread nobody reads the sockets between two drivers, so the stall and connect
+ * clocks stop meanwhile: a pong left unread must not make a healthy server look stalled to the
+ * next caller. Both under io_lock, with core->now_us current. */
+static void clocks_resume(kwc_core_t *core)
+{
+    if (core->idle_since_us == 0)
+        return;
+    uint64_t gap = core->now_us - core->idle_since_us;
+    core->idle_since_us = 0;
+    for (size_t i = 0; i < core->n_servers; i++) {
+        kwc_conn_t *conn = &core->servers[i].conn;
+        if (conn->inflight.n > 0)
+            conn->progress_us += gap;
+        if (conn->state == KWC_CONN_TCP || conn->state == KWC_CONN_TLS ||
+            conn->state == KWC_CONN_PROBE)
+            conn->deadline_us += gap;
+    }
+}
+
+static void clocks_pause(kwc_core_t *core)
+{
+    if (!core->driving && !atomic_load(&core->thread_started) && core->idle_since_us == 0)
+        core->idle_since_us = core->now_us;
+}
+
 /* Without an I/O thread: sends r on the caller's thread, first running the timers (which also
  * start the connections on first use). Returns 1 when done, 0 when the thread runs now. */
 static int submit_unthreaded(kwc_core_t *core, kw_request_t *r)
@@ -136,9 +161,11 @@ static int submit_unthreaded(kwc_core_t *core, kw_request_t *r)
     errq_save(&q);
     core->now_us = kwc_now_us();
     core->last_submit_us = core->now_us;
+    clocks_resume(core);
     tick(core);
     kwc_dispatch_new(core, r);
     flush_dirty(core);
+    clocks_pause(core);
     errq_restore(&q);
     pthread_mutex_unlock(&core->io_lock);
     return 1;
@@ -152,6 +179,8 @@ static void drive(kwc_core_t *core, kw_request_t *r)
     kwc_errq_t q;
     uint64_t next_tick = 0;
     errq_save(&q);
+    core->now_us = kwc_now_us();
+    clocks_resume(core);
     while (!kw_request_done(r) && !atomic_load(&core->thread_started)) {
         core->now_us = kwc_now_us();
         if (core->now_us >= next_tick) {
@@ -189,6 +218,7 @@ void kwc_core_wait(kwc_core_t *core, kw_request_t *r)
             core->driving = 1;
             drive(core, r);
             core->driving = 0;
+            clocks_pause(core);
             pthread_cond_broadcast(&core->drive_cv);
             if (core->waiters > 0)
                 kw_eventfd_signal(core->handoff_fd); /* the role is free: a waiter takes it */
@@ -422,6 +452,7 @@ static void *io_main(void *arg)
     if (core->waiters > 0)
         kw_eventfd_signal(core->handoff_fd); /* waiting callers: wait on their requests now */
     core->now_us = kwc_now_us();
+    clocks_resume(core);
     while (!stopping) {
         int timeout = core->dirty != NULL ? 0 : wait_ms(core);
         core->sleep_ms = timeout;

@@ -55,9 +55,10 @@ int kw_efd_pool_get(kw_efd_pool_t *p)
     return fd >= 0 ? fd : KW_EIO;
 }
 
-void kw_efd_pool_put(kw_efd_pool_t *p, int fd)
+void kw_efd_pool_put(kw_efd_pool_t *p, int fd, int signalled)
 {
-    kw_eventfd_drain(fd);
+    if (signalled)
+        kw_eventfd_drain(fd);
     pthread_mutex_lock(&p->lock);
     if (p->n < p->cap) {
         p->fds[p->n++] = fd;

@@ -29,8 +29,9 @@ void kw_efd_pool_unref(kw_efd_pool_t *p);
 /* A drained eventfd (EFD_CLOEXEC|EFD_NONBLOCK), or KW_EIO when the system has none left. */
 int kw_efd_pool_get(kw_efd_pool_t *p);
 
-/* Drains fd and keeps it for reuse, or closes it when the pool is full. */
-void kw_efd_pool_put(kw_efd_pool_t *p, int fd);
+/* Keeps fd for reuse (drained first when it may have been signalled: a read the common case, a
+ * request nobody watched, does without), or closes it when the pool is full. */
+void kw_efd_pool_put(kw_efd_pool_t *p, int fd, int signalled);
 
 /* In a forked child, holding p->lock from the fork: closes the idle fds (the child's copies) and
  * leaves the pool to leak; nothing may use it afterwards. */

@@ -172,6 +172,7 @@ struct kwc_core_s {
      * eventfd tells them it is free, drive_cv tells a starting I/O thread. */
     int driving;
     int waiters;
+    uint64_t idle_since_us; /* under io_lock: nobody has read the sockets since (0: someone does) */
     int handoff_fd;
     pthread_cond_t drive_cv;
     unsigned fork_gen;

@@ -55,9 +55,7 @@ static void request_destroy(kw_request_t *r)
         if (r->fork_gen != atomic_load_explicit(&kwc_fork_gen, memory_order_relaxed)) {
             close(r->efd); /* made before fork(): the pool belongs to the abandoned parent */
         } else {
-            if (atomic_load(&r->sig) == KWC_SIG_SENT)
-                kw_eventfd_drain(r->efd); /* quiet again for its next request */
-            kw_efd_pool_put(r->pool, r->efd);
+            kw_efd_pool_put(r->pool, r->efd, atomic_load(&r->sig) == KWC_SIG_SENT);
             kw_efd_pool_unref(r->pool);
         }
     }

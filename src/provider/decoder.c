@@ -99,9 +99,18 @@ static void mark_checked(kw_key_t *key)
     pthread_mutex_unlock(&pctx->lock);
 }
 
+/* A failure to ask that will not go away by itself: our own files, credentials or thread, or a
+ * key server that refused this edge. Refused at load even with load_check = auto. */
+static int config_failure(int reason)
+{
+    return reason == KW_PROV_R_LOCAL_FILE || reason == KW_PROV_R_CREDENTIALS ||
+           reason == KW_PROV_R_REFUSED || reason == KW_PROV_R_CONFIG;
+}
+
 /*
  * Load-time check that the key server knows the key (load_check setting). Returns 1 to go on,
- * 0 to refuse (error raised).
+ * 0 to refuse (error raised). When no key server answers (auto), the key loads with a warning
+ * on stderr that gives the real cause.
  */
 static int check_on_key_server(kw_key_t *key)
 {
@@ -110,18 +119,22 @@ static int check_on_key_server(kw_key_t *key)
         return 1;
     ERR_set_mark();
     r = kw_remote_has_key(key);
+    const char *data = NULL;
+    int flags = 0;
+    unsigned long e = ERR_peek_last_error_data(&data, &flags);
     if (r == KW_LOOKUP_FOUND || r == KW_LOOKUP_MISSING ||
-        key->pctx->cfg.load_check == KW_LOAD_CHECK_STRICT) {
+        key->pctx->cfg.load_check == KW_LOAD_CHECK_STRICT || config_failure(ERR_GET_REASON(e))) {
         ERR_clear_last_mark();
         if (r == KW_LOOKUP_FOUND)
             mark_checked(key);
         return r == KW_LOOKUP_FOUND;
     }
-    ERR_pop_to_mark();
     fprintf(stderr,
             "keyward: warning: could not ask key server %s about key %s; loading it anyway "
-            "(handshakes fail until a key server answers)\n",
-            kw_prov_servers(key->pctx), key->idtext);
+            "(handshakes fail until a key server answers): %s\n",
+            kw_prov_servers(key->pctx), key->idtext,
+            (flags & ERR_TXT_STRING) != 0 && data != NULL ? data : "no reason given");
+    ERR_pop_to_mark();
     mark_checked(key);
     return 1;
 }

@@ -64,7 +64,8 @@ enum kw_load_check {
     KW_LOAD_CHECK_STRICT = 2, /* refuse unless the key server confirms the key */
 };
 
-#define KW_CHECKED_SLOTS 16 /* key ids remembered as checked on the key server at load time */
+#define KW_PROV_ERR_MAX  640 /* a client error text (kw_client_last_error), never cut */
+#define KW_CHECKED_SLOTS 16  /* key ids remembered as checked on the key server at load time */
 
 typedef struct kw_prov_ctx_s {
     const OSSL_CORE_HANDLE *handle;

@@ -159,20 +159,38 @@ static int run(kw_prov_ctx_t *pctx, const kw_msg_t *msg, reply_t *r)
     return kw_request_result(req, &r->data, &r->len, &r->remote);
 }
 
-/* Raises the error for a failed request: rc from run/kw_request_result, remote the KWP code. */
+/* The reason code for a transport failure (rc not KW_EREMOTE). */
+static int transport_reason(int rc)
+{
+    switch (rc) {
+    case KW_ETLS:
+        return KW_PROV_R_REFUSED; /* a TLS failure with the key server: which side, in the text */
+    case KW_ETHREAD:
+        return KW_PROV_R_NO_THREAD;
+    case KW_EIO:
+        return KW_PROV_R_LOCAL_FILE;
+    default:
+        return KW_PROV_R_UNREACHABLE;
+    }
+}
+
+/* Raises the error for a failed request: rc from run/kw_request_result, remote the KWP code. The
+ * cause comes first, whole: OpenSSL keeps at most 1023 characters of an error's text. */
 static void raise_failure(kw_prov_ctx_t *pctx, const char *what, const char *idtext, int rc,
                           uint8_t remote)
 {
     const char *servers = kw_prov_servers(pctx);
-    char last[256] = "";
+    char last[KW_PROV_ERR_MAX] = "";
     if (rc == KW_RC_RAISED)
         return;
     if (rc != KW_EREMOTE) {
         if (pctx->client != NULL)
             (void)kw_client_last_error(pctx->client, last, sizeof(last));
-        kw_prov_raise(pctx, KW_PROV_R_UNREACHABLE,
-                      "%s with key %s failed: %s (key servers: %s%s%s)", what, idtext,
-                      kw_strerror(rc), servers, last[0] ? "; last error: " : "", last);
+        /* A connection that failed is explained by its last error; a timeout by itself. */
+        int by_last = last[0] != '\0' && (rc == KW_ETLS || rc == KW_ECONN || rc == KW_ETHREAD);
+        kw_prov_raise(pctx, transport_reason(rc), "%s with key %s failed: %s (key servers: %s%s%s)",
+                      what, idtext, by_last ? last : kw_strerror(rc), servers,
+                      !by_last && last[0] != '\0' ? "; last error: " : "", by_last ? "" : last);
         return;
     }
     switch (remote) {
@@ -190,7 +208,7 @@ static void raise_failure(kw_prov_ctx_t *pctx, const char *what, const char *idt
                       idtext, servers);
         break;
     case KW_ERR_NOT_AUTHORISED:
-        kw_prov_raise(pctx, KW_PROV_R_REMOTE,
+        kw_prov_raise(pctx, KW_PROV_R_NOT_AUTHORISED,
                       "key server %s refused %s with key %s: this edge is not authorised to use "
                       "it",
                       servers, what, idtext);

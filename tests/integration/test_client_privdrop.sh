@@ -67,3 +67,52 @@ pass "no threads, a dead key server listed first: the blocking caller fails over
 OPENSSL_CONF=$KW_TMP/off.cnf expect_ok prov-nproc0 --server "127.0.0.1:$PORT" \
     --provider "$KW_TMP/ec.stub" --nproc0
 pass "provider in a child as nobody with RLIMIT_NPROC 0"
+
+# --- what a misconfigured server is told (credentials read as the worker user): which file, why
+chmod 711 "$KW_TMP" # nobody may reach the public files below by name, not the credentials
+PUB=$KW_TMP/pub
+mkdir -m 755 "$PUB"
+cp "$KW_TMP/ec.stub" "$KW_TMP/off.cnf" "$KW_TMP/auto.cnf" "$PKI/certs/ecdsa-p256.crt" "$PUB/"
+chmod 644 "$PUB"/*
+# expect_fail NAME PATTERN... -- ARGS: kw_privdrop must fail, its output matching every PATTERN.
+expect_fail() {
+    local name=$1 pats=()
+    shift
+    while [ "$1" != -- ]; do
+        pats+=("$1")
+        shift
+    done
+    shift
+    if privdrop "$@" >"$KW_TMP/$name.out" 2>&1; then
+        fail "$name: succeeded: $(cat "$KW_TMP/$name.out")"
+    fi
+    local p
+    for p in "${pats[@]}"; do
+        grep -q -- "$p" "$KW_TMP/$name.out" || fail "$name: no '$p' in: $(cat "$KW_TMP/$name.out")"
+    done
+    grep -v '^ok' "$KW_TMP/$name.out" | cut -c1-300 | sed -n '1,3s/^/  | /p' || true
+}
+expect_fail client-unreadable "cannot read the CA file $CRED/ca.crt: Permission denied" -- \
+    --server "127.0.0.1:$PORT" --key-cert "$PUB/ecdsa-p256.crt" --drop-first
+pass "client: an unreadable credential is named, with the reason"
+OPENSSL_CONF=$PUB/off.cnf expect_fail prov-unreadable-off \
+    "keyward: error: cannot read client_cert $CRED/edge.crt: Permission denied" \
+    "cannot read a local file" -- --server "127.0.0.1:$PORT" --provider "$PUB/ec.stub" \
+    --key-cert "$PUB/ecdsa-p256.crt" --drop-first
+if grep -q "keyward configuration\|key server unreachable" "$KW_TMP/prov-unreadable-off.out"; then
+    fail "prov-unreadable-off: blames the configuration or the key server"
+fi
+pass "provider, load_check = off: said at load, and each operation names the file and why"
+OPENSSL_CONF=$PUB/auto.cnf expect_fail prov-unreadable-auto \
+    "loading the stub" "cannot read a local file" "cannot read client_cert $CRED/edge.crt: Permission denied" \
+    -- --server "127.0.0.1:$PORT" --provider "$PUB/ec.stub" --key-cert "$PUB/ecdsa-p256.crt" \
+    --drop-first
+pass "provider, load_check = auto: the stub is refused at load with the real cause"
+
+# --- TLS refusals name the side that refused
+out=$("$KW_BIN/keyward" ping --server "127.0.0.1:$PORT" --cert "$PKI/rogue.crt" \
+    --key "$PKI/rogue.key" --ca "$PKI/ca.crt" --timeout 3000 2>&1) && fail "rogue edge accepted"
+grep -q "the key server refused us (TLS alert: .*unknown ca" <<<"$out" ||
+    fail "a refused client certificate is not named as such: $out"
+echo "  | $(grep -m1 "refused us" <<<"$out" | cut -c1-300)"
+pass "an edge certificate the key server does not trust: 'the key server refused us (TLS alert)'"

@@ -254,11 +254,11 @@ static void test_efd_pool(void **state)
     assert_false(readable(a));
     kw_eventfd_signal(a);
     assert_true(readable(a));
-    kw_efd_pool_put(p, a);
+    kw_efd_pool_put(p, a, 1);
     int b = kw_efd_pool_get(p);
     assert_int_equal(b, a); /* reused, and drained */
     assert_false(readable(b));
-    kw_efd_pool_put(p, b);
+    kw_efd_pool_put(p, b, 0);
     kw_efd_pool_ref(p);
     kw_efd_pool_unref(p);
     kw_efd_pool_unref(p);

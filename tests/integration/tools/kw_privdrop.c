@@ -14,17 +14,21 @@
  * anything else (no fork): a server misconfigured to read its credentials as the worker user;
  * the tool then prints what went wrong, for the tests to check the messages.
  * The child checks that it really cannot open --key (else the test proves nothing) and, with
- * --nproc0, that pthread_create fails. Prints "ok: ..." lines; exit 0 when every request worked,
- * 1 when one failed (errors on stderr), 2 on bad usage or a setup the test cannot trust.
+ * --nproc0, that pthread_create fails; then (client, --nproc0) that an asynchronous caller is
+ * told why: kw_request_notify returns KW_ETHREAD, kw_request_fd fails the request with it. Prints
+ * "ok: ..." lines; exit 0 when every request worked, 1 when one failed (errors on stderr), 2 on bad
+ * usage or a setup the test cannot trust.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
 #include <grp.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -169,6 +173,48 @@ static int provider_sign(unsigned seq)
     return ok ? 0 : -1;
 }
 
+/* Without threads: an asynchronous caller is told why (KW_ETHREAD and the errno), the request it
+ * asked about still completes for a blocking wait (notify), or fails with that reason (fd). */
+static int async_refused(void)
+{
+    kw_msg_t m;
+    kw_request_t *r = NULL;
+    char last[512];
+    int efd = eventfd(0, EFD_CLOEXEC);
+    memset(&m, 0, sizeof(m));
+    m.opcode = KW_OP_PING;
+    m.has_opcode = 1;
+    m.payload = kw_bytes("async", 5);
+    /* kw_request_notify: refused with KW_ETHREAD; the request is still the caller's to wait for */
+    if (efd < 0 || kw_client_submit(client, &m, &r) != 0)
+        return -1;
+    int rc = kw_request_notify(r, efd);
+    kw_client_last_error(client, last, sizeof(last));
+    kw_request_wait(r);
+    int res = kw_request_result(r, NULL, NULL, NULL);
+    kw_request_free(r);
+    int ok = rc == KW_ETHREAD && res == 0 &&
+             strstr(last, "cannot start the key-server I/O thread: Resource temporarily "
+                          "unavailable (RLIMIT_NPROC?)") != NULL;
+    /* kw_request_fd: nobody would complete it, so it fails now with that reason */
+    int res2 = -1;
+    if (ok && kw_client_submit(client, &m, &r) == 0) {
+        struct pollfd p = {.fd = kw_request_fd(r), .events = POLLIN, .revents = 0};
+        if (poll(&p, 1, 3000) == 1 && kw_request_done(r))
+            res2 = kw_request_result(r, NULL, NULL, NULL);
+        kw_request_free(r);
+    }
+    close(efd);
+    if (!ok || res2 != KW_ETHREAD) {
+        fprintf(stderr,
+                "async caller without threads: notify %d, then %d; fd %d; last error '%s'\n", rc,
+                res, res2, last);
+        return -1;
+    }
+    printf("ok: an async caller is told: %s\n", last);
+    return 0;
+}
+
 static int sign_all(const char *who)
 {
     unsigned failed = 0;
@@ -276,6 +322,8 @@ int main(int argc, char **argv)
         if (drop_privileges() != 0)
             _exit(2);
         int st = sign_all("child as nobody");
+        if (st == 0 && nproc0 && stub_path == NULL)
+            st = async_refused() != 0 || sign_all("child as nobody, after an async caller");
         fflush(stdout);
         _exit(st);
     }
