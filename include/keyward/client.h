@@ -7,8 +7,11 @@
  *
  * Ownership: the caller owns a kw_client_t (kw_client_free) and each kw_request_t it submitted
  * (kw_request_free, also valid before completion: the reply is then dropped). The client
- * owns its connections and I/O thread. After fork() the child's first call starts fresh
- * connections and a fresh I/O thread; it never touches the parent's TLS state.
+ * owns its connections and its I/O thread, which it starts only for asynchronous callers
+ * (kw_request_fd, kw_request_notify, kw_request_notify_fn): a blocking caller does its own I/O,
+ * so a process that may not create threads works. After fork() the child's first call starts
+ * fresh connections from the credentials read at kw_client_new; it never touches the parent's
+ * TLS state and opens no file.
  */
 #ifndef KEYWARD_CLIENT_H
 #define KEYWARD_CLIENT_H
@@ -69,7 +72,9 @@ void kw_client_free(kw_client_t *client);
  */
 int kw_client_submit(kw_client_t *client, const kw_msg_t *msg, kw_request_t **out);
 
-/* A file descriptor that becomes readable once the request completed (success or failure). */
+/* A file descriptor that becomes readable once the request completed (success or failure).
+ * Starts the client's I/O thread if needed; when it cannot start, req completes at once with
+ * KW_ETHREAD (the fd is then readable). */
 int kw_request_fd(const kw_request_t *req);
 
 /* 1 when complete, 0 otherwise. Never blocks. */
@@ -81,7 +86,8 @@ int kw_request_done(const kw_request_t *req);
  * it, when req completes. Returns 1 when that signal will come (exactly once: consume it), 0 when
  * req is already complete or completing (no signal; kw_request_wait returns at once or within
  * moments), KW_EINVAL for bad arguments or a second call while req
- * is pending. After
+ * is pending, KW_ETHREAD when the client's I/O thread (needed to complete req without a waiting
+ * caller) cannot start: req is then untouched, and kw_request_wait still completes it. After
  * kw_request_free returns, fd is never written for req, so the caller may then close it.
  */
 int kw_request_notify(kw_request_t *req, int fd);
@@ -92,7 +98,8 @@ int kw_request_notify(kw_request_t *req, int fd);
  * published: fn must be quick, must not block and must be thread-safe (e.g. queue work for an
  * event loop and wake it). For OpenSSL ASYNC jobs whose application asked for a callback
  * (SSL_CTX_set_async_callback). Returns 1 when fn will be called, 0 when req is already complete
- * (fn is not called), KW_EINVAL for bad arguments or when a notification was already asked for.
+ * (fn is not called), KW_EINVAL for bad arguments or when a notification was already asked for,
+ * KW_ETHREAD as for kw_request_notify.
  * After kw_request_free returns, fn is not running and never called for req.
  */
 int kw_request_notify_fn(kw_request_t *req, void (*fn)(void *arg), void *arg);

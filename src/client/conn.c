@@ -290,6 +290,28 @@ static int parse_frames(kwc_conn_t *conn)
     return 0;
 }
 
+/* SSL_read's error for a peer that closed: close_notify, a bare EOF (OpenSSL 3: "unexpected eof
+ * while reading"), or EOF with nothing else said. */
+static int peer_closed(int ssl_err)
+{
+    unsigned long e = ERR_peek_error();
+    return ssl_err == SSL_ERROR_ZERO_RETURN || (ssl_err == SSL_ERROR_SYSCALL && e == 0) ||
+           (ssl_err == SSL_ERROR_SSL && ERR_GET_LIB(e) == ERR_LIB_SSL &&
+            ERR_GET_REASON(e) == SSL_R_UNEXPECTED_EOF_WHILE_READING);
+}
+
+/* The key server closed a connection with nothing in flight (its idle timeout: without the I/O
+ * thread nobody pings idle connections). Not a failure: reconnect at once, without backoff. */
+static void idle_closed(kwc_conn_t *conn)
+{
+    kwc_server_t *s = conn->server;
+    ERR_clear_error();
+    close_socket(conn, 0);
+    s->retry_us = s->core->now_us;
+    kw_debug("keyward client: key server %s closed an idle connection; reconnecting",
+             s->addr->label);
+}
+
 static void do_read(kwc_conn_t *conn)
 {
     char why[KWC_ERR_MAX - 160];
@@ -310,6 +332,10 @@ static void do_read(kwc_conn_t *conn)
             return;
         if (e == SSL_ERROR_WANT_WRITE) {
             watch(conn, EPOLLIN | EPOLLOUT);
+            return;
+        }
+        if (peer_closed(e) && conn->state == KWC_CONN_UP && conn->inflight.n == 0) {
+            idle_closed(conn);
             return;
         }
         if (e == SSL_ERROR_ZERO_RETURN) {

@@ -142,6 +142,22 @@ static void clocks_resume(kwc_core_t *core)
     }
 }
 
+/* After this long without anyone reading, a submitting caller first reads what came meanwhile. */
+#define KWC_IDLE_CHECK_US 1000000u
+
+/* Handles the events already there, without waiting (io_lock held). */
+static void poll_now(kwc_core_t *core)
+{
+    struct epoll_event evs[KWC_MAX_EVENTS];
+    int n = epoll_wait(core->epfd, evs, KWC_MAX_EVENTS, 0);
+    for (int i = 0; i < n; i++) {
+        if (evs[i].data.ptr == NULL)
+            (void)drain_queue(core);
+        else
+            kwc_conn_event(evs[i].data.ptr, evs[i].events);
+    }
+}
+
 static void clocks_pause(kwc_core_t *core)
 {
     if (!core->driving && !atomic_load(&core->thread_started) && core->idle_since_us == 0)
@@ -161,6 +177,8 @@ static int submit_unthreaded(kwc_core_t *core, kw_request_t *r)
     errq_save(&q);
     core->now_us = kwc_now_us();
     core->last_submit_us = core->now_us;
+    if (core->idle_since_us != 0 && core->now_us - core->idle_since_us >= KWC_IDLE_CHECK_US)
+        poll_now(core); /* a connection the key server closed meanwhile: reconnect first */
     clocks_resume(core);
     tick(core);
     kwc_dispatch_new(core, r);

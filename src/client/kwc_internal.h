@@ -2,21 +2,23 @@
  * Internals of the libkeyward client (include/keyward/client.h), shared by its files:
  *   client.c    public client API, lazy start of the I/O core, fork handling (pthread_atfork);
  *   request.c   public request API, reference counting between caller and I/O thread;
- *   core.c      the I/O thread: epoll loop, submission queue, timers, health checks;
+ *   core.c      the I/O loop (run by blocking callers, or by the I/O thread once an asynchronous
+ *               caller needs it): epoll, submission queue, timers, health checks;
  *   dispatch.c  choosing a server, sending, retrying elsewhere, failing requests;
  *   conn.c      one mutual-TLS connection: connect, handshake, batched writes, frame reads;
  *   sock_bio.c  the connection's socket BIO (send with MSG_NOSIGNAL: never SIGPIPE the host);
  *   servers.c, reqmap.c, balance.c, efd_pool.c: pure helpers (see their headers).
  *
- * Threads: any number of caller threads submit; one I/O thread per core owns every connection,
- * the id map and all request fields marked "I/O thread". A caller and the I/O thread share a
- * request through a reference count; the result fields are published by a release store of
- * `state` and read after an acquire load.
+ * Threads: any number of caller threads submit; whoever runs the loop (the I/O thread, or without
+ * it one blocking caller at a time) holds io_lock and owns every connection, the id map and all
+ * request fields marked "I/O thread". A caller and the loop share a request through a reference
+ * count; the result fields are published by a store of `state` and read after an acquire load.
  *
- * Fork: a pthread_atfork handler quiesces every core's I/O thread before fork() (it holds
- * io_lock, which the thread holds whenever it is not waiting in epoll_wait); in the child it
- * closes the old core's file descriptors without touching any SSL object, and leaks the old core
- * and TLS context. The child's first submit starts a fresh core with a fresh library context.
+ * Fork: a pthread_atfork handler quiesces every core before fork() (it takes io_lock, which the
+ * loop's runner holds whenever it is not waiting in epoll_wait); in the child it closes the old
+ * core's file descriptors without touching any SSL object, and leaks the old core and TLS context.
+ * The child's first submit starts a fresh core with a fresh library context and a TLS context
+ * built from the credentials kw_client_new read into memory (no file is opened in the child).
  */
 #ifndef KWC_INTERNAL_H
 #define KWC_INTERNAL_H

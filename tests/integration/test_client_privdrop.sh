@@ -54,9 +54,11 @@ conf() { # file load_check
 }
 conf "$KW_TMP/off.cnf" off
 conf "$KW_TMP/auto.cnf" auto
-OPENSSL_CONF=$KW_TMP/off.cnf expect_ok prov-off --server "127.0.0.1:$PORT" --provider "$KW_TMP/ec.stub"
+OPENSSL_CONF=$KW_TMP/off.cnf expect_ok prov-off --server "127.0.0.1:$PORT" \
+    --provider "$KW_TMP/ec.stub"
 pass "provider, load_check = off: the first key use is in the child as nobody"
-OPENSSL_CONF=$KW_TMP/auto.cnf expect_ok prov-auto --server "127.0.0.1:$PORT" --provider "$KW_TMP/ec.stub"
+OPENSSL_CONF=$KW_TMP/auto.cnf expect_ok prov-auto --server "127.0.0.1:$PORT" \
+    --provider "$KW_TMP/ec.stub"
 pass "provider, load_check = auto: client made by the parent, used by the child as nobody"
 
 # --- workers that may not create threads (RLIMIT_NPROC 0, as HAProxy's)
@@ -64,6 +66,14 @@ expect_ok client-nproc0 --server "127.0.0.1:$PORT" --nproc0
 pass "child as nobody with RLIMIT_NPROC 0 (no threads) signs, blocking"
 expect_ok client-failover --server "127.0.0.1:$DEAD,127.0.0.1:$PORT" --nproc0 --requests 20
 pass "no threads, a dead key server listed first: the blocking caller fails over itself"
+# idle connections are not pinged without the thread: the key server closes them (idle timeout),
+# and the next request reconnects at once, counting no failure
+IDLE_PORT=$(free_port)
+start_keyserver ks-idle "$IDLE_PORT" --idle-timeout-ms 700
+expect_ok client-idle --server "127.0.0.1:$IDLE_PORT" --nproc0 --requests 4 --pause-ms 1500
+grep -q "^stats: 127.0.0.1:$IDLE_PORT up 1 completed 4 failures 0" "$KW_TMP/client-idle.out" ||
+    fail "an idle connection closed by the key server counted as a failure"
+pass "no threads: a connection the key server closed while idle is reopened, not a failure"
 OPENSSL_CONF=$KW_TMP/off.cnf expect_ok prov-nproc0 --server "127.0.0.1:$PORT" \
     --provider "$KW_TMP/ec.stub" --nproc0
 pass "provider in a child as nobody with RLIMIT_NPROC 0"
@@ -104,7 +114,8 @@ if grep -q "keyward configuration\|key server unreachable" "$KW_TMP/prov-unreada
 fi
 pass "provider, load_check = off: said at load, and each operation names the file and why"
 OPENSSL_CONF=$PUB/auto.cnf expect_fail prov-unreadable-auto \
-    "loading the stub" "cannot read a local file" "cannot read client_cert $CRED/edge.crt: Permission denied" \
+    "loading the stub" "cannot read a local file" \
+    "cannot read client_cert $CRED/edge.crt: Permission denied" \
     -- --server "127.0.0.1:$PORT" --provider "$PUB/ec.stub" --key-cert "$PUB/ecdsa-p256.crt" \
     --drop-first
 pass "provider, load_check = auto: the stub is refused at load with the real cause"

@@ -10,10 +10,11 @@
  * With --provider: OPENSSL_CONF's keyward provider is configured in the parent (as root) and the
  * stub STUB loaded there (PEM_read_bio_PrivateKey, as nginx does); the child signs through it
  * with EVP_DigestSign.
- * --use-before-fork: the parent signs once before forking. --drop-first: drop privileges before
- * anything else (no fork): a server misconfigured to read its credentials as the worker user;
- * the tool then prints what went wrong, for the tests to check the messages.
- * The child checks that it really cannot open --key (else the test proves nothing) and, with
+ * --use-before-fork: the parent signs once before forking. --pause-ms N: wait N ms between
+ * requests (idle connections); "stats:" lines give the client's per-server counters. --drop-first:
+ * drop privileges before anything else (no fork): a server misconfigured to read its credentials as
+ * the worker user; the tool then prints what went wrong, for the tests to check the messages. The
+ * child checks that it really cannot open --key (else the test proves nothing) and, with
  * --nproc0, that pthread_create fails; then (client, --nproc0) that an asynchronous caller is
  * told why: kw_request_notify returns KW_ETHREAD, kw_request_fd fails the request with it. Prints
  * "ok: ..." lines; exit 0 when every request worked, 1 when one failed (errors on stderr), 2 on bad
@@ -51,6 +52,7 @@ static unsigned n_requests = 10;
 static int nproc0;
 static int drop_first;
 static int use_before_fork;
+static unsigned pause_ms;
 static kw_client_t *client;
 static EVP_PKEY *site_pub;
 static EVP_PKEY *stub_key;
@@ -218,13 +220,27 @@ static int async_refused(void)
 static int sign_all(const char *who)
 {
     unsigned failed = 0;
-    for (unsigned i = 0; i < n_requests; i++)
+    double worst = 0;
+    for (unsigned i = 0; i < n_requests; i++) {
+        if (pause_ms > 0 && i > 0)
+            usleep(pause_ms * 1000u);
+        double t0 = kw_tool_now();
         failed += (stub_path != NULL ? provider_sign(i) : client_sign(i)) != 0;
+        if (kw_tool_now() - t0 > worst)
+            worst = kw_tool_now() - t0;
+    }
     if (failed > 0) {
         fprintf(stderr, "%s: %u of %u signatures failed\n", who, failed, n_requests);
         return 1;
     }
-    printf("ok: %s: %u signatures verified\n", who, n_requests);
+    printf("ok: %s: %u signatures verified (slowest %.1f ms)\n", who, n_requests, worst * 1e3);
+    if (client != NULL) {
+        kw_server_stats_t st[4];
+        size_t n = kw_client_stats(client, st, 4);
+        for (size_t i = 0; i < n && i < 4; i++)
+            printf("stats: %s up %d completed %llu failures %llu\n", st[i].address, st[i].up,
+                   (unsigned long long)st[i].completed, (unsigned long long)st[i].failures);
+    }
     return 0;
 }
 
@@ -252,10 +268,14 @@ static int setup(void)
 
 static int parse_args(int argc, char **argv)
 {
-    static const struct option lo[] = {
-        KW_TOOL_OPTIONS,          {"requests", 1, NULL, 'r'},   {"provider", 1, NULL, 'p'},
-        {"nproc0", 0, NULL, 'N'}, {"drop-first", 0, NULL, 'D'}, {"use-before-fork", 0, NULL, 'U'},
-        {NULL, 0, NULL, 0}};
+    static const struct option lo[] = {KW_TOOL_OPTIONS,
+                                       {"requests", 1, NULL, 'r'},
+                                       {"provider", 1, NULL, 'p'},
+                                       {"nproc0", 0, NULL, 'N'},
+                                       {"drop-first", 0, NULL, 'D'},
+                                       {"use-before-fork", 0, NULL, 'U'},
+                                       {"pause-ms", 1, NULL, 'P'},
+                                       {NULL, 0, NULL, 0}};
     for (;;) {
         int ch = kw_tool_getopt(argc, argv, "", lo, &opts);
         if (ch == -1)
@@ -275,6 +295,9 @@ static int parse_args(int argc, char **argv)
             break;
         case 'U':
             use_before_fork = 1;
+            break;
+        case 'P':
+            pause_ms = (unsigned)atoi(optarg);
             break;
         default:
             return -1;
