@@ -296,17 +296,23 @@ kw_audit_count() {
 }
 
 # write_nginx_conf DIR WORKERS ERROR_LOG SERVER_BLOCKS [LEVEL]: DIR/nginx.conf for Debian's nginx in the
-# foreground as root (daemon off, env OPENSSL_CONF passed through, temporary paths under DIR/tmp,
-# no access log), with SERVER_BLOCKS (text) inside `http { }`. Start it with
+# foreground (daemon off, env OPENSSL_CONF passed through, temporary paths under DIR/tmp, no
+# access log), with SERVER_BLOCKS (text) inside `http { }`. Started as root, the master drops its
+# workers to www-data as Debian's nginx.conf does (the edge's credentials stay root-only; the
+# scratch dir becomes traversable for the workers' temporary paths). Start it with
 # `nginx -p DIR -c DIR/nginx.conf -e ERROR_LOG`.
 write_nginx_conf() {
-    local dir=$1 workers=$2 errlog=$3 servers=$4 level=${5:-info}
+    local dir=$1 workers=$2 errlog=$3 servers=$4 level=${5:-info} user=""
     mkdir -p "$dir/tmp"
+    if [ "$(id -u)" = 0 ]; then
+        user="user www-data;"
+        chmod 755 "$KW_TMP"
+    fi
     cat >"$dir/nginx.conf" <<CONF
 worker_processes $workers;
 master_process on;
 daemon off;
-user root;
+$user
 error_log $errlog $level;
 pid $dir/nginx.pid;
 env OPENSSL_CONF;
