@@ -18,6 +18,24 @@
 
 #include "kw_file.h"
 
+/* Why a key could not be set next to its certificate: a readable key of another certificate
+ * fails in SSL_CTX_use_PrivateKey too, so name the certificate when OpenSSL says mismatch. */
+static void key_failure_msg(char *msg, size_t cap, const char *key, const char *cert,
+                            const char *how)
+{
+    unsigned long e = ERR_peek_last_error();
+    int mismatch =
+        ERR_GET_LIB(e) == ERR_LIB_X509 && (ERR_GET_REASON(e) == X509_R_KEY_VALUES_MISMATCH ||
+                                           ERR_GET_REASON(e) == X509_R_KEY_TYPE_MISMATCH);
+    if (mismatch && cert != NULL)
+        snprintf(msg, cap,
+                 "private key %s does not match certificate %s (give the key made with that "
+                 "certificate)",
+                 key, cert);
+    else
+        snprintf(msg, cap, "cannot load private key %s%s", key, how);
+}
+
 void kw_tls_error(const char *prefix, char *err, size_t errlen)
 {
     unsigned long e;
@@ -52,18 +70,7 @@ static int load_identity(SSL_CTX *ctx, const char *cert, const char *key, char *
         return -1;
     }
     if (SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1) {
-        /* A readable key of another certificate fails here too: name the certificate. */
-        unsigned long e = ERR_peek_last_error();
-        int mismatch =
-            ERR_GET_LIB(e) == ERR_LIB_X509 && (ERR_GET_REASON(e) == X509_R_KEY_VALUES_MISMATCH ||
-                                               ERR_GET_REASON(e) == X509_R_KEY_TYPE_MISMATCH);
-        if (mismatch)
-            snprintf(msg, sizeof(msg),
-                     "private key %s does not match certificate %s (give the key made with "
-                     "that certificate)",
-                     key, cert);
-        else
-            snprintf(msg, sizeof(msg), "cannot load private key %s", key);
+        key_failure_msg(msg, sizeof(msg), key, cert, "");
         kw_tls_error(msg, err, errlen);
         return -1;
     }
@@ -197,8 +204,8 @@ static int use_chain_pem(SSL_CTX *ctx, OSSL_LIB_CTX *libctx, const kw_tls_pem_t 
     return 0;
 }
 
-static int use_key_pem(SSL_CTX *ctx, OSSL_LIB_CTX *libctx, const kw_tls_pem_t *pem, char *err,
-                       size_t errlen)
+static int use_key_pem(SSL_CTX *ctx, OSSL_LIB_CTX *libctx, const kw_tls_pem_t *pem,
+                       const char *cert_name, char *err, size_t errlen)
 {
     char msg[512];
     BIO *bio = BIO_new_mem_buf(pem->data, (int)pem->len);
@@ -209,7 +216,7 @@ static int use_key_pem(SSL_CTX *ctx, OSSL_LIB_CTX *libctx, const kw_tls_pem_t *p
     EVP_PKEY_free(pk);
     BIO_free(bio);
     if (!ok) {
-        snprintf(msg, sizeof(msg), "cannot load private key %s (PEM, not encrypted)", pem->name);
+        key_failure_msg(msg, sizeof(msg), pem->name, cert_name, " (PEM, not encrypted)");
         kw_tls_error(msg, err, errlen);
         return -1;
     }
@@ -266,7 +273,7 @@ SSL_CTX *kw_tls_client_ctx_pem(OSSL_LIB_CTX *libctx, const kw_tls_pem_t *cert,
     SSL_CTX_set_default_passwd_cb(ctx, no_passphrase);
     if (cert != NULL) {
         if (use_chain_pem(ctx, libctx, cert, err, errlen) != 0 ||
-            use_key_pem(ctx, libctx, key, err, errlen) != 0)
+            use_key_pem(ctx, libctx, key, cert->name, err, errlen) != 0)
             goto fail;
         if (SSL_CTX_check_private_key(ctx) != 1) {
             snprintf(msg, sizeof(msg), "private key %s does not match certificate %s", key->name,
