@@ -1,7 +1,8 @@
 /*
  * Signature algorithms of the keyward CLI (cli_common.h): the name a user types, the KWP opcode,
  * the digest the CLI computes first (the key server signs digests; Ed25519 signs the message),
- * and the key type it needs.
+ * and the key type it needs; and the end of a command that acts on a key with an algorithm
+ * (kw_cli_with_key). It builds on cli_common.c, which takes nothing from here.
  */
 #include <string.h>
 
@@ -73,4 +74,19 @@ int kw_cli_alg_check_key(const kw_cli_alg_t *alg, const kw_cli_key_t *k)
                  EVP_PKEY_get0_type_name(k->pub),
                  kw_cli_alg_find(alg->name) == alg ? ": pick an --alg for this key type" : "");
     return -1;
+}
+
+int kw_cli_with_key(const kw_cli_opts_t *o, const kw_cli_alg_t *alg, kw_cli_key_fn fn,
+                    const void *arg)
+{
+    kw_cli_key_t k;
+    kw_client_t *c = NULL;
+    if (kw_cli_key_load(o, &k) != 0)
+        return KW_EXIT_USAGE;
+    int status = KW_EXIT_USAGE;
+    if (kw_cli_alg_check_key(alg, &k) == 0 && kw_cli_client(o, &c) == 0)
+        status = fn(c, o, &k, arg);
+    kw_client_free(c);
+    kw_cli_key_free(&k);
+    return status;
 }

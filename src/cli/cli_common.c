@@ -1,6 +1,7 @@
 /*
  * Shared parts of the keyward CLI (cli_common.h): common options, the client, the key to use,
- * files, finding shipped scripts, and error messages that say what to do next.
+ * files, finding shipped scripts, and error messages that say what to do next. The signature
+ * algorithms and running a command on a key are above this file, in cli_alg.c.
  */
 #include "cli_common.h"
 
@@ -248,21 +249,6 @@ void kw_cli_key_set(const kw_cli_key_t *k, kw_msg_t *msg)
         msg->ski = kw_bytes(k->id, KW_SKI_LEN);
     else
         msg->digest = kw_bytes(k->id, KW_DIGEST_LEN);
-}
-
-int kw_cli_with_key(const kw_cli_opts_t *o, const kw_cli_alg_t *alg, kw_cli_key_fn fn,
-                    const void *arg)
-{
-    kw_cli_key_t k;
-    kw_client_t *c = NULL;
-    if (kw_cli_key_load(o, &k) != 0)
-        return KW_EXIT_USAGE;
-    int status = KW_EXIT_USAGE;
-    if (kw_cli_alg_check_key(alg, &k) == 0 && kw_cli_client(o, &c) == 0)
-        status = fn(c, o, &k, arg);
-    kw_client_free(c);
-    kw_cli_key_free(&k);
-    return status;
 }
 
 /* Advice for `decrypt`, which has no --alg: its input is a ciphertext, and only RSA fits. */

@@ -4,7 +4,8 @@
  * direct-mapped cache of OpenSSL contexts already initialised for (key, opcode), because creating
  * and initialising an EVP_PKEY_CTX costs a provider fetch per operation. A cached context holds a
  * reference to its EVP_PKEY, so a cached entry stays valid after its key store is released.
- * Keys on a PKCS#11 token are handed to pkcs11_ops.c instead.
+ * Keys on a PKCS#11 token are handed to pkcs11_ops.c instead. KWP 0xA1 (master-secret mode) is
+ * unpacked here and runs as 0xA0 then the PRF of ops_master.c (which takes nothing from here).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -270,6 +271,40 @@ static uint8_t ed25519_sign(cache_entry_t *e, const kw_ks_key_t *key, const uint
     return 0;
 }
 
+/*
+ * KWP 0xA1 on the worker: unpacks in (ops_master.h), decrypts the PMS (implicit rejection, as 0xA0,
+ * PEM or PKCS#11 key), derives the master secret into out (48 bytes) and cleanses the PMS.
+ * Returns 0, KW_ERR_FORMAT or KW_ERR_CRYPTO / KW_ERR_INTERNAL.
+ */
+static uint8_t master_run(kw_ks_op_cache_t *cache, const kw_ks_key_t *key, const uint8_t *in,
+                          size_t inlen, unsigned tls_version, uint8_t *out, size_t *outlen)
+{
+    uint8_t pms[KW_OP_OUT_MAX];
+    size_t pms_len = 0;
+    if (inlen < KW_MASTER_HDR_LEN || inlen < (size_t)KW_MASTER_HDR_LEN + in[2])
+        return KW_ERR_FORMAT;
+    const char *md = in[0] == KW_PRF_SHA384 ? "SHA384" : "SHA256";
+    int ems = in[1];
+    const uint8_t *seed = in + KW_MASTER_HDR_LEN;
+    size_t slen = in[2];
+    const uint8_t *ct = seed + slen;
+    size_t ctlen = inlen - KW_MASTER_HDR_LEN - slen;
+    /* Implicit rejection: never fails on bad padding, yields the synthetic PMS instead. */
+    uint8_t rc =
+        kw_ks_op_run(cache, key, KW_OP_TLS_RSA_DECRYPT, ct, ctlen, tls_version, pms, &pms_len);
+    if (rc == 0 && pms_len != KW_TLS_PMS_LEN)
+        rc = KW_ERR_CRYPTO;
+    if (rc == 0 && !kw_ks_master_derive(md, ems, pms, pms_len, seed, slen, out))
+        rc = KW_ERR_INTERNAL;
+    OPENSSL_cleanse(pms, sizeof(pms));
+    if (rc != 0) {
+        OPENSSL_cleanse(out, KW_TLS_MASTER_LEN);
+        return rc;
+    }
+    *outlen = KW_TLS_MASTER_LEN;
+    return 0;
+}
+
 uint8_t kw_ks_op_run(kw_ks_op_cache_t *cache, const kw_ks_key_t *key, uint8_t opcode,
                      const uint8_t *in, size_t inlen, unsigned tls_version, uint8_t *out,
                      size_t *outlen)
@@ -278,7 +313,7 @@ uint8_t kw_ks_op_run(kw_ks_op_cache_t *cache, const kw_ks_key_t *key, uint8_t op
     if (info.family == FAM_NONE || key->max_out > KW_OP_OUT_MAX)
         return KW_ERR_INTERNAL;
     if (opcode == KW_OP_TLS12_MASTER) /* unpacks, then calls back here with 0xA0 */
-        return kw_ks_master_run(cache, key, in, inlen, tls_version, out, outlen);
+        return master_run(cache, key, in, inlen, tls_version, out, outlen);
     if (key->p11 != NULL) /* the key lives on a PKCS#11 token: no OpenSSL context */
         return kw_ks_p11_op_run(key->p11, opcode, in, inlen, tls_version, out, KW_OP_OUT_MAX,
                                 outlen);

@@ -1,7 +1,8 @@
 /*
- * KWP 0xA1, master-secret mode (ops_master.h): request checks and packing on the loop thread; on
- * the worker, the 0xA0 decryption with (deterministic) implicit rejection followed by the TLS 1.2
- * PRF, so only the master secret of the session is returned and the PMS is cleansed here.
+ * KWP 0xA1, master-secret mode (ops_master.h): request checks and packing on the loop thread, and
+ * the TLS 1.2 PRF that turns a PMS into the master secret. The worker side (unpack, 0xA0
+ * decryption with implicit rejection, derive, cleanse the PMS) is master_run in ops.c, which
+ * builds on this file; this file takes nothing from ops.c.
  */
 #include <string.h>
 
@@ -86,33 +87,4 @@ int kw_ks_master_derive(const char *md, int ems, const uint8_t *pms, size_t pms_
     if (!ok)
         ERR_clear_error();
     return ok;
-}
-
-uint8_t kw_ks_master_run(kw_ks_op_cache_t *cache, const kw_ks_key_t *key, const uint8_t *in,
-                         size_t inlen, unsigned tls_version, uint8_t *out, size_t *outlen)
-{
-    uint8_t pms[KW_OP_OUT_MAX];
-    size_t pms_len = 0;
-    if (inlen < KW_MASTER_HDR_LEN || inlen < (size_t)KW_MASTER_HDR_LEN + in[2])
-        return KW_ERR_FORMAT;
-    const char *md = in[0] == KW_PRF_SHA384 ? "SHA384" : "SHA256";
-    int ems = in[1];
-    const uint8_t *seed = in + KW_MASTER_HDR_LEN;
-    size_t slen = in[2];
-    const uint8_t *ct = seed + slen;
-    size_t ctlen = inlen - KW_MASTER_HDR_LEN - slen;
-    /* Implicit rejection: never fails on bad padding, yields the synthetic PMS instead. */
-    uint8_t rc =
-        kw_ks_op_run(cache, key, KW_OP_TLS_RSA_DECRYPT, ct, ctlen, tls_version, pms, &pms_len);
-    if (rc == 0 && pms_len != KW_TLS_PMS_LEN)
-        rc = KW_ERR_CRYPTO;
-    if (rc == 0 && !kw_ks_master_derive(md, ems, pms, pms_len, seed, slen, out))
-        rc = KW_ERR_INTERNAL;
-    OPENSSL_cleanse(pms, sizeof(pms));
-    if (rc != 0) {
-        OPENSSL_cleanse(out, KW_TLS_MASTER_LEN);
-        return rc;
-    }
-    *outlen = KW_TLS_MASTER_LEN;
-    return 0;
 }

@@ -2,7 +2,8 @@
  * Master-secret mode (KWP 0xA1): the key server decrypts the TLS 1.2 pre-master secret with
  * implicit rejection (the 0xA0 path) and derives the 48-byte master secret itself, so the PMS never
  * leaves this process. The request's items (client/server random or session hash, PRF digest) are
- * checked on the loop thread and packed in front of the encrypted PMS in the job's input.
+ * checked on the loop thread and packed in front of the encrypted PMS in the job's input. The
+ * worker unpacks it in ops.c (kw_ks_op_run), which uses kw_ks_master_derive from here.
  */
 #ifndef KW_OPS_MASTER_H
 #define KW_OPS_MASTER_H
@@ -11,7 +12,6 @@
 #include <stdint.h>
 
 #include "keyward/protocol.h"
-#include "ops.h"
 
 /* Packed job input: prf (1) | ems (1) | seed length (1) | seed | encrypted PMS. */
 #define KW_MASTER_HDR_LEN 3
@@ -27,14 +27,6 @@ size_t kw_ks_master_in_len(const kw_msg_t *msg);
 
 /* Writes the packed input of a checked msg to in (kw_ks_master_in_len bytes). */
 void kw_ks_master_pack(const kw_msg_t *msg, uint8_t *in);
-
-/*
- * Worker side: unpacks in, decrypts the PMS (implicit rejection, as 0xA0, PEM or PKCS#11 key),
- * derives the master secret with EVP_KDF TLS1-PRF into out (48 bytes) and cleanses the PMS.
- * Returns 0, KW_ERR_FORMAT or KW_ERR_CRYPTO / KW_ERR_INTERNAL.
- */
-uint8_t kw_ks_master_run(kw_ks_op_cache_t *cache, const kw_ks_key_t *key, const uint8_t *in,
-                         size_t inlen, unsigned tls_version, uint8_t *out, size_t *outlen);
 
 /*
  * The TLS 1.2 master secret from pms: PRF(pms, "master secret", seed) or, with ems,

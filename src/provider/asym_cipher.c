@@ -14,6 +14,7 @@
 #include <openssl/rsa.h>
 
 #include "master.h"
+#include "provider.h"
 #include "remote.h"
 
 typedef struct kw_cipher_ctx_s {

@@ -23,6 +23,7 @@
 #include <openssl/pem.h>
 
 #include "keyward/stub.h"
+#include "provider.h"
 #include "remote.h"
 
 static OSSL_FUNC_decoder_newctx_fn dec_newctx;

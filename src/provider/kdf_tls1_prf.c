@@ -17,6 +17,7 @@
 #include <openssl/params.h>
 
 #include "master.h"
+#include "provider.h"
 #include "remote.h"
 
 #define SEED_MAX   1024

@@ -13,7 +13,7 @@
 #include <openssl/evp.h>
 
 #include "keyward/protocol.h"
-#include "provider.h"
+#include "prov_ctx.h"
 
 typedef enum kw_key_type {
     KW_KEY_NONE = 0,

@@ -92,24 +92,6 @@ static const OSSL_ITEM kw_reasons[] = {
     {0, NULL},
 };
 
-void kw_prov_raise_at(kw_prov_ctx_t *pctx, const char *file, int line, const char *func, int reason,
-                      const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    if (pctx != NULL && pctx->new_error != NULL && pctx->set_error_debug != NULL &&
-        pctx->vset_error != NULL) {
-        pctx->new_error(pctx->handle);
-        pctx->set_error_debug(pctx->handle, file, line, func);
-        pctx->vset_error(pctx->handle, (uint32_t)reason, fmt, ap);
-    } else {
-        ERR_new();
-        ERR_set_debug(file, line, func);
-        ERR_vset_error(ERR_LIB_PROV, reason, fmt, ap);
-    }
-    va_end(ap);
-}
-
 const char *kw_prov_servers(const kw_prov_ctx_t *pctx)
 {
     return pctx->cfg.servers != NULL ? pctx->cfg.servers : "(none)";

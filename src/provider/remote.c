@@ -19,6 +19,7 @@
 
 #include "keyward/error.h"
 #include "keyward/keyid.h"
+#include "provider.h"
 
 #define KW_RC_RAISED 1 /* an error was already raised (client creation failed) */
 

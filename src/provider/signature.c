@@ -12,6 +12,7 @@
 #include <openssl/obj_mac.h>
 #include <openssl/rsa.h>
 
+#include "provider.h"
 #include "remote.h"
 #include "signature.h"
 

@@ -14,6 +14,7 @@
 #include <openssl/x509.h>
 
 #include "keyward/keyid.h"
+#include "provider.h"
 #include "remote.h"
 
 #define KW_URI_SCHEME "keyward:"
