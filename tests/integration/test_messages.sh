@@ -1,6 +1,7 @@
 #!/bin/bash
 # Error and log messages a newcomer meets (issue 17): a malformed --allow on the key server names
-# the option and its syntax; keyward-proxy logs failed client handshakes at WARN, rate-limited.
+# the option and its syntax; keyward-proxy logs failed client handshakes at WARN, rate-limited,
+# and a wrong --client-key is named by that flag.
 . "$(dirname "$0")/lib.sh"
 
 W=$KW_TMP/work
@@ -65,3 +66,16 @@ unlogged=$(hs_lines | sed -n 's/.*and \([0-9]*\) more failed handshakes not logg
     paste -sd+ | bc)
 [ "$((n + unlogged))" = 41 ] || fail "$n lines + $unlogged counted unlogged != 41: $(hs_lines)"
 pass "41 failed handshakes: $n WARN lines, $unlogged counted: '$(hs_lines | tail -n1)'"
+
+# ---- keyward-proxy with a wrong --client-key names its own flags, not the provider's
+# openssl.cnf settings or variables (which the proxy reads neither of)
+KP=$(free_port)
+for key in "$PKI/keyserver.key" "$W/nonexistent.key"; do
+    expect_fail 1 "--client-key $key" timeout 20 "$KW_BIN/keyward-proxy" \
+        --listen "127.0.0.1:$(free_port)" --backend "127.0.0.1:$BP" \
+        --cert "$PKI/certs/rsa2048.crt" --keyserver "127.0.0.1:$KP" --client-cert "$PKI/edge.crt" \
+        --client-key "$key" --ca "$PKI/ca.crt" --provider "$KW_PROVIDER"
+    ! grep -Eq "KEYWARD_CLIENT_KEY|openssl.cnf" "$W/err" ||
+        fail "the proxy's message names settings it does not read: $(cat "$W/err")"
+done
+pass "wrong --client-key: '$(grep -o 'ERROR: .*' "$W/err")'"
