@@ -444,11 +444,11 @@ static int apply_opt(kw_ks_config_t *cfg, int opt, const char *v)
 
 int kw_ks_config_parse_args(kw_ks_config_t *cfg, int argc, char **argv, char *err, size_t errlen)
 {
-    int opt;
+    int opt, idx = -1;
     unsigned cleared = 0; /* a list flag replaces the config file's list */
     optind = 1;
     opterr = 0;
-    while ((opt = getopt_long(argc, argv, "h", long_opts, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, "h", long_opts, &idx)) != -1) {
         if (opt == OPT_HELP || opt == 'h') {
             kw_ks_config_usage(stdout);
             return 1;
@@ -463,12 +463,17 @@ int kw_ks_config_parse_args(kw_ks_config_t *cfg, int argc, char **argv, char *er
             cleared |= list_bit(opt);
         }
         if (apply_opt(cfg, opt, optarg) != 0) {
-            snprintf(err, errlen, "invalid value '%s' for %s (see --help)%s%s",
-                     optarg != NULL ? optarg : "", argv[optind - 1],
-                     opt == OPT_ENABLE_OP ? "; known operations: " : "",
-                     opt == OPT_ENABLE_OP ? KW_KS_OPSET_NAMES : "");
+            /* the option by its name: argv[optind - 1] is the value when it came apart */
+            const char *hint = opt == OPT_ENABLE_OP ? "; known operations: " KW_KS_OPSET_NAMES
+                               : opt == OPT_ALLOW
+                                   ? "; expected EDGE=KEY[,KEY...] with EDGE cn:NAME, san:DNSNAME "
+                                     "or spki:HEX (e.g. --allow cn:edge=sni:example.com)"
+                                   : "";
+            snprintf(err, errlen, "invalid value '%s' for --%s (see --help)%s",
+                     optarg != NULL ? optarg : "", idx >= 0 ? long_opts[idx].name : "?", hint);
             return KW_EINVAL;
         }
+        idx = -1;
     }
     if (optind < argc) {
         snprintf(err, errlen, "unexpected argument: %s (see --help)", argv[optind]);

@@ -98,6 +98,9 @@ struct kw_px_worker_s {
     uv_thread_t thread;
     int stopping;
     kw_px_conn_t *conns;             /* doubly linked list of live connections */
+    uint64_t hs_warn_ms;             /* uv_now of the last "handshake failed" line (proxy_conn.c) */
+    unsigned long hs_unlogged;       /* failed handshakes since then, not logged */
+    int hs_warned;                   /* hs_warn_ms is set */
     char readbuf[KW_PROXY_READ_BUF]; /* every read on this loop; consumed synchronously */
 };
 

@@ -245,6 +245,27 @@ static void first_error(char *out, size_t outlen)
              (flags & ERR_TXT_STRING) ? data : "");
 }
 
+/* A failed client handshake at WARN, at most one line per second per thread so that a scan cannot
+ * flood the log; the next line counts the ones left out (the exit line counts them all). */
+static void warn_handshake_failed(kw_px_worker_t *w, const char *peer, const char *reason)
+{
+    uint64_t now = uv_now(&w->loop);
+    if (w->hs_warned && now - w->hs_warn_ms < 1000) {
+        w->hs_unlogged++;
+        return;
+    }
+    if (w->hs_unlogged > 0) {
+        kw_warn("handshake with %s failed: %s (and %lu more failed handshakes not logged since "
+                "the last such line)",
+                peer, reason, w->hs_unlogged);
+    } else {
+        kw_warn("handshake with %s failed: %s", peer, reason);
+    }
+    w->hs_warned = 1;
+    w->hs_warn_ms = now;
+    w->hs_unlogged = 0;
+}
+
 static void handshake_failed(kw_px_conn_t *c)
 {
     char peer[64];
@@ -252,7 +273,7 @@ static void handshake_failed(kw_px_conn_t *c)
     atomic_fetch_add(&c->worker->proxy->stats.handshake_failures, 1);
     kw_proxy_addr_str((struct sockaddr *)&c->peer, peer, sizeof(peer));
     first_error(reason, sizeof(reason));
-    kw_info("handshake with %s failed: %s", peer, reason);
+    warn_handshake_failed(c->worker, peer, reason);
     ERR_clear_error();
     kw_px_conn_finish(c); /* the alert is already queued */
 }

@@ -117,6 +117,24 @@ static int load_conf(OSSL_LIB_CTX *libctx, const kw_proxy_config_t *cfg, const c
     return rc;
 }
 
+/* The edge identity is checked here, before the provider gets it: a bad file is then named by the
+ * proxy's own flags, not by the provider's openssl.cnf settings and variables (issue 17). */
+static int check_identity(const kw_proxy_config_t *cfg, char *err, size_t errlen)
+{
+    char why[512];
+    SSL_CTX *ctx =
+        kw_tls_client_ctx(NULL, cfg->client_cert, cfg->client_key, cfg->ca, why, sizeof(why));
+    if (ctx == NULL) {
+        snprintf(err, errlen,
+                 "the identity towards the key servers (--client-cert %s, --client-key %s, --ca "
+                 "%s; YAML client_cert, client_key, ca) is unusable: %s",
+                 cfg->client_cert, cfg->client_key, cfg->ca, why);
+        return KW_ECONFIG;
+    }
+    SSL_CTX_free(ctx);
+    return 0;
+}
+
 int kw_proxy_libctx_new(const kw_proxy_config_t *cfg, OSSL_LIB_CTX **out, char *err, size_t errlen)
 {
     *out = NULL;
@@ -126,6 +144,9 @@ int kw_proxy_libctx_new(const kw_proxy_config_t *cfg, OSSL_LIB_CTX **out, char *
     char module[PATH_MAX];
     provider_path(cfg, module, sizeof(module));
     int rc = check_values(cfg, module, err, errlen);
+    if (rc == 0) {
+        rc = check_identity(cfg, err, errlen);
+    }
     if (rc != 0) {
         return rc;
     }
