@@ -154,6 +154,8 @@ frontend rsa
     bind 127.0.0.1:$HA_PORT ssl crt $KW_TMP/rsa2048.pem ssl-min-ver TLSv1.2 no-tls-tickets ciphers $RSA_CIPHERS
     http-request return status 200 content-type text/plain lf-string "hello haproxy %[ssl_fc_protocol] %[ssl_fc_cipher]\n"
 CFG
+# Foreground (-db) so start_bg owns the pid and its log: this test is about master-secret mode;
+# HAProxy as Debian runs it (-Ws, user haproxy, no insecure-fork-wanted) is test_deploy_haproxy.sh.
 start_bg haproxy env OPENSSL_CONF="$KW_TMP/ms-haproxy.cnf" LD_PRELOAD="$PRELOAD" \
     haproxy -db -f "$KW_TMP/haproxy.cfg"
 check_web_server haproxy "$LAST_PID" "$HA_PORT" "$KS_H" "$AUDIT_H" "a certificate + key stub PEM"

@@ -38,6 +38,9 @@ CFG
 }
 
 run_haproxy() { # name cfg env...
+    # Foreground (-db) so start_bg owns the pid and its log: this test covers the provider's
+    # key forms; HAProxy as Debian runs it (-Ws, user haproxy, RLIMIT_NPROC 0 in the worker) is
+    # test_deploy_haproxy.sh.
     local name=$1 cfg=$2
     shift 2
     start_bg "$name" env "$@" LD_PRELOAD="$(kw_provider_preload)" haproxy -db -f "$cfg"
