@@ -10,6 +10,7 @@
 #include <uv.h>
 
 #include "config/config.h"
+#include "fleet/authz.h"
 #include "keystore/hygiene.h"
 #include "keystore/keystore.h"
 #include "keyward/error.h"
@@ -143,6 +144,8 @@ int main(int argc, char **argv)
     int rc = kw_ks_config_load(&cfg, argc, argv, err, sizeof(err));
     if (rc == 0)
         rc = kw_ks_config_validate(&cfg, err, sizeof(err));
+    if (rc == 0)
+        rc = kw_ks_authz_validate(&cfg, err, sizeof(err));
     if (rc == 1) /* --help printed config.c's options; these are main's own */
         printf("  --pid-file FILE             write the pid to FILE once listening (removed at\n"
                "                              exit); a command-line flag only\n"

@@ -10,8 +10,8 @@
 
 #include "keyward/error.h"
 #include "keyward/protocol.h"
-#include "fleet/authz.h"
 #include "config/config.h"
+#include "config/opset.h"
 
 enum {
     OPT_LISTEN = 256,
@@ -510,27 +510,6 @@ int kw_ks_config_validate(const kw_ks_config_t *cfg, char *err, size_t errlen)
                      "together (or give a pkcs11: URI in the config file)");
             return KW_ECONFIG;
         }
-    }
-    for (size_t i = 0; i < cfg->n_allow; i++) {
-        char why[256];
-        if (kw_ks_authz_check_rule(&cfg->allow[i], why, sizeof(why)) != 0) {
-            snprintf(err, errlen, "allow rule %zu: %s (see docs/fleet.md)", i + 1, why);
-            return KW_ECONFIG;
-        }
-    }
-    if (cfg->allow_all && cfg->n_allow > 0) {
-        snprintf(err, errlen,
-                 "allow_all (--allow-all) and allow rules contradict each other: remove one "
-                 "(see docs/fleet.md)");
-        return KW_ECONFIG;
-    }
-    kw_ks_authz_t *authz = NULL; /* enable_ops names, and rules' ops within them */
-    char why[512] = "";
-    int rc = kw_ks_authz_new(cfg, &authz, why, sizeof(why));
-    kw_ks_authz_free(authz);
-    if (rc != 0) {
-        snprintf(err, errlen, "%s (see docs/fleet.md)", rc == KW_ENOMEM ? "out of memory" : why);
-        return KW_ECONFIG;
     }
     if ((cfg->upstream_cert == NULL) != (cfg->upstream_key == NULL)) {
         snprintf(err, errlen, "--upstream-cert and --upstream-key go together");

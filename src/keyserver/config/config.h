@@ -116,6 +116,13 @@ int kw_ks_config_set(kw_ks_config_t *cfg, const char *flag, const char *value, c
 kw_ks_pkcs11_t *kw_ks_config_add_pkcs11(kw_ks_config_t *cfg);
 kw_ks_allow_t *kw_ks_config_add_allow(kw_ks_config_t *cfg);
 
+/*
+ * Parses the flag form "EDGE=KEYSPEC[,KEYSPEC...]" (EDGE: cn:NAME, san:DNSNAME or spki:HEX) and
+ * appends it to cfg->allow (config_lists.c). Returns 0, KW_EINVAL (syntax) or KW_ENOMEM. The key
+ * specs are checked by kw_ks_authz_validate (fleet/authz.h), which reports the reason.
+ */
+int kw_ks_allow_add_flag(kw_ks_config_t *cfg, const char *text);
+
 /* Appends a copy of s to the list *v of *n strings. Returns 0 or KW_ENOMEM. */
 int kw_ks_strlist_add(char ***v, size_t *n, const char *s);
 
@@ -125,7 +132,8 @@ void kw_ks_strlist_free(char ***v, size_t *n);
 void kw_ks_config_free_pkcs11(kw_ks_config_t *cfg);
 void kw_ks_config_free_allow(kw_ks_config_t *cfg);
 
-/* Checks required settings and ranges. Returns 0 or KW_ECONFIG with the reason in err. */
+/* Checks required settings and ranges (the allow rules: kw_ks_authz_validate, fleet/authz.h).
+ * Returns 0 or KW_ECONFIG with the reason in err. */
 int kw_ks_config_validate(const kw_ks_config_t *cfg, char *err, size_t errlen);
 
 void kw_ks_config_usage(FILE *out);

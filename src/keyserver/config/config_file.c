@@ -11,7 +11,7 @@
 #include "config/config.h"
 #include "config/config_yaml.h"
 #include "keyward/error.h"
-#include "engine/opset.h"
+#include "config/opset.h"
 
 enum {
     K_FLAG = 0x100, /* ids below this are not flags */

@@ -4,6 +4,7 @@
  */
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "config/config.h"
 #include "keyward/error.h"
@@ -76,4 +77,57 @@ void kw_ks_config_free_allow(kw_ks_config_t *cfg)
     free(cfg->allow);
     cfg->allow = NULL;
     cfg->n_allow = 0;
+}
+
+/* Sets the subject of rule a from "cn:NAME", "san:NAME" or "spki:HEX". */
+static int allow_subject(kw_ks_allow_t *a, const char *subj, size_t len)
+{
+    char **slot = NULL;
+    size_t skip = 0;
+    if (len > 3 && strncasecmp(subj, "cn:", 3) == 0) {
+        slot = &a->cn;
+        skip = 3;
+    } else if (len > 4 && strncasecmp(subj, "san:", 4) == 0) {
+        slot = &a->san;
+        skip = 4;
+    } else if (len > 5 && strncasecmp(subj, "spki:", 5) == 0) {
+        slot = &a->spki;
+        skip = 5;
+    } else {
+        return KW_EINVAL;
+    }
+    *slot = strndup(subj + skip, len - skip);
+    return *slot != NULL ? 0 : KW_ENOMEM;
+}
+
+/* Appends the comma-separated key specs of list to a. */
+static int allow_keys(kw_ks_allow_t *a, const char *list)
+{
+    const char *p = list;
+    for (;;) {
+        const char *comma = strchr(p, ',');
+        size_t len = comma != NULL ? (size_t)(comma - p) : strlen(p);
+        char *one = strndup(p, len);
+        if (one == NULL)
+            return KW_ENOMEM;
+        int rc = len == 0 ? KW_EINVAL : kw_ks_strlist_add(&a->keys, &a->n_keys, one);
+        free(one);
+        if (rc != 0 || comma == NULL)
+            return rc;
+        p = comma + 1;
+    }
+}
+
+int kw_ks_allow_add_flag(kw_ks_config_t *cfg, const char *text)
+{
+    const char *eq = strchr(text, '=');
+    if (eq == NULL || eq == text || eq[1] == '\0')
+        return KW_EINVAL;
+    kw_ks_allow_t *a = kw_ks_config_add_allow(cfg);
+    if (a == NULL)
+        return KW_ENOMEM;
+    int rc = allow_subject(a, text, (size_t)(eq - text));
+    if (rc == 0)
+        rc = allow_keys(a, eq + 1);
+    return rc;
 }

@@ -216,57 +216,30 @@ int kw_ks_authz_check_rule(const kw_ks_allow_t *rule, char *why, size_t whylen)
     return rc;
 }
 
-/* Sets the subject of rule a from "cn:NAME", "san:NAME" or "spki:HEX". */
-static int flag_subject(kw_ks_allow_t *a, const char *subj, size_t len)
+int kw_ks_authz_validate(const kw_ks_config_t *cfg, char *err, size_t errlen)
 {
-    char **slot = NULL;
-    size_t skip = 0;
-    if (len > 3 && strncasecmp(subj, "cn:", 3) == 0) {
-        slot = &a->cn;
-        skip = 3;
-    } else if (len > 4 && strncasecmp(subj, "san:", 4) == 0) {
-        slot = &a->san;
-        skip = 4;
-    } else if (len > 5 && strncasecmp(subj, "spki:", 5) == 0) {
-        slot = &a->spki;
-        skip = 5;
-    } else {
-        return KW_EINVAL;
+    for (size_t i = 0; i < cfg->n_allow; i++) {
+        char why[256];
+        if (kw_ks_authz_check_rule(&cfg->allow[i], why, sizeof(why)) != 0) {
+            snprintf(err, errlen, "allow rule %zu: %s (see docs/fleet.md)", i + 1, why);
+            return KW_ECONFIG;
+        }
     }
-    *slot = strndup(subj + skip, len - skip);
-    return *slot != NULL ? 0 : KW_ENOMEM;
-}
-
-/* Appends the comma-separated key specs of list to a. */
-static int flag_keys(kw_ks_allow_t *a, const char *list)
-{
-    const char *p = list;
-    for (;;) {
-        const char *comma = strchr(p, ',');
-        size_t len = comma != NULL ? (size_t)(comma - p) : strlen(p);
-        char *one = strndup(p, len);
-        if (one == NULL)
-            return KW_ENOMEM;
-        int rc = len == 0 ? KW_EINVAL : kw_ks_strlist_add(&a->keys, &a->n_keys, one);
-        free(one);
-        if (rc != 0 || comma == NULL)
-            return rc;
-        p = comma + 1;
+    if (cfg->allow_all && cfg->n_allow > 0) {
+        snprintf(err, errlen,
+                 "allow_all (--allow-all) and allow rules contradict each other: remove one "
+                 "(see docs/fleet.md)");
+        return KW_ECONFIG;
     }
-}
-
-int kw_ks_allow_add_flag(kw_ks_config_t *cfg, const char *text)
-{
-    const char *eq = strchr(text, '=');
-    if (eq == NULL || eq == text || eq[1] == '\0')
-        return KW_EINVAL;
-    kw_ks_allow_t *a = kw_ks_config_add_allow(cfg);
-    if (a == NULL)
-        return KW_ENOMEM;
-    int rc = flag_subject(a, text, (size_t)(eq - text));
-    if (rc == 0)
-        rc = flag_keys(a, eq + 1);
-    return rc;
+    kw_ks_authz_t *authz = NULL; /* enable_ops names, and rules' ops within them */
+    char why[512] = "";
+    int rc = kw_ks_authz_new(cfg, &authz, why, sizeof(why));
+    kw_ks_authz_free(authz);
+    if (rc != 0) {
+        snprintf(err, errlen, "%s (see docs/fleet.md)", rc == KW_ENOMEM ? "out of memory" : why);
+        return KW_ECONFIG;
+    }
+    return 0;
 }
 
 int kw_ks_authz_new(const kw_ks_config_t *cfg, kw_ks_authz_t **out, char *err, size_t errlen)

@@ -21,7 +21,7 @@
 #include "config/config.h"
 #include "keystore/keystore.h"
 #include "keyward/protocol.h"
-#include "engine/opset.h"
+#include "config/opset.h"
 #include "engine/resolve.h"
 
 typedef struct kw_ks_authz_s kw_ks_authz_t;
@@ -58,11 +58,11 @@ size_t kw_ks_authz_count(const kw_ks_authz_t *a);
 int kw_ks_authz_check_rule(const kw_ks_allow_t *rule, char *why, size_t whylen);
 
 /*
- * Parses the flag form "EDGE=KEYSPEC[,KEYSPEC...]" (EDGE: cn:NAME, san:DNSNAME or spki:HEX) and
- * appends it to cfg->allow. Returns 0, KW_EINVAL (syntax) or KW_ENOMEM. The key specs are checked
- * by kw_ks_config_validate (kw_ks_authz_check_rule), which reports the reason.
+ * Checks the allow rules, allow_all and the enabled operations of cfg (each rule with
+ * kw_ks_authz_check_rule, then compiled once). Called after kw_ks_config_validate by whoever loads
+ * a configuration (main.c, reload.c). Returns 0 or KW_ECONFIG with the reason in err.
  */
-int kw_ks_allow_add_flag(kw_ks_config_t *cfg, const char *text);
+int kw_ks_authz_validate(const kw_ks_config_t *cfg, char *err, size_t errlen);
 
 /* The identity in ssl's verified peer certificate, with the rules of a (may be NULL) that name it.
  * NULL when out of memory. An SSL without a peer certificate gives an empty identity. */

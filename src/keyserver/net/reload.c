@@ -151,6 +151,8 @@ static void reload_work(uv_work_t *req)
     r->rc = kw_ks_config_load(&cfg, s->argc, s->argv, why, sizeof(why));
     if (r->rc == 0)
         r->rc = kw_ks_config_validate(&cfg, why, sizeof(why));
+    if (r->rc == 0)
+        r->rc = kw_ks_authz_validate(&cfg, why, sizeof(why));
     if (r->rc != 0)
         snprintf(r->err, sizeof(r->err), "configuration: %s", why);
     else {

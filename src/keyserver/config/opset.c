@@ -8,7 +8,7 @@
 
 #include "keyward/error.h"
 #include "keyward/protocol.h"
-#include "engine/opset.h"
+#include "config/opset.h"
 
 static const uint8_t signature_ops[] = {
     KW_OP_RSA_SIGN_MD5SHA1,    KW_OP_RSA_SIGN_SHA1,       KW_OP_RSA_SIGN_SHA224,
