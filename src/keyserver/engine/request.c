@@ -15,6 +15,7 @@
 #include "fleet/fleet.h"
 #include "keyward/error.h"
 #include "keyward/log.h"
+#include "kw_payload.h"
 #include "obs/metrics.h"
 #include "ops/ops.h"
 #include "ops/ops_master.h"
@@ -136,6 +137,10 @@ static uint8_t key_op(kw_ks_engine_t *e, kw_ks_peer_t *p, const kw_msg_t *msg, u
     int master = msg->opcode == KW_OP_TLS12_MASTER;
     if (master && kw_ks_master_check(msg) != 0)
         return answer_error(p, msg->id, KW_ERR_FORMAT);
+    uint16_t tls_version = 0; /* checked by kw_ks_op_check for 0xA0 and 0xA1 */
+    if ((msg->opcode == KW_OP_TLS_RSA_DECRYPT || master) &&
+        kw_item_tls_version(&msg->extra, &tls_version) != 0)
+        return answer_error(p, msg->id, KW_ERR_FORMAT);
     kw_ks_job_t *job =
         kw_ks_job_alloc(&e->jobs, master ? kw_ks_master_in_len(msg) : msg->payload.len);
     if (job == NULL)
@@ -150,8 +155,7 @@ static uint8_t key_op(kw_ks_engine_t *e, kw_ks_peer_t *p, const kw_msg_t *msg, u
     job->key = key;
     job->id = msg->id;
     job->opcode = msg->opcode;
-    if (msg->opcode == KW_OP_TLS_RSA_DECRYPT || master)
-        job->tls_version = (unsigned)msg->extra.ptr[0] << 8 | msg->extra.ptr[1];
+    job->tls_version = tls_version;
     job->t_start = t0;
     if (e->fleet.audit != NULL)
         job->audit = *rec;

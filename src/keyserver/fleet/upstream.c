@@ -10,6 +10,7 @@
 #include "keyward/client.h"
 #include "keyward/error.h"
 #include "keyward/log.h"
+#include "kw_payload.h"
 #include "obs/metrics.h"
 #include "fleet/upstream.h"
 
@@ -156,15 +157,6 @@ static uint8_t fwd_result(fwd_t *f, const uint8_t **payload, size_t *len)
     return 0;
 }
 
-/* 1 when id (a SHA-256 key id) is among the n ids at ids. */
-static int has_id(const uint8_t *ids, size_t n, const uint8_t *id)
-{
-    for (size_t i = 0; i < n; i++)
-        if (memcmp(ids + i * KW_DIGEST_LEN, id, KW_DIGEST_LEN) == 0)
-            return 1;
-    return 0;
-}
-
 /* 0xA3 relayed: the local ids, then the upstream's ones the edge may use and that are not local
  * (payload NULL when the upstream failed). Returns what kw_ks_peer_reply returns. */
 static int reply_merged(fwd_t *f, const uint8_t *payload, size_t len)
@@ -178,11 +170,14 @@ static int reply_merged(fwd_t *f, const uint8_t *payload, size_t len)
         return kw_ks_peer_error(p, f->id, KW_ERR_INTERNAL);
     if (f->local_len > 0)
         memcpy(out, f->local, f->local_len);
-    for (size_t i = 0; i < nup && n < max; i++) {
-        const uint8_t *id = payload + i * KW_DIGEST_LEN;
+    kw_reader_t r; /* the upstream's key list */
+    const uint8_t *id;
+    kw_reader_init(&r, payload, payload != NULL ? len : 0);
+    while (n < max && kw_keylist_next(&r, &id)) {
         kw_ks_keyid_t probe = {KW_KS_KEYID_DIGEST, id, KW_DIGEST_LEN};
-        if (has_id(out, n, id) || kw_ks_authz_check_remote(*f->up->authz, p->edge, &probe,
-                                                           KW_OP_LIST_KEYS) != KW_KS_ALLOWED)
+        if (kw_keylist_has(out, n * KW_DIGEST_LEN, id) ||
+            kw_ks_authz_check_remote(*f->up->authz, p->edge, &probe, KW_OP_LIST_KEYS) !=
+                KW_KS_ALLOWED)
             continue;
         memcpy(out + n++ * KW_DIGEST_LEN, id, KW_DIGEST_LEN);
     }

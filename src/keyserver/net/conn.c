@@ -13,6 +13,7 @@
 #include "fleet/authz.h"
 #include "keyward/error.h"
 #include "keyward/log.h"
+#include "kw_frame.h"
 #include "net/admit.h"
 #include "net/conn.h"
 
@@ -288,9 +289,7 @@ static size_t handle_frames(kw_ks_conn_t *c, kw_ks_job_batch_t *batch)
 /* Frame bytes still needed to complete the frame at the start of c->in (0: unknown). */
 static size_t frame_need(const kw_ks_conn_t *c)
 {
-    if (c->in_len < KW_HEADER_LEN)
-        return KW_HEADER_LEN;
-    return KW_HEADER_LEN + ((size_t)c->in[2] << 8 | c->in[3]);
+    return kw_frame_need(c->in, c->in_len);
 }
 
 /* Pulls plaintext from TLS. Returns 1 when bytes were read, 0 when TLS needs more, <0 to stop. */

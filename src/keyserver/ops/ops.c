@@ -281,14 +281,15 @@ static uint8_t master_run(kw_ks_op_cache_t *cache, const kw_ks_key_t *key, const
 {
     uint8_t pms[KW_OP_OUT_MAX];
     size_t pms_len = 0;
-    if (inlen < KW_MASTER_HDR_LEN || inlen < (size_t)KW_MASTER_HDR_LEN + in[2])
+    kw_ks_master_in_t m;
+    if (kw_ks_master_unpack(in, inlen, &m) != 0)
         return KW_ERR_FORMAT;
-    const char *md = in[0] == KW_PRF_SHA384 ? "SHA384" : "SHA256";
-    int ems = in[1];
-    const uint8_t *seed = in + KW_MASTER_HDR_LEN;
-    size_t slen = in[2];
-    const uint8_t *ct = seed + slen;
-    size_t ctlen = inlen - KW_MASTER_HDR_LEN - slen;
+    const char *md = m.prf == KW_PRF_SHA384 ? "SHA384" : "SHA256";
+    int ems = m.ems;
+    const uint8_t *seed = m.seed;
+    size_t slen = m.seed_len;
+    const uint8_t *ct = m.ct;
+    size_t ctlen = m.ct_len;
     /* Implicit rejection: never fails on bad padding, yields the synthetic PMS instead. */
     uint8_t rc =
         kw_ks_op_run(cache, key, KW_OP_TLS_RSA_DECRYPT, ct, ctlen, tls_version, pms, &pms_len);

@@ -12,6 +12,7 @@
 #include <openssl/kdf.h>
 #include <openssl/params.h>
 
+#include "kw_reader.h"
 #include "ops/ops_master.h"
 
 #define LABEL_MS  "master secret"
@@ -63,6 +64,21 @@ void kw_ks_master_pack(const kw_msg_t *msg, uint8_t *in)
                KW_TLS_RANDOM_LEN);
     }
     memcpy(in + KW_MASTER_HDR_LEN + slen, msg->payload.ptr, msg->payload.len);
+}
+
+uint8_t kw_ks_master_unpack(const uint8_t *in, size_t inlen, kw_ks_master_in_t *out)
+{
+    kw_reader_t r;
+    uint8_t slen = 0;
+    kw_reader_init(&r, in, inlen);
+    if (kw_reader_u8(&r, &out->prf) != 0 || kw_reader_u8(&r, &out->ems) != 0 ||
+        kw_reader_u8(&r, &slen) != 0 || kw_reader_take(&r, slen, &out->seed) != 0)
+        return KW_ERR_FORMAT;
+    out->seed_len = slen;
+    out->ct_len = kw_reader_remaining(&r);
+    if (kw_reader_take(&r, out->ct_len, &out->ct) != 0)
+        return KW_ERR_FORMAT;
+    return 0;
 }
 
 int kw_ks_master_derive(const char *md, int ems, const uint8_t *pms, size_t pms_len,

@@ -28,6 +28,20 @@ size_t kw_ks_master_in_len(const kw_msg_t *msg);
 /* Writes the packed input of a checked msg to in (kw_ks_master_in_len bytes). */
 void kw_ks_master_pack(const kw_msg_t *msg, uint8_t *in);
 
+/* A packed job input as the worker reads it (views into the input). */
+typedef struct kw_ks_master_in_s {
+    uint8_t prf;         /* KW_PRF_SHA256 or KW_PRF_SHA384 */
+    uint8_t ems;         /* 1: the seed is the session hash (extended master secret) */
+    const uint8_t *seed; /* the randoms or the session hash */
+    size_t seed_len;
+    const uint8_t *ct; /* the encrypted PMS */
+    size_t ct_len;
+} kw_ks_master_in_t;
+
+/* Reads a packed input (kw_ks_master_pack's layout) through kw_reader. Returns 0 or
+ * KW_ERR_FORMAT when it is shorter than its header says. */
+uint8_t kw_ks_master_unpack(const uint8_t *in, size_t inlen, kw_ks_master_in_t *out);
+
 /*
  * The TLS 1.2 master secret from pms: PRF(pms, "master secret", seed) or, with ems,
  * PRF(pms, "extended master secret", seed). md is "SHA256" or "SHA384". Returns 1 or 0.
