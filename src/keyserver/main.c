@@ -10,6 +10,7 @@
 #include <uv.h>
 
 #include "config/config.h"
+#include "config/config_load.h"
 #include "fleet/authz.h"
 #include "keystore/hygiene.h"
 #include "keystore/keystore.h"

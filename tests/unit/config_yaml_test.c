@@ -15,6 +15,7 @@
 #include <cmocka.h>
 
 #include "config/config.h"
+#include "config/config_load.h"
 #include "keyward/error.h"
 
 static char path[64];

@@ -29,7 +29,7 @@
 #include "keyward/error.h"
 #include "keyward/protocol.h"
 #include "keystore/pkcs11/pkcs11_internal.h"
-#include "net/tls_reject.h"
+#include "keystore/tls_reject.h"
 
 #define TOKEN "kwunit"
 #define PIN   "4321"

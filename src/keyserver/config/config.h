@@ -90,13 +90,9 @@ void kw_ks_config_defaults(kw_ks_config_t *cfg);
  */
 int kw_ks_config_parse_args(kw_ks_config_t *cfg, int argc, char **argv, char *err, size_t errlen);
 
-/*
- * The whole command line: when argv has --config FILE, the file is read first
- * (kw_ks_config_load_file) and the other flags then override it. Returns like
- * kw_ks_config_parse_args (KW_ECONFIG / KW_EIO for a bad or unreadable file, with "FILE:LINE:
- * reason" in err).
- */
-int kw_ks_config_load(kw_ks_config_t *cfg, int argc, char **argv, char *err, size_t errlen);
+/* Finds --config FILE in argv (any spelling getopt accepts) without acting on other flags: *path
+ * (NULL: none). Returns 1 when --help is among the flags (then no file is read), else 0. */
+int kw_ks_config_find_file(int argc, char **argv, const char **path);
 
 /* Reads a YAML config file into cfg (config_file.c). Returns 0, KW_EIO or KW_ECONFIG. */
 int kw_ks_config_load_file(kw_ks_config_t *cfg, const char *path, char *err, size_t errlen);

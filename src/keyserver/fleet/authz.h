@@ -22,7 +22,7 @@
 #include "keystore/keystore.h"
 #include "keyward/protocol.h"
 #include "config/opset.h"
-#include "engine/resolve.h"
+#include "fleet/resolve.h"
 
 typedef struct kw_ks_authz_s kw_ks_authz_t;
 

@@ -16,7 +16,7 @@
 #include "fleet/authz.h"
 #include "config/config.h"
 #include "keystore/keystore.h"
-#include "engine/resolve.h"
+#include "fleet/resolve.h"
 #include "fleet/upstream.h"
 #include "obs/metrics.h"
 #include "peer/peer.h"

@@ -18,7 +18,7 @@
 #include "keystore/hygiene.h"
 #include "keyward/keyid.h"
 #include "keystore/keystore_load.h"
-#include "net/tls_reject.h"
+#include "keystore/tls_reject.h"
 
 /* Never prompt for a passphrase: an encrypted key is an error. */
 static int no_password(char *buf, int size, int rwflag, void *u)

@@ -20,6 +20,8 @@
 
 #include <openssl/ssl.h>
 
+#include "config/config_load.h"
+#include "fleet/authz.h"
 #include "keyward/error.h"
 #include "keyward/log.h"
 #include "net/reload.h"

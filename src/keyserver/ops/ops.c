@@ -15,7 +15,7 @@
 
 #include "ops/ops.h"
 #include "ops/ops_master.h"
-#include "net/tls_reject.h"
+#include "keystore/tls_reject.h"
 
 typedef enum op_family {
     FAM_NONE = 0,

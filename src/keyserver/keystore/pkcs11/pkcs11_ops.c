@@ -22,7 +22,7 @@
 #include "keyward/log.h"
 #include "keyward/protocol.h"
 #include "keystore/pkcs11/pkcs11_internal.h"
-#include "net/tls_reject.h"
+#include "keystore/tls_reject.h"
 
 #define EM_MAX 512 /* RSA-4096 */
 

@@ -11,7 +11,7 @@
 
 #include "keystore/ct.h"
 #include "keyward/protocol.h"
-#include "net/tls_reject.h"
+#include "keystore/tls_reject.h"
 
 #define DOMAIN    "keyward implicit rejection key secret v1"
 #define PRF_LABEL "tls pms"

@@ -4,7 +4,7 @@
  */
 #include <string.h>
 
-#include "engine/resolve.h"
+#include "fleet/resolve.h"
 
 /* 1 when the id names key. */
 static int id_names(const kw_ks_keyid_t *id, const kw_ks_key_t *key)
