@@ -13,6 +13,7 @@
 #include "fleet/authz.h"
 #include "keyward/error.h"
 #include "keyward/log.h"
+#include "kw_addr.h"
 #include "kw_frame.h"
 #include "net/admit.h"
 #include "net/conn.h"
@@ -29,7 +30,7 @@ typedef struct write_req_s {
 static void conn_process(kw_ks_conn_t *c);
 
 /* Queues c for a flush in this loop iteration's check phase (server.c walks the list). */
-static void mark_dirty(kw_ks_conn_t *c)
+void kw_ks_conn_schedule(kw_ks_conn_t *c)
 {
     kw_ks_server_t *s = c->server;
     if (c->dirty || c->closing)
@@ -101,7 +102,7 @@ void kw_ks_conn_finish(kw_ks_conn_t *c)
         uv_read_stop((uv_stream_t *)&c->tcp);
         c->reading = 0;
     }
-    mark_dirty(c);
+    kw_ks_conn_schedule(c);
 }
 
 static int out_reserve(kw_ks_conn_t *c, size_t extra)
@@ -137,7 +138,7 @@ int kw_ks_conn_reply(kw_ks_conn_t *c, uint32_t id, uint8_t opcode, const uint8_t
     if (rc != 0)
         return rc;
     c->out_len += wrote;
-    mark_dirty(c);
+    kw_ks_conn_schedule(c);
     return 0;
 }
 
@@ -361,7 +362,7 @@ static void conn_process(kw_ks_conn_t *c)
     }
     kw_ks_workers_submit(&c->server->eng.workers, batch.head, batch.tail, batch.count);
     if (!c->closing && BIO_ctrl_pending(c->wbio) > 0)
-        mark_dirty(c); /* TLS may have produced output (key update) */
+        kw_ks_conn_schedule(c); /* TLS may have produced output (key update) */
     update_reading(c);
     track_frame(c, consumed);
 }
@@ -413,45 +414,6 @@ static void update_reading(kw_ks_conn_t *c)
         c->reading = 0;
     }
 }
-
-/* ---- the peer interface (peer.h) ---- */
-
-static kw_ks_conn_t *conn_of(kw_ks_peer_t *p)
-{
-    return (kw_ks_conn_t *)((char *)p - offsetof(kw_ks_conn_t, p));
-}
-
-static int peer_reply(kw_ks_peer_t *p, uint32_t id, uint8_t opcode, const uint8_t *payload,
-                      size_t len)
-{
-    return kw_ks_conn_reply(conn_of(p), id, opcode, payload, len);
-}
-
-static void peer_close(kw_ks_peer_t *p)
-{
-    kw_ks_conn_close(conn_of(p));
-}
-
-static void peer_hold(kw_ks_peer_t *p)
-{
-    kw_ks_conn_ref(conn_of(p));
-}
-
-static void peer_release(kw_ks_peer_t *p)
-{
-    kw_ks_conn_unref(conn_of(p));
-}
-
-/* A job or forward of c finished (p->inflight already lowered): c is flushed in this iteration's
- * check phase, which also reads the requests waiting in the buffers once the brake is off and
- * closes a finishing connection with nothing left (kw_ks_conn_flush); never dispatch from here. */
-static void peer_done(kw_ks_peer_t *p)
-{
-    mark_dirty(conn_of(p));
-}
-
-static const kw_ks_peer_type_t conn_peer_type = {peer_reply, peer_close, peer_hold, peer_release,
-                                                 peer_done};
 
 /* ---- handshake and timers ---- */
 
@@ -523,14 +485,14 @@ static void handshake(kw_ks_conn_t *c)
         }
         c->p.rate = kw_ks_rate_get(s->eng.rate, c->p.edge->spki, kw_ks_metrics_now_ns());
         uv_timer_start(&c->timer, on_timer, c->server->cfg->idle_timeout_ms, 0);
-        mark_dirty(c);
+        kw_ks_conn_schedule(c);
         conn_process(c);
         return;
     }
     int err = SSL_get_error(c->ssl, rc);
     if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) {
         if (BIO_ctrl_pending(c->wbio) > 0)
-            mark_dirty(c);
+            kw_ks_conn_schedule(c);
         return;
     }
     char reason[256];
@@ -546,22 +508,17 @@ static void describe_peer(kw_ks_conn_t *c)
 {
     struct sockaddr_storage ss;
     int len = sizeof(ss);
-    char host[INET6_ADDRSTRLEN] = "?";
-    int port = 0;
+    memset(&ss, 0, sizeof(ss));
     if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) == 0) {
         if (ss.ss_family == AF_INET6) {
-            uv_ip6_name((struct sockaddr_in6 *)&ss, host, sizeof(host));
-            port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
             memcpy(c->adm.addr, &((struct sockaddr_in6 *)&ss)->sin6_addr, 16);
             c->adm.addr_len = 16;
-        } else {
-            uv_ip4_name((struct sockaddr_in *)&ss, host, sizeof(host));
-            port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+        } else if (ss.ss_family == AF_INET) {
             memcpy(c->adm.addr, &((struct sockaddr_in *)&ss)->sin_addr, 4);
             c->adm.addr_len = 4;
         }
     }
-    snprintf(c->peer, sizeof(c->peer), ss.ss_family == AF_INET6 ? "[%s]:%d" : "%s:%d", host, port);
+    kw_addr_format((struct sockaddr *)&ss, c->peer, sizeof(c->peer)); /* "?" when unknown */
 }
 
 static int setup_tls(kw_ks_conn_t *c)
@@ -605,7 +562,7 @@ void kw_ks_conn_accept(kw_ks_server_t *s)
     c->refs = 1; /* the tcp handle */
     c->tcp.data = c;
     c->id = ++s->next_conn_id;
-    c->p.type = &conn_peer_type;
+    c->p.type = &kw_ks_conn_peer_type;
     c->p.id = c->id;
     c->p.name = c->peer;
     c->p.jobs = &c->jobs;

@@ -70,6 +70,12 @@ int kw_ks_conn_reply(kw_ks_conn_t *c, uint32_t id, uint8_t opcode, const uint8_t
                      size_t len);
 int kw_ks_conn_error(kw_ks_conn_t *c, uint32_t id, uint8_t err);
 
+/* Queues c for a flush in this loop iteration's check phase (idempotent; not when closing). */
+void kw_ks_conn_schedule(kw_ks_conn_t *c);
+
+/* The peer interface of a connection (conn_peer.c): c->p.type. */
+extern const kw_ks_peer_type_t kw_ks_conn_peer_type;
+
 /* Writes pending output to the socket (from the server's check phase). */
 void kw_ks_conn_flush(kw_ks_conn_t *c);
 
