@@ -10,20 +10,10 @@
 
 #include "keyward/error.h"
 #include "keystore/pkcs11/pkcs11_uri.h"
+#include "kw_hex.h"
 
 #define URI_SCHEME    "pkcs11:"
 #define URI_VALUE_MAX 4096
-
-static int hex_value(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
 
 /* Percent-decodes s[0..len) into out (room for len bytes). Returns the decoded length or -1. */
 static long pct_decode(const char *s, size_t len, uint8_t *out)
@@ -36,8 +26,8 @@ static long pct_decode(const char *s, size_t len, uint8_t *out)
         }
         if (i + 2 >= len)
             return -1;
-        int hi = hex_value(s[i + 1]);
-        int lo = hex_value(s[i + 2]);
+        int hi = kw_hex_digit(s[i + 1]);
+        int lo = kw_hex_digit(s[i + 2]);
         if (hi < 0 || lo < 0)
             return -1;
         out[n++] = (uint8_t)(hi << 4 | lo);
