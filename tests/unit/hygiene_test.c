@@ -55,11 +55,29 @@ static void check_decoded_in_secure_heap(BIO *pem, size_t min_bytes)
     BIO_free(pem);
 }
 
+/* Sized from the key files: twice their bytes plus 64 per key plus 256 KiB, a power of two of at
+ * least 1 MiB, at most the cap (issue 16: it was 64 KiB per key, capped at 1 GiB). */
+static void test_secure_heap_size(void **state)
+{
+    (void)state;
+    const size_t gib = (size_t)1 << 30, mib = (size_t)1 << 20;
+    assert_int_equal(kw_ks_hygiene_secure_heap_size(0, 0, gib), mib);
+    assert_int_equal(kw_ks_hygiene_secure_heap_size(7, 8000, gib), mib);
+    /* 100,000 P-256 keys of 241 bytes: 61 MB needed, 64 MiB (was: 1 GiB) */
+    assert_int_equal(kw_ks_hygiene_secure_heap_need(100000, 100000 * 241),
+                     2 * (100000 * 241 + 100000 * 64) + (256 << 10));
+    assert_int_equal(kw_ks_hygiene_secure_heap_size(100000, 100000 * 241, gib), 64 * mib);
+    /* 10,000 RSA-2048 keys of 1,704 bytes: 36 MB, 64 MiB */
+    assert_int_equal(kw_ks_hygiene_secure_heap_size(10000, 10000 * 1704, gib), 64 * mib);
+    assert_int_equal(kw_ks_hygiene_secure_heap_size(100000, 100000 * 3272, gib), gib);
+    assert_int_equal(kw_ks_hygiene_secure_heap_size(100000, 100000 * 241, 8 * mib), 8 * mib);
+}
+
 static void test_secure_heap(void **state)
 {
     (void)state;
     assert_int_equal(kw_ks_hygiene_count_keys("/nonexistent"), 0);
-    int rc = kw_ks_hygiene_secure_heap(3);
+    int rc = kw_ks_hygiene_secure_heap(3, 3 * 1704);
     assert_true(rc == 0 || rc == 1);
     assert_int_equal(CRYPTO_secure_malloc_initialized(), 1);
     /* RSA-2048: d (256 bytes) and p, q, dP, dQ, qInv (128 each) = 896 bytes of limbs. */
@@ -248,7 +266,7 @@ static void test_factors_stay_secure(void **state)
     skip(); /* the scan reads freed (poisoned) memory and ASan's shadow regions */
 #endif
     if (!CRYPTO_secure_malloc_initialized())
-        assert_true(kw_ks_hygiene_secure_heap(3) >= 0);
+        assert_true(kw_ks_hygiene_secure_heap(3, 3 * 1704) >= 0);
     assert_non_null(mkdtemp(key_dir));
     /* The key is made and used in children of a process that never held it. */
     assert_int_equal(in_child(child_write_key), 0);
@@ -287,7 +305,7 @@ static void test_rsa_crt_matches_openssl(void **state)
 {
     (void)state;
     if (!CRYPTO_secure_malloc_initialized())
-        assert_true(kw_ks_hygiene_secure_heap(3) >= 0);
+        assert_true(kw_ks_hygiene_secure_heap(3, 3 * 1704) >= 0);
     kw_ks_hygiene_rsa_cache_factors(0);
     const unsigned bits[2] = {2048, 3072};
     for (int b = 0; b < 2; b++) {
@@ -332,6 +350,7 @@ static void test_rsa_crt_matches_openssl(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_secure_heap_size),
         cmocka_unit_test(test_secure_heap),
         cmocka_unit_test(test_no_dumps),
         cmocka_unit_test(test_drop_privileges),
