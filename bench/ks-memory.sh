@@ -47,6 +47,7 @@ PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); pr
 # shellcheck disable=SC2086
 "$KS" --listen "127.0.0.1:$PORT" --cert "$PKI/keyserver.crt" --key "$PKI/keyserver.key" \
     --ca "$PKI/ca.crt" --keys "$PKI/keys" --idle-timeout-ms 3600000 --max-connections 0 \
+    --handshake-timeout-ms 120000 \
     --max-handshakes 100000 --max-handshakes-per-ip 100000 --log-level warn \
     ${KW_BENCH_KS_ARGS:-} >"$TMP/ks.log" 2>&1 &
 KS_PID=$!

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """ks_hold: opens N mTLS connections to a key server, sends one ping on each (so the server has
 read and answered a request, as on a real edge connection), then holds them idle.
-  ks_hold.py HOST PORT CERT KEY CA N [--batch 200]
+  ks_hold.py HOST PORT CERT KEY CA N [--batch 50]
 Prints "held N" on stdout once every connection has answered its ping, then sleeps until stdin
 closes (the bench script measures the server meanwhile). The client's own memory is not the
 subject: it uses SSL_MODE_RELEASE_BUFFERS through Python's defaults and is not measured."""
@@ -20,7 +20,7 @@ def ping_frame(i):
 def main():
     host, port, cert, key, ca, n = sys.argv[1:7]
     port, n = int(port), int(n)
-    batch = 200
+    batch = 50
     if "--batch" in sys.argv:
         batch = int(sys.argv[sys.argv.index("--batch") + 1])
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
@@ -37,7 +37,7 @@ def main():
             s.setblocking(False)
             t = ctx.wrap_socket(s, server_side=False, do_handshake_on_connect=False)
             pending[t] = "hs"
-            sel.register(t, selectors.EVENT_READ | selectors.EVENT_WRITE)
+            sel.register(t, selectors.EVENT_WRITE)
         while pending:
             events = sel.select(timeout=30)
             if not events:
@@ -59,8 +59,10 @@ def main():
                             held.append(t)
                         else:
                             pending[t] = got
-                except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
-                    pass
+                except ssl.SSLWantReadError:
+                    sel.modify(t, selectors.EVENT_READ)
+                except ssl.SSLWantWriteError:
+                    sel.modify(t, selectors.EVENT_WRITE)
         done = len(held)
     print("held %d" % len(held), flush=True)
     sys.stdin.read()
