@@ -2,7 +2,7 @@
 # Key server memory per idle mTLS connection: RSS delta / connections with 5,000 and 20,000 held.
 #   bench/ks-memory.sh [BUILD_DIR]        (default: build; not a CTest test)
 # Starts keyward-keyserver on loopback with a fresh test PKI, measures its RSS (VmRSS) after one
-# warm-up connection, then opens connections with bench/tools/ks_hold.py (several processes, one
+# warm-up connection, then opens connections with tests/integration/tools/kw_hold.py (several processes, one
 # ping answered on each, then idle) up to 5,000 and then 20,000, waits KW_BENCH_SETTLE seconds
 # (default 3: longer than the server's buffer-release delay) and reads the RSS again. Only the key
 # server's RSS counts; the holders' memory is not measured. Raises RLIMIT_NOFILE (needs root or a
@@ -65,7 +65,7 @@ hold() {
         [ "$per" -gt "$n" ] && per=$n
         fifo=$TMP/hold.${#HOLD_PIDS[@]}
         mkfifo "$fifo.in"
-        python3 "$SRC/bench/tools/ks_hold.py" 127.0.0.1 "$PORT" "$PKI/edge.crt" "$PKI/edge.key" \
+        python3 "$SRC/tests/integration/tools/kw_hold.py" 127.0.0.1 "$PORT" "$PKI/edge.crt" "$PKI/edge.key" \
             "$PKI/ca.crt" "$per" <"$fifo.in" >"$fifo.out" &
         HOLD_PIDS+=($!)
         exec {fd}>"$fifo.in" # keeps the holder's stdin open

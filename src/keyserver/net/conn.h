@@ -54,6 +54,9 @@ typedef struct kw_ks_conn_s {
     struct kw_ks_conn_s *prev; /* server->conns */
     struct kw_ks_conn_s *next;
     struct kw_ks_conn_s *next_dirty;
+    struct kw_ks_conn_s *held_prev; /* server->held: connections holding buffers (conn_idle.c) */
+    struct kw_ks_conn_s *held_next;
+    unsigned on_held_list : 1;
     struct kw_ks_edge_s *edge; /* client identity from its certificate (authz.h), set at the
                                   handshake; owned */
     kw_ks_rate_bucket_t *rate; /* the edge's rate-limit bucket (a reference); NULL: no limit */

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
-"""ks_hold: opens N mTLS connections to a key server, sends one ping on each (so the server has
+"""kw_hold: opens N mTLS connections to a key server, sends one ping on each (so the server has
 read and answered a request, as on a real edge connection), then holds them idle.
-  ks_hold.py HOST PORT CERT KEY CA N [--batch 50]
+  kw_hold.py HOST PORT CERT KEY CA N [--batch 50]
 Prints "held N" on stdout once every connection has answered its ping, then sleeps until stdin
 closes (the bench script measures the server meanwhile). The client's own memory is not the
 subject: it uses SSL_MODE_RELEASE_BUFFERS through Python's defaults and is not measured."""
@@ -41,7 +41,7 @@ def main():
         while pending:
             events = sel.select(timeout=30)
             if not events:
-                sys.exit("ks_hold: no progress for 30 s (%d held)" % len(held))
+                sys.exit("kw_hold: no progress for 30 s (%d held)" % len(held))
             for k, _ in events:
                 t = k.fileobj
                 st = pending.get(t)
