@@ -42,8 +42,8 @@ for n in $COUNTS; do
     if [ ! -d "$dir" ] || [ "$(find "$dir" -name '*.key' | wc -l)" != "$n" ]; then
         rm -rf "$dir"
         mkdir -p "$dir"
-        (cd "$CACHE/all" && ls | grep -E '\.(key|crt)$' | sort | head -n $((2 * n)) |
-            while read -r f; do ln -s "$CACHE/all/$f" "$dir/$f"; done)
+        (cd "$CACHE/all" && ls | grep -E "\.(key|crt)$" | sort | sed -n "1,$((2 * n))p" |
+            sed "s|^|$CACHE/all/|" | xargs ln -s -t "$dir")
     fi
     PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()')
     t0=$(now_ms)
