@@ -52,7 +52,7 @@ static BIO *mem_bio(void)
 
 int kw_ks_conn_idle_release(kw_ks_conn_t *c)
 {
-    if (c->closing || c->finishing || !c->handshake_done || c->inflight > 0 || c->dirty ||
+    if (c->closing || c->finishing || !c->handshake_done || c->p.inflight > 0 || c->dirty ||
         c->in_len > 0 || c->out_len > 0 || c->write_bytes > 0 || BIO_ctrl_pending(c->rbio) > 0 ||
         BIO_ctrl_pending(c->wbio) > 0 || SSL_has_pending(c->ssl))
         return 0;
