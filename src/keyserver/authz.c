@@ -13,6 +13,7 @@
 #include "keyward/error.h"
 #include "keyward/keyid.h"
 #include "keyward/log.h"
+#include "kw_hex.h"
 
 typedef enum spec_kind {
     SPEC_ANY = 1, /* "*" */

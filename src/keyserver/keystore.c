@@ -16,6 +16,7 @@
 #include "keyward/log.h"
 #include "keystore.h"
 #include "keystore_load.h"
+#include "kw_hex.h"
 
 typedef struct ski_entry_s {
     uint8_t ski[KW_SKI_LEN];

@@ -16,6 +16,7 @@
 #include "keyward/log.h"
 #include "pkcs11_internal.h"
 #include "tls_reject.h"
+#include "kw_hex.h"
 
 #define MAX_KEYS_PER_TOKEN 1024
 

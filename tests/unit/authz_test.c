@@ -23,6 +23,7 @@
 #include "authz.h"
 #include "keyward/error.h"
 #include "keyward/keyid.h"
+#include "kw_hex.h"
 
 typedef struct fixture_s {
     char dir[64];
