@@ -1,5 +1,6 @@
 #!/bin/bash
 # keyward-keyserver as an operator runs it (issue 18):
+#   a site key 0640 in the key server's own group (the package's layout) draws no warning;
 #   --check-config: 0 and what would run for a good configuration; 1 and the reason for a missing
 #     certificate, a site key readable by every user, a --user that does not exist, a bad flag;
 #   /health (alive) and /ready (keys loaded; with --upstream, an upstream answers) on the metrics
@@ -13,6 +14,18 @@ out=$("$KW_BIN/keyward-keyserver" --check-config "${KSARGS[@]}" --keys "$PKI/key
 grep -q 'keys\? loaded from' <<<"$out" && grep -q 'configuration is ok' <<<"$out" ||
     fail "--check-config does not say what it would run: $out"
 pass "--check-config: exit 0: $(grep -o '[0-9]* keys loaded' <<<"$out")"
+
+# The package's layout: keys root:keyward 0640, the server running as group keyward. A key readable
+# by the server's own group only is what the warning itself advises: no warning for it.
+mkdir -p "$KW_TMP/groupkeys"
+cp "$PKI/keys/ecdsa-p256.key" "$PKI/keys/ecdsa-p256.crt" "$KW_TMP/groupkeys/"
+chgrp "$(id -g)" "$KW_TMP/groupkeys/ecdsa-p256.key"
+chmod 640 "$KW_TMP/groupkeys/ecdsa-p256.key"
+out=$("$KW_BIN/keyward-keyserver" --check-config "${KSARGS[@]}" --keys "$KW_TMP/groupkeys" 2>&1) ||
+    fail "--check-config with a 0640 key of the server's group: $out"
+! grep -q 'accessible by group' <<<"$out" ||
+    fail "a key readable by the server's own group (0640) is warned about: $(grep accessible <<<"$out")"
+pass "a key 0640 in the server's own group loads without a warning"
 
 check_fails() { # WHAT PATTERN ARGS...
     local what=$1 pat=$2 rc=0

@@ -142,6 +142,8 @@ KS_PID=$LAST_PID
 wait_port "$KS" 20 || fail "the installed key server did not start from $UNIT_KS"
 [ "$(stat -c %U /proc/$KS_PID)" = keyward ] || fail "the key server does not run as keyward"
 grep -q '^CapEff:\s*0*$' "/proc/$KS_PID/status" || fail "the key server has capabilities"
+! grep -q 'accessible by group' "$KW_TMP/keyserver.log" ||
+    fail "the package's key layout (root:keyward 0640) is warned about: $(grep -m1 accessible "$KW_TMP/keyserver.log")"
 pass "the installed key server runs as keyward from /etc/keyward: $(sed -n 's/^ExecStart=//p' "$UNIT_KS")"
 for ep in health ready; do
     code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 "http://127.0.0.1:$KM/$ep") || true
@@ -171,6 +173,7 @@ write_nginx_conf "$NG" 2 "$NG/error.log" "
     server {
         listen 127.0.0.1:$NP ssl;
         server_name localhost;
+        ssl_protocols TLSv1.2 TLSv1.3;
         ssl_certificate /etc/keyward/certs/rsa2048.crt;
         ssl_certificate_key /etc/keyward/certs/rsa2048.stub;
         location / { return 200 \"nginx via the installed keyward.so\\n\"; }
