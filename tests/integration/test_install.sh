@@ -36,7 +36,7 @@ for f in tls.h log.h stub.h keyid.h version.h; do
 done
 so=$(readlink "$D/$LIBDIR/libkeyward.so.0")
 [[ "$so" == libkeyward.so.0.* ]] || fail "libkeyward.so.0 -> '$so', not a versioned file"
-objdump -p "$D/$LIBDIR/libkeyward.so.0" | grep -q 'SONAME *libkeyward.so.0$' ||
+grep -q 'SONAME *libkeyward.so.0$' <<<"$(objdump -p "$D/$LIBDIR/libkeyward.so.0")" ||
     fail "libkeyward's SONAME is not libkeyward.so.0"
 grep -q "ExecStart=/$P/bin/keyward-keyserver " "$D/$UNITDIR/keyward-keyserver.service" ||
     fail "the installed unit does not start /$P/bin/keyward-keyserver"
@@ -77,7 +77,8 @@ cc -std=c11 -Wall -Werror -o "$KW_TMP/app" "$KW_TMP/app.c" $(pkg-config --cflags
     2>"$KW_TMP/cc.log" || fail "a program does not build with pkg-config keyward: $(cat "$KW_TMP/cc.log")"
 unset PKG_CONFIG_SYSROOT_DIR PKG_CONFIG_LIBDIR
 out=$(LD_LIBRARY_PATH=$D/$LIBDIR "$KW_TMP/app") || fail "the pkg-config program: $out"
-LD_LIBRARY_PATH=$D/$LIBDIR ldd "$KW_TMP/app" | grep -q "libkeyward.so.0 => $D/$LIBDIR/libkeyward.so.0" ||
+libs=$(LD_LIBRARY_PATH=$D/$LIBDIR ldd "$KW_TMP/app") # not piped into grep -q: SIGPIPE + pipefail
+grep -q "libkeyward.so.0 => $D/$LIBDIR/libkeyward.so.0" <<<"$libs" ||
     fail "the program is not linked to the installed libkeyward.so.0"
 pass "a program builds with pkg-config keyward and runs on libkeyward.so.0 (kw_client_new: $out)"
 
@@ -96,5 +97,16 @@ activate = 1
 CNF
 out=$(OPENSSL_MODULES=$D$MODDIR OPENSSL_CONF=$KW_TMP/openssl.cnf openssl list -providers 2>&1) ||
     fail "openssl with keyward and no module line: $out"
-echo "$out" | grep -q '^  keyward' || fail "keyward not listed by openssl list -providers: $out"
+grep -q '^  keyward' <<<"$out" || fail "keyward not listed by openssl list -providers: $out"
 pass "OpenSSL loads keyward.so from its module directory with no module = line"
+
+# The installed keyward-proxy finds the installed provider by name (no ../lib/keyward.so next to
+# it): OpenSSL looks in its module directory (here the DESTDIR's, through OPENSSL_MODULES).
+make_pki
+KS=$(free_port)
+start_keyserver ks "$KS"
+out=$(OPENSSL_MODULES=$D$MODDIR "$D/$P/bin/keyward-proxy" --check-config \
+    --cert "$PKI/certs/ecdsa-p256.crt" --backend 127.0.0.1:9 --keyserver "127.0.0.1:$KS" \
+    --client-cert "$PKI/edge.crt" --client-key "$PKI/edge.key" --ca "$PKI/ca.crt" 2>&1) ||
+    fail "the installed keyward-proxy with the provider from the module directory: $out"
+pass "the installed keyward-proxy loads keyward.so from OpenSSL's module directory by name"

@@ -26,7 +26,7 @@ skip() {
 for t in dpkg-buildpackage dh lintian nginx curl setpriv; do
     command -v "$t" >/dev/null || skip "$t is missing (scripts/install-deps.sh installs it)"
 done
-if dpkg-query -W -f='${Status}' keyward 2>/dev/null | grep -q 'install ok installed'; then
+if grep -q 'install ok installed' <<<"$(dpkg-query -W -f='${Status}' keyward 2>/dev/null)"; then
     skip "a keyward package is already installed here; this test installs and purges its own"
 fi
 
@@ -86,7 +86,7 @@ uid=$(id -u keyward)
 for f in keyserver.yaml proxy.yaml; do
     [ "$(stat -c '%U:%G %a' /etc/keyward/$f)" = "root:keyward 640" ] ||
         fail "/etc/keyward/$f is $(stat -c '%U:%G %a' /etc/keyward/$f), not root:keyward 640"
-    dpkg-query -W -f='${Conffiles}\n' keyward | grep -q " /etc/keyward/$f " ||
+    grep -q " /etc/keyward/$f " <<<"$(dpkg-query -W -f='${Conffiles}\n' keyward)" ||
         fail "/etc/keyward/$f is not a conffile"
 done
 MODDIR=$(openssl version -m | sed -n 's/^MODULESDIR: "\(.*\)"$/\1/p')
@@ -184,7 +184,7 @@ NGINX_PID_FILE=$NG/nginx.pid
 OPENSSL_CONF=/etc/keyward/openssl.cnf nginx -p "$NG" -c "$NG/nginx.conf" -e "$NG/error.log" \
     >"$KW_TMP/nginx.log" 2>&1 || fail "nginx did not start: $(cat "$KW_TMP/nginx.log" "$NG/error.log")"
 wait_port "$NP" 20 || fail "nginx did not listen: $(cat "$NG/error.log")"
-ps -o user= --ppid "$(cat "$NGINX_PID_FILE")" | grep -qx www-data || fail "nginx workers are not www-data"
+grep -qx www-data <<<"$(ps -o user= --ppid "$(cat "$NGINX_PID_FILE")")" || fail "nginx workers are not www-data"
 for v in 1.2 1.3; do
     curl_expect "nginx (daemon, workers www-data) + installed keyward.so, RSA, TLS $v" "$NP" \
         'nginx via the installed keyward.so' --tlsv"$v" --tls-max "$v"
@@ -226,7 +226,7 @@ files=$(dpkg-query -L keyward | while read -r f; do [ -f "$f" ] && echo "$f"; do
 DEBIAN_FRONTEND=noninteractive apt-get purge -y -q keyward >"$KW_TMP/apt-purge.log" 2>&1 ||
     fail "apt-get purge keyward: $(tail -20 "$KW_TMP/apt-purge.log")"
 INSTALLED=0
-! dpkg-query -W -f='${Status}' keyward 2>/dev/null | grep -q installed ||
+! grep -q ' installed' <<<"$(dpkg-query -W -f='${Status}' keyward 2>/dev/null || true)" ||
     fail "keyward is still known to dpkg: $(dpkg-query -W -f='${Status}' keyward)"
 left=""
 for f in $files /etc/keyward /var/log/keyward /run/keyward "$MODDIR/keyward.so" "$UNIT_KS" "$UNIT_PX" \
