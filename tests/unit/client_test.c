@@ -35,7 +35,7 @@
 #include "kwc_efd.h"
 #include "kw_eventfd.h"
 #include "kwc_reqmap.h"
-#include "kwc_internal.h"
+#include "kwc_sock_bio.h"
 #include "kwc_servers.h"
 
 /* ---- server lists ---- */
