@@ -21,6 +21,7 @@
 #include "keyward/error.h"
 #include "keyward/log.h"
 #include "keyward/tls.h"
+#include "kw_frame.h"
 #include "kwc_conn.h"
 #include "kwc_sock_bio.h"
 
@@ -235,38 +236,27 @@ static void connected(kwc_conn_t *conn)
     handshake(conn);
 }
 
-/* Drops the first n bytes of the read buffer, cleansing what held replies. */
-static void consume(kwc_conn_t *conn, size_t n)
-{
-    if (n == 0)
-        return;
-    size_t rest = conn->rlen - n;
-    memmove(conn->rbuf, conn->rbuf + n, rest);
-    OPENSSL_cleanse(conn->rbuf + rest, n);
-    conn->rlen = rest;
-}
-
-/* Handles every complete frame in the read buffer. Returns -1 when the connection failed. */
+/* Handles every complete frame in the read buffer (kw_frame), then drops them, cleansing what
+ * held replies. Returns -1 when the connection closed. */
 static int parse_frames(kwc_conn_t *conn)
 {
-    size_t off = 0;
+    kw_reader_t r;
+    kw_header_t h;
+    const uint8_t *body = NULL;
     unsigned gen = conn->gen;
-    while (conn->rlen - off >= KW_HEADER_LEN) {
-        kw_header_t h;
-        if (kw_header_parse(conn->rbuf + off, conn->rlen - off, &h) != 0) {
-            kwc_conn_fail(conn, KW_EVERSION, "reply with protocol version %u.%u, not 1.x", h.major,
-                          h.minor);
-            return -1;
-        }
-        size_t need = KW_HEADER_LEN + (size_t)h.body_len;
-        if (conn->rlen - off < need)
-            break;
-        conn->cbs->frame(conn, h.id, conn->rbuf + off + KW_HEADER_LEN, h.body_len);
+    int rc;
+    kw_reader_init(&r, conn->rbuf, conn->rlen);
+    while ((rc = kw_frame_next(&r, &h, &body)) == 1) {
+        conn->cbs->frame(conn, h.id, body, h.body_len);
         if (conn->gen != gen)
             return -1; /* closed by the owner */
-        off += need;
     }
-    consume(conn, off);
+    if (rc != 0) {
+        kwc_conn_fail(conn, KW_EVERSION, "reply with protocol version %u.%u, not 1.x", h.major,
+                      h.minor);
+        return -1;
+    }
+    kw_frame_consume(conn->rbuf, &conn->rlen, kw_reader_offset(&r));
     return 0;
 }
 
@@ -332,6 +322,8 @@ static void do_read(kwc_conn_t *conn)
 
 int kwc_conn_queue(kwc_conn_t *conn, const uint8_t *frame, size_t len, uint32_t id)
 {
+    if (len < KW_HEADER_LEN || len - KW_HEADER_LEN > UINT16_MAX)
+        return KW_EINVAL;
     if (conn->woff == conn->wlen) {
         conn->woff = 0;
         conn->wlen = 0;
@@ -348,10 +340,7 @@ int kwc_conn_queue(kwc_conn_t *conn, const uint8_t *frame, size_t len, uint32_t 
     }
     uint8_t *dst = conn->wbuf + conn->wlen;
     memcpy(dst, frame, len);
-    dst[4] = (uint8_t)(id >> 24);
-    dst[5] = (uint8_t)(id >> 16);
-    dst[6] = (uint8_t)(id >> 8);
-    dst[7] = (uint8_t)id;
+    kw_header_write(dst, (uint16_t)(len - KW_HEADER_LEN), id); /* the same header, this try's id */
     conn->wlen += len;
     conn->dirty = 1;
     return 0;

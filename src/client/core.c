@@ -22,8 +22,8 @@
 
 #include "keyward/error.h"
 #include "keyward/log.h"
+#include "kw_clock.h"
 #include "kw_eventfd.h"
-#include "kwc_clock.h"
 #include "kwc_dispatch.h"
 #include "kwc_health.h"
 #include "kwc_loop.h"
@@ -44,7 +44,7 @@ static int submit_direct(kwc_core_t *core, kw_request_t *r)
         core->wake_armed = 1;
     pthread_mutex_unlock(&core->q_lock);
     if (ok) {
-        core->route.now_us = kwc_now_us();
+        core->route.now_us = kw_clock_us();
         core->last_submit_us = core->route.now_us;
         kwc_dispatch_new(&core->route, r);
         kwc_loop_flush(core);
@@ -102,7 +102,7 @@ static void *io_main(void *arg)
         pthread_cond_wait(&core->drive_cv, &core->io_lock);
     if (core->waiters > 0)
         kw_eventfd_signal(core->handoff_fd); /* waiting callers: wait on their requests now */
-    core->route.now_us = kwc_now_us();
+    core->route.now_us = kw_clock_us();
     kwc_loop_clocks_resume(core);
     while (!core->stop_seen) {
         int timeout = kwc_loop_dirty(core) ? 0 : kwc_loop_wait_ms(core);
@@ -145,7 +145,7 @@ int kwc_core_need_thread(kwc_core_t *core)
     if (atomic_load(&core->thread_started))
         return 0;
     pthread_mutex_lock(&core->io_lock);
-    uint64_t now = kwc_now_us();
+    uint64_t now = kw_clock_us();
     if (!atomic_load(&core->thread_started)) {
         if (core->thread_err != 0 && now - core->thread_failed_us < KWC_THREAD_RETRY_US) {
             rc = KW_ETHREAD;
@@ -235,7 +235,7 @@ void kwc_core_stop(kwc_core_t *core)
         pthread_join(core->thread, NULL);
     } else { /* no caller is inside the client (kw_client_free's contract) */
         pthread_mutex_lock(&core->io_lock);
-        core->route.now_us = kwc_now_us();
+        core->route.now_us = kw_clock_us();
         shutdown_core(core);
         pthread_mutex_unlock(&core->io_lock);
     }

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "keyward/error.h"
+#include "kw_writer.h"
 #include "kwc_balance.h"
 #include "kwc_dispatch.h"
 
@@ -343,9 +344,11 @@ int kwc_send_ping(kwc_server_t *s, uint32_t timeout_ms)
     kwc_route_t *rt = s->route;
     kw_msg_t msg;
     uint8_t stamp[8];
+    kw_writer_t w;
     uint64_t now = rt->now_us;
-    for (int i = 0; i < 8; i++)
-        stamp[i] = (uint8_t)(now >> (56 - 8 * i));
+    kw_writer_init(&w, stamp, sizeof(stamp));
+    if (kw_writer_u32(&w, (uint32_t)(now >> 32)) != 0 || kw_writer_u32(&w, (uint32_t)now) != 0)
+        return KW_EINVAL;
     kw_request_t *r = kwc_request_new(NULL, 1, NULL);
     if (r == NULL)
         return KW_ENOMEM;

@@ -14,8 +14,8 @@
 #include <openssl/err.h>
 
 #include "keyward/error.h"
+#include "kw_clock.h"
 #include "kw_eventfd.h"
-#include "kwc_clock.h"
 #include "kwc_dispatch.h"
 #include "kwc_errq.h"
 #include "kwc_loop.h"
@@ -32,7 +32,7 @@ int kwc_core_submit_here(kwc_core_t *core, kw_request_t *r)
         return 0;
     }
     kwc_errq_save(&q);
-    core->route.now_us = kwc_now_us();
+    core->route.now_us = kw_clock_us();
     core->last_submit_us = core->route.now_us;
     if (core->idle_since_us != 0 && core->route.now_us - core->idle_since_us >= KWC_IDLE_CHECK_US)
         kwc_loop_poll_now(core); /* a connection the key server closed meanwhile: reconnect first */
@@ -53,10 +53,10 @@ static void drive(kwc_core_t *core, kw_request_t *r)
     kwc_errq_t q;
     uint64_t next_tick = 0;
     kwc_errq_save(&q);
-    core->route.now_us = kwc_now_us();
+    core->route.now_us = kw_clock_us();
     kwc_loop_clocks_resume(core);
     while (!kw_request_done(r) && !atomic_load(&core->thread_started)) {
-        core->route.now_us = kwc_now_us();
+        core->route.now_us = kw_clock_us();
         if (core->route.now_us >= next_tick) {
             kwc_loop_tick(core);
             next_tick = core->route.now_us + (uint64_t)KWC_TICK_MS * 1000u;
@@ -117,7 +117,7 @@ void kwc_core_abort(kwc_core_t *core, kw_request_t *r, int err)
 static int lead_once(kwc_core_t *core, kwc_server_t *s, unsigned gen, kw_request_t *r,
                      uint64_t limit_us)
 {
-    uint64_t now = kwc_now_us();
+    uint64_t now = kw_clock_us();
     if (now >= limit_us)
         return -1;
     struct pollfd p[2] = {{.fd = s->conn.io.fd, .events = POLLIN, .revents = 0},
@@ -127,7 +127,7 @@ static int lead_once(kwc_core_t *core, kwc_server_t *s, unsigned gen, kw_request
     pthread_mutex_lock(&core->io_lock);
     if (n < 0 && errno != EINTR)
         return -1;
-    core->route.now_us = kwc_now_us();
+    core->route.now_us = kw_clock_us();
     if (s->conn.gen != gen || !s->up)
         return -1; /* closed meanwhile (the I/O thread retries or fails r) */
     if (n > 0 && (p[0].revents & (POLLIN | POLLERR | POLLHUP)) != 0) {

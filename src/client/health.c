@@ -15,8 +15,8 @@
 
 #include "keyward/error.h"
 #include "keyward/log.h"
+#include "kw_clock.h"
 #include "kwc_balance.h"
-#include "kwc_clock.h"
 #include "kwc_dispatch.h"
 #include "kwc_health.h"
 
@@ -191,7 +191,7 @@ int kwc_health_init(kwc_route_t *rt, const kwc_settings_t *set, kwc_poller_t *po
     rt->max_tries = set->max_tries;
     rt->try_ms = kw_lb_try_timeout_ms(set->timeout_ms, set->max_tries);
     rt->pad_to = set->pad_to;
-    rt->rnd = (uint32_t)kwc_now_us() ^ (uint32_t)getpid();
+    rt->rnd = (uint32_t)kw_clock_us() ^ (uint32_t)getpid();
     rt->servers = calloc(set->n_addrs, sizeof(*rt->servers));
     if (rt->servers == NULL || kw_reqmap_init(&rt->map, 256) != 0)
         return KW_ENOMEM;

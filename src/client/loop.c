@@ -9,7 +9,7 @@
 #include <unistd.h>
 
 #include "keyward/log.h"
-#include "kwc_clock.h"
+#include "kw_clock.h"
 #include "kwc_dispatch.h"
 #include "kwc_health.h"
 #include "kwc_loop.h"
@@ -69,7 +69,7 @@ void kwc_loop_wait(kwc_core_t *core, int timeout_ms)
     pthread_mutex_unlock(&core->io_lock);
     (void)kwc_epoll_wait(&core->poller, &evs, timeout_ms); /* an error is a turn without events */
     pthread_mutex_lock(&core->io_lock);
-    core->route.now_us = kwc_now_us();
+    core->route.now_us = kw_clock_us();
     kwc_epoll_dispatch(&evs);
 }
 
