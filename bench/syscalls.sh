@@ -5,7 +5,8 @@
 # two nginx columns is what the provider and the client cost per handshake in system calls.
 # Usage: bench/syscalls.sh [BUILD_DIR]   (env: HANDSHAKES (default 1000), KEY (ecdsa-p256))
 # Prints three tables (calls per handshake / per ping, by syscall); strace slows everything, so
-# only the counts mean something, not the times.
+# only the counts mean something, not the times. One h2load client, so the handshakes come one at
+# a time and nginx's own calls per handshake do not depend on how the load happens to batch.
 set -euo pipefail
 KW_SOURCE_DIR=$(cd "$(dirname "$0")/.." && pwd)
 KW_BUILD_DIR=$(cd "${1:-$KW_SOURCE_DIR/build}" && pwd)
@@ -33,6 +34,42 @@ per_op() {
         END {printf "| **total** | **%.2f** |\n", total}'
 }
 
+# client_ops RAW N: the calls of the keyward client itself per operation: those on its socket to the
+# key server (strace -yy names it by the key server's port), on its own epoll fd (not the one
+# nginx adds its connections to), on eventfds, and futex (a contended lock).
+client_ops() {
+    python3 - "$1" "$2" "$KS_PORT" <<'PY'
+import collections, re, sys
+path, n, port = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+call = re.compile(r"^\d+\s+(\w+)\((\d+)<(.*?)>[,)]")
+lines = open(path).read().splitlines()
+nginx_ep = {m.group(2) for m in map(call.match, lines) if m and m.group(1) == "epoll_ctl"}
+count = collections.Counter()
+for line in lines:
+    m = call.match(line)
+    if m is None:
+        if re.match(r"^\d+\s+futex\(", line):
+            count["futex"] += 1
+        continue
+    name, fd, what = m.groups()
+    if (":%s]" % port) in what or "eventfd" in what or (
+            name == "epoll_wait" and "eventpoll" in what and fd not in nginx_ep):
+        count[name] += 1
+total = 0.0
+for name, c in count.most_common():
+    print("| `%s` | %.2f |" % (name, c / n))
+    total += c / n
+print("| **total** | **%.2f** |" % total)
+PY
+}
+
+# per_op_raw RAW N: every call of the traced process per operation, most frequent first.
+per_op_raw() {
+    sed -n 's/^[0-9]*  *\([a-z_0-9]*\)(.*/\1/p' "$1" | sort | uniq -c | sort -nr |
+        awk -v n="$2" '{v = $1 / n; if (v >= 0.01) printf "| `%s` | %.2f |\n", $2, v; t += v}
+        END {printf "| **total** | **%.2f** |\n", t}'
+}
+
 # handshakes NAME CERT KEYFILE OPENSSL_CONF: one nginx worker, HANDSHAKES full handshakes traced.
 handshakes() {
     local name=$1 port dir=$KW_TMP/$1
@@ -57,10 +94,10 @@ handshakes() {
         sleep 0.1
     done
     [ -n "$worker" ] || fail "no nginx worker ($name)"
-    strace -c -f -p "$worker" -o "$KW_TMP/strace-$name.txt" &
+    strace -f -yy -p "$worker" -o "$KW_TMP/strace-$name.raw" &
     local st=$!
     sleep 1
-    h2load --h1 -n "$HANDSHAKES" -c 4 -t 1 "https://127.0.0.1:$port/" >"$KW_TMP/h2load-$name.out" 2>&1 ||
+    h2load --h1 -n "$HANDSHAKES" -c 1 -t 1 "https://127.0.0.1:$port/" >"$KW_TMP/h2load-$name.out" 2>&1 ||
         fail "h2load ($name): $(cat "$KW_TMP/h2load-$name.out")"
     grep -q "succeeded, 0 failed" "$KW_TMP/h2load-$name.out" || fail "h2load ($name) had failures"
     kill -INT "$st"
@@ -81,13 +118,19 @@ echo "### nginx worker, key on disk: syscalls per handshake ($KEY, TLS 1.3, $HAN
 echo
 echo "| syscall | calls per handshake |"
 echo "|---|---|"
-per_op "$KW_TMP/strace-disk.txt" "$HANDSHAKES"
+per_op_raw "$KW_TMP/strace-disk.raw" "$HANDSHAKES"
 echo
 echo "### nginx worker, keyward provider: syscalls per handshake ($KEY, TLS 1.3, $HANDSHAKES handshakes)"
 echo
 echo "| syscall | calls per handshake |"
 echo "|---|---|"
-per_op "$KW_TMP/strace-keyward.txt" "$HANDSHAKES"
+per_op_raw "$KW_TMP/strace-keyward.raw" "$HANDSHAKES"
+echo
+echo "### of which the keyward client's own: socket to the key server, its epoll, eventfds, futex"
+echo
+echo "| syscall | calls per handshake |"
+echo "|---|---|"
+client_ops "$KW_TMP/strace-keyward.raw" "$HANDSHAKES"
 echo
 echo "### keyward ping --count $PINGS: syscalls per ping (the whole process, connect included)"
 echo
