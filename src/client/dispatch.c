@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "keyward/error.h"
+#include "kw_reader.h"
 #include "kw_writer.h"
 #include "kwc_balance.h"
 #include "kwc_dispatch.h"
@@ -199,7 +200,11 @@ static void on_reply(kwc_route_t *rt, kw_request_t *r, const kw_msg_t *msg)
         kwc_request_complete(r, KW_EFORMAT, 0, NULL, 0);
         return;
     }
-    uint8_t code = msg->payload.len >= 1 ? msg->payload.ptr[0] : KW_ERR_INTERNAL;
+    kw_reader_t rd;
+    uint8_t code = KW_ERR_INTERNAL; /* an error reply without its code */
+    kw_reader_init(&rd, msg->payload.ptr, msg->payload.len);
+    if (kw_reader_u8(&rd, &code) != 0)
+        code = KW_ERR_INTERNAL;
     if (retryable_remote(code) && r->tries < rt->max_tries && has_untried_usable(rt, r) &&
         !kwc_request_is_cancelled(r)) {
         send_or_park(rt, r);
