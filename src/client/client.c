@@ -2,7 +2,8 @@
  * The libkeyward client's public API (include/keyward/client.h): creating and freeing a client,
  * submitting requests (starting the I/O core lazily), the blocking call, diagnostics, and fork
  * safety. Every client is on a process-wide registry so the pthread_atfork handlers can quiesce
- * its I/O thread before fork() and abandon its core in the child (see kwc_internal.h).
+ * its I/O thread before fork() and abandon its core in the child (see kwc_core.h). The top of the
+ * client: it starts a core (kwc_core.h) with the settings and TLS context it holds.
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -15,21 +16,46 @@
 #include "keyward/error.h"
 #include "keyward/tls.h"
 #include "kw_file.h"
-#include "kwc_internal.h"
+#include "kwc_core.h"
 
-atomic_uint kwc_fork_gen;
+#define KWC_DEFAULT_TIMEOUT_MS 5000u
+#define KWC_DEFAULT_CONNECT_MS 2000u
+#define KWC_DEFAULT_TRIES      3u
+
+/* A credential held in memory: PEM bytes (OPENSSL_malloc'd) and a name for messages. */
+typedef struct kwc_pem_s {
+    char *name;
+    uint8_t *data;
+    size_t len;
+} kwc_pem_t;
+
+struct kw_client_s {
+    /* settings, immutable after kw_client_new; the credentials are read (or copied) there, so a
+     * forked child rebuilds its TLS context from memory and never opens a file (DESIGN.md §6) */
+    kwc_pem_t cert; /* data NULL: no client certificate */
+    kwc_pem_t key;  /* cleansed when the client is freed */
+    kwc_pem_t ca;
+    uint32_t timeout_ms;
+    uint32_t connect_ms;
+    uint32_t max_tries;
+    size_t pad_to;
+    kw_srv_addr_t *addrs;
+    size_t n_addrs;
+    /* TLS: NULL in a forked child until its first core starts */
+    OSSL_LIB_CTX *libctx;
+    OSSL_PROVIDER *prov;
+    SSL_CTX *ssl_ctx;
+    pthread_mutex_t lock; /* creating or replacing the core */
+    _Atomic(kwc_core_t *) core;
+    char last_err[KWC_ERR_MAX]; /* copy kept across core replacement, under lock */
+    kw_client_t *reg_prev;
+    kw_client_t *reg_next;
+};
 
 /* Process-wide: the clients alive, for the fork handlers. */
 static pthread_mutex_t kwc_reg_lock = PTHREAD_MUTEX_INITIALIZER;
 static kw_client_t *kwc_reg_head;
 static pthread_once_t kwc_atfork_once = PTHREAD_ONCE_INIT;
-
-uint64_t kwc_now_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
 
 /* Before fork(): no I/O thread may be inside OpenSSL or halfway through a change of state. */
 static void atfork_prepare(void)
@@ -121,7 +147,7 @@ static int tls_init(kw_client_t *c, char *err, size_t errlen)
     return 0;
 }
 
-int kwc_client_tls_init(kw_client_t *c, char *err, size_t errlen)
+static int client_tls_init(kw_client_t *c, char *err, size_t errlen)
 {
     int rc = tls_init(c, err, errlen);
     if (rc != 0)
@@ -222,7 +248,7 @@ int kw_client_new(const kw_client_config_t *cfg, kw_client_t **out, char *err, s
     if (rc == 0)
         rc = resolve_servers(c, cfg->servers, err, errlen);
     if (rc == 0)
-        rc = kwc_client_tls_init(c, err, errlen);
+        rc = client_tls_init(c, err, errlen);
     if (rc != 0) {
         kw_client_free(c);
         return rc;
@@ -281,8 +307,12 @@ static int get_core(kw_client_t *c, kwc_core_t **out)
     }
     pthread_mutex_lock(&c->lock);
     core = atomic_load(&c->core);
-    if (core == NULL) {
-        rc = kwc_core_start(c, &core, c->last_err, sizeof(c->last_err));
+    if (core == NULL && c->ssl_ctx == NULL) /* a forked child: a fresh TLS context */
+        rc = client_tls_init(c, c->last_err, sizeof(c->last_err));
+    if (core == NULL && rc == 0) {
+        kwc_settings_t set = {c->ssl_ctx,    c->addrs,     c->n_addrs, c->timeout_ms,
+                              c->connect_ms, c->max_tries, c->pad_to};
+        rc = kwc_core_start(&set, &core, c->last_err, sizeof(c->last_err));
         if (rc == 0)
             atomic_store_explicit(&c->core, core, memory_order_release);
     }
@@ -370,11 +400,8 @@ int kw_client_last_error(kw_client_t *client, char *buf, size_t len)
     if (client == NULL)
         return KW_EINVAL;
     kwc_core_t *core = atomic_load_explicit(&client->core, memory_order_acquire);
-    if (core != NULL) {
-        pthread_mutex_lock(&core->err_lock);
-        snprintf(buf, len, "%s", core->last_err);
-        pthread_mutex_unlock(&core->err_lock);
-    }
+    if (core != NULL)
+        kwc_core_last_error(core, buf, len);
     if (buf[0] == '\0') {
         pthread_mutex_lock(&client->lock);
         snprintf(buf, len, "%s", client->last_err);

@@ -1,9 +1,8 @@
 /*
- * One connection from the client to a key server: non-blocking TCP connect, TLS handshake
- * verifying the server's certificate against the CA and the server's name or IP, a health ping
- * before the connection takes requests, frames written in batches (one SSL_write run per loop
- * turn for everything queued), and replies read and matched as they arrive. A failure closes the
- * socket, puts the server into exponential backoff, and hands its requests back to dispatch.
+ * One connection from the client to a key server (kwc_conn.h): non-blocking TCP connect, TLS
+ * handshake verifying the server's certificate against the CA and the server's name or IP, frames
+ * written in batches (one SSL_write run per flush for everything queued), and replies read and
+ * handed on frame by frame. Reports open, frame and lost through its owner's callbacks.
  */
 #include <errno.h>
 #include <limits.h>
@@ -13,7 +12,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -23,46 +21,52 @@
 #include "keyward/error.h"
 #include "keyward/log.h"
 #include "keyward/tls.h"
-#include "kwc_balance.h"
-#include "kwc_internal.h"
+#include "kw_frame.h"
+#include "kwc_conn.h"
+#include "kwc_sock_bio.h"
 
-static kwc_core_t *core_of(const kwc_conn_t *conn)
+/* A failure's phrase, and the part of it that comes from TLS. */
+#define KWC_WHY_MAX    560
+#define KWC_REASON_MAX 480
+
+static void on_io(kwc_io_t *io, uint32_t events)
 {
-    return conn->server->core;
+    kwc_conn_event((kwc_conn_t *)io, events); /* io is the first member */
 }
 
-void kwc_conn_init(kwc_conn_t *conn, kwc_server_t *server)
+void kwc_conn_init(kwc_conn_t *conn, kwc_poller_t *poller, SSL_CTX *ssl_ctx,
+                   const kwc_conn_cbs_t *cbs, void *data)
 {
     memset(conn, 0, sizeof(*conn));
-    conn->server = server;
-    conn->fd = -1;
+    kwc_io_init(&conn->io, on_io, -1);
     conn->state = KWC_CONN_IDLE;
+    conn->poller = poller;
+    conn->ssl_ctx = ssl_ctx;
+    conn->cbs = cbs;
+    conn->data = data;
 }
 
 /* Closes socket and TLS state; keeps buffers (emptied, plaintext cleansed). */
 static void close_socket(kwc_conn_t *conn, int graceful)
 {
     if (conn->ssl != NULL) {
-        if (graceful && conn->state >= KWC_CONN_PROBE)
+        if (graceful && conn->state == KWC_CONN_OPEN)
             SSL_shutdown(conn->ssl); /* best effort close_notify; never waits */
         SSL_free(conn->ssl);
         conn->ssl = NULL;
     }
-    if (conn->fd >= 0) {
-        /* Remove explicitly: a child between fork() and exec() may still share the socket. */
-        if (conn->events != 0)
-            epoll_ctl(core_of(conn)->epfd, EPOLL_CTL_DEL, conn->fd, NULL);
-        close(conn->fd);
-        conn->fd = -1;
+    if (conn->io.fd >= 0) {
+        kwc_poller_forget(conn->poller, &conn->io);
+        close(conn->io.fd);
+        conn->io.fd = -1;
     }
-    conn->events = 0;
-    conn->led = 0;
     conn->gen++;
     if (conn->rbuf != NULL)
         OPENSSL_cleanse(conn->rbuf, conn->rlen);
     conn->rlen = 0;
     conn->wlen = 0;
     conn->woff = 0;
+    conn->dirty = 0;
     conn->state = KWC_CONN_IDLE;
 }
 
@@ -85,43 +89,20 @@ void kwc_conn_destroy(kwc_conn_t *conn)
 
 void kwc_conn_fail(kwc_conn_t *conn, int err, const char *fmt, ...)
 {
-    kwc_server_t *s = conn->server;
-    kwc_core_t *core = s->core;
-    char why[KWC_ERR_MAX - 80];
+    char why[KWC_WHY_MAX];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(why, sizeof(why), fmt, ap);
     va_end(ap);
-    int was_up = conn->state == KWC_CONN_UP;
     close_socket(conn, 0);
-    s->failures++;
-    s->backoff_ms = kw_lb_backoff_next(s->backoff_ms);
-    core->rnd = core->rnd * 1103515245u + 12345u;
-    uint32_t delay = kw_lb_jitter(s->backoff_ms, core->rnd >> 8);
-    s->retry_us = core->now_us + (uint64_t)delay * 1000u;
-    s->failed_us = core->now_us;
-    kwc_core_set_error(core, "%s: %s", s->addr->label, why);
-    if (was_up)
-        kw_warn("keyward client: key server %s: %s; retrying in %u ms", s->addr->label, why, delay);
-    else
-        kw_debug("keyward client: key server %s: %s; retrying in %u ms", s->addr->label, why,
-                 delay);
-    kwc_dispatch_conn_lost(conn, err);
-    kwc_dispatch_connect_failed(core, err);
+    conn->cbs->lost(conn, err, 0, why);
 }
 
-void kwc_conn_up(kwc_conn_t *conn)
+void kwc_conn_abandon(kwc_conn_t *conn)
 {
-    kwc_server_t *s = conn->server;
-    kwc_core_t *core = s->core;
-    if (s->failures > 0 && s->backoff_ms > 0)
-        kw_info("keyward client: key server %s is back", s->addr->label);
-    conn->state = KWC_CONN_UP;
-    core->ever_up = 1;
-    s->backoff_ms = 0;
-    s->ewma_us = 0; /* unknown again: the server gets a share of the load at once */
-    s->last_rx_us = core->now_us;
-    kwc_dispatch_pending(core);
+    if (conn->io.fd >= 0)
+        close(conn->io.fd);
+    conn->io.fd = -1;
 }
 
 static int buffers_ready(kwc_conn_t *conn)
@@ -135,34 +116,33 @@ static int buffers_ready(kwc_conn_t *conn)
     return conn->rbuf != NULL && conn->wbuf != NULL;
 }
 
-void kwc_conn_start(kwc_conn_t *conn)
+void kwc_conn_start(kwc_conn_t *conn, const kw_srv_addr_t *addr)
 {
-    kwc_core_t *core = core_of(conn);
-    const kw_srv_addr_t *a = conn->server->addr;
-    conn->deadline_us = core->now_us + (uint64_t)core->connect_ms * 1000u;
+    conn->addr = addr;
     if (!buffers_ready(conn)) {
         kwc_conn_fail(conn, KW_ENOMEM, "out of memory");
         return;
     }
-    conn->fd = socket(a->ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (conn->fd < 0) {
+    int fd = socket(addr->ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
         kwc_conn_fail(conn, KW_ECONN, "socket: %s", strerror(errno));
         return;
     }
+    conn->io.fd = fd;
     int one = 1;
-    setsockopt(conn->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    if (connect(conn->fd, (const struct sockaddr *)&a->ss, a->len) != 0 && errno != EINPROGRESS) {
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    if (connect(fd, (const struct sockaddr *)&addr->ss, addr->len) != 0 && errno != EINPROGRESS) {
         kwc_conn_fail(conn, KW_ECONN, "connect: %s", strerror(errno));
         return;
     }
     conn->state = KWC_CONN_TCP;
-    if (kwc_core_watch(core, conn, EPOLLOUT) != 0)
+    if (kwc_poller_watch(conn->poller, &conn->io, KWC_IO_WRITE) != 0)
         kwc_conn_fail(conn, KW_EIO, "epoll: %s", strerror(errno));
 }
 
 static void watch(kwc_conn_t *conn, uint32_t events)
 {
-    if (kwc_core_watch(core_of(conn), conn, events) != 0)
+    if (kwc_poller_watch(conn->poller, &conn->io, events) != 0)
         kwc_conn_fail(conn, KW_EIO, "epoll: %s", strerror(errno));
 }
 
@@ -199,25 +179,22 @@ static void tls_reason(kwc_conn_t *conn, int ssl_err, char *buf, size_t len)
 
 static void handshake(kwc_conn_t *conn)
 {
-    char why[KWC_ERR_MAX - 160];
+    char why[KWC_REASON_MAX];
     ERR_clear_error();
     errno = 0;
     int r = SSL_do_handshake(conn->ssl);
     if (r == 1) {
-        conn->state = KWC_CONN_PROBE;
-        /* The probe gets its own connect_ms: with a far server (a 1.8 s round trip) the TLS
-         * handshake and the probe each fit, their sum would not. */
-        conn->deadline_us = core_of(conn)->now_us + (uint64_t)core_of(conn)->connect_ms * 1000u;
-        watch(conn, EPOLLIN);
-        if (conn->state == KWC_CONN_PROBE)
-            kwc_send_ping(conn, core_of(conn)->connect_ms);
+        conn->state = KWC_CONN_OPEN;
+        watch(conn, KWC_IO_READ);
+        if (conn->state == KWC_CONN_OPEN)
+            conn->cbs->open(conn);
         return;
     }
     int e = SSL_get_error(conn->ssl, r);
     if (e == SSL_ERROR_WANT_READ) {
-        watch(conn, EPOLLIN);
+        watch(conn, KWC_IO_READ);
     } else if (e == SSL_ERROR_WANT_WRITE) {
-        watch(conn, EPOLLIN | EPOLLOUT);
+        watch(conn, KWC_IO_READ | KWC_IO_WRITE);
     } else {
         tls_reason(conn, e, why, sizeof(why));
         kwc_conn_fail(conn, KW_ETLS, "TLS handshake: %s", why);
@@ -227,17 +204,17 @@ static void handshake(kwc_conn_t *conn)
 /* The TCP connection is established (or failed): start TLS. */
 static void connected(kwc_conn_t *conn)
 {
-    const kw_srv_addr_t *a = conn->server->addr;
+    const kw_srv_addr_t *a = conn->addr;
     int soerr = 0;
     socklen_t sl = sizeof(soerr);
-    if (getsockopt(conn->fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) != 0)
+    if (getsockopt(conn->io.fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) != 0)
         soerr = errno;
     if (soerr != 0) {
         kwc_conn_fail(conn, KW_ECONN, "connect: %s", strerror(soerr));
         return;
     }
-    conn->ssl = SSL_new(core_of(conn)->ssl_ctx);
-    BIO *bio = conn->ssl != NULL ? kwc_sock_bio_new(conn->fd) : NULL;
+    conn->ssl = SSL_new(conn->ssl_ctx);
+    BIO *bio = conn->ssl != NULL ? kwc_sock_bio_new(conn->io.fd) : NULL;
     if (bio == NULL) {
         kwc_conn_fail(conn, KW_ETLS, "cannot create a TLS connection");
         return;
@@ -259,37 +236,27 @@ static void connected(kwc_conn_t *conn)
     handshake(conn);
 }
 
-/* Drops the first n bytes of the read buffer, cleansing what held replies. */
-static void consume(kwc_conn_t *conn, size_t n)
-{
-    if (n == 0)
-        return;
-    size_t rest = conn->rlen - n;
-    memmove(conn->rbuf, conn->rbuf + n, rest);
-    OPENSSL_cleanse(conn->rbuf + rest, n);
-    conn->rlen = rest;
-}
-
-/* Handles every complete frame in the read buffer. Returns -1 when the connection failed. */
+/* Handles every complete frame in the read buffer (kw_frame), then drops them, cleansing what
+ * held replies. Returns -1 when the connection closed. */
 static int parse_frames(kwc_conn_t *conn)
 {
-    size_t off = 0;
-    while (conn->rlen - off >= KW_HEADER_LEN) {
-        kw_header_t h;
-        if (kw_header_parse(conn->rbuf + off, conn->rlen - off, &h) != 0) {
-            kwc_conn_fail(conn, KW_EVERSION, "reply with protocol version %u.%u, not 1.x", h.major,
-                          h.minor);
-            return -1;
-        }
-        size_t need = KW_HEADER_LEN + (size_t)h.body_len;
-        if (conn->rlen - off < need)
-            break;
-        kwc_dispatch_reply(conn, h.id, conn->rbuf + off + KW_HEADER_LEN, h.body_len);
-        if (conn->state < KWC_CONN_PROBE)
-            return -1;
-        off += need;
+    kw_reader_t r;
+    kw_header_t h;
+    const uint8_t *body = NULL;
+    unsigned gen = conn->gen;
+    int rc;
+    kw_reader_init(&r, conn->rbuf, conn->rlen);
+    while ((rc = kw_frame_next(&r, &h, &body)) == 1) {
+        conn->cbs->frame(conn, h.id, body, h.body_len);
+        if (conn->gen != gen)
+            return -1; /* closed by the owner */
     }
-    consume(conn, off);
+    if (rc != 0) {
+        kwc_conn_fail(conn, KW_EVERSION, "reply with protocol version %u.%u, not 1.x", h.major,
+                      h.minor);
+        return -1;
+    }
+    kw_frame_consume(conn->rbuf, &conn->rlen, kw_reader_offset(&r));
     return 0;
 }
 
@@ -303,21 +270,27 @@ static int peer_closed(int ssl_err)
             ERR_GET_REASON(e) == SSL_R_UNEXPECTED_EOF_WHILE_READING);
 }
 
-/* The key server closed a connection with nothing in flight (its idle timeout: without the I/O
- * thread nobody pings idle connections). Not a failure: reconnect at once, without backoff. */
-static void idle_closed(kwc_conn_t *conn)
+/* The peer closed an open connection: reported as such, the owner decides whether that was a
+ * failure (its idle timeout is not). */
+static void closed_by_peer(kwc_conn_t *conn, int ssl_err)
 {
-    kwc_server_t *s = conn->server;
+    char why[KWC_REASON_MAX];
+    int err = KW_ECONN;
+    if (ssl_err == SSL_ERROR_ZERO_RETURN) {
+        snprintf(why, sizeof(why), "the key server closed the connection");
+    } else {
+        tls_reason(conn, ssl_err, why, sizeof(why));
+        if (ssl_err == SSL_ERROR_SSL)
+            err = KW_ETLS;
+    }
     ERR_clear_error();
     close_socket(conn, 0);
-    s->retry_us = s->core->now_us;
-    kw_debug("keyward client: key server %s closed an idle connection; reconnecting",
-             s->addr->label);
+    conn->cbs->lost(conn, err, 1, why);
 }
 
 static void do_read(kwc_conn_t *conn)
 {
-    char why[KWC_ERR_MAX - 160];
+    char why[KWC_REASON_MAX];
     for (;;) {
         ERR_clear_error();
         errno = 0;
@@ -334,15 +307,11 @@ static void do_read(kwc_conn_t *conn)
         if (e == SSL_ERROR_WANT_READ)
             return;
         if (e == SSL_ERROR_WANT_WRITE) {
-            watch(conn, EPOLLIN | EPOLLOUT);
+            watch(conn, KWC_IO_READ | KWC_IO_WRITE);
             return;
         }
-        if (peer_closed(e) && conn->state == KWC_CONN_UP && conn->inflight.n == 0) {
-            idle_closed(conn);
-            return;
-        }
-        if (e == SSL_ERROR_ZERO_RETURN) {
-            kwc_conn_fail(conn, KW_ECONN, "the key server closed the connection");
+        if (peer_closed(e)) {
+            closed_by_peer(conn, e);
             return;
         }
         tls_reason(conn, e, why, sizeof(why));
@@ -353,7 +322,8 @@ static void do_read(kwc_conn_t *conn)
 
 int kwc_conn_queue(kwc_conn_t *conn, const uint8_t *frame, size_t len, uint32_t id)
 {
-    kwc_core_t *core = core_of(conn);
+    if (len < KW_HEADER_LEN || len - KW_HEADER_LEN > UINT16_MAX)
+        return KW_EINVAL;
     if (conn->woff == conn->wlen) {
         conn->woff = 0;
         conn->wlen = 0;
@@ -370,23 +340,17 @@ int kwc_conn_queue(kwc_conn_t *conn, const uint8_t *frame, size_t len, uint32_t 
     }
     uint8_t *dst = conn->wbuf + conn->wlen;
     memcpy(dst, frame, len);
-    dst[4] = (uint8_t)(id >> 24);
-    dst[5] = (uint8_t)(id >> 16);
-    dst[6] = (uint8_t)(id >> 8);
-    dst[7] = (uint8_t)id;
+    kw_header_write(dst, (uint16_t)(len - KW_HEADER_LEN), id); /* the same header, this try's id */
     conn->wlen += len;
-    if (!conn->dirty) {
-        conn->dirty = 1;
-        conn->next_dirty = core->dirty;
-        core->dirty = conn;
-    }
+    conn->dirty = 1;
     return 0;
 }
 
 void kwc_conn_flush(kwc_conn_t *conn)
 {
-    char why[KWC_ERR_MAX - 160];
-    if (conn->state < KWC_CONN_PROBE || conn->ssl == NULL)
+    char why[KWC_REASON_MAX];
+    conn->dirty = 0;
+    if (conn->state != KWC_CONN_OPEN || conn->ssl == NULL)
         return;
     while (conn->woff < conn->wlen) {
         size_t left = conn->wlen - conn->woff;
@@ -399,7 +363,7 @@ void kwc_conn_flush(kwc_conn_t *conn)
         }
         int e = SSL_get_error(conn->ssl, n);
         if (e == SSL_ERROR_WANT_WRITE) {
-            watch(conn, EPOLLIN | EPOLLOUT);
+            watch(conn, KWC_IO_READ | KWC_IO_WRITE);
             return;
         }
         if (e == SSL_ERROR_WANT_READ)
@@ -410,7 +374,7 @@ void kwc_conn_flush(kwc_conn_t *conn)
     }
     conn->woff = 0;
     conn->wlen = 0;
-    watch(conn, EPOLLIN);
+    watch(conn, KWC_IO_READ);
 }
 
 void kwc_conn_event(kwc_conn_t *conn, uint32_t events)
@@ -424,58 +388,10 @@ void kwc_conn_event(kwc_conn_t *conn, uint32_t events)
     case KWC_CONN_TLS:
         handshake(conn);
         return;
-    case KWC_CONN_PROBE:
-    case KWC_CONN_UP:
-        do_read(conn); /* also on EPOLLOUT: a read may have been waiting to write */
-        if (conn->state >= KWC_CONN_PROBE && (events & EPOLLOUT))
+    case KWC_CONN_OPEN:
+        do_read(conn); /* also on KWC_IO_WRITE: a read may have been waiting to write */
+        if (conn->state == KWC_CONN_OPEN && (events & KWC_IO_WRITE) != 0)
             kwc_conn_flush(conn);
         return;
-    }
-}
-
-/* 1 when a server other than s is up (could take s's requests). */
-static int other_usable(const kwc_core_t *core, const kwc_server_t *s)
-{
-    for (size_t i = 0; i < core->n_servers; i++) {
-        if (&core->servers[i] != s && core->servers[i].conn.state == KWC_CONN_UP)
-            return 1;
-    }
-    return 0;
-}
-
-void kwc_server_tick(kwc_server_t *s)
-{
-    kwc_conn_t *conn = &s->conn;
-    kwc_core_t *core = s->core;
-    uint64_t now = core->now_us;
-    switch (conn->state) {
-    case KWC_CONN_IDLE:
-        if (now >= s->retry_us)
-            kwc_conn_start(conn);
-        return;
-    case KWC_CONN_TCP:
-    case KWC_CONN_TLS:
-    case KWC_CONN_PROBE:
-        if (now >= conn->deadline_us)
-            kwc_conn_fail(conn, KW_ETIMEDOUT, "%s timed out after %u ms",
-                          conn->state == KWC_CONN_TCP   ? "TCP connect"
-                          : conn->state == KWC_CONN_TLS ? "TLS handshake"
-                                                        : "health ping",
-                          core->connect_ms);
-        return;
-    case KWC_CONN_UP: {
-        /* A server silent for a try is given up on only when another can take its requests;
-         * the only one is waited for up to the whole timeout (it may just be far away). */
-        uint32_t stall_ms = other_usable(core, s) ? core->try_ms : core->timeout_ms;
-        if (conn->inflight.n > 0 && now - conn->progress_us > (uint64_t)stall_ms * 1000u) {
-            kwc_conn_fail(conn, KW_ETIMEDOUT, "no reply for %u ms: the server seems stalled",
-                          stall_ms);
-            return;
-        }
-        if (conn->inflight.n == 0 && !conn->ping_out &&
-            now - s->last_rx_us >= (uint64_t)KWC_IDLE_PING_MS * 1000u)
-            kwc_send_ping(conn, core->try_ms);
-        return;
-    }
     }
 }

@@ -1,16 +1,19 @@
 /*
- * Request routing in the I/O thread: choosing a server (fewest in flight, then lowest latency,
+ * Request routing in the client's loop: choosing a server (fewest in flight, then lowest latency,
  * preferring servers a request has not tried), sending, matching replies by id, and moving a
  * request to another server when its connection dies, its try times out, or the server answers
  * with an error another server may not have (unknown key, internal, rate limit, upstream down).
- * All KWP operations are idempotent, so a retry is always safe.
+ * All KWP operations are idempotent, so a retry is always safe. Below it are the connections
+ * (kwc_conn.h) it queues frames on; above it health.c, which hands it the replies.
  */
 #include <stdlib.h>
 #include <string.h>
 
 #include "keyward/error.h"
+#include "kw_reader.h"
+#include "kw_writer.h"
 #include "kwc_balance.h"
-#include "kwc_internal.h"
+#include "kwc_dispatch.h"
 
 static uint64_t server_bit(const kwc_server_t *s)
 {
@@ -19,37 +22,37 @@ static uint64_t server_bit(const kwc_server_t *s)
 
 static int usable(const kwc_server_t *s)
 {
-    return s->conn.state == KWC_CONN_UP;
+    return s->up;
 }
 
-static int pick(kwc_core_t *core, const kw_request_t *r)
+static int pick(kwc_route_t *rt, const kw_request_t *r)
 {
     kw_lb_cand_t cand[KW_SRV_MAX];
-    size_t n = core->n_servers < KW_SRV_MAX ? core->n_servers : KW_SRV_MAX;
+    size_t n = rt->n_servers < KW_SRV_MAX ? rt->n_servers : KW_SRV_MAX;
     for (size_t i = 0; i < n; i++) {
-        const kwc_server_t *s = &core->servers[i];
+        const kwc_server_t *s = &rt->servers[i];
         cand[i].usable = (uint8_t)usable(s);
         cand[i].tried = (uint8_t)((r->tried_mask & server_bit(s)) != 0);
-        cand[i].inflight = (uint32_t)s->conn.inflight.n;
+        cand[i].inflight = (uint32_t)s->sent.n;
         cand[i].ewma_us = s->ewma_us;
     }
-    return kw_lb_pick(cand, n, core->rr++);
+    return kw_lb_pick(cand, n, rt->rr++);
 }
 
-static int has_untried_usable(const kwc_core_t *core, const kw_request_t *r)
+static int has_untried_usable(const kwc_route_t *rt, const kw_request_t *r)
 {
-    for (size_t i = 0; i < core->n_servers; i++) {
-        const kwc_server_t *s = &core->servers[i];
+    for (size_t i = 0; i < rt->n_servers; i++) {
+        const kwc_server_t *s = &rt->servers[i];
         if (usable(s) && (r->tried_mask & server_bit(s)) == 0)
             return 1;
     }
     return 0;
 }
 
-static int any_usable(const kwc_core_t *core)
+static int any_usable(const kwc_route_t *rt)
 {
-    for (size_t i = 0; i < core->n_servers; i++) {
-        if (usable(&core->servers[i]))
+    for (size_t i = 0; i < rt->n_servers; i++) {
+        if (usable(&rt->servers[i]))
             return 1;
     }
     return 0;
@@ -62,123 +65,121 @@ static int any_usable(const kwc_core_t *core)
 
 /* Every server has failed its last several connection attempts: an outage, not a restart in
  * progress. Requests then fail at once instead of waiting for their deadline. */
-static int outage(const kwc_core_t *core)
+static int outage(const kwc_route_t *rt)
 {
-    for (size_t i = 0; i < core->n_servers; i++) {
-        const kwc_server_t *s = &core->servers[i];
+    for (size_t i = 0; i < rt->n_servers; i++) {
+        const kwc_server_t *s = &rt->servers[i];
         if (s->conn.state != KWC_CONN_IDLE || s->backoff_ms < KWC_OUTAGE_BACKOFF_MS)
             return 0;
     }
-    return core->n_servers > 0;
+    return rt->n_servers > 0;
 }
 
 /* A request during an outage brings the next connection attempts forward (rate-limited), so a
  * server that is back is found by the next request rather than after the backoff. */
-static void probe_soon(kwc_core_t *core)
+static void probe_soon(kwc_route_t *rt)
 {
-    for (size_t i = 0; i < core->n_servers; i++) {
-        kwc_server_t *s = &core->servers[i];
+    for (size_t i = 0; i < rt->n_servers; i++) {
+        kwc_server_t *s = &rt->servers[i];
         uint64_t earliest = s->failed_us + KWC_PROBE_GAP_US;
         if (s->conn.state == KWC_CONN_IDLE && s->retry_us > earliest)
-            s->retry_us = earliest > core->now_us ? earliest : core->now_us;
+            s->retry_us = earliest > rt->now_us ? earliest : rt->now_us;
     }
 }
 
-/* Takes r off its connection and out of the id map. */
+/* Takes r off its server and out of the id map. */
 static void detach(kw_request_t *r)
 {
-    kwc_conn_t *conn = r->conn;
-    kwc_server_t *s = conn->server;
-    kw_reqmap_remove(&s->core->map, r->id);
-    kwc_rlist_remove(&conn->inflight, r);
+    kwc_server_t *s = r->server;
+    kw_reqmap_remove(&s->route->map, r->id);
+    kwc_rlist_remove(&s->sent, r);
     if (r->internal)
-        conn->ping_out = 0;
+        s->ping_out = 0;
     else
         s->inflight--;
-    r->conn = NULL;
+    r->server = NULL;
     r->id = 0;
 }
 
-/* Puts r in flight on conn. Returns 0 or a KW_E* code (r untouched). */
-static int send_to(kwc_conn_t *conn, kw_request_t *r)
+/* Puts r in flight on s. Returns 0 or a KW_E* code (r untouched). */
+static int send_to(kwc_server_t *s, kw_request_t *r)
 {
-    kwc_server_t *s = conn->server;
-    kwc_core_t *core = s->core;
+    kwc_route_t *rt = s->route;
     uint32_t id;
-    int rc = kw_reqmap_add(&core->map, r, &id);
+    int rc = kw_reqmap_add(&rt->map, r, &id);
     if (rc != 0)
         return rc;
-    rc = kwc_conn_queue(conn, r->frame, r->frame_len, id);
+    rc = kwc_conn_queue(&s->conn, r->frame, r->frame_len, id);
     if (rc != 0) {
-        kw_reqmap_remove(&core->map, id);
+        kw_reqmap_remove(&rt->map, id);
         return rc;
     }
-    if (conn->inflight.n == 0)
-        conn->progress_us = core->now_us;
-    kwc_rlist_push(&conn->inflight, r);
-    r->conn = conn;
+    if (s->sent.n == 0)
+        s->progress_us = rt->now_us;
+    kwc_rlist_push(&s->sent, r);
+    r->server = s;
     r->id = id;
     r->tries++;
     r->tried_mask |= server_bit(s);
-    r->sent_us = core->now_us;
-    r->try_deadline_us = core->now_us + (uint64_t)core->try_ms * 1000u;
+    r->sent_us = rt->now_us;
+    r->try_deadline_us = rt->now_us + (uint64_t)rt->try_ms * 1000u;
     if (r->try_deadline_us > r->deadline_us)
         r->try_deadline_us = r->deadline_us;
     if (r->internal)
-        conn->ping_out = 1;
+        s->ping_out = 1;
     else
         s->inflight++;
     return 0;
 }
 
 /* Sends r to the best usable server, or parks it until one is usable. */
-static void send_or_park(kwc_core_t *core, kw_request_t *r)
+static void send_or_park(kwc_route_t *rt, kw_request_t *r)
 {
-    int i = pick(core, r);
+    int i = pick(rt, r);
     if (i < 0) {
-        if (core->ever_up && outage(core))
-            probe_soon(core); /* r waits for that attempt only */
-        kwc_rlist_push(&core->pending, r);
+        if (rt->ever_up && outage(rt))
+            probe_soon(rt); /* r waits for that attempt only */
+        kwc_rlist_push(&rt->pending, r);
         return;
     }
-    int rc = send_to(&core->servers[i].conn, r);
+    int rc = send_to(&rt->servers[i], r);
     if (rc != 0)
         kwc_request_complete(r, rc, 0, NULL, 0);
 }
 
 /* r failed on a server: try again (elsewhere when possible) or give up with its last error. */
-static void retry_or_fail(kwc_core_t *core, kw_request_t *r)
+static void retry_or_fail(kwc_route_t *rt, kw_request_t *r)
 {
     if (kwc_request_is_cancelled(r))
         kwc_request_complete(r, KW_ECLOSED, 0, NULL, 0);
-    else if (r->tries >= core->max_tries || core->now_us >= r->deadline_us)
+    else if (r->tries >= rt->max_tries || rt->now_us >= r->deadline_us)
         kwc_request_complete(r, r->last_err != 0 ? r->last_err : KW_ETIMEDOUT, 0, NULL, 0);
     else
-        send_or_park(core, r);
+        send_or_park(rt, r);
 }
 
-void kwc_dispatch_new(kwc_core_t *core, kw_request_t *r)
+void kwc_dispatch_new(kwc_route_t *rt, kw_request_t *r)
 {
     if (kwc_request_is_cancelled(r)) {
         kwc_request_complete(r, KW_ECLOSED, 0, NULL, 0);
         return;
     }
-    r->deadline_us = core->now_us + (uint64_t)core->timeout_ms * 1000u;
-    send_or_park(core, r);
+    r->deadline_us = rt->now_us + (uint64_t)rt->timeout_ms * 1000u;
+    send_or_park(rt, r);
 }
 
-void kwc_dispatch_pending(kwc_core_t *core)
+void kwc_dispatch_pending(kwc_route_t *rt)
 {
-    if (core->pending.n == 0 || !any_usable(core))
+    if (rt->pending.n == 0 || !any_usable(rt))
         return;
     kwc_rlist_t batch = {NULL, NULL, 0};
-    kwc_rlist_splice(&batch, &core->pending);
+    kwc_rlist_splice(&batch, &rt->pending);
     kw_request_t *r;
     for (r = kwc_rlist_pop(&batch); r != NULL; r = kwc_rlist_pop(&batch)) {
         if (kwc_request_is_cancelled(r))
             kwc_request_complete(r, KW_ECLOSED, 0, NULL, 0);
         else
-            send_or_park(core, r);
+            send_or_park(rt, r);
     }
 }
 
@@ -188,21 +189,8 @@ static int retryable_remote(uint8_t err)
            err == KW_ERR_UPSTREAM_UNAVAILABLE;
 }
 
-/* A health ping's reply. */
-static void on_pong(kwc_conn_t *conn, kw_request_t *r, const kw_msg_t *msg)
-{
-    kwc_request_complete(r, 0, 0, NULL, 0); /* internal: frees it */
-    if (msg->opcode != KW_OP_PONG) {
-        kwc_conn_fail(conn, KW_EFORMAT, "health ping answered with opcode 0x%02x, not a pong",
-                      msg->opcode);
-        return;
-    }
-    if (conn->state == KWC_CONN_PROBE)
-        kwc_conn_up(conn);
-}
-
 /* A caller's reply. */
-static void on_reply(kwc_core_t *core, kw_request_t *r, const kw_msg_t *msg)
+static void on_reply(kwc_route_t *rt, kw_request_t *r, const kw_msg_t *msg)
 {
     if (msg->opcode == KW_OP_RESPONSE || msg->opcode == KW_OP_PONG) {
         kwc_request_complete(r, 0, 0, msg->payload.ptr, msg->payload.len);
@@ -212,154 +200,160 @@ static void on_reply(kwc_core_t *core, kw_request_t *r, const kw_msg_t *msg)
         kwc_request_complete(r, KW_EFORMAT, 0, NULL, 0);
         return;
     }
-    uint8_t code = msg->payload.len >= 1 ? msg->payload.ptr[0] : KW_ERR_INTERNAL;
-    if (retryable_remote(code) && r->tries < core->max_tries && has_untried_usable(core, r) &&
+    kw_reader_t rd;
+    uint8_t code = KW_ERR_INTERNAL; /* an error reply without its code */
+    kw_reader_init(&rd, msg->payload.ptr, msg->payload.len);
+    if (kw_reader_u8(&rd, &code) != 0)
+        code = KW_ERR_INTERNAL;
+    if (retryable_remote(code) && r->tries < rt->max_tries && has_untried_usable(rt, r) &&
         !kwc_request_is_cancelled(r)) {
-        send_or_park(core, r);
+        send_or_park(rt, r);
         return;
     }
     kwc_request_complete(r, KW_EREMOTE, code, NULL, 0);
 }
 
-void kwc_dispatch_reply(kwc_conn_t *conn, uint32_t id, const uint8_t *body, size_t len)
+kwc_reply_t kwc_dispatch_reply(kwc_server_t *s, uint32_t id, const uint8_t *body, size_t len,
+                               uint8_t *opcode)
 {
-    kwc_server_t *s = conn->server;
-    kwc_core_t *core = s->core;
+    kwc_route_t *rt = s->route;
     kw_msg_t msg;
-    kw_request_t *r = kw_reqmap_get(&core->map, id);
-    if (r == NULL || r->conn != conn)
-        return; /* a late reply to a try given up on */
-    if (kw_msg_decode(body, len, id, &msg) != 0 || !msg.has_opcode) {
-        kwc_conn_fail(conn, KW_EFORMAT, "malformed reply from the key server");
-        return;
-    }
+    kw_request_t *r = kw_reqmap_get(&rt->map, id);
+    if (r == NULL || r->server != s)
+        return KWC_REPLY_DONE; /* a late reply to a try given up on */
+    if (kw_msg_decode(body, len, id, &msg) != 0 || !msg.has_opcode)
+        return KWC_REPLY_MALFORMED;
     detach(r);
-    s->last_rx_us = core->now_us;
-    conn->progress_us = core->now_us;
-    s->ewma_us = kw_lb_ewma(s->ewma_us, (double)(core->now_us - r->sent_us));
+    s->last_rx_us = rt->now_us;
+    s->progress_us = rt->now_us;
+    s->ewma_us = kw_lb_ewma(s->ewma_us, (double)(rt->now_us - r->sent_us));
     if (r->internal) {
-        on_pong(conn, r, &msg);
-        return;
+        kwc_request_complete(r, 0, 0, NULL, 0); /* internal: frees it */
+        *opcode = msg.opcode;
+        return msg.opcode == KW_OP_PONG ? KWC_REPLY_PONG : KWC_REPLY_BAD_PONG;
     }
     s->completed++;
-    on_reply(core, r, &msg);
+    on_reply(rt, r, &msg);
+    return KWC_REPLY_DONE;
 }
 
-void kwc_dispatch_conn_lost(kwc_conn_t *conn, int err)
+void kwc_dispatch_conn_lost(kwc_server_t *s, int err)
 {
-    kwc_core_t *core = conn->server->core;
+    kwc_route_t *rt = s->route;
     kw_request_t *r;
-    for (r = conn->inflight.head; r != NULL; r = conn->inflight.head) {
+    for (r = s->sent.head; r != NULL; r = s->sent.head) {
         detach(r);
         if (r->internal) {
             kwc_request_complete(r, err, 0, NULL, 0);
             continue;
         }
         r->last_err = err;
-        retry_or_fail(core, r);
+        retry_or_fail(rt, r);
     }
 }
 
 /* Pending requests past their deadline, and cancelled ones. */
-static void expire_pending(kwc_core_t *core)
+static void expire_pending(kwc_route_t *rt)
 {
     kw_request_t *next;
-    for (kw_request_t *r = core->pending.head; r != NULL; r = next) {
+    for (kw_request_t *r = rt->pending.head; r != NULL; r = next) {
         next = r->next;
         if (kwc_request_is_cancelled(r)) {
-            kwc_rlist_remove(&core->pending, r);
+            kwc_rlist_remove(&rt->pending, r);
             kwc_request_complete(r, KW_ECLOSED, 0, NULL, 0);
-        } else if (core->now_us >= r->deadline_us) {
-            kwc_rlist_remove(&core->pending, r);
+        } else if (rt->now_us >= r->deadline_us) {
+            kwc_rlist_remove(&rt->pending, r);
             kwc_request_complete(r, r->last_err != 0 ? r->last_err : KW_ETIMEDOUT, 0, NULL, 0);
         }
     }
 }
 
-/* In-flight requests of conn past their deadline, or past their try deadline while another
+/* In-flight requests of s past their deadline, or past their try deadline while another
  * server could take them. */
-static void expire_inflight(kwc_core_t *core, kwc_conn_t *conn)
+static void expire_inflight(kwc_route_t *rt, kwc_server_t *s)
 {
     kw_request_t *next;
-    for (kw_request_t *r = conn->inflight.head; r != NULL; r = next) {
+    for (kw_request_t *r = s->sent.head; r != NULL; r = next) {
         next = r->next;
         if (r->internal)
             continue; /* health pings: the connection's stall check covers them */
-        if (core->now_us >= r->deadline_us) {
+        if (rt->now_us >= r->deadline_us) {
             detach(r);
             kwc_request_complete(r, KW_ETIMEDOUT, 0, NULL, 0);
-        } else if (core->now_us >= r->try_deadline_us && r->tries < core->max_tries &&
-                   has_untried_usable(core, r)) {
+        } else if (rt->now_us >= r->try_deadline_us && r->tries < rt->max_tries &&
+                   has_untried_usable(rt, r)) {
             detach(r);
             r->last_err = KW_ETIMEDOUT;
-            send_or_park(core, r);
+            send_or_park(rt, r);
         }
     }
 }
 
-void kwc_dispatch_timeouts(kwc_core_t *core)
+void kwc_dispatch_timeouts(kwc_route_t *rt)
 {
-    expire_pending(core);
-    for (size_t i = 0; i < core->n_servers; i++)
-        expire_inflight(core, &core->servers[i].conn);
+    expire_pending(rt);
+    for (size_t i = 0; i < rt->n_servers; i++)
+        expire_inflight(rt, &rt->servers[i]);
 }
 
-void kwc_dispatch_connect_failed(kwc_core_t *core, int err)
+void kwc_dispatch_connect_failed(kwc_route_t *rt, int err)
 {
     /* Once some server has worked, a refused connection is a restart in progress: requests wait
      * for it, until their deadline or until every server has failed long enough to call it an
      * outage (then they fail at once). Before that (a wrong address, a server not running) and
      * for TLS failures (certificates), each failed attempt uses up a try, so errors come fast. */
-    if (any_usable(core))
+    if (any_usable(rt))
         return;
-    int down = core->ever_up && err != KW_ETLS && outage(core);
-    if (core->ever_up && err != KW_ETLS && !down)
+    int down = rt->ever_up && err != KW_ETLS && outage(rt);
+    if (rt->ever_up && err != KW_ETLS && !down)
         return;
     kw_request_t *next;
-    for (kw_request_t *r = core->pending.head; r != NULL; r = next) {
+    for (kw_request_t *r = rt->pending.head; r != NULL; r = next) {
         next = r->next;
         r->last_err = err;
         r->tries++;
-        if (down || r->tries >= core->max_tries) {
-            kwc_rlist_remove(&core->pending, r);
+        if (down || r->tries >= rt->max_tries) {
+            kwc_rlist_remove(&rt->pending, r);
             kwc_request_complete(r, err, 0, NULL, 0);
         }
     }
 }
 
-void kwc_dispatch_fail_all(kwc_core_t *core, int err)
+void kwc_dispatch_fail_all(kwc_route_t *rt, int err)
 {
     kw_request_t *r;
-    for (r = kwc_rlist_pop(&core->pending); r != NULL; r = kwc_rlist_pop(&core->pending))
+    for (r = kwc_rlist_pop(&rt->pending); r != NULL; r = kwc_rlist_pop(&rt->pending))
         kwc_request_complete(r, err, 0, NULL, 0);
-    for (size_t i = 0; i < core->n_servers; i++) {
-        kwc_conn_t *conn = &core->servers[i].conn;
-        for (r = conn->inflight.head; r != NULL; r = conn->inflight.head) {
+    for (size_t i = 0; i < rt->n_servers; i++) {
+        kwc_server_t *s = &rt->servers[i];
+        for (r = s->sent.head; r != NULL; r = s->sent.head) {
             detach(r);
             kwc_request_complete(r, err, 0, NULL, 0);
         }
     }
 }
 
-void kwc_dispatch_abort(kwc_core_t *core, kw_request_t *r, int err)
+void kwc_dispatch_abort(kwc_route_t *rt, kw_request_t *r, int err)
 {
-    if (r->conn != NULL)
+    if (r->server != NULL)
         detach(r);
-    else if (r->prev != NULL || core->pending.head == r)
-        kwc_rlist_remove(&core->pending, r);
+    else if (r->prev != NULL || rt->pending.head == r)
+        kwc_rlist_remove(&rt->pending, r);
     else
         return; /* on no list of ours: someone else completes it */
     kwc_request_complete(r, err, 0, NULL, 0);
 }
 
-int kwc_send_ping(kwc_conn_t *conn, uint32_t timeout_ms)
+int kwc_send_ping(kwc_server_t *s, uint32_t timeout_ms)
 {
-    kwc_core_t *core = conn->server->core;
+    kwc_route_t *rt = s->route;
     kw_msg_t msg;
     uint8_t stamp[8];
-    uint64_t now = core->now_us;
-    for (int i = 0; i < 8; i++)
-        stamp[i] = (uint8_t)(now >> (56 - 8 * i));
+    kw_writer_t w;
+    uint64_t now = rt->now_us;
+    kw_writer_init(&w, stamp, sizeof(stamp));
+    if (kw_writer_u32(&w, (uint32_t)(now >> 32)) != 0 || kw_writer_u32(&w, (uint32_t)now) != 0)
+        return KW_EINVAL;
     kw_request_t *r = kwc_request_new(NULL, 1, NULL);
     if (r == NULL)
         return KW_ENOMEM;
@@ -367,13 +361,13 @@ int kwc_send_ping(kwc_conn_t *conn, uint32_t timeout_ms)
     msg.opcode = KW_OP_PING;
     msg.has_opcode = 1;
     msg.payload = kw_bytes(stamp, sizeof(stamp));
-    size_t pad = core->client->pad_to;
+    size_t pad = rt->pad_to;
     size_t cap = (pad > 64 ? pad : 64) + KW_ITEM_HDR_LEN;
     r->frame = malloc(cap);
     int rc = r->frame != NULL ? kw_msg_encode(&msg, pad, r->frame, cap, &r->frame_len) : KW_ENOMEM;
     r->deadline_us = now + (uint64_t)timeout_ms * 1000u;
     if (rc == 0)
-        rc = send_to(conn, r);
+        rc = send_to(s, r);
     if (rc != 0)
         kwc_request_complete(r, rc, 0, NULL, 0);
     return rc;

@@ -11,20 +11,20 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
-#define KW_SRV_MAX      64 /* addresses per client (a request's tried-set is a 64-bit mask) */
-#define KW_SRV_HOST_MAX 256
+#include "kw_addr.h"
 
-typedef struct kw_srv_spec_s {
-    char host[KW_SRV_HOST_MAX]; /* without brackets */
-    uint16_t port;
-} kw_srv_spec_t;
+#define KW_SRV_MAX      64 /* addresses per client (a request's tried-set is a 64-bit mask) */
+#define KW_SRV_HOST_MAX KW_ADDR_HOST_MAX
+
+/* One entry of the list: host (without brackets) and port. */
+typedef kw_hostport_t kw_srv_spec_t;
 
 typedef struct kw_srv_addr_s {
     struct sockaddr_storage ss;
     socklen_t len;
     char host[KW_SRV_HOST_MAX]; /* name to verify the certificate against */
     int host_is_ip;             /* verify an IP SAN instead of a DNS name, send no SNI */
-    char label[64];             /* "127.0.0.1:2407" or "[::1]:2407", for messages and stats */
+    char label[KW_ADDR_STRLEN]; /* "127.0.0.1:2407" or "[::1]:2407", for messages and stats */
 } kw_srv_addr_t;
 
 /* Parses list into out (capacity max), sets *n. Returns 0, or KW_ECONFIG with a sentence in err
@@ -40,8 +40,5 @@ int kw_srv_host_is_ip(const char *host);
  * sentence in err only when no address at all is left. */
 int kw_srvlist_resolve(const kw_srv_spec_t *specs, size_t n, kw_srv_addr_t **out, size_t *nout,
                        char *err, size_t errlen);
-
-/* Formats an address as "1.2.3.4:port" or "[v6]:port" into label. */
-void kw_srv_label(const struct sockaddr *sa, char *label, size_t len);
 
 #endif /* KWC_SERVERS_H */

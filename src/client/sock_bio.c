@@ -10,7 +10,7 @@
 
 #include <openssl/bio.h>
 
-#include "kwc_internal.h"
+#include "kwc_sock_bio.h"
 
 static BIO_METHOD *nosig_method;
 static pthread_once_t nosig_once = PTHREAD_ONCE_INIT;

@@ -35,7 +35,9 @@
 #include "kwc_efd.h"
 #include "kw_eventfd.h"
 #include "kwc_reqmap.h"
-#include "kwc_internal.h"
+#include "kwc_conn.h"
+#include "kwc_poller.h"
+#include "kwc_sock_bio.h"
 #include "kwc_servers.h"
 
 /* ---- server lists ---- */
@@ -622,6 +624,104 @@ static void test_sock_bio_no_sigpipe(void **state)
     assert_int_equal(close(sv[0]), 0);
 }
 
+/* A poller of the test's own (what a host's event loop would be): it records what the connection
+ * asks for; the test waits on the fd itself and hands the events to the connection. */
+typedef struct test_poller_s {
+    kwc_poller_t base;
+    int watches;
+    int forgets;
+    uint32_t events;
+} test_poller_t;
+
+static int tp_watch(kwc_poller_t *p, kwc_io_t *io, uint32_t events)
+{
+    test_poller_t *tp = (test_poller_t *)p;
+    tp->watches++;
+    tp->events = events;
+    io->events = events;
+    io->added = 1;
+    return 0;
+}
+
+static void tp_forget(kwc_poller_t *p, kwc_io_t *io)
+{
+    ((test_poller_t *)p)->forgets++;
+    io->added = 0;
+}
+
+static const kwc_poller_ops_t tp_ops = {tp_watch, tp_forget};
+
+typedef struct test_owner_s {
+    int opened;
+    int lost;
+    int err;
+    int peer_closed;
+    char why[256];
+} test_owner_t;
+
+static void to_open(kwc_conn_t *conn)
+{
+    ((test_owner_t *)conn->data)->opened++;
+}
+
+static void to_frame(kwc_conn_t *conn, uint32_t id, const uint8_t *body, size_t len)
+{
+    (void)conn;
+    (void)id;
+    (void)body;
+    (void)len;
+    fail_msg("no frame expected");
+}
+
+static void to_lost(kwc_conn_t *conn, int err, int peer_closed, const char *why)
+{
+    test_owner_t *o = conn->data;
+    o->lost++;
+    o->err = err;
+    o->peer_closed = peer_closed;
+    snprintf(o->why, sizeof(o->why), "%s", why);
+}
+
+static const kwc_conn_cbs_t test_cbs = {to_open, to_frame, to_lost};
+
+/* The connection layer alone, watched by a foreign poller: it asks for KWC_IO_WRITE while
+ * connecting, reports a refused connection through its lost callback (never calling up), and has
+ * the poller forget its fd before closing it. */
+static void test_conn_foreign_poller(void **state)
+{
+    (void)state;
+    test_poller_t tp = {{&tp_ops}, 0, 0, 0};
+    test_owner_t owner;
+    memset(&owner, 0, sizeof(owner));
+    kw_srv_spec_t spec;
+    kw_srv_addr_t *addrs = NULL;
+    size_t n = 0;
+    char err[200];
+    uint16_t port = closed_port();
+    snprintf(spec.host, sizeof(spec.host), "127.0.0.1");
+    spec.port = port;
+    assert_int_equal(kw_srvlist_resolve(&spec, 1, &addrs, &n, err, sizeof(err)), 0);
+    kwc_conn_t conn;
+    kwc_conn_init(&conn, &tp.base, NULL, &test_cbs, &owner);
+    kwc_conn_start(&conn, &addrs[0]);
+    if (conn.state == KWC_CONN_TCP) { /* connect in progress: the host's loop waits for it */
+        assert_int_equal(tp.events, KWC_IO_WRITE);
+        struct pollfd p = {.fd = conn.io.fd, .events = POLLOUT, .revents = 0};
+        assert_int_equal(poll(&p, 1, 5000), 1);
+        kwc_conn_event(&conn, KWC_IO_WRITE);
+    }
+    assert_int_equal(owner.lost, 1);
+    assert_int_equal(owner.opened, 0);
+    assert_int_equal(owner.err, KW_ECONN);
+    assert_int_equal(owner.peer_closed, 0);
+    assert_non_null(strstr(owner.why, "refused"));
+    assert_int_equal(conn.state, KWC_CONN_IDLE);
+    assert_int_equal(conn.io.fd, -1);
+    assert_int_equal(tp.forgets, 1); /* before its fd was closed */
+    kwc_conn_destroy(&conn);
+    free(addrs);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -642,6 +742,7 @@ int main(void)
         cmocka_unit_test(test_request_notify),
         cmocka_unit_test(test_request_notify_fn),
         cmocka_unit_test(test_cancel_and_close),
+        cmocka_unit_test(test_conn_foreign_poller),
     };
     return cmocka_run_group_tests(tests, make_identity, remove_identity);
 }
