@@ -49,3 +49,14 @@ start_ks_as ks-c "$PORT_C" server-only --upstream "127.0.0.1:$PORT_B" \
 kw_cli "$PORT_C" sign --key-cert "$PKI/certs/ecdsa-p256.crt" --alg ecdsa-sha256 --in "$W/msg" \
     --out "$W/sig" 2>"$W/err" || fail "sign through C (--upstream-cert edge.crt): $(cat "$W/err")"
 pass "--upstream-cert with a client certificate chains"
+
+# An upstream that refuses this key server (an identity of another CA): A says why in its log.
+PORT_D=$(free_port)
+start_ks_as ks-d "$PORT_D" keyserver --upstream "127.0.0.1:$PORT_B" \
+    --upstream-cert "$PKI/rogue.crt" --upstream-key "$PKI/rogue.key"
+kw_cli "$PORT_D" sign --key-cert "$PKI/certs/ecdsa-p256.crt" --alg ecdsa-sha256 --in "$W/msg" \
+    --out "$W/sig" 2>"$W/err" && fail "sign through D (a rogue identity upstream) succeeded"
+wait_for_line "$KW_TMP/ks-d.log" "upstream request failed" "D logged nothing about its upstream" 10
+grep "upstream request failed" "$KW_TMP/ks-d.log" | kw_grep -i "unknown ca\|refused" ||
+    fail "D's log does not say the upstream refused it: $(grep "upstream request" "$KW_TMP/ks-d.log")"
+pass "an upstream refusing this key server is logged: '$(grep -m1 "upstream request failed" "$KW_TMP/ks-d.log" | cut -c 1-300)'"
