@@ -58,6 +58,8 @@ typedef struct kw_ks_conn_s {
                                   handshake; owned */
     kw_ks_rate_bucket_t *rate; /* the edge's rate-limit bucket (a reference); NULL: no limit */
     int rate_logged;           /* a refusal for the rate limit was logged (once per connection) */
+    char *refused_cert;        /* why the handshake refused the client's certificate (its subject,
+                                  issuer and the verify reason) for the log; malloc'ed, or NULL */
 } kw_ks_conn_t;
 
 /* Accepts one pending connection from the listener. */
