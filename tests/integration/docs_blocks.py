@@ -74,7 +74,7 @@ def script(md, out, name):
             continue
         if first.startswith("#") and "not run" in first:
             sys.exit(f"{md}:{line}: write '# not run by the docs test: REASON'")
-        run.append(f"echo '==== {name}:{line}' >&2")
+        run.append(f"echo \"==== {name}:{line} $(date +%T)\" >&2")
         for w in waits:
             run.append(f"python3 '{os.path.abspath(__file__)}' wait {w} 30")
         waits = []
