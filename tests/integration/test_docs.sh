@@ -124,6 +124,23 @@ else
 fi
 kill -TERM -- "-$DOC_GROUP" 2>/dev/null || true
 
+# ---- the README's quick start: `make demo` is the build (this one) and then its Makefile recipe,
+# which runs here as written, against this build.
+D=$KW_TMP/demo
+mkdir -p "$D"
+ln -s "$KW_BUILD_DIR" "$D/build"
+ln -s "$KW_SOURCE_DIR/scripts" "$D/scripts"
+awk '/^demo:/ { f = 1; next } f && /^\t/ { print substr($0, 2); next } { f = 0 }' \
+    "$KW_SOURCE_DIR/Makefile" | sed 's/\$(BUILD)/build/g' >"$D/recipe.sh"
+[ -s "$D/recipe.sh" ] || fail "no demo recipe in the Makefile"
+(cd "$D" && exec setsid timeout 300 sh -e "$D/recipe.sh" >"$D/out.log" 2>&1) &
+DOC_GROUP=$!
+GROUPS_STARTED+=("$DOC_GROUP")
+rc=0
+wait "$DOC_GROUP" || rc=$?
+[ "$rc" = 0 ] || { tail -n 40 "$D/out.log" >&2; fail "make demo's recipe failed (exit $rc)"; }
+pass "make demo's recipe ($(tr '\n' ';' <"$D/recipe.sh")) runs: '$(tail -n 1 "$D/out.log")'"
+
 # ---- docs/*.md: every command block runs or says why not (decisions.md is a record, no guide)
 for md in "$KW_SOURCE_DIR"/docs/*.md; do
     [ "$(basename "$md")" = decisions.md ] && continue
