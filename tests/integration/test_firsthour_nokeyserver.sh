@@ -31,3 +31,12 @@ done
 [ "$worst" -lt 1000 ] || fail "a handshake with no key server took $worst ms (want < 1000)"
 grep -q "Connection refused" "$KW_TMP/s_server.log" || fail "the server's log does not say why"
 pass "no key server: every handshake fails within $worst ms, saying 'Connection refused'"
+
+# ---- no key server configured at all: the load-time warning says so, not "key server (none)"
+grep -v '^servers' "$KW_TMP/openssl.cnf" >"$KW_TMP/noservers.cnf"
+LD_PRELOAD=$(kw_provider_preload) OPENSSL_CONF=$KW_TMP/noservers.cnf \
+    openssl pkey -in "$KW_TMP/site.stub" -noout >"$KW_TMP/pkey.out" 2>&1 || true
+grep -q "(none)" "$KW_TMP/pkey.out" && fail "the warning names a key server '(none)': $(cat "$KW_TMP/pkey.out")"
+grep -q "no key server is configured" "$KW_TMP/pkey.out" && grep -q "KEYWARD_SERVERS" "$KW_TMP/pkey.out" ||
+    fail "no servers configured: the warning does not say so: $(cat "$KW_TMP/pkey.out")"
+pass "no servers configured: '$(head -c 200 "$KW_TMP/pkey.out")...'"
