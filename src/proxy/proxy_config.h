@@ -45,6 +45,7 @@ typedef struct kw_proxy_config_s {
     char *client_key;
     char *ca;             /* CA of the key servers */
     char *provider;       /* path of keyward.so; NULL: next to the binary */
+    char *metrics;        /* HOST:PORT for /metrics and /health (proxy_metrics.c), or NULL */
     int proxy_protocol;   /* send a PROXY v2 header to the backend */
     int no_master_secret; /* TLS 1.2 RSA key exchange: ask for the PMS (0xA0), not the master
                              secret (0xA1); master-secret mode is the default */
@@ -59,6 +60,7 @@ typedef struct kw_proxy_config_s {
         cert_recheck_s; /* ask for a newer fetched certificate this often; 0: only near its end */
     kw_log_level_t log_level;
     unsigned cli_lists; /* internal: list options already replaced by the command line */
+    int check_config;   /* --check-config (command line only): check, print, exit */
 } kw_proxy_config_t;
 
 /* Fills in the defaults. */
