@@ -51,18 +51,22 @@ static int prepare(const kw_ks_config_t *cfg, app_t *a)
 {
     char err[1024] = "";
     size_t skipped = 0;
-    size_t nkeys = 0;
+    size_t nkeys = 0, key_bytes = 0;
     /* Before anything secret enters memory: no core dump nor ptrace of a process of this uid
      * while keys (and PINs) are decoded. Again after --user, whose uid change resets the flag. */
     (void)kw_ks_hygiene_no_dumps();                          /* warns on failure */
     kw_ks_hygiene_rsa_cache_factors(cfg->rsa_cache_factors); /* before keys are decoded */
     kw_ks_hygiene_warn_root(cfg->user);
-    for (size_t i = 0; i < cfg->n_keys_dirs; i++)
+    for (size_t i = 0; i < cfg->n_keys_dirs; i++) {
         nkeys += kw_ks_hygiene_count_keys(cfg->keys_dirs[i]);
-    (void)kw_ks_hygiene_secure_heap(nkeys); /* before any key is decoded; warns on failure */
+        key_bytes += kw_ks_hygiene_key_bytes(cfg->keys_dirs[i]);
+    }
+    /* before any key is decoded; warns on failure */
+    (void)kw_ks_hygiene_secure_heap(nkeys, key_bytes);
     if (kw_ks_p11_ctx_new(&a->p11) != 0)
         return KW_ENOMEM;
     int rc = kw_ks_store_from_config(cfg, a->p11, &a->store, &skipped, err, sizeof(err));
+    (void)kw_ks_hygiene_secure_report(a->store != NULL ? kw_keystore_count(a->store) : 0);
     if (rc != 0) {
         kw_error("%s", err);
         return rc;
