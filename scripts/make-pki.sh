@@ -1,7 +1,8 @@
 #!/bin/sh
 # Makes a complete test PKI in DIR (default ./pki), with openssl only:
 #   ca.crt/ca.key              CA that signs the key server's and the edges' TLS identities
-#   keyserver.crt/.key         key server identity (SAN localhost, 127.0.0.1, ::1)
+#   keyserver.crt/.key         key server identity (SAN localhost, 127.0.0.1, ::1); server and
+#                              client auth, as a key server presents it to its --upstream too
 #   edge.crt/.key              an edge (proxy / provider / CLI) client identity, CN=edge
 #   edge2.crt/.key             a second edge identity, CN=edge2 (authorisation tests)
 #   rogue-ca.crt, rogue.crt/.key  an identity from another CA (must be refused)
@@ -55,7 +56,7 @@ cat > "$ext_file" <<EXT
 [server]
 basicConstraints = critical,CA:FALSE
 keyUsage = critical,digitalSignature,keyEncipherment
-extendedKeyUsage = serverAuth
+extendedKeyUsage = serverAuth,clientAuth
 subjectAltName = DNS:localhost,IP:127.0.0.1,IP:::1
 subjectKeyIdentifier = hash
 [client]

@@ -293,8 +293,8 @@ static const char *remote_advice(uint8_t remote, const char *what)
     case KW_ERR_RATE_LIMITED:
         return "the key server is rate limiting this edge: retry later";
     case KW_ERR_UPSTREAM_UNAVAILABLE:
-        return "the key server forwards this key to an upstream that is down: check the "
-               "upstream key server";
+        return "the key server forwards this key to an upstream that did not answer (down, "
+               "or refusing the forwarding key server's certificate): its log says which";
     default:
         return "see the key server's log";
     }

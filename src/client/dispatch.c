@@ -63,8 +63,9 @@ static int any_usable(const kwc_route_t *rt)
 /* During an outage, requests make a server be tried again at most this often. */
 #define KWC_PROBE_GAP_US 200000u
 
-/* Every server has failed its last several connection attempts: an outage, not a restart in
- * progress. Requests then fail at once instead of waiting for their deadline. */
+/* Every server has failed its last several connection attempts: an outage (or nothing listens at
+ * all), not a restart in progress. Requests then fail at once instead of waiting for their
+ * deadline. */
 static int outage(const kwc_route_t *rt)
 {
     for (size_t i = 0; i < rt->n_servers; i++) {
@@ -137,7 +138,7 @@ static void send_or_park(kwc_route_t *rt, kw_request_t *r)
 {
     int i = pick(rt, r);
     if (i < 0) {
-        if (rt->ever_up && outage(rt))
+        if (outage(rt))
             probe_soon(rt); /* r waits for that attempt only */
         kwc_rlist_push(&rt->pending, r);
         return;
@@ -301,10 +302,13 @@ void kwc_dispatch_connect_failed(kwc_route_t *rt, int err)
     /* Once some server has worked, a refused connection is a restart in progress: requests wait
      * for it, until their deadline or until every server has failed long enough to call it an
      * outage (then they fail at once). Before that (a wrong address, a server not running) and
-     * for TLS failures (certificates), each failed attempt uses up a try, so errors come fast. */
+     * for TLS failures (certificates), each failed attempt uses up a try, so errors come fast.
+     * An outage fails requests at once whether or not a server ever answered: with nothing
+     * listening, each request costs one connection attempt, not the wait for the next one of an
+     * ever longer backoff. */
     if (any_usable(rt))
         return;
-    int down = rt->ever_up && err != KW_ETLS && outage(rt);
+    int down = err != KW_ETLS && outage(rt);
     if (rt->ever_up && err != KW_ETLS && !down)
         return;
     kw_request_t *next;

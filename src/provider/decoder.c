@@ -131,11 +131,18 @@ static int check_on_key_server(kw_key_t *key)
             mark_checked(key);
         return r == KW_LOOKUP_FOUND;
     }
-    fprintf(stderr,
-            "keyward: warning: could not ask key server %s about key %s; loading it anyway "
-            "(handshakes fail until a key server answers): %s\n",
-            kw_prov_servers(key->pctx), key->idtext,
-            (flags & ERR_TXT_STRING) != 0 && data != NULL ? data : "no reason given");
+    if (key->pctx->cfg.servers == NULL)
+        fprintf(stderr,
+                "keyward: warning: no key server is configured (servers = HOST:PORT in the "
+                "keyward section of openssl.cnf, or KEYWARD_SERVERS), so key %s is loaded "
+                "unchecked and every operation with it fails until one is\n",
+                key->idtext);
+    else
+        fprintf(stderr,
+                "keyward: warning: could not ask key server %s about key %s; loading it anyway "
+                "(handshakes fail until a key server answers): %s\n",
+                kw_prov_servers(key->pctx), key->idtext,
+                (flags & ERR_TXT_STRING) != 0 && data != NULL ? data : "no reason given");
     ERR_pop_to_mark();
     mark_checked(key);
     return 1;

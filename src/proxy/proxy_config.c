@@ -67,6 +67,9 @@ static const opt_def_t opts[] = {
     {"no-master-secret", OPT_BOOL, OFF(no_master_secret), NULL,
      "TLS 1.2 RSA key exchange: get the pre-master secret from the key server (0xA0) instead of "
      "only the master secret (0xA1, the default)"},
+    {"reuse-port", OPT_BOOL, OFF(reuse_port), NULL,
+     "share --listen with processes already listening there (SO_REUSEPORT), e.g. to take over "
+     "from a proxy being drained with SIGQUIT; without it an address in use is refused"},
     {"alpn", OPT_LIST, OFF(alpn), "LIST",
      "ALPN protocols to accept and pass through, e.g. "
      "h2,http/1.1 (default: no ALPN)"},

@@ -49,6 +49,7 @@ typedef struct kw_proxy_config_s {
     int proxy_protocol;   /* send a PROXY v2 header to the backend */
     int no_master_secret; /* TLS 1.2 RSA key exchange: ask for the PMS (0xA0), not the master
                              secret (0xA1); master-secret mode is the default */
+    int reuse_port;       /* share the listen address with other processes on purpose */
     unsigned threads;     /* 0: one per core */
     unsigned handshake_timeout_ms;
     unsigned idle_timeout_ms;

@@ -1,14 +1,17 @@
 /*
  * keyward-proxy certificate distribution (--cert-from-keyserver): fetches a site's chain from the
  * key servers with KWP 0xA2 (by SNI name or key id; the reply is the DER certificates, leaf
- * first) and turns it into a site whose key is the key server's key for that leaf. The
- * refresher (proxy_refresh.c) calls this again before the leaf expires.
+ * first), checks that its leaf is for the name or key id asked for, and turns it into a site
+ * whose key is the key server's key for that leaf. The refresher (proxy_refresh.c) calls this again
+ * before the leaf expires.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/crypto.h>
 #include <openssl/x509.h>
+#include <openssl/x509v3.h>
 
 #include "keyward/client.h"
 #include "keyward/error.h"
@@ -104,6 +107,48 @@ static int call(kw_proxy_tls_t *tls, const char *name, uint8_t *buf, size_t cap,
     return rc;
 }
 
+/* The fetched leaf must be what was asked for, whoever answered: for sha256:HEX a certificate of
+ * that key, for a name a certificate valid for it as a client checks it (SAN DNS names and
+ * wildcards; the CN only when there is no SAN). Returns 0, or KW_ECONFIG with err set. */
+static int check_identity(const char *name, X509 *leaf, char *err, size_t errlen)
+{
+    char subject[256] = "?";
+    X509_NAME_oneline(X509_get_subject_name(leaf), subject, sizeof(subject));
+    if (strncmp(name, "sha256:", 7) == 0) {
+        uint8_t want[KW_DIGEST_LEN], got[KW_DIGEST_LEN], ski[KW_SKI_LEN];
+        char hex[2 * KW_DIGEST_LEN + 1];
+        EVP_PKEY *pub = X509_get0_pubkey(leaf);
+        if (kw_hex_decode(name + 7, want, sizeof(want)) != 0 || pub == NULL ||
+            kw_keyid_from_pkey(pub, got, ski) != 0) {
+            snprintf(err, errlen, "cannot read the key of the certificate fetched for %s (%s)",
+                     name, subject);
+            return KW_ECONFIG;
+        }
+        if (CRYPTO_memcmp(want, got, sizeof(want)) != 0) {
+            kw_hex_encode(got, sizeof(got), hex);
+            snprintf(err, errlen,
+                     "the certificate the key servers sent for %s (%s) is for another key, "
+                     "sha256:%s: check the key server's NAME.crt files",
+                     name, subject, hex);
+            return KW_ECONFIG;
+        }
+        return 0;
+    }
+    /* A wildcard name asked for: the certificate must cover any host it stands for. */
+    char host[300];
+    snprintf(host, sizeof(host), "%s%s", strncmp(name, "*.", 2) == 0 ? "kw-any" : "",
+             strncmp(name, "*.", 2) == 0 ? name + 1 : name);
+    if (X509_check_host(leaf, host, strlen(host), 0, NULL) != 1) {
+        snprintf(err, errlen,
+                 "the certificate the key servers sent for %s (%s) is not valid for %s (clients "
+                 "check its SAN DNS names, not its CN, when it has any): fetch it by one of its "
+                 "names or by sha256:KEYID, or give the key server a certificate naming %s",
+                 name, subject, name, name);
+        return KW_ECONFIG;
+    }
+    return 0;
+}
+
 int kw_proxy_fetch_site(kw_proxy_tls_t *tls, const char *name, kw_proxy_site_t *site, char *err,
                         size_t errlen)
 {
@@ -122,6 +167,11 @@ int kw_proxy_fetch_site(kw_proxy_tls_t *tls, const char *name, kw_proxy_site_t *
     if (chain == NULL) {
         snprintf(err, errlen, "the key server's chain for %s is not DER certificates", name);
         return KW_EFORMAT;
+    }
+    rc = check_identity(name, sk_X509_value(chain, 0), err, errlen);
+    if (rc != 0) {
+        sk_X509_pop_free(chain, X509_free);
+        return rc;
     }
     site->fetch_name = name;
     site->fetched_at = time(NULL);

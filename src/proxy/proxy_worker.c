@@ -33,12 +33,54 @@ static void on_connection(uv_stream_t *server, int status)
     kw_px_conn_accept(w, server);
 }
 
-static int bind_socket(kw_proxy_t *p, int *out, char *err, size_t errlen)
+/* The threads' listeners share the address through SO_REUSEPORT, which would also let them join
+ * another process listening there (the kernel then spreads clients over both). Unless
+ * --reuse-port asks for that, the first thread first binds without SO_REUSEPORT: that fails
+ * while anything listens on the address. Returns 0, or KW_EIO with err set. */
+static int check_address_free(kw_proxy_t *p, const char *addr, char *err, size_t errlen)
+{
+    const struct sockaddr *sa = (const struct sockaddr *)&p->listen_addr;
+    int one = 1;
+    in_port_t port = sa->sa_family == AF_INET6
+                         ? ((const struct sockaddr_in6 *)(const void *)sa)->sin6_port
+                         : ((const struct sockaddr_in *)(const void *)sa)->sin_port;
+    if (p->cfg->reuse_port || port == 0) { /* port 0: the kernel picks a free one */
+        return 0;
+    }
+    int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        snprintf(err, errlen, "cannot create a socket: %s", strerror(errno));
+        return KW_EIO;
+    }
+    int rc = setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) == 0
+                 ? bind(fd, sa, p->listen_len)
+                 : -1;
+    int e = errno;
+    close(fd);
+    if (rc == 0) {
+        return 0;
+    }
+    if (e == EADDRINUSE) {
+        snprintf(err, errlen,
+                 "cannot listen on %s: address already in use by another process (another "
+                 "keyward-proxy?); stop it or choose another --listen, or pass --reuse-port to "
+                 "share the address with it on purpose",
+                 addr);
+    } else {
+        snprintf(err, errlen, "cannot listen on %s: %s", addr, strerror(e));
+    }
+    return KW_EIO;
+}
+
+static int bind_socket(kw_proxy_t *p, int first, int *out, char *err, size_t errlen)
 {
     const struct sockaddr *sa = (const struct sockaddr *)&p->listen_addr;
     char addr[64];
     int one = 1;
     kw_proxy_addr_str(sa, addr, sizeof(addr));
+    if (first && check_address_free(p, addr, err, errlen) != 0) {
+        return KW_EIO;
+    }
     int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) {
         snprintf(err, errlen, "cannot create a socket: %s", strerror(errno));
@@ -65,7 +107,7 @@ static int bind_socket(kw_proxy_t *p, int *out, char *err, size_t errlen)
 static int open_listener(kw_px_worker_t *w, char *err, size_t errlen)
 {
     int fd = -1;
-    int rc = bind_socket(w->proxy, &fd, err, errlen);
+    int rc = bind_socket(w->proxy, w->index == 0, &fd, err, errlen);
     if (rc != 0) {
         return rc;
     }

@@ -6,6 +6,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/x509v3.h>
+
 #include "fleet/authz.h"
 #include "keyward/client.h"
 #include "keyward/error.h"
@@ -63,6 +67,35 @@ static char *join_servers(char *const *v, size_t n)
     return s;
 }
 
+/* The identity towards the upstreams must be valid for TLS client authentication: an upstream
+ * (any OpenSSL server verifying clients) refuses a certificate whose extendedKeyUsage lacks
+ * clientAuth, e.g. a server-only certificate given as --cert. Returns 0, or KW_ECONFIG with err
+ * naming the file, the cause and the fix. An unreadable file is left to kw_client_new. */
+static int check_client_auth(const char *path, int is_default, char *err, size_t errlen)
+{
+    BIO *b = BIO_new_file(path, "r");
+    X509 *x = b != NULL ? PEM_read_bio_X509(b, NULL, NULL, NULL) : NULL;
+    BIO_free(b);
+    ERR_clear_error();
+    if (x == NULL)
+        return 0;
+    uint32_t flags = X509_get_extension_flags(x);
+    int ok = (flags & EXFLAG_XKUSAGE) == 0 || (X509_get_extended_key_usage(x) & XKU_SSL_CLIENT);
+    X509_free(x);
+    if (ok)
+        return 0;
+    snprintf(err, errlen,
+             "--upstream: %s, %s, is not valid for TLS client authentication (its "
+             "extendedKeyUsage lacks clientAuth), so every upstream would refuse this key server: "
+             "give --upstream-cert/--upstream-key a client certificate of the upstreams' CA, or "
+             "use a certificate with serverAuth and clientAuth (keyward keygen makes one)",
+             path,
+             is_default ? "this key server's --cert (the identity towards upstreams unless "
+                          "--upstream-cert)"
+                        : "the --upstream-cert");
+    return KW_ECONFIG;
+}
+
 int kw_ks_upstream_new(uv_loop_t *loop, const kw_ks_config_t *cfg, kw_ks_audit_t *audit,
                        kw_ks_metrics_t *metrics, kw_ks_authz_t *const *authz,
                        kw_ks_upstream_t **out, char *err, size_t errlen)
@@ -70,6 +103,10 @@ int kw_ks_upstream_new(uv_loop_t *loop, const kw_ks_config_t *cfg, kw_ks_audit_t
     *out = NULL;
     if (cfg->n_upstreams == 0)
         return 0;
+    int rc = check_client_auth(cfg->upstream_cert != NULL ? cfg->upstream_cert : cfg->cert,
+                               cfg->upstream_cert == NULL, err, errlen);
+    if (rc != 0)
+        return rc;
     kw_ks_upstream_t *u = calloc(1, sizeof(*u));
     char *servers = join_servers(cfg->upstreams, cfg->n_upstreams);
     if (u == NULL || servers == NULL) {
@@ -87,7 +124,7 @@ int kw_ks_upstream_new(uv_loop_t *loop, const kw_ks_config_t *cfg, kw_ks_audit_t
     cc.timeout_ms = cfg->upstream_timeout_ms > 0 ? (unsigned)cfg->upstream_timeout_ms
                                                  : KW_KS_UPSTREAM_TIMEOUT_MS;
     char why[512] = "";
-    int rc = kw_client_new(&cc, &u->client, why, sizeof(why));
+    rc = kw_client_new(&cc, &u->client, why, sizeof(why));
     if (rc != 0) {
         snprintf(err, errlen,
                  "upstream %s: %s (check --upstream-cert/--upstream-key/"
@@ -143,15 +180,27 @@ static void fwd_end(fwd_t *f)
     kw_ks_peer_release(p);
 }
 
-/* The result of a finished forward: 0 (payload in *payload) or the error to relay. */
+/* The result of a finished forward: 0 (payload in *payload) or the error to relay. A request
+ * the upstreams did not answer is logged with the client's reason (the upstream refused this key
+ * server's certificate, nothing listens, ...), at most once a second with a count. */
 static uint8_t fwd_result(fwd_t *f, const uint8_t **payload, size_t *len)
 {
+    kw_ks_upstream_t *u = f->up;
     uint8_t remote = 0;
     int rc = kw_request_result(f->req, payload, len, &remote);
     if (rc == KW_EREMOTE)
         return remote;
     if (rc != 0) {
-        kw_debug("upstream request failed: %s", kw_strerror(rc));
+        u->failed++;
+        uint64_t now = uv_now(u->loop);
+        if (u->failed_logged_at == 0 || now - u->failed_logged_at >= 1000) {
+            char why[640] = "";
+            u->failed_logged_at = now;
+            kw_client_last_error(u->client, why, sizeof(why));
+            kw_warn("upstream request failed (%llu so far, answered 0x42): %s%s%s",
+                    (unsigned long long)u->failed, kw_strerror(rc), why[0] != '\0' ? ": " : "",
+                    why);
+        }
         return KW_ERR_UPSTREAM_UNAVAILABLE;
     }
     return 0;

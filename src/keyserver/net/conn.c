@@ -7,7 +7,9 @@
 #include <string.h>
 
 #include <openssl/err.h>
+#include <openssl/ssl.h>
 #include <openssl/x509.h>
+#include <openssl/x509_vfy.h>
 
 #include "engine/request.h"
 #include "fleet/authz.h"
@@ -54,6 +56,7 @@ void kw_ks_conn_unref(kw_ks_conn_t *c)
     kw_ks_rate_put(c->p.rate, kw_ks_metrics_now_ns());
     kw_ks_edge_free(c->p.edge);
     SSL_free(c->ssl);
+    free(c->refused_cert);
     free(c->in);
     if (c->out != NULL)
         OPENSSL_cleanse(c->out, c->out_cap); /* may hold decrypted secrets */
@@ -503,7 +506,9 @@ static void handshake(kw_ks_conn_t *c)
     ERR_error_string_n(e, reason, sizeof(reason));
     ERR_clear_error();
     kw_warn("connection %llu from %s: TLS handshake failed: %s", (unsigned long long)c->id, c->peer,
-            e != 0 ? reason : "peer closed");
+            c->refused_cert != NULL ? c->refused_cert
+            : e != 0                ? reason
+                                    : "peer closed");
     kw_ks_conn_finish(c); /* send the alert, then close */
 }
 
@@ -524,6 +529,54 @@ static void describe_peer(kw_ks_conn_t *c)
     kw_addr_format((struct sockaddr *)&ss, c->peer, sizeof(c->peer)); /* "?" when unknown */
 }
 
+/* What to do about a refused client certificate, by OpenSSL's verify error. */
+static const char *verify_hint(int e)
+{
+    switch (e) {
+    case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT:
+    case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY:
+    case X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT:
+    case X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN:
+    case X509_V_ERR_CERT_SIGNATURE_FAILURE:
+        return ": the --ca this key server trusts did not sign it";
+    case X509_V_ERR_CERT_HAS_EXPIRED:
+    case X509_V_ERR_CERT_NOT_YET_VALID:
+        return ": issue the edge a current certificate (or check the clocks)";
+    case X509_V_ERR_INVALID_PURPOSE:
+        return ": its extendedKeyUsage lacks clientAuth";
+    default:
+        return "";
+    }
+}
+
+/* The handshake's certificate check, for its log line: remembers the first failure (the client
+ * certificate's subject and issuer, and OpenSSL's verify reason). It decides nothing. */
+static int on_verify(int ok, X509_STORE_CTX *store)
+{
+    SSL *ssl = X509_STORE_CTX_get_ex_data(store, SSL_get_ex_data_X509_STORE_CTX_idx());
+    kw_ks_conn_t *c = ssl != NULL ? SSL_get_app_data(ssl) : NULL;
+    if (ok || c == NULL || c->refused_cert != NULL)
+        return ok;
+    char subject[256] = "?";
+    char issuer[256] = "?";
+    X509 *leaf = X509_STORE_CTX_get0_cert(store);
+    if (leaf != NULL) {
+        X509_NAME_oneline(X509_get_subject_name(leaf), subject, sizeof(subject));
+        X509_NAME_oneline(X509_get_issuer_name(leaf), issuer, sizeof(issuer));
+    }
+    int e = X509_STORE_CTX_get_error(store);
+    int depth = X509_STORE_CTX_get_error_depth(store);
+    char depth_note[48] = "";
+    if (depth > 0)
+        snprintf(depth_note, sizeof(depth_note), " (at chain depth %d)", depth);
+    size_t len = 160 + strlen(subject) + strlen(issuer) + 128;
+    c->refused_cert = malloc(len);
+    if (c->refused_cert != NULL)
+        snprintf(c->refused_cert, len, "client certificate %s issued by %s refused: %s%s%s",
+                 subject, issuer, X509_verify_cert_error_string(e), depth_note, verify_hint(e));
+    return ok;
+}
+
 static int setup_tls(kw_ks_conn_t *c)
 {
     c->ssl = SSL_new(c->server->ssl_ctx);
@@ -537,6 +590,8 @@ static int setup_tls(kw_ks_conn_t *c)
     BIO_set_mem_eof_return(c->rbio, -1);
     BIO_set_mem_eof_return(c->wbio, -1);
     SSL_set_bio(c->ssl, c->rbio, c->wbio);
+    SSL_set_app_data(c->ssl, c);
+    SSL_set_verify(c->ssl, SSL_get_verify_mode(c->ssl), on_verify);
     SSL_set_accept_state(c->ssl);
     return 0;
 }

@@ -54,6 +54,8 @@ typedef struct kw_ks_conn_s {
     struct kw_ks_conn_s *held_prev; /* server->held: connections holding buffers (conn_idle.c) */
     struct kw_ks_conn_s *held_next;
     unsigned on_held_list : 1;
+    char *refused_cert; /* why the handshake refused the client's certificate (its subject,
+                           issuer and the verify reason) for the log; malloc'ed, or NULL */
 } kw_ks_conn_t;
 
 /* Accepts one pending connection from the listener. */
