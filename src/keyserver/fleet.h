@@ -19,15 +19,18 @@
 #include "resolve.h"
 #include "upstream.h"
 
+struct kw_ks_tickets_s;
+
 struct kw_ks_conn_s;
 
 /* A request's result when its answer comes later (a job was queued, or it was forwarded). */
 #define KW_KS_PENDING 0x100
 
 typedef struct kw_ks_fleet_s {
-    kw_ks_authz_t *authz;       /* NULL: no rules, every edge may use every key */
-    kw_ks_audit_t *audit;       /* NULL: no audit log */
-    kw_ks_upstream_t *upstream; /* NULL: no upstream */
+    kw_ks_authz_t *authz;            /* NULL: no rules, every edge may use every key */
+    kw_ks_audit_t *audit;            /* NULL: no audit log */
+    kw_ks_upstream_t *upstream;      /* NULL: no upstream */
+    struct kw_ks_tickets_s *tickets; /* --ticket-secret (keystore/ticket_keys.h); NULL: none */
 } kw_ks_fleet_t;
 
 /* Sets up the parts cfg asks for. Returns 0 or a negative KW_E* with the reason in err (what was
@@ -74,5 +77,15 @@ int kw_ks_fleet_may_use(struct kw_ks_conn_s *c, const kw_ks_key_t *key, uint8_t 
  */
 int kw_ks_fleet_forward(struct kw_ks_conn_s *c, const kw_msg_t *msg, const kw_ks_audit_rec_t *rec,
                         const kw_ks_resolved_t *r, uint8_t not_found, int sni_is_id);
+
+/*
+ * 0xA4 (fleet/fleet_tickets.c): when c's edge may have the session-ticket keys (an allow rule
+ * naming `tickets`), replies with the set for now derived from the ticket secret, or forwards the
+ * request upstream when this server has no secret. Returns 0 (answered), KW_KS_PENDING
+ * (forwarded) or the error to answer: KW_ERR_NOT_AUTHORISED, KW_ERR_INTERNAL,
+ * KW_ERR_UPSTREAM_UNAVAILABLE.
+ */
+int kw_ks_fleet_ticket_keys(struct kw_ks_conn_s *c, const kw_msg_t *msg,
+                            const kw_ks_audit_rec_t *rec);
 
 #endif /* KW_KS_FLEET_H */
