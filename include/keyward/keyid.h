@@ -27,12 +27,6 @@ int kw_keyid_from_pkey(const EVP_PKEY *pkey, uint8_t digest[KW_DIGEST_LEN],
  * Sets *kind and writes KW_DIGEST_LEN or KW_SKI_LEN bytes to out. Returns 0 or KW_EINVAL. */
 int kw_keyid_parse(const char *text, kw_keyid_kind_t *kind, uint8_t out[KW_DIGEST_LEN]);
 
-/* Lower-case hex of len bytes into out (2*len+1 bytes, NUL-terminated). */
-void kw_hex_encode(const uint8_t *in, size_t len, char *out);
-
-/* Parses exactly 2*len hex digits. Returns 0 or KW_EINVAL. */
-int kw_hex_decode(const char *hex, uint8_t *out, size_t len);
-
 #ifdef __cplusplus
 }
 #endif

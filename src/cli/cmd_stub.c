@@ -18,6 +18,7 @@
 #include "keyward/stub.h"
 
 #include "commands.h"
+#include "kw_hex.h"
 
 static void stub_usage(FILE *out)
 {

@@ -4,6 +4,7 @@
  * length and unused-bits octet), plus the hex and "sha256:"/"ski:" text forms.
  */
 #include "keyward/keyid.h"
+#include "kw_hex.h"
 
 #include <string.h>
 #include <strings.h>
@@ -46,43 +47,6 @@ int kw_keyid_from_pkey(const EVP_PKEY *pkey, uint8_t digest[KW_DIGEST_LEN], uint
         rc = ski_from_spki(der, (size_t)der_len, ski);
     OPENSSL_free(der);
     return rc;
-}
-
-void kw_hex_encode(const uint8_t *in, size_t len, char *out)
-{
-    static const char digits[] = "0123456789abcdef";
-    for (size_t i = 0; i < len; i++) {
-        out[2 * i] = digits[in[i] >> 4];
-        out[2 * i + 1] = digits[in[i] & 0x0f];
-    }
-    out[2 * len] = '\0';
-}
-
-static int hex_value(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
-int kw_hex_decode(const char *hex, uint8_t *out, size_t len)
-{
-    if (hex == NULL || (out == NULL && len > 0))
-        return KW_EINVAL;
-    if (strlen(hex) != 2 * len)
-        return KW_EINVAL;
-    for (size_t i = 0; i < len; i++) {
-        int hi = hex_value(hex[2 * i]);
-        int lo = hex_value(hex[2 * i + 1]);
-        if (hi < 0 || lo < 0)
-            return KW_EINVAL;
-        out[i] = (uint8_t)((hi << 4) | lo);
-    }
-    return 0;
 }
 
 /* Copies hex digits of text into buf, dropping ':' separators as `openssl x509 -text` prints

@@ -13,25 +13,6 @@
 #include "kw_reader.h"
 #include "kw_writer.h"
 
-static int put_u64(kw_writer_t *w, uint64_t v)
-{
-    int rc = kw_writer_u32(w, (uint32_t)(v >> 32));
-    if (rc == 0)
-        rc = kw_writer_u32(w, (uint32_t)v);
-    return rc;
-}
-
-static int get_u64(kw_reader_t *r, uint64_t *out)
-{
-    uint32_t hi = 0;
-    uint32_t lo = 0;
-    int rc = kw_reader_u32(r, &hi);
-    if (rc == 0)
-        rc = kw_reader_u32(r, &lo);
-    *out = (uint64_t)hi << 32 | lo;
-    return rc;
-}
-
 int kw_ticket_keys_encode(const kw_ticket_keys_t *set, uint8_t *out, size_t cap, size_t *out_len)
 {
     kw_writer_t w;
@@ -44,14 +25,14 @@ int kw_ticket_keys_encode(const kw_ticket_keys_t *set, uint8_t *out, size_t cap,
     if (rc == 0)
         rc = kw_writer_u32(&w, set->rotation_s);
     if (rc == 0)
-        rc = put_u64(&w, set->server_time);
+        rc = kw_writer_u64(&w, set->server_time);
     for (size_t i = 0; rc == 0 && i < KW_TICKET_EPOCHS; i++) {
         const kw_ticket_key_t *k = &set->keys[i];
-        rc = put_u64(&w, k->epoch);
+        rc = kw_writer_u64(&w, k->epoch);
         if (rc == 0)
-            rc = put_u64(&w, k->not_before);
+            rc = kw_writer_u64(&w, k->not_before);
         if (rc == 0)
-            rc = put_u64(&w, k->not_after);
+            rc = kw_writer_u64(&w, k->not_after);
         if (rc == 0)
             rc = kw_writer_bytes(&w, k->key, KW_TICKET_KEY_LEN);
     }
@@ -82,14 +63,14 @@ static int decode(kw_reader_t *r, kw_ticket_keys_t *out)
     if (version != KW_TICKET_KEYS_VERSION || count != KW_TICKET_EPOCHS)
         return KW_EFORMAT;
     KW_GUARD(kw_reader_u32(r, &out->rotation_s));
-    KW_GUARD(get_u64(r, &out->server_time));
+    KW_GUARD(kw_reader_u64(r, &out->server_time));
     if (out->rotation_s == 0)
         return KW_EFORMAT;
     for (size_t i = 0; i < KW_TICKET_EPOCHS; i++) {
         kw_ticket_key_t *k = &out->keys[i];
-        KW_GUARD(get_u64(r, &k->epoch));
-        KW_GUARD(get_u64(r, &k->not_before));
-        KW_GUARD(get_u64(r, &k->not_after));
+        KW_GUARD(kw_reader_u64(r, &k->epoch));
+        KW_GUARD(kw_reader_u64(r, &k->not_before));
+        KW_GUARD(kw_reader_u64(r, &k->not_after));
         KW_GUARD(kw_reader_copy(r, k->key, KW_TICKET_KEY_LEN));
         if (!key_consistent(out, i))
             return KW_EFORMAT;

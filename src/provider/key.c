@@ -9,6 +9,7 @@
 #include <openssl/x509.h>
 
 #include "keyward/keyid.h"
+#include "kw_hex.h"
 
 #define KW_KEY_REF_MAGIC 0x6b65797761726431ULL /* "keyward1" */
 

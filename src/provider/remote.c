@@ -20,6 +20,7 @@
 #include "keyward/error.h"
 #include "keyward/keyid.h"
 #include "provider.h"
+#include "kw_hex.h"
 
 #define KW_RC_RAISED 1 /* an error was already raised (client creation failed) */
 

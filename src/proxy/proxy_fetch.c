@@ -14,6 +14,7 @@
 #include "keyward/error.h"
 #include "keyward/keyid.h"
 #include "proxy_tls.h"
+#include "kw_hex.h"
 
 int kw_proxy_fetch_client_new(kw_proxy_tls_t *tls, const kw_proxy_config_t *cfg, char *err,
                               size_t errlen)

@@ -17,6 +17,7 @@
 #include "keyward/keyid.h"
 #include "keyward/tls.h"
 #include "proxy_tls.h"
+#include "kw_hex.h"
 
 static const unsigned char sid_ctx[] = "keyward-proxy";
 

@@ -22,6 +22,7 @@
 
 #include "keyward/error.h"
 #include "keyward/keyid.h"
+#include "kw_hex.h"
 
 /* A self-signed certificate for pkey with subjectKeyIdentifier = hash. */
 static X509 *make_cert(EVP_PKEY *pkey)

@@ -20,7 +20,7 @@
 
 #include "keystore/ticket_keys.h"
 #include "keyward/error.h"
-#include "keyward/keyid.h"
+#include "kw_hex.h"
 
 /* secret 00 01 .. 1f, epoch 492000 */
 static const char kVector492000[] =

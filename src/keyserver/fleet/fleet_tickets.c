@@ -9,8 +9,8 @@
 
 #include <openssl/crypto.h>
 
-#include "conn.h"
-#include "fleet.h"
+#include "fleet/fleet.h"
+#include "net/conn.h"
 #include "keystore/ticket_keys.h"
 #include "keyward/log.h"
 

@@ -26,6 +26,7 @@
 #include "keyward/protocol.h"
 #include "keyward/tls.h"
 #include "kw_tool.h"
+#include "kw_hex.h"
 
 typedef struct opts_s {
     kw_tool_opts_t t; /* --server --cert --key --ca */

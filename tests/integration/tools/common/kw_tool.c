@@ -19,6 +19,7 @@
 #include <openssl/x509.h>
 
 #include "keyward/tls.h"
+#include "kw_hex.h"
 
 /* Stores option ch (one of KW_TOOL_OPTIONS) in o. Returns 1 when ch was one of them, else 0. */
 static int tool_opt(int ch, const char *arg, kw_tool_opts_t *o)
