@@ -20,6 +20,7 @@
 #include <uv.h>
 
 #include "proxy_config.h"
+#include "proxy_tickets.h"
 #include "proxy_tls.h"
 
 #define KW_PROXY_READ_BUF   (64 * 1024)  /* one read from either side */
@@ -72,6 +73,7 @@ struct kw_proxy_s {
     uv_work_t refresh_work;
     kw_proxy_site_t *refresh_new; /* per site: the refetched site while a refresh runs */
     int refresh_on, refresh_busy;
+    kw_px_tickets_t *tickets; /* --tickets-from-keyserver / --session-context; NULL: neither */
 };
 
 struct kw_px_worker_s {
