@@ -119,7 +119,9 @@ static int ticket_cb(SSL *s, unsigned char key_name[16], unsigned char *iv, EVP_
     } else if (!dec_key(t, key_name, now, key, &renew)) {
         rc = 0;
     } else if (init_crypto(key, iv, cctx, hctx, 0)) {
-        rc = renew ? 2 : 1;
+        /* 2 also for every TLS 1.3 resumption, as nginx does: OpenSSL sends a TLS 1.3 client a
+         * new ticket after a resumed handshake only then, and clients use a ticket once. */
+        rc = renew || SSL_version(s) == TLS1_3_VERSION ? 2 : 1;
     }
     OPENSSL_cleanse(key, sizeof(key));
     return rc;

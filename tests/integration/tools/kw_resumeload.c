@@ -3,8 +3,10 @@
  * bench/tickets.sh (issue 19).
  *   kw_resumeload --edges IP:PORT[,IP:PORT...] --ca FILE [--servername NAME] [--count N]
  *                 [--returning PCT] [--threads T] [--tls 1.2|1.3]
- * Each thread keeps a pool of sessions it was given; each connection goes to a random edge and,
- * with probability PCT %, offers a random pooled session (from whichever edge issued it). Every
+ * Each thread keeps a pool of up to 64 clients' latest sessions; each connection goes to a random
+ * edge and, with probability PCT %, is a returning client offering its latest session (from
+ * whichever edge issued it), which its new session then replaces (OpenSSL clients use a TLS 1.3
+ * ticket once). Every
  * connection sends one HTTP/1.0 request and reads the reply (so TLS 1.3 tickets arrive), then
  * its session joins the pool. Prints "connections N resumed R seconds S handshakes_per_s H".
  */
@@ -70,13 +72,16 @@ static void *run(void *arg)
     unsigned seed = l->seed;
     for (unsigned i = 0; i < l->count; i++) {
         SSL_SESSION *offer = NULL;
-        if (n > 0 && (unsigned)rand_r(&seed) % 100 < l->pct)
-            offer = pool[(unsigned)rand_r(&seed) % n];
+        unsigned slot = n < POOL ? n : (unsigned)rand_r(&seed) % POOL; /* a new client */
+        if (n > 0 && (unsigned)rand_r(&seed) % 100 < l->pct) {
+            slot = (unsigned)rand_r(&seed) % n; /* a returning client: its latest session */
+            offer = pool[slot];
+        }
         SSL_SESSION *s = one(l, offer, &seed);
         if (s == NULL)
             continue;
-        unsigned slot = n < POOL ? n++ : (unsigned)rand_r(&seed) % POOL;
-        SSL_SESSION_free(pool[slot]);
+        n += slot == n;
+        SSL_SESSION_free(pool[slot]); /* TLS 1.3 tickets are single-use at OpenSSL clients */
         pool[slot] = s;
     }
     for (unsigned i = 0; i < n; i++)
