@@ -10,25 +10,24 @@
 #include <openssl/crypto.h>
 
 #include "fleet/fleet.h"
-#include "net/conn.h"
 #include "keystore/ticket_keys.h"
 #include "keyward/log.h"
 
 /* Logs (once per connection, like other denials) why the edge may not have the ticket keys. */
-static void log_denied(kw_ks_conn_t *c, kw_ks_verdict_t v, int enabled)
+static void log_denied(kw_ks_peer_t *p, kw_ks_verdict_t v, int enabled)
 {
-    if (c->edge == NULL || c->edge->denied_logged)
+    if (p->edge == NULL || p->edge->denied_logged)
         return;
-    c->edge->denied_logged = 1;
+    p->edge->denied_logged = 1;
     kw_warn("connection %llu from %s: edge '%s' is not authorised for the session-ticket keys "
             "(%s; further denials on this connection are only in the audit log)",
-            (unsigned long long)c->id, c->peer, c->edge->cn,
+            (unsigned long long)p->id, p->name, p->edge->cn,
             !enabled               ? "this key server has no --ticket-secret and no --upstream"
             : v == KW_KS_DENIED_OP ? "its rule names 'tickets' but its ops do not grant ticket-keys"
                                    : "no allow rule for it names the key spec 'tickets'");
 }
 
-static int reply_set(kw_ks_conn_t *c, const kw_msg_t *msg, const kw_ks_tickets_t *t)
+static int reply_set(kw_ks_peer_t *p, const kw_msg_t *msg, const kw_ks_tickets_t *t)
 {
     kw_ticket_keys_t set;
     uint8_t buf[KW_TICKET_KEYS_LEN];
@@ -41,22 +40,22 @@ static int reply_set(kw_ks_conn_t *c, const kw_msg_t *msg, const kw_ks_tickets_t
         kw_error("session-ticket keys: derivation failed (%d)", rc);
         return KW_ERR_INTERNAL;
     }
-    if (kw_ks_conn_reply(c, msg->id, KW_OP_RESPONSE, buf, len) != 0)
-        kw_ks_conn_close(c);
+    if (kw_ks_peer_reply(p, msg->id, KW_OP_RESPONSE, buf, len) != 0)
+        kw_ks_peer_close(p);
     OPENSSL_cleanse(buf, sizeof(buf));
     return 0;
 }
 
-int kw_ks_fleet_ticket_keys(kw_ks_conn_t *c, const kw_msg_t *msg, const kw_ks_audit_rec_t *rec)
+int kw_ks_fleet_ticket_keys(const kw_ks_fleet_t *f, kw_ks_peer_t *p, const kw_msg_t *msg,
+                            const kw_ks_audit_rec_t *rec)
 {
-    const kw_ks_fleet_t *f = &c->server->fleet;
-    kw_ks_verdict_t v = kw_ks_authz_check_tickets(f->authz, c->edge);
+    kw_ks_verdict_t v = kw_ks_authz_check_tickets(f->authz, p->edge);
     if (v != KW_KS_ALLOWED) {
-        log_denied(c, v, kw_ks_authz_op_enabled(f->authz, KW_OP_TICKET_KEYS));
+        log_denied(p, v, kw_ks_authz_op_enabled(f->authz, KW_OP_TICKET_KEYS));
         return KW_ERR_NOT_AUTHORISED;
     }
     if (f->tickets != NULL)
-        return reply_set(c, msg, f->tickets);
+        return reply_set(p, msg, f->tickets);
     if (f->upstream == NULL)
         return KW_ERR_NOT_AUTHORISED; /* 0xA4 is enabled only with a secret or an upstream */
     kw_msg_t copy;
@@ -66,6 +65,6 @@ int kw_ks_fleet_ticket_keys(kw_ks_conn_t *c, const kw_msg_t *msg, const kw_ks_au
     copy.has_opcode = 1;
     copy.hops = msg->hops;
     copy.has_hops = msg->has_hops;
-    uint8_t err = kw_ks_upstream_forward(f->upstream, c, &copy, rec);
+    uint8_t err = kw_ks_upstream_forward(f->upstream, p, &copy, rec);
     return err == 0 ? KW_KS_PENDING : err;
 }
