@@ -7,8 +7,10 @@
 # (run before and after the server runs; the mean is the reference). The load generator runs on
 # the same cores as the server, so the ratios are a lower bound of what a separate client gets.
 # Environment: SECONDS_PER_RUN (default 3), KW_BENCH_WORKERS (default: nproc),
-# KW_BENCH_RSA_CACHE=yes (run the server with --rsa-cache-factors yes: OpenSSL's cached p and q,
-# faster RSA; the default keeps them in the secure heap, docs/security.md).
+# KW_BENCH_RSA_CACHE=yes (run the server with --rsa-cache-factors yes: OpenSSL's cached p and q;
+# the default keeps them in the secure heap, docs/security.md), KW_BENCH_SPLIT=1 (per core: the
+# key server pinned to CPU 0 with one worker, the load generator to CPU 1, and `openssl speed` on
+# CPU 0 alone — issue 16's per-core figures), KW_BENCH_INFLIGHT (default "1 16 256").
 set -euo pipefail
 
 SRC=$(cd "$(dirname "$0")/.." && pwd)
@@ -22,7 +24,16 @@ RAWC=$BUILD/tests/kw_rawclient
 }
 SECS=${SECONDS_PER_RUN:-3}
 NPROC=$(nproc)
-WORKERS=${KW_BENCH_WORKERS:-$NPROC}
+SPLIT=${KW_BENCH_SPLIT:-0}
+KS_PIN=() CL_PIN=() SPEED_MULTI=(-multi "$NPROC") SPEED_PIN=()
+if [ "$SPLIT" = 1 ]; then
+    KS_PIN=(taskset -c 0) CL_PIN=(taskset -c 1) SPEED_MULTI=() SPEED_PIN=(taskset -c 0)
+    WORKERS=${KW_BENCH_WORKERS:-1}
+    NPROC=1 # the reference and the CPU per operation are per core
+else
+    WORKERS=${KW_BENCH_WORKERS:-$NPROC}
+fi
+INFLIGHT=${KW_BENCH_INFLIGHT:-1 16 256}
 TMP=$(mktemp -d /tmp/kwbench.XXXXXX)
 KS_PID=
 cleanup() {
@@ -34,7 +45,7 @@ trap cleanup EXIT
 sh "$SRC/scripts/make-pki.sh" "$TMP/pki" >/dev/null
 PKI=$TMP/pki
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()')
-"$KS" --listen "127.0.0.1:$PORT" --cert "$PKI/keyserver.crt" --key "$PKI/keyserver.key" \
+"${KS_PIN[@]}" "$KS" --listen "127.0.0.1:$PORT" --cert "$PKI/keyserver.crt" --key "$PKI/keyserver.key" \
     --ca "$PKI/ca.crt" --keys "$PKI/keys" --workers "$WORKERS" --max-inflight 4096 \
     --rsa-cache-factors "${KW_BENCH_RSA_CACHE:-no}" --log-level warn >"$TMP/ks.log" 2>&1 &
 KS_PID=$!
@@ -45,12 +56,12 @@ done
 
 # openssl speed: sign/s per algorithm (RSA-2048, ECDSA P-256, Ed25519).
 speed() {
-    openssl speed -multi "$NPROC" -seconds "$SECS" rsa2048 ecdsap256 ed25519 2>/dev/null |
+    "${SPEED_PIN[@]}" openssl speed "${SPEED_MULTI[@]}" -seconds "$SECS" rsa2048 ecdsap256 ed25519 2>/dev/null |
         awk '/^rsa 2048 bits/ {r=$6} /ecdsa \(nistp256\)/ {e=$7} /EdDSA \(Ed25519\)/ {d=$7}
              END {print r, e, d}'
 }
 
-echo "bench: openssl speed -multi $NPROC -seconds $SECS (before)..." >&2
+echo "bench: openssl speed ${SPEED_MULTI[*]} -seconds $SECS (before)..." >&2
 read -r RSA1 EC1 ED1 < <(speed)
 
 DIGEST=$(head -c 32 /dev/urandom | od -An -v -tx1 | tr -d ' \n')
@@ -63,7 +74,7 @@ run() { # name opcode keyname inflight
     fi
     local t0 t1
     t0=$(awk '{print $14 + $15}' "/proc/$KS_PID/stat")
-    out=$("$RAWC" --server "127.0.0.1:$PORT" --cert "$PKI/edge.crt" --key "$PKI/edge.key" \
+    out=$("${CL_PIN[@]}" "$RAWC" --server "127.0.0.1:$PORT" --cert "$PKI/edge.crt" --key "$PKI/edge.key" \
         --ca "$PKI/ca.crt" --bench --op "$2" --key-cert "$PKI/keys/$3.crt" \
         --payload-hex "$DIGEST" --connections "$conns" --inflight "$per" --seconds "$SECS")
     grep -q "errors=0 failed_connections=0" <<<"$out" || {
@@ -78,49 +89,60 @@ run() { # name opcode keyname inflight
         'BEGIN {printf "%.1f", t * 1e6 / hz / n}')
     echo "bench: $1 inflight $4: ${RES[$1:$4]} ops/s ($conns connection(s))" >&2
 }
-for n in 1 16 256; do
+for n in $INFLIGHT; do
     run rsa2048 0x05 rsa2048 "$n"
     run ecdsa-p256 0x15 ecdsa-p256 "$n"
     run ed25519 0x18 ed25519 "$n"
 done
 
-echo "bench: openssl speed -multi $NPROC -seconds $SECS (after)..." >&2
+echo "bench: openssl speed ${SPEED_MULTI[*]} -seconds $SECS (after)..." >&2
 read -r RSA2 EC2 ED2 < <(speed)
 mean() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.0f", (a + b) / 2}'; }
 declare -A REF=([rsa2048]=$(mean "$RSA1" "$RSA2") [ecdsa-p256]=$(mean "$EC1" "$EC2")
     [ed25519]=$(mean "$ED1" "$ED2"))
 declare -A TARGET=([rsa2048]=0.90 [ecdsa-p256]=0.80 [ed25519]=-)
+[ "$SPLIT" = 1 ] && TARGET[rsa2048]=0.95
 declare -A LABEL=([rsa2048]="RSA-2048 PKCS#1 SHA-256" [ecdsa-p256]="ECDSA P-256 SHA-256"
     [ed25519]="Ed25519")
+LAST=${INFLIGHT##* }
 
 CPU=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)
 echo
-echo "keyward-keyserver vs openssl speed -multi $NPROC ($SECS s runs, $WORKERS workers)"
-echo "machine: $NPROC x ${CPU:-unknown CPU}, $(openssl version | cut -d' ' -f1-2), $(uname -sr)"
+if [ "$SPLIT" = 1 ]; then
+    echo "keyward-keyserver on CPU 0 ($WORKERS worker), load on CPU 1, vs openssl speed on CPU 0" \
+        "($SECS s runs)"
+else
+    echo "keyward-keyserver vs openssl speed -multi $NPROC ($SECS s runs, $WORKERS workers)"
+fi
+echo "machine: $(nproc) x ${CPU:-unknown CPU}, $(openssl version | cut -d' ' -f1-2), $(uname -sr)"
+echo "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "openssl speed sign/s before/after: RSA $RSA1/$RSA2, P-256 $EC1/$EC2, Ed25519 $ED1/$ED2"
 echo
-printf '| %-24s | %-16s | %-9s | %-9s | %-9s | %-6s |\n' algorithm "openssl sign/s" \
-    "1 in fl." "16 in fl." "256 in fl." target
-printf '|%s|%s|%s|%s|%s|%s|\n' -------------------------- ------------------ ----------- \
-    ----------- ------------ --------
+hdr="| algorithm                | openssl sign/s   |"
+sep="|--------------------------|------------------|"
+for n in $INFLIGHT; do
+    hdr+=$(printf ' %-12s |' "$n in fl.")
+    sep+="--------------|"
+done
+echo "$hdr target |"
+echo "$sep--------|"
 for alg in rsa2048 ecdsa-p256 ed25519; do
-    cells=()
-    for n in 1 16 256; do
-        cells+=("$(awk -v s="${RES[$alg:$n]}" -v r="${REF[$alg]}" \
-            'BEGIN {printf "%.0f (%.2f)", s, s / r}')")
+    row=$(printf '| %-24s | %-16s |' "${LABEL[$alg]}" "${REF[$alg]}")
+    for n in $INFLIGHT; do
+        row+=$(awk -v s="${RES[$alg:$n]}" -v r="${REF[$alg]}" \
+            'BEGIN {printf " %-12s |", sprintf("%.0f (%.2f)", s, s / r)}')
     done
-    printf '| %-24s | %-16s | %-9s | %-9s | %-10s | %-6s |\n' "${LABEL[$alg]}" "${REF[$alg]}" \
-        "${cells[0]}" "${cells[1]}" "${cells[2]}" "${TARGET[$alg]}"
+    printf '%s %-6s |\n' "$row" "${TARGET[$alg]}"
 done
 echo
-echo "cells: server ops/s (ratio to openssl speed); target applies at 256 in flight"
+echo "cells: server ops/s (ratio to openssl speed); target applies at $LAST in flight"
 echo
-echo "CPU cost per operation (contention-independent): key server process, all threads, at 256"
-echo "in flight, against openssl speed's CPU time per signature (nproc / sign/s)"
+echo "CPU cost per operation (contention-independent): key server process, all threads, at $LAST"
+echo "in flight, against openssl speed's CPU time per signature ($NPROC / sign/s)"
 printf '| %-24s | %-14s | %-18s | %-10s |\n' algorithm "openssl us/op" "key server us/op" efficiency
 printf '|%s|%s|%s|%s|\n' -------------------------- ---------------- -------------------- ------------
 for alg in rsa2048 ecdsa-p256 ed25519; do
     raw=$(awk -v r="${REF[$alg]}" -v n="$NPROC" 'BEGIN {printf "%.1f", n * 1e6 / r}')
-    printf '| %-24s | %-14s | %-18s | %-10s |\n' "${LABEL[$alg]}" "$raw" "${CPU[$alg:256]}" \
-        "$(awk -v a="$raw" -v b="${CPU[$alg:256]}" 'BEGIN {printf "%.2f", a / b}')"
+    printf '| %-24s | %-14s | %-18s | %-10s |\n' "${LABEL[$alg]}" "$raw" "${CPU[$alg:$LAST]}" \
+        "$(awk -v a="$raw" -v b="${CPU[$alg:$LAST]}" 'BEGIN {printf "%.2f", a / b}')"
 done

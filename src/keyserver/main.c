@@ -9,6 +9,7 @@
 
 #include <uv.h>
 
+#include "config/check.h"
 #include "config/config.h"
 #include "keystore/hygiene.h"
 #include "keystore/keystore.h"
@@ -16,6 +17,7 @@
 #include "keyward/log.h"
 #include "keyward/version.h"
 #include "obs/metrics.h"
+#include "obs/ready.h"
 #include "config/pidfile.h"
 #include "keystore/pkcs11/pkcs11_store.h"
 #include "net/reload.h"
@@ -28,6 +30,7 @@ typedef struct app_s {
     kw_ks_p11_ctx_t *p11;
     kw_ks_metrics_t *metrics;
     kw_ks_metrics_http_t *http;
+    kw_ks_ready_t *ready;
     kw_keystore_t *store;
 } app_t;
 
@@ -35,6 +38,7 @@ static void cleanup(app_t *a)
 {
     kw_keystore_unref(a->store);
     kw_ks_metrics_http_stop(a->http);
+    kw_ks_ready_free(a->ready); /* after the endpoint that uses it */
     kw_ks_metrics_free(a->metrics);
     kw_ks_p11_ctx_free(a->p11);  /* after every store: tokens hold module references */
     kw_ks_hygiene_rsa_cleanup(); /* after every store too: RSA keys use its method */
@@ -47,18 +51,22 @@ static int prepare(const kw_ks_config_t *cfg, app_t *a)
 {
     char err[1024] = "";
     size_t skipped = 0;
-    size_t nkeys = 0;
+    size_t nkeys = 0, key_bytes = 0;
     /* Before anything secret enters memory: no core dump nor ptrace of a process of this uid
      * while keys (and PINs) are decoded. Again after --user, whose uid change resets the flag. */
     (void)kw_ks_hygiene_no_dumps();                          /* warns on failure */
     kw_ks_hygiene_rsa_cache_factors(cfg->rsa_cache_factors); /* before keys are decoded */
     kw_ks_hygiene_warn_root(cfg->user);
-    for (size_t i = 0; i < cfg->n_keys_dirs; i++)
+    for (size_t i = 0; i < cfg->n_keys_dirs; i++) {
         nkeys += kw_ks_hygiene_count_keys(cfg->keys_dirs[i]);
-    (void)kw_ks_hygiene_secure_heap(nkeys); /* before any key is decoded; warns on failure */
+        key_bytes += kw_ks_hygiene_key_bytes(cfg->keys_dirs[i]);
+    }
+    /* before any key is decoded; warns on failure */
+    (void)kw_ks_hygiene_secure_heap(nkeys, key_bytes);
     if (kw_ks_p11_ctx_new(&a->p11) != 0)
         return KW_ENOMEM;
     int rc = kw_ks_store_from_config(cfg, a->p11, &a->store, &skipped, err, sizeof(err));
+    (void)kw_ks_hygiene_secure_report(a->store != NULL ? kw_keystore_count(a->store) : 0);
     if (rc != 0) {
         kw_error("%s", err);
         return rc;
@@ -76,6 +84,12 @@ static int prepare(const kw_ks_config_t *cfg, app_t *a)
             return rc;
         }
         kw_ks_store_metrics(a->metrics, a->store);
+        rc = kw_ks_ready_new(cfg, a->metrics, &a->ready, err, sizeof(err));
+        if (rc != 0) {
+            kw_error("/ready: %s", err);
+            return rc;
+        }
+        kw_ks_metrics_http_set_ready(a->http, a->ready);
     }
     if (uv_loop_init(&a->loop) != 0)
         return KW_ENOMEM;
@@ -138,22 +152,33 @@ int main(int argc, char **argv)
         fprintf(stderr, "keyward-keyserver: %s\n", err);
         return 2;
     }
+    int check = kw_ks_check_take(&argc, argv);
     signal(SIGPIPE, SIG_IGN);
     kw_ks_config_defaults(&cfg);
     int rc = kw_ks_config_load(&cfg, argc, argv, err, sizeof(err));
     if (rc == 0)
         rc = kw_ks_config_validate(&cfg, err, sizeof(err));
     if (rc == 1) /* --help printed config.c's options; these are main's own */
-        printf("  --pid-file FILE             write the pid to FILE once listening (removed at\n"
+        printf("  --check-config              check the configuration like nginx -t: load the\n"
+               "                              identity and every key, check file permissions,\n"
+               "                              print what would run, exit 0 (ok) or 1\n"
+               "  --pid-file FILE             write the pid to FILE once listening (removed at\n"
                "                              exit); a command-line flag only\n"
                "  --version                   print the version and exit\n");
     if (rc != 0) {
         if (rc < 0)
             fprintf(stderr, "keyward-keyserver: %s\n", err);
+        if (rc < 0 && check)
+            fprintf(stderr, "keyward-keyserver: the configuration test failed\n");
         kw_ks_config_free(&cfg);
-        return rc == 1 ? 0 : 2;
+        return rc == 1 ? 0 : check ? 1 : 2;
     }
     kw_log_init("keyward-keyserver", cfg.log_level);
+    if (check) {
+        rc = kw_ks_check_config(&cfg, stderr);
+        kw_ks_config_free(&cfg);
+        return rc;
+    }
     rc = run(&cfg, argc, argv, pid_file);
     kw_ks_config_free(&cfg);
     return rc;

@@ -5,6 +5,7 @@
  */
 #include <signal.h>
 #include <stdio.h>
+#include <string.h>
 #include <sys/resource.h>
 
 #include <uv.h>
@@ -55,6 +56,17 @@ static void fit_nofile_limit(kw_proxy_config_t *cfg)
     cfg->max_connections = (unsigned)fit;
 }
 
+/* --check-config anywhere on the command line (also when parsing it failed). */
+static int check_wanted(int argc, char **argv)
+{
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--check-config") == 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     kw_proxy_config_t cfg;
@@ -74,6 +86,17 @@ int main(int argc, char **argv)
     if (rc == 0) {
         rc = kw_proxy_config_check(&cfg, err, sizeof(err));
     }
+    if (check_wanted(argc, argv)) { /* --check-config: 0 or 1, whatever failed */
+        if (rc != 0) {
+            fprintf(stderr, "keyward-proxy: %s\nkeyward-proxy: the configuration test failed\n",
+                    err);
+        } else {
+            kw_log_init("keyward-proxy", cfg.log_level);
+            rc = kw_proxy_check_config(&cfg, stderr);
+        }
+        kw_proxy_config_free(&cfg);
+        return rc == 0 ? 0 : 1;
+    }
     if (rc != 0) {
         fprintf(stderr, "keyward-proxy: %s\n(keyward-proxy --help lists the options)\n", err);
         kw_proxy_config_free(&cfg);
@@ -88,6 +111,9 @@ int main(int argc, char **argv)
         kw_error("%s", err);
         kw_proxy_config_free(&cfg);
         return 1;
+    }
+    if (kw_px_reload_start(proxy, argc, argv) != 0) {
+        kw_warn("cannot watch SIGHUP: reloading needs a restart");
     }
     rc = kw_proxy_run(proxy);
     kw_proxy_free(proxy);

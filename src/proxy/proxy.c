@@ -12,6 +12,7 @@
 #include "keyward/log.h"
 #include "proxy.h"
 #include "proxy_addr.h"
+#include "proxy_metrics.h"
 
 static void log_start(const kw_proxy_t *p)
 {
@@ -76,6 +77,9 @@ int kw_proxy_new(const kw_proxy_config_t *cfg, kw_proxy_t **out, char *err, size
     for (unsigned i = 0; rc == 0 && i < p->nworkers; i++) {
         rc = kw_px_worker_init(&p->workers[i], p, i, err, errlen);
     }
+    if (rc == 0 && cfg->metrics != NULL) {
+        rc = kw_px_metrics_start(p, cfg->metrics, err, errlen);
+    }
     if (rc == 0 && kw_px_refresh_start(p) != 0) {
         snprintf(err, errlen, "cannot start the certificate refresh timer");
         rc = KW_EIO;
@@ -135,12 +139,14 @@ void kw_proxy_free(kw_proxy_t *p)
     if (p == NULL) {
         return;
     }
+    kw_px_metrics_stop(p);
     for (unsigned i = 0; p->workers != NULL && i < p->nworkers; i++) {
         if (p->workers[i].proxy != NULL) {
             kw_px_worker_close(&p->workers[i]);
         }
     }
     free(p->workers);
+    kw_px_reload_free(p);
     free(p->refresh_new);
     kw_proxy_tls_cleanup(&p->tls);
     kw_px_tickets_free(p->tickets);

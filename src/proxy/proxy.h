@@ -13,6 +13,7 @@
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <sys/socket.h>
 
 #include <openssl/ssl.h>
@@ -74,6 +75,8 @@ struct kw_proxy_s {
     kw_proxy_site_t *refresh_new; /* per site: the refetched site while a refresh runs */
     int refresh_on, refresh_busy;
     kw_px_tickets_t *tickets; /* --tickets-from-keyserver / --session-context; NULL: neither */
+    struct kw_px_metrics_s *metrics; /* --metrics (proxy_metrics.c), or NULL */
+    struct kw_px_reload_s *reload;   /* SIGHUP reloads (proxy_reload.c), or NULL */
 };
 
 struct kw_px_worker_s {
@@ -122,6 +125,7 @@ struct kw_px_conn_s {
     BIO *wbio; /* ciphertext from SSL, for the client */
     struct sockaddr_storage peer, local;
     uint64_t last_active;
+    uint64_t keyop_us;  /* proxy_metrics.c: when the pending key operation began (0: none) */
     uint64_t ctl_since; /* proxy_guard.c: start of the current window, and its count */
     unsigned ctl_count;
     int handles; /* open libuv handles; the connection is freed at 0 */
@@ -138,6 +142,15 @@ int kw_proxy_new(const kw_proxy_config_t *cfg, kw_proxy_t **out, char *err, size
  * open connections finish within --drain-timeout-ms); worker 0 on the calling thread. */
 int kw_proxy_run(kw_proxy_t *proxy);
 void kw_proxy_free(kw_proxy_t *proxy);
+
+/* proxy_check.c: --check-config; prints what would run or why not to out. Returns 0 or 1. */
+int kw_proxy_check_config(const kw_proxy_config_t *cfg, FILE *out);
+
+/* proxy_reload.c: SIGHUP reloads the configuration (argv again) and the TLS state, keeping open
+ * connections; a failed reload keeps the running state and logs why. Start after kw_proxy_new;
+ * free after the workers are closed (kw_proxy_free does). */
+int kw_px_reload_start(kw_proxy_t *p, int argc, char **argv);
+void kw_px_reload_free(kw_proxy_t *p);
 
 /* proxy_refresh.c: refetches --cert-from-keyserver chains before they expire */
 int kw_px_refresh_start(kw_proxy_t *p); /* after the workers are set up */

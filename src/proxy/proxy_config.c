@@ -22,6 +22,7 @@ typedef enum opt_kind {
     OPT_LOGLEVEL,
     OPT_CONFIG,
     OPT_HELP,
+    OPT_CHECK,
 } opt_kind_t;
 
 typedef struct opt_def {
@@ -36,6 +37,9 @@ typedef struct opt_def {
 
 static const opt_def_t opts[] = {
     {"config", OPT_CONFIG, 0, "FILE", "YAML file with the options below (flags override it)"},
+    {"check-config", OPT_CHECK, 0, NULL,
+     "check the configuration like nginx -t: load every certificate and key, check file "
+     "permissions, print what would run, exit 0 (ok) or 1 (command line only)"},
     {"listen", OPT_STR, OFF(listen), "HOST:PORT",
      "where clients connect (default " KW_PROXY_DEFAULT_LISTEN ")"},
     {"cert", OPT_CERT, 0, "CERT[,KEY]",
@@ -85,6 +89,9 @@ static const opt_def_t opts[] = {
      "connections served at once; more are closed at accept (default 10000)"},
     {"keyserver-timeout-ms", OPT_UINT, OFF(keyserver_timeout_ms), "MS",
      "per key operation, retries included (default 5000)"},
+    {"metrics", OPT_STR, OFF(metrics), "HOST:PORT",
+     "serve Prometheus metrics at http://HOST:PORT/metrics and liveness at /health (keep it on a "
+     "private interface)"},
     {"log-level", OPT_LOGLEVEL, OFF(log_level), "LEVEL",
      "debug, info, warn or error (default info)"},
     {"help", OPT_HELP, 0, NULL, "this text"},
@@ -264,7 +271,7 @@ int kw_proxy_config_set(kw_proxy_config_t *cfg, const char *name, const char *va
                         size_t errlen)
 {
     const opt_def_t *o = find_opt(name);
-    if (o == NULL || o->kind == OPT_CONFIG || o->kind == OPT_HELP) {
+    if (o == NULL || o->kind == OPT_CONFIG || o->kind == OPT_HELP || o->kind == OPT_CHECK) {
         snprintf(err, errlen, "unknown option \"%s\" (see keyward-proxy --help)", name);
         return KW_ECONFIG;
     }
@@ -370,6 +377,10 @@ int kw_proxy_config_from_args(kw_proxy_config_t *cfg, int argc, char **argv, int
     while (rc == 0 && (c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
         if (c == 'h' || (c >= 256 && opts[c - 256].kind == OPT_HELP)) {
             *help = 1;
+            continue;
+        }
+        if (c >= 256 && opts[c - 256].kind == OPT_CHECK) {
+            cfg->check_config = 1;
             continue;
         }
         if (c < 256 || opts[c - 256].kind == OPT_CONFIG) {
@@ -490,5 +501,6 @@ void kw_proxy_usage(FILE *out)
         print_wrapped(out, opts[i].help);
     }
     fprintf(out, "\nThe same options go in a YAML file (--config) with '_' or '-' in the names.\n"
-                 "SIGINT/SIGTERM stop the proxy. See docs/proxy.md.\n");
+                 "SIGHUP reloads the configuration and certificates; SIGQUIT drains; "
+                 "SIGINT/SIGTERM stop.\nSee docs/proxy.md.\n");
 }

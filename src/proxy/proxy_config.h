@@ -45,6 +45,7 @@ typedef struct kw_proxy_config_s {
     char *client_key;
     char *ca;             /* CA of the key servers */
     char *provider;       /* path of keyward.so; NULL: next to the binary */
+    char *metrics;        /* HOST:PORT for /metrics and /health (proxy_metrics.c), or NULL */
     int proxy_protocol;   /* send a PROXY v2 header to the backend */
     int no_master_secret; /* TLS 1.2 RSA key exchange: ask for the PMS (0xA0), not the master
                              secret (0xA1); master-secret mode is the default */
@@ -60,6 +61,7 @@ typedef struct kw_proxy_config_s {
     int tickets_from_keyserver; /* fleet session-ticket keys from the key servers (0xA4) */
     char *session_context;      /* --session-context nginx|haproxy|TEXT; NULL: keyward-proxy's */
     unsigned cli_lists; /* internal: list options already replaced by the command line */
+    int check_config;   /* --check-config (command line only): check, print, exit */
 } kw_proxy_config_t;
 
 /* Fills in the defaults. */

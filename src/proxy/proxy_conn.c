@@ -18,6 +18,7 @@
 #include "keyward/log.h"
 #include "kw_eventfd.h"
 #include "proxy.h"
+#include "proxy_metrics.h"
 #include "proxy_addr.h"
 
 #define KW_PROXY_LINGER_MS 5000 /* graceful close: flush at most this long */
@@ -82,6 +83,7 @@ static void async_ref_update(kw_px_conn_t *c)
     if (c->async_wait && !c->async_ref) {
         c->async_ref = 1;
         c->handles++;
+        kw_px_metrics_waiting(w->proxy, 1);
         if (w->async_refs++ == 0) {
             uv_ref((uv_handle_t *)&w->ready); /* a completion is due: keep the loop running */
         }
@@ -90,6 +92,7 @@ static void async_ref_update(kw_px_conn_t *c)
         }
     } else if (!c->async_wait && c->async_ref) {
         c->async_ref = 0;
+        kw_px_metrics_waiting(w->proxy, -1);
         if (--w->async_refs == 0) {
             uv_unref((uv_handle_t *)&w->ready);
             async_pool_shrink(w); /* after ASYNC_start_job returned: no job in use */
@@ -153,6 +156,9 @@ static void on_timer(uv_timer_t *t)
     }
     if (!c->backend_up) {
         atomic_fetch_add(&c->worker->proxy->stats.timeouts, 1);
+        if (!c->hs_done) {
+            kw_px_metrics_handshake(c->worker->proxy, c->ssl, KW_PX_HS_TIMEOUT);
+        }
         kw_debug("connection %s: handshake timeout", c->hs_done ? "backend" : "TLS");
         kw_px_conn_close(c);
         return;
@@ -222,6 +228,7 @@ static void handshake_done(kw_px_conn_t *c)
     if (SSL_session_reused(c->ssl)) {
         atomic_fetch_add(&p->stats.resumed, 1);
     }
+    kw_px_metrics_handshake(p, c->ssl, KW_PX_HS_OK);
     kw_px_guard_start(c);
     if (c->backend_conn) {
         kw_px_splice_tunnel(c);
@@ -271,6 +278,7 @@ static void handshake_failed(kw_px_conn_t *c)
     char peer[64];
     char reason[512];
     atomic_fetch_add(&c->worker->proxy->stats.handshake_failures, 1);
+    kw_px_metrics_handshake(c->worker->proxy, c->ssl, KW_PX_HS_FAILED);
     kw_proxy_addr_str((struct sockaddr *)&c->peer, peer, sizeof(peer));
     first_error(reason, sizeof(reason));
     warn_handshake_failed(c->worker, peer, reason);
@@ -294,6 +302,7 @@ static void handshake_step(kw_px_conn_t *c, int err)
     } else if (err == SSL_ERROR_WANT_ASYNC_JOB) {
         /* The thread's job pool is at its bound (--max-connections paused handshakes). */
         atomic_fetch_add(&c->worker->proxy->stats.handshake_failures, 1);
+        kw_px_metrics_handshake(c->worker->proxy, c->ssl, KW_PX_HS_FAILED);
         kw_info("handshake refused: no ASYNC job left on this thread");
         kw_px_conn_close(c);
     } else {
@@ -306,9 +315,11 @@ static void handshake_step(kw_px_conn_t *c, int err)
 static void conn_handshake(kw_px_conn_t *c)
 {
     ERR_clear_error();
+    int was_waiting = c->async_wait;
     int rc = SSL_do_handshake(c->ssl);
     int err = rc == 1 ? SSL_ERROR_NONE : SSL_get_error(c->ssl, rc);
     c->async_wait = err == SSL_ERROR_WANT_ASYNC;
+    kw_px_metrics_keyop(c, was_waiting, c->async_wait);
     if (!c->zombie) {
         handshake_step(c, err);
     }

@@ -57,7 +57,13 @@ static int write_conf(FILE *f, const kw_proxy_config_t *cfg, const char *module)
     }
     fprintf(f, "[provider_sect]\ndefault = default_sect\nkeyward = keyward_sect\n"
                "[default_sect]\nactivate = 1\n[keyward_sect]\n");
-    fprintf(f, "module = \"%s\"\nactivate = 1\nservers = \"", module);
+    /* No path: no module line, so OpenSSL turns the name into keyward.so in its module directory
+     * (OPENSSL_MODULES or `openssl version -m`); a module line without a path would be taken as
+     * the file name itself ("keyward", no ".so") and fail. */
+    if (strcmp(module, "keyward") != 0) {
+        fprintf(f, "module = \"%s\"\n", module);
+    }
+    fprintf(f, "activate = 1\nservers = \"");
     for (size_t i = 0; i < cfg->keyservers.n; i++) {
         fprintf(f, "%s%s", i > 0 ? "," : "", cfg->keyservers.v[i]);
     }

@@ -62,10 +62,14 @@ static int servername_cb(SSL *ssl, int *alert, void *arg)
 static int alpn_cb(SSL *ssl, const unsigned char **out, unsigned char *outlen,
                    const unsigned char *in, unsigned int inlen, void *arg)
 {
-    const kw_proxy_tls_t *tls = arg;
+    kw_proxy_tls_t *tls = arg;
     unsigned char *sel = NULL;
-    if (SSL_select_next_proto(&sel, outlen, tls->alpn, (unsigned)tls->alpn_len, in, inlen) !=
-        OPENSSL_NPN_NEGOTIATED) {
+    pthread_rwlock_rdlock(&tls->lock); /* a reload may replace alpn (the old one is kept) */
+    int rc = tls->alpn == NULL ? OPENSSL_NPN_NO_OVERLAP
+                               : SSL_select_next_proto(&sel, outlen, tls->alpn,
+                                                       (unsigned)tls->alpn_len, in, inlen);
+    pthread_rwlock_unlock(&tls->lock);
+    if (rc != OPENSSL_NPN_NEGOTIATED) {
         return SSL_TLSEXT_ERR_ALERT_FATAL; /* RFC 7301 §3.2: no_application_protocol */
     }
     *out = sel;
@@ -135,9 +139,9 @@ static SSL_CTX *new_ctx(kw_proxy_tls_t *tls)
     /* Stateless tickets: any thread resumes any session without a cache or a key server. */
     SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
     SSL_CTX_set_tlsext_servername_callback(ctx, servername_cb);
-    SSL_CTX_set_tlsext_servername_arg(ctx, tls);
+    SSL_CTX_set_tlsext_servername_arg(ctx, tls->home != NULL ? tls->home : tls);
     if (tls->alpn != NULL) {
-        SSL_CTX_set_alpn_select_cb(ctx, alpn_cb, tls);
+        SSL_CTX_set_alpn_select_cb(ctx, alpn_cb, tls->home != NULL ? tls->home : tls);
     }
     if (!ok) {
         SSL_CTX_free(ctx);
@@ -417,7 +421,9 @@ static int add_fetched_sites(kw_proxy_tls_t *tls, const kw_proxy_config_t *cfg, 
 int kw_proxy_tls_init(kw_proxy_tls_t *tls, const kw_proxy_config_t *cfg,
                       SSL_async_callback_fn async_cb, char *err, size_t errlen)
 {
+    kw_proxy_tls_t *home = tls->home; /* the one field a caller sets first */
     memset(tls, 0, sizeof(*tls));
+    tls->home = home;
     tls->async_cb = async_cb;
     if (pthread_rwlock_init(&tls->lock, NULL) != 0) {
         snprintf(err, errlen, "cannot create a lock");

@@ -45,9 +45,13 @@ typedef struct kw_proxy_tls_s {
     uint8_t *alpn; /* ALPN protocols in wire format, NULL when not configured */
     size_t alpn_len;
     SSL_async_callback_fn async_cb; /* set on every SSL_CTX: a key operation completed */
+    /* The state the SNI and ALPN callbacks read: NULL for this one; the proxy's own when this
+     * one is built by a SIGHUP reload to be moved into it (proxy_reload.c). */
+    struct kw_proxy_tls_s *home;
 } kw_proxy_tls_t;
 
-/* Builds the library context and one SSL_CTX per certificate, loading every key (a remote key is
+/* Builds the library context and one SSL_CTX per certificate (tls is zeroed first, but for
+ * tls->home), loading every key (a remote key is
  * looked up on the key server here, so a missing key fails at start, not at the first client).
  * async_cb becomes every SSL_CTX's async callback (SSL_CTX_set_async_callback).
  * Returns 0 or a KW_E* code with a sentence in err. */

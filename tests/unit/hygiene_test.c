@@ -3,7 +3,8 @@
  * keys decoded from PEM (RSA bignums, EC scalar, Ed25519 bytes) are allocated in it; core dumps are
  * off; --user drops root for good (run as root: in a child, to nobody); an unknown user and root
  * itself are refused; after RSA operations through the key store and ops.c, no copy of p or q is
- * left in memory outside the secure heap (issue 20: OpenSSL's cached Montgomery contexts).
+ * left in memory outside the secure heap (issue 20: OpenSSL's cached Montgomery contexts); and the
+ * CRT step that keeps them there computes what OpenSSL computes (issue 16).
  */
 #include <setjmp.h>
 #include <stdio.h>
@@ -24,6 +25,8 @@
 #include <openssl/evp.h>
 #include <openssl/core_names.h>
 #include <openssl/pem.h>
+#include <openssl/rand.h>
+#include <openssl/rsa.h>
 
 #include "keystore/hygiene.h"
 #include "keystore/keystore_load.h"
@@ -52,11 +55,29 @@ static void check_decoded_in_secure_heap(BIO *pem, size_t min_bytes)
     BIO_free(pem);
 }
 
+/* Sized from the key files: twice their bytes plus 64 per key plus 256 KiB, a power of two of at
+ * least 1 MiB, at most the cap (issue 16: it was 64 KiB per key, capped at 1 GiB). */
+static void test_secure_heap_size(void **state)
+{
+    (void)state;
+    const size_t gib = (size_t)1 << 30, mib = (size_t)1 << 20;
+    assert_int_equal(kw_ks_hygiene_secure_heap_size(0, 0, gib), mib);
+    assert_int_equal(kw_ks_hygiene_secure_heap_size(7, 8000, gib), mib);
+    /* 100,000 P-256 keys of 241 bytes: 61 MB needed, 64 MiB (was: 1 GiB) */
+    assert_int_equal(kw_ks_hygiene_secure_heap_need(100000, 100000 * 241),
+                     2 * (100000 * 241 + 100000 * 64) + (256 << 10));
+    assert_int_equal(kw_ks_hygiene_secure_heap_size(100000, 100000 * 241, gib), 64 * mib);
+    /* 10,000 RSA-2048 keys of 1,704 bytes: 36 MB, 64 MiB */
+    assert_int_equal(kw_ks_hygiene_secure_heap_size(10000, 10000 * 1704, gib), 64 * mib);
+    assert_int_equal(kw_ks_hygiene_secure_heap_size(100000, 100000 * 3272, gib), gib);
+    assert_int_equal(kw_ks_hygiene_secure_heap_size(100000, 100000 * 241, 8 * mib), 8 * mib);
+}
+
 static void test_secure_heap(void **state)
 {
     (void)state;
     assert_int_equal(kw_ks_hygiene_count_keys("/nonexistent"), 0);
-    int rc = kw_ks_hygiene_secure_heap(3);
+    int rc = kw_ks_hygiene_secure_heap(3, 3 * 1704);
     assert_true(rc == 0 || rc == 1);
     assert_int_equal(CRYPTO_secure_malloc_initialized(), 1);
     /* RSA-2048: d (256 bytes) and p, q, dP, dQ, qInv (128 each) = 896 bytes of limbs. */
@@ -245,7 +266,7 @@ static void test_factors_stay_secure(void **state)
     skip(); /* the scan reads freed (poisoned) memory and ASan's shadow regions */
 #endif
     if (!CRYPTO_secure_malloc_initialized())
-        assert_true(kw_ks_hygiene_secure_heap(3) >= 0);
+        assert_true(kw_ks_hygiene_secure_heap(3, 3 * 1704) >= 0);
     assert_non_null(mkdtemp(key_dir));
     /* The key is made and used in children of a process that never held it. */
     assert_int_equal(in_child(child_write_key), 0);
@@ -257,13 +278,84 @@ static void test_factors_stay_secure(void **state)
     assert_int_equal(rc, 0);
 }
 
+/* out = in^d mod n (RSA_NO_PADDING) or the PKCS#1 SHA-256 signature of in (32 bytes). */
+static size_t rsa_private(EVP_PKEY *k, int raw, const uint8_t *in, size_t inlen, uint8_t *out)
+{
+    EVP_PKEY_CTX *c = EVP_PKEY_CTX_new(k, NULL);
+    size_t outlen = 512;
+    assert_non_null(c);
+    if (raw) {
+        assert_int_equal(EVP_PKEY_decrypt_init(c), 1);
+        assert_int_equal(EVP_PKEY_CTX_set_rsa_padding(c, RSA_NO_PADDING), 1);
+        assert_int_equal(EVP_PKEY_decrypt(c, out, &outlen, in, inlen), 1);
+    } else {
+        assert_int_equal(EVP_PKEY_sign_init(c), 1);
+        assert_int_equal(EVP_PKEY_CTX_set_rsa_padding(c, RSA_PKCS1_PADDING), 1);
+        assert_int_equal(EVP_PKEY_CTX_set_signature_md(c, EVP_sha256()), 1);
+        assert_int_equal(EVP_PKEY_sign(c, out, &outlen, in, inlen), 1);
+    }
+    EVP_PKEY_CTX_free(c);
+    return outlen;
+}
+
+/* The secure-heap key's CRT step (hygiene_rsa.c: both halves in one x2 exponentiation, n's
+ * context cached) gives OpenSSL's own results: raw decryptions of random blocks (including 0, 1
+ * and n - 1) and deterministic PKCS#1 signatures, for RSA-2048 (the AVX-512 IFMA size) and 3072. */
+static void test_rsa_crt_matches_openssl(void **state)
+{
+    (void)state;
+    if (!CRYPTO_secure_malloc_initialized())
+        assert_true(kw_ks_hygiene_secure_heap(3, 3 * 1704) >= 0);
+    kw_ks_hygiene_rsa_cache_factors(0);
+    const unsigned bits[2] = {2048, 3072};
+    for (int b = 0; b < 2; b++) {
+        EVP_PKEY *ref = EVP_RSA_gen(bits[b]);
+        assert_non_null(ref);
+        EVP_PKEY *k = ref;
+        assert_int_equal(EVP_PKEY_up_ref(ref), 1);
+        assert_int_equal(kw_ks_hygiene_rsa_uncached(&k), 0);
+        assert_ptr_not_equal(k, ref);
+        size_t klen = bits[b] / 8;
+        BIGNUM *n = NULL;
+        uint8_t nbuf[384];
+        assert_int_equal(EVP_PKEY_get_bn_param(ref, OSSL_PKEY_PARAM_RSA_N, &n), 1);
+        assert_int_equal(BN_bn2binpad(n, nbuf, (int)klen), (int)klen);
+        BN_free(n);
+        for (int i = 0; i < 60; i++) {
+            uint8_t in[384], want[512], got[512];
+            assert_int_equal(RAND_bytes(in, sizeof(in)), 1);
+            in[0] &= 0x7f; /* below n */
+            if (i == 0)
+                memset(in, 0, klen);
+            if (i == 1) {
+                memset(in, 0, klen);
+                in[klen - 1] = 1;
+            }
+            if (i == 2) {
+                memcpy(in, nbuf, klen);
+                in[klen - 1] -= 1; /* n is odd: n - 1 */
+            }
+            int raw = i % 2 == 0 || i < 3;
+            size_t inlen = raw ? klen : 32;
+            size_t wl = rsa_private(ref, raw, in, inlen, want);
+            size_t gl = rsa_private(k, raw, in, inlen, got);
+            assert_int_equal(gl, wl);
+            assert_memory_equal(got, want, wl);
+        }
+        EVP_PKEY_free(k);
+        EVP_PKEY_free(ref);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_secure_heap_size),
         cmocka_unit_test(test_secure_heap),
         cmocka_unit_test(test_no_dumps),
         cmocka_unit_test(test_drop_privileges),
         cmocka_unit_test(test_factors_stay_secure),
+        cmocka_unit_test(test_rsa_crt_matches_openssl),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -21,13 +21,40 @@
 /* Number of "*.key" files in dir (NULL: 0), to size the secure heap before loading them. */
 size_t kw_ks_hygiene_count_keys(const char *dir);
 
+/* Total size in bytes of the "*.key" files in dir (NULL: 0). */
+size_t kw_ks_hygiene_key_bytes(const char *dir);
+
 /*
- * Starts OpenSSL's secure heap sized for nkeys private keys (a power of two, at least 1 MiB),
- * so the bignums of RSA/EC keys and Ed25519 key bytes decoded afterwards live in locked,
- * non-dumpable memory. Returns 0 (locked), 1 (heap started but mlock failed, e.g.
- * RLIMIT_MEMLOCK: a warning is logged) or a negative KW_E* (not started: warning logged).
+ * The secure heap nkeys key files of key_bytes in all need: twice (a SIGHUP reload holds the old
+ * and the new store) the files' bytes plus 64 bytes a key, plus 256 KiB of slack; and the size
+ * the heap gets: the power of two ≥ 1 MiB that covers it, at most cap.
  */
-int kw_ks_hygiene_secure_heap(size_t nkeys);
+size_t kw_ks_hygiene_secure_heap_need(size_t nkeys, size_t key_bytes);
+size_t kw_ks_hygiene_secure_heap_size(size_t nkeys, size_t key_bytes, size_t cap);
+
+/*
+ * Starts OpenSSL's secure heap sized for nkeys private key files of key_bytes in all (see
+ * kw_ks_hygiene_secure_heap_size; the cap is 1 GiB, or KW_SECURE_HEAP_MAX_KIB from the
+ * environment — for tests and small machines — and a warning with the numbers says when the cap
+ * is below the need), so the bignums of RSA/EC keys and Ed25519 key bytes decoded afterwards
+ * live in locked, non-dumpable memory. Returns 0 (locked), 1 (heap started but mlock failed,
+ * e.g. RLIMIT_MEMLOCK: a warning is logged) or a negative KW_E* (not started: warning logged).
+ */
+int kw_ks_hygiene_secure_heap(size_t nkeys, size_t key_bytes);
+
+/*
+ * After a key failed to decode: 1 when the secure heap is started and has less than need bytes
+ * free — OpenSSL 3.0 then fails the decoding rather than use ordinary memory, so the key is not
+ * loaded; the caller says so and the key is counted for kw_ks_hygiene_secure_report. Else 0.
+ */
+int kw_ks_hygiene_secure_full(size_t need);
+
+/*
+ * After a key store load (start, SIGHUP): warns with the numbers (keys not loaded, KiB used of
+ * the heap, keys, bytes per key) when keys were refused for lack of secure heap, or when more
+ * than half the heap is used (a reload may not fit). Returns the keys refused since last time.
+ */
+size_t kw_ks_hygiene_secure_report(size_t nkeys);
 
 /* PR_SET_DUMPABLE 0 and RLIMIT_CORE 0. Returns 0 or KW_EIO (with a warning logged). */
 int kw_ks_hygiene_no_dumps(void);

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include <openssl/bio.h>
 #include <openssl/core_names.h>
@@ -39,6 +40,19 @@ static char *path_join(const char *dir, const char *name, const char *ext)
     return p;
 }
 
+/* A key refused because OpenSSL found no room in the secure heap (hygiene.h), like a bad file:
+ * not fatal, the other keys still load. */
+static int heap_full(const char *path, char *err, size_t errlen)
+{
+    snprintf(err, errlen,
+             "the secure heap is full (%zu KiB used), and a private key is never kept in "
+             "ordinary memory",
+             CRYPTO_secure_used() >> 10);
+    (void)path;
+    ERR_clear_error();
+    return KW_ECRYPTO;
+}
+
 static int read_private_key(const char *path, EVP_PKEY **out, char *err, size_t errlen)
 {
     char stdio_buf[4096]; /* stdio's buffer holds the PEM text: ours, so it can be cleansed */
@@ -55,9 +69,13 @@ static int read_private_key(const char *path, EVP_PKEY **out, char *err, size_t 
         return KW_EIO;
     }
     (void)kw_ks_hygiene_check_key_file(fileno(f), path); /* the file opened, not its name again */
+    struct stat st;
+    size_t file_len = fstat(fileno(f), &st) == 0 ? (size_t)st.st_size : 0;
     *out = PEM_read_bio_PrivateKey_ex(bio, NULL, no_password, NULL, NULL, NULL);
     BIO_free(bio); /* closes f */
     OPENSSL_cleanse(stdio_buf, sizeof(stdio_buf));
+    if (*out == NULL && kw_ks_hygiene_secure_full(file_len))
+        return heap_full(path, err, errlen);
     if (*out == NULL) {
         snprintf(err, errlen,
                  "%s is not a readable PEM private key (unencrypted PKCS#8 or "
@@ -249,7 +267,11 @@ int kw_ks_key_load(const char *dir, const char *name, kw_ks_key_t *key, kw_ks_na
     }
     /* Last: the certificate check above compares with the provider's key (hygiene.h). */
     if (rc == 0 && kw_ks_hygiene_rsa_uncached(&key->pkey) != 0) {
-        snprintf(err, errlen, "cannot set up %s without cached prime factors", key_path);
+        /* the re-decoded copy's bignums: about 4.5 times the modulus */
+        if (kw_ks_hygiene_secure_full(5 * key->max_out))
+            rc = heap_full(key_path, err, errlen);
+        else
+            snprintf(err, errlen, "cannot set up %s without cached prime factors", key_path);
         rc = KW_ECRYPTO;
     }
     if (rc != 0) {

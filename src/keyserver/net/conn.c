@@ -11,6 +11,7 @@
 
 #include "engine/request.h"
 #include "fleet/authz.h"
+#include "net/conn_idle.h"
 #include "keyward/error.h"
 #include "keyward/log.h"
 #include "net/admit.h"
@@ -76,6 +77,7 @@ void kw_ks_conn_close(kw_ks_conn_t *c)
     if (c->next != NULL)
         c->next->prev = c->prev;
     s->n_conns--;
+    kw_ks_conn_idle_forget(c);
     kw_ks_admit_leave(&s->admit, &c->adm);
     kw_ks_metrics_connections_add(s->eng.metrics, -1);
     kw_debug("connection %llu from %s closed", (unsigned long long)c->id, c->peer);
@@ -393,6 +395,7 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
         return;
     }
     c->last_active = uv_now(c->server->loop);
+    kw_ks_conn_idle_note(c); /* buffers are (re)allocated from here on */
     if (BIO_write(c->rbio, buf->base, (int)nread) != (int)nread) {
         kw_ks_conn_close(c);
         return;

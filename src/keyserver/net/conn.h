@@ -51,6 +51,9 @@ typedef struct kw_ks_conn_s {
     struct kw_ks_conn_s *prev; /* server->conns */
     struct kw_ks_conn_s *next;
     struct kw_ks_conn_s *next_dirty;
+    struct kw_ks_conn_s *held_prev; /* server->held: connections holding buffers (conn_idle.c) */
+    struct kw_ks_conn_s *held_next;
+    unsigned on_held_list : 1;
 } kw_ks_conn_t;
 
 /* Accepts one pending connection from the listener. */

@@ -22,6 +22,7 @@
 
 #include "keyward/error.h"
 #include "keyward/log.h"
+#include "keystore/hygiene.h"
 #include "net/reload.h"
 
 typedef struct reload_s {
@@ -115,6 +116,7 @@ static void build(reload_t *r, const kw_ks_config_t *cfg)
     size_t skipped = 0;
     int rc = kw_ks_store_from_config(cfg, r->server->p11, &r->store, &skipped, r->keys_err,
                                      sizeof(r->keys_err));
+    (void)kw_ks_hygiene_secure_report(r->store != NULL ? kw_keystore_count(r->store) : 0);
     if (rc == 0 && skipped > 0) {
         /* A broken file means the change is wrong: keep every key that works now. */
         snprintf(r->keys_err, sizeof(r->keys_err),

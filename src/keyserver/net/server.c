@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "net/conn.h"
+#include "net/conn_idle.h"
 #include "keyward/error.h"
 #include "keyward/log.h"
 #include "keyward/tls.h"
@@ -100,6 +101,7 @@ int kw_ks_server_init(kw_ks_server_t *s, uv_loop_t *loop, const kw_ks_config_t *
     uv_check_init(loop, &s->flush_check);
     s->flush_check.data = s;
     uv_check_start(&s->flush_check, on_check);
+    kw_ks_conn_idle_start(s);
     uv_signal_init(loop, &s->sig_term);
     uv_signal_init(loop, &s->sig_int);
     s->sig_term.data = s;
@@ -170,6 +172,7 @@ void kw_ks_server_stop(kw_ks_server_t *s)
     kw_ks_workers_stop(&s->eng.workers, NULL);
     on_check(&s->flush_check); /* drop dirty references */
     uv_close((uv_handle_t *)&s->flush_check, NULL);
+    kw_ks_conn_idle_stop(s);
     uv_close((uv_handle_t *)&s->sig_term, NULL);
     uv_close((uv_handle_t *)&s->sig_int, NULL);
     uv_close((uv_handle_t *)&s->sig_hup, NULL);

@@ -44,6 +44,8 @@ typedef struct kw_ks_server_s {
     size_t n_conns;
     kw_ks_admit_t admit;        /* handshake and edge budgets (admit.h) */
     struct kw_ks_conn_s *dirty; /* connections with output to flush; each entry holds a reference */
+    struct kw_ks_conn_s *held;  /* connections holding buffers, no reference (conn_idle.c) */
+    uv_timer_t idle_sweep;      /* releases the buffers of idle connections (conn_idle.c) */
     uint64_t next_conn_id;
     int listening;
     int stopping;

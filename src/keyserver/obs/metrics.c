@@ -407,3 +407,8 @@ int kw_ks_metrics_render(kw_ks_metrics_t *m, char **out, size_t *len)
     *len = b.len;
     return 0;
 }
+
+uint64_t kw_ks_metrics_keys(kw_ks_metrics_t *m)
+{
+    return m != NULL ? atomic_load_explicit(&m->keys, memory_order_relaxed) : 0;
+}

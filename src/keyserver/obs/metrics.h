@@ -42,6 +42,9 @@ void kw_ks_metrics_worker_busy(kw_ks_metrics_t *m, uint64_t ns);
 int kw_ks_metrics_set_keys(kw_ks_metrics_t *m, size_t keys, const kw_ks_metrics_cert_t *certs,
                            size_t n_certs);
 
+/* The key gauge (keys held now), for /ready. */
+uint64_t kw_ks_metrics_keys(kw_ks_metrics_t *m);
+
 /* A reload finished (ok = 1) or was refused (ok = 0). */
 void kw_ks_metrics_reload(kw_ks_metrics_t *m, int ok);
 
@@ -64,5 +67,8 @@ typedef struct kw_ks_metrics_http_s kw_ks_metrics_http_t;
 int kw_ks_metrics_http_start(kw_ks_metrics_t *m, const char *listen, const char *token_file,
                              kw_ks_metrics_http_t **out, char *err, size_t errlen);
 void kw_ks_metrics_http_stop(kw_ks_metrics_http_t *h);
+/* /ready answers with this probe (obs/ready.h; not owned; NULL: /ready says 503). */
+struct kw_ks_ready_s;
+void kw_ks_metrics_http_set_ready(kw_ks_metrics_http_t *h, struct kw_ks_ready_s *ready);
 
 #endif /* KW_METRICS_H */

@@ -1,12 +1,15 @@
 /*
  * The /metrics HTTP endpoint, served by libmicrohttpd from its own thread (so a slow scraper never
  * touches the key server's event loop): GET or HEAD /metrics answers the Prometheus text format,
- * any other path 404, any other method 405. With a token (--metrics-token-file) every request
- * needs "Authorization: Bearer TOKEN" (compared in constant time), else 401. Slow clients are
- * bounded: KW_METRICS_PER_IP connections per address, KW_METRICS_CONNS in all, and
- * KW_METRICS_IDLE_S without a byte closes a connection.
+ * /health 200 while the process serves (liveness), /ready 200 or 503 with the reason (readiness:
+ * obs/ready.h), any other path 404, any other method 405. /health and /ready need no token (load
+ * balancers and orchestrators probe them; they tell only "ok" or what is missing). With a token
+ * (--metrics-token-file) every request needs "Authorization: Bearer TOKEN" (compared in constant
+ * time), else 401. Slow clients are bounded: KW_METRICS_PER_IP connections per address,
+ * KW_METRICS_CONNS in all, and KW_METRICS_IDLE_S without a byte closes a connection.
  */
 #include <errno.h>
+#include <stdatomic.h>
 #include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,6 +25,7 @@
 #include "keyward/log.h"
 #include "kw_addr.h"
 #include "obs/metrics.h"
+#include "obs/ready.h"
 
 #define KW_METRICS_CONNS  64 /* connections at once */
 #define KW_METRICS_PER_IP 4  /* ... from one address */
@@ -32,7 +36,8 @@ struct kw_ks_metrics_http_s {
     struct MHD_Daemon *daemon;
     kw_ks_metrics_t *metrics;
     int has_token;
-    uint8_t token_hash[32]; /* SHA-256 of the bearer token */
+    uint8_t token_hash[32];              /* SHA-256 of the bearer token */
+    struct kw_ks_ready_s *_Atomic ready; /* set after the start (main.c) */
 };
 
 /* 1 when the request carries "Authorization: Bearer <the token>" (or no token is required).
@@ -133,10 +138,26 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0)
         return reply_text(conn, MHD_HTTP_METHOD_NOT_ALLOWED, (char *)"GET or HEAD only\n", 17,
                           MHD_RESPMEM_PERSISTENT);
+    if (strcmp(url, "/health") == 0)
+        return reply_text(conn, MHD_HTTP_OK, (char *)"ok\n", 3, MHD_RESPMEM_PERSISTENT);
+    if (strcmp(url, "/ready") == 0) {
+        char why[512] = "starting";
+        struct kw_ks_ready_s *r = atomic_load(&h->ready);
+        int ok = r != NULL && kw_ks_ready_check(r, why, sizeof(why) - 1);
+        size_t n = strlen(why);
+        why[n++] = '\n';
+        char *body = malloc(n);
+        if (body == NULL)
+            return MHD_NO;
+        memcpy(body, why, n);
+        return reply_text(conn, ok ? MHD_HTTP_OK : MHD_HTTP_SERVICE_UNAVAILABLE, body, n,
+                          MHD_RESPMEM_MUST_FREE);
+    }
     if (!authorised(h, conn))
         return reply_401(conn);
     if (strcmp(url, "/metrics") != 0)
-        return reply_text(conn, MHD_HTTP_NOT_FOUND, (char *)"not found: try /metrics\n", 24,
+        return reply_text(conn, MHD_HTTP_NOT_FOUND,
+                          (char *)"not found: try /metrics, /health or /ready\n", 43,
                           MHD_RESPMEM_PERSISTENT);
     char *body = NULL;
     size_t len = 0;
@@ -200,4 +221,10 @@ void kw_ks_metrics_http_stop(kw_ks_metrics_http_t *h)
     MHD_stop_daemon(h->daemon);
     OPENSSL_cleanse(h, sizeof(*h));
     free(h);
+}
+
+void kw_ks_metrics_http_set_ready(kw_ks_metrics_http_t *h, struct kw_ks_ready_s *ready)
+{
+    if (h != NULL)
+        atomic_store(&h->ready, ready);
 }

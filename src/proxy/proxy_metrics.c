@@ -1,0 +1,395 @@
+/*
+ * keyward-proxy metrics: handshakes by result, TLS version and key type, resumed vs full, the
+ * key-operation latency histogram, handshakes waiting on a key server, connections, backend
+ * failures, reloads and each certificate's expiry, in the Prometheus text format at /metrics;
+ * /health answers 200 while the process runs. libmicrohttpd serves them from its own thread,
+ * bounded like the key server's endpoint (connections, per address, idle time).
+ */
+#include "proxy_metrics.h"
+
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <microhttpd.h>
+#include <openssl/x509.h>
+
+#include "keyward/error.h"
+#include "keyward/log.h"
+#include "kw_clock.h"
+#include "proxy.h"
+#include "proxy_addr.h"
+
+#define KW_PXM_CONNS   32 /* HTTP connections at once */
+#define KW_PXM_PER_IP  4  /* ... from one address */
+#define KW_PXM_IDLE_S  3  /* a silent connection is closed */
+#define KW_PXM_RESULTS 3
+#define KW_PXM_VERS    3
+#define KW_PXM_KEYS    4
+#define KW_PXM_BUCKETS 14
+
+static const char *const result_names[KW_PXM_RESULTS] = {"ok", "failed", "timeout"};
+static const char *const version_names[KW_PXM_VERS] = {"TLSv1.2", "TLSv1.3", "none"};
+static const char *const key_names[KW_PXM_KEYS] = {"rsa", "ec", "ed25519", "none"};
+/* Key-operation latency bucket bounds, in microseconds (Prometheus prints them in seconds). */
+static const unsigned long bucket_us[KW_PXM_BUCKETS] = {250,    500,     1000,    2500,   5000,
+                                                        10000,  25000,   50000,   100000, 250000,
+                                                        500000, 1000000, 2500000, 5000000};
+
+struct kw_px_metrics_s {
+    struct MHD_Daemon *daemon;
+    kw_proxy_t *proxy;
+    atomic_ulong hs[KW_PXM_RESULTS][KW_PXM_VERS][KW_PXM_KEYS];
+    atomic_ulong resumed, full;
+    atomic_ulong keyop_bucket[KW_PXM_BUCKETS]; /* not cumulative: rendered as running sums */
+    atomic_ulong keyop_count, keyop_sum_us;
+    atomic_long waiting;
+    atomic_ulong reloads_ok, reloads_failed;
+};
+
+static int version_index(const SSL *ssl)
+{
+    switch (SSL_version(ssl)) {
+    case TLS1_2_VERSION:
+        return 0;
+    case TLS1_3_VERSION:
+        return 1;
+    default:
+        return 2;
+    }
+}
+
+static int key_index(SSL *ssl)
+{
+    X509 *cert = SSL_get_certificate(ssl);
+    EVP_PKEY *pub = cert != NULL ? X509_get0_pubkey(cert) : NULL;
+    switch (pub != NULL ? EVP_PKEY_get_base_id(pub) : 0) {
+    case EVP_PKEY_RSA:
+        return 0;
+    case EVP_PKEY_EC:
+        return 1;
+    case EVP_PKEY_ED25519:
+        return 2;
+    default:
+        return 3;
+    }
+}
+
+void kw_px_metrics_handshake(kw_proxy_t *p, SSL *ssl, kw_px_hs_result_t result)
+{
+    kw_px_metrics_t *m = p->metrics;
+    if (m == NULL || ssl == NULL) {
+        return;
+    }
+    int v = result == KW_PX_HS_OK ? version_index(ssl)
+                                  : (SSL_is_init_finished(ssl) ? version_index(ssl) : 2);
+    atomic_fetch_add(&m->hs[result][v][key_index(ssl)], 1);
+    if (result == KW_PX_HS_OK) {
+        atomic_fetch_add(SSL_session_reused(ssl) ? &m->resumed : &m->full, 1);
+    }
+}
+
+void kw_px_metrics_keyop(kw_px_conn_t *c, int was_waiting, int waits)
+{
+    kw_px_metrics_t *m = c->worker->proxy->metrics;
+    if (m == NULL || (!was_waiting && !waits)) {
+        return;
+    }
+    uint64_t now = kw_clock_us();
+    if (was_waiting && c->keyop_us != 0 && now >= c->keyop_us) {
+        unsigned long us = (unsigned long)(now - c->keyop_us);
+        size_t b = 0;
+        while (b < KW_PXM_BUCKETS && us > bucket_us[b]) {
+            b++;
+        }
+        if (b < KW_PXM_BUCKETS) {
+            atomic_fetch_add(&m->keyop_bucket[b], 1);
+        }
+        atomic_fetch_add(&m->keyop_count, 1);
+        atomic_fetch_add(&m->keyop_sum_us, us);
+    }
+    c->keyop_us = waits ? now : 0;
+}
+
+void kw_px_metrics_waiting(kw_proxy_t *p, int delta)
+{
+    if (p->metrics != NULL) {
+        atomic_fetch_add(&p->metrics->waiting, delta);
+    }
+}
+
+void kw_px_metrics_reload(kw_proxy_t *p, int ok)
+{
+    if (p->metrics != NULL) {
+        atomic_fetch_add(ok ? &p->metrics->reloads_ok : &p->metrics->reloads_failed, 1);
+    }
+}
+
+/* A growing text buffer; on allocation failure it records the failure and stops growing. */
+typedef struct buf_s {
+    char *p;
+    size_t len, cap;
+    int oom;
+} buf_t;
+
+static void put(buf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void put(buf_t *b, const char *fmt, ...)
+{
+    for (int tries = 0; tries < 2 && !b->oom; tries++) {
+        va_list ap;
+        va_start(ap, fmt);
+        int n = vsnprintf(b->p + b->len, b->cap - b->len, fmt, ap);
+        va_end(ap);
+        if (n < 0) {
+            b->oom = 1;
+            return;
+        }
+        if ((size_t)n < b->cap - b->len) {
+            b->len += (size_t)n;
+            return;
+        }
+        size_t cap = (b->cap + (size_t)n + 1) * 2;
+        char *np = realloc(b->p, cap);
+        if (np == NULL) {
+            b->oom = 1;
+            return;
+        }
+        b->p = np;
+        b->cap = cap;
+    }
+}
+
+/* A label value: the subject's CN (or the one-line subject), with '"' and '\' left out. */
+static void subject_label(X509 *leaf, char *out, size_t outlen)
+{
+    char raw[256] = "";
+    X509_NAME *name = X509_get_subject_name(leaf);
+    if (X509_NAME_get_text_by_NID(name, NID_commonName, raw, sizeof(raw)) <= 0) {
+        X509_NAME_oneline(name, raw, sizeof(raw));
+    }
+    size_t j = 0;
+    for (size_t i = 0; raw[i] != '\0' && j + 1 < outlen; i++) {
+        if (raw[i] != '"' && raw[i] != '\\' && raw[i] != '\n') {
+            out[j++] = raw[i];
+        }
+    }
+    out[j] = '\0';
+}
+
+static void render_handshakes(buf_t *b, kw_px_metrics_t *m)
+{
+    put(b,
+        "# HELP keyward_proxy_handshakes_total TLS handshakes by result, TLS version and key type "
+        "of the certificate.\n# TYPE keyward_proxy_handshakes_total counter\n");
+    for (int r = 0; r < KW_PXM_RESULTS; r++) {
+        for (int v = 0; v < KW_PXM_VERS; v++) {
+            for (int k = 0; k < KW_PXM_KEYS; k++) {
+                unsigned long n = atomic_load(&m->hs[r][v][k]);
+                if (n != 0 || (r == 0 && v < 2 && k < 2)) {
+                    put(b,
+                        "keyward_proxy_handshakes_total{result=\"%s\",version=\"%s\","
+                        "key_type=\"%s\"} %lu\n",
+                        result_names[r], version_names[v], key_names[k], n);
+                }
+            }
+        }
+    }
+    put(b,
+        "# HELP keyward_proxy_handshakes_mode_total Completed handshakes: full, or resumed "
+        "from a session (no key operation).\n# TYPE keyward_proxy_handshakes_mode_total "
+        "counter\nkeyward_proxy_handshakes_mode_total{mode=\"full\"} %lu\n"
+        "keyward_proxy_handshakes_mode_total{mode=\"resumed\"} %lu\n",
+        atomic_load(&m->full), atomic_load(&m->resumed));
+    put(b, "# HELP keyward_proxy_key_operation_seconds Time a handshake waited for a key server's "
+           "answer, per key operation.\n# TYPE keyward_proxy_key_operation_seconds histogram\n");
+    unsigned long cum = 0;
+    for (size_t i = 0; i < KW_PXM_BUCKETS; i++) {
+        cum += atomic_load(&m->keyop_bucket[i]);
+        put(b, "keyward_proxy_key_operation_seconds_bucket{le=\"%g\"} %lu\n",
+            (double)bucket_us[i] / 1e6, cum);
+    }
+    unsigned long count = atomic_load(&m->keyop_count);
+    put(b,
+        "keyward_proxy_key_operation_seconds_bucket{le=\"+Inf\"} %lu\n"
+        "keyward_proxy_key_operation_seconds_sum %.6f\nkeyward_proxy_key_operation_seconds_count "
+        "%lu\n",
+        count, (double)atomic_load(&m->keyop_sum_us) / 1e6, count);
+    long waiting = atomic_load(&m->waiting);
+    put(b,
+        "# HELP keyward_proxy_handshakes_waiting Handshakes paused on a key server's answer "
+        "now.\n# TYPE keyward_proxy_handshakes_waiting gauge\nkeyward_proxy_handshakes_waiting "
+        "%ld\n",
+        waiting > 0 ? waiting : 0);
+}
+
+static void render_conns(buf_t *b, kw_proxy_t *p)
+{
+    kw_proxy_stats_t *s = &p->stats;
+    put(b,
+        "# HELP keyward_proxy_connections Client connections open now.\n"
+        "# TYPE keyward_proxy_connections gauge\nkeyward_proxy_connections %u\n"
+        "# HELP keyward_proxy_connections_total Client connections accepted.\n"
+        "# TYPE keyward_proxy_connections_total counter\nkeyward_proxy_connections_total %lu\n"
+        "# HELP keyward_proxy_connections_refused_total Connections closed at accept (over "
+        "max_connections).\n# TYPE keyward_proxy_connections_refused_total counter\n"
+        "keyward_proxy_connections_refused_total %lu\n"
+        "# HELP keyward_proxy_backend_failures_total Backend connects or streams that failed.\n"
+        "# TYPE keyward_proxy_backend_failures_total counter\n"
+        "keyward_proxy_backend_failures_total %lu\n"
+        "# HELP keyward_proxy_floods_total Clients closed for TLS messages without data.\n"
+        "# TYPE keyward_proxy_floods_total counter\nkeyward_proxy_floods_total %lu\n",
+        atomic_load(&p->nconns), atomic_load(&s->accepted), atomic_load(&s->refused),
+        atomic_load(&s->backend_failures), atomic_load(&s->floods));
+    put(b,
+        "# HELP keyward_proxy_reloads_total SIGHUP reloads: ok, or failed (the running state "
+        "kept).\n# TYPE keyward_proxy_reloads_total counter\n"
+        "keyward_proxy_reloads_total{result=\"ok\"} %lu\n"
+        "keyward_proxy_reloads_total{result=\"failed\"} %lu\n",
+        atomic_load(&p->metrics->reloads_ok), atomic_load(&p->metrics->reloads_failed));
+}
+
+static void render_certs(buf_t *b, kw_proxy_t *p)
+{
+    put(b, "# HELP keyward_proxy_certificate_expiry_timestamp_seconds When each served "
+           "certificate expires (notAfter, Unix time).\n"
+           "# TYPE keyward_proxy_certificate_expiry_timestamp_seconds gauge\n");
+    pthread_rwlock_rdlock(&p->tls.lock);
+    for (size_t i = 0; i < p->tls.nsites; i++) {
+        char subject[256];
+        if (p->tls.sites[i].leaf == NULL) {
+            continue;
+        }
+        subject_label(p->tls.sites[i].leaf, subject, sizeof(subject));
+        put(b,
+            "keyward_proxy_certificate_expiry_timestamp_seconds{index=\"%zu\",subject=\"%s\"} "
+            "%lld\n",
+            i + 1, subject, (long long)p->tls.sites[i].not_after);
+    }
+    pthread_rwlock_unlock(&p->tls.lock);
+}
+
+int kw_px_metrics_render(kw_proxy_t *p, char **out, size_t *len)
+{
+    buf_t b = {0};
+    b.cap = 4096;
+    b.p = malloc(b.cap);
+    if (b.p == NULL || p->metrics == NULL) {
+        free(b.p);
+        return KW_ENOMEM;
+    }
+    b.p[0] = '\0';
+    render_handshakes(&b, p->metrics);
+    render_conns(&b, p);
+    render_certs(&b, p);
+    if (b.oom) {
+        free(b.p);
+        return KW_ENOMEM;
+    }
+    *out = b.p;
+    *len = b.len;
+    return 0;
+}
+
+static enum MHD_Result reply(struct MHD_Connection *conn, unsigned status, char *body, size_t len,
+                             enum MHD_ResponseMemoryMode mode, const char *type)
+{
+    struct MHD_Response *r = MHD_create_response_from_buffer(len, body, mode);
+    if (r == NULL) {
+        if (mode == MHD_RESPMEM_MUST_FREE) {
+            free(body);
+        }
+        return MHD_NO;
+    }
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, type);
+    enum MHD_Result ret = MHD_queue_response(conn, status, r);
+    MHD_destroy_response(r);
+    return ret;
+}
+
+#define TEXT "text/plain; charset=utf-8"
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
+                                  const char *method, const char *version, const char *upload,
+                                  size_t *upload_size, void **con_cls)
+{
+    kw_proxy_t *p = cls;
+    (void)version;
+    (void)upload;
+    if (*con_cls == NULL) { /* first call: headers only */
+        *con_cls = p;
+        return MHD_YES;
+    }
+    if (*upload_size != 0) {
+        *upload_size = 0; /* request bodies are ignored */
+        return MHD_YES;
+    }
+    if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0) {
+        return reply(conn, MHD_HTTP_METHOD_NOT_ALLOWED, (char *)"GET or HEAD only\n", 17,
+                     MHD_RESPMEM_PERSISTENT, TEXT);
+    }
+    if (strcmp(url, "/health") == 0) {
+        return reply(conn, MHD_HTTP_OK, (char *)"ok\n", 3, MHD_RESPMEM_PERSISTENT, TEXT);
+    }
+    if (strcmp(url, "/metrics") != 0) {
+        return reply(conn, MHD_HTTP_NOT_FOUND, (char *)"not found: try /metrics or /health\n", 35,
+                     MHD_RESPMEM_PERSISTENT, TEXT);
+    }
+    char *body = NULL;
+    size_t len = 0;
+    if (kw_px_metrics_render(p, &body, &len) != 0) {
+        return reply(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, (char *)"out of memory\n", 14,
+                     MHD_RESPMEM_PERSISTENT, TEXT);
+    }
+    return reply(conn, MHD_HTTP_OK, body, len, MHD_RESPMEM_MUST_FREE,
+                 "text/plain; version=0.0.4; charset=utf-8");
+}
+
+int kw_px_metrics_start(kw_proxy_t *p, const char *listen, char *err, size_t errlen)
+{
+    struct sockaddr_storage addr;
+    socklen_t addrlen = 0;
+    char why[256];
+    if (kw_proxy_resolve(listen, 1, &addr, &addrlen, why, sizeof(why)) != 0) {
+        snprintf(err, errlen, "--metrics %s: %s", listen, why);
+        return KW_ECONFIG;
+    }
+    kw_px_metrics_t *m = calloc(1, sizeof(*m));
+    if (m == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return KW_ENOMEM;
+    }
+    m->proxy = p;
+    p->metrics = m; /* before the daemon: a request may come at once */
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL;
+    if (addr.ss_family == AF_INET6) {
+        flags |= MHD_USE_IPv6;
+    }
+    m->daemon = MHD_start_daemon(flags, 0, NULL, NULL, on_request, p, MHD_OPTION_SOCK_ADDR,
+                                 (struct sockaddr *)&addr, MHD_OPTION_CONNECTION_LIMIT,
+                                 (unsigned)KW_PXM_CONNS, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+                                 (unsigned)KW_PXM_PER_IP, MHD_OPTION_CONNECTION_TIMEOUT,
+                                 (unsigned)KW_PXM_IDLE_S, MHD_OPTION_END);
+    if (m->daemon == NULL) {
+        snprintf(err, errlen, "--metrics %s: cannot listen there (address in use or not local?)",
+                 listen);
+        p->metrics = NULL;
+        free(m);
+        return KW_EIO;
+    }
+    kw_info("metrics at http://%s/metrics, liveness at /health (no token: keep it on a private "
+            "interface)",
+            listen);
+    return 0;
+}
+
+void kw_px_metrics_stop(kw_proxy_t *p)
+{
+    if (p->metrics == NULL) {
+        return;
+    }
+    MHD_stop_daemon(p->metrics->daemon);
+    free(p->metrics);
+    p->metrics = NULL;
+}
