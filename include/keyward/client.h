@@ -147,6 +147,16 @@ typedef struct kw_server_stats_s {
 /* Fills up to max entries and returns the number of servers (which may exceed max). */
 size_t kw_client_stats(kw_client_t *client, kw_server_stats_t *out, size_t max);
 
+/*
+ * Addition: the fleet's session-ticket keys (0xA4; protocol.h kw_ticket_keys_t), blocking. The
+ * key server answers only edges an allow rule grants `tickets`. Returns 0 with *out filled (the
+ * caller cleanses it when done), KW_EREMOTE with *remote_err (0x40: not authorised or no
+ * --ticket-secret on the key server), KW_EFORMAT for a reply that is not a valid key set, or a
+ * transport error as kw_client_call. remote_err may be NULL. Asynchronous callers submit a
+ * message with opcode KW_OP_TICKET_KEYS themselves and decode with kw_ticket_keys_decode.
+ */
+int kw_ticket_keys(kw_client_t *client, kw_ticket_keys_t *out, uint8_t *remote_err);
+
 #ifdef __cplusplus
 }
 #endif

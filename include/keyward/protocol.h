@@ -27,13 +27,13 @@ extern "C" {
 #define KW_ITEM_HDR_LEN  3
 #define KW_GOKEYLESS_PAD 1024 /* gokeyless clients pad every frame to this many bytes */
 
-#define KW_DIGEST_LEN        32 /* SHA-256 of the SubjectPublicKeyInfo DER */
-#define KW_SKI_LEN           20 /* SHA-1 of the subjectPublicKey BIT STRING contents */
-#define KW_TLS_RANDOM_LEN    32
-#define KW_TLS_PMS_LEN       48
-#define KW_TLS_MASTER_LEN    48
-#define KW_DEFAULT_PORT      2407
-#define KW_DEFAULT_MAX_HOPS  4
+#define KW_DIGEST_LEN       32 /* SHA-256 of the SubjectPublicKeyInfo DER */
+#define KW_SKI_LEN          20 /* SHA-1 of the subjectPublicKey BIT STRING contents */
+#define KW_TLS_RANDOM_LEN   32
+#define KW_TLS_PMS_LEN      48
+#define KW_TLS_MASTER_LEN   48
+#define KW_DEFAULT_PORT     2407
+#define KW_DEFAULT_MAX_HOPS 4
 
 /* Item tags. 0x01-0x20 are the Keyless SSL tags; 0xC0 and up are keyward's own. */
 typedef enum kw_tag {
@@ -76,10 +76,11 @@ typedef enum kw_opcode {
     KW_OP_RSA_PSS_SIGN_SHA256 = 0x35,
     KW_OP_RSA_PSS_SIGN_SHA384 = 0x36,
     KW_OP_RSA_PSS_SIGN_SHA512 = 0x37,
-    KW_OP_TLS_RSA_DECRYPT = 0xA0,   /* implicit rejection; extra = ClientHello version (2 bytes) */
-    KW_OP_TLS12_MASTER = 0xA1,      /* master-secret mode */
-    KW_OP_GET_CERT_CHAIN = 0xA2,    /* by digest, SKI or SNI; reply: concatenated DER certs */
-    KW_OP_LIST_KEYS = 0xA3,         /* reply: concatenated 32-byte digests */
+    KW_OP_TLS_RSA_DECRYPT = 0xA0, /* implicit rejection; extra = ClientHello version (2 bytes) */
+    KW_OP_TLS12_MASTER = 0xA1,    /* master-secret mode */
+    KW_OP_GET_CERT_CHAIN = 0xA2,  /* by digest, SKI or SNI; reply: concatenated DER certs */
+    KW_OP_LIST_KEYS = 0xA3,       /* reply: concatenated 32-byte digests */
+    KW_OP_TICKET_KEYS = 0xA4,     /* session-ticket keys; reply: kw_ticket_keys_encode */
     KW_OP_RESPONSE = 0xF0,
     KW_OP_PING = 0xF1,
     KW_OP_PONG = 0xF2,
@@ -109,6 +110,48 @@ typedef enum kw_prf_digest {
     KW_PRF_SHA256 = 0x01,
     KW_PRF_SHA384 = 0x02,
 } kw_prf_digest_t;
+
+/*
+ * 0xA4 session-ticket keys (docs/keyserver.md "Ticket keys"). The request carries no key id and
+ * no payload; the reply's payload is, big-endian:
+ *   version u8 = 1 | count u8 = 3 | rotation_s u32 | server_time u64 (Unix seconds)
+ *   count x { epoch u64 | not_before u64 | not_after u64 | key 80 bytes }
+ * for epochs e-1, e, e+1 in that order, e = floor(server_time / rotation_s); epoch k is the one to
+ * encrypt with during [not_before, not_after) = [k*rotation_s, (k+1)*rotation_s). A key is nginx's
+ * 80-byte ssl_session_ticket_key layout: name 16 | HMAC-SHA256 key 32 | AES-256-CBC key 32.
+ */
+#define KW_TICKET_NAME_LEN     16
+#define KW_TICKET_HMAC_LEN     32
+#define KW_TICKET_AES_LEN      32
+#define KW_TICKET_KEY_LEN      80 /* name | HMAC key | AES key */
+#define KW_TICKET_EPOCHS       3  /* e-1, e, e+1 */
+#define KW_TICKET_KEYS_VERSION 1
+#define KW_TICKET_KEYS_LEN     (14 + KW_TICKET_EPOCHS * (24 + KW_TICKET_KEY_LEN)) /* 326 */
+
+typedef struct kw_ticket_key_s {
+    uint64_t epoch;
+    uint64_t not_before; /* Unix seconds: this key encrypts from here ... */
+    uint64_t not_after;  /* ... to here (exclusive) */
+    uint8_t key[KW_TICKET_KEY_LEN];
+} kw_ticket_key_t;
+
+/* A set of ticket keys: keys[0] = e-1, keys[1] = e (current), keys[2] = e+1. Secret: cleanse it
+ * (OPENSSL_cleanse) when done. */
+typedef struct kw_ticket_keys_s {
+    uint32_t rotation_s;
+    uint64_t server_time;
+    kw_ticket_key_t keys[KW_TICKET_EPOCHS];
+} kw_ticket_keys_t;
+
+/* Encodes set into out (cap bytes, at least KW_TICKET_KEYS_LEN). Returns 0 or KW_ETOOBIG. */
+int kw_ticket_keys_encode(const kw_ticket_keys_t *set, uint8_t *out, size_t cap, size_t *out_len);
+
+/*
+ * Decodes a 0xA4 reply payload. Returns 0, or KW_EFORMAT when the length, version or count is
+ * wrong, rotation_s is 0, the epochs are not consecutive or a key's times are not
+ * [epoch*rotation_s, (epoch+1)*rotation_s). out is zeroed on failure.
+ */
+int kw_ticket_keys_decode(const uint8_t *p, size_t len, kw_ticket_keys_t *out);
 
 /* A view of bytes inside a frame buffer. present is 1 when the item was in the frame. */
 typedef struct kw_bytes_s {

@@ -13,5 +13,6 @@ int kw_cmd_keygen(int argc, char **argv);
 int kw_cmd_bench(int argc, char **argv);
 int kw_cmd_stub(int argc, char **argv); /* src/cli/cmd_stub.c, owned by the provider work */
 int kw_cmd_demo(int argc, char **argv);
+int kw_cmd_tickets(int argc, char **argv); /* fleet session-ticket keys for nginx/HAProxy */
 
 #endif /* KW_CLI_COMMANDS_H */

@@ -22,6 +22,7 @@ static const kw_command_t kw_commands[] = {
     {"stub", kw_cmd_stub, "write a key stub file for a site certificate"},
     {"bench", kw_cmd_bench, "load generator: operations per second against key servers"},
     {"demo", kw_cmd_demo, "run the whole system on loopback and show what it does"},
+    {"tickets", kw_cmd_tickets, "write the fleet's session-ticket keys for nginx or HAProxy"},
 };
 
 #define N_COMMANDS (sizeof(kw_commands) / sizeof(kw_commands[0]))

@@ -58,6 +58,17 @@ int kw_reader_u32(kw_reader_t *r, uint32_t *out)
     return 0;
 }
 
+int kw_reader_u64(kw_reader_t *r, uint64_t *out)
+{
+    const uint8_t *p;
+    KW_GUARD(kw_reader_take(r, 8, &p));
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v = v << 8 | p[i];
+    *out = v;
+    return 0;
+}
+
 int kw_reader_copy(kw_reader_t *r, void *out, size_t n)
 {
     const uint8_t *p;

@@ -32,6 +32,7 @@ size_t kw_reader_offset(const kw_reader_t *r);
 KW_WARN_UNUSED int kw_reader_u8(kw_reader_t *r, uint8_t *out);
 KW_WARN_UNUSED int kw_reader_u16(kw_reader_t *r, uint16_t *out);
 KW_WARN_UNUSED int kw_reader_u32(kw_reader_t *r, uint32_t *out);
+KW_WARN_UNUSED int kw_reader_u64(kw_reader_t *r, uint64_t *out);
 
 /* Takes the next n bytes as a view (*out points into the buffer). 0 or KW_ESHORT. */
 KW_WARN_UNUSED int kw_reader_take(kw_reader_t *r, size_t n, const uint8_t **out);

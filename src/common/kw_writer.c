@@ -60,6 +60,15 @@ int kw_writer_u32(kw_writer_t *w, uint32_t v)
     return 0;
 }
 
+int kw_writer_u64(kw_writer_t *w, uint64_t v)
+{
+    uint8_t *p = writer_reserve(w, 8);
+    KW_ENSURE(p != NULL, KW_ETOOBIG);
+    for (int i = 0; i < 8; i++)
+        p[i] = (uint8_t)(v >> (56 - 8 * i));
+    return 0;
+}
+
 int kw_writer_bytes(kw_writer_t *w, const void *src, size_t n)
 {
     if (n == 0)

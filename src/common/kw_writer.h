@@ -29,6 +29,7 @@ size_t kw_writer_space(const kw_writer_t *w);
 KW_WARN_UNUSED int kw_writer_u8(kw_writer_t *w, uint8_t v);
 KW_WARN_UNUSED int kw_writer_u16(kw_writer_t *w, uint16_t v);
 KW_WARN_UNUSED int kw_writer_u32(kw_writer_t *w, uint32_t v);
+KW_WARN_UNUSED int kw_writer_u64(kw_writer_t *w, uint64_t v);
 
 /* Appends n bytes from src (src may be NULL when n is 0). 0 or KW_ETOOBIG. */
 KW_WARN_UNUSED int kw_writer_bytes(kw_writer_t *w, const void *src, size_t n);

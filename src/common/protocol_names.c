@@ -34,6 +34,7 @@ static const kw_name_t kw_opcode_names[] = {
     {KW_OP_TLS12_MASTER, "tls12-master-secret"},
     {KW_OP_GET_CERT_CHAIN, "get-cert-chain"},
     {KW_OP_LIST_KEYS, "list-keys"},
+    {KW_OP_TICKET_KEYS, "ticket-keys"},
     {KW_OP_RESPONSE, "response"},
     {KW_OP_PING, "ping"},
     {KW_OP_PONG, "pong"},

@@ -59,6 +59,15 @@ int kw_proxy_new(const kw_proxy_config_t *cfg, kw_proxy_t **out, char *err, size
     if (rc == 0) {
         rc = kw_proxy_tls_init(&p->tls, cfg, kw_px_conn_async_ready, err, errlen);
     }
+    if (rc == 0) {
+        rc = kw_px_tickets_new(cfg, &p->tickets, err, errlen);
+    }
+    for (size_t i = 0; rc == 0 && i < p->tls.nsites; i++) {
+        rc = kw_px_tickets_setup_ctx(p->tickets, p->tls.sites[i].ctx, p->tls.sites[i].leaf);
+        if (rc != 0) {
+            snprintf(err, errlen, "cannot set the session tickets of certificate %zu", i + 1);
+        }
+    }
     p->nworkers = cfg->threads != 0 ? cfg->threads : uv_available_parallelism();
     p->workers = rc == 0 ? calloc(p->nworkers, sizeof(*p->workers)) : NULL;
     if (rc == 0 && p->workers == NULL) {
@@ -73,6 +82,10 @@ int kw_proxy_new(const kw_proxy_config_t *cfg, kw_proxy_t **out, char *err, size
     }
     if (rc == 0 && kw_px_refresh_start(p) != 0) {
         snprintf(err, errlen, "cannot start the certificate refresh timer");
+        rc = KW_EIO;
+    }
+    if (rc == 0 && kw_px_tickets_start(p->tickets, &p->workers[0].loop) != 0) {
+        snprintf(err, errlen, "cannot start the session-ticket key timer");
         rc = KW_EIO;
     }
     if (rc != 0) {
@@ -136,5 +149,6 @@ void kw_proxy_free(kw_proxy_t *p)
     kw_px_reload_free(p);
     free(p->refresh_new);
     kw_proxy_tls_cleanup(&p->tls);
+    kw_px_tickets_free(p->tickets);
     free(p);
 }

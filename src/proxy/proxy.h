@@ -21,6 +21,7 @@
 #include <uv.h>
 
 #include "proxy_config.h"
+#include "proxy_tickets.h"
 #include "proxy_tls.h"
 
 #define KW_PROXY_READ_BUF   (64 * 1024)  /* one read from either side */
@@ -73,6 +74,7 @@ struct kw_proxy_s {
     uv_work_t refresh_work;
     kw_proxy_site_t *refresh_new; /* per site: the refetched site while a refresh runs */
     int refresh_on, refresh_busy;
+    kw_px_tickets_t *tickets; /* --tickets-from-keyserver / --session-context; NULL: neither */
     struct kw_px_metrics_s *metrics; /* --metrics (proxy_metrics.c), or NULL */
     struct kw_px_reload_s *reload;   /* SIGHUP reloads (proxy_reload.c), or NULL */
 };

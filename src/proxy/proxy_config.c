@@ -73,6 +73,13 @@ static const opt_def_t opts[] = {
     {"alpn", OPT_LIST, OFF(alpn), "LIST",
      "ALPN protocols to accept and pass through, e.g. "
      "h2,http/1.1 (default: no ALPN)"},
+    {"tickets-from-keyserver", OPT_BOOL, OFF(tickets_from_keyserver), NULL,
+     "session tickets with the fleet's keys from the key servers (0xA4; the key server needs "
+     "--ticket-secret and an allow rule naming 'tickets'), so sessions resume at every edge "
+     "without a key operation"},
+    {"session-context", OPT_STR, OFF(session_context), "nginx|haproxy|TEXT",
+     "session-id context, which must match for a session to resume: nginx (derived from the "
+     "certificates as nginx does), haproxy, or a text (default: keyward-proxy)"},
     {"threads", OPT_UINT, OFF(threads), "N", "event loop threads (default: one per core)"},
     {"handshake-timeout-ms", OPT_UINT, OFF(handshake_timeout_ms), "MS",
      "cut connections whose handshake and backend connect take longer (default 10000)"},

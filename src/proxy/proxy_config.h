@@ -59,6 +59,8 @@ typedef struct kw_proxy_config_s {
     unsigned
         cert_recheck_s; /* ask for a newer fetched certificate this often; 0: only near its end */
     kw_log_level_t log_level;
+    int tickets_from_keyserver; /* fleet session-ticket keys from the key servers (0xA4) */
+    char *session_context;      /* --session-context nginx|haproxy|TEXT; NULL: keyward-proxy's */
     unsigned cli_lists; /* internal: list options already replaced by the command line */
     int check_config;   /* --check-config (command line only): check, print, exit */
 } kw_proxy_config_t;

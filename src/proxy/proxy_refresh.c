@@ -51,6 +51,11 @@ static void refresh_one(kw_proxy_t *p, size_t i, kw_proxy_site_t *n, time_t now)
     }
     char subject[256] = "?";
     X509_NAME_oneline(X509_get_subject_name(n->leaf), subject, sizeof(subject));
+    if (kw_px_tickets_setup_ctx(p->tickets, n->ctx, n->leaf) != 0) {
+        kw_warn("certificate for %s: cannot set up its session tickets; keeping the current one",
+                name);
+        return;
+    }
     kw_proxy_tls_swap(&p->tls, i, n);
     kw_info("certificate for %s renewed from the key server: %s, key %s", name, subject,
             p->tls.sites[i].key_desc);

@@ -143,6 +143,10 @@ static void put_in_place(kw_px_reload_t *r)
         }
         OPENSSL_cleanse(keys, sizeof(keys));
     }
+    for (size_t i = 0; i < r->tls->nsites; i++) { /* fleet tickets, session-id context */
+        if (kw_px_tickets_setup_ctx(p->tickets, r->tls->sites[i].ctx, r->tls->sites[i].leaf) != 0)
+            kw_warn("reload: cannot set up the session tickets of certificate %zu", i + 1);
+    }
     kw_proxy_tls_t old;
     pthread_rwlock_wrlock(&p->tls.lock);
     copy_but_lock(&old, &p->tls);

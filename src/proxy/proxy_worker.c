@@ -143,6 +143,7 @@ static void stop_now(kw_px_worker_t *w)
         uv_close((uv_handle_t *)&w->sigterm, NULL);
         uv_close((uv_handle_t *)&w->sigquit, NULL);
         kw_px_refresh_stop(w->proxy);
+        kw_px_tickets_stop(w->proxy->tickets);
     }
     for (kw_px_conn_t *c = w->conns; c != NULL; c = c->next) {
         if (!c->closing) {
@@ -181,6 +182,7 @@ static void drain(kw_px_worker_t *w)
         uv_unref((uv_handle_t *)&w->sigterm);
         uv_unref((uv_handle_t *)&w->sigquit);
         kw_px_refresh_stop(w->proxy);
+        kw_px_tickets_stop(w->proxy->tickets);
     }
     if (uv_timer_start(&w->drain_timer, on_drain_timeout, w->proxy->cfg->drain_timeout_ms, 0) ==
         0) {

@@ -39,6 +39,7 @@ deploy_kill_pidfile() {
 # the provider's openssl.cnf $PROV_CNF (readable, it holds no secret), and in $SITE (world
 # readable, as /etc/ssl/certs would be) each site's certificate NAME.crt, key stub NAME.stub and
 # HAProxy bundle NAME.pem for NAME in rsa2048 and ecdsa-p256. Sets RSA_ID and EC_ID (key ids).
+# The array DEPLOY_KS_ARGS (may be unset) adds flags to the key server.
 deploy_setup() {
     [ "$(id -u)" = 0 ] || fail "the deploy tests start servers as root that drop privileges"
     command -v gnutls-cli >/dev/null || fail "gnutls-cli is not installed (scripts/install-deps.sh)"
@@ -65,7 +66,8 @@ deploy_setup() {
     EC_ID=$(kw_keyid "$SITE/ecdsa-p256.crt")
     AUDIT=$KW_TMP/audit.log
     KS_PORT=$(free_port)
-    start_keyserver ks "$KS_PORT" --audit-log "$AUDIT"
+    # shellcheck disable=SC2153
+    start_keyserver ks "$KS_PORT" --audit-log "$AUDIT" "${DEPLOY_KS_ARGS[@]}"
     mkdir -m 755 "$KW_TMP/etc"
     PROV_CNF=$KW_TMP/etc/openssl.cnf
     deploy_openssl_conf "$PROV_CNF"

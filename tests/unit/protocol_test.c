@@ -44,6 +44,7 @@ static const uint8_t kAllOpcodes[] = {
     KW_OP_TLS12_MASTER,
     KW_OP_GET_CERT_CHAIN,
     KW_OP_LIST_KEYS,
+    KW_OP_TICKET_KEYS,
     KW_OP_RESPONSE,
     KW_OP_PING,
     KW_OP_PONG,
@@ -202,6 +203,12 @@ static void test_constants(void **state)
     assert_int_equal(KW_OP_TLS12_MASTER, 0xA1);
     assert_int_equal(KW_OP_GET_CERT_CHAIN, 0xA2);
     assert_int_equal(KW_OP_LIST_KEYS, 0xA3);
+    assert_int_equal(KW_OP_TICKET_KEYS, 0xA4);
+    assert_int_equal(KW_TICKET_KEY_LEN, 80);
+    assert_int_equal(KW_TICKET_NAME_LEN + KW_TICKET_HMAC_LEN + KW_TICKET_AES_LEN, 80);
+    assert_int_equal(KW_TICKET_EPOCHS, 3);
+    assert_int_equal(KW_TICKET_KEYS_VERSION, 1);
+    assert_int_equal(KW_TICKET_KEYS_LEN, 326);
     assert_int_equal(KW_OP_RESPONSE, 0xF0);
     assert_int_equal(KW_OP_PING, 0xF1);
     assert_int_equal(KW_OP_PONG, 0xF2);
@@ -289,6 +296,7 @@ static void test_names(void **state)
         {KW_OP_TLS12_MASTER, "tls12-master-secret"},
         {KW_OP_GET_CERT_CHAIN, "get-cert-chain"},
         {KW_OP_LIST_KEYS, "list-keys"},
+        {KW_OP_TICKET_KEYS, "ticket-keys"},
         {KW_OP_RESPONSE, "response"},
         {KW_OP_PING, "ping"},
         {KW_OP_PONG, "pong"},
@@ -299,7 +307,7 @@ static void test_names(void **state)
         assert_string_equal(kw_opcode_name(names[i].op), names[i].name);
     assert_string_equal(kw_opcode_name(0x00), "unknown");
     assert_string_equal(kw_opcode_name(0x09), "unknown");
-    assert_string_equal(kw_opcode_name(0xA4), "unknown");
+    assert_string_equal(kw_opcode_name(0xA5), "unknown");
 
     static const char *errs[] = {"none",
                                  "crypto",

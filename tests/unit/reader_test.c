@@ -49,6 +49,22 @@ static void test_reader_typed(void **state)
     kw_reader_init(&r, hi, sizeof(hi));
     assert_int_equal(kw_reader_u32(&r, &u32), 0);
     assert_int_equal(u32, 0x80000001u);
+
+    /* u64 round trip through the writer; a short read moves nothing */
+    uint8_t buf8[9];
+    kw_writer_t w;
+    uint64_t u64 = 0;
+    kw_writer_init(&w, buf8, 8);
+    assert_int_equal(kw_writer_u64(&w, 0x8102030405060708ull), 0);
+    assert_int_equal(kw_writer_u64(&w, 1), KW_ETOOBIG);
+    assert_int_equal(buf8[0], 0x81);
+    assert_int_equal(buf8[7], 0x08);
+    kw_reader_init(&r, buf8, 8);
+    assert_int_equal(kw_reader_u64(&r, &u64), 0);
+    assert_true(u64 == 0x8102030405060708ull);
+    kw_reader_init(&r, buf8, 7);
+    assert_int_equal(kw_reader_u64(&r, &u64), KW_ESHORT);
+    assert_int_equal(kw_reader_remaining(&r), 7);
 }
 
 static void test_reader_take(void **state)

@@ -56,6 +56,8 @@ enum {
     OPT_MAX_HANDSHAKES,
     OPT_MAX_HANDSHAKES_IP,
     OPT_METRICS_TOKEN,
+    OPT_TICKET_SECRET, /* fleet session tickets (keystore/ticket_keys.h) */
+    OPT_TICKET_ROTATION,
 };
 
 static const struct option long_opts[] = {
@@ -66,6 +68,8 @@ static const struct option long_opts[] = {
     {"max-handshakes", required_argument, NULL, OPT_MAX_HANDSHAKES},
     {"max-handshakes-per-ip", required_argument, NULL, OPT_MAX_HANDSHAKES_IP},
     {"metrics-token-file", required_argument, NULL, OPT_METRICS_TOKEN},
+    {"ticket-secret", required_argument, NULL, OPT_TICKET_SECRET},
+    {"ticket-rotation-s", required_argument, NULL, OPT_TICKET_ROTATION},
     {"listen", required_argument, NULL, OPT_LISTEN},
     {"cert", required_argument, NULL, OPT_CERT},
     {"key", required_argument, NULL, OPT_KEY},
@@ -113,6 +117,19 @@ void kw_ks_config_defaults(kw_ks_config_t *cfg)
     cfg->max_connections = 0;
     cfg->log_level = KW_LOG_INFO;
     cfg->ctx_cache_slots = 64;
+    cfg->ticket_rotation_s = 3600;
+}
+
+/* Fleet session tickets (keystore/ticket_keys.h). */
+static void usage_tickets(FILE *out)
+{
+    fputs("\n"
+          "Fleet session tickets (docs/keyserver.md):\n"
+          "  --ticket-secret FILE        serve session-ticket keys (0xA4) derived from FILE\n"
+          "                              (>= 32 random bytes, mode 0600) to edges whose\n"
+          "                              allow rule names the key spec 'tickets'\n"
+          "  --ticket-rotation-s N       a ticket key encrypts for N seconds (default 3600)\n",
+          out);
 }
 
 /* The options of the second enum block. */
@@ -197,6 +214,7 @@ void kw_ks_config_usage(FILE *out)
         "  --help                      this text\n",
         KW_DEFAULT_PORT);
     usage_limits(out);
+    usage_tickets(out);
 }
 
 static int parse_uint(const char *s, unsigned long long max, unsigned long long *out)
@@ -376,6 +394,12 @@ static int apply_limit_opt(kw_ks_config_t *cfg, int opt, const char *v)
         return set_unsigned(&cfg->max_handshakes_per_ip, v, 1000000ULL);
     case OPT_METRICS_TOKEN:
         return set_str(&cfg->metrics_token_file, v);
+    case OPT_TICKET_SECRET:
+        return set_str(&cfg->ticket_secret, v);
+    case OPT_TICKET_ROTATION:
+        if (set_unsigned(&cfg->ticket_rotation_s, v, 604800ULL) != 0 || cfg->ticket_rotation_s == 0)
+            return KW_EINVAL;
+        return 0;
     default:
         return 1;
     }
@@ -567,6 +591,7 @@ void kw_ks_config_free(kw_ks_config_t *cfg)
     free(cfg->metrics);
     free(cfg->metrics_token_file);
     free(cfg->audit_log);
+    free(cfg->ticket_secret);
     free(cfg->upstream_cert);
     free(cfg->upstream_key);
     free(cfg->upstream_ca);

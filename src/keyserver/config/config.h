@@ -79,6 +79,12 @@ typedef struct kw_ks_config_s {
     /* --rsa-cache-factors yes, YAML `rsa_cache_factors`: p and q cached outside the secure heap
      * (hygiene_rsa.c); read at start only */
     int rsa_cache_factors;
+
+    /* --ticket-secret FILE, YAML `ticket_secret`: fleet session-ticket keys are derived from it
+     * and served with 0xA4 (keystore/ticket_keys.h); NULL: none. --ticket-rotation-s N, YAML
+     * `ticket_rotation_s`: the epoch length (default 3600, 1..604800). */
+    char *ticket_secret;
+    unsigned ticket_rotation_s;
 } kw_ks_config_t;
 
 /* Fills cfg with the defaults (workers = number of online CPUs). */

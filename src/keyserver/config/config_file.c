@@ -64,7 +64,9 @@ static const struct {
     {"max_handshakes", "max-handshakes"}, /* 26 */
     {"max_handshakes_per_ip", "max-handshakes-per-ip"},
     {"metrics_token_file", "metrics-token-file"}, /* 28 */
-    {"rsa_cache_factors", "rsa-cache-factors"}, /* 29 */
+    {"rsa_cache_factors", "rsa-cache-factors"},   /* 29 */
+    {"ticket_secret", "ticket-secret"},           /* 30 */
+    {"ticket_rotation_s", "ticket-rotation-s"},   /* 31 */
 };
 
 #define FLAG_ID(i) (K_FLAG + (i))
@@ -124,6 +126,8 @@ static const kw_ks_yaml_key_t top_keys[] = {
     {"max_handshakes_per_ip", KW_YAML_SCALAR, FLAG_ID(27), NULL},
     {"metrics_token_file", KW_YAML_SCALAR, FLAG_ID(28), NULL},
     {"rsa_cache_factors", KW_YAML_SCALAR, FLAG_ID(29), NULL},
+    {"ticket_secret", KW_YAML_SCALAR, FLAG_ID(30), NULL},
+    {"ticket_rotation_s", KW_YAML_SCALAR, FLAG_ID(31), NULL},
     {"pkcs11", KW_YAML_MAP_LIST, K_PKCS11, pkcs11_keys},
     {"allow", KW_YAML_MAP_LIST, K_ALLOW, allow_keys},
     {"limits", KW_YAML_MAP, K_LIMITS, limit_keys},

@@ -22,7 +22,7 @@ static const uint8_t signature_ops[] = {
 /* Everything an edge can ask for by name (signatures, the keyward opcodes, the legacy ones). */
 static const uint8_t other_ops[] = {
     KW_OP_TLS_RSA_DECRYPT, KW_OP_TLS12_MASTER,    KW_OP_GET_CERT_CHAIN, KW_OP_LIST_KEYS, KW_OP_PING,
-    KW_OP_RSA_DECRYPT,     KW_OP_RSA_DECRYPT_RAW,
+    KW_OP_RSA_DECRYPT,     KW_OP_RSA_DECRYPT_RAW, KW_OP_TICKET_KEYS,
 };
 
 static void add(kw_ks_opset_t *s, uint8_t op)

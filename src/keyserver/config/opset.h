@@ -5,7 +5,9 @@
  * opcode) and "default" (the TLS-safe set: signatures, tls-rsa-decrypt 0xA0,
  * tls12-master-secret 0xA1, get-cert-chain 0xA2, list-keys 0xA3, ping). "rsa-raw-decrypt" is
  * another name of rsa-decrypt-raw (0x08). The legacy rsa-decrypt (0x01, a padding oracle) and
- * rsa-decrypt-raw (0x08, forges any PKCS#1 signature) are off unless enabled. docs/fleet.md.
+ * rsa-decrypt-raw (0x08, forges any PKCS#1 signature) are off unless enabled. ticket-keys (0xA4)
+ * is not in "default" either: the key server enables it when it has a --ticket-secret or an
+ * upstream to forward it to (authz.c), and only the key spec `tickets` grants it. docs/fleet.md.
  */
 #ifndef KW_KS_OPSET_H
 #define KW_KS_OPSET_H
@@ -48,7 +50,8 @@ char *kw_ks_opset_describe(const kw_ks_opset_t *set, char *out, size_t cap);
 /* The names accepted, for error messages. */
 #define KW_KS_OPSET_NAMES                                                                          \
     "default, signatures, tls-rsa-decrypt, tls12-master-secret, get-cert-chain, list-keys, "       \
-    "ping, rsa-decrypt, rsa-decrypt-raw (or rsa-raw-decrypt), or one signature opcode's name "     \
+    "ping, rsa-decrypt, rsa-decrypt-raw (or rsa-raw-decrypt), ticket-keys, or one signature "      \
+    "opcode's name "                                                                               \
     "such as ecdsa-sha256"
 
 #endif /* KW_KS_OPSET_H */

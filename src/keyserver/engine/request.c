@@ -1,11 +1,11 @@
 /*
  * Request dispatch on the loop thread. Cheap requests are answered here: ping (payload echoed),
- * 0xA2 certificate chain, 0xA3 key list and every error. Private-key requests are checked against
- * their key (so errors need no worker) and become jobs; finished jobs come back here as replies.
- * Every answered request is counted in the metrics with its opcode, result and latency.
- * A request is first resolved to the one key all its key ids name (resolve.h; ids that disagree
- * are 0x07); that key is authorised for the operation and used. Authorisation, forwarding of keys
- * not held here and the audit line go through fleet.h.
+ * 0xA2 certificate chain, 0xA3 key list, 0xA4 ticket keys (fleet.h) and every error. Private-key
+ * requests are checked against their key (so errors need no worker) and become jobs; finished jobs
+ * come back here as replies. Every answered request is counted in the metrics with its opcode,
+ * result and latency. A request is first resolved to the one key all its key ids name (resolve.h;
+ * ids that disagree are 0x07); that key is authorised for the operation and used. Authorisation,
+ * forwarding of keys not held here and the audit line go through fleet.h.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -199,6 +199,12 @@ static uint8_t dispatch(kw_ks_engine_t *e, kw_ks_peer_t *p, const kw_msg_t *msg,
         if (!kw_ks_fleet_op_enabled(&e->fleet, p, msg->opcode))
             return answer_error(p, msg->id, KW_ERR_NOT_AUTHORISED);
         return list_keys(e, p, msg, rec);
+    case KW_OP_TICKET_KEYS: {
+        int r = kw_ks_fleet_ticket_keys(&e->fleet, p, msg, rec);
+        if (r == KW_KS_PENDING)
+            return RESULT_QUEUED;
+        return r == 0 ? 0 : answer_error(p, msg->id, (uint8_t)r);
+    }
     default:
         break;
     }

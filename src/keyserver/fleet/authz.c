@@ -21,6 +21,7 @@ typedef enum spec_kind {
     SPEC_SKI,     /* "ski:HEX" */
     SPEC_SNI,     /* "sni:NAME" or "sni:*.DOMAIN", matched against the key's certificate names */
     SPEC_NAME,    /* "NAME", "file:NAME" or "name:NAME": the key's file base name / token label */
+    SPEC_TICKETS, /* "tickets": the fleet's session-ticket keys (0xA4); no key, and "*" is not it */
 } spec_kind_t;
 
 typedef struct spec_s {
@@ -82,6 +83,10 @@ static int parse_spec(const char *text, spec_t *s, char *why, size_t whylen)
     memset(s, 0, sizeof(*s));
     if (strcmp(text, "*") == 0) {
         s->kind = SPEC_ANY;
+        return 0;
+    }
+    if (strcmp(text, "tickets") == 0) {
+        s->kind = SPEC_TICKETS;
         return 0;
     }
     if (strncasecmp(text, "sha256:", 7) == 0 || strncasecmp(text, "ski:", 4) == 0) {
@@ -242,6 +247,23 @@ int kw_ks_authz_validate(const kw_ks_config_t *cfg, char *err, size_t errlen)
     return 0;
 }
 
+/* 0xA4 is performed when there are ticket keys to serve: a --ticket-secret here, or upstreams
+ * that may have one. Naming it in enable_ops without either is an error. */
+static int tickets_enable(const kw_ks_config_t *cfg, kw_ks_opset_t *enabled, char *err,
+                          size_t errlen)
+{
+    int source = cfg->ticket_secret != NULL || cfg->n_upstreams > 0;
+    if (!source && kw_ks_opset_has(enabled, KW_OP_TICKET_KEYS)) {
+        snprintf(err, errlen,
+                 "enable_ops: ticket-keys needs --ticket-secret (YAML ticket_secret) "
+                 "or an upstream that has one");
+        return KW_ECONFIG;
+    }
+    if (source)
+        enabled->bits[KW_OP_TICKET_KEYS >> 6] |= (uint64_t)1 << (KW_OP_TICKET_KEYS & 63);
+    return 0;
+}
+
 int kw_ks_authz_new(const kw_ks_config_t *cfg, kw_ks_authz_t **out, char *err, size_t errlen)
 {
     *out = NULL;
@@ -257,6 +279,10 @@ int kw_ks_authz_new(const kw_ks_config_t *cfg, kw_ks_authz_t **out, char *err, s
     if (kw_ks_opset_from_names(cfg->enable_ops, cfg->n_enable_ops, &a->enabled, why, sizeof(why)) !=
         0) {
         snprintf(err, errlen, "enable_ops: %s", why);
+        kw_ks_authz_free(a);
+        return KW_ECONFIG;
+    }
+    if (tickets_enable(cfg, &a->enabled, err, errlen) != 0) {
         kw_ks_authz_free(a);
         return KW_ECONFIG;
     }
@@ -471,6 +497,8 @@ static int spec_matches_key(const spec_t *s, const kw_ks_key_t *key)
             if (kw_ks_sni_match(s->text, key->names[i]))
                 return 1;
         return 0;
+    case SPEC_TICKETS:
+        return 0;
     }
     return 0;
 }
@@ -553,6 +581,28 @@ int kw_ks_authz_allow_all(const kw_ks_authz_t *a)
 const kw_ks_opset_t *kw_ks_authz_enabled(const kw_ks_authz_t *a)
 {
     return a != NULL ? &a->enabled : NULL;
+}
+
+kw_ks_verdict_t kw_ks_authz_check_tickets(const kw_ks_authz_t *a, const kw_ks_edge_t *e)
+{
+    if (a == NULL)
+        return KW_KS_ALLOWED;
+    if (!kw_ks_opset_has(&a->enabled, KW_OP_TICKET_KEYS))
+        return KW_KS_DENIED_OP;
+    if (e == NULL)
+        return KW_KS_DENIED_KEY;
+    int named = 0;
+    for (size_t i = 0; i < e->n_rules; i++) {
+        const rule_t *r = &a->rules[e->rules[i]];
+        for (size_t k = 0; k < r->n_specs; k++) {
+            if (r->specs[k].kind != SPEC_TICKETS)
+                continue;
+            if (kw_ks_opset_has(&r->ops, KW_OP_TICKET_KEYS))
+                return KW_KS_ALLOWED;
+            named = 1;
+        }
+    }
+    return named ? KW_KS_DENIED_OP : KW_KS_DENIED_KEY;
 }
 
 const char *kw_ks_authz_rule_text(const kw_ks_authz_t *a, size_t i)

@@ -97,6 +97,14 @@ kw_ks_verdict_t kw_ks_authz_check(const kw_ks_authz_t *a, const kw_ks_edge_t *e,
 kw_ks_verdict_t kw_ks_authz_check_remote(const kw_ks_authz_t *a, const kw_ks_edge_t *e,
                                          const kw_ks_keyid_t *id, uint8_t opcode);
 
+/*
+ * Whether edge e may fetch the fleet's session-ticket keys (0xA4): only a rule for e that names
+ * the key spec `tickets` (and grants ticket-keys, which its default ops do when the server
+ * enables it) allows it; `*` does not, and with no rules at all (or allow_all) it is refused.
+ * a NULL: allowed.
+ */
+kw_ks_verdict_t kw_ks_authz_check_tickets(const kw_ks_authz_t *a, const kw_ks_edge_t *e);
+
 /* For reload checks and logs: allow_all, the enabled set (NULL for a NULL object), the text of
  * rule i (NULL past the end). */
 int kw_ks_authz_allow_all(const kw_ks_authz_t *a);

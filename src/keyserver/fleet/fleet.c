@@ -8,6 +8,7 @@
 #include "keyward/error.h"
 #include "keyward/keyid.h"
 #include "keyward/log.h"
+#include "keystore/ticket_keys.h"
 #include "kw_hex.h"
 
 int kw_ks_fleet_init(kw_ks_fleet_t *f, uv_loop_t *loop, const kw_ks_config_t *cfg,
@@ -26,6 +27,13 @@ int kw_ks_fleet_init(kw_ks_fleet_t *f, uv_loop_t *loop, const kw_ks_config_t *cf
                 cfg->audit_fsync ? " and fsync'ed" : "");
     if (rc == 0)
         rc = kw_ks_upstream_new(loop, cfg, f->audit, metrics, &f->authz, &f->upstream, err, errlen);
+    if (rc == 0 && cfg->ticket_secret != NULL)
+        rc = kw_ks_tickets_load(cfg->ticket_secret, cfg->ticket_rotation_s, &f->tickets, err,
+                                errlen);
+    if (rc == 0 && f->tickets != NULL)
+        kw_info("session-ticket keys: derived from %s, a new key every %u s; served (0xA4) to "
+                "edges whose allow rule names 'tickets'",
+                cfg->ticket_secret, cfg->ticket_rotation_s);
     return rc;
 }
 
@@ -37,6 +45,7 @@ void kw_ks_fleet_stop(kw_ks_fleet_t *f)
 void kw_ks_fleet_destroy(kw_ks_fleet_t *f)
 {
     kw_ks_upstream_free(f->upstream);
+    kw_ks_tickets_free(f->tickets);
     kw_ks_audit_close(f->audit);
     kw_ks_authz_free(f->authz);
     memset(f, 0, sizeof(*f));

@@ -21,13 +21,16 @@
 #include "obs/metrics.h"
 #include "peer/peer.h"
 
+struct kw_ks_tickets_s;
+
 /* A request's result when its answer comes later (a job was queued, or it was forwarded). */
 #define KW_KS_PENDING 0x100
 
 typedef struct kw_ks_fleet_s {
-    kw_ks_authz_t *authz;       /* NULL: no rules, every edge may use every key */
-    kw_ks_audit_t *audit;       /* NULL: no audit log */
-    kw_ks_upstream_t *upstream; /* NULL: no upstream */
+    kw_ks_authz_t *authz;            /* NULL: no rules, every edge may use every key */
+    kw_ks_audit_t *audit;            /* NULL: no audit log */
+    kw_ks_upstream_t *upstream;      /* NULL: no upstream */
+    struct kw_ks_tickets_s *tickets; /* --ticket-secret (keystore/ticket_keys.h); NULL: none */
 } kw_ks_fleet_t;
 
 /* Sets up the parts cfg asks for (metrics, may be NULL, counts forwarded requests). Returns 0 or
@@ -78,5 +81,15 @@ int kw_ks_fleet_may_use(const kw_ks_fleet_t *f, const kw_ks_peer_t *p, const kw_
 int kw_ks_fleet_forward(const kw_ks_fleet_t *f, kw_ks_peer_t *p, const kw_msg_t *msg,
                         const kw_ks_audit_rec_t *rec, const kw_ks_resolved_t *r, uint8_t not_found,
                         int sni_is_id);
+
+/*
+ * 0xA4 (fleet/fleet_tickets.c): when p's edge may have the session-ticket keys (an allow rule
+ * naming `tickets`), replies with the set for now derived from the ticket secret, or forwards the
+ * request upstream when this server has no secret. Returns 0 (answered), KW_KS_PENDING
+ * (forwarded) or the error to answer: KW_ERR_NOT_AUTHORISED, KW_ERR_INTERNAL,
+ * KW_ERR_UPSTREAM_UNAVAILABLE.
+ */
+int kw_ks_fleet_ticket_keys(const kw_ks_fleet_t *f, kw_ks_peer_t *p, const kw_msg_t *msg,
+                            const kw_ks_audit_rec_t *rec);
 
 #endif /* KW_KS_FLEET_H */

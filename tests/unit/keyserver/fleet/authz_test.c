@@ -411,6 +411,52 @@ static void test_ops(void **state)
     kw_ks_config_free(&cfg);
 }
 
+/* The key spec `tickets` alone grants 0xA4; `*` does not, no rules means nobody, and 0xA4 is
+ * enabled only with a ticket secret or an upstream (issue 19). */
+static void test_tickets(void **state)
+{
+    fixture_t *f = *state;
+    kw_ks_config_t cfg;
+    char err[512] = "";
+    kw_ks_authz_t *a = NULL;
+    base_config(&cfg);
+    cfg.ticket_secret = strdup("/nonexistent/secret"); /* authz only looks at whether it is set */
+    assert_int_equal(kw_ks_authz_new(&cfg, &a, err, sizeof(err)), 0);
+    kw_ks_edge_t *e = kw_ks_edge_from_cert(a, f->edge_a);
+    assert_int_equal(kw_ks_authz_check_tickets(a, e), KW_KS_DENIED_KEY); /* no rules: nobody */
+    kw_ks_edge_free(e);
+    kw_ks_authz_free(a);
+    assert_int_equal(kw_ks_allow_add_flag(&cfg, "cn:edge-a=file:site1,tickets"), 0);
+    assert_int_equal(kw_ks_allow_add_flag(&cfg, "cn:edge-b=*"), 0);
+    a = compile(&cfg);
+    kw_ks_edge_t *ea = kw_ks_edge_from_cert(a, f->edge_a);
+    kw_ks_edge_t *eb = kw_ks_edge_from_cert(a, f->edge_b);
+    kw_ks_edge_t *ec = kw_ks_edge_from_cert(a, f->edge_c);
+    assert_int_equal(kw_ks_authz_check_tickets(a, ea), KW_KS_ALLOWED);
+    assert_int_equal(kw_ks_authz_check_tickets(a, eb), KW_KS_DENIED_KEY); /* "*" is not it */
+    assert_int_equal(kw_ks_authz_check_tickets(a, ec), KW_KS_DENIED_KEY);
+    assert_int_equal(kw_ks_authz_check_tickets(a, NULL), KW_KS_DENIED_KEY);
+    assert_int_equal(kw_ks_authz_check_tickets(NULL, ec), KW_KS_ALLOWED);
+    /* `tickets` is no key: it does not grant site1's operations by itself */
+    assert_int_equal(kw_ks_authz_check(a, ea, f->wild, KW_OP_ECDSA_SIGN_SHA256), KW_KS_DENIED_KEY);
+    kw_ks_edge_free(ea);
+    kw_ks_edge_free(eb);
+    kw_ks_edge_free(ec);
+    kw_ks_authz_free(a);
+    /* Without a secret or an upstream 0xA4 is off, and enable_ops cannot turn it on. */
+    free(cfg.ticket_secret);
+    cfg.ticket_secret = NULL;
+    a = compile(&cfg);
+    ea = kw_ks_edge_from_cert(a, f->edge_a);
+    assert_int_equal(kw_ks_authz_check_tickets(a, ea), KW_KS_DENIED_OP);
+    kw_ks_edge_free(ea);
+    kw_ks_authz_free(a);
+    assert_int_equal(kw_ks_strlist_add(&cfg.enable_ops, &cfg.n_enable_ops, "ticket-keys"), 0);
+    assert_int_equal(kw_ks_authz_new(&cfg, &a, err, sizeof(err)), KW_ECONFIG);
+    assert_non_null(strstr(err, "ticket-keys needs --ticket-secret"));
+    kw_ks_config_free(&cfg);
+}
+
 /* The key ids of a request must name one key (resolve.c). */
 static void test_resolve(void **state)
 {
@@ -468,7 +514,7 @@ int main(void)
         cmocka_unit_test(test_flag_form),      cmocka_unit_test(test_no_rules_allow_everything),
         cmocka_unit_test(test_edges_and_keys), cmocka_unit_test(test_key_specs),
         cmocka_unit_test(test_remote_keys),    cmocka_unit_test(test_ops),
-        cmocka_unit_test(test_resolve),
+        cmocka_unit_test(test_resolve),        cmocka_unit_test(test_tickets),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
