@@ -21,6 +21,7 @@
 #include "keyward/keyid.h"
 #include "provider.h"
 #include "kw_hex.h"
+#include "kw_payload.h"
 
 #define KW_RC_RAISED 1 /* an error was already raised (client creation failed) */
 
@@ -367,10 +368,8 @@ int kw_remote_has_key(kw_key_t *key)
     msg.opcode = KW_OP_LIST_KEYS;
     msg.has_opcode = 1;
     rc = run(key->pctx, &msg, &r);
-    for (size_t off = 0; rc == 0 && off + KW_DIGEST_LEN <= r.len; off += KW_DIGEST_LEN) {
-        if (memcmp(r.data + off, key->digest, KW_DIGEST_LEN) == 0)
-            found = 1;
-    }
+    if (rc == 0)
+        found = kw_keylist_has(r.data, r.len, key->digest);
     kw_request_free(r.req);
     if (rc == 0 && found)
         return KW_LOOKUP_FOUND;

@@ -1,6 +1,7 @@
 /*
  * keyward-proxy options: one table names every option once, with its kind and help text; the
- * command-line parser, the YAML loader (proxy_yaml.c) and --help are all driven by it.
+ * command-line parser, the YAML loader (proxy_yaml.c, which is handed the setter) and --help
+ * are all driven by it.
  */
 #include "proxy_config.h"
 
@@ -12,6 +13,7 @@
 #include <string.h>
 
 #include "keyward/error.h"
+#include "proxy_yaml.h"
 
 typedef enum opt_kind {
     OPT_STR,
@@ -296,6 +298,25 @@ int kw_proxy_config_set(kw_proxy_config_t *cfg, const char *name, const char *va
         snprintf(err, errlen, "out of memory");
     }
     return rc;
+}
+
+static int yaml_set(void *arg, const char *key, const char *value, char *why, size_t whylen)
+{
+    return kw_proxy_config_set(arg, key, value, why, whylen);
+}
+
+int kw_proxy_config_load_yaml(kw_proxy_config_t *cfg, const char *path, char *err, size_t errlen)
+{
+    kw_proxy_yaml_sink_t sink = {yaml_set, kw_proxy_config_is_list, cfg};
+    return kw_proxy_yaml_load(path, &sink, err, errlen);
+}
+
+int kw_proxy_config_load_yaml_buffer(kw_proxy_config_t *cfg, const char *name,
+                                     const unsigned char *data, size_t len, char *err,
+                                     size_t errlen)
+{
+    kw_proxy_yaml_sink_t sink = {yaml_set, kw_proxy_config_is_list, cfg};
+    return kw_proxy_yaml_load_buffer(name, data, len, &sink, err, errlen);
 }
 
 /* A list option given on the command line replaces what the file said, once. */

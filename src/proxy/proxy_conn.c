@@ -18,7 +18,7 @@
 #include "keyward/log.h"
 #include "kw_eventfd.h"
 #include "proxy.h"
-#include "proxy_addr.h"
+#include "kw_addr.h"
 
 #define KW_PROXY_LINGER_MS 5000 /* graceful close: flush at most this long */
 #define KW_PROXY_HS_BUFFER (64 * 1024)
@@ -271,7 +271,7 @@ static void handshake_failed(kw_px_conn_t *c)
     char peer[64];
     char reason[512];
     atomic_fetch_add(&c->worker->proxy->stats.handshake_failures, 1);
-    kw_proxy_addr_str((struct sockaddr *)&c->peer, peer, sizeof(peer));
+    kw_addr_format((struct sockaddr *)&c->peer, peer, sizeof(peer));
     first_error(reason, sizeof(reason));
     warn_handshake_failed(c->worker, peer, reason);
     ERR_clear_error();

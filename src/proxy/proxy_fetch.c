@@ -14,6 +14,7 @@
 #include "keyward/error.h"
 #include "keyward/keyid.h"
 #include "proxy_tls.h"
+#include "kw_chain.h"
 #include "kw_hex.h"
 
 int kw_proxy_fetch_client_new(kw_proxy_tls_t *tls, const kw_proxy_config_t *cfg, char *err,
@@ -48,26 +49,6 @@ int kw_proxy_fetch_client_new(kw_proxy_tls_t *tls, const kw_proxy_config_t *cfg,
         snprintf(err, errlen, "cannot set up the key-server client for certificates: %s", msg);
     }
     return rc;
-}
-
-/* Concatenated DER certificates → a stack, leaf first. */
-static STACK_OF(X509) * parse_chain(const uint8_t *p, size_t len)
-{
-    STACK_OF(X509) *chain = sk_X509_new_null();
-    const uint8_t *end = p + len;
-    while (chain != NULL && p < end) {
-        X509 *x = d2i_X509(NULL, &p, (long)(end - p));
-        if (x == NULL || sk_X509_push(chain, x) <= 0) {
-            X509_free(x);
-            sk_X509_pop_free(chain, X509_free);
-            return NULL;
-        }
-    }
-    if (chain != NULL && sk_X509_num(chain) == 0) {
-        sk_X509_free(chain);
-        chain = NULL;
-    }
-    return chain;
 }
 
 static int call(kw_proxy_tls_t *tls, const char *name, uint8_t *buf, size_t cap, size_t *len,
@@ -114,7 +95,7 @@ int kw_proxy_fetch_site(kw_proxy_tls_t *tls, const char *name, kw_proxy_site_t *
         return KW_ENOMEM;
     }
     int rc = call(tls, name, buf, KW_MAX_BODY, &len, err, errlen);
-    STACK_OF(X509) *chain = rc == 0 ? parse_chain(buf, len) : NULL;
+    STACK_OF(X509) *chain = rc == 0 ? kw_chain_parse(buf, len) : NULL;
     free(buf);
     if (rc != 0) {
         return rc;

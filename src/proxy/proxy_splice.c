@@ -16,7 +16,7 @@
 
 #include "keyward/log.h"
 #include "proxy.h"
-#include "proxy_addr.h"
+#include "kw_addr.h"
 #include "proxy_ppv2.h"
 
 typedef struct write_req {
@@ -271,7 +271,7 @@ void kw_px_splice_client_data(kw_px_conn_t *c)
     if (c->flooded) {
         char peer[64];
         atomic_fetch_add(&c->worker->proxy->stats.floods, 1);
-        kw_proxy_addr_str((struct sockaddr *)&c->peer, peer, sizeof(peer));
+        kw_addr_format((struct sockaddr *)&c->peer, peer, sizeof(peer));
         kw_info("closing %s: more than %d TLS messages without application data in %d s", peer,
                 KW_PROXY_CTL_MAX, KW_PROXY_CTL_WINDOW_MS / 1000);
         kw_px_conn_close(c);
@@ -346,7 +346,7 @@ static void on_connect(uv_connect_t *req, int status)
     if (status < 0) {
         char addr[64];
         atomic_fetch_add(&c->worker->proxy->stats.backend_failures, 1);
-        kw_proxy_addr_str((struct sockaddr *)&c->worker->proxy->backend_addr, addr, sizeof(addr));
+        kw_addr_format((struct sockaddr *)&c->worker->proxy->backend_addr, addr, sizeof(addr));
         kw_warn("cannot connect to backend %s: %s", addr, uv_strerror(status));
         kw_px_conn_finish(c); /* before the handshake: only a FIN; after it: close_notify too */
         return;

@@ -19,7 +19,7 @@
 #include "keyward/error.h"
 #include "keyward/log.h"
 #include "proxy.h"
-#include "proxy_addr.h"
+#include "kw_addr.h"
 
 #define KW_PROXY_BACKLOG 4096
 
@@ -38,7 +38,7 @@ static int bind_socket(kw_proxy_t *p, int *out, char *err, size_t errlen)
     const struct sockaddr *sa = (const struct sockaddr *)&p->listen_addr;
     char addr[64];
     int one = 1;
-    kw_proxy_addr_str(sa, addr, sizeof(addr));
+    kw_addr_format(sa, addr, sizeof(addr));
     int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) {
         snprintf(err, errlen, "cannot create a socket: %s", strerror(errno));
