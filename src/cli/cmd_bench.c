@@ -16,6 +16,7 @@
 #include "cli_common.h"
 #include "commands.h"
 #include "kw_clock.h"
+#include "kw_num.h"
 
 static const char bench_help[] =
     "usage: keyward bench --alg ALG [--inflight N] [--seconds S] [--connections C]\n"
@@ -242,13 +243,10 @@ out:
 
 static int parse_num(const char *arg, const char *name, unsigned max, unsigned *out)
 {
-    char *end = NULL;
-    unsigned long v = strtoul(arg, &end, 10);
-    if (end == arg || *end != '\0' || v == 0 || v > max) {
+    if (kw_parse_uint(arg, 1, max, out) != 0) {
         kw_cli_error("%s needs a number from 1 to %u", name, max);
         return -1;
     }
-    *out = (unsigned)v;
     return 0;
 }
 

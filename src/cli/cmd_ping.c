@@ -8,6 +8,7 @@
 #include "cli_common.h"
 #include "commands.h"
 #include "kw_clock.h"
+#include "kw_num.h"
 
 static const char ping_help[] =
     "usage: keyward ping --server HOST:PORT --cert FILE --key FILE --ca FILE [--count N]\n"
@@ -82,12 +83,11 @@ int kw_cmd_ping(int argc, char **argv)
             break;
         if (ch == KW_CLI_OPT_EXIT)
             return status;
-        if (atoi(optarg) <= 0 || atoi(optarg) > 1000000) { /* ch is 'n' */
+        if (kw_parse_uint(optarg, 1, 1000000, &count) != 0) { /* ch is 'n' */
             kw_cli_error("--count needs a number from 1 to 1000000");
             fputs(ping_help, stderr);
             return KW_EXIT_USAGE;
         }
-        count = (unsigned)atoi(optarg);
     }
     if (kw_cli_client(&o, &c) != 0)
         return KW_EXIT_USAGE;

@@ -46,7 +46,10 @@ void kw_tls_error(const char *prefix, char *err, size_t errlen)
         int n = snprintf(err, errlen, "%s", prefix != NULL ? prefix : "TLS error");
         used = n < 0 ? 0 : (size_t)n;
     }
-    while ((e = ERR_get_error_all(NULL, NULL, NULL, &data, &flags)) != 0) {
+    for (;;) {
+        e = ERR_get_error_all(NULL, NULL, NULL, &data, &flags);
+        if (e == 0)
+            break;
         if (err == NULL || errlen == 0 || used + 1 >= errlen)
             continue; /* keep draining */
         char one[256];

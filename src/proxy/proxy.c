@@ -12,6 +12,7 @@
 #include "keyward/log.h"
 #include "proxy.h"
 #include "kw_addr.h"
+#include "proxy_fetch.h"
 
 static void log_start(const kw_proxy_t *p)
 {
@@ -57,6 +58,9 @@ int kw_proxy_new(const kw_proxy_config_t *cfg, kw_proxy_t **out, char *err, size
     }
     if (rc == 0) {
         rc = kw_proxy_tls_init(&p->tls, cfg, kw_px_conn_async_ready, err, errlen);
+    }
+    if (rc == 0) {
+        rc = kw_proxy_fetch_sites(&p->tls, cfg, err, errlen);
     }
     p->nworkers = cfg->threads != 0 ? cfg->threads : uv_available_parallelism();
     p->workers = rc == 0 ? calloc(p->nworkers, sizeof(*p->workers)) : NULL;

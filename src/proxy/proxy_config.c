@@ -14,6 +14,7 @@
 
 #include "keyward/error.h"
 #include "proxy_yaml.h"
+#include "kw_num.h"
 
 typedef enum opt_kind {
     OPT_STR,
@@ -159,14 +160,10 @@ int kw_proxy_config_is_list(const char *name)
 
 static int set_uint(unsigned *out, const char *name, const char *value, char *err, size_t errlen)
 {
-    char *end = NULL;
-    errno = 0;
-    unsigned long v = strtoul(value, &end, 10);
-    if (value[0] == '\0' || value[0] == '-' || *end != '\0' || errno != 0 || v > UINT_MAX) {
+    if (kw_parse_uint(value, 0, UINT_MAX, out) != 0) {
         snprintf(err, errlen, "%s: \"%s\" is not a whole number", name, value);
         return KW_ECONFIG;
     }
-    *out = (unsigned)v;
     return 0;
 }
 
@@ -348,10 +345,13 @@ static void build_longopts(struct option *lo)
 static int find_config_arg(int argc, char **argv, const struct option *lo, const char **path,
                            char *err, size_t errlen)
 {
-    int c;
     opterr = 0;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
+    for (;;) {
+        int c = getopt_long(argc, argv, "h", lo, NULL);
+        if (c == -1) {
+            break;
+        }
         if (c == '?' || c == ':') {
             snprintf(err, errlen, "unknown option or missing value: %s",
                      optind - 1 < argc ? argv[optind - 1] : "?");
@@ -380,8 +380,11 @@ int kw_proxy_config_from_args(kw_proxy_config_t *cfg, int argc, char **argv, int
         rc = kw_proxy_config_load_yaml(cfg, path, err, errlen);
     }
     optind = 1;
-    int c;
-    while (rc == 0 && (c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
+    while (rc == 0) {
+        int c = getopt_long(argc, argv, "h", lo, NULL);
+        if (c == -1) {
+            break;
+        }
         if (c == 'h' || (c >= 256 && opts[c - 256].kind == OPT_HELP)) {
             *help = 1;
             continue;

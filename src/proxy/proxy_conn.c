@@ -183,7 +183,7 @@ void kw_px_conn_flush_tls(kw_px_conn_t *c)
     if (n <= 0) {
         return;
     }
-    if (!c->closing && kw_px_conn_send(c, (uv_stream_t *)&c->client, data, (size_t)n) != 0) {
+    if (!c->closing && kw_px_splice_send(c, (uv_stream_t *)&c->client, data, (size_t)n) != 0) {
         (void)BIO_reset(c->wbio);
         kw_px_conn_close(c);
         return;
@@ -360,6 +360,52 @@ static int conn_setup_tls(kw_px_conn_t *c)
     return 0;
 }
 
+/* The backend is connected: starts the handshake held for it, or the tunnel. */
+static void backend_ready(kw_px_conn_t *c)
+{
+    if (c->hs_done) {
+        kw_px_splice_tunnel(c);
+    } else if (!c->async_wait && BIO_ctrl_pending(c->rbio) > 0) {
+        conn_handshake(c); /* the client's first bytes waited for the backend */
+    } else if (c->client_paused && !c->async_wait) {
+        kw_px_conn_resume_client(c);
+    }
+}
+
+/* The data path's reports (kw_px_splice_start). */
+static void on_splice_event(kw_px_conn_t *c, kw_px_event_t ev)
+{
+    switch (ev) {
+    case KW_PX_CLOSE:
+        kw_px_conn_close(c);
+        break;
+    case KW_PX_FINISH:
+        kw_px_conn_finish(c);
+        break;
+    case KW_PX_ABORT:
+        kw_px_conn_abort(c);
+        break;
+    case KW_PX_FLUSH_TLS:
+        kw_px_conn_flush_tls(c);
+        break;
+    case KW_PX_ACTIVE:
+        kw_px_conn_touch(c);
+        break;
+    case KW_PX_TUNNEL_UP:
+        kw_px_conn_idle_timer(c);
+        break;
+    case KW_PX_PAUSE_CLIENT:
+        kw_px_conn_pause_client(c);
+        break;
+    case KW_PX_RESUME_CLIENT:
+        kw_px_conn_resume_client(c);
+        break;
+    case KW_PX_BACKEND_READY:
+        backend_ready(c);
+        break;
+    }
+}
+
 static int conn_start(kw_px_conn_t *c)
 {
     int len = sizeof(c->peer);
@@ -381,21 +427,10 @@ static int conn_start(kw_px_conn_t *c)
     }
     /* The backend first: the handshake (and so any key operation) waits until it is connected,
      * so a client whose backend is down costs the key server nothing. */
-    if (kw_px_splice_start(c) != 0) {
+    if (kw_px_splice_start(c, on_splice_event) != 0) {
         return -1;
     }
     return uv_read_start((uv_stream_t *)&c->client, kw_px_splice_alloc, on_client_read);
-}
-
-void kw_px_conn_backend_ready(kw_px_conn_t *c)
-{
-    if (c->hs_done) {
-        kw_px_splice_tunnel(c);
-    } else if (!c->async_wait && BIO_ctrl_pending(c->rbio) > 0) {
-        conn_handshake(c); /* the client's first bytes waited for the backend */
-    } else if (c->client_paused && !c->async_wait) {
-        kw_px_conn_resume_client(c);
-    }
 }
 
 void kw_px_conn_accept(kw_px_worker_t *w, uv_stream_t *listener)
