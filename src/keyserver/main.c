@@ -9,17 +9,17 @@
 
 #include <uv.h>
 
-#include "config.h"
-#include "hygiene.h"
-#include "keystore.h"
+#include "config/config.h"
+#include "keystore/hygiene.h"
+#include "keystore/keystore.h"
 #include "keyward/error.h"
 #include "keyward/log.h"
 #include "keyward/version.h"
-#include "metrics.h"
-#include "pidfile.h"
-#include "pkcs11_store.h"
-#include "reload.h"
-#include "server.h"
+#include "obs/metrics.h"
+#include "config/pidfile.h"
+#include "keystore/pkcs11/pkcs11_store.h"
+#include "net/reload.h"
+#include "net/server.h"
 
 /* Everything main owns besides the config, released in reverse order by cleanup(). */
 typedef struct app_s {

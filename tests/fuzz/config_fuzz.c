@@ -1,14 +1,14 @@
 /*
- * Fuzz target for the YAML config loaders of keyward-keyserver (src/keyserver/config_yaml.c and
- * config_file.c: the schema-checked event reader) and keyward-proxy (src/proxy/proxy_yaml.c: the
- * document walker). Any input is either loaded or refused with a "NAME:LINE: reason" error;
+ * Fuzz target for the YAML config loaders of keyward-keyserver (src/keyserver/config/config_yaml.c
+ * and config_file.c: the schema-checked event reader) and keyward-proxy (src/proxy/proxy_yaml.c:
+ * the document walker). Any input is either loaded or refused with a "NAME:LINE: reason" error;
  * nothing may crash, leak or read outside the input.
  */
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
 
-#include "config.h"
+#include "config/config.h"
 #include "keyward/error.h"
 #include "proxy_config.h"
 

@@ -1,7 +1,7 @@
 /*
  * Fuzz target for the key server's request handling, in process: the input is a byte stream of
  * KWP frames as a client would send them after the TLS handshake. Each complete frame goes through
- * kw_ks_request_handle (src/keyserver/request.c) on a connection object that has real libuv
+ * kw_ks_request_handle (src/keyserver/engine/request.c) on a connection object that has real libuv
  * handles but no socket; the jobs it makes run synchronously through kw_ks_op_run (ops.c) and come
  * back through kw_ks_request_done, as a worker's results would. Checks: every reply is a
  * well-formed frame answering a request id that was asked, and nothing reads or leaks outside its
@@ -16,11 +16,11 @@
 
 #include <openssl/ssl.h>
 
-#include "../../src/keyserver/conn.h"
-#include "../../src/keyserver/keystore.h"
-#include "../../src/keyserver/ops.h"
-#include "../../src/keyserver/request.h"
-#include "../../src/keyserver/server.h"
+#include "net/conn.h"
+#include "keystore/keystore.h"
+#include "ops/ops.h"
+#include "engine/request.h"
+#include "net/server.h"
 #include "keyserver_dispatch_keys.h"
 #include "keyward/log.h"
 #include "keyward/protocol.h"

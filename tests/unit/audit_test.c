@@ -1,8 +1,9 @@
 /*
- * Audit log tests (src/keyserver/audit.c): the JSON line of a request (every field, time format,
- * IPv4/IPv6, escaping of quotes, backslashes, control bytes and invalid UTF-8 while valid UTF-8
- * passes, strings cut without breaking the JSON), and the writer: lines reach the file within the
- * flush interval without a close, everything is written at close, and reopen follows a rotation.
+ * Audit log tests (src/keyserver/obs/audit.c): the JSON line of a request (every field, time
+ * format, IPv4/IPv6, escaping of quotes, backslashes, control bytes and invalid UTF-8 while valid
+ * UTF-8 passes, strings cut without breaking the JSON), and the writer: lines reach the file within
+ * the flush interval without a close, everything is written at close, and reopen follows a
+ * rotation.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -16,7 +17,7 @@
 
 #include <cmocka.h>
 
-#include "audit.h"
+#include "obs/audit.h"
 #include "keyward/error.h"
 
 static kw_ks_audit_rec_t make_rec(const char *sni, const uint8_t *ip, size_t ip_len)

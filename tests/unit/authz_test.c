@@ -1,5 +1,5 @@
 /*
- * Authorisation tests (src/keyserver/authz.c): the --allow flag form and rule checks, edge
+ * Authorisation tests (src/keyserver/fleet/authz.c): the --allow flag form and rule checks, edge
  * identities from generated client certificates (CN, SAN DNS names, SPKI hash, several fields of
  * one rule together), key matching by file name, sha256, SKI and certificate names (exact and
  * wildcard on either side) in a real key store, and the checks for keys held upstream.
@@ -20,7 +20,7 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
-#include "authz.h"
+#include "fleet/authz.h"
 #include "keyward/error.h"
 #include "keyward/keyid.h"
 #include "kw_hex.h"

@@ -1,6 +1,6 @@
 /*
- * Key hygiene tests (src/keyserver/hygiene.c): after the secure heap is started, private keys
- * decoded from PEM (RSA bignums, EC scalar, Ed25519 bytes) are allocated in it; core dumps are
+ * Key hygiene tests (src/keyserver/keystore/hygiene.c): after the secure heap is started, private
+ * keys decoded from PEM (RSA bignums, EC scalar, Ed25519 bytes) are allocated in it; core dumps are
  * off; --user drops root for good (run as root: in a child, to nobody); an unknown user and root
  * itself are refused; after RSA operations through the key store and ops.c, no copy of p or q is
  * left in memory outside the secure heap (issue 20: OpenSSL's cached Montgomery contexts).
@@ -25,10 +25,10 @@
 #include <openssl/core_names.h>
 #include <openssl/pem.h>
 
-#include "hygiene.h"
-#include "keystore_load.h"
+#include "keystore/hygiene.h"
+#include "keystore/keystore_load.h"
 #include "keyward/error.h"
-#include "ops.h"
+#include "ops/ops.h"
 
 /* PEM of a fresh private key of the given type. */
 static BIO *pem_of(EVP_PKEY *pkey)

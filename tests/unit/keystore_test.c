@@ -20,7 +20,7 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
-#include "keystore.h"
+#include "keystore/keystore.h"
 #include "keyward/error.h"
 #include "keyward/keyid.h"
 

@@ -20,7 +20,7 @@
 
 #include "keyward/error.h"
 #include "keyward/protocol.h"
-#include "metrics.h"
+#include "obs/metrics.h"
 
 static char *render(kw_ks_metrics_t *m)
 {

@@ -1,5 +1,5 @@
 /*
- * Master-secret mode on the key server (src/keyserver/ops_master.c, KWP 0xA1): request checks,
+ * Master-secret mode on the key server (src/keyserver/ops/ops_master.c, KWP 0xA1): request checks,
  * and the worker path end to end with a real RSA key: an encrypted PMS plus randoms (or a session
  * hash) yields the master secret an independent TLS1-PRF computes from the PMS; a bad ciphertext
  * still yields 48 bytes (implicit rejection), which differ.
@@ -18,9 +18,9 @@
 #include <openssl/rand.h>
 #include <openssl/rsa.h>
 
-#include "ops.h"
-#include "ops_master.h"
-#include "tls_reject.h"
+#include "ops/ops.h"
+#include "ops/ops_master.h"
+#include "net/tls_reject.h"
 
 static uint8_t cr[32], sr[32], hash[48], prf256 = KW_PRF_SHA256, prf384 = KW_PRF_SHA384;
 

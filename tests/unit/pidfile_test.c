@@ -1,7 +1,7 @@
 /*
- * --pid-file tests (src/keyserver/pidfile.c): the flag is taken out of argv in both spellings
- * (the rest keeps its order, "--" ends the search, a missing value is an error); the file holds
- * our pid; it is removed at exit only while it still holds our pid.
+ * --pid-file tests (src/keyserver/config/pidfile.c): the flag is taken out of argv in both
+ * spellings (the rest keeps its order, "--" ends the search, a missing value is an error); the file
+ * holds our pid; it is removed at exit only while it still holds our pid.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -14,7 +14,7 @@
 
 #include <cmocka.h>
 
-#include "pidfile.h"
+#include "config/pidfile.h"
 
 static void test_take(void **state)
 {

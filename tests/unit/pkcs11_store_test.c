@@ -28,8 +28,8 @@
 
 #include "keyward/error.h"
 #include "keyward/protocol.h"
-#include "pkcs11_internal.h"
-#include "tls_reject.h"
+#include "keystore/pkcs11/pkcs11_internal.h"
+#include "net/tls_reject.h"
 
 #define TOKEN "kwunit"
 #define PIN   "4321"

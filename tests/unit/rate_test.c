@@ -1,7 +1,7 @@
 /*
- * Per-edge rate limits (src/keyserver/rate.c): a burst is allowed at once, then one operation
- * per interval; buckets are shared by key, separate between keys, kept while they still limit
- * after the last connection is gone (reconnecting does not refill them) and pruned once full.
+ * Per-edge rate limits (src/keyserver/engine/rate.c): a burst is allowed at once, then one
+ * operation per interval; buckets are shared by key, separate between keys, kept while they still
+ * limit after the last connection is gone (reconnecting does not refill them) and pruned once full.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -11,7 +11,7 @@
 
 #include <cmocka.h>
 
-#include "rate.h"
+#include "engine/rate.h"
 
 #define MS 1000000ull
 

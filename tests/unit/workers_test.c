@@ -1,5 +1,5 @@
 /*
- * The key server's worker pool (src/keyserver/workers.c) with a real libuv loop and a real
+ * The key server's worker pool (src/keyserver/engine/workers.c) with a real libuv loop and a real
  * ECDSA key: the jobs of an iteration are held and signed on the loop thread, in order, at
  * kw_ks_workers_run_held; past the time budget the rest go to the worker threads; a token key or
  * a pool with run_inline off never holds; stopping with a held job cancels it. Every signature is
@@ -17,9 +17,9 @@
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 
-#include "job.h"
+#include "engine/job.h"
 #include "keyward/protocol.h"
-#include "workers.h"
+#include "engine/workers.h"
 
 #define MAX_DONE 8
 

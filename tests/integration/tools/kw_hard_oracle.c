@@ -33,7 +33,7 @@
 
 #include "keyward/protocol.h"
 #include "kw_tool.h"
-#include "ops_master.h"
+#include "ops/ops_master.h"
 
 #define K_MAX 512
 

@@ -1,0 +1,329 @@
+/*
+ * Forwarding to upstream key servers (upstream.h): one libkeyward client for all upstreams, one
+ * pending entry per forwarded request with a uv_poll_t on the request's completion eventfd, and
+ * the relay of the answer to the edge's connection.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "fleet/authz.h"
+#include "net/conn.h"
+#include "keyward/client.h"
+#include "keyward/error.h"
+#include "keyward/log.h"
+#include "obs/metrics.h"
+#include "fleet/upstream.h"
+
+/* One forwarded request. Owned by the upstream's pending list until its poll handle is closed. */
+typedef struct fwd_s {
+    uv_poll_t poll;
+    kw_request_t *req;  /* owned; freed once the poll handle is closed */
+    kw_ks_conn_t *conn; /* a reference, and one unit of conn->inflight */
+    kw_ks_upstream_t *up;
+    uint32_t id; /* the edge's request id */
+    uint8_t opcode;
+    uint64_t t0;    /* kw_ks_metrics_now_ns() when forwarded */
+    uint8_t *local; /* 0xA3: this server's key ids to merge with the upstream's (owned) */
+    size_t local_len;
+    kw_ks_audit_rec_t rec;
+    struct fwd_s *prev;
+    struct fwd_s *next;
+} fwd_t;
+
+struct kw_ks_upstream_s {
+    uv_loop_t *loop;
+    kw_client_t *client;
+    kw_ks_audit_t *audit; /* not owned */
+    fwd_t *pending;
+    size_t n_pending;
+    int stopped;
+    uint64_t failed;           /* requests that could not be forwarded */
+    uint64_t failed_logged_at; /* uv_now of the last warning about them */
+};
+
+/* "a,b,c" from the list; malloc'ed, NULL when out of memory. */
+static char *join_servers(char *const *v, size_t n)
+{
+    size_t len = 1;
+    for (size_t i = 0; i < n; i++)
+        len += strlen(v[i]) + 1;
+    char *s = malloc(len);
+    size_t pos = 0;
+    for (size_t i = 0; s != NULL && i < n; i++) {
+        size_t one = strlen(v[i]);
+        if (i > 0)
+            s[pos++] = ',';
+        memcpy(s + pos, v[i], one);
+        pos += one;
+    }
+    if (s != NULL)
+        s[pos] = '\0';
+    return s;
+}
+
+int kw_ks_upstream_new(uv_loop_t *loop, const kw_ks_config_t *cfg, kw_ks_audit_t *audit,
+                       kw_ks_upstream_t **out, char *err, size_t errlen)
+{
+    *out = NULL;
+    if (cfg->n_upstreams == 0)
+        return 0;
+    kw_ks_upstream_t *u = calloc(1, sizeof(*u));
+    char *servers = join_servers(cfg->upstreams, cfg->n_upstreams);
+    if (u == NULL || servers == NULL) {
+        free(u);
+        free(servers);
+        snprintf(err, errlen, "out of memory setting up --upstream");
+        return KW_ENOMEM;
+    }
+    kw_client_config_t cc;
+    memset(&cc, 0, sizeof(cc));
+    cc.servers = servers;
+    cc.cert_file = cfg->upstream_cert != NULL ? cfg->upstream_cert : cfg->cert;
+    cc.key_file = cfg->upstream_key != NULL ? cfg->upstream_key : cfg->key;
+    cc.ca_file = cfg->upstream_ca != NULL ? cfg->upstream_ca : cfg->ca;
+    cc.timeout_ms = cfg->upstream_timeout_ms > 0 ? (unsigned)cfg->upstream_timeout_ms
+                                                 : KW_KS_UPSTREAM_TIMEOUT_MS;
+    char why[512] = "";
+    int rc = kw_client_new(&cc, &u->client, why, sizeof(why));
+    if (rc != 0) {
+        snprintf(err, errlen,
+                 "upstream %s: %s (check --upstream-cert/--upstream-key/"
+                 "--upstream-ca, which default to --cert/--key/--ca)",
+                 servers, why);
+        free(servers);
+        free(u);
+        return rc;
+    }
+    kw_info("forwarding keys not held here to %s (as %s)", servers, cc.cert_file);
+    free(servers);
+    u->loop = loop;
+    u->audit = audit;
+    *out = u;
+    return 0;
+}
+
+size_t kw_ks_upstream_pending(const kw_ks_upstream_t *u)
+{
+    return u != NULL ? u->n_pending : 0;
+}
+
+static void list_remove(kw_ks_upstream_t *u, fwd_t *f)
+{
+    if (f->prev != NULL)
+        f->prev->next = f->next;
+    else
+        u->pending = f->next;
+    if (f->next != NULL)
+        f->next->prev = f->prev;
+    u->n_pending--;
+}
+
+static void on_fwd_closed(uv_handle_t *h)
+{
+    free(((fwd_t *)h->data)->local);
+    free(h->data);
+}
+
+/* Ends a forward: closes its poll handle before freeing the request (whose eventfd goes back to
+ * the client's pool and may be watched again at once), then releases the connection. */
+static void fwd_end(fwd_t *f)
+{
+    kw_ks_upstream_t *u = f->up;
+    kw_ks_conn_t *c = f->conn;
+    list_remove(u, f);
+    uv_close((uv_handle_t *)&f->poll, on_fwd_closed);
+    kw_request_free(f->req);
+    f->req = NULL;
+    kw_ks_conn_job_done(c);
+    kw_ks_conn_unref(c);
+}
+
+/* The result of a finished forward: 0 (payload in *payload) or the error to relay. */
+static uint8_t fwd_result(fwd_t *f, const uint8_t **payload, size_t *len)
+{
+    uint8_t remote = 0;
+    int rc = kw_request_result(f->req, payload, len, &remote);
+    if (rc == KW_EREMOTE)
+        return remote;
+    if (rc != 0) {
+        kw_debug("upstream request failed: %s", kw_strerror(rc));
+        return KW_ERR_UPSTREAM_UNAVAILABLE;
+    }
+    return 0;
+}
+
+/* 1 when id (a SHA-256 key id) is among the n ids at ids. */
+static int has_id(const uint8_t *ids, size_t n, const uint8_t *id)
+{
+    for (size_t i = 0; i < n; i++)
+        if (memcmp(ids + i * KW_DIGEST_LEN, id, KW_DIGEST_LEN) == 0)
+            return 1;
+    return 0;
+}
+
+/* 0xA3 relayed: the local ids, then the upstream's ones the edge may use and that are not local
+ * (payload NULL when the upstream failed). Returns what kw_ks_conn_reply returns. */
+static int reply_merged(fwd_t *f, const uint8_t *payload, size_t len)
+{
+    kw_ks_conn_t *c = f->conn;
+    size_t max = KW_MAX_REPLY_PAYLOAD / KW_DIGEST_LEN;
+    size_t n = f->local_len / KW_DIGEST_LEN;
+    size_t nup = payload != NULL ? len / KW_DIGEST_LEN : 0;
+    uint8_t *out = malloc((n + nup) * KW_DIGEST_LEN + 1);
+    if (out == NULL)
+        return kw_ks_conn_error(c, f->id, KW_ERR_INTERNAL);
+    if (f->local_len > 0)
+        memcpy(out, f->local, f->local_len);
+    for (size_t i = 0; i < nup && n < max; i++) {
+        const uint8_t *id = payload + i * KW_DIGEST_LEN;
+        kw_ks_keyid_t probe = {KW_KS_KEYID_DIGEST, id, KW_DIGEST_LEN};
+        if (has_id(out, n, id) || kw_ks_authz_check_remote(c->server->fleet.authz, c->edge, &probe,
+                                                           KW_OP_LIST_KEYS) != KW_KS_ALLOWED)
+            continue;
+        memcpy(out + n++ * KW_DIGEST_LEN, id, KW_DIGEST_LEN);
+    }
+    int rc = kw_ks_conn_reply(c, f->id, KW_OP_RESPONSE, out, n * KW_DIGEST_LEN);
+    free(out);
+    return rc;
+}
+
+static void on_fwd_ready(uv_poll_t *h, int status, int events)
+{
+    fwd_t *f = h->data;
+    const uint8_t *payload = NULL;
+    size_t len = 0;
+    uint8_t result = KW_ERR_UPSTREAM_UNAVAILABLE;
+    (void)events;
+    if (kw_request_done(f->req))
+        result = fwd_result(f, &payload, &len);
+    else if (status == 0)
+        return; /* woken without a completion: keep waiting */
+    kw_ks_conn_t *c = f->conn;
+    if (f->opcode == KW_OP_LIST_KEYS) {
+        if (result != 0)
+            kw_debug("list keys: the upstream failed (%s); answering with local keys only",
+                     kw_remote_error_name(result));
+        result = 0;
+        if (!c->closing && reply_merged(f, payload, len) != 0)
+            kw_ks_conn_close(c);
+    } else if (!c->closing) {
+        int sent = result == 0 ? kw_ks_conn_reply(c, f->id, KW_OP_RESPONSE, payload, len)
+                               : kw_ks_conn_error(c, f->id, result);
+        if (sent != 0)
+            kw_ks_conn_close(c);
+    }
+    kw_ks_audit_log(f->up->audit, &f->rec, c->edge != NULL ? c->edge->cn : "", result);
+    kw_ks_metrics_request(c->server->metrics, f->opcode, result, kw_ks_metrics_now_ns() - f->t0);
+    fwd_end(f);
+}
+
+/* The hop count a forwarded copy of msg carries, or -1 when no hop is left. */
+static int next_hops(const kw_msg_t *msg)
+{
+    unsigned hops = msg->has_hops ? msg->hops : KW_DEFAULT_MAX_HOPS;
+    if (hops > KW_KS_MAX_HOPS)
+        hops = KW_KS_MAX_HOPS;
+    return hops == 0 ? -1 : (int)hops - 1;
+}
+
+/* Submits msg and watches its completion. Returns 0; KW_E* when nothing was started (the caller
+ * frees f); 1 when the poll handle could not start (it is closing and frees f). */
+static int fwd_start(kw_ks_upstream_t *u, fwd_t *f, const kw_msg_t *msg, int hops)
+{
+    kw_msg_t copy = *msg;
+    copy.hops = (uint8_t)hops;
+    copy.has_hops = 1;
+    int rc = kw_client_submit(u->client, &copy, &f->req);
+    if (rc != 0) {
+        u->failed++;
+        uint64_t now = uv_now(u->loop);
+        if (u->failed_logged_at == 0 || now - u->failed_logged_at >= 1000) { /* once a second */
+            u->failed_logged_at = now;
+            kw_warn("cannot forward a request upstream (%llu so far, answered 0x42): %s%s",
+                    (unsigned long long)u->failed, kw_strerror(rc),
+                    rc == KW_ENOFD ? " (each request in flight upstream holds one eventfd)" : "");
+        }
+        return rc;
+    }
+    rc = uv_poll_init(u->loop, &f->poll, kw_request_fd(f->req));
+    if (rc != 0) {
+        kw_warn("cannot watch a forwarded request: %s", uv_strerror(rc));
+        kw_request_free(f->req);
+        return KW_EIO;
+    }
+    f->poll.data = f;
+    rc = uv_poll_start(&f->poll, UV_READABLE, on_fwd_ready);
+    if (rc != 0) {
+        kw_warn("cannot watch a forwarded request: %s", uv_strerror(rc));
+        uv_close((uv_handle_t *)&f->poll, on_fwd_closed);
+        kw_request_free(f->req);
+        return 1;
+    }
+    return 0;
+}
+
+uint8_t kw_ks_upstream_forward(kw_ks_upstream_t *u, kw_ks_conn_t *c, const kw_msg_t *msg,
+                               const kw_ks_audit_rec_t *rec)
+{
+    if (u == NULL)
+        return KW_ERR_KEY_NOT_FOUND;
+    int hops = next_hops(msg);
+    if (hops < 0) {
+        kw_warn("connection %llu: request %u needs forwarding but has no hop left (a loop "
+                "between key servers? check --upstream)",
+                (unsigned long long)c->id, msg->id);
+        return KW_ERR_UPSTREAM_UNAVAILABLE;
+    }
+    if (u->stopped)
+        return KW_ERR_UPSTREAM_UNAVAILABLE;
+    fwd_t *f = calloc(1, sizeof(*f));
+    if (f == NULL)
+        return KW_ERR_UPSTREAM_UNAVAILABLE;
+    int rc = fwd_start(u, f, msg, hops);
+    if (rc != 0) {
+        if (rc < 0)
+            free(f);
+        return KW_ERR_UPSTREAM_UNAVAILABLE;
+    }
+    f->up = u;
+    f->id = msg->id;
+    f->opcode = msg->opcode;
+    f->t0 = kw_ks_metrics_now_ns();
+    f->rec = *rec;
+    f->conn = kw_ks_conn_ref(c);
+    c->inflight++;
+    f->next = u->pending;
+    if (u->pending != NULL)
+        u->pending->prev = f;
+    u->pending = f;
+    u->n_pending++;
+    return 0;
+}
+
+int kw_ks_upstream_list_keys(kw_ks_upstream_t *u, kw_ks_conn_t *c, const kw_msg_t *msg,
+                             const kw_ks_audit_rec_t *rec, uint8_t *local, size_t len)
+{
+    if (kw_ks_upstream_forward(u, c, msg, rec) != 0)
+        return -1;
+    fwd_t *f = u->pending; /* kw_ks_upstream_forward puts the new one first */
+    f->local = local;
+    f->local_len = len;
+    return 0;
+}
+
+void kw_ks_upstream_stop(kw_ks_upstream_t *u)
+{
+    if (u == NULL)
+        return;
+    u->stopped = 1;
+    while (u->pending != NULL)
+        fwd_end(u->pending); /* cancels: kw_request_free of a pending request drops its reply */
+}
+
+void kw_ks_upstream_free(kw_ks_upstream_t *u)
+{
+    if (u == NULL)
+        return;
+    kw_client_free(u->client);
+    free(u);
+}
