@@ -22,6 +22,7 @@
 #include "provider.h"
 #include "kw_hex.h"
 #include "kw_payload.h"
+#include "kw_guard.h"
 
 #define KW_RC_RAISED 1 /* an error was already raised (client creation failed) */
 
@@ -175,9 +176,7 @@ static int run(kw_prov_ctx_t *pctx, const kw_msg_t *msg, reply_t *r)
     memset(r, 0, sizeof(*r));
     if (client == NULL)
         return KW_RC_RAISED;
-    rc = kw_client_submit(client, msg, &req);
-    if (rc != 0)
-        return rc;
+    KW_GUARD(kw_client_submit(client, msg, &req));
     job = ASYNC_get_current_job();
     rc = job != NULL ? wait_async(job, req) : kw_request_wait(req);
     if (rc != 0) {

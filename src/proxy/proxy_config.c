@@ -15,6 +15,7 @@
 #include "keyward/error.h"
 #include "proxy_yaml.h"
 #include "kw_num.h"
+#include "kw_guard.h"
 
 typedef enum opt_kind {
     OPT_STR,
@@ -431,10 +432,7 @@ int kw_proxy_config_check(const kw_proxy_config_t *cfg, char *err, size_t errlen
                  "NAME");
         return KW_ECONFIG;
     }
-    int rc = check_fetch_names(cfg, err, errlen);
-    if (rc != 0) {
-        return rc;
-    }
+    KW_GUARD(check_fetch_names(cfg, err, errlen));
     if (cfg->backend == NULL) {
         snprintf(err, errlen, "no backend: give --backend HOST:PORT");
         return KW_ECONFIG;

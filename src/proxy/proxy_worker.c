@@ -20,6 +20,7 @@
 #include "keyward/log.h"
 #include "proxy.h"
 #include "kw_addr.h"
+#include "kw_guard.h"
 
 #define KW_PROXY_BACKLOG 4096
 
@@ -65,13 +66,10 @@ static int bind_socket(kw_proxy_t *p, int *out, char *err, size_t errlen)
 static int open_listener(kw_px_worker_t *w, char *err, size_t errlen)
 {
     int fd = -1;
-    int rc = bind_socket(w->proxy, &fd, err, errlen);
-    if (rc != 0) {
-        return rc;
-    }
+    KW_GUARD(bind_socket(w->proxy, &fd, err, errlen));
     (void)uv_tcp_init(&w->loop, &w->listener);
     w->listener.data = w;
-    rc = uv_tcp_open(&w->listener, fd);
+    int rc = uv_tcp_open(&w->listener, fd);
     if (rc == 0) {
         rc = uv_listen((uv_stream_t *)&w->listener, KW_PROXY_BACKLOG, on_connection);
     }
