@@ -93,9 +93,10 @@ static int run(const kw_ks_config_t *cfg, int argc, char **argv, const char *pid
         cleanup(&app);
         return 1;
     }
-    server.metrics = app.metrics;
+    server.eng.metrics = app.metrics;
     server.p11 = app.p11;
-    server.argc = argc; /* SIGHUP reads the same flags and --config file again */
+    server.on_hup = kw_ks_reload_start; /* SIGHUP: reload (reload.c) */
+    server.argc = argc;                 /* SIGHUP reads the same flags and --config file again */
     server.argv = argv;
     rc = kw_ks_server_init(&server, &app.loop, cfg, app.store, err, sizeof(err));
     kw_keystore_unref(app.store); /* the server holds its own reference */

@@ -1,12 +1,13 @@
 /*
  * Fuzz target for the key server's request handling, in process: the input is a byte stream of
  * KWP frames as a client would send them after the TLS handshake. Each complete frame goes through
- * kw_ks_request_handle (src/keyserver/engine/request.c) on a connection object that has real libuv
- * handles but no socket; the jobs it makes run synchronously through kw_ks_op_run (ops.c) and come
- * back through kw_ks_request_done, as a worker's results would. Checks: every reply is a
- * well-formed frame answering a request id that was asked, and nothing reads or leaks outside its
- * buffers (ASan/UBSan, leak checks). Keys: fixed RSA-2048, P-256 and Ed25519 test keys with
- * certificates (keyserver_dispatch_keys.h), loaded once through the real key store loader.
+ * kw_ks_request_handle (src/keyserver/engine/request.c) from a fake peer (peer/peer.h: replies
+ * appended to a buffer, no socket, no TLS, no server); the jobs it makes run synchronously through
+ * kw_ks_op_run (ops.c) and come back through kw_ks_request_done, as a worker's results would.
+ * Checks: every reply is a well-formed frame answering a request id that was asked, every job and
+ * hold is given back, and nothing reads or leaks outside its buffers (ASan/UBSan, leak checks).
+ * Keys: fixed RSA-2048, P-256 and Ed25519 test keys with certificates
+ * (keyserver_dispatch_keys.h), loaded once through the real key store loader.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -14,24 +15,80 @@
 #include <string.h>
 #include <unistd.h>
 
-#include <openssl/ssl.h>
-
-#include "net/conn.h"
-#include "keystore/keystore.h"
-#include "ops/ops.h"
+#include "engine/engine.h"
 #include "engine/request.h"
-#include "net/server.h"
 #include "keyserver_dispatch_keys.h"
+#include "keystore/keystore.h"
+#include "keyward/error.h"
 #include "keyward/log.h"
 #include "keyward/protocol.h"
+#include "ops/ops.h"
+#include "peer/peer.h"
 
 typedef struct fuzz_env_s {
     kw_ks_config_t cfg;
-    kw_ks_server_t *server;
+    kw_ks_engine_t eng;
     kw_ks_op_cache_t *cache;
-    SSL_CTX *ssl_ctx;
-    uv_loop_t loop;
 } fuzz_env_t;
+
+/* The fake peer: replies go to out; counts holds and dones. */
+typedef struct fake_peer_s {
+    kw_ks_peer_t p;
+    kw_ks_job_src_t jobs;
+    uint8_t *out;
+    size_t out_len;
+    size_t out_cap;
+    int closed;
+    long holds;
+    unsigned done;
+} fake_peer_t;
+
+static int fake_reply(kw_ks_peer_t *p, uint32_t id, uint8_t opcode, const uint8_t *payload,
+                      size_t len)
+{
+    fake_peer_t *f = (fake_peer_t *)p;
+    size_t need = KW_HEADER_LEN + 2 * KW_ITEM_HDR_LEN + 1 + len;
+    size_t wrote = 0;
+    if (f->closed)
+        return KW_ECLOSED;
+    if (f->out_cap - f->out_len < need) {
+        size_t cap = f->out_cap ? f->out_cap : 4096;
+        while (cap - f->out_len < need)
+            cap *= 2;
+        uint8_t *grown = realloc(f->out, cap);
+        if (grown == NULL)
+            return KW_ENOMEM;
+        f->out = grown;
+        f->out_cap = cap;
+    }
+    int rc = kw_reply_encode(id, opcode, payload, len, f->out + f->out_len, need, &wrote);
+    if (rc == 0)
+        f->out_len += wrote;
+    return rc;
+}
+
+static void fake_close(kw_ks_peer_t *p)
+{
+    ((fake_peer_t *)p)->closed = 1;
+}
+
+static void fake_hold(kw_ks_peer_t *p)
+{
+    ((fake_peer_t *)p)->holds++;
+}
+
+static void fake_release(kw_ks_peer_t *p)
+{
+    ((fake_peer_t *)p)->holds--;
+}
+
+static void fake_done(kw_ks_peer_t *p)
+{
+    ((fake_peer_t *)p)->done++;
+}
+
+static const kw_ks_peer_type_t fake_type = {fake_reply, fake_close, fake_hold, fake_release,
+                                            fake_done};
 
 static void die(const char *what)
 {
@@ -74,59 +131,25 @@ static fuzz_env_t *env_get(void)
         return env;
     kw_log_init("keyserver_dispatch_fuzz", KW_LOG_ERROR);
     env = calloc(1, sizeof(*env));
-    if (env == NULL || uv_loop_init(&env->loop) != 0)
+    if (env == NULL)
         die("out of memory");
     kw_ks_config_defaults(&env->cfg);
     env->cfg.max_inflight = 64;
-    /* Large (it has the 64 KiB read buffer): on the heap, zeroed like kw_ks_server_init does. */
-    env->server = calloc(1, sizeof(*env->server));
     env->cache = kw_ks_op_cache_new(8);
-    env->ssl_ctx = SSL_CTX_new(TLS_server_method());
-    if (env->server == NULL || env->cache == NULL || env->ssl_ctx == NULL)
+    if (env->cache == NULL)
         die("out of memory");
-    kw_ks_server_t *s = env->server;
-    s->loop = &env->loop;
-    s->cfg = &env->cfg;
-    s->store = load_keys();
+    kw_ks_engine_t *e = &env->eng;
+    e->store = load_keys();
     /* The legacy 0x01 and 0x08 are off by default (opset.h): enabled here so the fuzzer reaches
      * them, through the real authorisation object (no rules). */
     char err[512] = "";
     if (kw_ks_strlist_add(&env->cfg.enable_ops, &env->cfg.n_enable_ops, "rsa-decrypt") != 0 ||
         kw_ks_strlist_add(&env->cfg.enable_ops, &env->cfg.n_enable_ops, "rsa-decrypt-raw") != 0 ||
-        kw_ks_authz_new(&env->cfg, &s->fleet.authz, err, sizeof(err)) != 0)
+        kw_ks_authz_new(&env->cfg, &e->fleet.authz, err, sizeof(err)) != 0)
         die(err[0] ? err : "cannot set up the enabled operations");
-    s->workers.data = s;
-    kw_ks_job_pool_init(&s->jobs, 64);
+    e->workers.data = e;
+    kw_ks_job_pool_init(&e->jobs, 64);
     return env;
-}
-
-/* A connection as kw_ks_conn_accept makes one, minus the socket: handshake_done stays 0 so
- * nothing tries to read TLS; request handling does not look at it. */
-static kw_ks_conn_t *conn_new(fuzz_env_t *env)
-{
-    kw_ks_conn_t *c = calloc(1, sizeof(*c));
-    if (c == NULL)
-        die("out of memory");
-    c->server = env->server;
-    c->ssl = SSL_new(env->ssl_ctx);
-    c->rbio = BIO_new(BIO_s_mem());
-    c->wbio = BIO_new(BIO_s_mem());
-    if (c->ssl == NULL || c->rbio == NULL || c->wbio == NULL)
-        die("out of memory");
-    SSL_set_bio(c->ssl, c->rbio, c->wbio); /* the SSL owns both */
-    if (uv_tcp_init(&env->loop, &c->tcp) != 0 || uv_timer_init(&env->loop, &c->timer) != 0)
-        die("cannot set up a connection");
-    c->tcp.data = c;
-    c->timer.data = c;
-    c->refs = 2; /* the two handles */
-    c->reading = 1;
-    snprintf(c->peer, sizeof(c->peer), "fuzz");
-    c->next = env->server->conns;
-    if (c->next != NULL)
-        c->next->prev = c;
-    env->server->conns = c;
-    env->server->n_conns++;
-    return c;
 }
 
 /* Runs a batch the way the workers would, then hands it back to the loop-thread completion. */
@@ -141,13 +164,13 @@ static void run_jobs(fuzz_env_t *env, kw_ks_job_batch_t *batch)
             __builtin_trap();
     }
     if (batch->head != NULL)
-        kw_ks_request_done(&env->server->workers, batch->head);
+        kw_ks_request_done(&env->eng.workers, batch->head);
     batch->head = batch->tail = NULL;
     batch->count = 0;
 }
 
 /* Every reply must decode and answer an id that was asked (ids[0..n)). */
-static void check_replies(const kw_ks_conn_t *c, const uint32_t *ids, size_t n)
+static void check_replies(const fake_peer_t *c, const uint32_t *ids, size_t n)
 {
     size_t pos = 0;
     while (pos < c->out_len) {
@@ -176,49 +199,39 @@ static void check_replies(const kw_ks_conn_t *c, const uint32_t *ids, size_t n)
     }
 }
 
-/* Drops the flush list's references (the check phase would flush them). */
-static void drop_dirty(kw_ks_server_t *s)
-{
-    while (s->dirty != NULL) {
-        kw_ks_conn_t *c = s->dirty;
-        s->dirty = c->next_dirty;
-        c->dirty = 0;
-        c->next_dirty = NULL;
-        kw_ks_conn_unref(c);
-    }
-}
-
 #define MAX_IDS 4096
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     fuzz_env_t *env = env_get();
-    kw_ks_conn_t *c = conn_new(env);
-    kw_ks_conn_ref(c); /* ours, so c outlives a close */
+    fake_peer_t c;
+    memset(&c, 0, sizeof(c));
+    c.p.type = &fake_type;
+    c.p.id = 1;
+    c.p.name = "fuzz";
+    c.p.jobs = &c.jobs;
     static uint32_t ids[MAX_IDS];
     size_t n_ids = 0;
     size_t pos = 0;
+    int finishing = 0;
     kw_ks_job_batch_t batch = {NULL, NULL, 0};
-    while (!c->closing && !c->finishing && size - pos >= KW_HEADER_LEN && n_ids < MAX_IDS) {
+    while (!c.closed && !finishing && size - pos >= KW_HEADER_LEN && n_ids < MAX_IDS) {
         kw_header_t h;
         int rc = kw_header_parse(data + pos, size - pos, &h);
         if (rc != 0 || size - pos - KW_HEADER_LEN < h.body_len)
             break; /* a version mismatch or a partial frame: the connection code's business */
         ids[n_ids++] = h.id;
-        rc = kw_ks_request_handle(c, &h, data + pos + KW_HEADER_LEN, &batch);
+        rc = kw_ks_request_handle(&env->eng, &c.p, &h, data + pos + KW_HEADER_LEN, &batch);
         pos += KW_HEADER_LEN + (size_t)h.body_len;
         if (batch.count >= env->cfg.max_inflight || rc != 0)
             run_jobs(env, &batch);
         if (rc != 0)
-            c->finishing = 1; /* what kw_ks_conn_finish does, without a socket to stop */
+            finishing = 1; /* the connection would write its replies and close */
     }
     run_jobs(env, &batch);
-    if (c->inflight != 0)
+    if (c.p.inflight != 0 || c.holds != 0)
         __builtin_trap();
-    check_replies(c, ids, n_ids);
-    drop_dirty(env->server);
-    kw_ks_conn_close(c);
-    uv_run(&env->loop, UV_RUN_NOWAIT); /* close callbacks drop the handles' references */
-    kw_ks_conn_unref(c);
+    check_replies(&c, ids, n_ids);
+    free(c.out);
     return 0;
 }

@@ -38,7 +38,7 @@ kw_ks_job_t *kw_ks_job_alloc(kw_ks_job_pool_t *pool, size_t in_len)
     }
     job->next = NULL;
     job->src = NULL;
-    job->conn = NULL;
+    job->peer = NULL;
     job->store = NULL;
     job->key = NULL;
     job->result = 0;

@@ -15,7 +15,7 @@
 
 #define KW_JOB_INLINE 528 /* an RSA-4096 ciphertext fits inline */
 
-struct kw_ks_conn_s;
+struct kw_ks_peer_s;
 struct kw_ks_job_s;
 
 /*
@@ -23,7 +23,7 @@ struct kw_ks_job_s;
  * one job from each source with jobs in turn (round robin), on the worker threads and for the
  * jobs the loop thread runs itself, so a source with hundreds of jobs delays another source's job
  * by at most a few operations. Zeroed by its owner, who keeps it alive while any of its jobs is
- * (a connection embeds it; each job holds a reference to the connection). Fields are the pool's:
+ * (a connection embeds it; each job holds a reference to its peer). Fields are the pool's:
  * the queue ones under its lock, the held ones on the loop thread (separate bytes on purpose).
  */
 typedef struct kw_ks_job_src_s {
@@ -40,7 +40,7 @@ typedef struct kw_ks_job_src_s {
 typedef struct kw_ks_job_s {
     struct kw_ks_job_s *next;  /* queue / free list link */
     kw_ks_job_src_t *src;      /* its connection's queue (NULL: the pool's own) */
-    struct kw_ks_conn_s *conn; /* holds a reference (kw_ks_conn_ref) */
+    struct kw_ks_peer_s *peer; /* holds a reference (kw_ks_peer_hold) */
     kw_keystore_t *store;      /* holds a reference; key lives in it */
     const kw_ks_key_t *key;
     uint32_t id;

@@ -10,14 +10,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "keyward/error.h"
+#include "engine/request.h"
+#include "fleet/authz.h"
 #include "fleet/fleet.h"
+#include "keyward/error.h"
 #include "keyward/log.h"
 #include "obs/metrics.h"
 #include "ops/ops.h"
-#include "fleet/authz.h"
 #include "ops/ops_master.h"
-#include "engine/request.h"
 
 /* Result of a handler that queued a job: counted when the job completes. */
 #define RESULT_QUEUED 0xFFu
@@ -33,63 +33,66 @@ static void batch_add(kw_ks_job_batch_t *b, kw_ks_job_t *job)
     b->count++;
 }
 
-static void reply_error(kw_ks_conn_t *c, uint32_t id, uint8_t err)
+static void reply_error(kw_ks_peer_t *p, uint32_t id, uint8_t err)
 {
-    if (kw_ks_conn_error(c, id, err) != 0)
-        kw_ks_conn_close(c);
+    if (kw_ks_peer_error(p, id, err) != 0)
+        kw_ks_peer_close(p);
 }
 
-static void reply(kw_ks_conn_t *c, uint32_t id, uint8_t opcode, const uint8_t *p, size_t len)
+static void reply(kw_ks_peer_t *p, uint32_t id, uint8_t opcode, const uint8_t *payload, size_t len)
 {
-    if (kw_ks_conn_reply(c, id, opcode, p, len) != 0)
-        kw_ks_conn_close(c);
+    if (kw_ks_peer_reply(p, id, opcode, payload, len) != 0)
+        kw_ks_peer_close(p);
 }
 
 /* Replies with err and returns it (for the metrics). */
-static uint8_t answer_error(kw_ks_conn_t *c, uint32_t id, uint8_t err)
+static uint8_t answer_error(kw_ks_peer_t *p, uint32_t id, uint8_t err)
 {
-    reply_error(c, id, err);
+    reply_error(p, id, err);
     return err;
 }
 
 /* A key (or chain) this server does not hold: forwarded upstream (fleet.h), or an error. */
-static uint8_t not_held(kw_ks_conn_t *c, const kw_msg_t *msg, const kw_ks_audit_rec_t *rec,
-                        const kw_ks_resolved_t *res, uint8_t not_found, int sni_is_id)
+static uint8_t not_held(kw_ks_engine_t *e, kw_ks_peer_t *p, const kw_msg_t *msg,
+                        const kw_ks_audit_rec_t *rec, const kw_ks_resolved_t *res,
+                        uint8_t not_found, int sni_is_id)
 {
-    int r = kw_ks_fleet_forward(c, msg, rec, res, not_found, sni_is_id);
+    int r = kw_ks_fleet_forward(&e->fleet, p, msg, rec, res, not_found, sni_is_id);
     if (r == KW_KS_PENDING)
         return RESULT_QUEUED;
-    return answer_error(c, msg->id, (uint8_t)r);
+    return answer_error(p, msg->id, (uint8_t)r);
 }
 
 /* 0xA2: by digest, SKI or SNI (all that are given must name the key). */
-static uint8_t get_cert_chain(kw_ks_conn_t *c, const kw_msg_t *msg, kw_ks_audit_rec_t *rec)
+static uint8_t get_cert_chain(kw_ks_engine_t *e, kw_ks_peer_t *p, const kw_msg_t *msg,
+                              kw_ks_audit_rec_t *rec)
 {
     kw_ks_resolved_t res;
-    if (!kw_ks_fleet_op_enabled(c, msg->opcode))
-        return answer_error(c, msg->id, KW_ERR_NOT_AUTHORISED);
-    uint8_t err = kw_ks_resolve(c->server->store, msg, 1, &res);
+    if (!kw_ks_fleet_op_enabled(&e->fleet, p, msg->opcode))
+        return answer_error(p, msg->id, KW_ERR_NOT_AUTHORISED);
+    uint8_t err = kw_ks_resolve(e->store, msg, 1, &res);
     if (err != 0)
-        return answer_error(c, msg->id, err);
+        return answer_error(p, msg->id, err);
     const kw_ks_key_t *key = res.key;
     if (key == NULL && res.n_ids == 0)
-        return answer_error(c, msg->id, KW_ERR_FORMAT);
+        return answer_error(p, msg->id, KW_ERR_FORMAT);
     if (key == NULL)
-        return not_held(c, msg, rec, &res, KW_ERR_CERT_NOT_FOUND, 1);
-    if (!kw_ks_fleet_key(c, key, msg->opcode, rec))
-        return answer_error(c, msg->id, KW_ERR_NOT_AUTHORISED);
+        return not_held(e, p, msg, rec, &res, KW_ERR_CERT_NOT_FOUND, 1);
+    if (!kw_ks_fleet_key(&e->fleet, p, key, msg->opcode, rec))
+        return answer_error(p, msg->id, KW_ERR_NOT_AUTHORISED);
     if (key->chain_der == NULL || key->chain_der_len > KW_MAX_REPLY_PAYLOAD)
-        return answer_error(c, msg->id, KW_ERR_CERT_NOT_FOUND);
-    reply(c, msg->id, KW_OP_RESPONSE, key->chain_der, key->chain_der_len);
+        return answer_error(p, msg->id, KW_ERR_CERT_NOT_FOUND);
+    reply(p, msg->id, KW_OP_RESPONSE, key->chain_der, key->chain_der_len);
     return 0;
 }
 
 /* 0xA3: the ids of the keys this edge may use, as many as fit one reply. With upstreams, the
  * upstreams' lists are added (upstream.c merges them when they answer), so an edge that checks a
  * key at load time finds the keys this server serves by forwarding too. */
-static uint8_t list_keys(kw_ks_conn_t *c, const kw_msg_t *msg, const kw_ks_audit_rec_t *rec)
+static uint8_t list_keys(kw_ks_engine_t *e, kw_ks_peer_t *p, const kw_msg_t *msg,
+                         const kw_ks_audit_rec_t *rec)
 {
-    const kw_keystore_t *store = c->server->store;
+    const kw_keystore_t *store = e->store;
     size_t n = kw_keystore_count(store);
     size_t max = KW_MAX_REPLY_PAYLOAD / KW_DIGEST_LEN;
     if (n > max) {
@@ -98,154 +101,151 @@ static uint8_t list_keys(kw_ks_conn_t *c, const kw_msg_t *msg, const kw_ks_audit
     }
     uint8_t *buf = malloc(n > 0 ? n * KW_DIGEST_LEN : 1);
     if (buf == NULL)
-        return answer_error(c, msg->id, KW_ERR_INTERNAL);
+        return answer_error(p, msg->id, KW_ERR_INTERNAL);
     size_t k = 0; /* only the keys this edge may use */
     for (size_t i = 0; i < kw_keystore_count(store) && k < n; i++) {
         const kw_ks_key_t *key = kw_keystore_get(store, i);
-        if (kw_ks_fleet_may_use(c, key, KW_OP_LIST_KEYS))
+        if (kw_ks_fleet_may_use(&e->fleet, p, key, KW_OP_LIST_KEYS))
             memcpy(buf + k++ * KW_DIGEST_LEN, key->digest, KW_DIGEST_LEN);
     }
-    kw_ks_upstream_t *up = c->server->fleet.upstream;
-    if (up != NULL && kw_ks_upstream_list_keys(up, c, msg, rec, buf, k * KW_DIGEST_LEN) == 0)
+    kw_ks_upstream_t *up = e->fleet.upstream;
+    if (up != NULL && kw_ks_upstream_list_keys(up, p, msg, rec, buf, k * KW_DIGEST_LEN) == 0)
         return RESULT_QUEUED; /* buf is the forward's now */
-    reply(c, msg->id, KW_OP_RESPONSE, buf, k * KW_DIGEST_LEN);
+    reply(p, msg->id, KW_OP_RESPONSE, buf, k * KW_DIGEST_LEN);
     free(buf);
     return 0;
 }
 
-static uint8_t key_op(kw_ks_conn_t *c, const kw_msg_t *msg, uint64_t t0, kw_ks_audit_rec_t *rec,
-                      kw_ks_job_batch_t *batch)
+static uint8_t key_op(kw_ks_engine_t *e, kw_ks_peer_t *p, const kw_msg_t *msg, uint64_t t0,
+                      kw_ks_audit_rec_t *rec, kw_ks_job_batch_t *batch)
 {
-    kw_ks_server_t *s = c->server;
     kw_ks_resolved_t res;
-    if (!kw_ks_fleet_op_enabled(c, msg->opcode))
-        return answer_error(c, msg->id, KW_ERR_NOT_AUTHORISED);
-    uint8_t err = kw_ks_resolve(s->store, msg, 0, &res);
+    if (!kw_ks_fleet_op_enabled(&e->fleet, p, msg->opcode))
+        return answer_error(p, msg->id, KW_ERR_NOT_AUTHORISED);
+    uint8_t err = kw_ks_resolve(e->store, msg, 0, &res);
     if (err != 0)
-        return answer_error(c, msg->id, err);
+        return answer_error(p, msg->id, err);
     const kw_ks_key_t *key = res.key;
     if (key == NULL)
-        return not_held(c, msg, rec, &res, KW_ERR_KEY_NOT_FOUND, 0);
-    if (!kw_ks_fleet_key(c, key, msg->opcode, rec))
-        return answer_error(c, msg->id, KW_ERR_NOT_AUTHORISED);
+        return not_held(e, p, msg, rec, &res, KW_ERR_KEY_NOT_FOUND, 0);
+    if (!kw_ks_fleet_key(&e->fleet, p, key, msg->opcode, rec))
+        return answer_error(p, msg->id, KW_ERR_NOT_AUTHORISED);
     err = kw_ks_op_check(key, msg->opcode, &msg->payload, &msg->extra);
     if (err != 0)
-        return answer_error(c, msg->id, err);
+        return answer_error(p, msg->id, err);
     int master = msg->opcode == KW_OP_TLS12_MASTER;
     if (master && kw_ks_master_check(msg) != 0)
-        return answer_error(c, msg->id, KW_ERR_FORMAT);
+        return answer_error(p, msg->id, KW_ERR_FORMAT);
     kw_ks_job_t *job =
-        kw_ks_job_alloc(&s->jobs, master ? kw_ks_master_in_len(msg) : msg->payload.len);
+        kw_ks_job_alloc(&e->jobs, master ? kw_ks_master_in_len(msg) : msg->payload.len);
     if (job == NULL)
-        return answer_error(c, msg->id, KW_ERR_INTERNAL);
+        return answer_error(p, msg->id, KW_ERR_INTERNAL);
     if (master)
         kw_ks_master_pack(msg, job->in); /* randoms / session hash, PRF digest, encrypted PMS */
     else
         memcpy(job->in, msg->payload.ptr, msg->payload.len);
-    job->conn = kw_ks_conn_ref(c);
-    job->src = &c->jobs;
-    job->store = kw_keystore_ref(s->store);
+    job->peer = kw_ks_peer_hold(p);
+    job->src = p->jobs;
+    job->store = kw_keystore_ref(e->store);
     job->key = key;
     job->id = msg->id;
     job->opcode = msg->opcode;
     if (msg->opcode == KW_OP_TLS_RSA_DECRYPT || master)
         job->tls_version = (unsigned)msg->extra.ptr[0] << 8 | msg->extra.ptr[1];
     job->t_start = t0;
-    if (s->fleet.audit != NULL)
+    if (e->fleet.audit != NULL)
         job->audit = *rec;
-    c->inflight++;
-    kw_ks_metrics_inflight_add(s->metrics, 1);
+    p->inflight++;
+    kw_ks_metrics_inflight_add(e->metrics, 1);
     batch_add(batch, job);
     return RESULT_QUEUED;
 }
 
 /* 1 when the edge's rate limit lets one more operation through (rate.h); logs the first refusal
  * of a connection. */
-static int rate_ok(kw_ks_conn_t *c, uint64_t now)
+static int rate_ok(kw_ks_engine_t *e, kw_ks_peer_t *p, uint64_t now)
 {
-    if (kw_ks_rate_take(c->rate, now))
+    if (kw_ks_rate_take(p->rate, now))
         return 1;
-    if (!c->rate_logged) {
-        c->rate_logged = 1;
+    if (!p->rate_logged) {
+        p->rate_logged = 1;
         kw_warn("connection %llu from %s: edge '%s' is over its rate limit (%u/s, bursts of %u): "
                 "answering 0x41 (further refusals are only in the metrics and the audit log)",
-                (unsigned long long)c->id, c->peer, c->edge != NULL ? c->edge->cn : "",
-                kw_ks_rate_per_second(c->server->rate), kw_ks_rate_burst(c->server->rate));
+                (unsigned long long)p->id, p->name, p->edge != NULL ? p->edge->cn : "",
+                kw_ks_rate_per_second(e->rate), kw_ks_rate_burst(e->rate));
     }
     return 0;
 }
 
 /* Answers msg or queues its job; returns the result sent, or RESULT_QUEUED. */
-static uint8_t dispatch(kw_ks_conn_t *c, const kw_msg_t *msg, uint64_t t0, kw_ks_audit_rec_t *rec,
-                        kw_ks_job_batch_t *batch)
+static uint8_t dispatch(kw_ks_engine_t *e, kw_ks_peer_t *p, const kw_msg_t *msg, uint64_t t0,
+                        kw_ks_audit_rec_t *rec, kw_ks_job_batch_t *batch)
 {
     if (!msg->has_opcode)
-        return answer_error(c, msg->id, KW_ERR_FORMAT);
-    if (msg->opcode != KW_OP_PING && !rate_ok(c, t0))
-        return answer_error(c, msg->id, KW_ERR_RATE_LIMITED);
+        return answer_error(p, msg->id, KW_ERR_FORMAT);
+    if (msg->opcode != KW_OP_PING && !rate_ok(e, p, t0))
+        return answer_error(p, msg->id, KW_ERR_RATE_LIMITED);
     switch (msg->opcode) {
     case KW_OP_PING:
-        reply(c, msg->id, KW_OP_PONG, msg->payload.ptr, msg->payload.len);
+        reply(p, msg->id, KW_OP_PONG, msg->payload.ptr, msg->payload.len);
         return 0;
     case KW_OP_GET_CERT_CHAIN:
-        return get_cert_chain(c, msg, rec);
+        return get_cert_chain(e, p, msg, rec);
     case KW_OP_LIST_KEYS:
-        if (!kw_ks_fleet_op_enabled(c, msg->opcode))
-            return answer_error(c, msg->id, KW_ERR_NOT_AUTHORISED);
-        return list_keys(c, msg, rec);
+        if (!kw_ks_fleet_op_enabled(&e->fleet, p, msg->opcode))
+            return answer_error(p, msg->id, KW_ERR_NOT_AUTHORISED);
+        return list_keys(e, p, msg, rec);
     default:
         break;
     }
     if (!kw_ks_op_is_key_op(msg->opcode))
-        return answer_error(c, msg->id, KW_ERR_BAD_OPCODE);
-    return key_op(c, msg, t0, rec, batch);
+        return answer_error(p, msg->id, KW_ERR_BAD_OPCODE);
+    return key_op(e, p, msg, t0, rec, batch);
 }
 
-int kw_ks_request_handle(kw_ks_conn_t *c, const kw_header_t *hdr, const uint8_t *body,
-                         kw_ks_job_batch_t *batch)
+int kw_ks_request_handle(kw_ks_engine_t *e, kw_ks_peer_t *p, const kw_header_t *hdr,
+                         const uint8_t *body, kw_ks_job_batch_t *batch)
 {
     kw_msg_t msg;
-    kw_ks_metrics_t *m = c->server->metrics;
+    kw_ks_metrics_t *m = e->metrics;
     uint64_t t0 = kw_ks_metrics_now_ns();
     if (kw_msg_decode(body, hdr->body_len, hdr->id, &msg) != 0) {
-        reply_error(c, hdr->id, KW_ERR_FORMAT);
+        reply_error(p, hdr->id, KW_ERR_FORMAT);
         kw_ks_metrics_request(m, 0, KW_ERR_FORMAT, kw_ks_metrics_now_ns() - t0);
         return KW_EFORMAT;
     }
     kw_ks_audit_rec_t rec;
-    kw_ks_fleet_begin(c, &msg, &rec);
-    uint8_t result = dispatch(c, &msg, t0, &rec, batch);
+    kw_ks_fleet_begin(&e->fleet, &msg, &rec);
+    uint8_t result = dispatch(e, p, &msg, t0, &rec, batch);
     if (result != RESULT_QUEUED) {
         kw_ks_metrics_request(m, msg.has_opcode ? msg.opcode : 0, result,
                               kw_ks_metrics_now_ns() - t0);
         if (msg.has_opcode && msg.opcode != KW_OP_PING)
-            kw_ks_fleet_audit(c, &rec, result); /* one audit line per operation */
+            kw_ks_fleet_audit(&e->fleet, p, &rec, result); /* one audit line per operation */
     }
     return 0;
 }
 
 void kw_ks_request_done(kw_ks_workers_t *w, kw_ks_job_t *jobs)
 {
-    kw_ks_server_t *s = w->data;
+    kw_ks_engine_t *e = w->data;
     while (jobs != NULL) {
         kw_ks_job_t *job = jobs;
         jobs = job->next;
-        kw_ks_conn_t *c = job->conn;
-        if (!c->closing && !job->cancelled) {
+        kw_ks_peer_t *p = job->peer;
+        if (!job->cancelled) { /* a closing peer refuses the reply (KW_ECLOSED) */
             if (job->result == 0)
-                reply(c, job->id, KW_OP_RESPONSE, job->out, job->out_len);
+                reply(p, job->id, KW_OP_RESPONSE, job->out, job->out_len);
             else
-                reply_error(c, job->id, job->result);
-        }
-        if (!job->cancelled) {
-            kw_ks_metrics_request(s->metrics, job->opcode, job->result,
+                reply_error(p, job->id, job->result);
+            kw_ks_metrics_request(e->metrics, job->opcode, job->result,
                                   kw_ks_metrics_now_ns() - job->t_start);
-            kw_ks_fleet_audit(c, &job->audit, job->result);
+            kw_ks_fleet_audit(&e->fleet, p, &job->audit, job->result);
         }
-        kw_ks_metrics_inflight_add(s->metrics, -1);
+        kw_ks_metrics_inflight_add(e->metrics, -1);
         kw_keystore_unref(job->store);
-        kw_ks_job_free(&s->jobs, job);
-        kw_ks_conn_job_done(c);
-        kw_ks_conn_unref(c);
+        kw_ks_job_free(&e->jobs, job);
+        kw_ks_peer_done(p); /* the peer schedules itself: no dispatch from here */
+        kw_ks_peer_release(p);
     }
 }

@@ -7,7 +7,6 @@
 #include <string.h>
 
 #include "fleet/authz.h"
-#include "net/conn.h"
 #include "keyward/client.h"
 #include "keyward/error.h"
 #include "keyward/log.h"
@@ -18,7 +17,7 @@
 typedef struct fwd_s {
     uv_poll_t poll;
     kw_request_t *req;  /* owned; freed once the poll handle is closed */
-    kw_ks_conn_t *conn; /* a reference, and one unit of conn->inflight */
+    kw_ks_peer_t *peer; /* held, and one unit of peer->inflight */
     kw_ks_upstream_t *up;
     uint32_t id; /* the edge's request id */
     uint8_t opcode;
@@ -33,7 +32,9 @@ typedef struct fwd_s {
 struct kw_ks_upstream_s {
     uv_loop_t *loop;
     kw_client_t *client;
-    kw_ks_audit_t *audit; /* not owned */
+    kw_ks_audit_t *audit;        /* not owned */
+    kw_ks_metrics_t *metrics;    /* not owned; NULL: off */
+    kw_ks_authz_t *const *authz; /* the rules in force (fleet.h), not owned */
     fwd_t *pending;
     size_t n_pending;
     int stopped;
@@ -62,6 +63,7 @@ static char *join_servers(char *const *v, size_t n)
 }
 
 int kw_ks_upstream_new(uv_loop_t *loop, const kw_ks_config_t *cfg, kw_ks_audit_t *audit,
+                       kw_ks_metrics_t *metrics, kw_ks_authz_t *const *authz,
                        kw_ks_upstream_t **out, char *err, size_t errlen)
 {
     *out = NULL;
@@ -98,6 +100,8 @@ int kw_ks_upstream_new(uv_loop_t *loop, const kw_ks_config_t *cfg, kw_ks_audit_t
     free(servers);
     u->loop = loop;
     u->audit = audit;
+    u->metrics = metrics;
+    u->authz = authz;
     *out = u;
     return 0;
 }
@@ -125,17 +129,17 @@ static void on_fwd_closed(uv_handle_t *h)
 }
 
 /* Ends a forward: closes its poll handle before freeing the request (whose eventfd goes back to
- * the client's pool and may be watched again at once), then releases the connection. */
+ * the client's pool and may be watched again at once), then releases the peer. */
 static void fwd_end(fwd_t *f)
 {
     kw_ks_upstream_t *u = f->up;
-    kw_ks_conn_t *c = f->conn;
+    kw_ks_peer_t *p = f->peer;
     list_remove(u, f);
     uv_close((uv_handle_t *)&f->poll, on_fwd_closed);
     kw_request_free(f->req);
     f->req = NULL;
-    kw_ks_conn_job_done(c);
-    kw_ks_conn_unref(c);
+    kw_ks_peer_done(p);
+    kw_ks_peer_release(p);
 }
 
 /* The result of a finished forward: 0 (payload in *payload) or the error to relay. */
@@ -162,27 +166,27 @@ static int has_id(const uint8_t *ids, size_t n, const uint8_t *id)
 }
 
 /* 0xA3 relayed: the local ids, then the upstream's ones the edge may use and that are not local
- * (payload NULL when the upstream failed). Returns what kw_ks_conn_reply returns. */
+ * (payload NULL when the upstream failed). Returns what kw_ks_peer_reply returns. */
 static int reply_merged(fwd_t *f, const uint8_t *payload, size_t len)
 {
-    kw_ks_conn_t *c = f->conn;
+    kw_ks_peer_t *p = f->peer;
     size_t max = KW_MAX_REPLY_PAYLOAD / KW_DIGEST_LEN;
     size_t n = f->local_len / KW_DIGEST_LEN;
     size_t nup = payload != NULL ? len / KW_DIGEST_LEN : 0;
     uint8_t *out = malloc((n + nup) * KW_DIGEST_LEN + 1);
     if (out == NULL)
-        return kw_ks_conn_error(c, f->id, KW_ERR_INTERNAL);
+        return kw_ks_peer_error(p, f->id, KW_ERR_INTERNAL);
     if (f->local_len > 0)
         memcpy(out, f->local, f->local_len);
     for (size_t i = 0; i < nup && n < max; i++) {
         const uint8_t *id = payload + i * KW_DIGEST_LEN;
         kw_ks_keyid_t probe = {KW_KS_KEYID_DIGEST, id, KW_DIGEST_LEN};
-        if (has_id(out, n, id) || kw_ks_authz_check_remote(c->server->fleet.authz, c->edge, &probe,
+        if (has_id(out, n, id) || kw_ks_authz_check_remote(*f->up->authz, p->edge, &probe,
                                                            KW_OP_LIST_KEYS) != KW_KS_ALLOWED)
             continue;
         memcpy(out + n++ * KW_DIGEST_LEN, id, KW_DIGEST_LEN);
     }
-    int rc = kw_ks_conn_reply(c, f->id, KW_OP_RESPONSE, out, n * KW_DIGEST_LEN);
+    int rc = kw_ks_peer_reply(p, f->id, KW_OP_RESPONSE, out, n * KW_DIGEST_LEN);
     free(out);
     return rc;
 }
@@ -198,22 +202,23 @@ static void on_fwd_ready(uv_poll_t *h, int status, int events)
         result = fwd_result(f, &payload, &len);
     else if (status == 0)
         return; /* woken without a completion: keep waiting */
-    kw_ks_conn_t *c = f->conn;
+    kw_ks_peer_t *p =
+        f->peer; /* a closing peer refuses replies (KW_ECLOSED); close is idempotent */
     if (f->opcode == KW_OP_LIST_KEYS) {
         if (result != 0)
             kw_debug("list keys: the upstream failed (%s); answering with local keys only",
                      kw_remote_error_name(result));
         result = 0;
-        if (!c->closing && reply_merged(f, payload, len) != 0)
-            kw_ks_conn_close(c);
-    } else if (!c->closing) {
-        int sent = result == 0 ? kw_ks_conn_reply(c, f->id, KW_OP_RESPONSE, payload, len)
-                               : kw_ks_conn_error(c, f->id, result);
+        if (reply_merged(f, payload, len) != 0)
+            kw_ks_peer_close(p);
+    } else {
+        int sent = result == 0 ? kw_ks_peer_reply(p, f->id, KW_OP_RESPONSE, payload, len)
+                               : kw_ks_peer_error(p, f->id, result);
         if (sent != 0)
-            kw_ks_conn_close(c);
+            kw_ks_peer_close(p);
     }
-    kw_ks_audit_log(f->up->audit, &f->rec, c->edge != NULL ? c->edge->cn : "", result);
-    kw_ks_metrics_request(c->server->metrics, f->opcode, result, kw_ks_metrics_now_ns() - f->t0);
+    kw_ks_audit_log(f->up->audit, &f->rec, p->edge != NULL ? p->edge->cn : "", result);
+    kw_ks_metrics_request(f->up->metrics, f->opcode, result, kw_ks_metrics_now_ns() - f->t0);
     fwd_end(f);
 }
 
@@ -262,7 +267,7 @@ static int fwd_start(kw_ks_upstream_t *u, fwd_t *f, const kw_msg_t *msg, int hop
     return 0;
 }
 
-uint8_t kw_ks_upstream_forward(kw_ks_upstream_t *u, kw_ks_conn_t *c, const kw_msg_t *msg,
+uint8_t kw_ks_upstream_forward(kw_ks_upstream_t *u, kw_ks_peer_t *p, const kw_msg_t *msg,
                                const kw_ks_audit_rec_t *rec)
 {
     if (u == NULL)
@@ -271,7 +276,7 @@ uint8_t kw_ks_upstream_forward(kw_ks_upstream_t *u, kw_ks_conn_t *c, const kw_ms
     if (hops < 0) {
         kw_warn("connection %llu: request %u needs forwarding but has no hop left (a loop "
                 "between key servers? check --upstream)",
-                (unsigned long long)c->id, msg->id);
+                (unsigned long long)p->id, msg->id);
         return KW_ERR_UPSTREAM_UNAVAILABLE;
     }
     if (u->stopped)
@@ -290,8 +295,8 @@ uint8_t kw_ks_upstream_forward(kw_ks_upstream_t *u, kw_ks_conn_t *c, const kw_ms
     f->opcode = msg->opcode;
     f->t0 = kw_ks_metrics_now_ns();
     f->rec = *rec;
-    f->conn = kw_ks_conn_ref(c);
-    c->inflight++;
+    f->peer = kw_ks_peer_hold(p);
+    p->inflight++;
     f->next = u->pending;
     if (u->pending != NULL)
         u->pending->prev = f;
@@ -300,10 +305,10 @@ uint8_t kw_ks_upstream_forward(kw_ks_upstream_t *u, kw_ks_conn_t *c, const kw_ms
     return 0;
 }
 
-int kw_ks_upstream_list_keys(kw_ks_upstream_t *u, kw_ks_conn_t *c, const kw_msg_t *msg,
+int kw_ks_upstream_list_keys(kw_ks_upstream_t *u, kw_ks_peer_t *p, const kw_msg_t *msg,
                              const kw_ks_audit_rec_t *rec, uint8_t *local, size_t len)
 {
-    if (kw_ks_upstream_forward(u, c, msg, rec) != 0)
+    if (kw_ks_upstream_forward(u, p, msg, rec) != 0)
         return -1;
     fwd_t *f = u->pending; /* kw_ks_upstream_forward puts the new one first */
     f->local = local;

@@ -6,107 +6,111 @@
  */
 #include <string.h>
 
-#include "net/admit.h"
-#include "net/conn.h"
 #include "keyward/log.h"
+#include "net/admit.h"
 
-static int may_log(kw_ks_server_t *s)
+static int may_log(kw_ks_admit_t *a, uint64_t now)
 {
-    uint64_t now = uv_now(s->loop);
-    if (s->admit_logged_at != 0 && now - s->admit_logged_at < 1000)
+    if (a->logged_at != 0 && now - a->logged_at < 1000)
         return 0;
-    s->admit_logged_at = now;
+    a->logged_at = now;
     return 1;
 }
 
-static void hs_remove(kw_ks_conn_t *c)
+static void hs_remove(kw_ks_admit_t *a, kw_ks_admit_entry_t *e)
 {
-    kw_ks_server_t *s = c->server;
-    if (!c->in_handshake)
+    if (!e->in_handshake)
         return;
-    c->in_handshake = 0;
-    if (c->hs_prev != NULL)
-        c->hs_prev->hs_next = c->hs_next;
+    e->in_handshake = 0;
+    if (e->prev != NULL)
+        e->prev->next = e->next;
     else
-        s->hs_head = c->hs_next;
-    if (c->hs_next != NULL)
-        c->hs_next->hs_prev = c->hs_prev;
+        a->head = e->next;
+    if (e->next != NULL)
+        e->next->prev = e->prev;
     else
-        s->hs_tail = c->hs_prev;
-    c->hs_prev = NULL;
-    c->hs_next = NULL;
-    s->n_handshaking--;
+        a->tail = e->prev;
+    e->prev = NULL;
+    e->next = NULL;
+    a->n_handshaking--;
 }
 
-static int same_addr(const kw_ks_conn_t *a, const kw_ks_conn_t *b)
+static int same_addr(const kw_ks_admit_entry_t *x, const kw_ks_admit_entry_t *y)
 {
-    return a->addr_len == b->addr_len && memcmp(a->addr, b->addr, a->addr_len) == 0;
+    return x->addr_len == y->addr_len && memcmp(x->addr, y->addr, x->addr_len) == 0;
 }
 
-/* Closes victim (the oldest in a full budget) to make room. */
-static void evict(kw_ks_conn_t *victim, const char *budget, unsigned limit)
+/* Takes victim (the oldest in a full budget) out of the budget to make room; the caller closes
+ * it. */
+static void evict(kw_ks_admit_t *a, uint64_t now, kw_ks_admit_entry_t *victim, const char *budget,
+                  unsigned limit)
 {
-    kw_ks_server_t *s = victim->server;
-    s->admit_evicted++;
-    if (may_log(s))
+    a->evicted++;
+    if (may_log(a, now))
         kw_warn("handshake budget: %s %u full, closing the oldest unauthenticated connection "
                 "(%llu from %s; %llu closed so far): too many connections that do not finish TLS",
-                budget, limit, (unsigned long long)victim->id, victim->peer,
-                (unsigned long long)s->admit_evicted);
-    kw_ks_conn_close(victim); /* calls kw_ks_admit_leave */
+                budget, limit, (unsigned long long)victim->id, victim->name,
+                (unsigned long long)a->evicted);
+    hs_remove(a, victim);
 }
 
-void kw_ks_admit_handshake(kw_ks_conn_t *c)
+size_t kw_ks_admit_handshake(kw_ks_admit_t *a, const kw_ks_config_t *cfg, uint64_t now,
+                             kw_ks_admit_entry_t *e, kw_ks_admit_entry_t **victims)
 {
-    kw_ks_server_t *s = c->server;
-    const kw_ks_config_t *cfg = s->cfg;
-    if (cfg->max_handshakes_per_ip > 0 && c->addr_len > 0) {
-        kw_ks_conn_t *oldest = NULL;
+    size_t n_victims = 0;
+    if (cfg->max_handshakes_per_ip > 0 && e->addr_len > 0) {
+        kw_ks_admit_entry_t *oldest = NULL;
         unsigned n = 0;
-        for (kw_ks_conn_t *o = s->hs_head; o != NULL; o = o->hs_next) {
-            if (same_addr(o, c)) {
+        for (kw_ks_admit_entry_t *o = a->head; o != NULL; o = o->next) {
+            if (same_addr(o, e)) {
                 oldest = oldest != NULL ? oldest : o;
                 n++;
             }
         }
-        if (n >= cfg->max_handshakes_per_ip)
-            evict(oldest, "--max-handshakes-per-ip", cfg->max_handshakes_per_ip);
+        if (n >= cfg->max_handshakes_per_ip) {
+            evict(a, now, oldest, "--max-handshakes-per-ip", cfg->max_handshakes_per_ip);
+            victims[n_victims++] = oldest;
+        }
     }
-    if (cfg->max_handshakes > 0 && s->n_handshaking >= cfg->max_handshakes && s->hs_head != NULL)
-        evict(s->hs_head, "--max-handshakes", cfg->max_handshakes);
-    c->in_handshake = 1;
-    c->hs_prev = s->hs_tail;
-    c->hs_next = NULL;
-    if (s->hs_tail != NULL)
-        s->hs_tail->hs_next = c;
+    if (cfg->max_handshakes > 0 && a->n_handshaking >= cfg->max_handshakes && a->head != NULL) {
+        kw_ks_admit_entry_t *oldest = a->head;
+        evict(a, now, oldest, "--max-handshakes", cfg->max_handshakes);
+        victims[n_victims++] = oldest;
+    }
+    e->in_handshake = 1;
+    e->prev = a->tail;
+    e->next = NULL;
+    if (a->tail != NULL)
+        a->tail->next = e;
     else
-        s->hs_head = c;
-    s->hs_tail = c;
-    s->n_handshaking++;
+        a->head = e;
+    a->tail = e;
+    a->n_handshaking++;
+    return n_victims;
 }
 
-int kw_ks_admit_edge(kw_ks_conn_t *c)
+int kw_ks_admit_edge(kw_ks_admit_t *a, const kw_ks_config_t *cfg, uint64_t now,
+                     kw_ks_admit_entry_t *e)
 {
-    kw_ks_server_t *s = c->server;
-    unsigned max = s->cfg->max_connections;
-    hs_remove(c);
-    if (max > 0 && s->n_edges >= max) {
-        if (may_log(s))
+    unsigned max = cfg->max_connections;
+    hs_remove(a, e);
+    if (max > 0 && a->n_edges >= max) {
+        if (may_log(a, now))
             kw_warn("connection %llu from %s refused: --max-connections %u reached (edges "
                     "connected)",
-                    (unsigned long long)c->id, c->peer, max);
+                    (unsigned long long)e->id, e->name, max);
         return -1;
     }
-    c->is_edge = 1;
-    s->n_edges++;
+    e->is_edge = 1;
+    a->n_edges++;
     return 0;
 }
 
-void kw_ks_admit_leave(kw_ks_conn_t *c)
+void kw_ks_admit_leave(kw_ks_admit_t *a, kw_ks_admit_entry_t *e)
 {
-    hs_remove(c);
-    if (c->is_edge) {
-        c->is_edge = 0;
-        c->server->n_edges--;
+    hs_remove(a, e);
+    if (e->is_edge) {
+        e->is_edge = 0;
+        a->n_edges--;
     }
 }

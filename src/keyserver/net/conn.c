@@ -9,12 +9,12 @@
 #include <openssl/err.h>
 #include <openssl/x509.h>
 
-#include "net/admit.h"
+#include "engine/request.h"
 #include "fleet/authz.h"
-#include "net/conn.h"
 #include "keyward/error.h"
 #include "keyward/log.h"
-#include "engine/request.h"
+#include "net/admit.h"
+#include "net/conn.h"
 
 #define KW_IN_INITIAL 16384
 
@@ -27,6 +27,17 @@ typedef struct write_req_s {
 
 static void conn_process(kw_ks_conn_t *c);
 
+/* Queues c for a flush in this loop iteration's check phase (server.c walks the list). */
+static void mark_dirty(kw_ks_conn_t *c)
+{
+    kw_ks_server_t *s = c->server;
+    if (c->dirty || c->closing)
+        return;
+    c->dirty = 1;
+    c->next_dirty = s->dirty;
+    s->dirty = kw_ks_conn_ref(c);
+}
+
 kw_ks_conn_t *kw_ks_conn_ref(kw_ks_conn_t *c)
 {
     c->refs++;
@@ -37,8 +48,8 @@ void kw_ks_conn_unref(kw_ks_conn_t *c)
 {
     if (--c->refs > 0)
         return;
-    kw_ks_rate_put(c->rate, kw_ks_metrics_now_ns());
-    kw_ks_edge_free(c->edge);
+    kw_ks_rate_put(c->p.rate, kw_ks_metrics_now_ns());
+    kw_ks_edge_free(c->p.edge);
     SSL_free(c->ssl);
     free(c->in);
     if (c->out != NULL)
@@ -65,8 +76,8 @@ void kw_ks_conn_close(kw_ks_conn_t *c)
     if (c->next != NULL)
         c->next->prev = c->prev;
     s->n_conns--;
-    kw_ks_admit_leave(c);
-    kw_ks_metrics_connections_add(s->metrics, -1);
+    kw_ks_admit_leave(&s->admit, &c->adm);
+    kw_ks_metrics_connections_add(s->eng.metrics, -1);
     kw_debug("connection %llu from %s closed", (unsigned long long)c->id, c->peer);
     uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
     uv_close((uv_handle_t *)&c->timer, on_handle_closed);
@@ -75,8 +86,8 @@ void kw_ks_conn_close(kw_ks_conn_t *c)
 /* Closes a finishing connection once nothing is left to send. */
 static void maybe_finish(kw_ks_conn_t *c)
 {
-    if (c->finishing && !c->closing && c->inflight == 0 && c->out_len == 0 && c->write_bytes == 0 &&
-        BIO_ctrl_pending(c->wbio) == 0)
+    if (c->finishing && !c->closing && c->p.inflight == 0 && c->out_len == 0 &&
+        c->write_bytes == 0 && BIO_ctrl_pending(c->wbio) == 0)
         kw_ks_conn_close(c);
 }
 
@@ -89,7 +100,7 @@ void kw_ks_conn_finish(kw_ks_conn_t *c)
         uv_read_stop((uv_stream_t *)&c->tcp);
         c->reading = 0;
     }
-    kw_ks_server_mark_dirty(c->server, c);
+    mark_dirty(c);
 }
 
 static int out_reserve(kw_ks_conn_t *c, size_t extra)
@@ -125,7 +136,7 @@ int kw_ks_conn_reply(kw_ks_conn_t *c, uint32_t id, uint8_t opcode, const uint8_t
     if (rc != 0)
         return rc;
     c->out_len += wrote;
-    kw_ks_server_mark_dirty(c->server, c);
+    mark_dirty(c);
     return 0;
 }
 
@@ -227,7 +238,7 @@ void kw_ks_conn_flush(kw_ks_conn_t *c)
 
 static int over_limit(const kw_ks_conn_t *c)
 {
-    return c->inflight >= c->server->cfg->max_inflight || c->write_bytes > KW_CONN_MAX_BACKLOG ||
+    return c->p.inflight >= c->server->cfg->max_inflight || c->write_bytes > KW_CONN_MAX_BACKLOG ||
            c->out_len > KW_CONN_MAX_BACKLOG;
 }
 
@@ -263,7 +274,7 @@ static size_t handle_frames(kw_ks_conn_t *c, kw_ks_job_batch_t *batch)
         size_t frame = KW_HEADER_LEN + (size_t)h.body_len;
         if (rc != 0 || c->in_len - pos < frame)
             break;
-        rc = kw_ks_request_handle(c, &h, c->in + pos + KW_HEADER_LEN, batch);
+        rc = kw_ks_request_handle(&c->server->eng, &c->p, &h, c->in + pos + KW_HEADER_LEN, batch);
         pos += frame;
         if (rc != 0) {
             kw_warn("connection %llu: malformed frame (id %u), closing", (unsigned long long)c->id,
@@ -349,9 +360,9 @@ static void conn_process(kw_ks_conn_t *c)
         if (read_tls(c) <= 0)
             break;
     }
-    kw_ks_workers_submit(&c->server->workers, batch.head, batch.tail, batch.count);
+    kw_ks_workers_submit(&c->server->eng.workers, batch.head, batch.tail, batch.count);
     if (!c->closing && BIO_ctrl_pending(c->wbio) > 0)
-        kw_ks_server_mark_dirty(c->server, c); /* TLS may have produced output (key update) */
+        mark_dirty(c); /* TLS may have produced output (key update) */
     update_reading(c);
     track_frame(c, consumed);
 }
@@ -404,15 +415,44 @@ static void update_reading(kw_ks_conn_t *c)
     }
 }
 
-void kw_ks_conn_job_done(kw_ks_conn_t *c)
+/* ---- the peer interface (peer.h) ---- */
+
+static kw_ks_conn_t *conn_of(kw_ks_peer_t *p)
 {
-    c->inflight--;
-    if (c->closing)
-        return;
-    if (!c->reading && !c->finishing && !over_limit(c))
-        conn_process(c); /* requests waiting in the buffers, then reading resumes */
-    maybe_finish(c);
+    return (kw_ks_conn_t *)((char *)p - offsetof(kw_ks_conn_t, p));
 }
+
+static int peer_reply(kw_ks_peer_t *p, uint32_t id, uint8_t opcode, const uint8_t *payload,
+                      size_t len)
+{
+    return kw_ks_conn_reply(conn_of(p), id, opcode, payload, len);
+}
+
+static void peer_close(kw_ks_peer_t *p)
+{
+    kw_ks_conn_close(conn_of(p));
+}
+
+static void peer_hold(kw_ks_peer_t *p)
+{
+    kw_ks_conn_ref(conn_of(p));
+}
+
+static void peer_release(kw_ks_peer_t *p)
+{
+    kw_ks_conn_unref(conn_of(p));
+}
+
+/* A job or forward of c finished (p->inflight already lowered): c is flushed in this iteration's
+ * check phase, which also reads the requests waiting in the buffers once the brake is off and
+ * closes a finishing connection with nothing left (kw_ks_conn_flush); never dispatch from here. */
+static void peer_done(kw_ks_peer_t *p)
+{
+    mark_dirty(conn_of(p));
+}
+
+static const kw_ks_peer_type_t conn_peer_type = {peer_reply, peer_close, peer_hold, peer_release,
+                                                 peer_done};
 
 /* ---- handshake and timers ---- */
 
@@ -429,7 +469,7 @@ static void on_timer(uv_timer_t *t)
         return;
     }
     uint64_t now = uv_now(c->server->loop);
-    if (c->inflight > 0)
+    if (c->p.inflight > 0)
         c->last_active = now; /* the server is the slow side: not idle */
     /* A client that stops reading makes no progress on its writes (on_write refreshes
      * last_active), so it is cut like any idle client. */
@@ -472,25 +512,26 @@ static void handshake(kw_ks_conn_t *c)
     if (rc == 1) {
         c->handshake_done = 1;
         log_peer(c);
-        if (kw_ks_admit_edge(c) != 0) {
+        kw_ks_server_t *s = c->server;
+        if (kw_ks_admit_edge(&s->admit, s->cfg, uv_now(s->loop), &c->adm) != 0) {
             kw_ks_conn_close(c);
             return;
         }
-        c->edge = kw_ks_edge_new(c->server->fleet.authz, c->ssl);
-        if (c->edge == NULL) {
+        c->p.edge = kw_ks_edge_new(s->eng.fleet.authz, c->ssl);
+        if (c->p.edge == NULL) {
             kw_ks_conn_close(c);
             return;
         }
-        c->rate = kw_ks_rate_get(c->server->rate, c->edge->spki, kw_ks_metrics_now_ns());
+        c->p.rate = kw_ks_rate_get(s->eng.rate, c->p.edge->spki, kw_ks_metrics_now_ns());
         uv_timer_start(&c->timer, on_timer, c->server->cfg->idle_timeout_ms, 0);
-        kw_ks_server_mark_dirty(c->server, c);
+        mark_dirty(c);
         conn_process(c);
         return;
     }
     int err = SSL_get_error(c->ssl, rc);
     if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) {
         if (BIO_ctrl_pending(c->wbio) > 0)
-            kw_ks_server_mark_dirty(c->server, c);
+            mark_dirty(c);
         return;
     }
     char reason[256];
@@ -512,13 +553,13 @@ static void describe_peer(kw_ks_conn_t *c)
         if (ss.ss_family == AF_INET6) {
             uv_ip6_name((struct sockaddr_in6 *)&ss, host, sizeof(host));
             port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
-            memcpy(c->addr, &((struct sockaddr_in6 *)&ss)->sin6_addr, 16);
-            c->addr_len = 16;
+            memcpy(c->adm.addr, &((struct sockaddr_in6 *)&ss)->sin6_addr, 16);
+            c->adm.addr_len = 16;
         } else {
             uv_ip4_name((struct sockaddr_in *)&ss, host, sizeof(host));
             port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
-            memcpy(c->addr, &((struct sockaddr_in *)&ss)->sin_addr, 4);
-            c->addr_len = 4;
+            memcpy(c->adm.addr, &((struct sockaddr_in *)&ss)->sin_addr, 4);
+            c->adm.addr_len = 4;
         }
     }
     snprintf(c->peer, sizeof(c->peer), ss.ss_family == AF_INET6 ? "[%s]:%d" : "%s:%d", host, port);
@@ -565,6 +606,12 @@ void kw_ks_conn_accept(kw_ks_server_t *s)
     c->refs = 1; /* the tcp handle */
     c->tcp.data = c;
     c->id = ++s->next_conn_id;
+    c->p.type = &conn_peer_type;
+    c->p.id = c->id;
+    c->p.name = c->peer;
+    c->p.jobs = &c->jobs;
+    c->adm.id = c->id;
+    c->adm.name = c->peer;
     if (uv_accept((uv_stream_t *)&s->listener, (uv_stream_t *)&c->tcp) != 0) {
         uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
         return;
@@ -577,10 +624,13 @@ void kw_ks_conn_accept(kw_ks_server_t *s)
         s->conns->prev = c;
     s->conns = c;
     s->n_conns++;
-    kw_ks_metrics_connections_add(s->metrics, 1);
+    kw_ks_metrics_connections_add(s->eng.metrics, 1);
     describe_peer(c);
     kw_debug("connection %llu from %s opened", (unsigned long long)c->id, c->peer);
-    kw_ks_admit_handshake(c); /* may close older handshaking connections, never this one */
+    kw_ks_admit_entry_t *victims[KW_KS_ADMIT_MAX_EVICT];
+    size_t n_victims = kw_ks_admit_handshake(&s->admit, s->cfg, uv_now(s->loop), &c->adm, victims);
+    for (size_t i = 0; i < n_victims; i++) /* older handshaking connections, never this one */
+        kw_ks_conn_close((kw_ks_conn_t *)((char *)victims[i] - offsetof(kw_ks_conn_t, adm)));
     uv_tcp_nodelay(&c->tcp, 1);
     if (setup_tls(c) != 0) {
         kw_ks_conn_close(c);

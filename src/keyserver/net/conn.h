@@ -14,12 +14,15 @@
 #include <openssl/ssl.h>
 #include <uv.h>
 
-#include "net/server.h"
+#include "net/admit.h"
+#include "net/state.h"
+#include "peer/peer.h"
 
 /* Reading pauses while this many reply bytes wait for the socket. */
 #define KW_CONN_MAX_BACKLOG (256 * 1024)
 
 typedef struct kw_ks_conn_s {
+    kw_ks_peer_t p; /* what dispatch sees (peer.h): replies, edge, rate bucket, jobs in flight */
     uv_tcp_t tcp;
     uv_timer_t timer;
     kw_ks_server_t *server;
@@ -34,7 +37,6 @@ typedef struct kw_ks_conn_s {
     unsigned finishing : 1; /* close once in-flight replies are written */
     unsigned reading : 1;
     unsigned dirty : 1;
-    unsigned inflight;    /* jobs queued or running */
     kw_ks_job_src_t jobs; /* this connection's job queue in the worker pool (fair turns) */
     uint64_t last_active;
     uint64_t frame_start; /* uv_now when the unfinished frame's first byte came; 0: none */
@@ -45,19 +47,10 @@ typedef struct kw_ks_conn_s {
     uint8_t *out; /* encoded replies not yet given to TLS */
     size_t out_len;
     size_t out_cap;
-    uint8_t addr[16];     /* the peer's IP address (admit.c: per-address handshake budget) */
-    uint8_t addr_len;     /* 4, 16, or 0 when unknown */
-    uint8_t in_handshake; /* in server->hs_head.. (admit.c) */
-    uint8_t is_edge;      /* authenticated, counted in server->n_edges */
-    struct kw_ks_conn_s *hs_prev; /* server's handshake list, oldest first */
-    struct kw_ks_conn_s *hs_next;
+    kw_ks_admit_entry_t adm;   /* the peer's address and its place in the budgets (admit.h) */
     struct kw_ks_conn_s *prev; /* server->conns */
     struct kw_ks_conn_s *next;
     struct kw_ks_conn_s *next_dirty;
-    struct kw_ks_edge_s *edge; /* client identity from its certificate (authz.h), set at the
-                                  handshake; owned */
-    kw_ks_rate_bucket_t *rate; /* the edge's rate-limit bucket (a reference); NULL: no limit */
-    int rate_logged;           /* a refusal for the rate limit was logged (once per connection) */
 } kw_ks_conn_t;
 
 /* Accepts one pending connection from the listener. */
@@ -76,9 +69,6 @@ void kw_ks_conn_finish(kw_ks_conn_t *c);
 int kw_ks_conn_reply(kw_ks_conn_t *c, uint32_t id, uint8_t opcode, const uint8_t *payload,
                      size_t len);
 int kw_ks_conn_error(kw_ks_conn_t *c, uint32_t id, uint8_t err);
-
-/* A job of c finished (called once per job, on the loop thread, before dropping its ref). */
-void kw_ks_conn_job_done(kw_ks_conn_t *c);
 
 /* Writes pending output to the socket (from the server's check phase). */
 void kw_ks_conn_flush(kw_ks_conn_t *c);

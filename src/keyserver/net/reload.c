@@ -2,10 +2,11 @@
  * SIGHUP reload: the command line and its --config file are read again, and the new key store,
  * TLS context and allow rules are built in libuv's thread pool (so a slow token login or a large
  * key directory never stalls the event loop), then swapped in by the after-work callback on the
- * loop thread, the only thread that reads s->store, s->ssl_ctx and s->fleet.authz. Existing SSL
- * objects hold their own reference to the context they were made with, and jobs to their store,
- * so nothing in use is freed by the swap; open connections are matched against the new rules at
- * once. Settings that need a restart (listen address, workers, ...) keep their running values.
+ * loop thread through the server's one swap function (kw_ks_server_swap), the only code that
+ * writes s->eng.store, s->ssl_ctx and s->eng.fleet.authz. Existing SSL objects hold their own
+ * reference to the context they were made with, and jobs to their store, so nothing in use is
+ * freed by the swap; open connections are matched against the new rules at once. Settings that
+ * need a restart (listen address, workers, ...) keep their running values.
  *
  * Two parts apply independently: the keys with the TLS identity, and the allow rules with the
  * enabled operations. A broken key file keeps the running keys but not the running rules (the
@@ -19,7 +20,6 @@
 
 #include <openssl/ssl.h>
 
-#include "net/conn.h"
 #include "keyward/error.h"
 #include "keyward/log.h"
 #include "net/reload.h"
@@ -160,23 +160,6 @@ static void reload_work(uv_work_t *req)
     kw_ks_config_free(&cfg); /* the results hold copies of what they need */
 }
 
-/* Swaps the allow rules and matches every open connection's edge against them at once, so a
- * removed rule ends that edge's access on connections already open. */
-static void swap_authz(kw_ks_server_t *s, kw_ks_authz_t *authz)
-{
-    kw_ks_authz_t *old = s->fleet.authz;
-    s->fleet.authz = authz;
-    for (kw_ks_conn_t *c = s->conns, *next; c != NULL; c = next) {
-        next = c->next;
-        if (c->edge != NULL && kw_ks_edge_rematch(c->edge, authz) != 0 && authz != NULL) {
-            kw_warn("connection %llu: out of memory matching the new allow rules; closing",
-                    (unsigned long long)c->id);
-            kw_ks_conn_close(c);
-        }
-    }
-    kw_ks_authz_free(old);
-}
-
 /* Appends "SEP text" to out (cap bytes), cut to fit. */
 static void add_text(char *out, size_t cap, const char *sep, const char *text)
 {
@@ -249,7 +232,7 @@ static int rules_acceptable(const kw_ks_server_t *s, reload_t *r)
 {
     if (r->authz == NULL)
         return 0;
-    size_t before = kw_ks_authz_count(s->fleet.authz);
+    size_t before = kw_ks_authz_count(s->eng.fleet.authz);
     if (before > 0 && kw_ks_authz_count(r->authz) == 0 && !kw_ks_authz_allow_all(r->authz)) {
         snprintf(r->authz_err, sizeof(r->authz_err),
                  "the new configuration has no allow rules, which would let every edge use every "
@@ -262,28 +245,31 @@ static int rules_acceptable(const kw_ks_server_t *s, reload_t *r)
 /* Applies what was built: keys and TLS identity when both loaded, rules when acceptable. */
 static void swap_in(kw_ks_server_t *s, reload_t *r)
 {
-    size_t before = kw_keystore_count(s->store);
-    size_t rules_before = kw_ks_authz_count(s->fleet.authz);
+    size_t before = kw_keystore_count(s->eng.store);
+    size_t rules_before = kw_ks_authz_count(s->eng.fleet.authz);
     char keys[1200] = "";
     char rules[2600] = "";
     int keys_ok = r->store != NULL && r->ssl_ctx != NULL;
     int rules_ok = rules_acceptable(s, r);
+    kw_ks_swap_t w = {NULL, NULL, NULL, 0};
     if (keys_ok) {
-        describe_keys(s->store, r->store, keys, sizeof(keys));
-        SSL_CTX_free(s->ssl_ctx); /* connections keep their own reference */
-        s->ssl_ctx = r->ssl_ctx;
+        describe_keys(s->eng.store, r->store, keys, sizeof(keys));
+        w.ssl_ctx = r->ssl_ctx;
         r->ssl_ctx = NULL;
-        kw_ks_server_set_store(s, r->store);
-        kw_ks_store_metrics(s->metrics, s->store);
+        w.store = r->store;
     }
     if (rules_ok) {
-        describe_rules(s->fleet.authz, r->authz, rules, sizeof(rules));
-        swap_authz(s, r->authz);
+        describe_rules(s->eng.fleet.authz, r->authz, rules, sizeof(rules));
+        w.authz = r->authz;
+        w.set_authz = 1;
         r->authz = NULL;
     }
+    kw_ks_server_swap(s, &w);
+    if (keys_ok)
+        kw_ks_store_metrics(s->eng.metrics, s->eng.store);
     if (keys_ok)
         kw_info("reloaded: %zu keys (was %zu), %zu allow rule(s), TLS identity%s",
-                kw_keystore_count(s->store), before, kw_ks_authz_count(s->fleet.authz),
+                kw_keystore_count(s->eng.store), before, kw_ks_authz_count(s->eng.fleet.authz),
                 s->argv != NULL ? " and settings from the command line and config file" : "");
     else
         kw_warn("reload failed, keeping the old keys and certificates: %s", r->keys_err);
@@ -293,7 +279,7 @@ static void swap_in(kw_ks_server_t *s, reload_t *r)
                 rules_before, r->authz_err);
     else if (!keys_ok)
         kw_info("reload: allow rules applied although the keys were not reloaded: %zu rule(s)",
-                kw_ks_authz_count(s->fleet.authz));
+                kw_ks_authz_count(s->eng.fleet.authz));
     if (keys[0] != '\0')
         kw_info("reload: %s", keys);
     if (rules[0] != '\0')
@@ -303,7 +289,7 @@ static void swap_in(kw_ks_server_t *s, reload_t *r)
     if (r->restart_only[0] != '\0')
         kw_warn("reload: changed but only applied at a restart, running values kept: %s",
                 r->restart_only);
-    kw_ks_metrics_reload(s->metrics, keys_ok && rules_ok);
+    kw_ks_metrics_reload(s->eng.metrics, keys_ok && rules_ok);
 }
 
 /* Loop thread: swap in the result, or keep everything and say why. */
@@ -317,7 +303,7 @@ static void reload_done(uv_work_t *req, int status)
             kw_warn("reload cancelled: %s", uv_strerror(status));
     } else if (r->rc != 0) {
         kw_warn("reload failed, keeping the old keys, certificates and allow rules: %s", r->err);
-        kw_ks_metrics_reload(s->metrics, 0);
+        kw_ks_metrics_reload(s->eng.metrics, 0);
     } else {
         swap_in(s, r);
     }

@@ -12,54 +12,11 @@
 #include "keyward/error.h"
 #include "keyward/log.h"
 #include "keyward/tls.h"
-#include "net/reload.h"
+#include "kw_addr.h"
 #include "engine/request.h"
 #include "net/server.h"
 
 #define KW_JOB_FREE_MAX 4096
-
-int kw_ks_parse_listen(const char *text, struct sockaddr_storage *out)
-{
-    char host[256];
-    const char *port;
-    if (text == NULL)
-        return KW_EINVAL;
-    if (text[0] == '[') {
-        const char *end = strchr(text, ']');
-        if (end == NULL || end[1] != ':' || (size_t)(end - text - 1) >= sizeof(host))
-            return KW_EINVAL;
-        memcpy(host, text + 1, (size_t)(end - text - 1));
-        host[end - text - 1] = '\0';
-        port = end + 2;
-    } else {
-        const char *colon = strrchr(text, ':');
-        if (colon == NULL || (size_t)(colon - text) >= sizeof(host))
-            return KW_EINVAL;
-        memcpy(host, text, (size_t)(colon - text));
-        host[colon - text] = '\0';
-        port = colon + 1;
-    }
-    struct addrinfo hints;
-    struct addrinfo *res = NULL;
-    memset(&hints, 0, sizeof(hints));
-    hints.ai_socktype = SOCK_STREAM;
-    hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
-    if (*port == '\0' || getaddrinfo(host[0] ? host : NULL, port, &hints, &res) != 0)
-        return KW_EINVAL;
-    memset(out, 0, sizeof(*out));
-    memcpy(out, res->ai_addr, res->ai_addrlen);
-    freeaddrinfo(res);
-    return 0;
-}
-
-void kw_ks_server_mark_dirty(kw_ks_server_t *s, kw_ks_conn_t *c)
-{
-    if (c->dirty || c->closing)
-        return;
-    c->dirty = 1;
-    c->next_dirty = s->dirty;
-    s->dirty = kw_ks_conn_ref(c);
-}
 
 /* Check phase: runs after the poll phase of every loop iteration, so every reply produced by
  * this iteration's reads and finished jobs goes out in one TLS write per connection. A lone
@@ -71,10 +28,10 @@ static void on_check(uv_check_t *h)
     kw_ks_server_t *s = h->data;
     for (;;) {
         if (!s->stopping)
-            kw_ks_workers_run_held(&s->workers);
+            kw_ks_workers_run_held(&s->eng.workers);
         if (s->dirty == NULL)
             break;
-        kw_ks_audit_sync(s->fleet.audit); /* the lines of these replies reach the file first */
+        kw_ks_audit_sync(s->eng.fleet.audit); /* the lines of these replies reach the file first */
         kw_ks_conn_t *list = s->dirty;
         s->dirty = NULL;
         while (list != NULL) {
@@ -109,8 +66,9 @@ static void on_hup(uv_signal_t *h, int signum)
 {
     kw_ks_server_t *s = h->data;
     (void)signum;
-    kw_ks_audit_reopen(s->fleet.audit); /* after log rotation */
-    kw_ks_reload_start(s);
+    kw_ks_audit_reopen(s->eng.fleet.audit); /* after log rotation */
+    if (s->on_hup != NULL)
+        s->on_hup(s);
 }
 
 SSL_CTX *kw_ks_server_tls_ctx(const kw_ks_config_t *cfg, char *err, size_t errlen)
@@ -121,13 +79,15 @@ SSL_CTX *kw_ks_server_tls_ctx(const kw_ks_config_t *cfg, char *err, size_t errle
 int kw_ks_server_init(kw_ks_server_t *s, uv_loop_t *loop, const kw_ks_config_t *cfg,
                       kw_keystore_t *store, char *err, size_t errlen)
 {
-    kw_ks_metrics_t *metrics = s->metrics;
+    kw_ks_metrics_t *metrics = s->eng.metrics;
     kw_ks_p11_ctx_t *p11 = s->p11;
+    void (*hup)(kw_ks_server_t *) = s->on_hup;
     int argc = s->argc;
     char **argv = s->argv;
     memset(s, 0, offsetof(kw_ks_server_t, read_buf));
-    s->metrics = metrics;
+    s->eng.metrics = metrics;
     s->p11 = p11;
+    s->on_hup = hup;
     s->argc = argc;
     s->argv = argv;
     s->ssl_ctx = kw_ks_server_tls_ctx(cfg, err, errlen);
@@ -135,8 +95,8 @@ int kw_ks_server_init(kw_ks_server_t *s, uv_loop_t *loop, const kw_ks_config_t *
         return KW_ETLS; /* before any handle exists: s->loop stays NULL for kw_ks_server_stop */
     s->loop = loop;
     s->cfg = cfg;
-    s->store = kw_keystore_ref(store);
-    kw_ks_job_pool_init(&s->jobs, KW_JOB_FREE_MAX);
+    s->eng.store = kw_keystore_ref(store);
+    kw_ks_job_pool_init(&s->eng.jobs, KW_JOB_FREE_MAX);
     uv_check_init(loop, &s->flush_check);
     s->flush_check.data = s;
     uv_check_start(&s->flush_check, on_check);
@@ -151,33 +111,35 @@ int kw_ks_server_init(kw_ks_server_t *s, uv_loop_t *loop, const kw_ks_config_t *
     uv_signal_start(&s->sig_hup, on_hup, SIGHUP);
     uv_tcp_init(loop, &s->listener);
     s->listener.data = s;
-    s->workers.data = s;
-    s->workers.metrics = s->metrics;
-    s->workers.timeout_ns = cfg->request_timeout_ms * 1000000u;
-    s->workers.run_inline = 1;
+    s->eng.workers.data = &s->eng;
+    s->eng.workers.metrics = s->eng.metrics;
+    s->eng.workers.timeout_ns = cfg->request_timeout_ms * 1000000u;
+    s->eng.workers.run_inline = 1;
     int failed = 0;
-    s->rate = kw_ks_rate_new(cfg->rate_limit, cfg->rate_burst, &failed);
+    s->eng.rate = kw_ks_rate_new(cfg->rate_limit, cfg->rate_burst, &failed);
     if (failed) {
         snprintf(err, errlen, "out of memory setting up --rate-limit");
         return KW_ENOMEM;
     }
-    if (s->rate != NULL)
+    if (s->eng.rate != NULL)
         kw_info("rate limit: %u operations per second per edge, bursts of %u (error 0x41 beyond)",
-                kw_ks_rate_per_second(s->rate), kw_ks_rate_burst(s->rate));
-    int rc = kw_ks_workers_start(&s->workers, loop, cfg->workers, cfg->ctx_cache_slots,
+                kw_ks_rate_per_second(s->eng.rate), kw_ks_rate_burst(s->eng.rate));
+    int rc = kw_ks_workers_start(&s->eng.workers, loop, cfg->workers, cfg->ctx_cache_slots,
                                  kw_ks_request_done);
     if (rc != 0) {
         snprintf(err, errlen, "cannot start %u worker threads", cfg->workers);
         return rc;
     }
-    return kw_ks_fleet_init(&s->fleet, loop, cfg, err, errlen);
+    return kw_ks_fleet_init(&s->eng.fleet, loop, cfg, s->eng.metrics, err, errlen);
 }
 
 int kw_ks_server_listen(kw_ks_server_t *s, char *err, size_t errlen)
 {
     struct sockaddr_storage addr;
+    socklen_t addrlen = 0;
+    char why[256];
     const char *listen = s->cfg->listen != NULL ? s->cfg->listen : "127.0.0.1:2407";
-    if (kw_ks_parse_listen(listen, &addr) != 0) {
+    if (kw_addr_resolve(listen, 1, &addr, &addrlen, why, sizeof(why)) != 0) {
         snprintf(err, errlen, "--listen %s: expected HOST:PORT or [IPV6]:PORT", listen);
         return KW_ECONFIG;
     }
@@ -190,7 +152,7 @@ int kw_ks_server_listen(kw_ks_server_t *s, char *err, size_t errlen)
     }
     s->listening = 1;
     kw_info("listening on %s with %u workers, %zu keys", listen, s->cfg->workers,
-            kw_keystore_count(s->store));
+            kw_keystore_count(s->eng.store));
     return 0;
 }
 
@@ -204,8 +166,8 @@ void kw_ks_server_stop(kw_ks_server_t *s)
     uv_close((uv_handle_t *)&s->listener, NULL);
     while (s->conns != NULL)
         kw_ks_conn_close(s->conns);
-    kw_ks_fleet_stop(&s->fleet);
-    kw_ks_workers_stop(&s->workers, NULL);
+    kw_ks_fleet_stop(&s->eng.fleet);
+    kw_ks_workers_stop(&s->eng.workers, NULL);
     on_check(&s->flush_check); /* drop dirty references */
     uv_close((uv_handle_t *)&s->flush_check, NULL);
     uv_close((uv_handle_t *)&s->sig_term, NULL);
@@ -215,19 +177,38 @@ void kw_ks_server_stop(kw_ks_server_t *s)
 
 void kw_ks_server_destroy(kw_ks_server_t *s)
 {
-    kw_ks_fleet_destroy(&s->fleet);
-    kw_ks_job_pool_destroy(&s->jobs);
-    kw_ks_rate_free(s->rate);
-    s->rate = NULL;
-    kw_keystore_unref(s->store);
-    s->store = NULL;
+    kw_ks_fleet_destroy(&s->eng.fleet);
+    kw_ks_job_pool_destroy(&s->eng.jobs);
+    kw_ks_rate_free(s->eng.rate);
+    s->eng.rate = NULL;
+    kw_keystore_unref(s->eng.store);
+    s->eng.store = NULL;
     SSL_CTX_free(s->ssl_ctx);
     s->ssl_ctx = NULL;
 }
 
-void kw_ks_server_set_store(kw_ks_server_t *s, kw_keystore_t *store)
+void kw_ks_server_swap(kw_ks_server_t *s, kw_ks_swap_t *w)
 {
-    kw_keystore_t *old = s->store;
-    s->store = kw_keystore_ref(store);
-    kw_keystore_unref(old);
+    if (w->ssl_ctx != NULL) {
+        SSL_CTX_free(s->ssl_ctx); /* connections keep their own reference */
+        s->ssl_ctx = w->ssl_ctx;
+        w->ssl_ctx = NULL;
+    }
+    if (w->store != NULL)
+        kw_ks_engine_set_store(&s->eng, w->store);
+    if (!w->set_authz)
+        return;
+    kw_ks_authz_t *old = s->eng.fleet.authz;
+    s->eng.fleet.authz = w->authz;
+    w->authz = NULL;
+    for (kw_ks_conn_t *c = s->conns, *next; c != NULL; c = next) {
+        next = c->next;
+        if (c->p.edge != NULL && kw_ks_edge_rematch(c->p.edge, s->eng.fleet.authz) != 0 &&
+            s->eng.fleet.authz != NULL) {
+            kw_warn("connection %llu: out of memory matching the new allow rules; closing",
+                    (unsigned long long)c->id);
+            kw_ks_conn_close(c);
+        }
+    }
+    kw_ks_authz_free(old);
 }

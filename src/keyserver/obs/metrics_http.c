@@ -20,8 +20,8 @@
 
 #include "keyward/error.h"
 #include "keyward/log.h"
+#include "kw_addr.h"
 #include "obs/metrics.h"
-#include "net/server.h"
 
 #define KW_METRICS_CONNS  64 /* connections at once */
 #define KW_METRICS_PER_IP 4  /* ... from one address */
@@ -146,16 +146,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     return reply_text(conn, MHD_HTTP_OK, body, len, MHD_RESPMEM_MUST_FREE);
 }
 
-/* "HOST:PORT" or "[V6]:PORT" into addr. */
-/* HOST:PORT or [V6]:PORT, parsed like --listen (kw_ks_parse_listen). */
+/* HOST:PORT or [V6]:PORT, parsed like --listen (kw_addr.h). */
 static int parse_addr(const char *text, struct sockaddr_storage *addr, socklen_t *addrlen)
 {
-    int rc = kw_ks_parse_listen(text, addr);
-    if (rc != 0)
-        return rc;
-    *addrlen =
-        addr->ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
-    return 0;
+    char why[256];
+    return kw_addr_resolve(text, 1, addr, addrlen, why, sizeof(why));
 }
 
 int kw_ks_metrics_http_start(kw_ks_metrics_t *m, const char *listen, const char *token_file,
