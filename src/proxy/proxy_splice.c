@@ -7,6 +7,8 @@
  * bound. Half-closes travel through (client close_notify or FIN -> backend FIN; backend FIN ->
  * close_notify and FIN), and the connection closes when both directions are done. A backend
  * error (reset, failed write) ends the client's side without close_notify, so it can tell.
+ * The data path never calls up into proxy_conn.c: it reports through c->on_event (the
+ * kw_px_event_cb its connection gave kw_px_splice_start).
  */
 #include <stdlib.h>
 #include <string.h>
