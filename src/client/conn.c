@@ -21,8 +21,8 @@
 #include <openssl/x509v3.h>
 
 #include "keyward/error.h"
-#include "keyward/log.h"
-#include "keyward/tls.h"
+#include "kw_log.h"
+#include "kw_tls.h"
 #include "kwc_balance.h"
 #include "kwc_internal.h"
 

@@ -34,7 +34,7 @@
 
 #include "keyward/error.h"
 #include "kw_eventfd.h"
-#include "keyward/log.h"
+#include "kw_log.h"
 #include "kwc_balance.h"
 #include "kwc_internal.h"
 

@@ -1,5 +1,5 @@
 /*
- * TLS context helpers (include/keyward/tls.h): TLS 1.2-1.3 contexts for mutual authentication
+ * TLS context helpers (kw_tls.h): TLS 1.2-1.3 contexts for mutual authentication
  * between edges and key servers. The client side builds its context from PEM bytes in memory (so
  * a forked, unprivileged child rebuilds it without opening a file); the server side from files.
  * Both sides present a certificate chain and verify the peer against one CA file; compression and
@@ -7,7 +7,7 @@
  * (connections are long-lived). Errors are written into the caller's buffer with the drained
  * OpenSSL error queue.
  */
-#include "keyward/tls.h"
+#include "kw_tls.h"
 
 #include <stdio.h>
 #include <string.h>

@@ -15,7 +15,7 @@
 #include <openssl/async.h>
 #include <openssl/err.h>
 
-#include "keyward/log.h"
+#include "kw_log.h"
 #include "kw_eventfd.h"
 #include "proxy.h"
 #include "kw_addr.h"

@@ -11,7 +11,7 @@
 #include <time.h>
 
 #include "keyward/error.h"
-#include "keyward/log.h"
+#include "kw_log.h"
 #include "proxy.h"
 #include "proxy_fetch.h"
 #include "kw_num.h"

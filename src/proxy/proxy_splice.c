@@ -16,7 +16,7 @@
 
 #include <openssl/err.h>
 
-#include "keyward/log.h"
+#include "kw_log.h"
 #include "proxy.h"
 #include "kw_addr.h"
 #include "proxy_ppv2.h"

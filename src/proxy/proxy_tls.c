@@ -15,7 +15,7 @@
 
 #include "keyward/error.h"
 #include "keyward/keyid.h"
-#include "keyward/tls.h"
+#include "kw_tls.h"
 #include "proxy_tls.h"
 #include "kw_hex.h"
 

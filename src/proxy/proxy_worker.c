@@ -17,7 +17,7 @@
 #include <openssl/crypto.h>
 
 #include "keyward/error.h"
-#include "keyward/log.h"
+#include "kw_log.h"
 #include "proxy.h"
 #include "kw_addr.h"
 #include "kw_guard.h"

@@ -7,7 +7,7 @@
 #include "fleet/fleet.h"
 #include "keyward/error.h"
 #include "keyward/keyid.h"
-#include "keyward/log.h"
+#include "kw_log.h"
 #include "kw_hex.h"
 
 int kw_ks_fleet_init(kw_ks_fleet_t *f, uv_loop_t *loop, const kw_ks_config_t *cfg,

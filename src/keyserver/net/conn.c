@@ -12,7 +12,7 @@
 #include "engine/request.h"
 #include "fleet/authz.h"
 #include "keyward/error.h"
-#include "keyward/log.h"
+#include "kw_log.h"
 #include "net/admit.h"
 #include "net/conn.h"
 

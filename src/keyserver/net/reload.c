@@ -21,7 +21,7 @@
 #include <openssl/ssl.h>
 
 #include "keyward/error.h"
-#include "keyward/log.h"
+#include "kw_log.h"
 #include "net/reload.h"
 
 typedef struct reload_s {

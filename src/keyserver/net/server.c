@@ -10,8 +10,8 @@
 
 #include "net/conn.h"
 #include "keyward/error.h"
-#include "keyward/log.h"
-#include "keyward/tls.h"
+#include "kw_log.h"
+#include "kw_tls.h"
 #include "kw_addr.h"
 #include "engine/request.h"
 #include "net/server.h"
