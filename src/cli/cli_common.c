@@ -18,6 +18,7 @@
 #include <openssl/x509.h>
 
 #include "keyward/error.h"
+#include "kw_num.h"
 
 void kw_cli_error(const char *fmt, ...)
 {
@@ -45,17 +46,6 @@ static const char *env_setting(const char *name, const char *alias)
     return v != NULL && *v != '\0' ? v : NULL;
 }
 
-static int parse_uint_quiet(const char *arg, unsigned lo, unsigned hi, unsigned *out)
-{
-    char *end = NULL;
-    errno = 0;
-    unsigned long v = strtoul(arg, &end, 10);
-    if (errno != 0 || end == arg || *end != '\0' || *arg == '-' || v < lo || v > hi)
-        return -1;
-    *out = (unsigned)v;
-    return 0;
-}
-
 #define KW_CLI_TIMEOUT_MAX 3600000u
 
 void kw_cli_opts_init(kw_cli_opts_t *o)
@@ -67,7 +57,7 @@ void kw_cli_opts_init(kw_cli_opts_t *o)
     o->key = env_setting("KEYWARD_CLIENT_KEY", "KEYWARD_KEY");
     o->ca = env_setting("KEYWARD_CA", NULL);
     const char *t = env_setting("KEYWARD_TIMEOUT_MS", NULL);
-    if (t != NULL && parse_uint_quiet(t, 1, KW_CLI_TIMEOUT_MAX, &o->timeout_ms) != 0)
+    if (t != NULL && kw_parse_uint(t, 1, KW_CLI_TIMEOUT_MAX, &o->timeout_ms) != 0)
         o->bad_env = "KEYWARD_TIMEOUT_MS";
 }
 
@@ -78,7 +68,7 @@ const char *kw_cli_servers(const kw_cli_opts_t *o)
 
 static int parse_uint(const char *arg, const char *opt, unsigned lo, unsigned hi, unsigned *out)
 {
-    if (parse_uint_quiet(arg, lo, hi, out) != 0) {
+    if (kw_parse_uint(arg, lo, hi, out) != 0) {
         kw_cli_error("%s needs a number from %u to %u, not '%s'", opt, lo, hi, arg);
         return -1;
     }

@@ -9,13 +9,14 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include <openssl/rand.h>
 #include <openssl/rsa.h>
 
 #include "cli_common.h"
 #include "commands.h"
+#include "kw_clock.h"
+#include "kw_num.h"
 
 static const char bench_help[] =
     "usage: keyward bench --alg ALG [--inflight N] [--seconds S] [--connections C]\n"
@@ -44,13 +45,6 @@ typedef struct bench_worker_s {
     pthread_t thread;
 } bench_worker_t;
 
-static uint64_t now_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
-
 static void record(bench_worker_t *w, kw_request_t *r, uint64_t started)
 {
     uint8_t remote = 0;
@@ -71,7 +65,7 @@ static void record(bench_worker_t *w, kw_request_t *r, uint64_t started)
         w->lat = l;
         w->lat_cap = cap;
     }
-    w->lat[w->nlat++] = (uint32_t)(now_us() - started);
+    w->lat[w->nlat++] = (uint32_t)(kw_clock_us() - started);
 }
 
 static void *worker_main(void *arg)
@@ -82,7 +76,7 @@ static void *worker_main(void *arg)
     struct pollfd *pfd = calloc(w->inflight, sizeof(*pfd));
     unsigned active = 0;
     for (unsigned i = 0; reqs != NULL && started != NULL && pfd != NULL && i < w->inflight; i++) {
-        started[i] = now_us();
+        started[i] = kw_clock_us();
         if (kw_client_submit(w->client, w->msg, &reqs[i]) == 0)
             active++;
         else
@@ -94,7 +88,7 @@ static void *worker_main(void *arg)
             pfd[i].events = POLLIN;
         }
         poll(pfd, w->inflight, 100);
-        uint64_t now = now_us();
+        uint64_t now = kw_clock_us();
         for (unsigned i = 0; i < w->inflight; i++) {
             if (reqs[i] == NULL || !kw_request_done(reqs[i]))
                 continue;
@@ -217,7 +211,7 @@ static int run(const bench_cfg_t *b, const kw_cli_opts_t *o, const kw_msg_t *msg
             goto out;
         }
     }
-    uint64_t t0 = now_us();
+    uint64_t t0 = kw_clock_us();
     for (unsigned i = 0; i < b->connections; i++) {
         w[i].msg = msg;
         w[i].inflight = b->inflight / b->connections + (i < b->inflight % b->connections);
@@ -229,7 +223,7 @@ static int run(const bench_cfg_t *b, const kw_cli_opts_t *o, const kw_msg_t *msg
         pthread_join(w[i].thread, NULL);
         errors += w[i].errors;
     }
-    report(b, w, (double)(now_us() - t0) / 1e6);
+    report(b, w, (double)(kw_clock_us() - t0) / 1e6);
     status = KW_EXIT_OK;
     for (unsigned i = 0; errors > 0 && i < b->connections; i++) {
         if (w[i].errors > 0) {
@@ -249,13 +243,10 @@ out:
 
 static int parse_num(const char *arg, const char *name, unsigned max, unsigned *out)
 {
-    char *end = NULL;
-    unsigned long v = strtoul(arg, &end, 10);
-    if (end == arg || *end != '\0' || v == 0 || v > max) {
+    if (kw_parse_uint(arg, 1, max, out) != 0) {
         kw_cli_error("%s needs a number from 1 to %u", name, max);
         return -1;
     }
-    *out = (unsigned)v;
     return 0;
 }
 

@@ -4,22 +4,16 @@
  */
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "cli_common.h"
 #include "commands.h"
+#include "kw_clock.h"
+#include "kw_num.h"
 
 static const char ping_help[] =
     "usage: keyward ping --server HOST:PORT --cert FILE --key FILE --ca FILE [--count N]\n"
     "Checks that the key server answers and prints round-trip times.\n" KW_CLI_SERVER_HELP
     "  --count N            pings to time after connecting (default 1)\n";
-
-static double now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
 
 /* One ping with a payload that must come back unchanged. Returns the kw_client_call code. */
 static int ping_once(kw_client_t *c, unsigned seq, uint8_t *remote)
@@ -39,21 +33,27 @@ static int ping_once(kw_client_t *c, unsigned seq, uint8_t *remote)
     return rc;
 }
 
+/* Milliseconds since t0_ns on the monotonic clock. */
+static double ms_since(uint64_t t0_ns)
+{
+    return (double)(kw_clock_ns() - t0_ns) / 1e6;
+}
+
 static int run(kw_client_t *c, const kw_cli_opts_t *o, unsigned count)
 {
     uint8_t remote = 0;
-    double t0 = now_ms();
+    uint64_t t0 = kw_clock_ns();
     int rc = ping_once(c, 0, &remote);
     if (rc != 0) {
         kw_cli_report(c, o, rc, remote, "ping");
         return KW_EXIT_FAIL;
     }
-    printf("connected to %s in %.3f ms\n", kw_cli_servers(o), now_ms() - t0);
+    printf("connected to %s in %.3f ms\n", kw_cli_servers(o), ms_since(t0));
     double min = 0, max = 0, sum = 0;
     for (unsigned i = 1; i <= count; i++) {
-        t0 = now_ms();
+        t0 = kw_clock_ns();
         rc = ping_once(c, i, &remote);
-        double dt = now_ms() - t0;
+        double dt = ms_since(t0);
         if (rc != 0) {
             kw_cli_report(c, o, rc, remote, "ping");
             return KW_EXIT_FAIL;
@@ -83,12 +83,11 @@ int kw_cmd_ping(int argc, char **argv)
             break;
         if (ch == KW_CLI_OPT_EXIT)
             return status;
-        if (atoi(optarg) <= 0 || atoi(optarg) > 1000000) { /* ch is 'n' */
+        if (kw_parse_uint(optarg, 1, 1000000, &count) != 0) { /* ch is 'n' */
             kw_cli_error("--count needs a number from 1 to 1000000");
             fputs(ping_help, stderr);
             return KW_EXIT_USAGE;
         }
-        count = (unsigned)atoi(optarg);
     }
     if (kw_cli_client(&o, &c) != 0)
         return KW_EXIT_USAGE;

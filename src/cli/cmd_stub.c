@@ -79,10 +79,12 @@ int kw_cmd_stub(int argc, char **argv)
     uint8_t digest[KW_DIGEST_LEN];
     char hex[2 * KW_DIGEST_LEN + 1];
     EVP_PKEY *pub;
-    int c;
     int rc;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "c:p:o:h", opts, NULL)) != -1) {
+    for (;;) {
+        int c = getopt_long(argc, argv, "c:p:o:h", opts, NULL);
+        if (c == -1)
+            break;
         switch (c) {
         case 'c':
             cert = optarg;

@@ -14,7 +14,7 @@
 #include <openssl/provider.h>
 
 #include "keyward/error.h"
-#include "keyward/tls.h"
+#include "kw_tls.h"
 #include "kw_file.h"
 #include "kwc_core.h"
 

@@ -19,8 +19,8 @@
 #include <openssl/x509v3.h>
 
 #include "keyward/error.h"
-#include "keyward/log.h"
-#include "keyward/tls.h"
+#include "kw_log.h"
+#include "kw_tls.h"
 #include "kw_frame.h"
 #include "kwc_conn.h"
 #include "kwc_sock_bio.h"

@@ -21,7 +21,7 @@
 #include <openssl/err.h>
 
 #include "keyward/error.h"
-#include "keyward/log.h"
+#include "kw_log.h"
 #include "kw_clock.h"
 #include "kw_eventfd.h"
 #include "kwc_dispatch.h"

@@ -14,7 +14,7 @@
 #include <unistd.h>
 
 #include "keyward/error.h"
-#include "keyward/log.h"
+#include "kw_log.h"
 #include "kw_clock.h"
 #include "kwc_balance.h"
 #include "kwc_dispatch.h"

@@ -8,7 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "keyward/log.h"
+#include "kw_log.h"
 #include "kw_clock.h"
 #include "kwc_dispatch.h"
 #include "kwc_health.h"

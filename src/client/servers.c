@@ -12,7 +12,7 @@
 #include <string.h>
 
 #include "keyward/error.h"
-#include "keyward/log.h"
+#include "kw_log.h"
 #include "keyward/protocol.h"
 #include "kw_addr.h"
 

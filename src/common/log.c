@@ -7,7 +7,7 @@
  * program, such as the provider) the program name is "keyward" and the threshold is warn.
  * Line breaks and control bytes inside a message are neutralised: one event is one line.
  */
-#include "keyward/log.h"
+#include "kw_log.h"
 
 #include <errno.h>
 #include <pthread.h>

@@ -1,5 +1,5 @@
 /*
- * TLS context helpers (include/keyward/tls.h): TLS 1.2-1.3 contexts for mutual authentication
+ * TLS context helpers (kw_tls.h): TLS 1.2-1.3 contexts for mutual authentication
  * between edges and key servers. The client side builds its context from PEM bytes in memory (so
  * a forked, unprivileged child rebuilds it without opening a file); the server side from files.
  * Both sides present a certificate chain and verify the peer against one CA file; compression and
@@ -7,7 +7,7 @@
  * (connections are long-lived). Errors are written into the caller's buffer with the drained
  * OpenSSL error queue.
  */
-#include "keyward/tls.h"
+#include "kw_tls.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -46,7 +46,10 @@ void kw_tls_error(const char *prefix, char *err, size_t errlen)
         int n = snprintf(err, errlen, "%s", prefix != NULL ? prefix : "TLS error");
         used = n < 0 ? 0 : (size_t)n;
     }
-    while ((e = ERR_get_error_all(NULL, NULL, NULL, &data, &flags)) != 0) {
+    for (;;) {
+        e = ERR_get_error_all(NULL, NULL, NULL, &data, &flags);
+        if (e == 0)
+            break;
         if (err == NULL || errlen == 0 || used + 1 >= errlen)
             continue; /* keep draining */
         char one[256];

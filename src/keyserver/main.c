@@ -16,7 +16,7 @@
 #include "keystore/hygiene.h"
 #include "keystore/keystore.h"
 #include "keyward/error.h"
-#include "keyward/log.h"
+#include "kw_log.h"
 #include "keyward/version.h"
 #include "obs/metrics.h"
 #include "obs/ready.h"

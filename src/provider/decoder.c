@@ -12,7 +12,6 @@
  */
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
 
 #include <openssl/bio.h>
 #include <openssl/core_dispatch.h>
@@ -25,6 +24,7 @@
 #include "keyward/stub.h"
 #include "provider.h"
 #include "remote.h"
+#include "kw_clock.h"
 
 static OSSL_FUNC_decoder_newctx_fn dec_newctx;
 static OSSL_FUNC_decoder_freectx_fn dec_freectx;
@@ -68,18 +68,11 @@ static unsigned char *read_all(kw_prov_ctx_t *pctx, OSSL_CORE_BIO *cin, size_t *
 
 #define KW_CHECKED_TTL_S 30
 
-static int64_t now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec;
-}
-
 /* 1 when key was checked on the key server in the last KW_CHECKED_TTL_S seconds. */
 static int recently_checked(kw_key_t *key)
 {
     kw_prov_ctx_t *pctx = key->pctx;
-    int64_t now = now_s();
+    int64_t now = kw_clock_s();
     int hit = 0;
     pthread_mutex_lock(&pctx->lock);
     for (unsigned i = 0; i < KW_CHECKED_SLOTS && !hit; i++) {
@@ -96,7 +89,7 @@ static void mark_checked(kw_key_t *key)
     pthread_mutex_lock(&pctx->lock);
     unsigned slot = pctx->checked_next++ % KW_CHECKED_SLOTS;
     memcpy(pctx->checked[slot], key->digest, KW_DIGEST_LEN);
-    pctx->checked_at[slot] = now_s();
+    pctx->checked_at[slot] = kw_clock_s();
     pthread_mutex_unlock(&pctx->lock);
 }
 

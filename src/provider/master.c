@@ -7,10 +7,11 @@
 
 #include <pthread.h>
 #include <string.h>
-#include <time.h>
 
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
+
+#include "kw_clock.h"
 
 #define MAGIC_LEN 16
 
@@ -28,13 +29,6 @@ struct kw_ms_table_s {
     pthread_mutex_t lock;
     slot_t slots[KW_MS_SLOTS];
 };
-
-static int64_t now_sec(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec;
-}
 
 static void slot_clear(slot_t *s)
 {
@@ -97,7 +91,7 @@ int kw_ms_handle_new(kw_prov_ctx_t *pctx, kw_key_t *key, const uint8_t *ct, size
         kw_prov_raise(pctx, KW_PROV_R_INTERNAL, "master-secret mode: no random bytes");
         return 0;
     }
-    int64_t now = now_sec();
+    int64_t now = kw_clock_s();
     pthread_mutex_lock(&t->lock);
     size_t i = pick_slot(t, now);
     slot_t *s = &t->slots[i];
@@ -132,7 +126,7 @@ int kw_ms_handle_take(kw_prov_ctx_t *pctx, const uint8_t handle[KW_MS_HANDLE_LEN
     pthread_mutex_lock(&t->lock);
     slot_t *s = &t->slots[i];
     if (s->used && CRYPTO_memcmp(s->handle, handle, KW_MS_HANDLE_LEN) == 0) {
-        if (now_sec() - s->at <= KW_MS_TTL_SEC) {
+        if (kw_clock_s() - s->at <= KW_MS_TTL_SEC) {
             *out = s->entry; /* the key reference moves to the caller */
             s->used = 0;
             found = 1;

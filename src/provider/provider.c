@@ -8,6 +8,7 @@
 #include "provider.h"
 
 #include <stdio.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -21,6 +22,7 @@
 #include "keyward/error.h"
 #include "kw_file.h"
 #include "master.h"
+#include "kw_num.h"
 
 static OSSL_FUNC_provider_teardown_fn kw_prov_teardown;
 static OSSL_FUNC_provider_gettable_params_fn kw_prov_gettable_params;
@@ -197,7 +199,8 @@ static int read_settings(kw_prov_ctx_t *pctx, OSSL_FUNC_core_get_params_fn *get_
     pctx->cfg.client_key = setting("KEYWARD_CLIENT_KEY", v[2]);
     pctx->cfg.ca = setting("KEYWARD_CA", v[3]);
     s = setting("KEYWARD_TIMEOUT_MS", v[4]);
-    pctx->cfg.timeout_ms = s != NULL ? (unsigned)strtoul(s, NULL, 10) : 0;
+    if (s == NULL || kw_parse_uint(s, 0, UINT_MAX, &pctx->cfg.timeout_ms) != 0)
+        pctx->cfg.timeout_ms = 0; /* unset or not a number: the client's default */
     OPENSSL_free(s);
     s = setting("KEYWARD_LOAD_CHECK", v[5]);
     pctx->cfg.load_check = KW_LOAD_CHECK_AUTO;

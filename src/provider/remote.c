@@ -21,6 +21,8 @@
 #include "keyward/keyid.h"
 #include "provider.h"
 #include "kw_hex.h"
+#include "kw_payload.h"
+#include "kw_guard.h"
 
 #define KW_RC_RAISED 1 /* an error was already raised (client creation failed) */
 
@@ -174,9 +176,7 @@ static int run(kw_prov_ctx_t *pctx, const kw_msg_t *msg, reply_t *r)
     memset(r, 0, sizeof(*r));
     if (client == NULL)
         return KW_RC_RAISED;
-    rc = kw_client_submit(client, msg, &req);
-    if (rc != 0)
-        return rc;
+    KW_GUARD(kw_client_submit(client, msg, &req));
     job = ASYNC_get_current_job();
     rc = job != NULL ? wait_async(job, req) : kw_request_wait(req);
     if (rc != 0) {
@@ -367,10 +367,8 @@ int kw_remote_has_key(kw_key_t *key)
     msg.opcode = KW_OP_LIST_KEYS;
     msg.has_opcode = 1;
     rc = run(key->pctx, &msg, &r);
-    for (size_t off = 0; rc == 0 && off + KW_DIGEST_LEN <= r.len; off += KW_DIGEST_LEN) {
-        if (memcmp(r.data + off, key->digest, KW_DIGEST_LEN) == 0)
-            found = 1;
-    }
+    if (rc == 0)
+        found = kw_keylist_has(r.data, r.len, key->digest);
     kw_request_free(r.req);
     if (rc == 0 && found)
         return KW_LOOKUP_FOUND;

@@ -16,6 +16,7 @@
 #include <openssl/x509.h>
 
 #include "signature.h"
+#include "kw_num.h"
 
 int kw_sig_set_md(kw_sig_ctx_t *ctx, const char *mdname)
 {
@@ -70,12 +71,11 @@ static int set_saltlen(kw_sig_ctx_t *ctx, const OSSL_PARAM *p)
     int len;
     if (p->data_type == OSSL_PARAM_UTF8_STRING) {
         const char *s = p->data;
-        char *end = NULL;
+        unsigned v;
         if (strcmp(s, OSSL_PKEY_RSA_PSS_SALT_LEN_DIGEST) == 0) {
             len = RSA_PSS_SALTLEN_DIGEST;
         } else {
-            long v = strtol(s, &end, 10);
-            len = (end != s && *end == '\0' && v >= 0 && v < 1024) ? (int)v : -100;
+            len = kw_parse_uint(s, 0, 1023, &v) == 0 ? (int)v : -100;
         }
     } else if (!OSSL_PARAM_get_int(p, &len)) {
         return 0;

@@ -14,6 +14,7 @@
 #include <openssl/x509.h>
 
 #include "keyward/keyid.h"
+#include "kw_chain.h"
 #include "provider.h"
 #include "remote.h"
 
@@ -80,8 +81,11 @@ static int st_set_ctx_params(void *loaderctx, const OSSL_PARAM params[])
 /* SPKI DER of the first certificate in chain; NULL (raised) when there is none. */
 static kw_key_t *key_from_chain(kw_store_ctx_t *ctx)
 {
-    const unsigned char *p = ctx->chain;
-    X509 *x = d2i_X509(NULL, &p, (long)ctx->chain_len);
+    kw_reader_t r;
+    X509 *x = NULL;
+    kw_reader_init(&r, ctx->chain, ctx->chain_len);
+    if (kw_chain_next(&r, &x, NULL, NULL) != 1)
+        x = NULL;
     unsigned char *spki = NULL;
     int spki_len = x == NULL ? 0 : i2d_X509_PUBKEY(X509_get_X509_PUBKEY(x), &spki);
     kw_key_t *key = NULL;
@@ -139,22 +143,21 @@ static int load_key(kw_store_ctx_t *ctx, int wants_key, OSSL_CALLBACK *object_cb
 /* Passes the next certificate of the chain on; sets state 2 after the last. */
 static int load_cert(kw_store_ctx_t *ctx, OSSL_CALLBACK *object_cb, void *object_cbarg)
 {
-    const unsigned char *start = ctx->chain + ctx->chain_pos;
-    const unsigned char *p = start;
-    X509 *x = d2i_X509(NULL, &p, (long)(ctx->chain_len - ctx->chain_pos));
+    kw_reader_t r;
+    const uint8_t *der = NULL;
+    size_t der_len = 0;
     int objtype = OSSL_OBJECT_CERT;
     OSSL_PARAM params[3];
-    if (x == NULL) {
+    kw_reader_init(&r, ctx->chain, ctx->chain_len);
+    if (kw_reader_skip(&r, ctx->chain_pos) != 0 || kw_chain_next(&r, NULL, &der, &der_len) != 1) {
         ctx->state = 2;
         return 0;
     }
-    X509_free(x);
-    ctx->chain_pos += (size_t)(p - start);
+    ctx->chain_pos = kw_reader_offset(&r);
     if (ctx->chain_pos >= ctx->chain_len)
         ctx->state = 2;
     params[0] = OSSL_PARAM_construct_int(OSSL_OBJECT_PARAM_TYPE, &objtype);
-    params[1] = OSSL_PARAM_construct_octet_string(OSSL_OBJECT_PARAM_DATA, (void *)start,
-                                                  (size_t)(p - start));
+    params[1] = OSSL_PARAM_construct_octet_string(OSSL_OBJECT_PARAM_DATA, (void *)der, der_len);
     params[2] = OSSL_PARAM_construct_end();
     return object_cb(params, object_cbarg);
 }

@@ -10,7 +10,7 @@
 
 #include <uv.h>
 
-#include "keyward/log.h"
+#include "kw_log.h"
 #include "keyward/version.h"
 #include "proxy.h"
 

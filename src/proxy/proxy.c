@@ -9,17 +9,18 @@
 #include <openssl/crypto.h>
 
 #include "keyward/error.h"
-#include "keyward/log.h"
+#include "kw_log.h"
 #include "proxy.h"
-#include "proxy_addr.h"
+#include "kw_addr.h"
+#include "proxy_fetch.h"
 #include "proxy_metrics.h"
 
 static void log_start(const kw_proxy_t *p)
 {
     char addr[64];
     char backend[64];
-    kw_proxy_addr_str((const struct sockaddr *)&p->listen_addr, addr, sizeof(addr));
-    kw_proxy_addr_str((const struct sockaddr *)&p->backend_addr, backend, sizeof(backend));
+    kw_addr_format((const struct sockaddr *)&p->listen_addr, addr, sizeof(addr));
+    kw_addr_format((const struct sockaddr *)&p->backend_addr, backend, sizeof(backend));
     kw_info("listening on %s with %u thread%s, backend %s%s", addr, p->nworkers,
             p->nworkers == 1 ? "" : "s", backend,
             p->cfg->proxy_protocol ? " (PROXY protocol v2)" : "");
@@ -51,13 +52,16 @@ int kw_proxy_new(const kw_proxy_config_t *cfg, kw_proxy_t **out, char *err, size
         return KW_ENOMEM;
     }
     p->cfg = cfg;
-    int rc = kw_proxy_resolve(cfg->listen != NULL ? cfg->listen : KW_PROXY_DEFAULT_LISTEN, 1,
-                              &p->listen_addr, &p->listen_len, err, errlen);
+    int rc = kw_addr_resolve(cfg->listen != NULL ? cfg->listen : KW_PROXY_DEFAULT_LISTEN, 1,
+                             &p->listen_addr, &p->listen_len, err, errlen);
     if (rc == 0) {
-        rc = kw_proxy_resolve(cfg->backend, 0, &p->backend_addr, &p->backend_len, err, errlen);
+        rc = kw_addr_resolve(cfg->backend, 0, &p->backend_addr, &p->backend_len, err, errlen);
     }
     if (rc == 0) {
         rc = kw_proxy_tls_init(&p->tls, cfg, kw_px_conn_async_ready, err, errlen);
+    }
+    if (rc == 0) {
+        rc = kw_proxy_fetch_sites(&p->tls, cfg, err, errlen);
     }
     if (rc == 0) {
         rc = kw_px_tickets_new(cfg, &p->tickets, err, errlen);

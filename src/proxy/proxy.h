@@ -109,8 +109,25 @@ struct kw_px_worker_s {
     char readbuf[KW_PROXY_READ_BUF]; /* every read on this loop; consumed synchronously */
 };
 
+/* What the data path (proxy_splice.c) asks of the connection it runs in: it reports through the
+ * callback the connection gave it at kw_px_splice_start and never calls up into proxy_conn.c. */
+typedef enum kw_px_event {
+    KW_PX_CLOSE,         /* end now, dropping pending data (kw_px_conn_close) */
+    KW_PX_FINISH,        /* end gracefully (kw_px_conn_finish) */
+    KW_PX_ABORT,         /* the backend failed (kw_px_conn_abort) */
+    KW_PX_FLUSH_TLS,     /* SSL has output for the client */
+    KW_PX_ACTIVE,        /* data moved: restart the idle clock */
+    KW_PX_TUNNEL_UP,     /* the tunnel is up: the timer now measures idleness */
+    KW_PX_PAUSE_CLIENT,  /* stop reading the client */
+    KW_PX_RESUME_CLIENT, /* read the client again */
+    KW_PX_BACKEND_READY, /* the backend is connected */
+} kw_px_event_t;
+
+typedef void (*kw_px_event_cb)(kw_px_conn_t *c, kw_px_event_t ev);
+
 struct kw_px_conn_s {
     kw_px_worker_t *worker;
+    kw_px_event_cb on_event; /* the data path's reports (set by kw_px_splice_start) */
     kw_px_conn_t *prev, *next;
     uv_tcp_t client;
     uv_tcp_t backend;
@@ -187,15 +204,13 @@ void kw_px_conn_resume_client(kw_px_conn_t *c);
  * handshake); over the limit, sets c->flooded and drops the buffered input. */
 void kw_px_guard_start(kw_px_conn_t *c);
 
-/* proxy_conn.c: the backend is connected; starts the handshake held for it, or the tunnel. */
-void kw_px_conn_backend_ready(kw_px_conn_t *c);
-
-/* proxy_splice.c: backend connect and the data path */
-int kw_px_splice_start(kw_px_conn_t *c);   /* at accept: connects the backend; 0 or a uv error */
-void kw_px_splice_tunnel(kw_px_conn_t *c); /* handshake done and backend connected */
+/* proxy_splice.c: backend connect and the data path; reports to the connection through
+ * on_event. At accept: connects the backend; 0 or a uv error. */
+int kw_px_splice_start(kw_px_conn_t *c, kw_px_event_cb on_event);
+void kw_px_splice_tunnel(kw_px_conn_t *c);      /* handshake done and backend connected */
 void kw_px_splice_client_data(kw_px_conn_t *c); /* plaintext waiting in SSL goes to the backend */
 void kw_px_splice_client_eof(kw_px_conn_t *c);  /* client closed its sending side */
-int kw_px_conn_send(kw_px_conn_t *c, uv_stream_t *to, const char *data, size_t len);
+int kw_px_splice_send(kw_px_conn_t *c, uv_stream_t *to, const char *data, size_t len);
 void kw_px_splice_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
 
 #endif /* KW_PROXY_H */

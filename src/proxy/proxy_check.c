@@ -15,7 +15,8 @@
 
 #include "keyward/error.h"
 #include "proxy.h"
-#include "proxy_addr.h"
+#include "kw_addr.h"
+#include "proxy_fetch.h"
 
 /* A file the proxy reads: readable by this user; secret (a private key): not by every user. */
 static int check_file(FILE *out, const char *what, const char *path, int secret)
@@ -105,9 +106,9 @@ int kw_proxy_check_config(const kw_proxy_config_t *cfg, FILE *out)
     struct sockaddr_storage listen_addr, backend_addr;
     socklen_t len;
     const char *listen = cfg->listen != NULL ? cfg->listen : KW_PROXY_DEFAULT_LISTEN;
-    int rc = kw_proxy_resolve(listen, 1, &listen_addr, &len, err, sizeof(err));
+    int rc = kw_addr_resolve(listen, 1, &listen_addr, &len, err, sizeof(err));
     if (rc == 0) {
-        rc = kw_proxy_resolve(cfg->backend, 0, &backend_addr, &len, err, sizeof(err));
+        rc = kw_addr_resolve(cfg->backend, 0, &backend_addr, &len, err, sizeof(err));
     }
     if (rc != 0) {
         fprintf(out, "keyward-proxy: %s\n", err);
@@ -119,14 +120,17 @@ int kw_proxy_check_config(const kw_proxy_config_t *cfg, FILE *out)
     memset(&tls, 0, sizeof(tls));
     if (rc == 0) {
         rc = kw_proxy_tls_init(&tls, cfg, NULL, err, sizeof(err));
+        if (rc == 0) {
+            rc = kw_proxy_fetch_sites(&tls, cfg, err, sizeof(err));
+        }
         if (rc != 0) {
             fprintf(out, "keyward-proxy: %s\n", err);
         }
     }
     if (rc == 0) {
         char a[64], b[64];
-        kw_proxy_addr_str((struct sockaddr *)&listen_addr, a, sizeof(a));
-        kw_proxy_addr_str((struct sockaddr *)&backend_addr, b, sizeof(b));
+        kw_addr_format((struct sockaddr *)&listen_addr, a, sizeof(a));
+        kw_addr_format((struct sockaddr *)&backend_addr, b, sizeof(b));
         fprintf(out, "keyward-proxy would listen on %s and forward to %s%s\n", a, b,
                 cfg->proxy_protocol ? " with a PROXY v2 header" : "");
         print_sites(out, &tls);

@@ -1,6 +1,7 @@
 /*
  * keyward-proxy options: one table names every option once, with its kind and help text; the
- * command-line parser, the YAML loader (proxy_yaml.c) and --help are all driven by it.
+ * command-line parser, the YAML loader (proxy_yaml.c, which is handed the setter) and --help
+ * are all driven by it.
  */
 #include "proxy_config.h"
 
@@ -12,6 +13,9 @@
 #include <string.h>
 
 #include "keyward/error.h"
+#include "proxy_yaml.h"
+#include "kw_num.h"
+#include "kw_guard.h"
 
 typedef enum opt_kind {
     OPT_STR,
@@ -174,14 +178,10 @@ int kw_proxy_config_is_list(const char *name)
 
 static int set_uint(unsigned *out, const char *name, const char *value, char *err, size_t errlen)
 {
-    char *end = NULL;
-    errno = 0;
-    unsigned long v = strtoul(value, &end, 10);
-    if (value[0] == '\0' || value[0] == '-' || *end != '\0' || errno != 0 || v > UINT_MAX) {
+    if (kw_parse_uint(value, 0, UINT_MAX, out) != 0) {
         snprintf(err, errlen, "%s: \"%s\" is not a whole number", name, value);
         return KW_ECONFIG;
     }
-    *out = (unsigned)v;
     return 0;
 }
 
@@ -315,6 +315,25 @@ int kw_proxy_config_set(kw_proxy_config_t *cfg, const char *name, const char *va
     return rc;
 }
 
+static int yaml_set(void *arg, const char *key, const char *value, char *why, size_t whylen)
+{
+    return kw_proxy_config_set(arg, key, value, why, whylen);
+}
+
+int kw_proxy_config_load_yaml(kw_proxy_config_t *cfg, const char *path, char *err, size_t errlen)
+{
+    kw_proxy_yaml_sink_t sink = {yaml_set, kw_proxy_config_is_list, cfg};
+    return kw_proxy_yaml_load(path, &sink, err, errlen);
+}
+
+int kw_proxy_config_load_yaml_buffer(kw_proxy_config_t *cfg, const char *name,
+                                     const unsigned char *data, size_t len, char *err,
+                                     size_t errlen)
+{
+    kw_proxy_yaml_sink_t sink = {yaml_set, kw_proxy_config_is_list, cfg};
+    return kw_proxy_yaml_load_buffer(name, data, len, &sink, err, errlen);
+}
+
 /* A list option given on the command line replaces what the file said, once. */
 static void cli_replace_list(kw_proxy_config_t *cfg, const opt_def_t *o)
 {
@@ -344,10 +363,13 @@ static void build_longopts(struct option *lo)
 static int find_config_arg(int argc, char **argv, const struct option *lo, const char **path,
                            char *err, size_t errlen)
 {
-    int c;
     opterr = 0;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
+    for (;;) {
+        int c = getopt_long(argc, argv, "h", lo, NULL);
+        if (c == -1) {
+            break;
+        }
         if (c == '?' || c == ':') {
             snprintf(err, errlen, "unknown option or missing value: %s",
                      optind - 1 < argc ? argv[optind - 1] : "?");
@@ -376,8 +398,11 @@ int kw_proxy_config_from_args(kw_proxy_config_t *cfg, int argc, char **argv, int
         rc = kw_proxy_config_load_yaml(cfg, path, err, errlen);
     }
     optind = 1;
-    int c;
-    while (rc == 0 && (c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
+    while (rc == 0) {
+        int c = getopt_long(argc, argv, "h", lo, NULL);
+        if (c == -1) {
+            break;
+        }
         if (c == 'h' || (c >= 256 && opts[c - 256].kind == OPT_HELP)) {
             *help = 1;
             continue;
@@ -428,10 +453,7 @@ int kw_proxy_config_check(const kw_proxy_config_t *cfg, char *err, size_t errlen
                  "NAME");
         return KW_ECONFIG;
     }
-    int rc = check_fetch_names(cfg, err, errlen);
-    if (rc != 0) {
-        return rc;
-    }
+    KW_GUARD(check_fetch_names(cfg, err, errlen));
     if (cfg->backend == NULL) {
         snprintf(err, errlen, "no backend: give --backend HOST:PORT");
         return KW_ECONFIG;

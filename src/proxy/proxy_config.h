@@ -12,7 +12,7 @@
 #include <stddef.h>
 #include <stdio.h>
 
-#include "keyward/log.h"
+#include "kw_log.h"
 
 #define KW_PROXY_DEFAULT_LISTEN         "127.0.0.1:8443"
 #define KW_PROXY_DEFAULT_HS_TIMEOUT     10000u

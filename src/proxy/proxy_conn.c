@@ -15,11 +15,11 @@
 #include <openssl/async.h>
 #include <openssl/err.h>
 
-#include "keyward/log.h"
+#include "kw_log.h"
 #include "kw_eventfd.h"
 #include "proxy.h"
+#include "kw_addr.h"
 #include "proxy_metrics.h"
-#include "proxy_addr.h"
 
 #define KW_PROXY_LINGER_MS 5000 /* graceful close: flush at most this long */
 #define KW_PROXY_HS_BUFFER (64 * 1024)
@@ -189,7 +189,7 @@ void kw_px_conn_flush_tls(kw_px_conn_t *c)
     if (n <= 0) {
         return;
     }
-    if (!c->closing && kw_px_conn_send(c, (uv_stream_t *)&c->client, data, (size_t)n) != 0) {
+    if (!c->closing && kw_px_splice_send(c, (uv_stream_t *)&c->client, data, (size_t)n) != 0) {
         (void)BIO_reset(c->wbio);
         kw_px_conn_close(c);
         return;
@@ -279,7 +279,7 @@ static void handshake_failed(kw_px_conn_t *c)
     char reason[512];
     atomic_fetch_add(&c->worker->proxy->stats.handshake_failures, 1);
     kw_px_metrics_handshake(c->worker->proxy, c->ssl, KW_PX_HS_FAILED);
-    kw_proxy_addr_str((struct sockaddr *)&c->peer, peer, sizeof(peer));
+    kw_addr_format((struct sockaddr *)&c->peer, peer, sizeof(peer));
     first_error(reason, sizeof(reason));
     warn_handshake_failed(c->worker, peer, reason);
     ERR_clear_error();
@@ -371,6 +371,52 @@ static int conn_setup_tls(kw_px_conn_t *c)
     return 0;
 }
 
+/* The backend is connected: starts the handshake held for it, or the tunnel. */
+static void backend_ready(kw_px_conn_t *c)
+{
+    if (c->hs_done) {
+        kw_px_splice_tunnel(c);
+    } else if (!c->async_wait && BIO_ctrl_pending(c->rbio) > 0) {
+        conn_handshake(c); /* the client's first bytes waited for the backend */
+    } else if (c->client_paused && !c->async_wait) {
+        kw_px_conn_resume_client(c);
+    }
+}
+
+/* The data path's reports (kw_px_splice_start). */
+static void on_splice_event(kw_px_conn_t *c, kw_px_event_t ev)
+{
+    switch (ev) {
+    case KW_PX_CLOSE:
+        kw_px_conn_close(c);
+        break;
+    case KW_PX_FINISH:
+        kw_px_conn_finish(c);
+        break;
+    case KW_PX_ABORT:
+        kw_px_conn_abort(c);
+        break;
+    case KW_PX_FLUSH_TLS:
+        kw_px_conn_flush_tls(c);
+        break;
+    case KW_PX_ACTIVE:
+        kw_px_conn_touch(c);
+        break;
+    case KW_PX_TUNNEL_UP:
+        kw_px_conn_idle_timer(c);
+        break;
+    case KW_PX_PAUSE_CLIENT:
+        kw_px_conn_pause_client(c);
+        break;
+    case KW_PX_RESUME_CLIENT:
+        kw_px_conn_resume_client(c);
+        break;
+    case KW_PX_BACKEND_READY:
+        backend_ready(c);
+        break;
+    }
+}
+
 static int conn_start(kw_px_conn_t *c)
 {
     int len = sizeof(c->peer);
@@ -392,21 +438,10 @@ static int conn_start(kw_px_conn_t *c)
     }
     /* The backend first: the handshake (and so any key operation) waits until it is connected,
      * so a client whose backend is down costs the key server nothing. */
-    if (kw_px_splice_start(c) != 0) {
+    if (kw_px_splice_start(c, on_splice_event) != 0) {
         return -1;
     }
     return uv_read_start((uv_stream_t *)&c->client, kw_px_splice_alloc, on_client_read);
-}
-
-void kw_px_conn_backend_ready(kw_px_conn_t *c)
-{
-    if (c->hs_done) {
-        kw_px_splice_tunnel(c);
-    } else if (!c->async_wait && BIO_ctrl_pending(c->rbio) > 0) {
-        conn_handshake(c); /* the client's first bytes waited for the backend */
-    } else if (c->client_paused && !c->async_wait) {
-        kw_px_conn_resume_client(c);
-    }
 }
 
 void kw_px_conn_accept(kw_px_worker_t *w, uv_stream_t *listener)

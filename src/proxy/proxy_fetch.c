@@ -16,8 +16,9 @@
 #include "keyward/client.h"
 #include "keyward/error.h"
 #include "keyward/keyid.h"
-#include "proxy_tls.h"
+#include "kw_chain.h"
 #include "kw_hex.h"
+#include "proxy_fetch.h"
 
 int kw_proxy_fetch_client_new(kw_proxy_tls_t *tls, const kw_proxy_config_t *cfg, char *err,
                               size_t errlen)
@@ -31,11 +32,9 @@ int kw_proxy_fetch_client_new(kw_proxy_tls_t *tls, const kw_proxy_config_t *cfg,
         snprintf(err, errlen, "out of memory");
         return KW_ENOMEM;
     }
-    for (size_t i = 0; i < cfg->keyservers.n; i++) {
-        if (i > 0) {
-            strcat(servers, ",");
-        }
-        strcat(servers, cfg->keyservers.v[i]);
+    for (size_t i = 0, off = 0; i < cfg->keyservers.n; i++) {
+        int n = snprintf(servers + off, len - off, "%s%s", i > 0 ? "," : "", cfg->keyservers.v[i]);
+        off += n > 0 ? (size_t)n : 0; /* len has room for every name and comma */
     }
     kw_client_config_t cc = {
         .servers = servers,
@@ -51,26 +50,6 @@ int kw_proxy_fetch_client_new(kw_proxy_tls_t *tls, const kw_proxy_config_t *cfg,
         snprintf(err, errlen, "cannot set up the key-server client for certificates: %s", msg);
     }
     return rc;
-}
-
-/* Concatenated DER certificates → a stack, leaf first. */
-static STACK_OF(X509) * parse_chain(const uint8_t *p, size_t len)
-{
-    STACK_OF(X509) *chain = sk_X509_new_null();
-    const uint8_t *end = p + len;
-    while (chain != NULL && p < end) {
-        X509 *x = d2i_X509(NULL, &p, (long)(end - p));
-        if (x == NULL || sk_X509_push(chain, x) <= 0) {
-            X509_free(x);
-            sk_X509_pop_free(chain, X509_free);
-            return NULL;
-        }
-    }
-    if (chain != NULL && sk_X509_num(chain) == 0) {
-        sk_X509_free(chain);
-        chain = NULL;
-    }
-    return chain;
 }
 
 static int call(kw_proxy_tls_t *tls, const char *name, uint8_t *buf, size_t cap, size_t *len,
@@ -98,11 +77,9 @@ static int call(kw_proxy_tls_t *tls, const char *name, uint8_t *buf, size_t cap,
     } else if (rc != 0) {
         char last[256];
         kw_client_last_error(tls->client, last, sizeof(last));
-        snprintf(err, errlen, "cannot fetch the certificate chain for %s: %s%s%s", name,
-                 kw_strerror(rc), last[0] != '\0' ? " (" : "", last[0] != '\0' ? last : "");
-        if (last[0] != '\0') {
-            strncat(err, ")", errlen - strlen(err) - 1);
-        }
+        int said = last[0] != '\0';
+        snprintf(err, errlen, "cannot fetch the certificate chain for %s: %s%s%s%s", name,
+                 kw_strerror(rc), said ? " (" : "", last, said ? ")" : "");
     }
     return rc;
 }
@@ -159,7 +136,7 @@ int kw_proxy_fetch_site(kw_proxy_tls_t *tls, const char *name, kw_proxy_site_t *
         return KW_ENOMEM;
     }
     int rc = call(tls, name, buf, KW_MAX_BODY, &len, err, errlen);
-    STACK_OF(X509) *chain = rc == 0 ? parse_chain(buf, len) : NULL;
+    STACK_OF(X509) *chain = rc == 0 ? kw_chain_parse(buf, len) : NULL;
     free(buf);
     if (rc != 0) {
         return rc;
@@ -177,6 +154,24 @@ int kw_proxy_fetch_site(kw_proxy_tls_t *tls, const char *name, kw_proxy_site_t *
     site->fetched_at = time(NULL);
     rc = kw_proxy_site_from_chain(tls, chain, site, err, errlen);
     sk_X509_pop_free(chain, X509_free);
+    return rc;
+}
+
+int kw_proxy_fetch_sites(kw_proxy_tls_t *tls, const kw_proxy_config_t *cfg, char *err,
+                         size_t errlen)
+{
+    if (cfg->cert_from_keyserver.n == 0) {
+        return 0;
+    }
+    int rc = kw_proxy_fetch_client_new(tls, cfg, err, errlen);
+    for (size_t i = 0; rc == 0 && i < cfg->cert_from_keyserver.n; i++) {
+        kw_proxy_site_t *site = &tls->sites[tls->nsites++];
+        rc = kw_proxy_fetch_site(tls, cfg->cert_from_keyserver.v[i], site, err, errlen);
+        tls->leaves[tls->nsites - 1] = site->leaf;
+    }
+    if (rc != 0) {
+        kw_proxy_tls_cleanup(tls);
+    }
     return rc;
 }
 

@@ -17,10 +17,10 @@
 #include <openssl/x509.h>
 
 #include "keyward/error.h"
-#include "keyward/log.h"
+#include "kw_log.h"
 #include "kw_clock.h"
 #include "proxy.h"
-#include "proxy_addr.h"
+#include "kw_addr.h"
 
 #define KW_PXM_CONNS   32 /* HTTP connections at once */
 #define KW_PXM_PER_IP  4  /* ... from one address */
@@ -351,7 +351,7 @@ int kw_px_metrics_start(kw_proxy_t *p, const char *listen, char *err, size_t err
     struct sockaddr_storage addr;
     socklen_t addrlen = 0;
     char why[256];
-    if (kw_proxy_resolve(listen, 1, &addr, &addrlen, why, sizeof(why)) != 0) {
+    if (kw_addr_resolve(listen, 1, &addr, &addrlen, why, sizeof(why)) != 0) {
         snprintf(err, errlen, "--metrics %s: %s", listen, why);
         return KW_ECONFIG;
     }

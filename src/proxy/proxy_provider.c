@@ -15,7 +15,7 @@
 #include <openssl/provider.h>
 
 #include "keyward/error.h"
-#include "keyward/tls.h"
+#include "kw_tls.h"
 #include "proxy_tls.h"
 
 /* keyward.so: --provider, else ../lib/keyward.so next to this binary, else OpenSSL's module

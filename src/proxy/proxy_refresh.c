@@ -5,13 +5,16 @@
  * again on libuv's thread pool (the fetch and the key lookup block), and a newer certificate
  * replaces the old one for new handshakes. An older one (a key server not yet renewed) is not.
  */
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "keyward/error.h"
-#include "keyward/log.h"
+#include "kw_log.h"
 #include "proxy.h"
+#include "proxy_fetch.h"
+#include "kw_num.h"
 
 #define KW_PROXY_REFRESH_CHECK_MS 60000u
 
@@ -109,8 +112,8 @@ int kw_px_refresh_start(kw_proxy_t *p)
     }
     unsigned ms = KW_PROXY_REFRESH_CHECK_MS;
     const char *env = getenv("KEYWARD_PROXY_REFRESH_CHECK_MS");
-    if (env != NULL && atoi(env) > 0) {
-        ms = (unsigned)atoi(env);
+    if (env != NULL && kw_parse_uint(env, 1, UINT_MAX, &ms) != 0) {
+        ms = KW_PROXY_REFRESH_CHECK_MS;
     }
     if (uv_timer_init(&p->workers[0].loop, &p->refresh_timer) != 0) {
         return KW_EIO;

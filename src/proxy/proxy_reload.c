@@ -18,8 +18,9 @@
 #include <string.h>
 
 #include "keyward/error.h"
-#include "keyward/log.h"
+#include "kw_log.h"
 #include "proxy.h"
+#include "proxy_fetch.h"
 #include "proxy_metrics.h"
 
 #define KW_PX_RELOAD_RETRY_MS 50 /* a certificate refresh is running: try again after this */
@@ -81,6 +82,9 @@ static void build(uv_work_t *req)
     if (r->rc == 0) {
         r->tls->home = &r->proxy->tls;
         r->rc = kw_proxy_tls_init(r->tls, r->cfg, kw_px_conn_async_ready, r->err, sizeof(r->err));
+    }
+    if (r->rc == 0) {
+        r->rc = kw_proxy_fetch_sites(r->tls, r->cfg, r->err, sizeof(r->err));
     }
 }
 

@@ -7,6 +7,8 @@
  * bound. Half-closes travel through (client close_notify or FIN -> backend FIN; backend FIN ->
  * close_notify and FIN), and the connection closes when both directions are done. A backend
  * error (reset, failed write) ends the client's side without close_notify, so it can tell.
+ * The data path never calls up into proxy_conn.c: it reports through c->on_event (the
+ * kw_px_event_cb its connection gave kw_px_splice_start).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -14,9 +16,9 @@
 
 #include <openssl/err.h>
 
-#include "keyward/log.h"
+#include "kw_log.h"
 #include "proxy.h"
-#include "proxy_addr.h"
+#include "kw_addr.h"
 #include "proxy_ppv2.h"
 
 typedef struct write_req {
@@ -52,7 +54,7 @@ static void resume_backend(kw_px_conn_t *c)
     if (c->backend_paused && !c->closing && !c->backend_eof) {
         c->backend_paused = 0;
         if (uv_read_start((uv_stream_t *)&c->backend, kw_px_splice_alloc, on_backend_read) != 0) {
-            kw_px_conn_close(c);
+            c->on_event(c, KW_PX_CLOSE);
         }
     }
 }
@@ -67,7 +69,7 @@ static void drained(kw_px_conn_t *c, uv_stream_t *to)
     }
     if (c->client_paused && c->backend_up && queued(&c->backend) < KW_PROXY_LOW_WATER &&
         queued(&c->client) < KW_PROXY_LOW_WATER) {
-        kw_px_conn_resume_client(c);
+        c->on_event(c, KW_PX_RESUME_CLIENT);
         kw_px_splice_client_data(c); /* plaintext may wait inside SSL */
     }
 }
@@ -85,16 +87,16 @@ static void on_write(uv_write_t *req, int status)
         kw_debug("write to %s failed: %s", to == (uv_stream_t *)&c->client ? "client" : "backend",
                  uv_strerror(status));
         if (to == (uv_stream_t *)&c->client) {
-            kw_px_conn_close(c);
+            c->on_event(c, KW_PX_CLOSE);
         } else {
-            kw_px_conn_abort(c); /* the client's data did not all arrive */
+            c->on_event(c, KW_PX_ABORT); /* the client's data did not all arrive */
         }
         return;
     }
     drained(c, to);
 }
 
-int kw_px_conn_send(kw_px_conn_t *c, uv_stream_t *to, const char *data, size_t len)
+int kw_px_splice_send(kw_px_conn_t *c, uv_stream_t *to, const char *data, size_t len)
 {
     uv_buf_t b = uv_buf_init((char *)data, (unsigned)len);
     if (queued(to) == 0) {
@@ -127,7 +129,7 @@ int kw_px_conn_send(kw_px_conn_t *c, uv_stream_t *to, const char *data, size_t l
 static void maybe_done(kw_px_conn_t *c)
 {
     if (c->client_eof && c->backend_eof && c->client_shut_done && c->backend_shut_done) {
-        kw_px_conn_close(c);
+        c->on_event(c, KW_PX_CLOSE);
     }
 }
 
@@ -138,7 +140,7 @@ static void on_shutdown(uv_shutdown_t *req, int status)
         return;
     }
     if (status < 0) {
-        kw_px_conn_close(c);
+        c->on_event(c, KW_PX_CLOSE);
         return;
     }
     if (req == &c->client_shut) {
@@ -158,7 +160,7 @@ static void shut_backend(kw_px_conn_t *c)
     c->backend_shut_sent = 1;
     c->backend_shut.data = c;
     if (uv_shutdown(&c->backend_shut, (uv_stream_t *)&c->backend, on_shutdown) != 0) {
-        kw_px_conn_close(c);
+        c->on_event(c, KW_PX_CLOSE);
     }
 }
 
@@ -182,14 +184,14 @@ static void backend_eof(kw_px_conn_t *c)
     c->backend_eof = 1;
     (void)SSL_shutdown(c->ssl); /* close_notify */
     ERR_clear_error();
-    kw_px_conn_flush_tls(c);
+    c->on_event(c, KW_PX_FLUSH_TLS);
     if (c->closing) {
         return;
     }
     c->client_shut_sent = 1;
     c->client_shut.data = c;
     if (uv_shutdown(&c->client_shut, (uv_stream_t *)&c->client, on_shutdown) != 0) {
-        kw_px_conn_close(c);
+        c->on_event(c, KW_PX_CLOSE);
     }
 }
 
@@ -215,20 +217,20 @@ static void on_backend_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
             backend_eof(c);
         } else {
             kw_debug("backend read failed: %s", uv_strerror((int)n));
-            kw_px_conn_abort(c); /* a reset is not an end: no close_notify */
+            c->on_event(c, KW_PX_ABORT); /* a reset is not an end: no close_notify */
         }
         return;
     }
-    kw_px_conn_touch(c);
+    c->on_event(c, KW_PX_ACTIVE);
     for (ssize_t off = 0; off < n; off += KW_PROXY_RECORD) {
         int chunk = (int)(n - off < KW_PROXY_RECORD ? n - off : KW_PROXY_RECORD);
         if (SSL_write(c->ssl, buf->base + off, chunk) != chunk) {
             ERR_clear_error();
-            kw_px_conn_close(c);
+            c->on_event(c, KW_PX_CLOSE);
             return;
         }
     }
-    kw_px_conn_flush_tls(c);
+    c->on_event(c, KW_PX_FLUSH_TLS);
     if (!c->closing && queued(&c->client) > KW_PROXY_HIGH_WATER) {
         pause_backend(c);
     }
@@ -255,7 +257,7 @@ void kw_px_splice_client_data(kw_px_conn_t *c)
     }
     if (!c->backend_up) {
         if (BIO_ctrl_pending(c->rbio) > KW_PROXY_HIGH_WATER) {
-            kw_px_conn_pause_client(c); /* resumed once the backend is connected */
+            c->on_event(c, KW_PX_PAUSE_CLIENT); /* resumed once the backend is connected */
         }
         return;
     }
@@ -263,21 +265,21 @@ void kw_px_splice_client_data(kw_px_conn_t *c)
     while (err == SSL_ERROR_NONE && !c->closing && !c->flooded) {
         size_t n = 0;
         err = read_plaintext(c, c->worker->readbuf, sizeof(c->worker->readbuf), &n);
-        if (n > 0 && kw_px_conn_send(c, (uv_stream_t *)&c->backend, c->worker->readbuf, n) != 0) {
-            kw_px_conn_abort(c);
+        if (n > 0 && kw_px_splice_send(c, (uv_stream_t *)&c->backend, c->worker->readbuf, n) != 0) {
+            c->on_event(c, KW_PX_ABORT);
             return;
         }
     }
     if (c->flooded) {
         char peer[64];
         atomic_fetch_add(&c->worker->proxy->stats.floods, 1);
-        kw_proxy_addr_str((struct sockaddr *)&c->peer, peer, sizeof(peer));
+        kw_addr_format((struct sockaddr *)&c->peer, peer, sizeof(peer));
         kw_info("closing %s: more than %d TLS messages without application data in %d s", peer,
                 KW_PROXY_CTL_MAX, KW_PROXY_CTL_WINDOW_MS / 1000);
-        kw_px_conn_close(c);
+        c->on_event(c, KW_PX_CLOSE);
         return;
     }
-    kw_px_conn_flush_tls(c); /* a read may answer a key update or queue an alert */
+    c->on_event(c, KW_PX_FLUSH_TLS); /* a read may answer a key update or queue an alert */
     if (c->closing) {
         return;
     }
@@ -285,10 +287,10 @@ void kw_px_splice_client_data(kw_px_conn_t *c)
         kw_px_splice_client_eof(c); /* close_notify */
     } else if (err != SSL_ERROR_WANT_READ) {
         ERR_clear_error();
-        kw_px_conn_close(c);
+        c->on_event(c, KW_PX_CLOSE);
     } else if (queued(&c->backend) > KW_PROXY_HIGH_WATER ||
                queued(&c->client) > KW_PROXY_HIGH_WATER) {
-        kw_px_conn_pause_client(c); /* resumed by drained() */
+        c->on_event(c, KW_PX_PAUSE_CLIENT); /* resumed by drained() */
     }
 }
 
@@ -309,8 +311,8 @@ static void send_proxy_header(kw_px_conn_t *c)
         .cipher = SSL_get_cipher_name(c->ssl),
     };
     if (kw_ppv2_encode(&info, hdr, sizeof(hdr), &len) != 0 ||
-        kw_px_conn_send(c, (uv_stream_t *)&c->backend, (const char *)hdr, len) != 0) {
-        kw_px_conn_abort(c);
+        kw_px_splice_send(c, (uv_stream_t *)&c->backend, (const char *)hdr, len) != 0) {
+        c->on_event(c, KW_PX_ABORT);
     }
 }
 
@@ -318,25 +320,25 @@ void kw_px_splice_tunnel(kw_px_conn_t *c)
 {
     c->backend_up = 1;
     kw_debug("connection: tunnel up");
-    kw_px_conn_idle_timer(c);
+    c->on_event(c, KW_PX_TUNNEL_UP);
     if (c->worker->proxy->cfg->proxy_protocol) {
         send_proxy_header(c);
     }
     if (c->closing ||
         uv_read_start((uv_stream_t *)&c->backend, kw_px_splice_alloc, on_backend_read) != 0) {
-        kw_px_conn_close(c);
+        c->on_event(c, KW_PX_CLOSE);
         return;
     }
     kw_px_splice_client_data(c);
     if (c->client_eof) {
         shut_backend(c);
     } else if (!c->closing && queued(&c->backend) < KW_PROXY_HIGH_WATER) {
-        kw_px_conn_resume_client(c);
+        c->on_event(c, KW_PX_RESUME_CLIENT);
     }
 }
 
 /* The backend is connected at accept, beside the handshake; a client whose backend cannot be
- * reached is closed before its handshake makes a key operation (kw_px_conn_backend_ready). */
+ * reached is closed before its handshake makes a key operation (KW_PX_BACKEND_READY). */
 static void on_connect(uv_connect_t *req, int status)
 {
     kw_px_conn_t *c = req->data;
@@ -346,18 +348,20 @@ static void on_connect(uv_connect_t *req, int status)
     if (status < 0) {
         char addr[64];
         atomic_fetch_add(&c->worker->proxy->stats.backend_failures, 1);
-        kw_proxy_addr_str((struct sockaddr *)&c->worker->proxy->backend_addr, addr, sizeof(addr));
+        kw_addr_format((struct sockaddr *)&c->worker->proxy->backend_addr, addr, sizeof(addr));
         kw_warn("cannot connect to backend %s: %s", addr, uv_strerror(status));
-        kw_px_conn_finish(c); /* before the handshake: only a FIN; after it: close_notify too */
+        c->on_event(
+            c, KW_PX_FINISH); /* before the handshake: only a FIN; after it: close_notify too */
         return;
     }
     c->backend_conn = 1;
     kw_debug("connection: backend connected");
-    kw_px_conn_backend_ready(c);
+    c->on_event(c, KW_PX_BACKEND_READY);
 }
 
-int kw_px_splice_start(kw_px_conn_t *c)
+int kw_px_splice_start(kw_px_conn_t *c, kw_px_event_cb on_event)
 {
+    c->on_event = on_event;
     kw_proxy_t *p = c->worker->proxy;
     (void)uv_tcp_init(&c->worker->loop, &c->backend);
     c->backend.data = c;

@@ -15,8 +15,9 @@
 #include <openssl/rand.h>
 
 #include "keyward/error.h"
-#include "keyward/log.h"
+#include "kw_log.h"
 #include "proxy_tickets.h"
+#include "proxy_fetch.h"
 #include "proxy_tls.h"
 
 enum { CTX_DEFAULT = 0, CTX_NGINX, CTX_HAPROXY, CTX_TEXT };

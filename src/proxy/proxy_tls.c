@@ -15,7 +15,7 @@
 
 #include "keyward/error.h"
 #include "keyward/keyid.h"
-#include "keyward/tls.h"
+#include "kw_tls.h"
 #include "proxy_tls.h"
 #include "kw_hex.h"
 
@@ -398,26 +398,6 @@ static int build_alpn(kw_proxy_tls_t *tls, const kw_proxy_config_t *cfg)
     return 0;
 }
 
-/* --cert-from-keyserver: each chain fetched now; a name the key servers do not know stops the
- * start like a missing certificate file would. */
-static int add_fetched_sites(kw_proxy_tls_t *tls, const kw_proxy_config_t *cfg, char *err,
-                             size_t errlen)
-{
-    if (cfg->cert_from_keyserver.n == 0) {
-        return 0;
-    }
-    int rc = kw_proxy_fetch_client_new(tls, cfg, err, errlen);
-    for (size_t i = 0; rc == 0 && i < cfg->cert_from_keyserver.n; i++) {
-        kw_proxy_site_t *site = &tls->sites[tls->nsites++];
-        rc = kw_proxy_fetch_site(tls, cfg->cert_from_keyserver.v[i], site, err, errlen);
-        tls->leaves[tls->nsites - 1] = site->leaf;
-    }
-    if (rc != 0) {
-        kw_proxy_tls_cleanup(tls);
-    }
-    return rc;
-}
-
 int kw_proxy_tls_init(kw_proxy_tls_t *tls, const kw_proxy_config_t *cfg,
                       SSL_async_callback_fn async_cb, char *err, size_t errlen)
 {
@@ -458,7 +438,7 @@ int kw_proxy_tls_init(kw_proxy_tls_t *tls, const kw_proxy_config_t *cfg,
             return rc;
         }
     }
-    return add_fetched_sites(tls, cfg, err, errlen);
+    return 0;
 }
 
 void kw_proxy_tls_cleanup(kw_proxy_tls_t *tls)

@@ -72,22 +72,6 @@ void kw_proxy_site_clear(kw_proxy_site_t *site);
  * and hands the old one back in *site; the ticket keys carry over. Any thread. */
 void kw_proxy_tls_swap(kw_proxy_tls_t *tls, size_t i, kw_proxy_site_t *site);
 
-/* proxy_fetch.c: the chain for NAME (an SNI name or sha256:HEX) from the key servers, as a site.
- * Blocking (up to the key-server timeout). Returns 0 or a KW_E* code with a sentence in err. */
-int kw_proxy_fetch_site(kw_proxy_tls_t *tls, const char *name, kw_proxy_site_t *site, char *err,
-                        size_t errlen);
-
-/* proxy_fetch.c: the client for kw_proxy_fetch_site, from cfg's key servers and identity. */
-int kw_proxy_fetch_client_new(kw_proxy_tls_t *tls, const kw_proxy_config_t *cfg, char *err,
-                              size_t errlen);
-
-/* 1 when a fetched site's leaf has less than a third of its lifetime left at now. */
-int kw_proxy_site_expiring(const kw_proxy_site_t *site, time_t now);
-
-/* 1 when a fetched site should be fetched again at now: it is expiring, or recheck_s (not 0)
- * seconds have passed since it was last fetched (the key server may have a newer one). */
-int kw_proxy_site_due(const kw_proxy_site_t *site, time_t now, unsigned recheck_s);
-
 /* A server-side SSL on the default site, in accept state, without BIOs. NULL on failure. */
 SSL *kw_proxy_tls_new_ssl(kw_proxy_tls_t *tls);
 

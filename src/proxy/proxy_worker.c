@@ -17,9 +17,10 @@
 #include <openssl/crypto.h>
 
 #include "keyward/error.h"
-#include "keyward/log.h"
+#include "kw_log.h"
 #include "proxy.h"
-#include "proxy_addr.h"
+#include "kw_addr.h"
+#include "kw_guard.h"
 
 #define KW_PROXY_BACKLOG 4096
 
@@ -77,7 +78,7 @@ static int bind_socket(kw_proxy_t *p, int first, int *out, char *err, size_t err
     const struct sockaddr *sa = (const struct sockaddr *)&p->listen_addr;
     char addr[64];
     int one = 1;
-    kw_proxy_addr_str(sa, addr, sizeof(addr));
+    kw_addr_format(sa, addr, sizeof(addr));
     if (first && check_address_free(p, addr, err, errlen) != 0) {
         return KW_EIO;
     }
@@ -107,13 +108,10 @@ static int bind_socket(kw_proxy_t *p, int first, int *out, char *err, size_t err
 static int open_listener(kw_px_worker_t *w, char *err, size_t errlen)
 {
     int fd = -1;
-    int rc = bind_socket(w->proxy, w->index == 0, &fd, err, errlen);
-    if (rc != 0) {
-        return rc;
-    }
+    KW_GUARD(bind_socket(w->proxy, w->index == 0, &fd, err, errlen));
     (void)uv_tcp_init(&w->loop, &w->listener);
     w->listener.data = w;
-    rc = uv_tcp_open(&w->listener, fd);
+    int rc = uv_tcp_open(&w->listener, fd);
     if (rc == 0) {
         rc = uv_listen((uv_stream_t *)&w->listener, KW_PROXY_BACKLOG, on_connection);
     }

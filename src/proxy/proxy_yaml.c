@@ -1,187 +1,178 @@
 /*
- * keyward-proxy YAML configuration: a mapping whose keys are the long flag names (with '_' or
- * '-'), values scalars or sequences of scalars; `certs` (or `cert`) items may also be mappings
- * {cert: FILE, key: KEY}. Every value goes through kw_proxy_config_set, like a flag.
+ * keyward-proxy YAML files (proxy_yaml.h): a walk over kw_yaml's events. Keys "certs" and
+ * "keyservers" read better in a file and stand for the repeatable flags cert and keyserver.
  */
+#include "proxy_yaml.h"
+
 #include <stdio.h>
 #include <string.h>
 
-#include <yaml.h>
-
 #include "keyward/error.h"
-#include "proxy_config.h"
+#include "kw_yaml.h"
 
-typedef struct yaml_walk {
-    kw_proxy_config_t *cfg;
-    yaml_document_t *doc;
-    const char *path;
-    char *err;
-    size_t errlen;
-} yaml_walk_t;
+#define KEY_MAX   128
+#define VALUE_MAX 4096
 
-static const char *scalar(yaml_node_t *n)
+typedef struct walk_s {
+    kw_yaml_t y;
+    const kw_proxy_yaml_sink_t *sink;
+} walk_t;
+
+static int set(walk_t *w, size_t line, const char *key, const char *value)
 {
-    return n != NULL && n->type == YAML_SCALAR_NODE ? (const char *)n->data.scalar.value : NULL;
-}
-
-static int bad(yaml_walk_t *w, yaml_node_t *n, const char *what)
-{
-    snprintf(w->err, w->errlen, "%s:%lu: %s", w->path,
-             n != NULL ? (unsigned long)n->start_mark.line + 1 : 0ul, what);
-    return KW_ECONFIG;
-}
-
-static int set(yaml_walk_t *w, yaml_node_t *at, const char *key, const char *value)
-{
-    char msg[256];
-    int rc = kw_proxy_config_set(w->cfg, key, value, msg, sizeof(msg));
-    if (rc != 0) {
-        return bad(w, at, msg);
-    }
+    char why[256] = "invalid value";
+    if (w->sink->set(w->sink->arg, key, value, why, sizeof(why)) != 0)
+        return kw_yaml_fail(&w->y, line, "%s", why);
     return 0;
 }
 
-/* {cert: FILE, key: KEY} */
-static int cert_mapping(yaml_walk_t *w, yaml_node_t *m)
+/* A scalar's text copied into buf; KW_ECONFIG when ev is not one (or does not fit). */
+static int text_of(walk_t *w, const yaml_event_t *ev, char *buf, size_t cap, const char *what)
 {
-    const char *cert = NULL;
-    const char *key = NULL;
-    for (yaml_node_pair_t *p = m->data.mapping.pairs.start; p < m->data.mapping.pairs.top; p++) {
-        const char *k = scalar(yaml_document_get_node(w->doc, p->key));
-        const char *v = scalar(yaml_document_get_node(w->doc, p->value));
-        if (k == NULL || v == NULL) {
-            return bad(w, m, "certs entries are {cert: FILE, key: KEY}");
-        }
-        if (strcmp(k, "cert") == 0) {
-            cert = v;
-        } else if (strcmp(k, "key") == 0) {
-            key = v;
-        } else {
-            return bad(w, m, "certs entries know only the keys cert and key");
-        }
-    }
-    if (cert == NULL) {
-        return bad(w, m, "a certs entry needs cert: FILE");
-    }
-    char spec[4096];
-    int n = snprintf(spec, sizeof(spec), "%s%s%s", cert, key != NULL ? "," : "",
-                     key != NULL ? key : "");
-    if (n < 0 || (size_t)n >= sizeof(spec) || strchr(cert, ',') != NULL) {
-        return bad(w, m, "certificate path too long or contains a comma");
-    }
-    return set(w, m, "cert", spec);
+    const char *t = kw_yaml_text(ev);
+    if (t == NULL || strlen(t) >= cap)
+        return kw_yaml_fail(&w->y, kw_yaml_line(ev), "%s", what);
+    memcpy(buf, t, strlen(t) + 1);
+    return 0;
 }
 
-static int value_node(yaml_walk_t *w, const char *key, yaml_node_t *v)
+/* One pair of a certs entry {cert: FILE, key: KEY}; *end set at the entry's end. */
+static int cert_pair(walk_t *w, char *cert, char *key, int *end)
 {
-    if (v->type == YAML_SCALAR_NODE) {
-        return set(w, v, key, scalar(v));
-    }
-    if (v->type != YAML_SEQUENCE_NODE) {
-        return bad(w, v, "expected a value or a list");
-    }
-    if (!kw_proxy_config_is_list(key)) {
-        return bad(w, v, "this option takes one value, not a list");
-    }
-    int is_cert = strcmp(key, "cert") == 0;
-    for (yaml_node_item_t *i = v->data.sequence.items.start; i < v->data.sequence.items.top; i++) {
-        yaml_node_t *item = yaml_document_get_node(w->doc, *i);
+    static const char shape[] = "certs entries are {cert: FILE, key: KEY}";
+    yaml_event_t ev;
+    char name[8];
+    KW_GUARD(kw_yaml_next(&w->y, &ev));
+    *end = ev.type == YAML_MAPPING_END_EVENT;
+    int rc = *end ? 0 : text_of(w, &ev, name, sizeof(name), shape);
+    size_t line = kw_yaml_line(&ev);
+    yaml_event_delete(&ev);
+    if (rc != 0 || *end)
+        return rc;
+    char *into = strcmp(name, "cert") == 0 ? cert : strcmp(name, "key") == 0 ? key : NULL;
+    if (into == NULL)
+        return kw_yaml_fail(&w->y, line, "certs entries know only the keys cert and key");
+    KW_GUARD(kw_yaml_next(&w->y, &ev));
+    rc = text_of(w, &ev, into, VALUE_MAX, shape);
+    yaml_event_delete(&ev);
+    return rc;
+}
+
+/* {cert: FILE, key: KEY} (its start event read), set as the flag value "FILE[,KEY]". */
+static int cert_mapping(walk_t *w, size_t line)
+{
+    char cert[VALUE_MAX] = "";
+    char key[VALUE_MAX] = "";
+    int end = 0;
+    while (!end)
+        KW_GUARD(cert_pair(w, cert, key, &end));
+    if (cert[0] == '\0')
+        return kw_yaml_fail(&w->y, line, "a certs entry needs cert: FILE");
+    char spec[2 * VALUE_MAX + 2];
+    int n = snprintf(spec, sizeof(spec), "%s%s%s", cert, key[0] != '\0' ? "," : "", key);
+    if (n < 0 || (size_t)n >= VALUE_MAX || strchr(cert, ',') != NULL)
+        return kw_yaml_fail(&w->y, line, "certificate path too long or contains a comma");
+    return set(w, line, "cert", spec);
+}
+
+/* The items of a sequence (its start event read) up to its end. */
+static int list_items(walk_t *w, const char *key)
+{
+    for (;;) {
+        yaml_event_t ev;
+        KW_GUARD(kw_yaml_next(&w->y, &ev));
+        size_t line = kw_yaml_line(&ev);
         int rc;
-        if (item != NULL && item->type == YAML_MAPPING_NODE && is_cert) {
-            rc = cert_mapping(w, item);
-        } else if (scalar(item) != NULL) {
-            rc = set(w, item, key, scalar(item));
-        } else {
-            rc = bad(w, item, "list items must be plain values");
-        }
-        if (rc != 0) {
-            return rc;
-        }
+        if (ev.type == YAML_SEQUENCE_END_EVENT)
+            rc = 1;
+        else if (ev.type == YAML_MAPPING_START_EVENT && strcmp(key, "cert") == 0)
+            rc = cert_mapping(w, line);
+        else if (kw_yaml_text(&ev) != NULL)
+            rc = set(w, line, key, kw_yaml_text(&ev));
+        else
+            rc = kw_yaml_fail(&w->y, line, "list items must be plain values");
+        yaml_event_delete(&ev);
+        if (rc != 0)
+            return rc < 0 ? rc : 0;
     }
-    return 0;
 }
 
-static int walk_root(yaml_walk_t *w)
+/* The value of key: a scalar, or a sequence for a list option. */
+static int value(walk_t *w, const char *key)
 {
-    yaml_node_t *root = yaml_document_get_root_node(w->doc);
-    if (root == NULL) {
-        return 0; /* empty file */
-    }
-    if (root->type != YAML_MAPPING_NODE) {
-        return bad(w, root, "the file must be a mapping of option: value");
-    }
-    for (yaml_node_pair_t *p = root->data.mapping.pairs.start; p < root->data.mapping.pairs.top;
-         p++) {
-        yaml_node_t *k = yaml_document_get_node(w->doc, p->key);
-        yaml_node_t *v = yaml_document_get_node(w->doc, p->value);
-        const char *key = scalar(k);
-        if (key == NULL || v == NULL) {
-            return bad(w, k, "keys must be plain names");
-        }
-        /* "certs"/"keyservers" read better in a file; they are the repeatable flags. */
-        if (strcmp(key, "certs") == 0) {
-            key = "cert";
-        } else if (strcmp(key, "keyservers") == 0) {
-            key = "keyserver";
-        } else if (strcmp(key, "config") == 0 || strcmp(key, "help") == 0) {
-            return bad(w, k, "config and help cannot appear in a config file");
-        }
-        int rc = value_node(w, key, v);
-        if (rc != 0) {
-            return rc;
-        }
-    }
-    return 0;
-}
-
-/* Loads and walks the document of a parser whose input is set; name is used in errors. */
-static int load(kw_proxy_config_t *cfg, yaml_parser_t *parser, const char *name, char *err,
-                size_t errlen)
-{
-    yaml_document_t doc;
-    if (!yaml_parser_load(parser, &doc)) {
-        snprintf(err, errlen, "%s:%lu: YAML error: %s", name,
-                 (unsigned long)parser->problem_mark.line + 1,
-                 parser->problem != NULL ? parser->problem : "unknown");
-        return KW_ECONFIG;
-    }
-    yaml_walk_t w = {cfg, &doc, name, err, errlen};
-    int rc = walk_root(&w);
-    yaml_document_delete(&doc);
+    yaml_event_t ev;
+    KW_GUARD(kw_yaml_next(&w->y, &ev));
+    size_t line = kw_yaml_line(&ev);
+    int rc;
+    if (ev.type == YAML_SCALAR_EVENT)
+        rc = kw_yaml_text(&ev) != NULL
+                 ? set(w, line, key, kw_yaml_text(&ev))
+                 : kw_yaml_fail(&w->y, line, "NUL characters are not allowed");
+    else if (ev.type != YAML_SEQUENCE_START_EVENT)
+        rc = kw_yaml_fail(&w->y, line, "expected a value or a list");
+    else if (!w->sink->is_list(key))
+        rc = kw_yaml_fail(&w->y, line, "this option takes one value, not a list");
+    else
+        rc = list_items(w, key);
+    yaml_event_delete(&ev);
     return rc;
 }
 
-int kw_proxy_config_load_yaml(kw_proxy_config_t *cfg, const char *path, char *err, size_t errlen)
+/* One "key: value" of the root mapping; *end set at the mapping's end. */
+static int root_pair(walk_t *w, int *end)
 {
-    FILE *f = fopen(path, "rb");
-    if (f == NULL) {
-        snprintf(err, errlen, "cannot open config file %s: %m", path);
-        return KW_ECONFIG;
-    }
-    yaml_parser_t parser;
-    if (!yaml_parser_initialize(&parser)) {
-        fclose(f);
-        snprintf(err, errlen, "out of memory");
-        return KW_ENOMEM;
-    }
-    yaml_parser_set_input_file(&parser, f);
-    int rc = load(cfg, &parser, path, err, errlen);
-    yaml_parser_delete(&parser);
-    fclose(f);
+    yaml_event_t ev;
+    char key[KEY_MAX];
+    KW_GUARD(kw_yaml_next(&w->y, &ev));
+    *end = ev.type == YAML_MAPPING_END_EVENT;
+    int rc = *end ? 0 : text_of(w, &ev, key, sizeof(key), "keys must be plain names");
+    size_t line = kw_yaml_line(&ev);
+    yaml_event_delete(&ev);
+    if (rc != 0 || *end)
+        return rc;
+    if (strcmp(key, "certs") == 0)
+        memcpy(key, "cert", sizeof("cert"));
+    else if (strcmp(key, "keyservers") == 0)
+        memcpy(key, "keyserver", sizeof("keyserver"));
+    else if (strcmp(key, "config") == 0 || strcmp(key, "help") == 0)
+        return kw_yaml_fail(&w->y, line, "config and help cannot appear in a config file");
+    return value(w, key);
+}
+
+static int walk(walk_t *w)
+{
+    yaml_event_t root;
+    int rc = kw_yaml_root(&w->y, &root);
+    if (rc <= 0)
+        return rc; /* an error, or an empty file */
+    int is_map = root.type == YAML_MAPPING_START_EVENT;
+    size_t line = kw_yaml_line(&root);
+    yaml_event_delete(&root);
+    if (!is_map)
+        return kw_yaml_fail(&w->y, line, "the file must be a mapping of option: value");
+    int end = 0;
+    while (!end)
+        KW_GUARD(root_pair(w, &end));
+    return kw_yaml_end(&w->y);
+}
+
+int kw_proxy_yaml_load(const char *path, const kw_proxy_yaml_sink_t *sink, char *err, size_t errlen)
+{
+    walk_t w = {.sink = sink};
+    int rc = kw_yaml_open(&w.y, path, err, errlen);
+    if (rc != 0)
+        return rc == KW_ENOMEM ? rc : KW_ECONFIG;
+    rc = walk(&w);
+    kw_yaml_close(&w.y);
     return rc;
 }
 
-int kw_proxy_config_load_yaml_buffer(kw_proxy_config_t *cfg, const char *name,
-                                     const unsigned char *data, size_t len, char *err,
-                                     size_t errlen)
+int kw_proxy_yaml_load_buffer(const char *name, const unsigned char *data, size_t len,
+                              const kw_proxy_yaml_sink_t *sink, char *err, size_t errlen)
 {
-    yaml_parser_t parser;
-    if (!yaml_parser_initialize(&parser)) {
-        snprintf(err, errlen, "out of memory");
-        return KW_ENOMEM;
-    }
-    yaml_parser_set_input_string(&parser, data, len);
-    int rc = load(cfg, &parser, name, err, errlen);
-    yaml_parser_delete(&parser);
+    walk_t w = {.sink = sink};
+    KW_GUARD(kw_yaml_open_buffer(&w.y, name, data, len, err, errlen));
+    int rc = walk(&w);
+    kw_yaml_close(&w.y);
     return rc;
 }

@@ -20,7 +20,7 @@
 #include "keyserver_dispatch_keys.h"
 #include "keystore/keystore.h"
 #include "keyward/error.h"
-#include "keyward/log.h"
+#include "kw_log.h"
 #include "keyward/protocol.h"
 #include "ops/ops.h"
 #include "peer/peer.h"

@@ -79,24 +79,7 @@ deploy_setup() {
 # root-only edge credentials. INIT_LINE replaces `openssl_conf = openssl_init` (Node reads
 # `nodejs_conf` unless started with --openssl-shared-config).
 deploy_openssl_conf() {
-    cat >"$1" <<CNF
-${2:-openssl_conf = openssl_init}
-[openssl_init]
-providers = provider_sect
-[provider_sect]
-default = default_sect
-keyward = keyward_sect
-[default_sect]
-activate = 1
-[keyward_sect]
-module = $KW_PROVIDER
-activate = 1
-servers = 127.0.0.1:$KS_PORT
-client_cert = $EDGE/edge.crt
-client_key = $EDGE/edge.key
-ca = $EDGE/ca.crt
-timeout_ms = 5000
-CNF
+    write_openssl_conf "$1" "127.0.0.1:$KS_PORT" "$EDGE" "${2:-}"
 }
 
 # deploy_drops_privileges WHAT PID USER: PID (or, when it is a master, one of its children) runs

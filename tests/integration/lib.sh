@@ -97,19 +97,36 @@ start_keyserver() {
     wait_port "$port" 15 || fail "key server $name did not start on port $port"
 }
 
-# kw CLI with the edge identity against 127.0.0.1:PORT: kw_cli PORT SUBCOMMAND [args...]
-kw_cli() {
-    local port=$1 sub=$2
-    shift 2
-    "$KW_BIN/keyward" "$sub" --server "127.0.0.1:$port" --cert "$PKI/edge.crt" \
-        --key "$PKI/edge.key" --ca "$PKI/ca.crt" "$@"
+# key_dir DIR KEY...: DIR (made if needed) holding $PKI/keys/KEY.key and KEY.crt of each KEY,
+# a key directory of the test's own for a key server.
+key_dir() {
+    local dir=$1 k
+    shift
+    mkdir -p "$dir"
+    for k in "$@"; do
+        cp "$PKI/keys/$k.key" "$PKI/keys/$k.crt" "$dir/"
+    done
 }
 
-# write_openssl_conf FILE SERVERS: an openssl.cnf that loads the keyward provider next to default.
+# kw_cli_as NAME PORT SUBCOMMAND [args...]: the CLI against 127.0.0.1:PORT with the identity
+# $PKI/NAME.crt and NAME.key (edge, edge2, ...); kw_cli: with the edge identity.
+kw_cli_as() {
+    local id=$1 port=$2 sub=$3
+    shift 3
+    "$KW_BIN/keyward" "$sub" --server "127.0.0.1:$port" --cert "$PKI/$id.crt" \
+        --key "$PKI/$id.key" --ca "$PKI/ca.crt" "$@"
+}
+kw_cli() {
+    kw_cli_as edge "$@"
+}
+
+# write_openssl_conf FILE SERVERS [IDDIR] [INIT_LINE]: an openssl.cnf that loads the keyward
+# provider next to default, with the edge identity IDDIR/edge.crt, edge.key and ca.crt (default
+# $PKI). INIT_LINE replaces `openssl_conf = openssl_init` (Node reads `nodejs_conf`).
 write_openssl_conf() {
-    local file=$1 servers=$2
+    local file=$1 servers=$2 id=${3:-$PKI}
     cat >"$file" <<CNF
-openssl_conf = openssl_init
+${4:-openssl_conf = openssl_init}
 [openssl_init]
 providers = provider_sect
 [provider_sect]
@@ -121,9 +138,9 @@ activate = 1
 module = $KW_PROVIDER
 activate = 1
 servers = $servers
-client_cert = $PKI/edge.crt
-client_key = $PKI/edge.key
-ca = $PKI/ca.crt
+client_cert = $id/edge.crt
+client_key = $id/edge.key
+ca = $id/ca.crt
 timeout_ms = 5000
 CNF
 }
@@ -162,6 +179,37 @@ proxy_ks_args() {
         "$PKI/edge.crt" "$PKI/edge.key" "$PKI/ca.crt" "$KW_PROVIDER"
 }
 
+# proxy_site_keys: KEYARGS, the proxy's flags for its site (ecdsa-p256): the key on a key server
+# started here (ks on port KS) when the key-server path can be tested, else the local PEM key.
+proxy_site_keys() {
+    if proxy_remote_ok; then
+        KS=$(free_port)
+        start_keyserver ks "$KS"
+        # shellcheck disable=SC2207
+        KEYARGS=(--cert "$PKI/certs/ecdsa-p256.crt" $(proxy_ks_args "$KS"))
+    else
+        KEYARGS=(--cert "$PKI/keys/ecdsa-p256.crt,$PKI/keys/ecdsa-p256.key")
+    fi
+}
+
+# proxy_setup: the test PKI, the backend (kw_backend on BP) and the site's KEYARGS
+# (proxy_site_keys), what most proxy tests start from.
+proxy_setup() {
+    make_pki
+    BP=$(free_port)
+    start_backend backend "$BP"
+    proxy_site_keys
+}
+
+# proxy_remote_setup: the same start for a test of the key-server path only (it skips, exiting 0,
+# where keyward.so is not built): the PKI and the backend; the test starts its own key server.
+proxy_remote_setup() {
+    make_pki
+    proxy_remote_ok || { echo "skip: keyward.so not built"; exit 0; }
+    BP=$(free_port)
+    start_backend backend "$BP"
+}
+
 # ---- keyward provider helpers (added by the provider tests) ----
 # kw_keyid CERT: the keyward key id of a certificate's key (SHA-256 of its SPKI DER), in hex.
 kw_keyid() {
@@ -175,6 +223,26 @@ kw_provider_preload() {
     if [ "${KW_SANITIZE:-OFF}" = ON ]; then
         printf '%s:%s' "$(gcc -print-file-name=libasan.so)" "$(gcc -print-file-name=libubsan.so)"
     fi
+}
+
+# provider_setup [keyward-keyserver args...]: the test PKI, a key server (ks on KS_PORT) and
+# $KW_TMP/prov.cnf, an openssl.cnf that loads the keyward provider pointed at it; PRELOAD: what
+# LD_PRELOAD needs for a program that loads the provider (the sanitizer runtimes, or nothing).
+provider_setup() {
+    make_pki
+    KS_PORT=$(free_port)
+    start_keyserver ks "$KS_PORT" "$@"
+    write_openssl_conf "$KW_TMP/prov.cnf" "127.0.0.1:$KS_PORT"
+    PRELOAD=$(kw_provider_preload)
+}
+
+# make_stubs KEY...: the key stub $KW_TMP/KEY.stub of each $PKI/certs/KEY.crt.
+make_stubs() {
+    local k
+    for k in "$@"; do
+        "$KW_BIN/keyward" stub --cert "$PKI/certs/$k.crt" --out "$KW_TMP/$k.stub" 2>/dev/null ||
+            fail "keyward stub --cert $k.crt"
+    done
 }
 
 # kw_https_get PORT [s_client args...]: one TLS connection to 127.0.0.1:PORT (verifying against
@@ -221,10 +289,14 @@ start_ks_as() {
 
 # kw_rawc PORT [kw_rawclient args...]: kw_rawclient with the edge identity against 127.0.0.1:PORT.
 kw_rawc() {
-    local port=$1
-    shift
-    "$KW_TESTS/kw_rawclient" --server "127.0.0.1:$port" --cert "$PKI/edge.crt" \
-        --key "$PKI/edge.key" --ca "$PKI/ca.crt" "$@"
+    kw_rawc_as edge "$@"
+}
+# kw_rawc_as NAME PORT [kw_rawclient args...]: the same with the identity $PKI/NAME.crt and .key.
+kw_rawc_as() {
+    local id=$1 port=$2
+    shift 2
+    "$KW_TESTS/kw_rawclient" --server "127.0.0.1:$port" --cert "$PKI/$id.crt" \
+        --key "$PKI/$id.key" --ca "$PKI/ca.crt" "$@"
 }
 
 # ---- master-secret mode helpers (added by the master-secret tests) ----
@@ -263,6 +335,42 @@ start_session() {
     exec {SESS_OUT}<"$KW_TMP/$name.out"
     read -r -t 10 SESS_HELLO <&"$SESS_OUT" || fail "kw_session $name did not connect"
     [[ $SESS_HELLO == connected* ]] || fail "kw_session $name: $SESS_HELLO"
+}
+
+# session_ask LINE: one command on the session of start_session, its answer in REPLY_LINE; fails
+# when no answer comes within 10 s or the session's connection was closed.
+session_ask() {
+    echo "$1" >&"$SESS_IN"
+    read -r -t 10 REPLY_LINE <&"$SESS_OUT" || fail "no answer on the session to: $1"
+    [ "$REPLY_LINE" != closed ] || fail "the session's connection was closed"
+}
+
+# ks_log_count PATTERN: how many lines of the key server's log ($KW_TMP/ks.log) hold PATTERN.
+ks_log_count() {
+    grep -c -- "$1" "$KW_TMP/ks.log" || true
+}
+
+# ks_hup PATTERN: SIGHUP to $KS_PID, then waits (10 s at most) for one more PATTERN line in the
+# key server's log.
+ks_hup() {
+    local n tries=200
+    n=$(ks_log_count "$1")
+    kill -HUP "$KS_PID"
+    until [ "$(ks_log_count "$1")" -gt "$n" ]; do
+        tries=$((tries - 1))
+        [ "$tries" -gt 0 ] || fail "no '$1' in the key server log after SIGHUP"
+        sleep 0.05
+    done
+}
+
+# expect_fail STATUS PATTERN CMD...: CMD exits with STATUS and says PATTERN on stderr; its output
+# stays in $W/out and $W/err (W: the test's work folder).
+expect_fail() {
+    local want=$1 pattern=$2 rc=0
+    shift 2
+    "$@" >"$W/out" 2>"$W/err" || rc=$?
+    [ "$rc" = "$want" ] || fail "$* exited $rc, not $want: $(cat "$W/err")"
+    grep -q -- "$pattern" "$W/err" || fail "$*: stderr lacks '$pattern': $(cat "$W/err")"
 }
 
 # ---- master-secret server helpers (added by test_master_secret_servers.sh) ----

@@ -73,15 +73,6 @@ grep -Eq '^alg=ecdsa-sha256 .* errors=0 ops_per_sec=[0-9]' "$W/bench.out" ||
     fail "bench output: $(cat "$W/bench.out")"
 pass "bench: $(grep -o 'ops_per_sec=[0-9.]*' "$W/bench.out")"
 
-# expect_fail STATUS PATTERN CMD...: CMD exits with STATUS and says PATTERN on stderr.
-expect_fail() {
-    local want=$1 pattern=$2 rc=0
-    shift 2
-    "$@" >"$W/out" 2>"$W/err" || rc=$?
-    [ "$rc" = "$want" ] || fail "$* exited $rc, not $want: $(cat "$W/err")"
-    grep -q -- "$pattern" "$W/err" || fail "$*: stderr lacks '$pattern': $(cat "$W/err")"
-}
-
 expect_fail 1 "does not hold this key" kw_cli "$PORT" sign --alg ecdsa-sha256 --in "$W/msg" \
     --out "$W/sig" --key-id "sha256:$(printf '%064d' 7)"
 pass "unknown key: $(cat "$W/err")"

@@ -9,15 +9,6 @@
 W=$KW_TMP/work
 mkdir -p "$W"
 
-# expect_fail STATUS PATTERN CMD...: CMD exits with STATUS and says PATTERN on stderr.
-expect_fail() {
-    local want=$1 pattern=$2 rc=0
-    shift 2
-    "$@" >"$W/out" 2>"$W/err" || rc=$?
-    [ "$rc" = "$want" ] || fail "$* exited $rc, not $want: $(cat "$W/err")"
-    grep -q -- "$pattern" "$W/err" || fail "$*: stderr lacks '$pattern': $(cat "$W/err")"
-}
-
 # ---- keygen never overwrites a PKI silently
 "$KW_BIN/keyward" keygen --out "$W/pki" >/dev/null || fail "keygen into a new directory"
 sum=$(cat "$W/pki/ca.key" "$W/pki/keys/rsa2048.key" | sha256sum)

@@ -15,20 +15,6 @@ openssl dgst -sha256 -binary "$W/msg" >"$W/dgst"
 RSA_ID=$(kw_keyid "$PKI/certs/rsa2048.crt")
 EC_ID=$(kw_keyid "$PKI/certs/ecdsa-p256.crt")
 
-# edge2 CLI / raw client
-kw_cli2() {
-    local port=$1 sub=$2
-    shift 2
-    "$KW_BIN/keyward" "$sub" --server "127.0.0.1:$port" --cert "$PKI/edge2.crt" \
-        --key "$PKI/edge2.key" --ca "$PKI/ca.crt" "$@"
-}
-kw_rawc2() {
-    local port=$1
-    shift
-    "$KW_TESTS/kw_rawclient" --server "127.0.0.1:$port" --cert "$PKI/edge2.crt" \
-        --key "$PKI/edge2.key" --ca "$PKI/ca.crt" "$@"
-}
-
 PORT=$(free_port)
 start_keyserver ks "$PORT" --allow "cn:edge=file:rsa2048" --audit-log "$W/audit.log"
 KS=$KS_PID
@@ -50,19 +36,19 @@ kw_rawc "$PORT" --op 0x15 --key-cert "$PKI/certs/ecdsa-p256.crt" --payload-file 
     --expect-error 0x40 >/dev/null || fail "ecdsa-p256 for edge must be error 0x40"
 pass "edge refused ecdsa-p256 with 0x40; CLI: $(head -c 150 "$W/err")"
 
-if kw_cli2 "$PORT" sign --alg rsa-pkcs1-sha256 --key-cert "$PKI/certs/rsa2048.crt" \
+if kw_cli_as edge2 "$PORT" sign --alg rsa-pkcs1-sha256 --key-cert "$PKI/certs/rsa2048.crt" \
     --in "$W/msg" --out "$W/sig" 2>"$W/err"; then
     fail "edge2 must not be allowed rsa2048"
 fi
 grep -q "not-authorised" "$W/err" || fail "edge2: CLI did not say not-authorised"
-kw_rawc2 "$PORT" --op 0xa2 --key-cert "$PKI/certs/rsa2048.crt" --expect-error 0x40 >/dev/null ||
+kw_rawc_as edge2 "$PORT" --op 0xa2 --key-cert "$PKI/certs/rsa2048.crt" --expect-error 0x40 >/dev/null ||
     fail "edge2: 0xA2 of a key it may not use must be 0x40"
-kw_rawc2 "$PORT" --op ping --payload-hex 6869 >/dev/null || fail "edge2: ping must be allowed"
+kw_rawc_as edge2 "$PORT" --op ping --payload-hex 6869 >/dev/null || fail "edge2: ping must be allowed"
 pass "edge2 (no rule) refused rsa2048 sign and its 0xA2 with 0x40; ping still answered"
 
 kw_rawc "$PORT" --op 0xa3 --out "$W/list" >/dev/null || fail "0xA3 for edge"
 [ "$(od -An -v -tx1 "$W/list" | tr -d ' \n')" = "$RSA_ID" ] || fail "0xA3 for edge: not just rsa2048"
-kw_rawc2 "$PORT" --op 0xa3 --out "$W/list2" >/dev/null || fail "0xA3 for edge2"
+kw_rawc_as edge2 "$PORT" --op 0xa3 --out "$W/list2" >/dev/null || fail "0xA3 for edge2"
 [ ! -s "$W/list2" ] || fail "0xA3 for edge2 must be empty"
 pass "0xA3 lists only the allowed keys (edge: rsa2048; edge2: none)"
 
@@ -107,7 +93,7 @@ sed -i 's/"sni:ecdsa-\*.example", //' "$W/ks.yaml"
 start_bg ks2 "$KW_BIN/keyward-keyserver" --config "$W/ks.yaml" --listen "127.0.0.1:$PORT2" \
     --cert "$PKI/keyserver.crt" --key "$PKI/keyserver.key" --ca "$PKI/ca.crt" --keys "$PKI/keys"
 wait_port "$PORT2" 15 || fail "key server with YAML allow rules did not start"
-kw_cli2 "$PORT2" sign --alg ecdsa-sha256 --key-cert "$PKI/certs/ecdsa-p256.crt" --in "$W/msg" \
+kw_cli_as edge2 "$PORT2" sign --alg ecdsa-sha256 --key-cert "$PKI/certs/ecdsa-p256.crt" --in "$W/msg" \
     --out "$W/sig" 2>"$W/err" || fail "edge2 by spki, key by sni:*.example: $(cat "$W/err")"
 kw_rawc "$PORT2" --op 0x05 --key-cert "$PKI/certs/rsa2048.crt" --payload-file "$W/dgst" \
     --expect-error 0x40 >/dev/null || fail "edge may only use ecdsa-p256 here"

@@ -15,9 +15,7 @@ pkcs11-tool --module "$MODULE" --token-label keyward --login --pin 246810 --keyp
 # A core limit the key server must lower (so the check means something where the default is 0).
 hard=$(ulimit -Hc)
 [ "$hard" = 0 ] || ulimit -c "$hard"
-mkdir "$KW_TMP/keys"
-cp "$PKI/keys/rsa2048.key" "$PKI/keys/rsa2048.crt" "$PKI/keys/ecdsa-p256.key" \
-    "$PKI/keys/ecdsa-p256.crt" "$KW_TMP/keys/"
+key_dir "$KW_TMP/keys" rsa2048 ecdsa-p256
 chmod 600 "$KW_TMP/keys/rsa2048.key"
 chmod 644 "$KW_TMP/keys/ecdsa-p256.key"
 

@@ -16,12 +16,6 @@ openssl x509 -in "$RSA" -noout -pubkey >"$W/rsa.pub"
 openssl rand -hex 24 >"$W/pt"
 openssl pkeyutl -encrypt -pubin -inkey "$W/rsa.pub" -in "$W/pt" -out "$W/ct" 2>/dev/null
 printf 'least privilege' | openssl dgst -sha256 -binary >"$W/dgst"
-kw_rawc2() {
-    local port=$1
-    shift
-    "$KW_TESTS/kw_rawclient" --server "127.0.0.1:$port" --cert "$PKI/edge2.crt" \
-        --key "$PKI/edge2.key" --ca "$PKI/ca.crt" "$@"
-}
 
 # ---- the default set ----
 PORT=$(free_port)
@@ -101,12 +95,12 @@ kw_rawc "$PORT" --op 0xa2 --key-cert "$RSA" --expect-error 0x40 >/dev/null ||
     fail "rule ops: edge (signatures only) must get 0x40 for 0xA2"
 kw_rawc "$PORT" --op 0xa3 --out "$W/list" >/dev/null || fail "rule ops: 0xA3 for edge"
 [ ! -s "$W/list" ] || fail "rule ops: 0xA3 must list nothing for an edge without list-keys"
-kw_rawc2 "$PORT" --op 0x01 --key-cert "$RSA" --payload-file "$W/ct" --out "$W/dec" >/dev/null ||
+kw_rawc_as edge2 "$PORT" --op 0x01 --key-cert "$RSA" --payload-file "$W/ct" --out "$W/dec" >/dev/null ||
     fail "rule ops: edge2 may use 0x01"
 cmp -s "$W/pt" "$W/dec" || fail "rule ops: edge2 0x01 wrong plaintext"
-kw_rawc2 "$PORT" --op 0x08 --key-cert "$RSA" --payload-file "$W/ct" --expect-error 0x40 \
+kw_rawc_as edge2 "$PORT" --op 0x08 --key-cert "$RSA" --payload-file "$W/ct" --expect-error 0x40 \
     >/dev/null || fail "rule ops: edge2 must get 0x40 for 0x08 (enabled here, not in its rule)"
-kw_rawc2 "$PORT" --op 0xa0 --key-cert "$RSA" --payload-file "$W/ct" --extra-hex 0303 \
+kw_rawc_as edge2 "$PORT" --op 0xa0 --key-cert "$RSA" --payload-file "$W/ct" --extra-hex 0303 \
     >/dev/null || fail "rule ops: edge2 may use 0xA0 (default)"
 pass "rule ops: edge (signatures) refused 0x01/0xA0/0xA2, lists nothing; edge2 (default + rsa-decrypt) decrypts, refused 0x08"
 kill "$KS_PID" 2>/dev/null || true

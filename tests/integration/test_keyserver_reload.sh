@@ -8,9 +8,7 @@
 
 make_pki
 K=$KW_TMP/keys
-mkdir -p "$K"
-cp "$PKI/keys/rsa2048.key" "$PKI/keys/rsa2048.crt" "$PKI/keys/ecdsa-p256.key" \
-    "$PKI/keys/ecdsa-p256.crt" "$K/"
+key_dir "$K" rsa2048 ecdsa-p256
 cp "$PKI/keyserver.crt" "$KW_TMP/id.crt"
 cp "$PKI/keyserver.key" "$KW_TMP/id.key"
 KS_PORT=$(free_port)
@@ -20,30 +18,10 @@ KS_PID=$LAST_PID
 wait_port "$KS_PORT" 15 || fail "key server did not start"
 
 start_session session "$KS_PORT"
-IN=$SESS_IN
-OUT=$SESS_OUT
 hello=$SESS_HELLO
 pass "long-lived client connection open (${hello#connected }, local port)"
 
-# ask LINE: one command on the session, its answer in REPLY_LINE.
-ask() {
-    echo "$1" >&"$IN"
-    read -r -t 10 REPLY_LINE <&"$OUT" || fail "no answer on the session to: $1"
-    [ "$REPLY_LINE" != closed ] || fail "the session's connection was closed"
-}
 hexof() { xxd -p "$1" | tr -d '\n'; }
-
-# reloads_seen PATTERN: waits until PATTERN appears one more time in the key server log.
-wait_log() {
-    local pattern=$1 before=$2 tries=100
-    while [ "$tries" -gt 0 ]; do
-        [ "$(grep -c -- "$pattern" "$KW_TMP/ks.log")" -gt "$before" ] && return 0
-        sleep 0.05
-        tries=$((tries - 1))
-    done
-    fail "no '$pattern' in the key server log after SIGHUP"
-}
-count_log() { grep -c -- "$1" "$KW_TMP/ks.log" || true; }
 
 printf 'message for the new key\n' >"$KW_TMP/msg"
 MSG=$(hexof "$KW_TMP/msg")
@@ -51,17 +29,15 @@ ED=$(kw_keyid "$PKI/keys/ed25519.crt")
 EC=$(kw_keyid "$PKI/keys/ecdsa-p256.crt")
 H256=$(openssl dgst -sha256 -binary "$KW_TMP/msg" | xxd -p | tr -d '\n')
 
-ask "op 18 $ED $MSG"
+session_ask "op 18 $ED $MSG"
 [ "$REPLY_LINE" = "error key-not-found" ] || fail "ed25519 before the reload: $REPLY_LINE"
-ask "op 15 $EC $H256"
+session_ask "op 15 $EC $H256"
 [[ $REPLY_LINE == ok* ]] || fail "ecdsa before the reload: $REPLY_LINE"
 pass "before reload: ecdsa-p256 served, ed25519 unknown"
 
-cp "$PKI/keys/ed25519.key" "$PKI/keys/ed25519.crt" "$K/"
-n=$(count_log "reloaded:")
-kill -HUP "$KS_PID"
-wait_log "reloaded:" "$n"
-ask "op 18 $ED $MSG"
+key_dir "$K" ed25519
+ks_hup "reloaded:"
+session_ask "op 18 $ED $MSG"
 [[ $REPLY_LINE == ok* ]] || fail "ed25519 after the reload on the same connection: $REPLY_LINE"
 echo "${REPLY_LINE#ok }" | xxd -r -p >"$KW_TMP/sig"
 openssl x509 -in "$PKI/keys/ed25519.crt" -noout -pubkey >"$KW_TMP/ed.pub"
@@ -71,15 +47,13 @@ pass "SIGHUP added ed25519; the same connection signed with it at once (verified
 
 # A broken key file: the reload fails, the old state stays.
 echo "not a key" >"$K/broken.key"
-n=$(count_log "reload failed")
-kill -HUP "$KS_PID"
-wait_log "reload failed" "$n"
+ks_hup "reload failed"
 grep "reload failed" "$KW_TMP/ks.log" | tail -1 | kw_grep "1 key file(s) refused" ||
     fail "the failed reload does not say why"
 grep -q "broken.key refused" "$KW_TMP/ks.log" || fail "the log does not name the broken file"
-ask "op 18 $ED $MSG"
+session_ask "op 18 $ED $MSG"
 [[ $REPLY_LINE == ok* ]] || fail "ed25519 after a failed reload: $REPLY_LINE"
-ask "op 15 $EC $H256"
+session_ask "op 15 $EC $H256"
 [[ $REPLY_LINE == ok* ]] || fail "ecdsa after a failed reload: $REPLY_LINE"
 printf 'x' >"$KW_TMP/x"
 kw_cli "$KS_PORT" sign --alg ecdsa-sha256 --in "$KW_TMP/x" --out "$KW_TMP/x.sig" \
@@ -95,30 +69,26 @@ openssl x509 -req -in "$KW_TMP/id2.csr" -CA "$PKI/ca.crt" -CAkey "$PKI/ca.key" -
     -days 2 -extfile "$KW_TMP/id2.ext" -out "$KW_TMP/id2.crt" 2>/dev/null || fail "new identity"
 cp "$KW_TMP/id2.key" "$KW_TMP/id.key"
 cp "$KW_TMP/id2.crt" "$KW_TMP/id.crt"
-n=$(count_log "reloaded:")
-kill -HUP "$KS_PID"
-wait_log "reloaded:" "$n"
+ks_hup "reloaded:"
 want=$(openssl x509 -in "$KW_TMP/id2.crt" -noout -fingerprint -sha256)
 got=$(OPENSSL_CONF=/dev/null timeout 10 openssl s_client -connect "127.0.0.1:$KS_PORT" \
     -cert "$PKI/edge.crt" -key "$PKI/edge.key" -CAfile "$PKI/ca.crt" </dev/null 2>/dev/null |
     openssl x509 -noout -fingerprint -sha256)
 [ "$want" = "$got" ] || fail "new connections do not see the reloaded certificate ($got)"
-ask "ping"
+session_ask "ping"
 [ "$REPLY_LINE" = pong ] || fail "old connection after the identity reload: $REPLY_LINE"
-ask "op 18 $ED $MSG"
+session_ask "op 18 $ED $MSG"
 [[ $REPLY_LINE == ok* ]] || fail "old connection after the identity reload: $REPLY_LINE"
 pass "SIGHUP reloaded the server's certificate; the old connection goes on"
 
 # A broken identity: refused, the previous identity stays.
 echo "garbage" >"$KW_TMP/id.crt"
-n=$(count_log "reload failed")
-kill -HUP "$KS_PID"
-wait_log "reload failed" "$n"
+ks_hup "reload failed"
 got=$(OPENSSL_CONF=/dev/null timeout 10 openssl s_client -connect "127.0.0.1:$KS_PORT" \
     -cert "$PKI/edge.crt" -key "$PKI/edge.key" -CAfile "$PKI/ca.crt" </dev/null 2>/dev/null |
     openssl x509 -noout -fingerprint -sha256)
 [ "$want" = "$got" ] || fail "a broken certificate replaced the working one"
 pass "a broken certificate fails the reload; the previous identity stays"
 
-echo quit >&"$IN"
+echo quit >&"$SESS_IN"
 kill -0 "$KS_PID" || fail "key server died"

@@ -13,9 +13,7 @@
 
 make_pki
 K=$KW_TMP/keys
-mkdir -p "$K"
-cp "$PKI/keys/rsa2048.key" "$PKI/keys/rsa2048.crt" "$PKI/keys/ecdsa-p256.key" \
-    "$PKI/keys/ecdsa-p256.crt" "$K/"
+key_dir "$K" rsa2048 ecdsa-p256
 RSA=$(kw_keyid "$PKI/keys/rsa2048.crt")
 EC=$(kw_keyid "$PKI/keys/ecdsa-p256.crt")
 KS_PORT=$(free_port)
@@ -43,27 +41,9 @@ KS_PID=$LAST_PID
 wait_port "$KS_PORT" 15 || fail "key server did not start"
 
 start_session session "$KS_PORT"
-IN=$SESS_IN
-OUT=$SESS_OUT
-ask() {
-    echo "$1" >&"$IN"
-    read -r -t 10 REPLY_LINE <&"$OUT" || fail "no answer on the session to: $1"
-    [ "$REPLY_LINE" != closed ] || fail "the session's connection was closed"
-}
-count_log() { grep -c -- "$1" "$KW_TMP/ks.log" || true; }
-hup() { # PATTERN: SIGHUP, then wait for one more PATTERN line in the key server log
-    local n tries=200
-    n=$(count_log "$1")
-    kill -HUP "$KS_PID"
-    until [ "$(count_log "$1")" -gt "$n" ]; do
-        tries=$((tries - 1))
-        [ "$tries" -gt 0 ] || fail "no '$1' in the key server log after SIGHUP"
-        sleep 0.05
-    done
-}
 H256=$(printf 'reload rules' | openssl dgst -sha256 -binary | xxd -p | tr -d '\n')
 expect() { # WHAT OPCODE KEYID ok|ERROR
-    ask "op $2 $3 $H256"
+    session_ask "op $2 $3 $H256"
     case $4 in
     ok) [[ $REPLY_LINE == ok* ]] || fail "$1: expected a result, got: $REPLY_LINE" ;;
     *) [ "$REPLY_LINE" = "error $4" ] || fail "$1: expected error $4, got: $REPLY_LINE" ;;
@@ -81,10 +61,10 @@ pass "at start the edge may use RSA and ECDSA"
 # 1. narrow the rule + a broken key file in the same change
 config "$(rules "sha256:$EC")"
 echo "not a key" >"$K/broken.key"
-hup "reload failed"
+ks_hup "reload failed"
 grep "reload failed" "$KW_TMP/ks.log" | tail -1 | kw_grep "1 key file(s) refused" ||
     fail "the key failure is not reported"
-ask "op 05 $RSA $H256"
+session_ask "op 05 $RSA $H256"
 case $REPLY_LINE in
 ok*) fail "a broken key file kept the old, wider rule: RSA still served after narrowing" ;;
 "error not-authorised") ;;
@@ -101,7 +81,7 @@ pass "narrowed rule + broken key file: keys kept, the narrowed rule applies at o
 # 2. remove every rule: refused, the running rule stays
 rm -f "$K/broken.key"
 config ""
-hup "reload failed for the allow rules"
+ks_hup "reload failed for the allow rules"
 grep "reload failed for the allow rules" "$KW_TMP/ks.log" | tail -1 |
     kw_grep "no allow rules.*allow_all: true" || fail "no clear error for removing every rule"
 expect "RSA after removing every rule" 05 "$RSA" "$DENIED"
@@ -112,7 +92,7 @@ pass "removing every rule without allow_all is refused ($(grep 'reload failed fo
 
 # 3. allow_all: true
 config "allow_all: true"
-hup "reloaded:"
+ks_hup "reloaded:"
 grep -q "allow rules: 0 rule(s), was 1; removed: cn:edge=sha256:$EC" "$KW_TMP/ks.log" ||
     fail "the log does not name the removed rule"
 expect "RSA with allow_all" 05 "$RSA" ok
@@ -122,7 +102,7 @@ pass "allow_all: true removes the rules on purpose; every edge may use every key
 # allow_all with rules is a contradiction: refused, the running state kept.
 config "allow_all: true
 $(rules "sha256:$EC")"
-hup "reload failed"
+ks_hup "reload failed"
 grep "reload failed" "$KW_TMP/ks.log" | tail -1 | kw_grep "contradict" ||
     fail "allow_all with rules must be refused"
 expect "RSA after the refused contradiction" 05 "$RSA" ok

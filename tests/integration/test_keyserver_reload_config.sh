@@ -11,10 +11,8 @@
 make_pki
 K=$KW_TMP/keys
 K2=$KW_TMP/keys2
-mkdir -p "$K" "$K2"
-cp "$PKI/keys/rsa2048.key" "$PKI/keys/rsa2048.crt" "$PKI/keys/ecdsa-p256.key" \
-    "$PKI/keys/ecdsa-p256.crt" "$K/"
-cp "$PKI/keys/ed25519.key" "$PKI/keys/ed25519.crt" "$K2/"
+key_dir "$K" rsa2048 ecdsa-p256
+key_dir "$K2" ed25519
 RSA=$(kw_keyid "$PKI/keys/rsa2048.crt")
 EC=$(kw_keyid "$PKI/keys/ecdsa-p256.crt")
 ED=$(kw_keyid "$PKI/keys/ed25519.crt")
@@ -44,55 +42,35 @@ KS_PID=$LAST_PID
 wait_port "$KS_PORT" 15 || fail "key server did not start"
 
 start_session session "$KS_PORT"
-IN=$SESS_IN
-OUT=$SESS_OUT
-ask() {
-    echo "$1" >&"$IN"
-    read -r -t 10 REPLY_LINE <&"$OUT" || fail "no answer on the session to: $1"
-    [ "$REPLY_LINE" != closed ] || fail "the session's connection was closed"
-}
-count_log() { grep -c -- "$1" "$KW_TMP/ks.log" || true; }
-# hup PATTERN: SIGHUP, then wait for one more PATTERN line in the key server log
-hup() {
-    local n
-    n=$(count_log "$1")
-    kill -HUP "$KS_PID"
-    local tries=200
-    until [ "$(count_log "$1")" -gt "$n" ]; do
-        tries=$((tries - 1))
-        [ "$tries" -gt 0 ] || fail "no '$1' in the key server log after SIGHUP"
-        sleep 0.05
-    done
-}
 H256=$(printf 'reload me' | openssl dgst -sha256 -binary | xxd -p | tr -d '\n')
 MSG=$(printf 'reload me' | xxd -p | tr -d '\n')
 expect() { # WHAT OPCODE KEYID PAYLOAD ok|ERROR
-    ask "op $2 $3 $4"
+    session_ask "op $2 $3 $4"
     case $5 in
     ok) [[ $REPLY_LINE == ok* ]] || fail "$1: expected a result, got: $REPLY_LINE" ;;
     *) [ "$REPLY_LINE" = "error $5" ] || fail "$1: expected error $5, got: $REPLY_LINE" ;;
     esac
 }
-NA=$(ask "op 05 $RSA $H256" && echo "${REPLY_LINE#error }")
+NA=$(session_ask "op 05 $RSA $H256" && echo "${REPLY_LINE#error }")
 case $NA in ok*) fail "RSA allowed before any change" ;; esac
 expect "ECDSA at start" 15 "$EC" "$H256" ok
 pass "at start the edge may use ECDSA and is refused RSA ($NA)"
 
 config "sha256:$EC" "sha256:$RSA"
-hup "reloaded:"
+ks_hup "reloaded:"
 grep -q "reloaded: .*2 allow rule(s)" "$KW_TMP/ks.log" || fail "reload did not report the rules"
 expect "RSA after the rule was added" 05 "$RSA" "$H256" ok
 expect "ECDSA after the rule was added" 15 "$EC" "$H256" ok
 pass "rule added to the file + SIGHUP: RSA served on the same connection"
 
 config "sha256:$EC"
-hup "reloaded:"
+ks_hup "reloaded:"
 expect "RSA after the rule was removed" 05 "$RSA" "$H256" "$NA"
 expect "ECDSA still" 15 "$EC" "$H256" ok
 pass "rule removed + SIGHUP: the same open connection is refused RSA at once"
 
 printf 'allow:\n  - cn: edge\n    keys: [unclosed\n' >>"$CONF"
-hup "reload failed"
+ks_hup "reload failed"
 grep -q "reload failed.*configuration: $CONF:[0-9]" "$KW_TMP/ks.log" ||
     fail "a broken file did not fail the reload with FILE:LINE: $(grep 'reload failed' "$KW_TMP/ks.log" | tail -1)"
 expect "ECDSA after a failed reload" 15 "$EC" "$H256" ok
@@ -101,7 +79,7 @@ pass "a broken config file fails the reload with FILE:LINE; the running rules st
 
 KEYS2=$K2 LISTEN=127.0.0.1:1 config "sha256:$EC" "sha256:$ED"
 expect "Ed25519 before its directory is configured" 18 "$ED" "$MSG" key-not-found
-hup "reloaded:"
+ks_hup "reloaded:"
 grep -q "changed but only applied at a restart, running values kept: listen" "$KW_TMP/ks.log" ||
     fail "the changed listen address was not reported"
 expect "Ed25519 from the new keys directory" 18 "$ED" "$MSG" ok

@@ -4,14 +4,8 @@
 # requires and verifies client certificates (-Verify 1, keys on disk, no provider).
 . "$(dirname "$0")/lib.sh"
 
-make_pki
-KS_PORT=$(free_port)
-start_keyserver ks "$KS_PORT"
-write_openssl_conf "$KW_TMP/prov.cnf" "127.0.0.1:$KS_PORT"
-for k in rsa2048 ecdsa-p256 ed25519; do
-    "$KW_BIN/keyward" stub --cert "$PKI/certs/$k.crt" --out "$KW_TMP/$k.stub" 2>/dev/null ||
-        fail "keyward stub $k"
-done
+provider_setup
+make_stubs rsa2048 ecdsa-p256 ed25519
 
 SS_PORT=$(free_port)
 start_bg server env OPENSSL_CONF=/dev/null openssl s_server -accept "127.0.0.1:$SS_PORT" \

@@ -6,16 +6,10 @@
 # are refused; and inside an ASYNC job each remote operation pauses the job instead of blocking.
 . "$(dirname "$0")/lib.sh"
 
-make_pki
-KS_PORT=$(free_port)
-start_keyserver ks "$KS_PORT" --enable-op rsa-decrypt --enable-op rsa-decrypt-raw # decrypt, rawdecrypt
-write_openssl_conf "$KW_TMP/prov.cnf" "127.0.0.1:$KS_PORT"
+provider_setup --enable-op rsa-decrypt --enable-op rsa-decrypt-raw # decrypt, rawdecrypt
 export OPENSSL_CONF=$KW_TMP/prov.cnf
 export LD_PRELOAD=${LD_PRELOAD:-$(kw_provider_preload)}
-for k in rsa2048 rsa4096 ecdsa-p256 ecdsa-p384 ed25519; do
-    "$KW_BIN/keyward" stub --cert "$PKI/certs/$k.crt" --out "$KW_TMP/$k.stub" 2>/dev/null ||
-        fail "keyward stub $k"
-done
+make_stubs rsa2048 rsa4096 ecdsa-p256 ecdsa-p384 ed25519
 
 # kw_prov_check is an instrumented program: in sanitizer builds it also checks for leaks
 check() { # what key cert ops...

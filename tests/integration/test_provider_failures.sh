@@ -8,15 +8,8 @@
 #  - a stub whose public key does not match the certificate: refused at load time.
 . "$(dirname "$0")/lib.sh"
 
-make_pki
-KS_PORT=$(free_port)
-start_keyserver ks "$KS_PORT"
-write_openssl_conf "$KW_TMP/prov.cnf" "127.0.0.1:$KS_PORT"
-PRELOAD=$(kw_provider_preload)
-for k in rsa2048 rsa3072 ecdsa-p256; do
-    "$KW_BIN/keyward" stub --cert "$PKI/certs/$k.crt" --out "$KW_TMP/$k.stub" 2>/dev/null ||
-        fail "keyward stub $k"
-done
+provider_setup
+make_stubs rsa2048 rsa3072 ecdsa-p256
 
 # a short request timeout: with the key server down, every handshake waits this long.
 # PROVIDER_ENV runs a program with the provider; start_bg gets it as a plain command (env execs

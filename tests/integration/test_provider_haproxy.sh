@@ -6,13 +6,9 @@
 . "$(dirname "$0")/lib.sh"
 
 command -v haproxy >/dev/null || fail "haproxy is not installed (scripts/install-deps.sh)"
-make_pki
-KS_PORT=$(free_port)
-start_keyserver ks "$KS_PORT"
-write_openssl_conf "$KW_TMP/prov.cnf" "127.0.0.1:$KS_PORT"
+provider_setup
+make_stubs rsa2048 ecdsa-p256
 for k in rsa2048 ecdsa-p256; do
-    "$KW_BIN/keyward" stub --cert "$PKI/certs/$k.crt" --out "$KW_TMP/$k.stub" 2>/dev/null ||
-        fail "keyward stub $k"
     cat "$PKI/certs/$k.crt" "$KW_TMP/$k.stub" >"$KW_TMP/$k.pem"
 done
 

@@ -5,11 +5,7 @@
 # P-256 and Ed25519 certificates. Each connection must verify, handshake and exchange data.
 . "$(dirname "$0")/lib.sh"
 
-make_pki
-KS_PORT=$(free_port)
-start_keyserver ks "$KS_PORT"
-write_openssl_conf "$KW_TMP/prov.cnf" "127.0.0.1:$KS_PORT"
-PRELOAD=$(kw_provider_preload)
+provider_setup
 
 declare -A KEYID
 for k in rsa2048 ecdsa-p256 ed25519; do

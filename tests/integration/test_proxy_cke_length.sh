@@ -6,10 +6,7 @@
 # exchange modes (master secret 0xA1, the default, and --no-master-secret 0xA0) through the key
 # server's audit log.
 . "$(dirname "$0")/lib.sh"
-make_pki
-proxy_remote_ok || { echo "skip: keyward.so not built"; exit 0; }
-BP=$(free_port)
-start_backend backend "$BP"
+proxy_remote_setup
 KS=$(free_port)
 AUDIT=$KW_TMP/audit.log
 start_keyserver ks "$KS" --audit-log "$AUDIT"

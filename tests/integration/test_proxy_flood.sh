@@ -4,17 +4,7 @@
 # TLS messages that carry no application data), keep its memory within a few MiB, and keep
 # serving other clients' handshakes on the same thread in under a second.
 . "$(dirname "$0")/lib.sh"
-make_pki
-BP=$(free_port)
-start_backend backend "$BP"
-if proxy_remote_ok; then
-    KS=$(free_port)
-    start_keyserver ks "$KS"
-    # shellcheck disable=SC2207
-    KEYARGS=(--cert "$PKI/certs/ecdsa-p256.crt" $(proxy_ks_args "$KS"))
-else
-    KEYARGS=(--cert "$PKI/keys/ecdsa-p256.crt,$PKI/keys/ecdsa-p256.key")
-fi
+proxy_setup
 PP=$(free_port)
 start_proxy proxy "$PP" --backend "127.0.0.1:$BP" "${KEYARGS[@]}" --threads 1
 

@@ -12,14 +12,7 @@ if [ "$(cat /proc/sys/net/ipv6/bindv6only 2>/dev/null || echo 1)" != 0 ] ||
 fi
 BP=$(free_port)
 start_backend backend "$BP" --header-hex
-if proxy_remote_ok; then
-    KS=$(free_port)
-    start_keyserver ks "$KS"
-    # shellcheck disable=SC2207
-    KEYARGS=(--cert "$PKI/certs/ecdsa-p256.crt" $(proxy_ks_args "$KS"))
-else
-    KEYARGS=(--cert "$PKI/keys/ecdsa-p256.crt,$PKI/keys/ecdsa-p256.key")
-fi
+proxy_site_keys
 PP=$(free_port)
 start_bg proxy "$KW_BIN/keyward-proxy" --listen "[::]:$PP" --backend "127.0.0.1:$BP" \
     "${KEYARGS[@]}" --threads 1 --proxy-protocol

@@ -5,10 +5,7 @@
 # must succeed (in about 1.8 s), and the one connection must not be torn down as "stalled".
 # With a second, fast key server the client may hedge: handshakes then finish fast.
 . "$(dirname "$0")/lib.sh"
-make_pki
-proxy_remote_ok || { echo "skip: keyward.so not built"; exit 0; }
-BP=$(free_port)
-start_backend backend "$BP"
+proxy_remote_setup
 KS=$(free_port)
 start_keyserver ks "$KS"
 RELAY=$(free_port)

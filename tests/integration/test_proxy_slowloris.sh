@@ -3,18 +3,8 @@
 # ClientHello, are cut at --handshake-timeout-ms while the proxy keeps serving others;
 # established but idle tunnels are closed after --idle-timeout-ms; --max-connections holds.
 . "$(dirname "$0")/lib.sh"
-make_pki
 HS_MS=1000
-BP=$(free_port)
-start_backend backend "$BP"
-if proxy_remote_ok; then
-    KS=$(free_port)
-    start_keyserver ks "$KS"
-    # shellcheck disable=SC2207
-    KEYARGS=(--cert "$PKI/certs/ecdsa-p256.crt" $(proxy_ks_args "$KS"))
-else
-    KEYARGS=(--cert "$PKI/keys/ecdsa-p256.crt,$PKI/keys/ecdsa-p256.key")
-fi
+proxy_setup
 PP=$(free_port)
 start_proxy proxy "$PP" --backend "127.0.0.1:$BP" "${KEYARGS[@]}" --threads 2 \
     --handshake-timeout-ms "$HS_MS" --idle-timeout-ms 1500

@@ -6,17 +6,7 @@
 # * SIGTERM stops at once and its counters are truthful: handshakes waiting on a stalled key
 #   server when it came are reported as cut, not hidden behind "0 failed".
 . "$(dirname "$0")/lib.sh"
-make_pki
-BP=$(free_port)
-start_backend backend "$BP"
-if proxy_remote_ok; then
-    KS=$(free_port)
-    start_keyserver ks "$KS"
-    # shellcheck disable=SC2207
-    KEYARGS=(--cert "$PKI/certs/ecdsa-p256.crt" $(proxy_ks_args "$KS"))
-else
-    KEYARGS=(--cert "$PKI/keys/ecdsa-p256.crt,$PKI/keys/ecdsa-p256.key")
-fi
+proxy_setup
 now_ms() { echo $(($(date +%s%N) / 1000000)); }
 # download PORT RATE OUT: a 50 MB GET through the proxy at RATE, in the background; sets DL.
 download() {

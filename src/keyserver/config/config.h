@@ -10,7 +10,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "keyward/log.h"
+#include "kw_log.h"
 
 /* One PKCS#11 token to serve keys from (the --pkcs11-* flags, or one `pkcs11:` entry of the
  * config file); strings owned, any may be NULL (uri supplies what the others do not). */

@@ -11,6 +11,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "kw_num.h"
+
 #define PID_FLAG "--pid-file"
 
 int kw_ks_pidfile_take(int *argc, char **argv, const char **path, char *err, size_t errlen)
@@ -82,6 +84,8 @@ void kw_ks_pidfile_remove(const char *path)
     if (n <= 0)
         return;
     buf[n] = '\0';
-    if (strtol(buf, NULL, 10) == (long)getpid())
+    buf[strcspn(buf, "\n")] = '\0'; /* the file holds "PID\n" */
+    uint64_t pid = 0;
+    if (kw_parse_u64(buf, UINT32_MAX, &pid) == 0 && pid == (uint64_t)getpid())
         (void)unlink(path);
 }

@@ -14,7 +14,7 @@
 #include "fleet/authz.h"
 #include "fleet/fleet.h"
 #include "keyward/error.h"
-#include "keyward/log.h"
+#include "kw_log.h"
 #include "kw_payload.h"
 #include "obs/metrics.h"
 #include "ops/ops.h"

@@ -16,7 +16,7 @@
 
 #include "keyward/error.h"
 #include "kw_eventfd.h"
-#include "keyward/log.h"
+#include "kw_log.h"
 #include "obs/metrics.h"
 #include "ops/ops.h"
 #include "engine/workers.h"

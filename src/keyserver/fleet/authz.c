@@ -12,7 +12,7 @@
 #include "fleet/authz.h"
 #include "keyward/error.h"
 #include "keyward/keyid.h"
-#include "keyward/log.h"
+#include "kw_log.h"
 #include "kw_hex.h"
 
 typedef enum spec_kind {

@@ -7,7 +7,7 @@
 #include "fleet/fleet.h"
 #include "keyward/error.h"
 #include "keyward/keyid.h"
-#include "keyward/log.h"
+#include "kw_log.h"
 #include "keystore/ticket_keys.h"
 #include "kw_hex.h"
 

@@ -11,7 +11,7 @@
 
 #include "fleet/fleet.h"
 #include "keystore/ticket_keys.h"
-#include "keyward/log.h"
+#include "kw_log.h"
 
 /* Logs (once per connection, like other denials) why the edge may not have the ticket keys. */
 static void log_denied(kw_ks_peer_t *p, kw_ks_verdict_t v, int enabled)

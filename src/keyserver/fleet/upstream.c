@@ -13,7 +13,7 @@
 #include "fleet/authz.h"
 #include "keyward/client.h"
 #include "keyward/error.h"
-#include "keyward/log.h"
+#include "kw_log.h"
 #include "kw_payload.h"
 #include "obs/metrics.h"
 #include "fleet/upstream.h"

@@ -20,7 +20,7 @@
 
 #include "keystore/hygiene.h"
 #include "keyward/error.h"
-#include "keyward/log.h"
+#include "kw_log.h"
 
 #define KW_SECURE_HEAP_MIN (1u << 20)
 #define KW_SECURE_HEAP_MAX (1u << 30)

@@ -13,7 +13,7 @@
 
 #include "keyward/error.h"
 #include "keyward/keyid.h"
-#include "keyward/log.h"
+#include "kw_log.h"
 #include "keystore/keystore.h"
 #include "keystore/keystore_load.h"
 #include "kw_hex.h"

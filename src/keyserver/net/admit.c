@@ -6,7 +6,7 @@
  */
 #include <string.h>
 
-#include "keyward/log.h"
+#include "kw_log.h"
 #include "net/admit.h"
 
 static int may_log(kw_ks_admit_t *a, uint64_t now)

@@ -15,7 +15,7 @@
 #include "fleet/authz.h"
 #include "net/conn_idle.h"
 #include "keyward/error.h"
-#include "keyward/log.h"
+#include "kw_log.h"
 #include "kw_addr.h"
 #include "kw_frame.h"
 #include "net/admit.h"

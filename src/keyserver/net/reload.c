@@ -23,7 +23,7 @@
 #include "config/config_load.h"
 #include "fleet/authz.h"
 #include "keyward/error.h"
-#include "keyward/log.h"
+#include "kw_log.h"
 #include "keystore/hygiene.h"
 #include "net/reload.h"
 

@@ -20,7 +20,7 @@
 #include "obs/audit.h"
 #include "keyward/error.h"
 #include "keyward/keyid.h"
-#include "keyward/log.h"
+#include "kw_log.h"
 #include "kw_hex.h"
 
 #define KW_AUDIT_WAKE (KW_AUDIT_BUFFER_MAX / 4) /* wake the writer early past this */

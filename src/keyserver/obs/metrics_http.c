@@ -22,7 +22,7 @@
 #include <openssl/evp.h>
 
 #include "keyward/error.h"
-#include "keyward/log.h"
+#include "kw_log.h"
 #include "kw_addr.h"
 #include "obs/metrics.h"
 #include "obs/ready.h"

@@ -24,7 +24,7 @@
 
 #include "keyward/keyid.h"
 #include "keyward/protocol.h"
-#include "keyward/tls.h"
+#include "kw_tls.h"
 #include "kw_tool.h"
 #include "kw_hex.h"
 

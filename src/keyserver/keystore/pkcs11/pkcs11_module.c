@@ -10,7 +10,7 @@
 #include <string.h>
 
 #include "keyward/error.h"
-#include "keyward/log.h"
+#include "kw_log.h"
 #include "keystore/pkcs11/pkcs11_internal.h"
 
 int kw_ks_p11_ctx_new(kw_ks_p11_ctx_t **out)

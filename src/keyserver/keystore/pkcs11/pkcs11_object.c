@@ -15,7 +15,7 @@
 #include <openssl/x509.h>
 
 #include "keyward/error.h"
-#include "keyward/log.h"
+#include "kw_log.h"
 #include "keystore/pkcs11/pkcs11_internal.h"
 
 #define ATTR_MAX (64 * 1024)

@@ -19,7 +19,7 @@
 
 #include "keystore/ct.h"
 #include "keyward/error.h"
-#include "keyward/log.h"
+#include "kw_log.h"
 #include "keyward/protocol.h"
 #include "keystore/pkcs11/pkcs11_internal.h"
 #include "keystore/tls_reject.h"

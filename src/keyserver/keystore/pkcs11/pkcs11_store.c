@@ -13,7 +13,7 @@
 
 #include "keyward/error.h"
 #include "keyward/keyid.h"
-#include "keyward/log.h"
+#include "kw_log.h"
 #include "keystore/pkcs11/pkcs11_internal.h"
 #include "keystore/tls_reject.h"
 #include "kw_hex.h"

@@ -13,7 +13,7 @@
 #include <openssl/crypto.h>
 
 #include "keyward/error.h"
-#include "keyward/log.h"
+#include "kw_log.h"
 #include "keystore/pkcs11/pkcs11_internal.h"
 
 #define PIN_MAX 256

@@ -18,7 +18,7 @@
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 
-#include "keyward/tls.h"
+#include "kw_tls.h"
 #include "kw_hex.h"
 
 /* Stores option ch (one of KW_TOOL_OPTIONS) in o. Returns 1 when ch was one of them, else 0. */

@@ -3,8 +3,8 @@
  * authentication with certificates from one CA, errors rendered into a caller's buffer.
  * libctx lets callers (the provider) keep these contexts away from the application's providers.
  */
-#ifndef KEYWARD_TLS_H
-#define KEYWARD_TLS_H
+#ifndef KW_TLS_H
+#define KW_TLS_H
 
 #include <stddef.h>
 
@@ -45,4 +45,4 @@ void kw_tls_error(const char *prefix, char *err, size_t errlen);
 }
 #endif
 
-#endif /* KEYWARD_TLS_H */
+#endif /* KW_TLS_H */

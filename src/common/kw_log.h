@@ -2,8 +2,8 @@
  * Logging to stderr: one line per event with a UTC timestamp, the level and the program name.
  * The level threshold is set once at start (KW_LOG_LEVEL env or a program's flag).
  */
-#ifndef KEYWARD_LOG_H
-#define KEYWARD_LOG_H
+#ifndef KW_LOG_H
+#define KW_LOG_H
 
 #ifdef __cplusplus
 extern "C" {
@@ -30,4 +30,4 @@ void kw_log(kw_log_level_t level, const char *fmt, ...) __attribute__((format(pr
 }
 #endif
 
-#endif /* KEYWARD_LOG_H */
+#endif /* KW_LOG_H */
