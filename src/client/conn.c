@@ -246,7 +246,10 @@ static int parse_frames(kwc_conn_t *conn)
     unsigned gen = conn->gen;
     int rc;
     kw_reader_init(&r, conn->rbuf, conn->rlen);
-    while ((rc = kw_frame_next(&r, &h, &body)) == 1) {
+    for (;;) {
+        rc = kw_frame_next(&r, &h, &body);
+        if (rc != 1)
+            break;
         conn->cbs->frame(conn, h.id, body, h.body_len);
         if (conn->gen != gen)
             return -1; /* closed by the owner */

@@ -18,7 +18,10 @@ void kwc_errq_save(kwc_errq_t *q)
     q->n = 0;
     if (ERR_peek_error() == 0)
         return;
-    while ((code = ERR_get_error_all(&file, &line, &func, &data, &flags)) != 0) {
+    for (;;) {
+        code = ERR_get_error_all(&file, &line, &func, &data, &flags);
+        if (code == 0)
+            break;
         if (q->n == KWC_ERRQ_MAX)
             continue;
         q->e[q->n].code = code;

@@ -71,7 +71,10 @@ static int check_keys_dir(FILE *out, const char *dir)
     }
     int rc = 0;
     struct dirent *e;
-    while ((e = readdir(d)) != NULL) {
+    for (;;) {
+        e = readdir(d);
+        if (e == NULL)
+            break;
         size_t n = strlen(e->d_name);
         if (n > 4 && strcmp(e->d_name + n - 4, ".key") == 0) {
             char path[4096];
