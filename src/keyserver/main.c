@@ -9,7 +9,7 @@
 
 #include <uv.h>
 
-#include "config/check.h"
+#include "check_config.h"
 #include "config/config.h"
 #include "config/config_load.h"
 #include "fleet/authz.h"

@@ -6,8 +6,8 @@
  * listened on. The flag belongs to main (a process matter): it is taken out of argv before the
  * configuration is parsed, like --pid-file.
  */
-#ifndef KW_KS_CHECK_H
-#define KW_KS_CHECK_H
+#ifndef KW_KS_CHECK_CONFIG_H
+#define KW_KS_CHECK_CONFIG_H
 
 #include <stdio.h>
 
@@ -20,4 +20,4 @@ int kw_ks_check_take(int *argc, char **argv);
 /* Checks cfg as described above, printing to out. Returns 0 (it would start) or 1. */
 int kw_ks_check_config(const kw_ks_config_t *cfg, FILE *out);
 
-#endif /* KW_KS_CHECK_H */
+#endif /* KW_KS_CHECK_CONFIG_H */

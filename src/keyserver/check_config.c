@@ -1,8 +1,8 @@
 /*
- * keyward-keyserver --check-config (check.h): files, TLS identity, key store, user; a summary of
- * what would run; exit 0 or 1.
+ * keyward-keyserver --check-config (check_config.h): files, TLS identity, key store, user; a
+ * summary of what would run; exit 0 or 1.
  */
-#include "config/check.h"
+#include "check_config.h"
 
 #include <dirent.h>
 #include <errno.h>
