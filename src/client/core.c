@@ -149,7 +149,10 @@ int kwc_core_need_thread(kwc_core_t *core)
     if (!atomic_load(&core->thread_started)) {
         if (core->thread_err != 0 && now - core->thread_failed_us < KWC_THREAD_RETRY_US) {
             rc = KW_ETHREAD;
-        } else if ((core->thread_err = start_thread(core)) != 0) {
+        } else {
+            core->thread_err = start_thread(core);
+        }
+        if (rc == 0 && core->thread_err != 0) {
             core->thread_failed_us = now;
             kwc_health_set_error(&core->route, "cannot start the key-server I/O thread: %s%s",
                                  strerror(core->thread_err),

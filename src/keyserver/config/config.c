@@ -12,6 +12,7 @@
 #include "keyward/protocol.h"
 #include "config/config.h"
 #include "config/opset.h"
+#include "kw_num.h"
 
 enum {
     OPT_LISTEN = 256,
@@ -122,11 +123,8 @@ void kw_ks_config_defaults(kw_ks_config_t *cfg)
 
 static int parse_uint(const char *s, unsigned long long max, unsigned long long *out)
 {
-    char *end = NULL;
-    if (s == NULL || *s == '\0' || *s == '-')
-        return KW_EINVAL;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (*end != '\0' || v > max)
+    uint64_t v = 0;
+    if (kw_parse_u64(s, max, &v) != 0)
         return KW_EINVAL;
     *out = v;
     return 0;
@@ -376,7 +374,10 @@ int kw_ks_config_parse_args(kw_ks_config_t *cfg, int argc, char **argv, char *er
     unsigned cleared = 0; /* a list flag replaces the config file's list */
     optind = 1;
     opterr = 0;
-    while ((opt = getopt_long(argc, argv, "h", long_opts, &idx)) != -1) {
+    for (;;) {
+        opt = getopt_long(argc, argv, "h", long_opts, &idx);
+        if (opt == -1)
+            break;
         if (opt == OPT_HELP || opt == 'h') {
             kw_ks_config_usage(stdout);
             return 1;
@@ -452,7 +453,10 @@ int kw_ks_config_find_file(int argc, char **argv, const char **path)
     optind = 1;
     opterr = 0;
     *path = NULL;
-    while ((opt = getopt_long(argc, argv, "h", long_opts, NULL)) != -1) {
+    for (;;) {
+        opt = getopt_long(argc, argv, "h", long_opts, NULL);
+        if (opt == -1)
+            break;
         if (opt == OPT_HELP || opt == 'h')
             return 1;
         if (opt == OPT_CONFIG)

@@ -271,8 +271,11 @@ int kw_ks_authz_new(const kw_ks_config_t *cfg, kw_ks_authz_t **out, char *err, s
         }
         if (rc == 0 && !in->has_ops)
             r->ops = a->enabled;
-        if (rc == 0 && (r->text = rule_text(in)) == NULL)
-            rc = KW_ENOMEM;
+        if (rc == 0) {
+            r->text = rule_text(in);
+            if (r->text == NULL)
+                rc = KW_ENOMEM;
+        }
         if (rc != 0) {
             snprintf(err, errlen, "allow rule %zu: %s", i + 1,
                      rc == KW_ENOMEM ? "out of memory" : why);

@@ -8,6 +8,7 @@
 #include <stdatomic.h>
 #include <grp.h>
 #include <pwd.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +22,7 @@
 #include "keystore/hygiene.h"
 #include "keyward/error.h"
 #include "kw_log.h"
+#include "kw_num.h"
 
 #define KW_SECURE_HEAP_MIN (1u << 20)
 #define KW_SECURE_HEAP_MAX (1u << 30)
@@ -40,7 +42,10 @@ static size_t each_key_file(const char *dir, size_t *bytes)
     if (d == NULL)
         return 0;
     struct dirent *de;
-    while ((de = readdir(d)) != NULL) {
+    for (;;) {
+        de = readdir(d);
+        if (de == NULL)
+            break;
         size_t len = strlen(de->d_name);
         if (len <= 4 || strcmp(de->d_name + len - 4, ".key") != 0)
             continue;
@@ -69,9 +74,8 @@ size_t kw_ks_hygiene_key_bytes(const char *dir)
 static size_t heap_cap(void)
 {
     const char *env = getenv("KW_SECURE_HEAP_MAX_KIB");
-    char *end = NULL;
-    unsigned long long kib = env != NULL ? strtoull(env, &end, 10) : 0;
-    if (env == NULL || end == env || *end != '\0' || kib < 4 || kib > (KW_SECURE_HEAP_MAX >> 10))
+    uint64_t kib = 0;
+    if (kw_parse_u64(env, KW_SECURE_HEAP_MAX >> 10, &kib) != 0 || kib < 4)
         return KW_SECURE_HEAP_MAX;
     size_t cap = 4u << 10;
     while (cap * 2 <= (size_t)kib << 10)
@@ -217,9 +221,8 @@ static int lookup_user(const char *user, uid_t *uid, gid_t *gid, char *err, size
 {
     struct passwd *pw = getpwnam(user);
     if (pw == NULL) {
-        char *end = NULL;
-        unsigned long v = strtoul(user, &end, 10);
-        if (*user != '\0' && *end == '\0')
+        uint64_t v = 0;
+        if (kw_parse_u64(user, UINT32_MAX, &v) == 0)
             pw = getpwuid((uid_t)v);
     }
     if (pw == NULL) {

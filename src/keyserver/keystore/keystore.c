@@ -65,7 +65,10 @@ static int list_key_files(const char *dir, char ***out, size_t *count, char *err
     size_t n = 0;
     int rc = 0;
     struct dirent *e;
-    while (rc == 0 && (e = readdir(d)) != NULL) {
+    while (rc == 0) {
+        e = readdir(d);
+        if (e == NULL)
+            break;
         size_t len = strlen(e->d_name);
         if (len <= 4 || e->d_name[0] == '.' || strcmp(e->d_name + len - 4, ".key") != 0)
             continue;

@@ -221,7 +221,10 @@ static int read_chain(kw_ks_key_t *key, const char *path, kw_ks_names_t *names,
     int rc = 0;
     int count = 0;
     X509 *cert = NULL;
-    while (rc == 0 && (cert = PEM_read_X509(f, NULL, NULL, NULL)) != NULL) {
+    while (rc == 0) {
+        cert = PEM_read_X509(f, NULL, NULL, NULL);
+        if (cert == NULL)
+            break;
         if (count == 0)
             rc = check_leaf(key, cert, path, names, cert_ski, has_cert_ski, err, errlen);
         if (rc == 0)

@@ -2,6 +2,7 @@
  * RFC 7512 PKCS#11 URI parser: splits the path at ';' and the query at '&', percent-decodes each
  * value and stores the attributes the key server understands.
  */
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +12,7 @@
 #include "keyward/error.h"
 #include "keystore/pkcs11/pkcs11_uri.h"
 #include "kw_hex.h"
+#include "kw_num.h"
 
 #define URI_SCHEME    "pkcs11:"
 #define URI_VALUE_MAX 4096
@@ -78,19 +80,18 @@ static int set_id(kw_ks_p11_uri_t *uri, const char *v, size_t len, char *err, si
 static int set_slot_id(kw_ks_p11_uri_t *uri, const char *v, size_t len, char *err, size_t errlen)
 {
     char buf[32];
-    char *end = NULL;
     if (len == 0 || len >= sizeof(buf) || uri->has_slot_id) {
         snprintf(err, errlen, "pkcs11 URI: bad 'slot-id'");
         return KW_EINVAL;
     }
     memcpy(buf, v, len);
     buf[len] = '\0';
-    unsigned long id = strtoul(buf, &end, 10);
-    if (*end != '\0' || buf[0] == '-') {
+    uint64_t id = 0;
+    if (kw_parse_u64(buf, ULONG_MAX, &id) != 0) {
         snprintf(err, errlen, "pkcs11 URI: 'slot-id' must be a decimal number");
         return KW_EINVAL;
     }
-    uri->slot_id = id;
+    uri->slot_id = (unsigned long)id;
     uri->has_slot_id = 1;
     return 0;
 }
