@@ -10,7 +10,8 @@
 # h2load --h1 (an independent load generator) when installed, else kw_hsload.
 # Usage: bench/proxy.sh [BUILD_DIR] [SECONDS]   (not a CTest test)
 #   env: KW_BENCH_CONNS, KW_BENCH_LOADERS, KW_BENCH_ROUNDS, KW_BENCH_PROXY_THREADS;
-#   STREAM_ONLY=1 (only the stream comparison), STREAM_ROUNDS (3), REQUESTS (3000), CLIENTS (32)
+#   STREAM_ONLY=1 (only the stream comparison), STREAM_ROUNDS (3), REQUESTS (3000), CLIENTS (32),
+#   STREAM_TOOL=kw_hsload (the stream comparison with kw_hsload even when h2load is installed)
 set -euo pipefail
 . "$(dirname "$0")/lib-proxy.sh"
 bench_init bench/proxy.sh "${1:-}" tests/kw_hsload nginx
@@ -26,12 +27,25 @@ CONNS=${KW_BENCH_CONNS:-64}
 LOADERS=${KW_BENCH_LOADERS:-2}
 ROUNDS=${KW_BENCH_ROUNDS:-2} # best of N, alternating which system goes first
 
-BP=$(port); KS=$(port); PP=$(port); NP=$(port); SP_RSA=$(port); SP_EC=$(port)
+BP=$(port); KS=$(port); PP=$(port); NP=$(port); SP_RSA=$(port); SP_EC=$(port); MP=$(port)
 start_bg backend "$BUILD/tests/kw_backend" --listen "127.0.0.1:$BP"
 start_ks "$KS" ks
 wait_port "$BP"
-start_proxy "$PP" "$BP" --keyserver "127.0.0.1:$KS" \
-    --threads "${KW_BENCH_PROXY_THREADS:-$CPUS}" --log-level warn
+# Full handshakes only: kw_hsload never resumes, but h2load offers the ticket of the connection
+# before; keyward-proxy has no option against tickets, so OpenSSL's system_default section turns
+# them off for it (nginx: ssl_session_tickets off). The proxy's metrics count resumptions.
+cat >"$TMP/no-tickets.cnf" <<'CNF'
+openssl_conf = init
+[init]
+ssl_conf = ssl_sect
+[ssl_sect]
+system_default = system_default_sect
+[system_default_sect]
+Options = -SessionTicket
+NumTickets = 0
+CNF
+OPENSSL_CONF=$TMP/no-tickets.cnf start_proxy "$PP" "$BP" --keyserver "127.0.0.1:$KS" \
+    --threads "${KW_BENCH_PROXY_THREADS:-$CPUS}" --log-level warn --metrics "127.0.0.1:$MP"
 mkdir -p "$TMP/nginx"
 site() { # name
     cat <<SITE
@@ -199,7 +213,7 @@ fi
 # connecting to 127.0.0.1:PORT with SNI NAME; kw_hsload (all LOADERS) when h2load is missing.
 srate() {
     local out
-    if command -v h2load >/dev/null; then
+    if [ "$USE_H2LOAD" = 1 ]; then
         out=$(h2load --h1 -n "$REQUESTS" -c "$CLIENTS" -t 1 --connect-to "127.0.0.1:$1" \
             "https://$2:$1/" 2>&1) || { echo "bench/proxy.sh: h2load against $2:$1: $out" >&2; exit 1; }
         grep -q "succeeded, 0 failed" <<<"$out" ||
@@ -211,7 +225,9 @@ srate() {
         load "$1" "$2" 1.3 | cut -d' ' -f1
     fi
 }
-if command -v h2load >/dev/null; then
+USE_H2LOAD=0
+if [ "${STREAM_TOOL:-h2load}" = h2load ] && command -v h2load >/dev/null; then
+    USE_H2LOAD=1
     STREAM_TOOL="h2load --h1 -n $REQUESTS -c $CLIENTS -t 1"
 else
     STREAM_TOOL="$LOADERS x kw_hsload, $CONNS connections each, ${SECS} s"
@@ -246,5 +262,9 @@ for spec in "ecdsa-p256 $SP_EC" "rsa2048 $SP_RSA"; do
     awk -v k="$key" -v a="$bp" -v b="$bs" -v m="$median" \
         'BEGIN { printf "| %s | %.0f | %.0f | %.2f | %.2f | ≥ 1.2 |\n", k, a, b, a / b, m }'
 done
+# Every handshake must have been a full one: nginx stream has no session cache nor tickets, the
+# proxy's own counters say whether a client resumed.
+modes=$(curl -s "http://127.0.0.1:$MP/metrics" | sed -n 's/^keyward_proxy_handshakes_mode_total{mode="\([a-z]*\)"} \([0-9]*\)$/\2 \1/p' | paste -sd, -)
 echo
+echo "keyward-proxy handshakes over the whole run: ${modes:-unknown}."
 echo "Load average $LOAD_START at the start, $(cut -d' ' -f1-3 /proc/loadavg) at the end; $(date -u '+%Y-%m-%d %H:%M UTC')."
