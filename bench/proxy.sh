@@ -265,6 +265,8 @@ done
 # Every handshake must have been a full one: nginx stream has no session cache nor tickets, the
 # proxy's own counters say whether a client resumed.
 modes=$(curl -s "http://127.0.0.1:$MP/metrics" | sed -n 's/^keyward_proxy_handshakes_mode_total{mode="\([a-z]*\)"} \([0-9]*\)$/\2 \1/p' | paste -sd, -)
+by_key=$(curl -s "http://127.0.0.1:$MP/metrics" | awk '/^keyward_proxy_handshakes_total/ && $2 > 0' |
+    sed 's/^keyward_proxy_handshakes_total//' | paste -sd' ' -)
 echo
-echo "keyward-proxy handshakes over the whole run: ${modes:-unknown}."
+echo "keyward-proxy handshakes over the whole run: ${modes:-unknown}; ${by_key:-}."
 echo "Load average $LOAD_START at the start, $(cut -d' ' -f1-3 /proc/loadavg) at the end; $(date -u '+%Y-%m-%d %H:%M UTC')."
