@@ -31,7 +31,9 @@ demo: build
 asan: deps
 	cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DKW_SANITIZE=ON -DKW_WERROR=ON >/dev/null
 	cmake --build $(ASAN_BUILD) -j$(JOBS)
-	cd $(ASAN_BUILD) && ctest --output-on-failure -j$(JOBS)
+	# integration.package builds the .deb from the source tree with its own (packager's) build, so
+	# running it against the sanitizer build would test nothing new: make test runs it.
+	cd $(ASAN_BUILD) && ctest --output-on-failure -j$(JOBS) -E '^integration\.package$$'
 
 fuzz: deps
 	CC=clang cmake -S . -B $(FUZZ_BUILD) -DCMAKE_BUILD_TYPE=Debug -DKW_FUZZ=ON -DKW_WERROR=ON >/dev/null
