@@ -4,7 +4,7 @@
  * Wire compatible with the public Keyless SSL protocol v1.0 (DESIGN.md §3):
  *   header (8 bytes): major u8 = 1 | minor u8 = 0 | body length u16 BE | request id u32 BE
  *   body: items, each tag u8 | length u16 BE | value
- * Every value here is pinned by tests/unit/protocol_test.c; never renumber.
+ * Every value here is pinned by tests/unit/common/protocol_test.c; never renumber.
  *
  * Decoding is zero-copy: a decoded kw_msg_t points into the caller's buffer, which must outlive
  * it. All parsing goes through the bounded reader (src/common/kw_reader.h).
