@@ -332,7 +332,7 @@ int kwc_conn_queue(kwc_conn_t *conn, const uint8_t *frame, size_t len, uint32_t 
         conn->wlen = 0;
     }
     if (conn->wlen + len > conn->wcap) {
-        size_t cap = conn->wcap * 2;
+        size_t cap = conn->wcap > 0 ? conn->wcap * 2 : 16384; /* no buffer before the start */
         while (cap < conn->wlen + len)
             cap *= 2;
         uint8_t *b = realloc(conn->wbuf, cap);
