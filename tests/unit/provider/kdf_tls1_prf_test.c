@@ -60,7 +60,8 @@ static int setup(void **state)
 
 static int teardown(void **state)
 {
-    prov_fixture_unload(*state);
+    if (*state != NULL)
+        prov_fixture_unload(*state);
     unsetenv("KEYWARD_MASTER_SECRET_MODE");
     return 0;
 }

@@ -10,7 +10,10 @@
 #include <stdlib.h>
 
 #include <openssl/err.h>
+#include <openssl/pem.h>
 #include <openssl/provider.h>
+
+#include "keyward/stub.h"
 
 typedef struct prov_fixture_s {
     OSSL_LIB_CTX *libctx;
@@ -44,6 +47,37 @@ static inline void prov_fixture_unload(prov_fixture_t *f)
     if (f->deflt != NULL)
         OSSL_PROVIDER_unload(f->deflt);
     OSSL_LIB_CTX_free(f->libctx);
+}
+
+/* The stub DER of pub's key (caller frees with OPENSSL_free), or NULL. */
+static inline unsigned char *prov_fixture_stub_der(const EVP_PKEY *pub, long *len)
+{
+    BIO *b = BIO_new(BIO_s_mem());
+    char *name = NULL;
+    char *header = NULL;
+    unsigned char *der = NULL;
+    if (b != NULL && kw_stub_write_pem(b, pub) == 0 &&
+        PEM_read_bio(b, &name, &header, &der, len) > 0) {
+        OPENSSL_free(name);
+        OPENSSL_free(header);
+        BIO_free(b);
+        return der;
+    }
+    BIO_free(b);
+    return NULL;
+}
+
+/* Reads the PEM of der (under label) as a server reads its key file, through libctx: the
+ * provider that decodes it gives the key. NULL when refused. */
+static inline EVP_PKEY *prov_fixture_read(OSSL_LIB_CTX *libctx, const char *label,
+                                          const unsigned char *der, long len)
+{
+    BIO *b = BIO_new(BIO_s_mem());
+    EVP_PKEY *k = NULL;
+    if (b != NULL && PEM_write_bio(b, label, "", der, len) > 0)
+        k = PEM_read_bio_PrivateKey_ex(b, NULL, NULL, NULL, libctx, NULL);
+    BIO_free(b);
+    return k;
 }
 
 #endif /* KW_TEST_PROV_FIXTURE_H */
