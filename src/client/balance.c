@@ -1,6 +1,6 @@
 /*
  * Load spreading and retry pacing (kwc_balance.h): pure functions, pinned by
- * tests/unit/client/client_test.c.
+ * tests/unit/client/balance_test.c.
  */
 #include "kwc_balance.h"
 

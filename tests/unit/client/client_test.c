@@ -1,8 +1,9 @@
 /*
- * libkeyward client tests that need no key server: server list parsing, request id allocation,
- * backoff / EWMA / server choice, the eventfd pool, client creation errors, and the client's
- * behaviour against loopback sockets that refuse, or accept and never speak TLS (fast failure
- * with a sentence naming the server, handshake timeout, cancelling and freeing pending
+ * libkeyward client tests that need no key server (the client's parts have their own files
+ * beside this one: servers, reqmap, balance, efd_pool, conn, poller): client creation errors,
+ * writes to a closed peer without SIGPIPE, a connection watched by a poller of the test's own,
+ * and the client against loopback sockets that refuse, or accept and never speak TLS (fast
+ * failure with a sentence naming the server, handshake timeout, cancelling and freeing pending
  * requests, freeing a client with requests in flight).
  */
 #include <errno.h>
@@ -31,214 +32,13 @@
 
 #include "keyward/client.h"
 #include "keyward/error.h"
-#include "kwc_balance.h"
-#include "kwc_efd.h"
 #include "kw_eventfd.h"
-#include "kwc_reqmap.h"
 #include "kwc_conn.h"
 #include "kwc_poller.h"
 #include "kwc_sock_bio.h"
 #include "kwc_servers.h"
 
-/* ---- server lists ---- */
-
-static void test_srvlist_parse(void **state)
-{
-    (void)state;
-    kw_srv_spec_t s[8];
-    size_t n = 0;
-    char err[200];
-    assert_int_equal(kw_srvlist_parse("a.example:1,  b:2 [::1]:3\tc", s, 8, &n, err, sizeof(err)),
-                     0);
-    assert_int_equal(n, 4);
-    assert_string_equal(s[0].host, "a.example");
-    assert_int_equal(s[0].port, 1);
-    assert_string_equal(s[1].host, "b");
-    assert_int_equal(s[1].port, 2);
-    assert_string_equal(s[2].host, "::1");
-    assert_int_equal(s[2].port, 3);
-    assert_string_equal(s[3].host, "c");
-    assert_int_equal(s[3].port, 2407);
-    assert_int_equal(kw_srvlist_parse("::1", s, 8, &n, err, sizeof(err)), 0);
-    assert_int_equal(n, 1);
-    assert_string_equal(s[0].host, "::1");
-    assert_int_equal(s[0].port, 2407);
-    assert_int_equal(kw_srvlist_parse("[fe80::1]", s, 8, &n, err, sizeof(err)), 0);
-    assert_string_equal(s[0].host, "fe80::1");
-}
-
-static void test_srvlist_errors(void **state)
-{
-    (void)state;
-    kw_srv_spec_t s[2];
-    size_t n = 0;
-    char err[200];
-    const char *bad[] = {"",   " , ", "h:0",  "h:65536", "h:12x",
-                         "h:", ":80", "[::1", "[::1]x",  "a:1,b:2,c:3"};
-    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-        err[0] = '\0';
-        assert_int_equal(kw_srvlist_parse(bad[i], s, 2, &n, err, sizeof(err)), KW_ECONFIG);
-        assert_true(strlen(err) > 10);
-    }
-    kw_srvlist_parse("h:99999", s, 2, &n, err, sizeof(err));
-    assert_non_null(strstr(err, "1 to 65535"));
-}
-
-static void test_srvlist_resolve(void **state)
-{
-    (void)state;
-    kw_srv_spec_t s[3];
-    size_t n = 0;
-    char err[200];
-    kw_srv_addr_t *a = NULL;
-    size_t na = 0;
-    assert_int_equal(kw_srvlist_parse("127.0.0.1:5,127.0.0.1:5,[::1]:6", s, 3, &n, err, 200), 0);
-    assert_int_equal(kw_srvlist_resolve(s, n, &a, &na, err, sizeof(err)), 0);
-    assert_int_equal(na, 2); /* the duplicate is dropped */
-    assert_string_equal(a[0].label, "127.0.0.1:5");
-    assert_true(a[0].host_is_ip);
-    assert_string_equal(a[1].label, "[::1]:6");
-    free(a);
-    assert_int_equal(kw_srvlist_parse("no-such-host.invalid:1", s, 3, &n, err, 200), 0);
-    assert_int_equal(kw_srvlist_resolve(s, n, &a, &na, err, sizeof(err)), KW_ECONFIG);
-    assert_non_null(strstr(err, "no-such-host.invalid"));
-    assert_true(kw_srv_host_is_ip("10.1.2.3"));
-    assert_false(kw_srv_host_is_ip("localhost"));
-}
-
-/* ---- id map ---- */
-
-static void test_reqmap_basic(void **state)
-{
-    (void)state;
-    kw_reqmap_t m;
-    int a, b;
-    uint32_t ida, idb;
-    assert_int_equal(kw_reqmap_init(&m, 16), 0);
-    assert_int_equal(kw_reqmap_add(&m, &a, &ida), 0);
-    assert_int_equal(kw_reqmap_add(&m, &b, &idb), 0);
-    assert_int_not_equal(ida, 0);
-    assert_int_not_equal(ida, idb);
-    assert_ptr_equal(kw_reqmap_get(&m, ida), &a);
-    assert_ptr_equal(kw_reqmap_get(&m, idb), &b);
-    assert_int_equal(kw_reqmap_count(&m), 2);
-    assert_ptr_equal(kw_reqmap_remove(&m, ida), &a);
-    assert_null(kw_reqmap_get(&m, ida));
-    assert_null(kw_reqmap_remove(&m, ida));
-    assert_null(kw_reqmap_get(&m, 12345));
-    assert_int_equal(kw_reqmap_add(&m, NULL, &ida), KW_EINVAL);
-    assert_int_equal(kw_reqmap_count(&m), 1);
-    kw_reqmap_destroy(&m);
-}
-
-/* A stale id (the slot was reused since) never finds the new owner. */
-static void test_reqmap_stale_and_grow(void **state)
-{
-    (void)state;
-    kw_reqmap_t m;
-    static int items[5000];
-    static uint32_t ids[5000];
-    assert_int_equal(kw_reqmap_init(&m, 16), 0);
-    uint32_t old;
-    assert_int_equal(kw_reqmap_add(&m, &items[0], &old), 0);
-    kw_reqmap_remove(&m, old);
-    for (int round = 0; round < 3; round++) {
-        for (int i = 0; i < 5000; i++)
-            assert_int_equal(kw_reqmap_add(&m, &items[i], &ids[i]), 0);
-        for (int i = 0; i < 5000; i++) {
-            assert_ptr_equal(kw_reqmap_get(&m, ids[i]), &items[i]);
-            assert_int_not_equal(ids[i], old);
-        }
-        assert_null(kw_reqmap_get(&m, old));
-        for (int i = 0; i < 5000; i++)
-            assert_ptr_equal(kw_reqmap_remove(&m, ids[i]), &items[i]);
-    }
-    assert_int_equal(kw_reqmap_count(&m), 0);
-    kw_reqmap_destroy(&m);
-}
-
-/* Freed slots are reused oldest first: the same slot comes back only after all others. */
-static void test_reqmap_fifo_reuse(void **state)
-{
-    (void)state;
-    kw_reqmap_t m;
-    int x;
-    uint32_t id, first;
-    assert_int_equal(kw_reqmap_init(&m, 16), 0);
-    assert_int_equal(kw_reqmap_add(&m, &x, &first), 0);
-    kw_reqmap_remove(&m, first);
-    for (int i = 0; i < 15; i++) {
-        assert_int_equal(kw_reqmap_add(&m, &x, &id), 0);
-        assert_int_not_equal(id & (KW_REQMAP_MAX - 1), first & (KW_REQMAP_MAX - 1));
-        kw_reqmap_remove(&m, id);
-    }
-    assert_int_equal(kw_reqmap_add(&m, &x, &id), 0);
-    assert_int_equal(id & (KW_REQMAP_MAX - 1), first & (KW_REQMAP_MAX - 1));
-    assert_int_not_equal(id, first);
-    kw_reqmap_destroy(&m);
-}
-
-/* ---- balancing ---- */
-
-static void test_backoff(void **state)
-{
-    (void)state;
-    uint32_t expect[] = {50, 100, 200, 400, 800, 1600, 3200, 5000, 5000};
-    uint32_t b = 0;
-    for (size_t i = 0; i < sizeof(expect) / sizeof(expect[0]); i++) {
-        b = kw_lb_backoff_next(b);
-        assert_int_equal(b, expect[i]);
-    }
-    uint32_t lo = 1000000, hi = 0;
-    for (uint32_t r = 0; r < 5000; r++) {
-        uint32_t j = kw_lb_jitter(1000, r * 2654435761u);
-        lo = j < lo ? j : lo;
-        hi = j > hi ? j : hi;
-    }
-    assert_true(lo >= 799 && lo < 820);
-    assert_true(hi > 1180 && hi < 1200);
-}
-
-static void test_ewma_and_try(void **state)
-{
-    (void)state;
-    assert_true(kw_lb_ewma(0, 100) == 100);
-    double e = 100;
-    for (int i = 0; i < 50; i++)
-        e = kw_lb_ewma(e, 200);
-    assert_true(e > 199 && e <= 200);
-    assert_true(kw_lb_ewma(100, 200) == 120);
-    assert_int_equal(kw_lb_try_timeout_ms(5000, 3), 1666);
-    assert_int_equal(kw_lb_try_timeout_ms(300, 3), 200);
-    assert_int_equal(kw_lb_try_timeout_ms(100, 3), 100);
-    assert_int_equal(kw_lb_try_timeout_ms(1000, 1), 1000);
-}
-
-static void test_pick(void **state)
-{
-    (void)state;
-    kw_lb_cand_t c[3];
-    memset(c, 0, sizeof(c));
-    assert_int_equal(kw_lb_pick(c, 3, 0), -1); /* none usable */
-    assert_int_equal(kw_lb_pick(c, 0, 0), -1);
-    c[0] = (kw_lb_cand_t){1, 0, 5, 100};
-    c[1] = (kw_lb_cand_t){1, 0, 2, 900};
-    c[2] = (kw_lb_cand_t){0, 0, 0, 1};
-    assert_int_equal(kw_lb_pick(c, 3, 0), 1); /* fewest in flight; the down one is skipped */
-    c[1].inflight = 5;
-    assert_int_equal(kw_lb_pick(c, 3, 0), 0); /* tie: lower EWMA */
-    c[0].tried = 1;
-    assert_int_equal(kw_lb_pick(c, 3, 0), 1); /* untried first, even if slower */
-    c[1].tried = 1;
-    assert_int_equal(kw_lb_pick(c, 3, 0), 0); /* all tried: the best of them */
-    c[0] = (kw_lb_cand_t){1, 0, 0, 0};
-    c[1] = (kw_lb_cand_t){1, 0, 0, 0};
-    assert_int_equal(kw_lb_pick(c, 3, 0), 0); /* full tie: rotate by start */
-    assert_int_equal(kw_lb_pick(c, 3, 1), 1);
-    assert_int_equal(kw_lb_pick(c, 3, 2), 0);
-}
-
-/* ---- eventfd pool ---- */
+/* ---- the client against loopback sockets ---- */
 
 static int readable(int fd)
 {
@@ -246,27 +46,6 @@ static int readable(int fd)
     return poll(&p, 1, 0) == 1;
 }
 
-static void test_efd_pool(void **state)
-{
-    (void)state;
-    kw_efd_pool_t *p = kw_efd_pool_new(2);
-    assert_non_null(p);
-    int a = kw_efd_pool_get(p);
-    assert_true(a >= 0);
-    assert_false(readable(a));
-    kw_eventfd_signal(a);
-    assert_true(readable(a));
-    kw_efd_pool_put(p, a, 1);
-    int b = kw_efd_pool_get(p);
-    assert_int_equal(b, a); /* reused, and drained */
-    assert_false(readable(b));
-    kw_efd_pool_put(p, b, 0);
-    kw_efd_pool_ref(p);
-    kw_efd_pool_unref(p);
-    kw_efd_pool_unref(p);
-}
-
-/* ---- the client against loopback sockets ---- */
 
 static char tmpdir[64];
 static char cert_path[128];
@@ -725,24 +504,10 @@ static void test_conn_foreign_poller(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_srvlist_parse),
-        cmocka_unit_test(test_srvlist_errors),
-        cmocka_unit_test(test_srvlist_resolve),
-        cmocka_unit_test(test_reqmap_basic),
-        cmocka_unit_test(test_reqmap_stale_and_grow),
-        cmocka_unit_test(test_reqmap_fifo_reuse),
-        cmocka_unit_test(test_backoff),
-        cmocka_unit_test(test_ewma_and_try),
-        cmocka_unit_test(test_pick),
-        cmocka_unit_test(test_efd_pool),
-        cmocka_unit_test(test_sock_bio_no_sigpipe),
-        cmocka_unit_test(test_client_new_errors),
-        cmocka_unit_test(test_refused_fails_fast),
-        cmocka_unit_test(test_handshake_timeout),
-        cmocka_unit_test(test_request_notify),
-        cmocka_unit_test(test_request_notify_fn),
-        cmocka_unit_test(test_cancel_and_close),
-        cmocka_unit_test(test_conn_foreign_poller),
+        cmocka_unit_test(test_sock_bio_no_sigpipe), cmocka_unit_test(test_client_new_errors),
+        cmocka_unit_test(test_refused_fails_fast),  cmocka_unit_test(test_handshake_timeout),
+        cmocka_unit_test(test_request_notify),      cmocka_unit_test(test_request_notify_fn),
+        cmocka_unit_test(test_cancel_and_close),    cmocka_unit_test(test_conn_foreign_poller),
     };
     return cmocka_run_group_tests(tests, make_identity, remove_identity);
 }
