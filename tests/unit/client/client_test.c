@@ -46,7 +46,6 @@ static int readable(int fd)
     return poll(&p, 1, 0) == 1;
 }
 
-
 static char tmpdir[64];
 static char cert_path[128];
 static char key_path[128];

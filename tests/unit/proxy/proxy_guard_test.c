@@ -3,7 +3,8 @@
  * proxy's side is an SSL on memory BIOs as in proxy_conn.c, the client another SSL. KeyUpdates
  * (TLS messages without application data) are counted; KW_PROXY_CTL_MAX of them within the
  * window pass, one more cuts the client off (flooded) and drops the rest of its buffered input
- * at once (not even the byte after that update is read); application data is not counted; a new window starts the count again.
+ * at once (not even the byte after that update is read); application data is not counted; a new
+ * window starts the count again.
  */
 #include <setjmp.h>
 #include <stdarg.h>
