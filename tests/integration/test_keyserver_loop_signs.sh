@@ -76,9 +76,11 @@ p50=$(field p50_us "$ec_flood")
 rsa=$(field p50_us "$rsa_alone")
 ec=$(field p50_us "$ec_alone")
 [ "$(field errors "$ec_flood")" = 0 ] || fail "errors under the flood: $ec_flood"
-# The budget (1 ms) plus a few RSA operations on top of the ECDSA round trip, at least 5 ms.
+# The budget (1 ms) plus a few RSA operations on top of the ECDSA round trip, at least 15 ms (a
+# loaded machine preempts the one thread that does everything; measured 2-3.6 ms on a shared
+# 2-CPU VM). Waiting behind the flood (no turns) would take 256 RSA operations, 70-130 ms.
 bound=$((ec + 1000 + 4 * rsa))
-[ "$bound" -ge 5000 ] || bound=5000
+[ "$bound" -ge 15000 ] || bound=15000
 [ "$p50" -le "$bound" ] ||
     fail "--workers 0: ECDSA p50 under a 256-deep RSA flood: $p50 us (bound $bound us)"
 pass "--workers 0: ECDSA p50 under the flood $p50 us (alone $ec us; RSA alone $rsa us; bound $bound us)"
