@@ -14,6 +14,7 @@
 #include <openssl/x509.h>
 
 #include "keyward/protocol.h"
+#include "keystore/backend.h"
 #include "keystore/pkcs11/pkcs11_store.h"
 
 typedef enum kw_ks_key_type {
