@@ -256,8 +256,7 @@ static int add_key(kw_keystore_t *s, const char *what, kw_ks_names_t *names,
             key->type == KW_KS_KEY_RSA  ? "RSA"
             : key->type == KW_KS_KEY_EC ? "EC"
                                         : "Ed25519",
-            key->bits, key->p11 != NULL ? ", on a PKCS#11 token" : "",
-            key->chain_der ? ", with certificate chain" : "", hex);
+            key->bits, key->backend->note, key->chain_der ? ", with certificate chain" : "", hex);
     return 1;
 }
 

@@ -9,8 +9,6 @@
 #include <openssl/crypto.h>
 
 #include "keystore/opcode.h"
-#include "keystore/pem/pem.h"
-#include "keystore/tls_reject.h"
 #include "ops/ops.h"
 #include "ops/ops_master.h"
 
@@ -96,8 +94,5 @@ uint8_t kw_ks_op_run(kw_ks_op_cache_t *cache, const kw_ks_key_t *key, uint8_t op
         return KW_ERR_INTERNAL;
     if (opcode == KW_OP_TLS12_MASTER) /* unpacks, then calls back here with 0xA0 */
         return master_run(cache, key, in, inlen, tls_version, out, outlen);
-    if (key->p11 != NULL) /* the key lives on a PKCS#11 token: no OpenSSL context */
-        return kw_ks_p11_op_run(key->p11, opcode, in, inlen, tls_version, out, KW_OP_OUT_MAX,
-                                outlen);
-    return kw_ks_pem_op_run(cache, key, opcode, in, inlen, tls_version, out, outlen);
+    return key->backend->op_run(cache, key, opcode, in, inlen, tls_version, out, outlen);
 }

@@ -5,14 +5,10 @@
 #ifndef KW_KS_PEM_H
 #define KW_KS_PEM_H
 
-#include <stddef.h>
-#include <stdint.h>
+#include "keystore/backend.h"
 
-#include "keystore/keystore.h"
-
-/* Performs opcode (checked by kw_ks_op_check) with the PEM key; as kw_ks_op_run. */
-uint8_t kw_ks_pem_op_run(kw_ks_op_cache_t *cache, const kw_ks_key_t *key, uint8_t opcode,
-                         const uint8_t *in, size_t inlen, unsigned tls_version, uint8_t *out,
-                         size_t *outlen);
+/* The backend table. A PEM key's priv is its implicit-rejection secret (RSA keys:
+ * kw_ks_ir_secret_from_pkey, tls_reject.h) or NULL (EC, Ed25519). */
+extern const kw_ks_backend_t kw_ks_backend_pem;
 
 #endif /* KW_KS_PEM_H */

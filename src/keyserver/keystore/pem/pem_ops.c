@@ -23,8 +23,8 @@ static uint8_t tls_decrypt(kw_ks_pem_entry_t *e, const kw_ks_key_t *key, const u
     uint8_t synth[KW_TLS_PMS_LEN];
     uint8_t em[KW_OP_OUT_MAX];
     size_t k = key->max_out;
-    if (key->ir_secret == NULL || k < KW_TLS_PMS_LEN + 11 ||
-        !kw_ks_ir_synthetic(key->ir_secret, in, inlen, tls_version, synth))
+    if (key->priv == NULL || k < KW_TLS_PMS_LEN + 11 ||
+        !kw_ks_ir_synthetic(key->priv, in, inlen, tls_version, synth))
         return KW_ERR_INTERNAL;
     size_t len = sizeof(em);
     int ok =
@@ -67,9 +67,9 @@ static uint8_t ed25519_sign(kw_ks_pem_entry_t *e, const kw_ks_key_t *key, const 
     return 0;
 }
 
-uint8_t kw_ks_pem_op_run(kw_ks_op_cache_t *cache, const kw_ks_key_t *key, uint8_t opcode,
-                         const uint8_t *in, size_t inlen, unsigned tls_version, uint8_t *out,
-                         size_t *outlen)
+static uint8_t pem_op_run(kw_ks_op_cache_t *cache, const kw_ks_key_t *key, uint8_t opcode,
+                          const uint8_t *in, size_t inlen, unsigned tls_version, uint8_t *out,
+                          size_t *outlen)
 {
     kw_ks_op_info_t info = kw_ks_op_info(opcode);
     kw_ks_pem_entry_t *e = kw_ks_pem_cache_get(cache, key, opcode, &info);
@@ -94,3 +94,16 @@ uint8_t kw_ks_pem_op_run(kw_ks_op_cache_t *cache, const kw_ks_key_t *key, uint8_
     *outlen = len;
     return 0;
 }
+
+static void pem_key_free(void *priv)
+{
+    kw_ks_ir_secret_free(priv);
+}
+
+const kw_ks_backend_t kw_ks_backend_pem = {
+    .name = "pem",
+    .note = "",
+    .local = 1,
+    .op_run = pem_op_run,
+    .key_free = pem_key_free,
+};
