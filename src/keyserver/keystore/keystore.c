@@ -124,16 +124,25 @@ static int cmp_sni(const void *a, const void *b)
     return (ea->key->index > eb->key->index) - (ea->key->index < eb->key->index);
 }
 
+/* v (n entries of size bytes used of *cap) with room for one more: v itself, a larger copy, or
+ * NULL (v unchanged) when out of memory. */
+static void *room_for_one(void *v, size_t n, size_t *cap, size_t size)
+{
+    if (n < *cap)
+        return v;
+    size_t ncap = *cap ? *cap * 2 : 16;
+    void *grown = realloc(v, ncap * size);
+    if (grown != NULL)
+        *cap = ncap;
+    return grown;
+}
+
 static int add_ski(kw_keystore_t *s, const uint8_t *ski, const kw_ks_key_t *key, size_t *cap)
 {
-    if (s->n_ski == *cap) {
-        size_t ncap = *cap ? *cap * 2 : 16;
-        ski_entry_t *grown = realloc(s->by_ski, ncap * sizeof(*grown));
-        if (grown == NULL)
-            return KW_ENOMEM;
-        s->by_ski = grown;
-        *cap = ncap;
-    }
+    ski_entry_t *grown = room_for_one(s->by_ski, s->n_ski, cap, sizeof(*s->by_ski));
+    if (grown == NULL)
+        return KW_ENOMEM;
+    s->by_ski = grown;
     memcpy(s->by_ski[s->n_ski].ski, ski, KW_SKI_LEN);
     s->by_ski[s->n_ski].key = key;
     s->n_ski++;
@@ -170,14 +179,10 @@ static void key_names_free(kw_ks_key_t *key)
 static int add_names(kw_keystore_t *s, kw_ks_names_t *names, const kw_ks_key_t *key, size_t *cap)
 {
     for (size_t i = 0; i < names->n; i++) {
-        if (s->n_sni == *cap) {
-            size_t ncap = *cap ? *cap * 2 : 16;
-            sni_entry_t *grown = realloc(s->by_sni, ncap * sizeof(*grown));
-            if (grown == NULL)
-                return KW_ENOMEM;
-            s->by_sni = grown;
-            *cap = ncap;
-        }
+        sni_entry_t *grown = room_for_one(s->by_sni, s->n_sni, cap, sizeof(*s->by_sni));
+        if (grown == NULL)
+            return KW_ENOMEM;
+        s->by_sni = grown;
         s->by_sni[s->n_sni].name = names->v[i];
         s->by_sni[s->n_sni].key = key;
         s->n_sni++;
@@ -493,8 +498,7 @@ static const kw_ks_key_t *find_name(const kw_keystore_t *store, const char *name
     return hit != NULL ? hit->key : NULL;
 }
 
-/* sni (len bytes) lower-cased into name (256 bytes); 0, or -1 when it cannot be a name. */
-static int sni_lower(const uint8_t *sni, size_t len, char name[256])
+int kw_ks_sni_lower(const uint8_t *sni, size_t len, char name[256])
 {
     if (len == 0 || len >= 256 - 2 || memchr(sni, 0, len) != NULL)
         return -1;
@@ -507,7 +511,7 @@ static int sni_lower(const uint8_t *sni, size_t len, char name[256])
 const kw_ks_key_t *kw_keystore_find_sni(const kw_keystore_t *store, const uint8_t *sni, size_t len)
 {
     char name[256];
-    if (sni_lower(sni, len, name) != 0)
+    if (kw_ks_sni_lower(sni, len, name) != 0)
         return NULL;
     const kw_ks_key_t *key = find_name(store, name);
     const char *dot = strchr(name, '.');
@@ -549,7 +553,7 @@ int kw_ks_sni_match(const char *pattern, const char *name)
 int kw_keystore_key_covers_sni(const kw_ks_key_t *key, const uint8_t *sni, size_t len)
 {
     char name[256];
-    if (sni_lower(sni, len, name) != 0)
+    if (kw_ks_sni_lower(sni, len, name) != 0)
         return 0;
     for (size_t i = 0; i < key->n_names; i++)
         if (kw_ks_sni_match(key->names[i], name))

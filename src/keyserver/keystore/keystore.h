@@ -98,6 +98,10 @@ int kw_keystore_key_has_ski(const kw_ks_key_t *key, const uint8_t *ski);
  * equals it, or a wildcard name covers it (kw_ks_sni_match). */
 int kw_keystore_key_covers_sni(const kw_ks_key_t *key, const uint8_t *sni, size_t len);
 
+/* sni (len bytes, from the wire) lower-cased into name: 0, or -1 when it cannot be a host name
+ * (empty, over 253 bytes, or holding a NUL). */
+int kw_ks_sni_lower(const uint8_t *sni, size_t len, char name[256]);
+
 /* Whether pattern covers name (both lower case): equal, or a "*." wildcard on either side standing
  * for exactly one label. */
 int kw_ks_sni_match(const char *pattern, const char *name);
