@@ -35,7 +35,7 @@ typedef struct kw_ks_backend_s {
      * ops/ unpacks into 0xA0) with key on in[0..inlen), writing at most KW_OP_OUT_MAX bytes to
      * out. On a worker thread with that worker's cache; no allocation on this path once the
      * cache is warm. Returns 0, or KW_ERR_CRYPTO / KW_ERR_INTERNAL. 0xA0 never fails on the
-     * ciphertext (implicit rejection, tls_reject.h).
+     * ciphertext (implicit rejection, tls_reject_internal.h).
      */
     uint8_t (*op_run)(kw_ks_op_cache_t *cache, const struct kw_ks_key_s *key, uint8_t opcode,
                       const uint8_t *in, size_t inlen, unsigned tls_version, uint8_t *out,

@@ -15,7 +15,7 @@
 #include "keyward/keyid.h"
 #include "kw_log.h"
 #include "keystore/keystore.h"
-#include "keystore/keystore_load.h"
+#include "keystore/keystore_load_internal.h"
 #include "kw_hex.h"
 
 typedef struct ski_entry_s {

@@ -28,7 +28,7 @@ typedef struct kw_ks_key_s {
     EVP_PKEY *pkey;                 /* the private key; for a token key, its public key */
     const kw_ks_backend_t *backend; /* where the key lives and how it is operated (backend.h) */
     void *priv; /* the backend's data, freed by backend->key_free: for a PEM RSA key its
-                 * implicit-rejection secret (tls_reject.h, secure heap), for a token key its
+                 * implicit-rejection secret (tls_reject_internal.h, secure heap), for a token key its
                  * kw_ks_p11_key_t */
     kw_ks_key_type_t type;
     int bits;       /* modulus / field size */

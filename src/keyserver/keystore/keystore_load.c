@@ -18,9 +18,9 @@
 #include "keyward/error.h"
 #include "keystore/hygiene.h"
 #include "keyward/keyid.h"
-#include "keystore/keystore_load.h"
+#include "keystore/keystore_load_internal.h"
 #include "keystore/pem/pem.h"
-#include "keystore/tls_reject.h"
+#include "keystore/tls_reject_internal.h"
 
 /* Never prompt for a passphrase: an encrypted key is an error. */
 static int no_password(char *buf, int size, int rwflag, void *u)

@@ -30,7 +30,7 @@ uint8_t kw_ks_op_check(const kw_ks_key_t *key, uint8_t opcode, const kw_bytes_t 
  * ClientHello version for KW_OP_TLS_RSA_DECRYPT. Writes at most KW_OP_OUT_MAX bytes to out.
  * Returns 0, or KW_ERR_CRYPTO / KW_ERR_INTERNAL. KW_OP_TLS_RSA_DECRYPT never fails on the
  * ciphertext: bad padding, a wrong version, length or value yield the key's synthetic PMS for it
- * (deterministic implicit rejection, tls_reject.h).
+ * (deterministic implicit rejection, tls_reject_internal.h).
  */
 uint8_t kw_ks_op_run(kw_ks_op_cache_t *cache, const kw_ks_key_t *key, uint8_t opcode,
                      const uint8_t *in, size_t inlen, unsigned tls_version, uint8_t *out,

@@ -8,7 +8,7 @@
 #include "keystore/backend.h"
 
 /* The backend table. A PEM key's priv is its implicit-rejection secret (RSA keys:
- * kw_ks_ir_secret_from_pkey, tls_reject.h) or NULL (EC, Ed25519). */
+ * kw_ks_ir_secret_from_pkey, tls_reject_internal.h) or NULL (EC, Ed25519). */
 extern const kw_ks_backend_t kw_ks_backend_pem;
 
 #endif /* KW_KS_PEM_H */

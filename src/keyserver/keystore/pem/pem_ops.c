@@ -9,7 +9,7 @@
 
 #include "keystore/pem/pem.h"
 #include "keystore/pem/pem_internal.h"
-#include "keystore/tls_reject.h"
+#include "keystore/tls_reject_internal.h"
 
 /*
  * 0xA0: raw RSA, then the constant-time TLS check of tls_reject.c, which answers the synthetic PMS

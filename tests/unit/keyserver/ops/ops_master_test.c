@@ -21,7 +21,7 @@
 #include "ops/ops.h"
 #include "ops/ops_master.h"
 #include "keystore/pem/pem.h"
-#include "keystore/tls_reject.h"
+#include "keystore/tls_reject_internal.h"
 
 static uint8_t cr[32], sr[32], hash[48], prf256 = KW_PRF_SHA256, prf384 = KW_PRF_SHA384;
 

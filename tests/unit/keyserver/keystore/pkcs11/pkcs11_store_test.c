@@ -31,7 +31,7 @@
 #include "keyward/protocol.h"
 #include "keystore/keystore.h"
 #include "keystore/pkcs11/pkcs11_internal.h"
-#include "keystore/tls_reject.h"
+#include "keystore/tls_reject_internal.h"
 #include "ops/ops.h"
 
 #define TOKEN "kwunit"
