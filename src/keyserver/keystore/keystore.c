@@ -265,47 +265,53 @@ static int add_key(kw_keystore_t *s, const char *what, kw_ks_names_t *names,
     return 1;
 }
 
-/* Loads key file `name` into slot s->n; returns 1 when it was added, 0 skipped, <0 fatal. */
+/* What loading one key gives besides the key: its certificate's names and SKI extension. */
+typedef struct loaded_s {
+    kw_ks_names_t names;
+    uint8_t cert_ski[KW_SKI_LEN];
+    int has_cert_ski;
+    char why[512];
+} loaded_t;
+
+/* After a loader returned rc for slot s->n: indexes the key, or logs why `what` was refused.
+ * Returns 1 when it was added, 0 refused, <0 fatal. */
+static int finish_load(kw_keystore_t *s, int rc, const char *what, loaded_t *l, size_t *ski_cap,
+                       size_t *sni_cap)
+{
+    if (rc == KW_ENOMEM)
+        return rc;
+    if (rc != 0) {
+        kw_error("key %s refused: %s", what, l->why);
+        return 0;
+    }
+    return add_key(s, what, &l->names, l->cert_ski, l->has_cert_ski, ski_cap, sni_cap);
+}
+
+/* Loads key file `name` into slot s->n; returns like finish_load. */
 static int load_one(kw_keystore_t *s, const char *dir, const char *name, size_t *ski_cap,
                     size_t *sni_cap)
 {
     kw_ks_key_t *key = &s->keys[s->n];
-    kw_ks_names_t names = {0};
-    uint8_t cert_ski[KW_SKI_LEN];
-    int has_cert_ski = 0;
-    char why[512];
+    loaded_t l = {0};
     char what[1024];
-    memset(key, 0, sizeof(*key));
-    int rc = kw_ks_key_load(dir, name, key, &names, cert_ski, &has_cert_ski, why, sizeof(why));
-    if (rc == KW_ENOMEM)
-        return rc;
-    if (rc != 0) {
-        kw_error("key %s/%s.key refused: %s", dir, name, why);
-        return 0;
-    }
     snprintf(what, sizeof(what), "%s/%s.key", dir, name);
-    return add_key(s, what, &names, cert_ski, has_cert_ski, ski_cap, sni_cap);
+    memset(key, 0, sizeof(*key));
+    int rc =
+        kw_ks_key_load(dir, name, key, &l.names, l.cert_ski, &l.has_cert_ski, l.why, sizeof(l.why));
+    return finish_load(s, rc, what, &l, ski_cap, sni_cap);
 }
 
-/* Adds the token key f (taken over) into slot s->n; returns like load_one. */
+/* Adds the token key f (taken over) into slot s->n; returns like finish_load. */
 static int load_token_key(kw_keystore_t *s, kw_ks_p11_found_t *f, size_t *ski_cap, size_t *sni_cap)
 {
     kw_ks_key_t *key = &s->keys[s->n];
-    kw_ks_names_t names = {0};
-    uint8_t cert_ski[KW_SKI_LEN];
-    int has_cert_ski = 0;
-    char why[512];
+    loaded_t l = {0};
     char what[300];
     snprintf(what, sizeof(what), "pkcs11 %s", f->name != NULL ? f->name : "?");
     memset(key, 0, sizeof(*key));
-    int rc = kw_ks_key_from_token(f, key, &names, cert_ski, &has_cert_ski, why, sizeof(why));
-    if (rc == KW_ENOMEM)
-        return rc;
-    if (rc != 0) {
-        kw_error("key %s refused: %s", what, why);
-        return 0;
-    }
-    return add_key(s, what, &names, cert_ski, has_cert_ski, ski_cap, sni_cap);
+    int rc =
+        kw_ks_key_from_token(f, key, &l.names, l.cert_ski, &l.has_cert_ski, l.why, sizeof(l.why));
+    return finish_load(s, rc, what, &l, ski_cap, sni_cap);
 }
 
 static kw_keystore_t *store_new(size_t capacity)
