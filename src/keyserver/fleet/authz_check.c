@@ -220,11 +220,14 @@ static int spec_matches(const spec_t *s, const target_t *t)
     return t->key != NULL ? spec_matches_key(s, t->key) : spec_matches_id(s, t->id);
 }
 
-/* The verdict over the edge's rules for opcode on t. Without rules every enabled key operation
- * is allowed; the tickets are given only to an edge a rule names for them. */
+/* The verdict over the edge's rules for opcode on t. Without authorisation (a NULL) everything
+ * is allowed; without rules every enabled key operation is; the tickets are given only to an
+ * edge a rule names for them. */
 static kw_ks_verdict_t decide(const kw_ks_authz_t *a, const kw_ks_edge_t *e, const target_t *t,
                               uint8_t opcode)
 {
+    if (a == NULL)
+        return KW_KS_ALLOWED;
     if (!kw_ks_opset_has(&a->enabled, opcode))
         return KW_KS_DENIED_OP;
     if (a->n == 0 && !t->tickets)
@@ -249,8 +252,6 @@ static kw_ks_verdict_t decide(const kw_ks_authz_t *a, const kw_ks_edge_t *e, con
 kw_ks_verdict_t kw_ks_authz_check(const kw_ks_authz_t *a, const kw_ks_edge_t *e,
                                   const kw_ks_key_t *key, uint8_t opcode)
 {
-    if (a == NULL)
-        return KW_KS_ALLOWED;
     target_t t = {key, NULL, 0};
     return decide(a, e, &t, opcode);
 }
@@ -258,8 +259,6 @@ kw_ks_verdict_t kw_ks_authz_check(const kw_ks_authz_t *a, const kw_ks_edge_t *e,
 kw_ks_verdict_t kw_ks_authz_check_remote(const kw_ks_authz_t *a, const kw_ks_edge_t *e,
                                          const kw_ks_keyid_t *id, uint8_t opcode)
 {
-    if (a == NULL)
-        return KW_KS_ALLOWED;
     target_t t = {NULL, id, 0};
     return decide(a, e, &t, opcode);
 }
@@ -276,8 +275,6 @@ const kw_ks_opset_t *kw_ks_authz_enabled(const kw_ks_authz_t *a)
 
 kw_ks_verdict_t kw_ks_authz_check_tickets(const kw_ks_authz_t *a, const kw_ks_edge_t *e)
 {
-    if (a == NULL)
-        return KW_KS_ALLOWED;
     target_t t = {NULL, NULL, 1};
     return decide(a, e, &t, KW_OP_TICKET_KEYS);
 }
