@@ -6,7 +6,7 @@ set -eu
 cd "$(dirname "$0")/../src/keyserver"
 echo "| file | purpose |"
 echo "|---|---|"
-for dir in . net engine fleet peer ops keystore keystore/pkcs11 config obs; do
+for dir in . net engine fleet peer ops keystore keystore/pem keystore/pkcs11 config obs; do
     for f in "$dir"/*.c "$dir"/*.h; do
         [ -f "$f" ] || continue
         f=${f#./}

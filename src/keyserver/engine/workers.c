@@ -287,7 +287,7 @@ static kw_ks_job_t *take_held(kw_ks_workers_t *w)
  * out). */
 static int may_hold(const kw_ks_job_t *job)
 {
-    return job->key != NULL && job->key->p11 == NULL;
+    return job->key != NULL && job->key->backend->local;
 }
 
 void kw_ks_workers_submit(kw_ks_workers_t *w, kw_ks_job_t *head, kw_ks_job_t *tail, size_t count)

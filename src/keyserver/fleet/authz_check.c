@@ -199,27 +199,38 @@ static int spec_matches_id(const spec_t *s, const kw_ks_keyid_t *id)
         return id->kind == KW_KS_KEYID_SKI && id->len == KW_SKI_LEN &&
                memcmp(s->id, id->ptr, KW_SKI_LEN) == 0;
     case SPEC_SNI:
-        if (id->kind != KW_KS_KEYID_SNI || id->len == 0 || id->len >= sizeof(sni) ||
-            memchr(id->ptr, 0, id->len) != NULL)
-            return 0;
-        for (size_t i = 0; i < id->len; i++) {
-            uint8_t ch = id->ptr[i];
-            sni[i] = (char)(ch >= 'A' && ch <= 'Z' ? ch + 32 : ch);
-        }
-        sni[id->len] = '\0';
-        return kw_ks_sni_match(s->text, sni);
+        return id->kind == KW_KS_KEYID_SNI && kw_ks_sni_lower(id->ptr, id->len, sni) == 0 &&
+               kw_ks_sni_match(s->text, sni);
     default:
         return 0; /* a key name is only known for keys held here */
     }
 }
 
-/* The verdict over the edge's rules for opcode with key (held here) or id (a key not held). */
-static kw_ks_verdict_t decide(const kw_ks_authz_t *a, const kw_ks_edge_t *e, const kw_ks_key_t *key,
-                              const kw_ks_keyid_t *id, uint8_t opcode)
+/* What a request asks about: a key held here, a key id (a key not held), or the tickets. */
+typedef struct target_s {
+    const kw_ks_key_t *key;
+    const kw_ks_keyid_t *id;
+    int tickets;
+} target_t;
+
+static int spec_matches(const spec_t *s, const target_t *t)
 {
+    if (t->tickets)
+        return s->kind == SPEC_TICKETS;
+    return t->key != NULL ? spec_matches_key(s, t->key) : spec_matches_id(s, t->id);
+}
+
+/* The verdict over the edge's rules for opcode on t. Without authorisation (a NULL) everything
+ * is allowed; without rules every enabled key operation is; the tickets are given only to an
+ * edge a rule names for them. */
+static kw_ks_verdict_t decide(const kw_ks_authz_t *a, const kw_ks_edge_t *e, const target_t *t,
+                              uint8_t opcode)
+{
+    if (a == NULL)
+        return KW_KS_ALLOWED;
     if (!kw_ks_opset_has(&a->enabled, opcode))
         return KW_KS_DENIED_OP;
-    if (a->n == 0)
+    if (a->n == 0 && !t->tickets)
         return KW_KS_ALLOWED;
     if (e == NULL)
         return KW_KS_DENIED_KEY;
@@ -227,8 +238,7 @@ static kw_ks_verdict_t decide(const kw_ks_authz_t *a, const kw_ks_edge_t *e, con
     for (size_t i = 0; i < e->n_rules; i++) {
         const rule_t *r = &a->rules[e->rules[i]];
         for (size_t k = 0; k < r->n_specs; k++) {
-            if (key != NULL ? !spec_matches_key(&r->specs[k], key)
-                            : !spec_matches_id(&r->specs[k], id))
+            if (!spec_matches(&r->specs[k], t))
                 continue;
             if (kw_ks_opset_has(&r->ops, opcode))
                 return KW_KS_ALLOWED;
@@ -242,17 +252,15 @@ static kw_ks_verdict_t decide(const kw_ks_authz_t *a, const kw_ks_edge_t *e, con
 kw_ks_verdict_t kw_ks_authz_check(const kw_ks_authz_t *a, const kw_ks_edge_t *e,
                                   const kw_ks_key_t *key, uint8_t opcode)
 {
-    if (a == NULL)
-        return KW_KS_ALLOWED;
-    return decide(a, e, key, NULL, opcode);
+    target_t t = {key, NULL, 0};
+    return decide(a, e, &t, opcode);
 }
 
 kw_ks_verdict_t kw_ks_authz_check_remote(const kw_ks_authz_t *a, const kw_ks_edge_t *e,
                                          const kw_ks_keyid_t *id, uint8_t opcode)
 {
-    if (a == NULL)
-        return KW_KS_ALLOWED;
-    return decide(a, e, NULL, id, opcode);
+    target_t t = {NULL, id, 0};
+    return decide(a, e, &t, opcode);
 }
 
 int kw_ks_authz_allow_all(const kw_ks_authz_t *a)
@@ -267,24 +275,8 @@ const kw_ks_opset_t *kw_ks_authz_enabled(const kw_ks_authz_t *a)
 
 kw_ks_verdict_t kw_ks_authz_check_tickets(const kw_ks_authz_t *a, const kw_ks_edge_t *e)
 {
-    if (a == NULL)
-        return KW_KS_ALLOWED;
-    if (!kw_ks_opset_has(&a->enabled, KW_OP_TICKET_KEYS))
-        return KW_KS_DENIED_OP;
-    if (e == NULL)
-        return KW_KS_DENIED_KEY;
-    int named = 0;
-    for (size_t i = 0; i < e->n_rules; i++) {
-        const rule_t *r = &a->rules[e->rules[i]];
-        for (size_t k = 0; k < r->n_specs; k++) {
-            if (r->specs[k].kind != SPEC_TICKETS)
-                continue;
-            if (kw_ks_opset_has(&r->ops, KW_OP_TICKET_KEYS))
-                return KW_KS_ALLOWED;
-            named = 1;
-        }
-    }
-    return named ? KW_KS_DENIED_OP : KW_KS_DENIED_KEY;
+    target_t t = {NULL, NULL, 1};
+    return decide(a, e, &t, KW_OP_TICKET_KEYS);
 }
 
 const char *kw_ks_authz_rule_text(const kw_ks_authz_t *a, size_t i)

@@ -15,7 +15,7 @@
 #include "keyward/keyid.h"
 #include "kw_log.h"
 #include "keystore/keystore.h"
-#include "keystore/keystore_load.h"
+#include "keystore/keystore_load_internal.h"
 #include "kw_hex.h"
 
 typedef struct ski_entry_s {
@@ -124,16 +124,25 @@ static int cmp_sni(const void *a, const void *b)
     return (ea->key->index > eb->key->index) - (ea->key->index < eb->key->index);
 }
 
+/* v (n entries of size bytes used of *cap) with room for one more: v itself, a larger copy, or
+ * NULL (v unchanged) when out of memory. */
+static void *room_for_one(void *v, size_t n, size_t *cap, size_t size)
+{
+    if (n < *cap)
+        return v;
+    size_t ncap = *cap ? *cap * 2 : 16;
+    void *grown = realloc(v, ncap * size);
+    if (grown != NULL)
+        *cap = ncap;
+    return grown;
+}
+
 static int add_ski(kw_keystore_t *s, const uint8_t *ski, const kw_ks_key_t *key, size_t *cap)
 {
-    if (s->n_ski == *cap) {
-        size_t ncap = *cap ? *cap * 2 : 16;
-        ski_entry_t *grown = realloc(s->by_ski, ncap * sizeof(*grown));
-        if (grown == NULL)
-            return KW_ENOMEM;
-        s->by_ski = grown;
-        *cap = ncap;
-    }
+    ski_entry_t *grown = room_for_one(s->by_ski, s->n_ski, cap, sizeof(*s->by_ski));
+    if (grown == NULL)
+        return KW_ENOMEM;
+    s->by_ski = grown;
     memcpy(s->by_ski[s->n_ski].ski, ski, KW_SKI_LEN);
     s->by_ski[s->n_ski].key = key;
     s->n_ski++;
@@ -170,14 +179,10 @@ static void key_names_free(kw_ks_key_t *key)
 static int add_names(kw_keystore_t *s, kw_ks_names_t *names, const kw_ks_key_t *key, size_t *cap)
 {
     for (size_t i = 0; i < names->n; i++) {
-        if (s->n_sni == *cap) {
-            size_t ncap = *cap ? *cap * 2 : 16;
-            sni_entry_t *grown = realloc(s->by_sni, ncap * sizeof(*grown));
-            if (grown == NULL)
-                return KW_ENOMEM;
-            s->by_sni = grown;
-            *cap = ncap;
-        }
+        sni_entry_t *grown = room_for_one(s->by_sni, s->n_sni, cap, sizeof(*s->by_sni));
+        if (grown == NULL)
+            return KW_ENOMEM;
+        s->by_sni = grown;
         s->by_sni[s->n_sni].name = names->v[i];
         s->by_sni[s->n_sni].key = key;
         s->n_sni++;
@@ -256,52 +261,57 @@ static int add_key(kw_keystore_t *s, const char *what, kw_ks_names_t *names,
             key->type == KW_KS_KEY_RSA  ? "RSA"
             : key->type == KW_KS_KEY_EC ? "EC"
                                         : "Ed25519",
-            key->bits, key->p11 != NULL ? ", on a PKCS#11 token" : "",
-            key->chain_der ? ", with certificate chain" : "", hex);
+            key->bits, key->backend->note, key->chain_der ? ", with certificate chain" : "", hex);
     return 1;
 }
 
-/* Loads key file `name` into slot s->n; returns 1 when it was added, 0 skipped, <0 fatal. */
+/* What loading one key gives besides the key: its certificate's names and SKI extension. */
+typedef struct loaded_s {
+    kw_ks_names_t names;
+    uint8_t cert_ski[KW_SKI_LEN];
+    int has_cert_ski;
+    char why[512];
+} loaded_t;
+
+/* After a loader returned rc for slot s->n: indexes the key, or logs why `what` was refused.
+ * Returns 1 when it was added, 0 refused, <0 fatal. */
+static int finish_load(kw_keystore_t *s, int rc, const char *what, loaded_t *l, size_t *ski_cap,
+                       size_t *sni_cap)
+{
+    if (rc == KW_ENOMEM)
+        return rc;
+    if (rc != 0) {
+        kw_error("key %s refused: %s", what, l->why);
+        return 0;
+    }
+    return add_key(s, what, &l->names, l->cert_ski, l->has_cert_ski, ski_cap, sni_cap);
+}
+
+/* Loads key file `name` into slot s->n; returns like finish_load. */
 static int load_one(kw_keystore_t *s, const char *dir, const char *name, size_t *ski_cap,
                     size_t *sni_cap)
 {
     kw_ks_key_t *key = &s->keys[s->n];
-    kw_ks_names_t names = {0};
-    uint8_t cert_ski[KW_SKI_LEN];
-    int has_cert_ski = 0;
-    char why[512];
+    loaded_t l = {0};
     char what[1024];
-    memset(key, 0, sizeof(*key));
-    int rc = kw_ks_key_load(dir, name, key, &names, cert_ski, &has_cert_ski, why, sizeof(why));
-    if (rc == KW_ENOMEM)
-        return rc;
-    if (rc != 0) {
-        kw_error("key %s/%s.key refused: %s", dir, name, why);
-        return 0;
-    }
     snprintf(what, sizeof(what), "%s/%s.key", dir, name);
-    return add_key(s, what, &names, cert_ski, has_cert_ski, ski_cap, sni_cap);
+    memset(key, 0, sizeof(*key));
+    int rc =
+        kw_ks_key_load(dir, name, key, &l.names, l.cert_ski, &l.has_cert_ski, l.why, sizeof(l.why));
+    return finish_load(s, rc, what, &l, ski_cap, sni_cap);
 }
 
-/* Adds the token key f (taken over) into slot s->n; returns like load_one. */
+/* Adds the token key f (taken over) into slot s->n; returns like finish_load. */
 static int load_token_key(kw_keystore_t *s, kw_ks_p11_found_t *f, size_t *ski_cap, size_t *sni_cap)
 {
     kw_ks_key_t *key = &s->keys[s->n];
-    kw_ks_names_t names = {0};
-    uint8_t cert_ski[KW_SKI_LEN];
-    int has_cert_ski = 0;
-    char why[512];
+    loaded_t l = {0};
     char what[300];
     snprintf(what, sizeof(what), "pkcs11 %s", f->name != NULL ? f->name : "?");
     memset(key, 0, sizeof(*key));
-    int rc = kw_ks_key_from_token(f, key, &names, cert_ski, &has_cert_ski, why, sizeof(why));
-    if (rc == KW_ENOMEM)
-        return rc;
-    if (rc != 0) {
-        kw_error("key %s refused: %s", what, why);
-        return 0;
-    }
-    return add_key(s, what, &names, cert_ski, has_cert_ski, ski_cap, sni_cap);
+    int rc =
+        kw_ks_key_from_token(f, key, &l.names, l.cert_ski, &l.has_cert_ski, l.why, sizeof(l.why));
+    return finish_load(s, rc, what, &l, ski_cap, sni_cap);
 }
 
 static kw_keystore_t *store_new(size_t capacity)
@@ -494,8 +504,7 @@ static const kw_ks_key_t *find_name(const kw_keystore_t *store, const char *name
     return hit != NULL ? hit->key : NULL;
 }
 
-/* sni (len bytes) lower-cased into name (256 bytes); 0, or -1 when it cannot be a name. */
-static int sni_lower(const uint8_t *sni, size_t len, char name[256])
+int kw_ks_sni_lower(const uint8_t *sni, size_t len, char name[256])
 {
     if (len == 0 || len >= 256 - 2 || memchr(sni, 0, len) != NULL)
         return -1;
@@ -508,7 +517,7 @@ static int sni_lower(const uint8_t *sni, size_t len, char name[256])
 const kw_ks_key_t *kw_keystore_find_sni(const kw_keystore_t *store, const uint8_t *sni, size_t len)
 {
     char name[256];
-    if (sni_lower(sni, len, name) != 0)
+    if (kw_ks_sni_lower(sni, len, name) != 0)
         return NULL;
     const kw_ks_key_t *key = find_name(store, name);
     const char *dot = strchr(name, '.');
@@ -550,7 +559,7 @@ int kw_ks_sni_match(const char *pattern, const char *name)
 int kw_keystore_key_covers_sni(const kw_ks_key_t *key, const uint8_t *sni, size_t len)
 {
     char name[256];
-    if (sni_lower(sni, len, name) != 0)
+    if (kw_ks_sni_lower(sni, len, name) != 0)
         return 0;
     for (size_t i = 0; i < key->n_names; i++)
         if (kw_ks_sni_match(key->names[i], name))

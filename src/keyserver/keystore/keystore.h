@@ -14,6 +14,7 @@
 #include <openssl/x509.h>
 
 #include "keyward/protocol.h"
+#include "keystore/backend.h"
 #include "keystore/pkcs11/pkcs11_store.h"
 
 typedef enum kw_ks_key_type {
@@ -24,8 +25,11 @@ typedef enum kw_ks_key_type {
 
 /* One key. Owned by its store; valid as long as the caller holds a reference to the store. */
 typedef struct kw_ks_key_s {
-    EVP_PKEY *pkey;       /* the private key; for a token key, its public key */
-    kw_ks_p11_key_t *p11; /* the key on a PKCS#11 token, or NULL (a PEM key); owned */
+    EVP_PKEY *pkey;                 /* the private key; for a token key, its public key */
+    const kw_ks_backend_t *backend; /* where the key lives and how it is operated (backend.h) */
+    void *priv; /* the backend's data, freed by backend->key_free: for a PEM RSA key its
+                 * implicit-rejection secret (tls_reject_internal.h, secure heap), for a token key its
+                 * kw_ks_p11_key_t */
     kw_ks_key_type_t type;
     int bits;       /* modulus / field size */
     size_t max_out; /* EVP_PKEY_get_size: largest signature or decrypted block */
@@ -37,7 +41,6 @@ typedef struct kw_ks_key_s {
     int has_cert_ski;
     char **names; /* the names its certificate answers to (SAN DNS, CN), lower case; owned */
     size_t n_names;
-    uint8_t *ir_secret; /* RSA PEM key: implicit-rejection secret (tls_reject.h), secure heap */
     uint8_t *chain_der; /* concatenated DER certificates, leaf first; NULL without a .crt */
     size_t chain_der_len;
 } kw_ks_key_t;
@@ -94,6 +97,10 @@ int kw_keystore_key_has_ski(const kw_ks_key_t *key, const uint8_t *ski);
 /* 1 when key's certificate answers to the server name sni (len bytes, any case): one of its names
  * equals it, or a wildcard name covers it (kw_ks_sni_match). */
 int kw_keystore_key_covers_sni(const kw_ks_key_t *key, const uint8_t *sni, size_t len);
+
+/* sni (len bytes, from the wire) lower-cased into name: 0, or -1 when it cannot be a host name
+ * (empty, over 253 bytes, or holding a NUL). */
+int kw_ks_sni_lower(const uint8_t *sni, size_t len, char name[256]);
 
 /* Whether pattern covers name (both lower case): equal, or a "*." wildcard on either side standing
  * for exactly one label. */

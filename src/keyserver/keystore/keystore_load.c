@@ -18,8 +18,9 @@
 #include "keyward/error.h"
 #include "keystore/hygiene.h"
 #include "keyward/keyid.h"
-#include "keystore/keystore_load.h"
-#include "keystore/tls_reject.h"
+#include "keystore/keystore_load_internal.h"
+#include "keystore/pem/pem.h"
+#include "keystore/tls_reject_internal.h"
 
 /* Never prompt for a passphrase: an encrypted key is an error. */
 static int no_password(char *buf, int size, int rwflag, void *u)
@@ -259,8 +260,9 @@ int kw_ks_key_load(const char *dir, const char *name, kw_ks_key_t *key, kw_ks_na
         snprintf(err, errlen, "cannot compute the key id of %s", key_path);
         rc = KW_ECRYPTO;
     }
+    key->backend = &kw_ks_backend_pem;
     if (rc == 0 && key->type == KW_KS_KEY_RSA &&
-        (key->ir_secret = kw_ks_ir_secret_from_pkey(key->pkey)) == NULL) {
+        (key->priv = kw_ks_ir_secret_from_pkey(key->pkey)) == NULL) {
         snprintf(err, errlen, "cannot derive the implicit-rejection secret of %s", key_path);
         rc = KW_ECRYPTO;
     }
@@ -290,12 +292,13 @@ int kw_ks_key_from_token(kw_ks_p11_found_t *f, kw_ks_key_t *key, kw_ks_names_t *
                          uint8_t cert_ski[KW_SKI_LEN], int *has_cert_ski, char *err, size_t errlen)
 {
     key->pkey = f->pub;
-    key->p11 = f->key;
+    key->backend = &kw_ks_backend_pkcs11;
+    key->priv = f->key;
     key->name = f->name;
     f->pub = NULL;
     f->key = NULL;
     f->name = NULL;
-    int rc = key->pkey != NULL && key->p11 != NULL && key->name != NULL ? 0 : KW_EINVAL;
+    int rc = key->pkey != NULL && key->priv != NULL && key->name != NULL ? 0 : KW_EINVAL;
     if (rc == 0)
         rc = classify_key(key, err, errlen);
     if (rc == 0 && kw_keyid_from_pkey(key->pkey, key->digest, key->ski) != 0) {
@@ -329,8 +332,8 @@ int kw_ks_key_from_token(kw_ks_p11_found_t *f, kw_ks_key_t *key, kw_ks_names_t *
 
 void kw_ks_key_clear(kw_ks_key_t *key)
 {
-    kw_ks_p11_key_free(key->p11);
-    kw_ks_ir_secret_free(key->ir_secret);
+    if (key->backend != NULL)
+        key->backend->key_free(key->priv);
     EVP_PKEY_free(key->pkey);
     free(key->name);
     free(key->chain_der);

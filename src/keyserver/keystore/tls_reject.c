@@ -1,5 +1,5 @@
 /*
- * Deterministic implicit rejection for TLS RSA key exchange (tls_reject.h): the per-key secret,
+ * Deterministic implicit rejection for TLS RSA key exchange (tls_reject_internal.h): the per-key secret,
  * the synthetic PMS, and the constant-time check that selects between it and the decrypted one.
  */
 #include <string.h>
@@ -9,9 +9,9 @@
 #include <openssl/hmac.h>
 #include <openssl/rsa.h>
 
-#include "keystore/ct.h"
+#include "keystore/ct_internal.h"
 #include "keyward/protocol.h"
-#include "keystore/tls_reject.h"
+#include "keystore/tls_reject_internal.h"
 
 #define DOMAIN    "keyward implicit rejection key secret v1"
 #define PRF_LABEL "tls pms"

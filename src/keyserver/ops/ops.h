@@ -11,9 +11,6 @@
 
 #include "keystore/keystore.h"
 
-/* Largest result of a key operation: an RSA-4096 block (ECDSA P-521 DER is 139 bytes). */
-#define KW_OP_OUT_MAX 512
-
 /* 1 when opcode is a private-key operation this server performs on a worker. */
 int kw_ks_op_is_key_op(uint8_t opcode);
 
@@ -26,19 +23,14 @@ int kw_ks_op_is_key_op(uint8_t opcode);
 uint8_t kw_ks_op_check(const kw_ks_key_t *key, uint8_t opcode, const kw_bytes_t *payload,
                        const kw_bytes_t *extra);
 
-/* A worker's cache of initialised EVP_PKEY_CTX / EVP_MD_CTX, one per (key, opcode) slot. */
-typedef struct kw_ks_op_cache_s kw_ks_op_cache_t;
-
-/* slots == 0 disables caching (contexts made per operation). NULL on allocation failure. */
-kw_ks_op_cache_t *kw_ks_op_cache_new(size_t slots);
-void kw_ks_op_cache_free(kw_ks_op_cache_t *cache);
+/* The worker's cache (kw_ks_op_cache_new) and KW_OP_OUT_MAX come from keystore/backend.h. */
 
 /*
  * Performs opcode with key on in[0..inlen) (already checked by kw_ks_op_check). tls_version is the
  * ClientHello version for KW_OP_TLS_RSA_DECRYPT. Writes at most KW_OP_OUT_MAX bytes to out.
  * Returns 0, or KW_ERR_CRYPTO / KW_ERR_INTERNAL. KW_OP_TLS_RSA_DECRYPT never fails on the
  * ciphertext: bad padding, a wrong version, length or value yield the key's synthetic PMS for it
- * (deterministic implicit rejection, tls_reject.h).
+ * (deterministic implicit rejection, tls_reject_internal.h).
  */
 uint8_t kw_ks_op_run(kw_ks_op_cache_t *cache, const kw_ks_key_t *key, uint8_t opcode,
                      const uint8_t *in, size_t inlen, unsigned tls_version, uint8_t *out,

@@ -18,13 +18,22 @@
 #define LABEL_MS  "master secret"
 #define LABEL_EMS "extended master secret"
 
+/* The PRF digest item: present and exactly one byte (read through kw_reader). 0 or -1. */
+static int prf_of(const kw_msg_t *msg, uint8_t *prf)
+{
+    kw_reader_t r;
+    if (!msg->prf_digest.present)
+        return -1;
+    kw_reader_init(&r, msg->prf_digest.ptr, msg->prf_digest.len);
+    return kw_reader_u8(&r, prf) == 0 && kw_reader_remaining(&r) == 0 ? 0 : -1;
+}
+
 uint8_t kw_ks_master_check(const kw_msg_t *msg)
 {
     int randoms = msg->client_random.present && msg->server_random.present;
     int hash = msg->session_hash.present;
-    if (!msg->prf_digest.present || msg->prf_digest.len != 1)
-        return KW_ERR_FORMAT;
-    if (msg->prf_digest.ptr[0] != KW_PRF_SHA256 && msg->prf_digest.ptr[0] != KW_PRF_SHA384)
+    uint8_t prf = 0;
+    if (prf_of(msg, &prf) != 0 || (prf != KW_PRF_SHA256 && prf != KW_PRF_SHA384))
         return KW_ERR_FORMAT;
     if (randoms == hash) /* exactly one kind of seed */
         return KW_ERR_FORMAT;
@@ -53,7 +62,10 @@ size_t kw_ks_master_in_len(const kw_msg_t *msg)
 void kw_ks_master_pack(const kw_msg_t *msg, uint8_t *in)
 {
     size_t slen = seed_len(msg);
-    in[0] = msg->prf_digest.ptr[0];
+    uint8_t prf = 0;
+    if (prf_of(msg, &prf) != 0) /* checked by kw_ks_master_check */
+        prf = 0;
+    in[0] = prf;
     in[1] = msg->session_hash.present ? 1 : 0;
     in[2] = (uint8_t)slen;
     if (msg->session_hash.present) {

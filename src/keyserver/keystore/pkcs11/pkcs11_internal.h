@@ -15,7 +15,7 @@
 #include <p11-kit/pkcs11.h>
 
 #include "keystore/pkcs11/pkcs11_store.h"
-#include "keystore/pkcs11/pkcs11_uri.h"
+#include "keystore/pkcs11/pkcs11_uri_internal.h"
 
 /* One loaded module (a dlopen'ed library, initialised once). Reference counted. */
 typedef struct kw_ks_p11_module_s {
@@ -65,7 +65,7 @@ struct kw_ks_p11_key_s {
     int type;           /* KW_P11_* */
     size_t k;           /* RSA modulus bytes; EVP_PKEY_get_size for EC and Ed25519 */
     uint8_t *modulus;   /* RSA: n, k bytes big-endian (ciphertexts >= n are refused here) */
-    uint8_t *ir_secret; /* RSA: implicit-rejection secret (tls_reject.h), secure heap; or NULL */
+    uint8_t *ir_secret; /* RSA: implicit-rejection secret (tls_reject_internal.h), secure heap; or NULL */
     char *name;         /* shown in logs */
 };
 

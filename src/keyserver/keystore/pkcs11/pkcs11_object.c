@@ -86,17 +86,34 @@ static EVP_PKEY *from_params(const char *alg, OSSL_PARAM_BLD *bld)
     return pkey;
 }
 
+/* Two attributes of one object, read together; free with pair_free. */
+typedef struct attr_pair_s {
+    uint8_t *v[2];
+    size_t len[2];
+} attr_pair_t;
+
+/* Reads attributes a0 and a1 of o into p; 1 when both were read. Free p in any case. */
+static int get_pair(kw_ks_p11_token_t *t, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE o,
+                    CK_ATTRIBUTE_TYPE a0, CK_ATTRIBUTE_TYPE a1, attr_pair_t *p)
+{
+    memset(p, 0, sizeof(*p));
+    return kw_ks_p11_get_attr(t, s, o, a0, &p->v[0], &p->len[0]) == CKR_OK &&
+           kw_ks_p11_get_attr(t, s, o, a1, &p->v[1], &p->len[1]) == CKR_OK;
+}
+
+static void pair_free(attr_pair_t *p)
+{
+    free(p->v[0]);
+    free(p->v[1]);
+}
+
 static EVP_PKEY *rsa_from_attrs(kw_ks_p11_token_t *t, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE o)
 {
-    uint8_t *n = NULL;
-    uint8_t *e = NULL;
-    size_t nlen = 0;
-    size_t elen = 0;
+    attr_pair_t ne;
     EVP_PKEY *pkey = NULL;
-    if (kw_ks_p11_get_attr(t, s, o, CKA_MODULUS, &n, &nlen) == CKR_OK &&
-        kw_ks_p11_get_attr(t, s, o, CKA_PUBLIC_EXPONENT, &e, &elen) == CKR_OK) {
-        BIGNUM *bn = BN_bin2bn(n, (int)nlen, NULL);
-        BIGNUM *be = BN_bin2bn(e, (int)elen, NULL);
+    if (get_pair(t, s, o, CKA_MODULUS, CKA_PUBLIC_EXPONENT, &ne)) {
+        BIGNUM *bn = BN_bin2bn(ne.v[0], (int)ne.len[0], NULL);
+        BIGNUM *be = BN_bin2bn(ne.v[1], (int)ne.len[1], NULL);
         OSSL_PARAM_BLD *bld = OSSL_PARAM_BLD_new();
         if (bn != NULL && be != NULL && bld != NULL &&
             OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_N, bn) == 1 &&
@@ -106,8 +123,7 @@ static EVP_PKEY *rsa_from_attrs(kw_ks_p11_token_t *t, CK_SESSION_HANDLE s, CK_OB
         BN_free(bn);
         BN_free(be);
     }
-    free(n);
-    free(e);
+    pair_free(&ne);
     return pkey;
 }
 
@@ -154,16 +170,12 @@ static const char *curve_name(const uint8_t *der, size_t len)
 
 static EVP_PKEY *ec_from_attrs(kw_ks_p11_token_t *t, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE o)
 {
-    uint8_t *par = NULL;
-    uint8_t *pt = NULL;
-    size_t parlen = 0;
-    size_t ptlen = 0;
+    attr_pair_t pp; /* CKA_EC_PARAMS, CKA_EC_POINT */
     EVP_PKEY *pkey = NULL;
-    if (kw_ks_p11_get_attr(t, s, o, CKA_EC_PARAMS, &par, &parlen) == CKR_OK &&
-        kw_ks_p11_get_attr(t, s, o, CKA_EC_POINT, &pt, &ptlen) == CKR_OK) {
-        const char *curve = curve_name(par, parlen);
+    if (get_pair(t, s, o, CKA_EC_PARAMS, CKA_EC_POINT, &pp)) {
+        const char *curve = curve_name(pp.v[0], pp.len[0]);
         size_t plen = 0;
-        const uint8_t *point = unwrap_point(pt, ptlen, &plen);
+        const uint8_t *point = unwrap_point(pp.v[1], pp.len[1], &plen);
         if (curve != NULL && strcmp(curve, "ED25519") == 0) {
             if (plen == 32)
                 pkey = EVP_PKEY_new_raw_public_key_ex(NULL, "ED25519", NULL, point, plen);
@@ -176,8 +188,7 @@ static EVP_PKEY *ec_from_attrs(kw_ks_p11_token_t *t, CK_SESSION_HANDLE s, CK_OBJ
             OSSL_PARAM_BLD_free(bld);
         }
     }
-    free(par);
-    free(pt);
+    pair_free(&pp);
     ERR_clear_error();
     return pkey;
 }

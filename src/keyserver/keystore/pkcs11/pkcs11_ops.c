@@ -3,7 +3,7 @@
  * §9.2), CKM_RSA_PKCS_PSS (salt = digest length), CKM_ECDSA (the token's r||s turned into DER, as
  * the protocol answers) and CKM_EDDSA. Decryption: CKM_RSA_X_509 (raw) and the PKCS#1 v1.5 checks
  * done here, so the TLS decrypt (0xA0) checks padding and version in constant time and substitutes
- * the key's synthetic PMS on failure (tls_reject.h; RFC 5246 §7.4.7.1): a token that answers "bad
+ * the key's synthetic PMS on failure (tls_reject_internal.h; RFC 5246 §7.4.7.1): a token that answers "bad
  * padding" with an error after a data-dependent time would be a padding oracle. Only when the
  * token lacks CKM_RSA_X_509 does 0xA0 fall back to CKM_RSA_PKCS plus the same substitution; its
  * error path is then the token's, and its timing is not under our control (logged once at load;
@@ -17,12 +17,12 @@
 #include <openssl/ec.h>
 #include <openssl/err.h>
 
-#include "keystore/ct.h"
+#include "keystore/ct_internal.h"
 #include "keyward/error.h"
 #include "kw_log.h"
 #include "keyward/protocol.h"
 #include "keystore/pkcs11/pkcs11_internal.h"
-#include "keystore/tls_reject.h"
+#include "keystore/tls_reject_internal.h"
 
 #define EM_MAX 512 /* RSA-4096 */
 

@@ -15,7 +15,7 @@
 #include "keyward/keyid.h"
 #include "kw_log.h"
 #include "keystore/pkcs11/pkcs11_internal.h"
-#include "keystore/tls_reject.h"
+#include "keystore/tls_reject_internal.h"
 #include "kw_hex.h"
 
 #define MAX_KEYS_PER_TOKEN 1024

@@ -14,6 +14,8 @@
 
 #include <openssl/evp.h>
 
+#include "keystore/backend.h"
+
 typedef struct kw_ks_p11_ctx_s kw_ks_p11_ctx_t;
 typedef struct kw_ks_p11_key_s kw_ks_p11_key_t;
 
@@ -70,5 +72,8 @@ void kw_ks_p11_key_free(kw_ks_p11_key_t *key);
 uint8_t kw_ks_p11_op_run(const kw_ks_p11_key_t *key, uint8_t opcode, const uint8_t *in,
                          size_t inlen, unsigned tls_version, uint8_t *out, size_t outmax,
                          size_t *outlen);
+
+/* The backend table (backend.h); a token key's priv is its kw_ks_p11_key_t. */
+extern const kw_ks_backend_t kw_ks_backend_pkcs11;
 
 #endif /* KW_PKCS11_STORE_H */

@@ -10,7 +10,7 @@
 #include <openssl/crypto.h>
 
 #include "keyward/error.h"
-#include "keystore/pkcs11/pkcs11_uri.h"
+#include "keystore/pkcs11/pkcs11_uri_internal.h"
 #include "kw_hex.h"
 #include "kw_num.h"
 

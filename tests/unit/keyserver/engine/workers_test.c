@@ -21,6 +21,7 @@
 #include "engine/job.h"
 #include "keyward/protocol.h"
 #include "engine/workers.h"
+#include "keystore/pem/pem.h"
 
 #define MAX_DONE 8
 
@@ -53,6 +54,7 @@ static int setup(void **state)
     f->key.pkey = EVP_EC_gen("P-256");
     assert_non_null(f->key.pkey);
     f->key.type = KW_KS_KEY_EC;
+    f->key.backend = &kw_ks_backend_pem;
     f->key.bits = 256;
     f->key.max_out = (size_t)EVP_PKEY_get_size(f->key.pkey);
     assert_int_equal(RAND_bytes(f->digest, sizeof(f->digest)), 1);
@@ -197,13 +199,14 @@ static void test_token_key_and_inline_off_never_held(void **state)
     assert_signed(f, &f->jobs[0]);
     stop_pool(f);
 
-    /* a token key (p11 set) is left to the workers even with run_inline: an HSM's latency must
-     * not stall the loop. A worker runs it; PING is refused before the token is touched. */
+    /* a token key (the PKCS#11 backend) is left to the workers even with run_inline: an HSM's
+     * latency must not stall the loop. A worker runs it; PING is refused before the token is
+     * touched. */
     f->n_done = 0;
     f->pool.run_inline = 1;
     assert_int_equal(kw_ks_workers_start(&f->pool, &f->loop, 1, 4, on_done), 0);
     kw_ks_key_t token_key = f->key;
-    token_key.p11 = (kw_ks_p11_key_t *)&token_key; /* never dereferenced: checked for NULL only */
+    token_key.backend = &kw_ks_backend_pkcs11; /* not local; PING never reaches its op_run */
     kw_ks_job_t *j = &f->jobs[1];
     j->key = &token_key;
     j->opcode = KW_OP_PING; /* unknown to kw_ks_op_run: an error result, not a token call */

@@ -29,7 +29,7 @@
 #include <openssl/rsa.h>
 
 #include "keystore/hygiene.h"
-#include "keystore/keystore_load.h"
+#include "keystore/keystore_load_internal.h"
 #include "keyward/error.h"
 #include "ops/ops.h"
 

@@ -20,7 +20,8 @@
 
 #include "ops/ops.h"
 #include "ops/ops_master.h"
-#include "keystore/tls_reject.h"
+#include "keystore/pem/pem.h"
+#include "keystore/tls_reject_internal.h"
 
 static uint8_t cr[32], sr[32], hash[48], prf256 = KW_PRF_SHA256, prf384 = KW_PRF_SHA384;
 
@@ -106,8 +107,9 @@ static void test_run(void **state)
     key.type = KW_KS_KEY_RSA;
     key.bits = 2048;
     key.max_out = (size_t)EVP_PKEY_get_size(pk);
-    key.ir_secret = kw_ks_ir_secret_from_pkey(pk); /* as keystore_load.c does */
-    assert_non_null(key.ir_secret);
+    key.backend = &kw_ks_backend_pem;
+    key.priv = kw_ks_ir_secret_from_pkey(pk); /* as keystore_load.c does */
+    assert_non_null(key.priv);
     uint8_t pms[48], ct[256], out[KW_OP_OUT_MAX], want[48];
     size_t ctlen = sizeof(ct);
     assert_int_equal(RAND_bytes(pms, 48), 1);
@@ -153,7 +155,7 @@ static void test_run(void **state)
     run_master(cache, &key, &m, ct, ctlen, out);
     assert_memory_equal(out, first, 48);
 
-    kw_ks_ir_secret_free(key.ir_secret);
+    kw_ks_ir_secret_free(key.priv);
     kw_ks_op_cache_free(cache);
     EVP_PKEY_free(pk);
 }

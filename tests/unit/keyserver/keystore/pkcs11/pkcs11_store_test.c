@@ -4,7 +4,8 @@
  * softhsm2-util plus an RSA-1024 key that must be skipped; loading by label and by URI; every
  * signature verified with OpenSSL; PKCS#1, raw and TLS decryption (valid padding, bad padding,
  * wrong version, wrong length: always 48 bytes, the real PMS only when valid); wrong PIN, unknown
- * token, missing module; a bad object handle is an error reply; concurrent signing.
+ * token, missing module; a bad object handle is an error reply; concurrent signing; the keys of a
+ * key store loaded from the token run through the PKCS#11 backend table.
  */
 #include <pthread.h>
 #include <setjmp.h>
@@ -28,8 +29,10 @@
 
 #include "keyward/error.h"
 #include "keyward/protocol.h"
+#include "keystore/keystore.h"
 #include "keystore/pkcs11/pkcs11_internal.h"
-#include "keystore/tls_reject.h"
+#include "keystore/tls_reject_internal.h"
+#include "ops/ops.h"
 
 #define TOKEN "kwunit"
 #define PIN   "4321"
@@ -442,6 +445,49 @@ static void test_threads(void **state)
     assert_true(t->n_idle >= 1 && t->n_idle <= KW_P11_POOL_MAX);
 }
 
+/* The token's keys in a key store point at the PKCS#11 backend table (not local: the loop leaves
+ * them to the workers); an operation through key->backend->op_run, and through kw_ks_op_run
+ * (ops/, which only calls the table), runs on the token. */
+static void test_backend_table(void **state)
+{
+    (void)state;
+    NEED_SOFTHSM();
+    assert_string_equal(kw_ks_backend_pkcs11.name, "pkcs11");
+    assert_int_equal(kw_ks_backend_pkcs11.local, 0);
+    kw_ks_p11_spec_t spec = {NULL, fx.module, TOKEN, fx.pin_file};
+    kw_keystore_src_t src = {NULL, 0, &spec, 1, fx.ctx};
+    kw_keystore_t *store = NULL;
+    char err[512] = "";
+    assert_int_equal(kw_keystore_load_src(&src, &store, NULL, err, sizeof(err)), 0);
+    assert_int_equal(kw_keystore_count(store), 3);
+    const kw_ks_key_t *ec = NULL;
+    for (size_t i = 0; i < kw_keystore_count(store); i++) {
+        assert_ptr_equal(kw_keystore_get(store, i)->backend, &kw_ks_backend_pkcs11);
+        if (EVP_PKEY_eq(kw_keystore_get(store, i)->pkey, fx.ec) == 1)
+            ec = kw_keystore_get(store, i);
+    }
+    assert_non_null(ec);
+    kw_ks_op_cache_t *cache = kw_ks_op_cache_new(8);
+    assert_non_null(cache);
+    uint8_t digest[32] = {7};
+    uint8_t sig[KW_OP_OUT_MAX];
+    for (int via_ops = 0; via_ops < 2; via_ops++) {
+        size_t siglen = 0;
+        uint8_t rc =
+            via_ops ? kw_ks_op_run(cache, ec, KW_OP_ECDSA_SIGN_SHA256, digest, 32, 0, sig, &siglen)
+                    : ec->backend->op_run(cache, ec, KW_OP_ECDSA_SIGN_SHA256, digest, 32, 0, sig,
+                                          &siglen);
+        assert_int_equal(rc, 0);
+        EVP_PKEY_CTX *v = EVP_PKEY_CTX_new_from_pkey(NULL, fx.ec, NULL);
+        assert_non_null(v);
+        assert_int_equal(EVP_PKEY_verify_init(v), 1);
+        assert_int_equal(EVP_PKEY_verify(v, sig, siglen, digest, 32), 1);
+        EVP_PKEY_CTX_free(v);
+    }
+    kw_ks_op_cache_free(cache);
+    kw_keystore_unref(store);
+}
+
 /* Child mode (argv[1] == "--wrong-pin"): a fresh process, whose token is not logged in yet,
  * must refuse a wrong PIN. (In this process the token is logged in already, and Cryptoki then
  * answers CKR_USER_ALREADY_LOGGED_IN without checking the PIN.) */
@@ -490,11 +536,12 @@ int main(int argc, char **argv)
     if (argc == 4 && strcmp(argv[1], "--wrong-pin") == 0)
         return wrong_pin_child(argv[2], argv[3]);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_load),        cmocka_unit_test(test_sign),
-        cmocka_unit_test(test_ed25519),     cmocka_unit_test(test_decrypt),
-        cmocka_unit_test(test_tls_decrypt), cmocka_unit_test(test_load_errors),
-        cmocka_unit_test(test_uri_filter),  cmocka_unit_test(test_bad_handle),
-        cmocka_unit_test(test_threads),     cmocka_unit_test(test_wrong_pin),
+        cmocka_unit_test(test_load),          cmocka_unit_test(test_sign),
+        cmocka_unit_test(test_ed25519),       cmocka_unit_test(test_decrypt),
+        cmocka_unit_test(test_tls_decrypt),   cmocka_unit_test(test_load_errors),
+        cmocka_unit_test(test_uri_filter),    cmocka_unit_test(test_bad_handle),
+        cmocka_unit_test(test_threads),       cmocka_unit_test(test_wrong_pin),
+        cmocka_unit_test(test_backend_table),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

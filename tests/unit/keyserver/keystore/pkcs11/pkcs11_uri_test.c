@@ -12,7 +12,7 @@
 #include <cmocka.h>
 
 #include "keyward/error.h"
-#include "keystore/pkcs11/pkcs11_uri.h"
+#include "keystore/pkcs11/pkcs11_uri_internal.h"
 
 static void test_full(void **state)
 {

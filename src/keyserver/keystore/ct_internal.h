@@ -2,6 +2,7 @@
  * Constant-time helpers of the key server's padding checks: each returns an all-ones or all-zero
  * mask computed without a branch, so code that meets a secret (a decrypted block) selects with
  * masks instead of testing it. Used by tls_reject.c and pkcs11_ops.c.
+ * Internal to keystore/ and its backend folders.
  */
 #ifndef KW_KS_CT_H
 #define KW_KS_CT_H

@@ -13,6 +13,7 @@
  * domain label and the RSA PKCS#1 v1.5 signature (deterministic) of a fixed 40-byte message that
  * no signing opcode can ask for (they sign 36 bytes, or a DigestInfo). It is kept in OpenSSL's
  * secure heap and cleansed on free.
+ * Internal to keystore/ and its backend folders (pem/, pkcs11/).
  */
 #ifndef KW_KS_TLS_REJECT_H
 #define KW_KS_TLS_REJECT_H

@@ -2,7 +2,7 @@
  * Loading one key file (and its certificate chain) for the key store: parse, check the type is
  * one we serve, check the certificate matches, compute the key ids and the names for SNI. Keys
  * found on PKCS#11 tokens go through the same checks.
- * Internal to keystore.c.
+ * Internal to keystore/ (keystore.c).
  */
 #ifndef KW_KEYSTORE_LOAD_H
 #define KW_KEYSTORE_LOAD_H

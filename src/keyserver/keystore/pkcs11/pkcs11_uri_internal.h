@@ -3,6 +3,7 @@
  * manufacturer, model, slot-id), which keys on it (object, id, type) and where the module and the
  * PIN come from (query attributes module-path, pin-source, pin-value). Parsing only; opening the
  * token is pkcs11_token.c's job.
+ * Internal to keystore/pkcs11/.
  */
 #ifndef KW_PKCS11_URI_H
 #define KW_PKCS11_URI_H
