@@ -106,7 +106,7 @@ declare -A LABEL=([rsa2048]="RSA-2048 PKCS#1 SHA-256" [ecdsa-p256]="ECDSA P-256 
     [ed25519]="Ed25519")
 LAST=${INFLIGHT##* }
 
-CPU=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)
+MODEL=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)
 echo
 if [ "$SPLIT" = 1 ]; then
     echo "keyward-keyserver on CPU 0 ($WORKERS worker), load on CPU 1, vs openssl speed on CPU 0" \
@@ -114,7 +114,7 @@ if [ "$SPLIT" = 1 ]; then
 else
     echo "keyward-keyserver vs openssl speed -multi $NPROC ($SECS s runs, $WORKERS workers)"
 fi
-echo "machine: $(nproc) x ${CPU:-unknown CPU}, $(openssl version | cut -d' ' -f1-2), $(uname -sr)"
+echo "machine: $(nproc) x ${MODEL:-unknown CPU}, $(openssl version | cut -d' ' -f1-2), $(uname -sr)"
 echo "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "openssl speed sign/s before/after: RSA $RSA1/$RSA2, P-256 $EC1/$EC2, Ed25519 $ED1/$ED2"
 echo
