@@ -10,7 +10,8 @@
 # KW_BENCH_RSA_CACHE=yes (run the server with --rsa-cache-factors yes: OpenSSL's cached p and q;
 # the default keeps them in the secure heap, docs/security.md), KW_BENCH_SPLIT=1 (per core: the
 # key server pinned to CPU 0 with one worker, the load generator to CPU 1, and `openssl speed` on
-# CPU 0 alone — issue 16's per-core figures), KW_BENCH_INFLIGHT (default "1 16 256").
+# CPU 0 alone — issue 16's per-core figures), KW_BENCH_INFLIGHT (default "1 16 256"),
+# KW_BENCH_PKI (a test PKI made earlier by scripts/make-pki.sh, copied instead of made).
 set -euo pipefail
 
 SRC=$(cd "$(dirname "$0")/.." && pwd)
@@ -42,7 +43,11 @@ cleanup() {
 }
 trap cleanup EXIT
 
-sh "$SRC/scripts/make-pki.sh" "$TMP/pki" >/dev/null
+if [ -n "${KW_BENCH_PKI:-}" ]; then # a test PKI made earlier (bench/table.sh)
+    cp -a "$KW_BENCH_PKI" "$TMP/pki"
+else
+    sh "$SRC/scripts/make-pki.sh" "$TMP/pki" >/dev/null
+fi
 PKI=$TMP/pki
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()')
 "${KS_PIN[@]}" "$KS" --listen "127.0.0.1:$PORT" --cert "$PKI/keyserver.crt" --key "$PKI/keyserver.key" \

@@ -64,7 +64,7 @@ for n in $COUNTS; do
     RELOAD[$n]=$(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.2f", (b - a) / 1000}')
     sleep 0.5
     RSS2[$n]=$(ks_status VmRSS)
-    WARN[$n]=$(grep -i "secure heap\|refused\|not loaded" "$log" | head -n 3 | sed 's/^.*\] *//' | paste -sd';' -)
+    WARN[$n]=$(grep -i "secure heap\|refused\|not loaded" "$log" | head -n 3 | paste -sd';' - || true)
     echo "bench: $n keys: start ${START[$n]} s, RSS ${RSS[$n]} KiB (locked ${LCK[$n]}), reload" \
         "${RELOAD[$n]} s, RSS after ${RSS2[$n]} KiB; warnings: ${WARN[$n]:-none}" >&2
     kill "$KS_PID"

@@ -4,7 +4,8 @@
 #   . "$(dirname "$0")/lib-ks.sh"
 #   ks_init PREFIX "${1:-}"
 # ks_init sets SRC, BUILD (default: build), KS (the key server binary; exits if not built), TMP
-# (removed on exit, with KS_PID and every pid in EXTRA_PIDS stopped) and PKI (a fresh test PKI).
+# (removed on exit, with KS_PID and every pid in EXTRA_PIDS stopped) and PKI (a fresh test PKI,
+# or a copy of KW_BENCH_PKI when set).
 # Then: ks_port (a free loopback port), ks_wait_port PORT [SECONDS] (exits when the key server
 # dies or the time runs out), ks_status FIELD (a field of /proc/KS_PID/status, in kB).
 
@@ -22,7 +23,11 @@ ks_init() {
     KS_PID=
     EXTRA_PIDS=()
     trap ks_cleanup EXIT
-    sh "$SRC/scripts/make-pki.sh" "$TMP/pki" >/dev/null
+    if [ -n "${KW_BENCH_PKI:-}" ]; then # a test PKI made earlier (bench/table.sh)
+        cp -a "$KW_BENCH_PKI" "$TMP/pki"
+    else
+        sh "$SRC/scripts/make-pki.sh" "$TMP/pki" >/dev/null
+    fi
     PKI=$TMP/pki
 }
 

@@ -8,7 +8,8 @@
 # --runs N: how many runs (default 3). --quick: short durations to check the scripts (numbers
 # meaningless). --out DIR: where the raw output of every script and table.md go (default
 # bench/results/<UTC date and time>). --readme: also writes the table into README.md between
-# the markers <!-- bench:table:start --> and <!-- bench:table:end -->.
+# the markers <!-- bench:table:start --> and <!-- bench:table:end -->. --from DIR: no runs, the
+# table again from the raw output of an earlier run in DIR (with its --runs and --quick).
 # Durations (full mode, per run): handshake.sh 2 x 2 keys x (1 warm-up + 3 rounds) x 2 setups of
 # 2,000 handshakes; keyserver.sh 3 s at 256 in flight x 3 algorithms + openssl speed twice;
 # ks-memory.sh 5,000 then 20,000 held; proxy.sh ECDSA 1 warm-up + 3 rounds x 2 of 2,000
@@ -20,18 +21,20 @@ RUNS=3
 QUICK=0
 OUT=""
 README=0
+FROM=""
 while [ $# -gt 0 ]; do
     case $1 in
     --runs) RUNS=$2; shift 2 ;;
     --quick) QUICK=1; shift ;;
     --out) OUT=$2; shift 2 ;;
     --readme) README=1; shift ;;
-    -*) echo "usage: bench/table.sh [BUILD_DIR] [--runs N] [--quick] [--out DIR] [--readme]" >&2; exit 2 ;;
+    --from) FROM=$2; shift 2 ;;
+    -*) echo "usage: bench/table.sh [BUILD_DIR] [--runs N] [--quick] [--out DIR] [--readme] [--from DIR]" >&2; exit 2 ;;
     *) BUILD=$1; shift ;;
     esac
 done
 BUILD=$(cd "$BUILD" && pwd)
-OUT=${OUT:-$SRC/bench/results/$(date -u +%Y%m%dT%H%M%SZ)}
+OUT=${FROM:-${OUT:-$SRC/bench/results/$(date -u +%Y%m%dT%H%M%SZ)}}
 mkdir -p "$OUT"
 OUT=$(cd "$OUT" && pwd)
 
@@ -76,7 +79,11 @@ step() {
     [ "$rc" = 0 ] || echo "table: run $run: $name failed (exit $rc), see $OUT/run$run-$name.txt" >&2
 }
 
+# A PKI made once for every script (each would otherwise spend seconds of CPU on RSA keys).
+[ -n "$FROM" ] || { [ -f "$OUT/pki/ca.crt" ] || sh "$SRC/scripts/make-pki.sh" "$OUT/pki" >/dev/null; }
+export KW_BENCH_PKI=$OUT/pki
 for run in $(seq "$RUNS"); do
+    [ -z "$FROM" ] || break
     step handshake "$run" "${HS_ENV[@]}" DOC=none -- bash "$SRC/bench/handshake.sh" "$BUILD"
     step handshake-split "$run" "${HS_ENV[@]}" DOC=none -- \
         bash "$SRC/bench/handshake.sh" --split "$BUILD"
@@ -88,6 +95,11 @@ for run in $(seq "$RUNS"); do
 done
 LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
 ELAPSED=$(($(date +%s) - START_S))
+if [ -n "$FROM" ]; then
+    . "$OUT/meta.sh" # the header of the runs, not of this call
+else
+    declare -p START_DATE COMMIT LOAD_BEFORE LOAD_AFTER ELAPSED >"$OUT/meta.sh"
+fi
 
 # Cells. Each extractor prints "VALUE DETAIL" for one run's raw file, or nothing.
 hs_ratio() { # FILE KEY: keyward/disk handshakes/s (best / best)
@@ -143,7 +155,9 @@ TABLE=$(
             fi
             read -r value detail <<<"$got"
             # "5000_held" and "1480/1526/s" details keep the cell one word
-            line+=" $(printf '%.2f' "$value") (${detail//_/ }) |"
+            fmt=%.2f
+            [ "$goal" = 16 ] && fmt=%.1f # KiB
+            line+=" $(printf "$fmt" "$value") (${detail//_/ }) |"
             if awk -v v="$value" -v g="$goal" -v o="$op" \
                 'BEGIN {exit !((o == ">=" && v + 0.0005 >= g) || (o == "<=" && v - 0.0005 <= g))}'; then
                 met=$((met + 1))
@@ -154,7 +168,7 @@ TABLE=$(
         echo "$line $sym $goal | $met of $RUNS |"
     done
 )
-NOTE=$(grep -h "^note:" "$OUT"/run*-ks-memory.txt 2>/dev/null | sort -u | sed 's/^note: *//' | paste -sd' ' -)
+NOTE=$(grep -h "^note:" "$OUT"/run*-ks-memory.txt 2>/dev/null | sort -u | sed 's/^note: *//' | paste -sd' ' - || true)
 HEADER="Measured $START_DATE by \`bench/table.sh --runs $RUNS$([ "$QUICK" = 1 ] && echo " --quick")\` \
 (commit $COMMIT, $ELAPSED s): $(machine); load average $LOAD_BEFORE before, $LOAD_AFTER after."
 FOOT="Cells: ratio (keyward / reference, its rates or CPU µs), or KiB per connection (held \
