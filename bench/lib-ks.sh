@@ -47,14 +47,13 @@ ks_port() {
 
 # ks_wait_port PORT [SECONDS]: until 127.0.0.1:PORT accepts (default 10 s, polled every 20 ms).
 ks_wait_port() {
-    local tries=$((${2:-10} * 50))
+    local end=$((SECONDS + ${2:-10}))
     until (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; do
         kill -0 "$KS_PID" 2>/dev/null || {
             echo "bench: the key server exited: $(tail -n 3 "$TMP"/ks*.log 2>/dev/null)" >&2
             exit 1
         }
-        tries=$((tries - 1))
-        [ "$tries" -gt 0 ] || {
+        [ "$SECONDS" -lt "$end" ] || {
             echo "bench: the key server does not listen on port $1" >&2
             exit 1
         }
