@@ -7,7 +7,8 @@
 # processes in parallel, default 2) into KW_BENCH_KEYS_CACHE (default /var/tmp/keyward-many-keys)
 # and reused. Start-up: from exec to the port accepting (keys are loaded before the listener
 # opens); reload: from SIGHUP to the "reloaded" line. The key server runs with its defaults
-# (--log-level info: one line per key loaded, as operators run it).
+# (--log-level info: one line per key loaded, as operators run it). Next to each time, the key
+# server's CPU time (user + system, all threads), which a busy machine inflates less.
 # Environment: KW_BENCH_COUNTS (default "10000 100000"), KW_BENCH_TIMEOUT (seconds allowed for
 # each start-up and each reload, default 1800).
 set -euo pipefail
@@ -30,7 +31,9 @@ done
 for p in "${gen[@]}"; do wait "$p" || { echo "bench: key generation failed" >&2; exit 1; }; done
 now_ms() { date +%s%3N; }
 
-declare -A START RELOAD RSS RSS2 LCK WARN
+declare -A START RELOAD RSS RSS2 LCK WARN START_CPU RELOAD_CPU
+HZ=$(getconf CLK_TCK)
+ks_cpu() { awk '{print $14 + $15}' "/proc/$KS_PID/stat"; } # user + system ticks, all threads
 for n in $COUNTS; do
     dir=$CACHE/n$n
     if [ ! -d "$dir" ] || [ "$(find "$dir" -name '*.key' | wc -l)" != "$n" ]; then
@@ -48,6 +51,8 @@ for n in $COUNTS; do
     ks_wait_port "$PORT" "$TIMEOUT"
     t1=$(now_ms)
     START[$n]=$(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.2f", (b - a) / 1000}')
+    cpu0=$(ks_cpu)
+    START_CPU[$n]=$(awk -v t="$cpu0" -v hz="$HZ" 'BEGIN {printf "%.1f", t / hz}')
     RSS[$n]=$(ks_status VmRSS)
     LCK[$n]=$(ks_status VmLck)
     # The reload's end: the first "reloaded" line after the SIGHUP, read by following the log from
@@ -65,11 +70,12 @@ for n in $COUNTS; do
     exec {follow}<&-
     grep -q "reload failed" "$log" && echo "bench: reload with $n keys failed: $(grep "reload failed" "$log")" >&2
     RELOAD[$n]=$(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.2f", (b - a) / 1000}')
+    RELOAD_CPU[$n]=$(awk -v t="$(($(ks_cpu) - cpu0))" -v hz="$HZ" 'BEGIN {printf "%.1f", t / hz}')
     sleep 0.5
     RSS2[$n]=$(ks_status VmRSS)
     WARN[$n]=$(grep -i "secure heap\|refused\|not loaded" "$log" | head -n 3 | paste -sd';' - || true)
-    echo "bench: $n keys: start ${START[$n]} s, RSS ${RSS[$n]} KiB (locked ${LCK[$n]}), reload" \
-        "${RELOAD[$n]} s, RSS after ${RSS2[$n]} KiB; warnings: ${WARN[$n]:-none}" >&2
+    echo "bench: $n keys: start ${START[$n]} s (CPU ${START_CPU[$n]} s), RSS ${RSS[$n]} KiB (locked ${LCK[$n]}), reload" \
+        "${RELOAD[$n]} s (CPU ${RELOAD_CPU[$n]} s), RSS after ${RSS2[$n]} KiB; warnings: ${WARN[$n]:-none}" >&2
     kill "$KS_PID"
     wait "$KS_PID" 2>/dev/null || true
     KS_PID=
@@ -78,11 +84,12 @@ done
 echo
 echo "keyward-keyserver with many ECDSA P-256 keys (with certificates); $(date -u '+%Y-%m-%d %H:%M UTC')," \
     "$(nproc) vCPUs, load average $(cut -d' ' -f1-3 /proc/loadavg)"
-echo "| keys | start-up s | RSS MiB | KiB per key | locked (secure heap) MiB | SIGHUP reload s | RSS after reload MiB |"
+echo "| keys | start-up s (CPU s) | RSS MiB | KiB per key | locked (secure heap) MiB | SIGHUP reload s (CPU s) | RSS after reload MiB |"
 echo "|---|---|---|---|---|---|---|"
 for n in $COUNTS; do
-    awk -v n="$n" -v s="${START[$n]}" -v r="${RSS[$n]}" -v l="${LCK[$n]}" -v h="${RELOAD[$n]}" \
-        -v r2="${RSS2[$n]}" 'BEGIN {printf "| %d | %s | %.1f | %.1f | %.1f | %s | %.1f |\n",
+    awk -v n="$n" -v s="${START[$n]} (${START_CPU[$n]})" -v r="${RSS[$n]}" -v l="${LCK[$n]}" \
+        -v h="${RELOAD[$n]} (${RELOAD_CPU[$n]})" -v r2="${RSS2[$n]}" \
+        'BEGIN {printf "| %d | %s | %.1f | %.1f | %.1f | %s | %.1f |\n",
         n, s, r / 1024, r / n, l / 1024, h, r2 / 1024}'
 done
 echo
