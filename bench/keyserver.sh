@@ -6,10 +6,12 @@
 # Ed25519 signatures, and prints each result with the ratio to `openssl speed -multi $(nproc)`
 # (run before and after the server runs; the mean is the reference). The load generator runs on
 # the same cores as the server, so the ratios are a lower bound of what a separate client gets.
-# Environment: SECONDS_PER_RUN (default 3), KW_BENCH_WORKERS (default: nproc),
+# Environment: SECONDS_PER_RUN (default 3), KW_BENCH_WORKERS (default: nproc; split: auto, which
+# on the one CPU the server may use means the loop thread signs, no worker hand-off; 1 gives the
+# loop and one worker taking turns on that CPU, the behaviour before issue 16),
 # KW_BENCH_RSA_CACHE=yes (run the server with --rsa-cache-factors yes: OpenSSL's cached p and q;
 # the default keeps them in the secure heap, docs/security.md), KW_BENCH_SPLIT=1 (per core: the
-# key server pinned to CPU 0 with one worker, the load generator to CPU 1, and `openssl speed` on
+# key server pinned to CPU 0, the load generator to CPU 1, and `openssl speed` on
 # CPU 0 alone — issue 16's per-core figures), KW_BENCH_INFLIGHT (default "1 16 256"),
 # KW_BENCH_PKI (a test PKI made earlier by scripts/make-pki.sh, copied instead of made).
 set -euo pipefail
@@ -29,7 +31,7 @@ SPLIT=${KW_BENCH_SPLIT:-0}
 KS_PIN=() CL_PIN=() SPEED_MULTI=(-multi "$NPROC") SPEED_PIN=()
 if [ "$SPLIT" = 1 ]; then
     KS_PIN=(taskset -c 0) CL_PIN=(taskset -c 1) SPEED_MULTI=() SPEED_PIN=(taskset -c 0)
-    WORKERS=${KW_BENCH_WORKERS:-1}
+    WORKERS=${KW_BENCH_WORKERS:-auto} # on one CPU: the loop thread signs (docs/keyserver.md)
     NPROC=1 # the reference and the CPU per operation are per core
 else
     WORKERS=${KW_BENCH_WORKERS:-$NPROC}
@@ -114,7 +116,7 @@ LAST=${INFLIGHT##* }
 MODEL=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)
 echo
 if [ "$SPLIT" = 1 ]; then
-    echo "keyward-keyserver on CPU 0 ($WORKERS worker), load on CPU 1, vs openssl speed on CPU 0" \
+    echo "keyward-keyserver on CPU 0 (--workers $WORKERS), load on CPU 1, vs openssl speed on CPU 0" \
         "($SECS s runs)"
 else
     echo "keyward-keyserver vs openssl speed -multi $NPROC ($SECS s runs, $WORKERS workers)"

@@ -184,7 +184,7 @@ HEADER="Measured $START_DATE by \`bench/table.sh --runs $RUNS$([ "$QUICK" = 1 ] 
 (commit $COMMIT, $ELAPSED s): $(machine); load average $LOAD_BEFORE before, $LOAD_AFTER after."
 FOOT="Cells: ratio (keyward / reference, its rates or CPU µs), or KiB per connection (held \
 connections). Handshake rows: h2load --h1, full TLS 1.3 handshakes, best of the alternating \
-rounds of each run. Per-core rows: key server on CPU 0 with one worker, kw_rawclient on CPU 1, \
+rounds of each run. Per-core rows: key server on CPU 0 (KW_BENCH_SPLIT=1 bench/keyserver.sh: --workers auto), kw_rawclient on CPU 1, \
 256 in flight, against \`openssl speed\` on CPU 0.${NOTE:+ Memory: $NOTE} Raw output \
 (not in git): bench/results/$(basename "$OUT")/ on the machine that measured."
 {

@@ -111,9 +111,10 @@ static int check_files(FILE *out, const kw_ks_config_t *cfg)
 static void print_summary(FILE *out, const kw_ks_config_t *cfg, const kw_keystore_t *store,
                           size_t skipped)
 {
-    fprintf(out, "keyward-keyserver would listen on %s with %u worker%s as %s\n",
+    fprintf(out, "keyward-keyserver would listen on %s with %u worker%s%s as %s\n",
             cfg->listen != NULL ? cfg->listen : "127.0.0.1:2407", cfg->workers,
-            cfg->workers == 1 ? "" : "s", cfg->user != NULL ? cfg->user : "this user");
+            cfg->workers == 1 ? "" : "s", cfg->loop_signs ? " (the loop thread signs)" : "",
+            cfg->user != NULL ? cfg->user : "this user");
     fprintf(out, "  identity %s (key %s), edges' CA %s\n", cfg->cert, cfg->key, cfg->ca);
     fprintf(out, "  %zu key%s loaded", kw_keystore_count(store),
             kw_keystore_count(store) == 1 ? "" : "s");

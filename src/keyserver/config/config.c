@@ -3,6 +3,7 @@
  * YAML config file (config_file.c) goes through kw_ks_config_set, i.e. the same setters.
  */
 #include <getopt.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -104,11 +105,25 @@ static const struct option long_opts[] = {
     {NULL, 0, NULL, 0},
 };
 
+/* --workers auto: one worker per CPU this process may run on (its affinity mask: taskset,
+ * cgroup cpusets); on one CPU the loop thread signs itself (a worker there would only take turns
+ * with the loop on that CPU, at two context switches per hand-off). */
+static void workers_auto(kw_ks_config_t *cfg)
+{
+    cpu_set_t set;
+    long cpus = 0;
+    if (sched_getaffinity(0, sizeof(set), &set) == 0)
+        cpus = CPU_COUNT(&set);
+    if (cpus <= 0)
+        cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    cfg->workers = cpus > 1 ? (unsigned)cpus : 1;
+    cfg->loop_signs = cpus <= 1;
+}
+
 void kw_ks_config_defaults(kw_ks_config_t *cfg)
 {
     memset(cfg, 0, sizeof(*cfg));
-    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-    cfg->workers = cpus > 0 ? (unsigned)cpus : 1;
+    workers_auto(cfg);
     cfg->idle_timeout_ms = 60000;
     cfg->handshake_timeout_ms = 10000;
     cfg->frame_timeout_ms = 10000;
@@ -156,6 +171,10 @@ static int set_str(char **slot, const char *v)
 static int set_number(kw_ks_config_t *cfg, int opt, const char *v)
 {
     unsigned long long n = 0;
+    if (opt == OPT_WORKERS && strcmp(v, "auto") == 0) {
+        workers_auto(cfg);
+        return 0;
+    }
     unsigned long long max = opt == OPT_IDLE || opt == OPT_HANDSHAKE || opt == OPT_REQ_TIMEOUT ||
                                      opt == OPT_UPSTREAM_TIMEOUT
                                  ? 86400000ULL
@@ -163,8 +182,9 @@ static int set_number(kw_ks_config_t *cfg, int opt, const char *v)
     if (parse_uint(v, max, &n) != 0)
         return KW_EINVAL;
     switch (opt) {
-    case OPT_WORKERS:
-        cfg->workers = (unsigned)n;
+    case OPT_WORKERS: /* 0: the loop signs, one worker for tokens */
+        cfg->workers = n > 0 ? (unsigned)n : 1;
+        cfg->loop_signs = n == 0;
         break;
     case OPT_IDLE:
         cfg->idle_timeout_ms = n;
@@ -420,7 +440,7 @@ int kw_ks_config_validate(const kw_ks_config_t *cfg, char *err, size_t errlen)
         return KW_ECONFIG;
     }
     if (cfg->workers < 1 || cfg->workers > 1024) {
-        snprintf(err, errlen, "--workers must be between 1 and 1024");
+        snprintf(err, errlen, "--workers must be auto or between 0 and 1024");
         return KW_ECONFIG;
     }
     if (cfg->max_inflight < 1 || cfg->max_inflight > 65536) {

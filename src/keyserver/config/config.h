@@ -63,7 +63,9 @@ typedef struct kw_ks_config_s {
     char *metrics_token_file;     /* --metrics-token-file: bearer token required; NULL: none */
     char *user;                   /* --user NAME, YAML `user`; NULL: keep the uid (hygiene.c) */
     uint64_t request_timeout_ms;  /* a job queued longer is answered 0x08 unrun; 0: never */
-    unsigned workers;
+    unsigned workers;             /* worker threads (--workers N; auto: the CPUs we may run on) */
+    int loop_signs; /* the loop thread signs keys in memory, no hand-off (--workers 0, or auto on
+                       one CPU); workers is then 1, for PKCS#11 tokens */
     uint64_t idle_timeout_ms;
     uint64_t handshake_timeout_ms;
     uint64_t frame_timeout_ms; /* a frame must complete this long after its first byte; 0: off */
@@ -87,7 +89,7 @@ typedef struct kw_ks_config_s {
     unsigned ticket_rotation_s;
 } kw_ks_config_t;
 
-/* Fills cfg with the defaults (workers = number of online CPUs). */
+/* Fills cfg with the defaults (--workers auto: the CPUs this process may run on). */
 void kw_ks_config_defaults(kw_ks_config_t *cfg);
 
 /*

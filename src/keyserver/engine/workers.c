@@ -7,7 +7,9 @@
  * the done list goes from empty to non-empty, so one wake-up carries many results. While the
  * workers have nothing queued, jobs for keys in memory are held (per source, in the same turn
  * order) and run on the loop thread at the end of the iteration instead, up to a time budget:
- * see kw_ks_workers_run_held.
+ * see kw_ks_workers_run_held. With loop_only (one CPU) the loop signs every job for a key in
+ * memory, a budget's worth per iteration, and the rest wait for the next iteration (whose poll
+ * does not block, and reads the other connections first).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -181,6 +183,7 @@ int kw_ks_workers_start(kw_ks_workers_t *w, uv_loop_t *loop, unsigned n, unsigne
     uint64_t timeout_ns = w->timeout_ns;
     int run_inline = w->run_inline;
     uint64_t inline_budget_ns = w->inline_budget_ns;
+    int loop_only = w->loop_only;
     memset(w, 0, sizeof(*w));
     w->data = data;
     w->metrics = metrics;
@@ -194,6 +197,7 @@ int kw_ks_workers_start(kw_ks_workers_t *w, uv_loop_t *loop, unsigned n, unsigne
     pthread_mutex_init(&w->done_lock, NULL);
     w->run_inline = run_inline;
     w->inline_budget_ns = inline_budget_ns;
+    w->loop_only = loop_only;
     w->loop_worker.pool = w;
     w->loop_worker.cache = kw_ks_op_cache_new(cache_slots);
     w->threads = calloc(n, sizeof(*w->threads));
@@ -207,6 +211,9 @@ int kw_ks_workers_start(kw_ks_workers_t *w, uv_loop_t *loop, unsigned n, unsigne
         uv_poll_start(&w->poll, UV_READABLE, on_wake) != 0)
         return KW_EIO;
     w->poll.data = w;
+    if (uv_idle_init(loop, &w->more) != 0)
+        return KW_EIO;
+    w->more_init = 1;
     for (unsigned i = 0; i < n; i++) {
         w->workers[i].pool = w;
         w->workers[i].cache = kw_ks_op_cache_new(cache_slots);
@@ -288,8 +295,8 @@ void kw_ks_workers_submit(kw_ks_workers_t *w, kw_ks_job_t *head, kw_ks_job_t *ta
     (void)tail;
     if (head == NULL)
         return;
-    int hold = w->run_inline;
-    if (hold) { /* a queue means the workers are behind: the loop stays free for I/O */
+    int hold = w->run_inline || w->loop_only;
+    if (hold && !w->loop_only) { /* a queue means the workers are behind: the loop stays free */
         pthread_mutex_lock(&w->lock);
         hold = w->queued == 0;
         pthread_mutex_unlock(&w->lock);
@@ -324,10 +331,15 @@ static void spill_held(kw_ks_workers_t *w)
     pthread_mutex_unlock(&w->lock);
 }
 
-void kw_ks_workers_run_held(kw_ks_workers_t *w)
+static void on_more(uv_idle_t *h)
+{
+    (void)h; /* only keeps the loop's poll from blocking while jobs are held */
+}
+
+int kw_ks_workers_run_held(kw_ks_workers_t *w)
 {
     if (w->n_held == 0)
-        return;
+        return 0;
     uint64_t budget = w->inline_budget_ns != 0 ? w->inline_budget_ns : KW_KS_INLINE_BUDGET_NS;
     uint64_t t0 = kw_ks_metrics_now_ns();
     kw_ks_job_t *done = NULL, *done_tail = NULL;
@@ -335,11 +347,23 @@ void kw_ks_workers_run_held(kw_ks_workers_t *w)
         run_job(&w->loop_worker, job);
         append(&done, &done_tail, job);
         if (w->n_held > 0 && kw_ks_metrics_now_ns() - t0 >= budget) {
-            spill_held(w); /* the loop falls behind: the rest go to the workers */
+            if (!w->loop_only)
+                spill_held(w); /* the loop falls behind: the rest go to the workers */
             break;
         }
     }
     w->done_cb(w, done);
+    return w->n_held > 0;
+}
+
+void kw_ks_workers_iteration_end(kw_ks_workers_t *w)
+{
+    if (!w->more_init)
+        return;
+    if (w->n_held > 0)
+        (void)uv_idle_start(&w->more, on_more);
+    else
+        (void)uv_idle_stop(&w->more);
 }
 
 void kw_ks_workers_stop(kw_ks_workers_t *w, uv_close_cb close_cb)
@@ -381,6 +405,9 @@ void kw_ks_workers_stop(kw_ks_workers_t *w, uv_close_cb close_cb)
     pthread_mutex_destroy(&w->done_lock);
     if (w->poll.data != NULL)
         uv_close((uv_handle_t *)&w->poll, close_cb);
+    if (w->more_init) /* closed after the poll handle, so it is finished before close_cb runs */
+        uv_close((uv_handle_t *)&w->more, NULL);
+    w->more_init = 0;
     if (w->wake_fd >= 0)
         close(w->wake_fd); /* libuv does not close a polled fd; no callbacks can come now */
     w->wake_fd = -1;

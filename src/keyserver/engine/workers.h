@@ -55,6 +55,11 @@ struct kw_ks_workers_s {
     uint64_t timeout_ns;       /* a job queued longer is answered KW_ERR_INTERNAL unrun; 0: never */
     int run_inline;            /* hold jobs for the loop thread (set before start) */
     uint64_t inline_budget_ns; /* 0: KW_KS_INLINE_BUDGET_NS (set before start) */
+    int loop_only;  /* one CPU: the loop signs every job for a key in memory, never hands it to a
+                       worker on its own CPU; jobs past the budget wait for the next iteration
+                       (set before start) */
+    uv_idle_t more; /* active while jobs are held across iterations: the poll does not block */
+    int more_init;
 };
 
 /* Starts n threads, each with a context cache of cache_slots (data, metrics and timeout_ns, set
@@ -82,9 +87,16 @@ void kw_ks_workers_submit(kw_ks_workers_t *w, kw_ks_job_t *head, kw_ks_job_t *ta
  * request (worker and loop, about 30 µs each on a VM: more than an ECDSA signature costs).
  * Once the loop has spent inline_budget_ns, the jobs left go to the workers; the queue they
  * form stops further holding until the workers have caught up, so under load the loop only
- * does I/O and I/O never waits more than the budget plus one key operation.
+ * does I/O and I/O never waits more than the budget plus one key operation. With loop_only the
+ * jobs left stay held for the next iteration instead (the loop reads its connections between
+ * batches; kw_ks_workers_iteration_end keeps that poll from blocking). Returns 1 when jobs are
+ * left held (loop_only, budget spent), else 0.
  */
-void kw_ks_workers_run_held(kw_ks_workers_t *w);
+int kw_ks_workers_run_held(kw_ks_workers_t *w);
+
+/* End of the loop thread's check phase: while jobs are held (loop_only), the next poll must not
+ * block. */
+void kw_ks_workers_iteration_end(kw_ks_workers_t *w);
 
 /*
  * Stops the threads after their current job and joins them; jobs still queued come back through

@@ -174,44 +174,57 @@ static void on_write(uv_write_t *req, int status)
     kw_ks_conn_unref(c);
 }
 
-/* Moves everything TLS produced to the socket: try a direct write first, queue the rest. */
-static int drain_wbio(kw_ks_conn_t *c)
+/* Queues bytes (head: already read from wbio, then the rest of wbio) for a uv_write: the only
+ * allocation of a flush, made when the socket did not take everything at once. */
+static int queue_write(kw_ks_conn_t *c, const uint8_t *head, size_t head_len)
 {
-    size_t pending = BIO_ctrl_pending(c->wbio);
-    if (pending == 0)
-        return 0;
-    write_req_t *w = malloc(sizeof(*w) + pending);
+    size_t rest = BIO_ctrl_pending(c->wbio);
+    size_t len = head_len + rest;
+    write_req_t *w = malloc(sizeof(*w) + len);
     if (w == NULL)
         return KW_ENOMEM;
-    int n = BIO_read(c->wbio, w->data, (int)pending);
-    if (n != (int)pending) {
+    if (head_len > 0)
+        memcpy(w->data, head, head_len);
+    if (rest > 0 && BIO_read(c->wbio, w->data + head_len, (int)rest) != (int)rest) {
         free(w);
         return KW_EIO;
     }
-    size_t off = 0;
-    if (c->write_bytes == 0) {
-        uv_buf_t b = uv_buf_init((char *)w->data, (unsigned)pending);
-        int wr = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
-        if (wr > 0)
-            off = (size_t)wr;
-        else if (wr != UV_EAGAIN && wr != UV_ENOSYS) {
-            free(w);
-            return KW_ECONN;
-        }
-    }
-    if (off == pending) {
-        free(w);
-        return 0;
-    }
     w->conn = kw_ks_conn_ref(c);
-    w->len = pending - off;
-    uv_buf_t b = uv_buf_init((char *)w->data + off, (unsigned)(pending - off));
+    w->len = len;
+    uv_buf_t b = uv_buf_init((char *)w->data, (unsigned)len);
     if (uv_write(&w->req, (uv_stream_t *)&c->tcp, &b, 1, on_write) != 0) {
         kw_ks_conn_unref(c);
         free(w);
         return KW_ECONN;
     }
-    c->write_bytes += w->len;
+    c->write_bytes += len;
+    return 0;
+}
+
+/* Moves everything TLS produced to the socket: direct writes from the server's scratch buffer
+ * (no allocation while the socket keeps up), the rest queued. The scratch is the read buffer,
+ * free here: a read is consumed by the rbio before its callback returns, and flushes run in the
+ * check phase. */
+static int drain_wbio(kw_ks_conn_t *c)
+{
+    uint8_t *scratch = c->server->read_buf;
+    while (BIO_ctrl_pending(c->wbio) > 0) {
+        if (c->write_bytes > 0) /* earlier bytes still queued: keep the order */
+            return queue_write(c, NULL, 0);
+        size_t pending = BIO_ctrl_pending(c->wbio);
+        int n = BIO_read(c->wbio, scratch,
+                         (int)(pending < KW_READ_BUF_LEN ? pending : KW_READ_BUF_LEN));
+        if (n <= 0)
+            return KW_EIO;
+        uv_buf_t b = uv_buf_init((char *)scratch, (unsigned)n);
+        int wr = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
+        if (wr == UV_EAGAIN || wr == UV_ENOSYS)
+            wr = 0;
+        else if (wr < 0)
+            return KW_ECONN;
+        if (wr < n)
+            return queue_write(c, scratch + wr, (size_t)(n - wr));
+    }
     return 0;
 }
 

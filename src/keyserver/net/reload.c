@@ -98,8 +98,8 @@ static void restart_only(const kw_ks_config_t *run, const kw_ks_config_t *cfg, c
 {
     char a[32], b[32];
     note_change(list, cap, "listen", run->listen, cfg->listen);
-    snprintf(a, sizeof(a), "%u", run->workers);
-    snprintf(b, sizeof(b), "%u", cfg->workers);
+    snprintf(a, sizeof(a), "%u%s", run->workers, run->loop_signs ? " (loop signs)" : "");
+    snprintf(b, sizeof(b), "%u%s", cfg->workers, cfg->loop_signs ? " (loop signs)" : "");
     note_change(list, cap, "workers", a, b);
     note_change(list, cap, "metrics", run->metrics, cfg->metrics);
     note_change(list, cap, "audit_log", run->audit_log, cfg->audit_log);

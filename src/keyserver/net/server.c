@@ -20,16 +20,20 @@
 #define KW_JOB_FREE_MAX 4096
 
 /* Check phase: runs after the poll phase of every loop iteration, so every reply produced by
- * this iteration's reads and finished jobs goes out in one TLS write per connection. A lone
- * request is signed here (kw_ks_workers_run_held); a flush can resume reading buffered requests
- * and hold another, so this repeats until nothing is held and nothing is dirty: work never waits
- * for the next poll. Audit lines are written before the replies they belong to. */
+ * this iteration's reads and finished jobs goes out in one TLS write per connection. The requests
+ * held for the loop are signed here (kw_ks_workers_run_held); a flush can resume reading buffered
+ * requests and hold more, so this repeats until nothing is held and nothing is dirty: work never
+ * waits for the next poll. On one CPU (loop_only) a spent budget ends the signing for this
+ * iteration instead, and the jobs left wait for the next one (after a poll that does not block):
+ * the other connections are read between batches. Audit lines are written before the replies
+ * they belong to. */
 static void on_check(uv_check_t *h)
 {
     kw_ks_server_t *s = h->data;
+    int spent = 0;
     for (;;) {
-        if (!s->stopping)
-            kw_ks_workers_run_held(&s->eng.workers);
+        if (!s->stopping && !spent)
+            spent = kw_ks_workers_run_held(&s->eng.workers);
         if (s->dirty == NULL)
             break;
         kw_ks_audit_sync(s->eng.fleet.audit); /* the lines of these replies reach the file first */
@@ -44,6 +48,8 @@ static void on_check(uv_check_t *h)
             kw_ks_conn_unref(c);
         }
     }
+    if (!s->stopping)
+        kw_ks_workers_iteration_end(&s->eng.workers);
 }
 
 static void on_connection(uv_stream_t *listener, int status)
@@ -117,6 +123,7 @@ int kw_ks_server_init(kw_ks_server_t *s, uv_loop_t *loop, const kw_ks_config_t *
     s->eng.workers.metrics = s->eng.metrics;
     s->eng.workers.timeout_ns = cfg->request_timeout_ms * 1000000u;
     s->eng.workers.run_inline = 1;
+    s->eng.workers.loop_only = cfg->loop_signs;
     int failed = 0;
     s->eng.rate = kw_ks_rate_new(cfg->rate_limit, cfg->rate_burst, &failed);
     if (failed) {
@@ -153,8 +160,13 @@ int kw_ks_server_listen(kw_ks_server_t *s, char *err, size_t errlen)
         return KW_EIO;
     }
     s->listening = 1;
-    kw_info("listening on %s with %u workers, %zu keys", listen, s->cfg->workers,
-            kw_keystore_count(s->eng.store));
+    if (s->cfg->loop_signs)
+        kw_info("listening on %s, one CPU: the loop thread signs (one worker for PKCS#11 tokens), "
+                "%zu keys",
+                listen, kw_keystore_count(s->eng.store));
+    else
+        kw_info("listening on %s with %u workers, %zu keys", listen, s->cfg->workers,
+                kw_keystore_count(s->eng.store));
     return 0;
 }
 

@@ -49,7 +49,8 @@ typedef struct kw_ks_server_s {
     uint64_t next_conn_id;
     int listening;
     int stopping;
-    uint8_t read_buf[KW_READ_BUF_LEN]; /* shared by all reads: consumed at once by the rbio */
+    uint8_t read_buf[KW_READ_BUF_LEN]; /* shared by all reads (consumed at once by the rbio) and
+                                          the check phase's socket writes (conn.c drain_wbio) */
 } kw_ks_server_t;
 
 #endif /* KW_KS_STATE_H */

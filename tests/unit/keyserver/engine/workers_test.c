@@ -2,7 +2,8 @@
  * The key server's worker pool (src/keyserver/engine/workers.c) with a real libuv loop and a real
  * ECDSA key: the jobs of an iteration are held and signed on the loop thread, in order, at
  * kw_ks_workers_run_held; past the time budget the rest go to the worker threads; a token key or
- * a pool with run_inline off never holds; stopping with a held job cancels it. Every signature is
+ * a pool with run_inline off never holds; with loop_only (one CPU) the jobs past the budget stay
+ * held for the next iteration instead; stopping with a held job cancels it. Every signature is
  * verified with the public key.
  */
 #include <pthread.h>
@@ -158,6 +159,33 @@ static void test_past_budget_rest_goes_to_workers(void **state)
     stop_pool(f);
 }
 
+/* One CPU (loop_only): past the budget the jobs left stay held for the next iteration, never go
+ * to a worker on the loop's CPU, and the idle handle keeps the next poll from blocking. */
+static void test_loop_only_keeps_jobs_past_budget(void **state)
+{
+    fixture_t *f = *state;
+    f->pool.loop_only = 1;
+    f->pool.inline_budget_ns = 1; /* spent by each iteration's first job */
+    assert_int_equal(kw_ks_workers_start(&f->pool, &f->loop, 1, 4, on_done), 0);
+    f->jobs[0].next = &f->jobs[1];
+    f->jobs[1].next = &f->jobs[2];
+    kw_ks_workers_submit(&f->pool, &f->jobs[0], &f->jobs[2], 3);
+    for (size_t i = 0; i < 3; i++) {
+        assert_int_equal(kw_ks_workers_run_held(&f->pool), i < 2); /* 1: jobs left held */
+        assert_int_equal(f->n_done, i + 1);
+        assert_int_equal(f->pool.n_held, 2 - i);
+        assert_int_equal(f->pool.queued, 0); /* nothing handed to the worker */
+        kw_ks_workers_iteration_end(&f->pool);
+        assert_int_equal(uv_is_active((uv_handle_t *)&f->pool.more), i < 2);
+    }
+    for (size_t i = 0; i < 3; i++) {
+        assert_ptr_equal(f->done[i], &f->jobs[i]);
+        assert_true(pthread_equal(f->done_thread[i], pthread_self()));
+        assert_signed(f, &f->jobs[i]);
+    }
+    stop_pool(f);
+}
+
 static void test_token_key_and_inline_off_never_held(void **state)
 {
     fixture_t *f = *state;
@@ -258,6 +286,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_jobs_of_one_iteration_run_on_loop_thread, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_past_budget_rest_goes_to_workers, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_loop_only_keeps_jobs_past_budget, setup, teardown),
         cmocka_unit_test_setup_teardown(test_token_key_and_inline_off_never_held, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stop_cancels_held_job, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sources_take_turns, setup, teardown),
