@@ -7,7 +7,7 @@ MATRIX_BUILD ?= build-matrix
 FUZZ_SECONDS ?= 60
 JOBS ?= $(shell nproc)
 
-.PHONY: all deps build test unit demo asan fuzz builds bench format clean
+.PHONY: all deps build test unit demo asan fuzz builds bench bench-table format clean
 
 all: build
 
@@ -47,6 +47,10 @@ bench: build
 	bash bench/keyserver.sh $(BUILD)
 	bash bench/handshake.sh $(BUILD)
 	bash bench/proxy.sh $(BUILD)
+
+# issue 16's table: 3 runs of every row (~20 minutes on 2 vCPUs), written into README.md
+bench-table: build
+	bash bench/table.sh $(BUILD) --runs 3 --readme
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')

@@ -14,7 +14,7 @@
 # pinned to CPU 1 (taskset), both nginx and h2load to CPU 0; the key-on-disk nginx then has one
 # CPU for everything, nginx + keyward one CPU for everything but the private-key operation.
 # Usage: bench/handshake.sh [--split] [BUILD_DIR]
-#   (env: REQUESTS, CLIENTS, ROUNDS, WORKERS, NGINX_WORKERS, DOC)
+#   (env: REQUESTS, CLIENTS, ROUNDS, WORKERS, NGINX_WORKERS, DOC, KW_BENCH_PKI)
 # Prints a table and the ratios, and writes the table into docs/benchmarks.md (section
 # "Handshakes", co-located or split; DOC=none: don't).
 # Also reported: CPU time per handshake of the edge (nginx master + workers) in both setups and of
@@ -47,6 +47,8 @@ for tool in nginx h2load taskset; do
 done
 [ -f "$KW_PROVIDER" ] || fail "no provider at $KW_PROVIDER: build first"
 
+# KW_BENCH_PKI: a test PKI made earlier (bench/table.sh makes one for all its scripts)
+[ -z "${KW_BENCH_PKI:-}" ] || cp -a "$KW_BENCH_PKI" "$KW_TMP/pki"
 make_pki
 KS_PORT=$(free_port)
 start_keyserver ks "$KS_PORT" --log-level warn --workers "$WORKERS"

@@ -12,7 +12,8 @@
 # KW_BENCH_RSA_CACHE=yes (run the server with --rsa-cache-factors yes: OpenSSL's cached p and q;
 # the default keeps them in the secure heap, docs/security.md), KW_BENCH_SPLIT=1 (per core: the
 # key server pinned to CPU 0, the load generator to CPU 1, and `openssl speed` on
-# CPU 0 alone — issue 16's per-core figures), KW_BENCH_INFLIGHT (default "1 16 256").
+# CPU 0 alone — issue 16's per-core figures), KW_BENCH_INFLIGHT (default "1 16 256"),
+# KW_BENCH_PKI (a test PKI made earlier by scripts/make-pki.sh, copied instead of made).
 set -euo pipefail
 
 SRC=$(cd "$(dirname "$0")/.." && pwd)
@@ -44,7 +45,11 @@ cleanup() {
 }
 trap cleanup EXIT
 
-sh "$SRC/scripts/make-pki.sh" "$TMP/pki" >/dev/null
+if [ -n "${KW_BENCH_PKI:-}" ]; then # a test PKI made earlier (bench/table.sh)
+    cp -a "$KW_BENCH_PKI" "$TMP/pki"
+else
+    sh "$SRC/scripts/make-pki.sh" "$TMP/pki" >/dev/null
+fi
 PKI=$TMP/pki
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()')
 "${KS_PIN[@]}" "$KS" --listen "127.0.0.1:$PORT" --cert "$PKI/keyserver.crt" --key "$PKI/keyserver.key" \
@@ -108,7 +113,7 @@ declare -A LABEL=([rsa2048]="RSA-2048 PKCS#1 SHA-256" [ecdsa-p256]="ECDSA P-256 
     [ed25519]="Ed25519")
 LAST=${INFLIGHT##* }
 
-CPU=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)
+MODEL=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)
 echo
 if [ "$SPLIT" = 1 ]; then
     echo "keyward-keyserver on CPU 0 (--workers $WORKERS), load on CPU 1, vs openssl speed on CPU 0" \
@@ -116,7 +121,7 @@ if [ "$SPLIT" = 1 ]; then
 else
     echo "keyward-keyserver vs openssl speed -multi $NPROC ($SECS s runs, $WORKERS workers)"
 fi
-echo "machine: $(nproc) x ${CPU:-unknown CPU}, $(openssl version | cut -d' ' -f1-2), $(uname -sr)"
+echo "machine: $(nproc) x ${MODEL:-unknown CPU}, $(openssl version | cut -d' ' -f1-2), $(uname -sr)"
 echo "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "openssl speed sign/s before/after: RSA $RSA1/$RSA2, P-256 $EC1/$EC2, Ed25519 $ED1/$ED2"
 echo

@@ -5,7 +5,8 @@
 #   bench_init NAME BUILD_DIR [NEED...]
 # bench_init checks that the build has keyward-proxy, keyward-keyserver, the provider and
 # kw_backend, and each NEED (a path with a / is a file in the build, else a command on PATH);
-# then makes TMP (removed on exit, with every process in PIDS stopped) and a test PKI in PKI.
+# then makes TMP (removed on exit, with every process in PIDS stopped) and a test PKI in PKI (a
+# copy of KW_BENCH_PKI when set).
 # Then: port, wait_port PORT, start_bg LOG CMD..., start_ks PORT LOG, start_proxy PORT
 # BACKEND_PORT [keyward-proxy options].
 
@@ -29,7 +30,11 @@ bench_init() {
     TMP=$(mktemp -d "/tmp/kw$(basename "$BENCH_NAME" .sh).XXXXXX")
     PIDS=()
     trap bench_cleanup EXIT
-    sh "$SRC/scripts/make-pki.sh" "$TMP/pki" >/dev/null
+    if [ -n "${KW_BENCH_PKI:-}" ]; then # a test PKI made earlier (bench/table.sh)
+        cp -a "$KW_BENCH_PKI" "$TMP/pki"
+    else
+        sh "$SRC/scripts/make-pki.sh" "$TMP/pki" >/dev/null
+    fi
     PKI=$TMP/pki
 }
 

@@ -10,7 +10,8 @@
 # h2load --h1 (an independent load generator) when installed, else kw_hsload.
 # Usage: bench/proxy.sh [BUILD_DIR] [SECONDS]   (not a CTest test)
 #   env: KW_BENCH_CONNS, KW_BENCH_LOADERS, KW_BENCH_ROUNDS, KW_BENCH_PROXY_THREADS;
-#   STREAM_ONLY=1 (only the stream comparison), STREAM_ROUNDS (3), REQUESTS (3000), CLIENTS (32),
+#   STREAM_ONLY=1 (only the stream comparison), STREAM_KEYS (keys of the stream comparison,
+#   default "ecdsa-p256 rsa2048"), STREAM_ROUNDS (3), REQUESTS (3000), CLIENTS (32),
 #   STREAM_TOOL=kw_hsload (the stream comparison with kw_hsload even when h2load is installed)
 set -euo pipefail
 . "$(dirname "$0")/lib-proxy.sh"
@@ -239,8 +240,9 @@ echo "$STREAM_TOOL; best of $STREAM_ROUNDS alternating rounds."
 echo
 echo "| key | keyward-proxy (hs/s) | nginx stream, key on disk (hs/s) | ratio | median of per-round ratios | target |"
 echo "|---|---:|---:|---:|---:|---|"
-for spec in "ecdsa-p256 $SP_EC" "rsa2048 $SP_RSA"; do
-    read -r key sp <<<"$spec"
+for key in ${STREAM_KEYS:-ecdsa-p256 rsa2048}; do
+    sp=$SP_EC
+    [ "$key" = rsa2048 ] && sp=$SP_RSA
     srate "$PP" "$key.example" >/dev/null # warm-up
     srate "$sp" "$key.example" >/dev/null
     bp=0 bs=0 ratios=""

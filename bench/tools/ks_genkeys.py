@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """ks_genkeys: N ECDSA P-256 keys (PKCS#8 PEM, mode 600) with a self-signed certificate each
 (CN and SAN kNNNNNN.example), for bench/ks-many-keys.sh.
-  ks_genkeys.py DIR N
-Files that already exist are kept, so a cached directory grows instead of being rebuilt."""
+  ks_genkeys.py DIR N [FIRST]
+Makes keys FIRST..N-1 (FIRST defaults to 0; several processes can share the range). Files that already exist are kept, so a cached directory grows instead of being rebuilt."""
 import datetime
 import os
 import sys
@@ -15,9 +15,10 @@ from cryptography.x509.oid import NameOID
 
 def main():
     out, n = sys.argv[1], int(sys.argv[2])
+    first = int(sys.argv[3]) if len(sys.argv) > 3 else 0
     os.makedirs(out, exist_ok=True)
     now = datetime.datetime(2026, 1, 1)
-    for i in range(n):
+    for i in range(first, n):
         name = "k%06d" % i
         key_path = os.path.join(out, name + ".key")
         if os.path.exists(key_path):
