@@ -120,13 +120,12 @@ kw_cli() {
     kw_cli_as edge "$@"
 }
 
-# write_openssl_conf FILE SERVERS [IDDIR] [INIT_LINE]: an openssl.cnf that loads the keyward
-# provider next to default, with the edge identity IDDIR/edge.crt, edge.key and ca.crt (default
-# $PKI). INIT_LINE replaces `openssl_conf = openssl_init` (Node reads `nodejs_conf`).
-write_openssl_conf() {
-    local file=$1 servers=$2 id=${3:-$PKI}
-    cat >"$file" <<CNF
-${4:-openssl_conf = openssl_init}
+# openssl_conf_providers [INIT_LINE]: prints the start of an openssl.cnf that loads the keyward
+# provider next to default, up to the `[keyward_sect]` line (the caller writes that section's
+# lines). INIT_LINE replaces `openssl_conf = openssl_init` (Node reads `nodejs_conf`).
+openssl_conf_providers() {
+    cat <<CNF
+${1:-openssl_conf = openssl_init}
 [openssl_init]
 providers = provider_sect
 [provider_sect]
@@ -135,6 +134,17 @@ keyward = keyward_sect
 [default_sect]
 activate = 1
 [keyward_sect]
+CNF
+}
+
+# write_openssl_conf FILE SERVERS [IDDIR] [INIT_LINE]: an openssl.cnf that loads the keyward
+# provider next to default, with the edge identity IDDIR/edge.crt, edge.key and ca.crt (default
+# $PKI). INIT_LINE: as for openssl_conf_providers.
+write_openssl_conf() {
+    local file=$1 servers=$2 id=${3:-$PKI}
+    {
+        openssl_conf_providers "${4:-}"
+        cat <<CNF
 module = $KW_PROVIDER
 activate = 1
 servers = $servers
@@ -143,6 +153,7 @@ client_key = $id/edge.key
 ca = $id/ca.crt
 timeout_ms = 5000
 CNF
+    } >"$file"
 }
 
 # ---- keyward-proxy helpers (added by the proxy tests) ----
@@ -403,23 +414,26 @@ kw_audit_count() {
     fi
 }
 
-# write_nginx_conf DIR WORKERS ERROR_LOG SERVER_BLOCKS [LEVEL]: DIR/nginx.conf for Debian's nginx in the
-# foreground (daemon off, env OPENSSL_CONF passed through, temporary paths under DIR/tmp, no
-# access log), with SERVER_BLOCKS (text) inside `http { }`. Started as root, the master drops its
-# workers to www-data as Debian's nginx.conf does (the edge's credentials stay root-only; the
-# scratch dir becomes traversable for the workers' temporary paths). Start it with
-# `nginx -p DIR -c DIR/nginx.conf -e ERROR_LOG`.
+# write_nginx_conf DIR WORKERS ERROR_LOG SERVER_BLOCKS [LEVEL] [daemon]: DIR/nginx.conf for
+# Debian's nginx in the foreground (daemon off, env OPENSSL_CONF passed through, temporary paths
+# under DIR/tmp, no access log), with SERVER_BLOCKS (text, e.g. from nginx_server) inside
+# `http { }`. Started as root, the master drops its workers to www-data as Debian's nginx.conf does
+# (the edge's credentials stay root-only; the scratch dir becomes traversable for the workers'
+# temporary paths). Start it with `nginx -p DIR -c DIR/nginx.conf -e ERROR_LOG`; with `daemon`
+# the file leaves `daemon` and `master_process` to the command line (`-g 'daemon on;
+# master_process on;'`, as Debian's unit starts it).
 write_nginx_conf() {
-    local dir=$1 workers=$2 errlog=$3 servers=$4 level=${5:-info} user=""
+    local dir=$1 workers=$2 errlog=$3 servers=$4 level=${5:-info} user="" mode=""
     mkdir -p "$dir/tmp"
     if [ "$(id -u)" = 0 ]; then
         user="user www-data;"
         chmod 755 "$KW_TMP"
     fi
+    [ "${6:-}" = daemon ] || mode="master_process on;
+daemon off;"
     cat >"$dir/nginx.conf" <<CONF
 worker_processes $workers;
-master_process on;
-daemon off;
+$mode
 $user
 error_log $errlog $level;
 pid $dir/nginx.pid;
@@ -434,6 +448,24 @@ http {
     scgi_temp_path $dir/tmp/scgi;
 $servers
 }
+CONF
+}
+
+# nginx_server PORT CERT KEY BODY [DIRECTIVES]: prints an nginx `server { }` block on
+# 127.0.0.1:PORT (TLS 1.2 and 1.3, server_name localhost) with certificate CERT and key KEY (a key
+# stub) that answers every request with BODY and a newline (nginx variables such as
+# \$ssl_protocol are expanded by nginx); DIRECTIVES (lines) go before the location.
+nginx_server() {
+    cat <<CONF
+    server {
+        listen 127.0.0.1:$1 ssl;
+        server_name localhost;
+        ssl_certificate $2;
+        ssl_certificate_key $3;
+        ssl_protocols TLSv1.2 TLSv1.3;
+${5:-}
+        location / { return 200 "$4\n"; }
+    }
 CONF
 }
 

@@ -119,17 +119,11 @@ KS_N=$KS_PID
 write_openssl_conf_master "$KW_TMP/ms-nginx.cnf" "127.0.0.1:$KS_PORT"
 NGX=$KW_TMP/nginx
 NGX_PORT=$(free_port)
-write_nginx_conf "$NGX" 1 "$KW_TMP/nginx-error.log" "    server {
-        listen 127.0.0.1:$NGX_PORT ssl;
-        server_name localhost;
-        ssl_certificate $PKI/certs/rsa2048.crt;
-        ssl_certificate_key $KW_TMP/rsa.stub;
-        ssl_protocols TLSv1.2 TLSv1.3;
-        ssl_ciphers $RSA_CIPHERS;
+write_nginx_conf "$NGX" 1 "$KW_TMP/nginx-error.log" "$(nginx_server "$NGX_PORT" \
+    "$PKI/certs/rsa2048.crt" "$KW_TMP/rsa.stub" "hello nginx \$ssl_protocol \$ssl_cipher" \
+    "        ssl_ciphers $RSA_CIPHERS;
         ssl_session_cache off;
-        ssl_session_tickets off;
-        location / { return 200 \"hello nginx \$ssl_protocol \$ssl_cipher\n\"; }
-    }"
+        ssl_session_tickets off;")"
 start_bg nginx env OPENSSL_CONF="$KW_TMP/ms-nginx.cnf" LD_PRELOAD="$PRELOAD" \
     nginx -p "$NGX" -c "$NGX/nginx.conf" -e "$KW_TMP/nginx-error.log"
 check_web_server nginx "$LAST_PID" "$NGX_PORT" "$KS_N" "$AUDIT_N" "a key stub"

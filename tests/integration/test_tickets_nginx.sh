@@ -15,7 +15,7 @@ chmod 600 "$KW_TMP/secret"
 DEPLOY_KS_ARGS=(--ticket-secret "$KW_TMP/secret" --allow "cn:edge=*,tickets")
 deploy_setup
 NGX=$KW_TMP/nginx
-mkdir -p "$NGX/tmp" "$NGX/tickets"
+mkdir -p "$NGX/tickets"
 chmod 700 "$NGX/tickets"
 "$KW_BIN/keyward" tickets --server "127.0.0.1:$KS_PORT" --cert "$EDGE/edge.crt" \
     --key "$EDGE/edge.key" --ca "$EDGE/ca.crt" --format nginx --out "$NGX/tickets" \
@@ -23,40 +23,10 @@ chmod 700 "$NGX/tickets"
 pass "keyward tickets --format nginx: $(cat "$KW_TMP/tickets.out")"
 
 NP=$(free_port)
-cat >"$NGX/nginx.conf" <<CONF
-user www-data;
-worker_processes 2;
-pid $NGX/nginx.pid;
-error_log $KW_TMP/nginx-error.log info;
-env OPENSSL_CONF;
-events { worker_connections 256; }
-http {
-    access_log off;
-    client_body_temp_path $NGX/tmp/body;
-    proxy_temp_path $NGX/tmp/proxy;
-    fastcgi_temp_path $NGX/tmp/fastcgi;
-    uwsgi_temp_path $NGX/tmp/uwsgi;
-    scgi_temp_path $NGX/tmp/scgi;
-    server {
-        listen 127.0.0.1:$NP ssl;
-        server_name localhost;
-        ssl_certificate $SITE/ecdsa-p256.crt;
-        ssl_certificate_key $SITE/ecdsa-p256.stub;
-        ssl_protocols TLSv1.2 TLSv1.3;
-        ssl_session_ticket_key $NGX/tickets/current.key;
+deploy_nginx "$NGX" "$(nginx_server "$NP" "$SITE/ecdsa-p256.crt" "$SITE/ecdsa-p256.stub" \
+    "hello nginx" "        ssl_session_ticket_key $NGX/tickets/current.key;
         ssl_session_ticket_key $NGX/tickets/previous.key;
-        ssl_session_ticket_key $NGX/tickets/next.key;
-        location / { return 200 "hello nginx\n"; }
-    }
-}
-CONF
-deploy_at_exit deploy_kill_pidfile "$NGX/nginx.pid"
-env OPENSSL_CONF="$PROV_CNF" LD_PRELOAD="$(kw_provider_preload)" nginx -p "$NGX" \
-    -c "$NGX/nginx.conf" -e "$KW_TMP/nginx-error.log" -g 'daemon on; master_process on;' \
-    >"$KW_TMP/nginx-start.log" 2>&1 || fail "nginx did not start: $(cat "$KW_TMP/nginx-start.log")"
-MASTER=$(deploy_pid_of "$NGX/nginx.pid")
-wait_port "$NP" 15 || fail "nginx does not listen on $NP"
-deploy_drops_privileges "nginx worker" "$MASTER" www-data
+        ssl_session_ticket_key $NGX/tickets/next.key;")" "$NP"
 
 BP=$(free_port)
 start_backend backend "$BP"

@@ -45,6 +45,22 @@ typedef struct kw_tool_opts_s {
 int kw_tool_getopt(int argc, char **argv, const char *shortopts, const struct option *longopts,
                    kw_tool_opts_t *o);
 
+/* One of a tool's own options, --name: a whole number into *u, a number into *d, a text into *s
+ * (pointing into argv), or, with none of these, a flag that sets *flag to 1. A table of them ends
+ * with a NULL name. */
+typedef struct kw_tool_arg_s {
+    const char *name;
+    unsigned *u;
+    double *d;
+    const char **s;
+    int *flag;
+} kw_tool_arg_t;
+
+/* Reads the whole command line: the KW_TOOL_OPTIONS into o, the tool's own options by args.
+ * Exits 2 with usage on stderr on an unknown option or a value that is not a number. */
+void kw_tool_parse(int argc, char **argv, const kw_tool_arg_t *args, kw_tool_opts_t *o,
+                   const char *usage);
+
 /* Prints "<tool>: msg" on stderr and exits with status 1. */
 void kw_tool_die(const char *msg) __attribute__((noreturn));
 
