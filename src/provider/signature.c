@@ -318,29 +318,31 @@ static void *ed25519_newctx(void *provctx, const char *propq)
         OSSL_FUNC_SIGNATURE_SET_CTX_PARAMS, (void (*)(void))kw_sig_set_ctx_params                  \
     }
 
+/* The last entries of a table: the parameters its key type gets and sets, and the end. */
+#define KW_SIG_PARAMS(params)                                                                      \
+    {OSSL_FUNC_SIGNATURE_GETTABLE_CTX_PARAMS, (void (*)(void))params},                             \
+        {OSSL_FUNC_SIGNATURE_SETTABLE_CTX_PARAMS, (void (*)(void))params},                         \
+    {                                                                                              \
+        0, NULL                                                                                    \
+    }
+
 static OSSL_FUNC_signature_newctx_fn rsa_newctx, ecdsa_newctx, ed25519_newctx;
 
 const OSSL_DISPATCH kw_rsa_signature_functions[] = {
     {OSSL_FUNC_SIGNATURE_NEWCTX, (void (*)(void))rsa_newctx},
     KW_SIG_COMMON,
-    {OSSL_FUNC_SIGNATURE_GETTABLE_CTX_PARAMS, (void (*)(void))kw_sig_rsa_ctx_params},
-    {OSSL_FUNC_SIGNATURE_SETTABLE_CTX_PARAMS, (void (*)(void))kw_sig_rsa_ctx_params},
-    {0, NULL},
+    KW_SIG_PARAMS(kw_sig_rsa_ctx_params),
 };
 
 const OSSL_DISPATCH kw_ecdsa_signature_functions[] = {
     {OSSL_FUNC_SIGNATURE_NEWCTX, (void (*)(void))ecdsa_newctx},
     KW_SIG_COMMON,
-    {OSSL_FUNC_SIGNATURE_GETTABLE_CTX_PARAMS, (void (*)(void))kw_sig_md_ctx_params},
-    {OSSL_FUNC_SIGNATURE_SETTABLE_CTX_PARAMS, (void (*)(void))kw_sig_md_ctx_params},
-    {0, NULL},
+    KW_SIG_PARAMS(kw_sig_md_ctx_params),
 };
 
 const OSSL_DISPATCH kw_ed25519_signature_functions[] = {
     {OSSL_FUNC_SIGNATURE_NEWCTX, (void (*)(void))ed25519_newctx},
     KW_SIG_COMMON,
     {OSSL_FUNC_SIGNATURE_DIGEST_SIGN, (void (*)(void))sig_digest_sign},
-    {OSSL_FUNC_SIGNATURE_GETTABLE_CTX_PARAMS, (void (*)(void))kw_sig_md_ctx_params},
-    {OSSL_FUNC_SIGNATURE_SETTABLE_CTX_PARAMS, (void (*)(void))kw_sig_md_ctx_params},
-    {0, NULL},
+    KW_SIG_PARAMS(kw_sig_md_ctx_params),
 };
