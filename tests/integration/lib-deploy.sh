@@ -308,3 +308,19 @@ deploy_matrix() {
     done
     pass "$what: the audit log shows each operation ($got_sig RSA signatures, $got_dec RSA key-exchange decryptions, $got_ec ECDSA signatures)"
 }
+
+# deploy_short_matrix WHAT RSA_PORT EC_PORT REPLY: three handshakes where deploy_matrix does 15,
+# for a second way of configuring the same server: curl to the RSA site over TLS 1.3 and RSA key
+# exchange, gnutls-cli to the ECDSA site over TLS 1.2 ECDHE, each one's key operation audited.
+deploy_short_matrix() {
+    local what=$1 rsa_port=$2 ec_port=$3 reply=$4 mode since
+    for mode in tls13 rsakx; do
+        since=$(deploy_audit_lines)
+        deploy_curl https "$rsa_port" rsa2048 "$mode" "$reply"
+        deploy_audit_expect "$what" rsa2048 "$mode" "$since"
+    done
+    since=$(deploy_audit_lines)
+    deploy_gnutls https "$ec_port" ecdsa-p256 ecdhe "$reply"
+    deploy_audit_expect "$what" ecdsa-p256 ecdhe "$since"
+    pass "$what: RSA TLS 1.3 and RSA key exchange, ECDSA ECDHE"
+}

@@ -469,6 +469,30 @@ ${5:-}
 CONF
 }
 
+# tls_session PORT TLSVER OUT [s_client args]: one `GET /` over TLS TLSVER (1_2 or 1_3) to the
+# site on 127.0.0.1:PORT (SNI localhost, the site CA), s_client's output in OUT (a resumed session
+# shows "Reused,", a full handshake "New,"); -sess_out/-sess_in FILE in the args keep or offer a
+# session. Never fails: the caller greps OUT.
+tls_session() {
+    local port=$1 ver=$2 out=$3
+    shift 3
+    (printf 'GET / HTTP/1.0\r\n\r\n'; sleep 0.5) | timeout 10 openssl s_client \
+        -connect "127.0.0.1:$port" -servername localhost -CAfile "$PKI/site-ca.crt" \
+        "-tls$ver" "$@" >"$out" 2>&1 || true
+}
+
+# check_config_fails BINARY WHAT PATTERN ARGS...: `BINARY --check-config ARGS` must exit 1, say
+# PATTERN and that the test failed (WHAT names the case in messages).
+check_config_fails() {
+    local bin=$1 what=$2 pat=$3 rc=0 out
+    shift 3
+    out=$("$bin" --check-config "$@" 2>&1) || rc=$?
+    [ "$rc" = 1 ] || fail "--check-config with $what: exit $rc, not 1: $out"
+    grep -q -- "$pat" <<<"$out" || fail "--check-config with $what does not say '$pat': $out"
+    grep -q 'test failed' <<<"$out" || fail "--check-config with $what does not say it failed: $out"
+    pass "--check-config with $what: exit 1, '$pat'"
+}
+
 # softhsm_token: a fresh SoftHSM2 token "keyward" (user PIN 246810, in $KW_TMP/hsm/pin) in its own
 # token directory; sets MODULE (the SoftHSM2 PKCS#11 module), H ($KW_TMP/hsm) and exports
 # SOFTHSM2_CONF.

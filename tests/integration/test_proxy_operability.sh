@@ -26,15 +26,7 @@ grep -q 'CN=ecdsa-p256.example, valid until .*key keyward:sha256=' <<<"$out" ||
 grep -q 'configuration is ok' <<<"$out" || fail "--check-config does not say ok: $out"
 pass "--check-config: exit 0, prints the certificate, key and key server"
 
-check_fails() { # WHAT PATTERN ARGS...: --check-config must exit 1 and print PATTERN
-    local what=$1 pat=$2 rc=0
-    shift 2
-    out=$("$KW_BIN/keyward-proxy" --check-config "$@" 2>&1) || rc=$?
-    [ "$rc" = 1 ] || fail "--check-config with $what: exit $rc, not 1: $out"
-    grep -q -- "$pat" <<<"$out" || fail "--check-config with $what does not say '$pat': $out"
-    grep -q 'test failed' <<<"$out" || fail "--check-config with $what does not say it failed: $out"
-    pass "--check-config with $what: exit 1, '$pat'"
-}
+check_fails() { check_config_fails "$KW_BIN/keyward-proxy" "$@"; } # WHAT PATTERN ARGS...
 # shellcheck disable=SC2086
 check_fails "a missing certificate" "$PKI/certs/none.crt: No such file" \
     --cert "$PKI/certs/none.crt" --backend "127.0.0.1:$BP" $KSARGS
