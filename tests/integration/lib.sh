@@ -493,6 +493,23 @@ check_config_fails() {
     pass "--check-config with $what: exit 1, '$pat'"
 }
 
+# write_proxy_yaml FILE LISTEN BACKEND CERT KEYSERVER [LINES]: a keyward-proxy YAML file serving
+# certificate CERT with the key server KEYSERVER (both HOST:PORT), the edge identity of $PKI and
+# keyward.so; LINES (more YAML, one option a line) are appended.
+write_proxy_yaml() {
+    cat >"$1" <<YAML
+listen: "$2"
+backend: "$3"
+certs: ["$4"]
+keyservers: ["$5"]
+client_cert: $PKI/edge.crt
+client_key: $PKI/edge.key
+ca: $PKI/ca.crt
+provider: $KW_PROVIDER
+${6:-}
+YAML
+}
+
 # softhsm_token: a fresh SoftHSM2 token "keyward" (user PIN 246810, in $KW_TMP/hsm/pin) in its own
 # token directory; sets MODULE (the SoftHSM2 PKCS#11 module), H ($KW_TMP/hsm) and exports
 # SOFTHSM2_CONF.

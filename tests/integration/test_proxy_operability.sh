@@ -51,18 +51,9 @@ start_bg relay "$KW_TESTS/kw_delay_relay" --listen "127.0.0.1:$RELAY" --upstream
 wait_port "$RELAY" 10 || fail "kw_delay_relay did not start"
 PP=$(free_port)
 MP=$(free_port)
-cat >"$KW_TMP/proxy.yaml" <<YAML
-listen: "127.0.0.1:$PP"
-backend: "127.0.0.1:$BP"
-metrics: "127.0.0.1:$MP"
-certs: ["$PKI/certs/ecdsa-p256.crt"]
-keyservers: ["127.0.0.1:$RELAY"]
-client_cert: $PKI/edge.crt
-client_key: $PKI/edge.key
-ca: $PKI/ca.crt
-provider: $KW_PROVIDER
-threads: 2
-YAML
+write_proxy_yaml "$KW_TMP/proxy.yaml" "127.0.0.1:$PP" "127.0.0.1:$BP" "$PKI/certs/ecdsa-p256.crt" \
+    "127.0.0.1:$RELAY" "metrics: \"127.0.0.1:$MP\"
+threads: 2"
 start_proxy proxy "$PP" --config "$KW_TMP/proxy.yaml"
 PROXY=$PROXY_PID
 code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 "http://127.0.0.1:$MP/health")

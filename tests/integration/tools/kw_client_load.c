@@ -38,11 +38,7 @@ static int submit(kw_client_t *c, slot_t *s)
     kw_msg_t m;
     if (RAND_bytes(s->dgst, sizeof(s->dgst)) != 1)
         return -1;
-    memset(&m, 0, sizeof(m));
-    m.opcode = KW_OP_ECDSA_SIGN_SHA256;
-    m.has_opcode = 1;
-    m.digest = kw_bytes(key_id, sizeof(key_id));
-    m.payload = kw_bytes(s->dgst, sizeof(s->dgst));
+    kw_tool_sign_msg(&m, KW_OP_ECDSA_SIGN_SHA256, key_id, s->dgst);
     return kw_client_submit(c, &m, &s->req);
 }
 

@@ -78,11 +78,7 @@ static int do_sign(unsigned tag, unsigned seq)
     kw_msg_t m;
     int n = snprintf(text, sizeof(text), "sign %d %u %u", (int)getpid(), tag, seq);
     EVP_Digest(text, (size_t)n, dgst, NULL, EVP_sha256(), NULL);
-    memset(&m, 0, sizeof(m));
-    m.opcode = KW_OP_ECDSA_SIGN_SHA256;
-    m.has_opcode = 1;
-    m.digest = kw_bytes(site_id, sizeof(site_id));
-    m.payload = kw_bytes(dgst, sizeof(dgst));
+    kw_tool_sign_msg(&m, KW_OP_ECDSA_SIGN_SHA256, site_id, dgst);
     int rc = kw_client_call(client, &m, sig, sizeof(sig), &len, &remote);
     if (rc != 0) {
         fprintf(stderr, "pid %d: sign failed: %s (remote 0x%02x)\n", (int)getpid(), kw_strerror(rc),

@@ -110,11 +110,7 @@ static int client_sign(unsigned seq)
     kw_msg_t m;
     int n = snprintf(text, sizeof(text), "privdrop %d %u", (int)getpid(), seq);
     EVP_Digest(text, (size_t)n, dgst, NULL, EVP_sha256(), NULL);
-    memset(&m, 0, sizeof(m));
-    m.opcode = is_rsa() ? KW_OP_RSA_SIGN_SHA256 : KW_OP_ECDSA_SIGN_SHA256;
-    m.has_opcode = 1;
-    m.digest = kw_bytes(site_id, sizeof(site_id));
-    m.payload = kw_bytes(dgst, sizeof(dgst));
+    kw_tool_sign_msg(&m, is_rsa() ? KW_OP_RSA_SIGN_SHA256 : KW_OP_ECDSA_SIGN_SHA256, site_id, dgst);
     int rc;
     if (seq % 2 == 0) {
         rc = kw_client_call(client, &m, sig, sizeof(sig), &len, &remote);

@@ -190,6 +190,15 @@ int kw_tool_call(SSL *ssl, const kw_msg_t *msg, uint8_t *buf, kw_msg_t *reply)
     return 0;
 }
 
+void kw_tool_sign_msg(kw_msg_t *m, uint8_t opcode, const uint8_t *id, const uint8_t *dgst)
+{
+    memset(m, 0, sizeof(*m));
+    m->opcode = opcode;
+    m->has_opcode = 1;
+    m->digest = kw_bytes(id, KW_DIGEST_LEN);
+    m->payload = kw_bytes(dgst, 32);
+}
+
 EVP_PKEY *kw_tool_cert_key(const char *path, uint8_t digest[KW_DIGEST_LEN])
 {
     FILE *f = fopen(path, "r");

@@ -91,6 +91,10 @@ int kw_tool_read_full(SSL *ssl, uint8_t *buf, size_t len);
  * into buf; reply->id is the reply's id). Returns 0 or a KW_TOOL_E* code. */
 int kw_tool_call(SSL *ssl, const kw_msg_t *msg, uint8_t *buf, kw_msg_t *reply);
 
+/* m as a request to sign the SHA-256 digest dgst (32 bytes) with the key whose id is id, by opcode
+ * (e.g. KW_OP_ECDSA_SIGN_SHA256); m points at id and dgst. */
+void kw_tool_sign_msg(kw_msg_t *m, uint8_t opcode, const uint8_t *id, const uint8_t *dgst);
+
 /* The public key of a PEM certificate file (caller frees), and its key id (SHA-256 of the SPKI)
  * in digest when digest is not NULL. NULL when the file is not such a certificate. */
 EVP_PKEY *kw_tool_cert_key(const char *path, uint8_t digest[KW_DIGEST_LEN]);
