@@ -1,7 +1,7 @@
 /*
  * kw_hsload: many concurrent TLS client handshakes (non-blocking OpenSSL over poll()), for the
  * proxy's async test and benchmark.
- *   kw_hsload --connect IP:PORT [--ca FILE] [--servername NAME] [--conns C] [--count N |
+ *   kw_hsload --connect HOST:PORT [--ca FILE] [--servername NAME] [--conns C] [--count N |
  *             --seconds S] [--tls 1.2|1.3] [--path /P] [--timeout-ms MS] [--max-fail F]
  * Keeps C connections in flight until N handshakes (or S seconds). With --path each connection
  * also sends "GET P HTTP/1.0" and reads the reply to the end (bytes are counted: MB/s).

@@ -1,6 +1,6 @@
 /*
  * kw_slow: slowloris clients for the proxy's handshake-timeout test.
- *   kw_slow --connect IP:PORT [--conns N] [--mode idle|partial] [--min-ms A] [--max-ms B]
+ *   kw_slow --connect HOST:PORT [--conns N] [--mode idle|partial] [--min-ms A] [--max-ms B]
  * Opens N connections that send nothing (idle) or only the first bytes of a ClientHello
  * (partial), then waits for the server to close each one. Prints when they were closed and
  * exits 0 only when every connection was closed by the server between A and B ms.
