@@ -1,11 +1,12 @@
 #!/bin/bash
 # Source checker (issue 15): the habits a compiler does not enforce, over every C file under src/
 # and include/ (the shipped code; tests/ drive their own arguments and are not checked):
-#   banned      strcpy, strcat, strncat, sprintf, vsprintf, gets, atoi, atol, atoll
-#               (snprintf and the kw_* helpers instead; kw_parse_u64 for numbers);
-#   strtoul     strtol/strtoul/strtoll/strtoull/strtod without an end pointer, or without errno
-#               set to 0 in the 3 lines before the call (so overflow is seen);
-#   assign      an assignment inside an if/while condition (write it on its own line);
+#   banned      strcpy, strcat, strncat, sprintf, vsprintf, gets, strtok, atoi, atol, atoll, atof,
+#               sscanf (snprintf and the kw_* helpers instead; kw_parse_u64 for numbers);
+#   strtoul     strtol/strtoul/strtoll/strtoull/strtoimax/strtoumax/strtod without an end pointer,
+#               or without errno set to 0 in the 3 lines before the call (so overflow is seen);
+#   assign      an assignment inside an if/while condition, also one written over several lines
+#               (write it on its own line);
 #   length      a file over 600 lines.
 # Comments and string literals are not read. A finding is allowed only by a line
 # "PATH RULE reason" in scripts/checksrc.allow (the reason is required).
@@ -56,10 +57,10 @@ for f in "${files[@]}"; do
         BEGIN { @prev = (); }
         my $l = $_;
         chomp $l;
-        if ($l =~ /\b(strcpy|strcat|strncat|sprintf|vsprintf|gets|atoi|atol|atoll)\s*\(/) {
+        if ($l =~ /\b(strcpy|strcat|strncat|sprintf|vsprintf|gets|strtok|atoi|atol|atoll|atof|sscanf)\s*\(/) {
             print "$.:banned:$1() (use snprintf, kw_parse_u64 or a bounded copy)\n";
         }
-        if ($l =~ /\b(strto(?:u?ll?|d|f|ld))\s*\(/) {
+        if ($l =~ /\b(strto(?:u?ll?|u?imax|d|f|ld))\s*\(/) {
             my $fn = $1;
             if ($l =~ /\bstrto\w+\s*\([^,]*,\s*NULL\b/) {
                 print "$.:strtoul:$fn() without an end pointer (use kw_parse_u64)\n";
@@ -67,13 +68,20 @@ for f in "${files[@]}"; do
                 print "$.:strtoul:$fn() without errno = 0 before it (use kw_parse_u64)\n";
             }
         }
-        if ($l =~ /\b(?:if|while)\s*\((.*)\)/) {
-            my $cond = $1;
-            $cond =~ s/[=!<>+\-*\/%&|^]=|==//g;
-            print "$.:assign:assignment in a condition\n" if $cond =~ /[^=]=[^=]/;
-        }
         push @prev, $l;
         shift @prev if @prev > 3;
+    ')
+    # Conditions over any number of lines: the balanced parentheses after if/while.
+    while IFS=: read -r line rule text; do
+        report "$f" "$line" "$rule" "$text"
+    done < <(strip "$f" | perl -0777 -ne '
+        while (/\b(?:if|while)\s*(\((?:[^()]++|(?1))*\))/g) {
+            my ($cond, $at) = ($1, $-[0]);
+            $cond =~ s/[=!<>+\-*\/%&|^]=|==//g;
+            next unless $cond =~ /[^=]=[^=]/;
+            my $line = 1 + (substr($_, 0, $at) =~ tr/\n//);
+            print "$line:assign:assignment in a condition\n";
+        }
     ')
 done
 

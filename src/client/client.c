@@ -14,6 +14,7 @@
 #include <openssl/provider.h>
 
 #include "keyward/error.h"
+#include "kw_guard.h"
 #include "kw_tls.h"
 #include "kw_file.h"
 #include "kwc_core.h"
@@ -328,11 +329,9 @@ static int encode_frame(kw_client_t *c, const kw_msg_t *msg, kw_request_t *r)
     if (c->pad_to > cap)
         cap = c->pad_to;
     cap += KW_ITEM_HDR_LEN;
-    if (cap > KW_MAX_FRAME + KW_ITEM_HDR_LEN)
-        return KW_ETOOBIG;
+    KW_ENSURE(cap <= KW_MAX_FRAME + KW_ITEM_HDR_LEN, KW_ETOOBIG);
     r->frame = malloc(cap);
-    if (r->frame == NULL)
-        return KW_ENOMEM;
+    KW_ENSURE(r->frame != NULL, KW_ENOMEM);
     int rc = kw_msg_encode(msg, c->pad_to, r->frame, cap, &r->frame_len);
     if (rc == 0 && msg->has_opcode)
         r->opcode = msg->opcode;
@@ -344,11 +343,9 @@ int kw_client_submit(kw_client_t *client, const kw_msg_t *msg, kw_request_t **ou
     kwc_core_t *core = NULL;
     if (out != NULL)
         *out = NULL;
-    if (client == NULL || msg == NULL || out == NULL)
-        return KW_EINVAL;
-    int rc = get_core(client, &core);
-    if (rc != 0)
-        return rc;
+    KW_ENSURE(client != NULL && msg != NULL && out != NULL, KW_EINVAL);
+    KW_GUARD(get_core(client, &core));
+    int rc = 0;
     kw_request_t *r = kwc_request_new(core->pool, 0, &rc);
     if (r == NULL)
         return rc; /* KW_ENOMEM, or KW_ENOFD when no eventfd can be made */
@@ -375,11 +372,9 @@ int kw_client_call(kw_client_t *client, const kw_msg_t *msg, uint8_t *out, size_
         *out_len = 0;
     if (remote_err != NULL)
         *remote_err = 0;
-    int rc = kw_client_submit(client, msg, &r);
-    if (rc != 0)
-        return rc;
+    KW_GUARD(kw_client_submit(client, msg, &r));
     kw_request_wait(r);
-    rc = kw_request_result(r, &payload, &len, remote_err);
+    int rc = kw_request_result(r, &payload, &len, remote_err);
     if (rc == 0 && len > cap)
         rc = KW_ETOOBIG;
     if (rc == 0) {
@@ -394,11 +389,9 @@ int kw_client_call(kw_client_t *client, const kw_msg_t *msg, uint8_t *out, size_
 
 int kw_client_last_error(kw_client_t *client, char *buf, size_t len)
 {
-    if (buf == NULL || len == 0)
-        return KW_EINVAL;
+    KW_ENSURE(buf != NULL && len != 0, KW_EINVAL);
     buf[0] = '\0';
-    if (client == NULL)
-        return KW_EINVAL;
+    KW_ENSURE(client != NULL, KW_EINVAL);
     kwc_core_t *core = atomic_load_explicit(&client->core, memory_order_acquire);
     if (core != NULL)
         kwc_core_last_error(core, buf, len);

@@ -21,6 +21,7 @@
 #include <openssl/err.h>
 
 #include "keyward/error.h"
+#include "kw_guard.h"
 #include "kw_log.h"
 #include "kw_clock.h"
 #include "kw_eventfd.h"
@@ -188,20 +189,14 @@ static void core_free(kwc_core_t *core)
 static int core_init(kwc_core_t *core, const kwc_settings_t *set)
 {
     core->fork_gen = atomic_load(&kwc_fork_gen);
-    int rc = kwc_health_init(&core->route, set, &core->poller.base);
-    if (rc != 0)
-        return rc;
-    if (kwc_epoll_init(&core->poller) != 0)
-        return KW_EIO;
+    KW_GUARD(kwc_health_init(&core->route, set, &core->poller.base));
+    KW_ENSURE(kwc_epoll_init(&core->poller) == 0, KW_EIO);
     kwc_io_init(&core->wake, kwc_loop_on_wake, eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
     core->handoff_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    if (core->wake.fd < 0 || core->handoff_fd < 0)
-        return KW_EIO;
+    KW_ENSURE(core->wake.fd >= 0 && core->handoff_fd >= 0, KW_EIO);
     core->pool = kw_efd_pool_new(KWC_EFD_POOL);
-    if (core->pool == NULL)
-        return KW_ENOMEM;
-    if (kwc_poller_watch(&core->poller.base, &core->wake, KWC_IO_READ) != 0)
-        return KW_EIO;
+    KW_ENSURE(core->pool != NULL, KW_ENOMEM);
+    KW_ENSURE(kwc_poller_watch(&core->poller.base, &core->wake, KWC_IO_READ) == 0, KW_EIO);
     return 0;
 }
 

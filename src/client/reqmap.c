@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "keyward/error.h"
+#include "kw_guard.h"
 
 #define SLOT_MASK (KW_REQMAP_MAX - 1u)
 #define GEN_MAX   ((1u << (32 - KW_REQMAP_SLOT_BITS)) - 1u)
@@ -16,12 +17,10 @@
 static int grow(kw_reqmap_t *m, size_t new_cap)
 {
     kw_reqmap_slot_t *slots = realloc(m->slots, new_cap * sizeof(*slots));
-    if (slots == NULL)
-        return KW_ENOMEM;
+    KW_ENSURE(slots != NULL, KW_ENOMEM);
     m->slots = slots;
     uint32_t *ring = malloc(new_cap * sizeof(*ring));
-    if (ring == NULL)
-        return KW_ENOMEM;
+    KW_ENSURE(ring != NULL, KW_ENOMEM);
     for (size_t i = 0; i < m->nfree; i++)
         ring[i] = m->ring[(m->head + i) % m->cap];
     for (size_t i = m->cap; i < new_cap; i++) {
@@ -59,15 +58,10 @@ void kw_reqmap_destroy(kw_reqmap_t *m)
 
 int kw_reqmap_add(kw_reqmap_t *m, void *ptr, uint32_t *id)
 {
-    if (ptr == NULL || id == NULL)
-        return KW_EINVAL;
+    KW_ENSURE(ptr != NULL && id != NULL, KW_EINVAL);
     if (m->nfree == 0) {
-        if (m->cap >= KW_REQMAP_MAX)
-            return KW_EBUSY;
-        size_t new_cap = m->cap * 2 > KW_REQMAP_MAX ? KW_REQMAP_MAX : m->cap * 2;
-        int rc = grow(m, new_cap);
-        if (rc != 0)
-            return rc;
+        KW_ENSURE(m->cap < KW_REQMAP_MAX, KW_EBUSY);
+        KW_GUARD(grow(m, m->cap * 2 > KW_REQMAP_MAX ? KW_REQMAP_MAX : m->cap * 2));
     }
     uint32_t slot = m->ring[m->head];
     m->head = (m->head + 1) % m->cap;

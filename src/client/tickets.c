@@ -8,14 +8,14 @@
 
 #include "keyward/client.h"
 #include "keyward/error.h"
+#include "kw_guard.h"
 
 int kw_ticket_keys(kw_client_t *client, kw_ticket_keys_t *out, uint8_t *remote_err)
 {
     kw_msg_t msg;
     uint8_t buf[KW_TICKET_KEYS_LEN + 1];
     size_t len = 0;
-    if (client == NULL || out == NULL)
-        return KW_EINVAL;
+    KW_ENSURE(client != NULL && out != NULL, KW_EINVAL);
     memset(out, 0, sizeof(*out));
     memset(&msg, 0, sizeof(msg));
     msg.opcode = KW_OP_TICKET_KEYS;

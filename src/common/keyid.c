@@ -13,6 +13,7 @@
 #include <openssl/x509.h>
 
 #include "keyward/error.h"
+#include "kw_guard.h"
 
 /* SHA-1 over the subjectPublicKey bits of the SPKI DER in der. */
 static int ski_from_spki(const uint8_t *der, size_t der_len, uint8_t ski[KW_SKI_LEN])
@@ -22,8 +23,7 @@ static int ski_from_spki(const uint8_t *der, size_t der_len, uint8_t ski[KW_SKI_
     int pk_len = 0;
     int rc = KW_ECRYPTO;
     X509_PUBKEY *xpk = d2i_X509_PUBKEY(NULL, &p, (long)der_len);
-    if (xpk == NULL)
-        return KW_ECRYPTO;
+    KW_ENSURE(xpk != NULL, KW_ECRYPTO);
     if (X509_PUBKEY_get0_param(NULL, &pk, &pk_len, NULL, xpk) == 1 && pk != NULL && pk_len > 0 &&
         EVP_Digest(pk, (size_t)pk_len, ski, NULL, EVP_sha1(), NULL) == 1)
         rc = 0;
@@ -35,11 +35,9 @@ int kw_keyid_from_pkey(const EVP_PKEY *pkey, uint8_t digest[KW_DIGEST_LEN], uint
 {
     unsigned char *der = NULL;
     int rc = 0;
-    if (pkey == NULL)
-        return KW_EINVAL;
+    KW_ENSURE(pkey != NULL, KW_EINVAL);
     int der_len = i2d_PUBKEY(pkey, &der);
-    if (der_len <= 0 || der == NULL)
-        return KW_ECRYPTO;
+    KW_ENSURE(der_len > 0 && der != NULL, KW_ECRYPTO);
     /* either output may be NULL when the caller needs only the other */
     if (digest != NULL && EVP_Digest(der, (size_t)der_len, digest, NULL, EVP_sha256(), NULL) != 1)
         rc = KW_ECRYPTO;
@@ -57,8 +55,7 @@ static int strip_colons(const char *text, char *buf, size_t cap)
     for (; *text != '\0'; text++) {
         if (*text == ':')
             continue;
-        if (n + 1 >= cap)
-            return KW_EINVAL;
+        KW_ENSURE(n + 1 < cap, KW_EINVAL);
         buf[n++] = *text;
     }
     buf[n] = '\0';
@@ -70,8 +67,7 @@ int kw_keyid_parse(const char *text, kw_keyid_kind_t *kind, uint8_t out[KW_DIGES
     char hex[2 * KW_DIGEST_LEN + 1];
     size_t len;
     kw_keyid_kind_t k;
-    if (text == NULL || kind == NULL || out == NULL)
-        return KW_EINVAL;
+    KW_ENSURE(text != NULL && kind != NULL && out != NULL, KW_EINVAL);
     if (strncasecmp(text, "sha256", 6) == 0 && (text[6] == ':' || text[6] == '=')) {
         k = KW_KEYID_SHA256;
         len = KW_DIGEST_LEN;
@@ -83,11 +79,9 @@ int kw_keyid_parse(const char *text, kw_keyid_kind_t *kind, uint8_t out[KW_DIGES
     } else {
         return KW_EINVAL;
     }
-    if (strip_colons(text, hex, sizeof(hex)) != 0)
-        return KW_EINVAL;
+    KW_GUARD(strip_colons(text, hex, sizeof(hex)));
     uint8_t tmp[KW_DIGEST_LEN];
-    if (kw_hex_decode(hex, tmp, len) != 0)
-        return KW_EINVAL;
+    KW_GUARD_AS(kw_hex_decode(hex, tmp, len), KW_EINVAL);
     memset(out, 0, KW_DIGEST_LEN);
     memcpy(out, tmp, len);
     *kind = k;

@@ -24,4 +24,9 @@ int kw_keylist_has(const uint8_t *list, size_t len, const uint8_t *id);
  * absent or not exactly 2 bytes. */
 KW_WARN_UNUSED int kw_item_tls_version(const kw_bytes_t *item, uint16_t *version);
 
+#define KW_ITEM_TLS_VERSION_LEN 2
+
+/* Writes the TLS-version item that carries version (the ClientHello's) into out. */
+void kw_item_tls_version_write(uint16_t version, uint8_t out[KW_ITEM_TLS_VERSION_LEN]);
+
 #endif /* KW_PAYLOAD_H */

@@ -71,14 +71,11 @@ int kw_stub_encode(const uint8_t digest[KW_DIGEST_LEN], const uint8_t *spki, siz
     size_t fmt_len = strlen(KW_STUB_FORMAT);
     size_t body;
     kw_writer_t w;
-    if (digest == NULL || spki == NULL || spki_len == 0 || out_len == NULL)
-        return KW_EINVAL;
-    if (spki_len > KW_STUB_MAX_DER || spki[0] != DER_SEQUENCE)
-        return KW_EINVAL;
+    KW_ENSURE(digest != NULL && spki != NULL && spki_len != 0 && out_len != NULL, KW_EINVAL);
+    KW_ENSURE(spki_len <= KW_STUB_MAX_DER && spki[0] == DER_SEQUENCE, KW_EINVAL);
     body = 2 + fmt_len + 3 + 2 + KW_DIGEST_LEN + spki_len;
     *out_len = der_header_len(body) + body;
-    if (out == NULL || cap < *out_len)
-        return KW_ETOOBIG;
+    KW_ENSURE(out != NULL && cap >= *out_len, KW_ETOOBIG);
     kw_writer_init(&w, out, cap);
     KW_GUARD(der_put_header(&w, DER_SEQUENCE, body));
     KW_GUARD(der_put_header(&w, DER_UTF8STRING, fmt_len));
@@ -125,8 +122,7 @@ int kw_stub_decode(const uint8_t *der, size_t der_len, kw_stub_t *out)
     size_t len;
     const uint8_t *body;
     int start;
-    if (der == NULL || out == NULL || der_len > KW_STUB_MAX_DER)
-        return KW_EFORMAT;
+    KW_ENSURE(der != NULL && out != NULL && der_len <= KW_STUB_MAX_DER, KW_EFORMAT);
     memset(out, 0, sizeof(*out));
     kw_reader_init(&outer, der, der_len);
     KW_GUARD(der_header(&outer, DER_SEQUENCE, &len));
@@ -149,11 +145,9 @@ int kw_stub_write_pem(BIO *out, const EVP_PKEY *pub)
     uint8_t *der = NULL;
     size_t der_len = 0;
     int rc;
-    if (out == NULL || pub == NULL)
-        return KW_EINVAL;
+    KW_ENSURE(out != NULL && pub != NULL, KW_EINVAL);
     int spki_len = i2d_PUBKEY(pub, &spki);
-    if (spki_len <= 0)
-        return KW_ECRYPTO;
+    KW_ENSURE(spki_len > 0, KW_ECRYPTO);
     rc = kw_keyid_from_pkey(pub, digest, NULL);
     if (rc == 0) {
         (void)kw_stub_encode(digest, spki, (size_t)spki_len, NULL, 0, &der_len);

@@ -17,27 +17,18 @@ int kw_ticket_keys_encode(const kw_ticket_keys_t *set, uint8_t *out, size_t cap,
 {
     kw_writer_t w;
     kw_writer_init(&w, out, cap);
-    if (cap < KW_TICKET_KEYS_LEN)
-        return KW_ETOOBIG;
-    int rc = kw_writer_u8(&w, KW_TICKET_KEYS_VERSION);
-    if (rc == 0)
-        rc = kw_writer_u8(&w, KW_TICKET_EPOCHS);
-    if (rc == 0)
-        rc = kw_writer_u32(&w, set->rotation_s);
-    if (rc == 0)
-        rc = kw_writer_u64(&w, set->server_time);
-    for (size_t i = 0; rc == 0 && i < KW_TICKET_EPOCHS; i++) {
+    KW_ENSURE(cap >= KW_TICKET_KEYS_LEN, KW_ETOOBIG);
+    KW_GUARD(kw_writer_u8(&w, KW_TICKET_KEYS_VERSION));
+    KW_GUARD(kw_writer_u8(&w, KW_TICKET_EPOCHS));
+    KW_GUARD(kw_writer_u32(&w, set->rotation_s));
+    KW_GUARD(kw_writer_u64(&w, set->server_time));
+    for (size_t i = 0; i < KW_TICKET_EPOCHS; i++) {
         const kw_ticket_key_t *k = &set->keys[i];
-        rc = kw_writer_u64(&w, k->epoch);
-        if (rc == 0)
-            rc = kw_writer_u64(&w, k->not_before);
-        if (rc == 0)
-            rc = kw_writer_u64(&w, k->not_after);
-        if (rc == 0)
-            rc = kw_writer_bytes(&w, k->key, KW_TICKET_KEY_LEN);
+        KW_GUARD(kw_writer_u64(&w, k->epoch));
+        KW_GUARD(kw_writer_u64(&w, k->not_before));
+        KW_GUARD(kw_writer_u64(&w, k->not_after));
+        KW_GUARD(kw_writer_bytes(&w, k->key, KW_TICKET_KEY_LEN));
     }
-    if (rc != 0)
-        return rc;
     *out_len = kw_writer_len(&w);
     return 0;
 }
@@ -60,20 +51,17 @@ static int decode(kw_reader_t *r, kw_ticket_keys_t *out)
     uint8_t count = 0;
     KW_GUARD(kw_reader_u8(r, &version));
     KW_GUARD(kw_reader_u8(r, &count));
-    if (version != KW_TICKET_KEYS_VERSION || count != KW_TICKET_EPOCHS)
-        return KW_EFORMAT;
+    KW_ENSURE(version == KW_TICKET_KEYS_VERSION && count == KW_TICKET_EPOCHS, KW_EFORMAT);
     KW_GUARD(kw_reader_u32(r, &out->rotation_s));
     KW_GUARD(kw_reader_u64(r, &out->server_time));
-    if (out->rotation_s == 0)
-        return KW_EFORMAT;
+    KW_ENSURE(out->rotation_s != 0, KW_EFORMAT);
     for (size_t i = 0; i < KW_TICKET_EPOCHS; i++) {
         kw_ticket_key_t *k = &out->keys[i];
         KW_GUARD(kw_reader_u64(r, &k->epoch));
         KW_GUARD(kw_reader_u64(r, &k->not_before));
         KW_GUARD(kw_reader_u64(r, &k->not_after));
         KW_GUARD(kw_reader_copy(r, k->key, KW_TICKET_KEY_LEN));
-        if (!key_consistent(out, i))
-            return KW_EFORMAT;
+        KW_ENSURE(key_consistent(out, i), KW_EFORMAT);
     }
     return kw_reader_remaining(r) == 0 ? 0 : KW_EFORMAT;
 }

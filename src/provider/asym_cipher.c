@@ -13,6 +13,7 @@
 #include <openssl/params.h>
 #include <openssl/rsa.h>
 
+#include "kw_payload.h"
 #include "master.h"
 #include "provider.h"
 #include "remote.h"
@@ -109,7 +110,7 @@ static int rsa_decrypt(void *vctx, unsigned char *out, size_t *outlen, size_t ou
     kw_cipher_ctx_t *ctx = vctx;
     uint8_t op;
     size_t need;
-    uint8_t extra[2];
+    uint8_t extra[KW_ITEM_TLS_VERSION_LEN];
     uint8_t buf[1024];
     size_t got = 0;
     int ok;
@@ -138,8 +139,7 @@ static int rsa_decrypt(void *vctx, unsigned char *out, size_t *outlen, size_t ou
         *outlen = KW_MS_HANDLE_LEN;
         return kw_ms_handle_new(ctx->pctx, ctx->key, in, inlen, ctx->client_version, out);
     }
-    extra[0] = (uint8_t)(ctx->client_version >> 8);
-    extra[1] = (uint8_t)ctx->client_version;
+    kw_item_tls_version_write((uint16_t)ctx->client_version, extra);
     ok = kw_remote_key_op(ctx->key, op, in, inlen, op == KW_OP_TLS_RSA_DECRYPT ? extra : NULL,
                           sizeof(extra), buf, sizeof(buf), &got, "RSA decryption");
     if (ok && (got > outsize || (op == KW_OP_TLS_RSA_DECRYPT && got != KW_TLS_PMS_LEN))) {

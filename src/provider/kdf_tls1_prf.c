@@ -16,6 +16,7 @@
 #include <openssl/kdf.h>
 #include <openssl/params.h>
 
+#include "kw_payload.h"
 #include "master.h"
 #include "provider.h"
 #include "remote.h"
@@ -164,7 +165,8 @@ static int derive_remote(kw_prf_ctx_t *ctx, unsigned char *out, size_t outlen)
     }
     const uint8_t *rest = ctx->seed + label;
     size_t rest_len = ctx->seed_len - label;
-    uint8_t extra[2] = {(uint8_t)(e.client_version >> 8), (uint8_t)e.client_version};
+    uint8_t extra[KW_ITEM_TLS_VERSION_LEN];
+    kw_item_tls_version_write((uint16_t)e.client_version, extra);
     kw_msg_t msg;
     memset(&msg, 0, sizeof(msg));
     msg.opcode = KW_OP_TLS12_MASTER;

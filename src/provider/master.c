@@ -12,6 +12,8 @@
 #include <openssl/rand.h>
 
 #include "kw_clock.h"
+#include "kw_reader.h"
+#include "kw_writer.h"
 
 #define MAGIC_LEN 16
 
@@ -96,8 +98,12 @@ int kw_ms_handle_new(kw_prov_ctx_t *pctx, kw_key_t *key, const uint8_t *ct, size
     size_t i = pick_slot(t, now);
     slot_t *s = &t->slots[i];
     slot_clear(s);
-    handle[MAGIC_LEN] = (uint8_t)(i >> 8);
-    handle[MAGIC_LEN + 1] = (uint8_t)i;
+    kw_writer_t w;
+    kw_writer_init(&w, handle + MAGIC_LEN, 2);
+    if (kw_writer_u16(&w, (uint16_t)i) != 0) { /* cannot happen: 2 bytes for i < KW_MS_SLOTS */
+        pthread_mutex_unlock(&t->lock);
+        return 0;
+    }
     s->used = 1;
     s->at = now;
     memcpy(s->handle, handle, KW_MS_HANDLE_LEN);
@@ -119,9 +125,12 @@ int kw_ms_handle_take(kw_prov_ctx_t *pctx, const uint8_t handle[KW_MS_HANDLE_LEN
                       kw_ms_entry_t *out)
 {
     kw_ms_table_t *t = table_of(pctx);
-    size_t i = (size_t)handle[MAGIC_LEN] << 8 | handle[MAGIC_LEN + 1];
+    kw_reader_t r;
+    uint16_t i = 0;
     int found = 0;
-    if (t == NULL || i >= KW_MS_SLOTS || !kw_ms_is_handle(handle, KW_MS_HANDLE_LEN))
+    kw_reader_init(&r, handle + MAGIC_LEN, 2);
+    if (t == NULL || kw_reader_u16(&r, &i) != 0 || i >= KW_MS_SLOTS ||
+        !kw_ms_is_handle(handle, KW_MS_HANDLE_LEN))
         return 0;
     pthread_mutex_lock(&t->lock);
     slot_t *s = &t->slots[i];

@@ -25,7 +25,6 @@ static OSSL_FUNC_signature_sign_fn sig_sign;
 static OSSL_FUNC_signature_digest_sign_init_fn sig_digest_sign_init;
 static OSSL_FUNC_signature_digest_sign_update_fn sig_digest_sign_update;
 static OSSL_FUNC_signature_digest_sign_final_fn sig_digest_sign_final;
-static OSSL_FUNC_signature_digest_sign_fn sig_digest_sign;
 
 static kw_sig_ctx_t *sig_newctx(void *provctx, kw_key_type_t type)
 {
@@ -276,20 +275,6 @@ static int sig_digest_sign_final(void *vctx, unsigned char *sig, size_t *siglen,
     return sign_remote(ctx, sig, siglen, sigsize, digest, dlen);
 }
 
-/* One-shot (EVP_DigestSign): Ed25519 only; libcrypto runs update + final for the others. */
-static int sig_digest_sign(void *vctx, unsigned char *sig, size_t *siglen, size_t sigsize,
-                           const unsigned char *tbs, size_t tbslen)
-{
-    kw_sig_ctx_t *ctx = vctx;
-    if (ctx == NULL || ctx->key == NULL)
-        return 0;
-    if (sig == NULL) {
-        *siglen = kw_key_max_size(ctx->key);
-        return *siglen > 0;
-    }
-    return sign_remote(ctx, sig, siglen, sigsize, tbs, tbslen);
-}
-
 static void *rsa_newctx(void *provctx, const char *propq)
 {
     return sig_newctx(provctx, KW_KEY_RSA);
@@ -318,29 +303,33 @@ static void *ed25519_newctx(void *provctx, const char *propq)
         OSSL_FUNC_SIGNATURE_SET_CTX_PARAMS, (void (*)(void))kw_sig_set_ctx_params                  \
     }
 
+/* The last entries of a table: the parameters its key type gets and sets, and the end. */
+#define KW_SIG_PARAMS(params)                                                                      \
+    {OSSL_FUNC_SIGNATURE_GETTABLE_CTX_PARAMS, (void (*)(void))params},                             \
+        {OSSL_FUNC_SIGNATURE_SETTABLE_CTX_PARAMS, (void (*)(void))params},                         \
+    {                                                                                              \
+        0, NULL                                                                                    \
+    }
+
 static OSSL_FUNC_signature_newctx_fn rsa_newctx, ecdsa_newctx, ed25519_newctx;
 
 const OSSL_DISPATCH kw_rsa_signature_functions[] = {
     {OSSL_FUNC_SIGNATURE_NEWCTX, (void (*)(void))rsa_newctx},
     KW_SIG_COMMON,
-    {OSSL_FUNC_SIGNATURE_GETTABLE_CTX_PARAMS, (void (*)(void))kw_sig_rsa_ctx_params},
-    {OSSL_FUNC_SIGNATURE_SETTABLE_CTX_PARAMS, (void (*)(void))kw_sig_rsa_ctx_params},
-    {0, NULL},
+    KW_SIG_PARAMS(kw_sig_rsa_ctx_params),
 };
 
 const OSSL_DISPATCH kw_ecdsa_signature_functions[] = {
     {OSSL_FUNC_SIGNATURE_NEWCTX, (void (*)(void))ecdsa_newctx},
     KW_SIG_COMMON,
-    {OSSL_FUNC_SIGNATURE_GETTABLE_CTX_PARAMS, (void (*)(void))kw_sig_md_ctx_params},
-    {OSSL_FUNC_SIGNATURE_SETTABLE_CTX_PARAMS, (void (*)(void))kw_sig_md_ctx_params},
-    {0, NULL},
+    KW_SIG_PARAMS(kw_sig_md_ctx_params),
 };
 
 const OSSL_DISPATCH kw_ed25519_signature_functions[] = {
     {OSSL_FUNC_SIGNATURE_NEWCTX, (void (*)(void))ed25519_newctx},
     KW_SIG_COMMON,
-    {OSSL_FUNC_SIGNATURE_DIGEST_SIGN, (void (*)(void))sig_digest_sign},
-    {OSSL_FUNC_SIGNATURE_GETTABLE_CTX_PARAMS, (void (*)(void))kw_sig_md_ctx_params},
-    {OSSL_FUNC_SIGNATURE_SETTABLE_CTX_PARAMS, (void (*)(void))kw_sig_md_ctx_params},
-    {0, NULL},
+    /* One-shot EVP_DigestSign, Ed25519 only (libcrypto runs update + final for the others): the
+     * whole message goes to the key server, as sig_sign sends it. */
+    {OSSL_FUNC_SIGNATURE_DIGEST_SIGN, (void (*)(void))sig_sign},
+    KW_SIG_PARAMS(kw_sig_md_ctx_params),
 };

@@ -1,6 +1,6 @@
 /*
  * PROXY protocol v2 encoder: signature, version/command, family, length, the address block and
- * TLVs, written through a tiny bounds-checked cursor so nothing can run past the buffer.
+ * TLVs, written through kw_writer (bounds-checked) so nothing can run past the buffer.
  */
 #include "proxy_ppv2.h"
 
@@ -8,36 +8,30 @@
 #include <string.h>
 
 #include "keyward/error.h"
+#include "kw_writer.h"
 
 const uint8_t kw_ppv2_signature[KW_PPV2_SIG_LEN] = {0x0D, 0x0A, 0x0D, 0x0A, 0x00, 0x0D,
                                                     0x0A, 0x51, 0x55, 0x49, 0x54, 0x0A};
 
+/* A kw_writer that remembers a write that did not fit, so the encoder checks once at the end. */
 typedef struct cursor {
-    uint8_t *p;
-    size_t len;
-    size_t cap;
+    kw_writer_t w;
     int overflow;
 } cursor_t;
 
 static void put(cursor_t *c, const void *data, size_t n)
 {
-    if (c->overflow || n > c->cap - c->len) {
-        c->overflow = 1;
-        return;
-    }
-    memcpy(c->p + c->len, data, n);
-    c->len += n;
+    c->overflow |= kw_writer_bytes(&c->w, data, n) != 0;
 }
 
 static void put_u8(cursor_t *c, uint8_t v)
 {
-    put(c, &v, 1);
+    c->overflow |= kw_writer_u8(&c->w, v) != 0;
 }
 
 static void put_u16(cursor_t *c, uint16_t v)
 {
-    uint8_t b[2] = {(uint8_t)(v >> 8), (uint8_t)v};
-    put(c, b, 2);
+    c->overflow |= kw_writer_u16(&c->w, v) != 0;
 }
 
 static void put_tlv(cursor_t *c, uint8_t type, const void *value, size_t n)
@@ -122,13 +116,14 @@ int kw_ppv2_encode(const kw_ppv2_info_t *info, uint8_t *out, size_t cap, size_t 
         (info->cipher != NULL && strlen(info->cipher) > 128)) {
         return KW_EINVAL;
     }
-    cursor_t c = {out, 0, cap, 0};
+    cursor_t c = {.overflow = 0};
+    kw_writer_init(&c.w, out, cap);
     put(&c, kw_ppv2_signature, KW_PPV2_SIG_LEN);
     put_u8(&c, 0x21); /* version 2, command PROXY */
-    size_t fam_at = c.len;
+    size_t fam_at = kw_writer_len(&c.w);
     put_u8(&c, 0);
-    put_u16(&c, 0); /* length, patched below */
-    size_t body_at = c.len;
+    put_u16(&c, 0); /* family and length, patched below */
+    size_t body_at = kw_writer_len(&c.w);
     uint8_t fam = put_addresses(&c, info->src, info->dst);
     if (info->alpn != NULL && info->alpn_len > 0) {
         put_tlv(&c, KW_PPV2_TYPE_ALPN, info->alpn, info->alpn_len);
@@ -142,10 +137,10 @@ int kw_ppv2_encode(const kw_ppv2_info_t *info, uint8_t *out, size_t cap, size_t 
     if (c.overflow) {
         return KW_ETOOBIG;
     }
-    size_t body = c.len - body_at;
-    out[fam_at] = fam;
-    out[fam_at + 1] = (uint8_t)(body >> 8);
-    out[fam_at + 2] = (uint8_t)body;
-    *outlen = c.len;
+    cursor_t head = {.overflow = 0};
+    kw_writer_init(&head.w, out + fam_at, 3);
+    put_u8(&head, fam);
+    put_u16(&head, (uint16_t)(kw_writer_len(&c.w) - body_at));
+    *outlen = kw_writer_len(&c.w);
     return 0;
 }

@@ -107,6 +107,29 @@ deploy_pid_of() {
     head -n 1 "$file" | tr -d ' \n'
 }
 
+# deploy_nginx DIR SERVER_BLOCKS PORT...: Debian's nginx as its unit runs it, with the key stubs
+# through the provider ($PROV_CNF): DIR/nginx.conf (write_nginx_conf: 2 workers, `user
+# www-data;`), `nginx -t -q -g 'daemon on; master_process on;'`, then the same without -t; stopped
+# at exit. Waits until it listens on every PORT and checks a worker runs as www-data. Sets MASTER.
+deploy_nginx() {
+    local dir=$1 servers=$2 port wait=15
+    shift 2
+    write_nginx_conf "$dir" 2 "$KW_TMP/nginx-error.log" "$servers" info daemon
+    deploy_at_exit deploy_kill_pidfile "$dir/nginx.pid"
+    local run=(env OPENSSL_CONF="$PROV_CNF" LD_PRELOAD="$(kw_provider_preload)" nginx -p "$dir"
+        -c "$dir/nginx.conf" -e "$KW_TMP/nginx-error.log" -g 'daemon on; master_process on;')
+    "${run[@]}" -t -q >"$KW_TMP/nginx-start.log" 2>&1 ||
+        fail "nginx -t refused the configuration: $(cat "$KW_TMP/nginx-start.log")"
+    "${run[@]}" >>"$KW_TMP/nginx-start.log" 2>&1 ||
+        fail "nginx did not start: $(cat "$KW_TMP/nginx-start.log")"
+    MASTER=$(deploy_pid_of "$dir/nginx.pid")
+    for port in "$@"; do
+        wait_port "$port" "$wait" || fail "nginx does not listen on $port"
+        wait=5
+    done
+    deploy_drops_privileges "nginx worker" "$MASTER" www-data
+}
+
 # The expected key operation of a handshake, as the audit log names it (docs/fleet.md).
 deploy_op_regex() { # key mode
     case "$1:$2" in
@@ -284,4 +307,20 @@ deploy_matrix() {
         sleep 0.05
     done
     pass "$what: the audit log shows each operation ($got_sig RSA signatures, $got_dec RSA key-exchange decryptions, $got_ec ECDSA signatures)"
+}
+
+# deploy_short_matrix WHAT RSA_PORT EC_PORT REPLY: three handshakes where deploy_matrix does 15,
+# for a second way of configuring the same server: curl to the RSA site over TLS 1.3 and RSA key
+# exchange, gnutls-cli to the ECDSA site over TLS 1.2 ECDHE, each one's key operation audited.
+deploy_short_matrix() {
+    local what=$1 rsa_port=$2 ec_port=$3 reply=$4 mode since
+    for mode in tls13 rsakx; do
+        since=$(deploy_audit_lines)
+        deploy_curl https "$rsa_port" rsa2048 "$mode" "$reply"
+        deploy_audit_expect "$what" rsa2048 "$mode" "$since"
+    done
+    since=$(deploy_audit_lines)
+    deploy_gnutls https "$ec_port" ecdsa-p256 ecdhe "$reply"
+    deploy_audit_expect "$what" ecdsa-p256 ecdhe "$since"
+    pass "$what: RSA TLS 1.3 and RSA key exchange, ECDSA ECDHE"
 }

@@ -120,13 +120,12 @@ kw_cli() {
     kw_cli_as edge "$@"
 }
 
-# write_openssl_conf FILE SERVERS [IDDIR] [INIT_LINE]: an openssl.cnf that loads the keyward
-# provider next to default, with the edge identity IDDIR/edge.crt, edge.key and ca.crt (default
-# $PKI). INIT_LINE replaces `openssl_conf = openssl_init` (Node reads `nodejs_conf`).
-write_openssl_conf() {
-    local file=$1 servers=$2 id=${3:-$PKI}
-    cat >"$file" <<CNF
-${4:-openssl_conf = openssl_init}
+# openssl_conf_providers [INIT_LINE]: prints the start of an openssl.cnf that loads the keyward
+# provider next to default, up to the `[keyward_sect]` line (the caller writes that section's
+# lines). INIT_LINE replaces `openssl_conf = openssl_init` (Node reads `nodejs_conf`).
+openssl_conf_providers() {
+    cat <<CNF
+${1:-openssl_conf = openssl_init}
 [openssl_init]
 providers = provider_sect
 [provider_sect]
@@ -135,6 +134,17 @@ keyward = keyward_sect
 [default_sect]
 activate = 1
 [keyward_sect]
+CNF
+}
+
+# write_openssl_conf FILE SERVERS [IDDIR] [INIT_LINE]: an openssl.cnf that loads the keyward
+# provider next to default, with the edge identity IDDIR/edge.crt, edge.key and ca.crt (default
+# $PKI). INIT_LINE: as for openssl_conf_providers.
+write_openssl_conf() {
+    local file=$1 servers=$2 id=${3:-$PKI}
+    {
+        openssl_conf_providers "${4:-}"
+        cat <<CNF
 module = $KW_PROVIDER
 activate = 1
 servers = $servers
@@ -143,6 +153,7 @@ client_key = $id/edge.key
 ca = $id/ca.crt
 timeout_ms = 5000
 CNF
+    } >"$file"
 }
 
 # ---- keyward-proxy helpers (added by the proxy tests) ----
@@ -403,23 +414,26 @@ kw_audit_count() {
     fi
 }
 
-# write_nginx_conf DIR WORKERS ERROR_LOG SERVER_BLOCKS [LEVEL]: DIR/nginx.conf for Debian's nginx in the
-# foreground (daemon off, env OPENSSL_CONF passed through, temporary paths under DIR/tmp, no
-# access log), with SERVER_BLOCKS (text) inside `http { }`. Started as root, the master drops its
-# workers to www-data as Debian's nginx.conf does (the edge's credentials stay root-only; the
-# scratch dir becomes traversable for the workers' temporary paths). Start it with
-# `nginx -p DIR -c DIR/nginx.conf -e ERROR_LOG`.
+# write_nginx_conf DIR WORKERS ERROR_LOG SERVER_BLOCKS [LEVEL] [daemon]: DIR/nginx.conf for
+# Debian's nginx in the foreground (daemon off, env OPENSSL_CONF passed through, temporary paths
+# under DIR/tmp, no access log), with SERVER_BLOCKS (text, e.g. from nginx_server) inside
+# `http { }`. Started as root, the master drops its workers to www-data as Debian's nginx.conf does
+# (the edge's credentials stay root-only; the scratch dir becomes traversable for the workers'
+# temporary paths). Start it with `nginx -p DIR -c DIR/nginx.conf -e ERROR_LOG`; with `daemon`
+# the file leaves `daemon` and `master_process` to the command line (`-g 'daemon on;
+# master_process on;'`, as Debian's unit starts it).
 write_nginx_conf() {
-    local dir=$1 workers=$2 errlog=$3 servers=$4 level=${5:-info} user=""
+    local dir=$1 workers=$2 errlog=$3 servers=$4 level=${5:-info} user="" mode=""
     mkdir -p "$dir/tmp"
     if [ "$(id -u)" = 0 ]; then
         user="user www-data;"
         chmod 755 "$KW_TMP"
     fi
+    [ "${6:-}" = daemon ] || mode="master_process on;
+daemon off;"
     cat >"$dir/nginx.conf" <<CONF
 worker_processes $workers;
-master_process on;
-daemon off;
+$mode
 $user
 error_log $errlog $level;
 pid $dir/nginx.pid;
@@ -435,6 +449,65 @@ http {
 $servers
 }
 CONF
+}
+
+# nginx_server PORT CERT KEY BODY [DIRECTIVES]: prints an nginx `server { }` block on
+# 127.0.0.1:PORT (TLS 1.2 and 1.3, server_name localhost) with certificate CERT and key KEY (a key
+# stub) that answers every request with BODY and a newline (nginx variables such as
+# \$ssl_protocol are expanded by nginx); DIRECTIVES (lines) go before the location.
+nginx_server() {
+    cat <<CONF
+    server {
+        listen 127.0.0.1:$1 ssl;
+        server_name localhost;
+        ssl_certificate $2;
+        ssl_certificate_key $3;
+        ssl_protocols TLSv1.2 TLSv1.3;
+${5:-}
+        location / { return 200 "$4\n"; }
+    }
+CONF
+}
+
+# tls_session PORT TLSVER OUT [s_client args]: one `GET /` over TLS TLSVER (1_2 or 1_3) to the
+# site on 127.0.0.1:PORT (SNI localhost, the site CA), s_client's output in OUT (a resumed session
+# shows "Reused,", a full handshake "New,"); -sess_out/-sess_in FILE in the args keep or offer a
+# session. Never fails: the caller greps OUT.
+tls_session() {
+    local port=$1 ver=$2 out=$3
+    shift 3
+    (printf 'GET / HTTP/1.0\r\n\r\n'; sleep 0.5) | timeout 10 openssl s_client \
+        -connect "127.0.0.1:$port" -servername localhost -CAfile "$PKI/site-ca.crt" \
+        "-tls$ver" "$@" >"$out" 2>&1 || true
+}
+
+# check_config_fails BINARY WHAT PATTERN ARGS...: `BINARY --check-config ARGS` must exit 1, say
+# PATTERN and that the test failed (WHAT names the case in messages).
+check_config_fails() {
+    local bin=$1 what=$2 pat=$3 rc=0 out
+    shift 3
+    out=$("$bin" --check-config "$@" 2>&1) || rc=$?
+    [ "$rc" = 1 ] || fail "--check-config with $what: exit $rc, not 1: $out"
+    grep -q -- "$pat" <<<"$out" || fail "--check-config with $what does not say '$pat': $out"
+    grep -q 'test failed' <<<"$out" || fail "--check-config with $what does not say it failed: $out"
+    pass "--check-config with $what: exit 1, '$pat'"
+}
+
+# write_proxy_yaml FILE LISTEN BACKEND CERT KEYSERVER [LINES]: a keyward-proxy YAML file serving
+# certificate CERT with the key server KEYSERVER (both HOST:PORT), the edge identity of $PKI and
+# keyward.so; LINES (more YAML, one option a line) are appended.
+write_proxy_yaml() {
+    cat >"$1" <<YAML
+listen: "$2"
+backend: "$3"
+certs: ["$4"]
+keyservers: ["$5"]
+client_cert: $PKI/edge.crt
+client_key: $PKI/edge.key
+ca: $PKI/ca.crt
+provider: $KW_PROVIDER
+${6:-}
+YAML
 }
 
 # softhsm_token: a fresh SoftHSM2 token "keyward" (user PIN 246810, in $KW_TMP/hsm/pin) in its own

@@ -64,12 +64,4 @@ deploy_matrix haproxy https "$RSA_PORT" "$EC_PORT" "hello haproxy"
 deploy_kill_pidfile "$KW_TMP/haproxy-prov.pid"
 
 haproxy_run haproxy-conf "" OPENSSL_CONF="$PROV_CNF"
-for mode in tls13 rsakx; do
-    since=$(deploy_audit_lines)
-    deploy_curl https "$RSA_PORT" rsa2048 "$mode" "hello haproxy"
-    deploy_audit_expect "haproxy OPENSSL_CONF" rsa2048 "$mode" "$since"
-done
-since=$(deploy_audit_lines)
-deploy_gnutls https "$EC_PORT" ecdsa-p256 ecdhe "hello haproxy"
-deploy_audit_expect "haproxy OPENSSL_CONF" ecdsa-p256 ecdhe "$since"
-pass "haproxy with the provider from OPENSSL_CONF: RSA TLS 1.3 and RSA key exchange, ECDSA ECDHE"
+deploy_short_matrix "haproxy with the provider from OPENSSL_CONF" "$RSA_PORT" "$EC_PORT" "hello haproxy"

@@ -52,12 +52,4 @@ pass "node without --openssl-shared-config ignores openssl_conf: $(grep -m1 -o '
 deploy_openssl_conf "$KW_TMP/etc/nodejs.cnf" "nodejs_conf = openssl_init"
 run_server node-section env OPENSSL_CONF="$KW_TMP/etc/nodejs.cnf" \
     LD_PRELOAD="$(kw_provider_preload)" node "$HERE/deploy/server.js"
-for mode in tls13 rsakx; do
-    since=$(deploy_audit_lines)
-    deploy_curl https "$RSA_PORT" rsa2048 "$mode" "hello node"
-    deploy_audit_expect "node nodejs_conf" rsa2048 "$mode" "$since"
-done
-since=$(deploy_audit_lines)
-deploy_gnutls https "$EC_PORT" ecdsa-p256 ecdhe "hello node"
-deploy_audit_expect "node nodejs_conf" ecdsa-p256 ecdhe "$since"
-pass "node with a nodejs_conf section: RSA TLS 1.3 and RSA key exchange, ECDSA ECDHE"
+deploy_short_matrix "node with a nodejs_conf section" "$RSA_PORT" "$EC_PORT" "hello node"

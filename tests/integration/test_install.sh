@@ -87,18 +87,10 @@ grep -q "libkeyward.so.0 => $D/$LIBDIR/libkeyward.so.0" <<<"$libs" ||
 pass "a program builds with pkg-config keyward and runs on libkeyward.so.0 (kw_client_new: $out)"
 
 # The installed provider, found by OpenSSL by name in its module directory (no `module =`).
-cat >"$KW_TMP/openssl.cnf" <<'CNF'
-openssl_conf = openssl_init
-[openssl_init]
-providers = provider_sect
-[provider_sect]
-default = default_sect
-keyward = keyward_sect
-[default_sect]
-activate = 1
-[keyward_sect]
-activate = 1
-CNF
+{
+    openssl_conf_providers
+    echo "activate = 1"
+} >"$KW_TMP/openssl.cnf"
 out=$(OPENSSL_MODULES=$D$MODDIR OPENSSL_CONF=$KW_TMP/openssl.cnf openssl list -providers 2>&1) ||
     fail "openssl with keyward and no module line: $out"
 grep -q '^  keyward' <<<"$out" || fail "keyward not listed by openssl list -providers: $out"

@@ -27,15 +27,7 @@ out=$("$KW_BIN/keyward-keyserver" --check-config "${KSARGS[@]}" --keys "$KW_TMP/
     fail "a key readable by the server's own group (0640) is warned about: $(grep accessible <<<"$out")"
 pass "a key 0640 in the server's own group loads without a warning"
 
-check_fails() { # WHAT PATTERN ARGS...
-    local what=$1 pat=$2 rc=0
-    shift 2
-    out=$("$KW_BIN/keyward-keyserver" --check-config "$@" 2>&1) || rc=$?
-    [ "$rc" = 1 ] || fail "--check-config with $what: exit $rc, not 1: $out"
-    grep -q -- "$pat" <<<"$out" || fail "--check-config with $what does not say '$pat': $out"
-    grep -q 'test failed' <<<"$out" || fail "--check-config with $what does not say it failed: $out"
-    pass "--check-config with $what: exit 1, '$pat'"
-}
+check_fails() { check_config_fails "$KW_BIN/keyward-keyserver" "$@"; } # WHAT PATTERN ARGS...
 check_fails "a missing certificate" "nothere.crt: No such file" --cert "$PKI/nothere.crt" \
     --key "$PKI/keyserver.key" --ca "$PKI/ca.crt" --keys "$PKI/keys"
 mkdir -p "$KW_TMP/openkeys"

@@ -111,6 +111,22 @@ check_web_server() {
     audit_expect "$name" "$audit" 4 2 edge "$PKI/certs/rsa2048.crt"
 }
 
+# check_s_server TAG NAME CNF CERT STUB: openssl s_server -www (log ss-TAG.log) with CERT and its
+# key stub STUB through the provider configured in CNF: the master-secret handshakes and a TLS 1.2
+# ECDHE-RSA one (the sign path); then it is stopped.
+check_s_server() {
+    local name=$2 port
+    port=$(free_port)
+    start_bg "ss-$1" env OPENSSL_CONF="$3" LD_PRELOAD="$PRELOAD" openssl s_server \
+        -accept "127.0.0.1:$port" -cert "$4" -key "$5" -www -quiet
+    wait_port "$port" 30 || fail "s_server ($name) did not start"
+    rsa_kx_set "$name" "$port" "HTTP/1.0 200 ok|<HTML>"
+    tls_expect "$name: TLS 1.2 ECDHE-RSA (sign path)" "$port" /dev/null \
+        "Cipher is ECDHE-RSA-AES128-GCM-SHA256;HTTP/1.0 200 ok" -tls1_2 \
+        -cipher ECDHE-RSA-AES128-GCM-SHA256
+    kw_stop "$LAST_PID" 30 || true
+}
+
 # ---- 1. nginx ---------------------------------------------------------------------------------
 AUDIT_N=$KW_TMP/audit-nginx.jsonl
 KS_PORT=$(free_port)
@@ -119,17 +135,11 @@ KS_N=$KS_PID
 write_openssl_conf_master "$KW_TMP/ms-nginx.cnf" "127.0.0.1:$KS_PORT"
 NGX=$KW_TMP/nginx
 NGX_PORT=$(free_port)
-write_nginx_conf "$NGX" 1 "$KW_TMP/nginx-error.log" "    server {
-        listen 127.0.0.1:$NGX_PORT ssl;
-        server_name localhost;
-        ssl_certificate $PKI/certs/rsa2048.crt;
-        ssl_certificate_key $KW_TMP/rsa.stub;
-        ssl_protocols TLSv1.2 TLSv1.3;
-        ssl_ciphers $RSA_CIPHERS;
+write_nginx_conf "$NGX" 1 "$KW_TMP/nginx-error.log" "$(nginx_server "$NGX_PORT" \
+    "$PKI/certs/rsa2048.crt" "$KW_TMP/rsa.stub" "hello nginx \$ssl_protocol \$ssl_cipher" \
+    "        ssl_ciphers $RSA_CIPHERS;
         ssl_session_cache off;
-        ssl_session_tickets off;
-        location / { return 200 \"hello nginx \$ssl_protocol \$ssl_cipher\n\"; }
-    }"
+        ssl_session_tickets off;")"
 start_bg nginx env OPENSSL_CONF="$KW_TMP/ms-nginx.cnf" LD_PRELOAD="$PRELOAD" \
     nginx -p "$NGX" -c "$NGX/nginx.conf" -e "$KW_TMP/nginx-error.log"
 check_web_server nginx "$LAST_PID" "$NGX_PORT" "$KS_N" "$AUDIT_N" "a key stub"
@@ -170,19 +180,9 @@ KS_B=$KS_PID
 start_ks_as ks-a "$PORT_A" ks-a --upstream "127.0.0.1:$PORT_B" --audit-log "$AUDIT_A"
 KS_A=$KS_PID
 write_openssl_conf_master "$KW_TMP/ms-chain.cnf" "127.0.0.1:$PORT_A"
-SS_PORT=$(free_port)
 # The stub's load-time check (0xA3, list keys) passes through A: A adds B's keys to its list.
-start_bg ss-chain env OPENSSL_CONF="$KW_TMP/ms-chain.cnf" \
-    LD_PRELOAD="$PRELOAD" openssl s_server \
-    -accept "127.0.0.1:$SS_PORT" -cert "$PKI/certs/rsa2048.crt" -key "$KW_TMP/rsa.stub" -www \
-    -quiet
-SS_PID=$LAST_PID
-wait_port "$SS_PORT" 30 || fail "s_server (chain) did not start"
-rsa_kx_set "chain A->B" "$SS_PORT" "HTTP/1.0 200 ok|<HTML>"
-tls_expect "chain A->B: TLS 1.2 ECDHE-RSA (sign path)" "$SS_PORT" /dev/null \
-    "Cipher is ECDHE-RSA-AES128-GCM-SHA256;HTTP/1.0 200 ok" -tls1_2 \
-    -cipher ECDHE-RSA-AES128-GCM-SHA256
-kw_stop "$SS_PID" 30 || true
+check_s_server chain "chain A->B" "$KW_TMP/ms-chain.cnf" "$PKI/certs/rsa2048.crt" \
+    "$KW_TMP/rsa.stub"
 stop_ks A "$KS_A"
 stop_ks B "$KS_B"
 audit_expect "chain: A (forwarded)" "$AUDIT_A" 4 1 edge "$PKI/certs/rsa2048.crt"
@@ -211,15 +211,6 @@ KS_P=$KS_PID
 kw_grep "pkcs11 token 'keyward' .*: 1 usable key(s)" "$KW_TMP/ks-pkcs11.log" ||
     fail "the key server does not serve the token's key"
 write_openssl_conf_master "$KW_TMP/ms-pkcs11.cnf" "127.0.0.1:$KS_PORT"
-SS_PORT=$(free_port)
-start_bg ss-pkcs11 env OPENSSL_CONF="$KW_TMP/ms-pkcs11.cnf" LD_PRELOAD="$PRELOAD" openssl s_server \
-    -accept "127.0.0.1:$SS_PORT" -cert "$H/rsa.crt" -key "$H/rsa.stub" -www -quiet
-SS_PID=$LAST_PID
-wait_port "$SS_PORT" 30 || fail "s_server (pkcs11) did not start"
-rsa_kx_set "PKCS#11 token key" "$SS_PORT" "HTTP/1.0 200 ok|<HTML>"
-tls_expect "PKCS#11 token key: TLS 1.2 ECDHE-RSA (sign path)" "$SS_PORT" /dev/null \
-    "Cipher is ECDHE-RSA-AES128-GCM-SHA256;HTTP/1.0 200 ok" -tls1_2 \
-    -cipher ECDHE-RSA-AES128-GCM-SHA256
-kw_stop "$SS_PID" 30 || true
+check_s_server pkcs11 "PKCS#11 token key" "$KW_TMP/ms-pkcs11.cnf" "$H/rsa.crt" "$H/rsa.stub"
 stop_ks pkcs11 "$KS_P"
 audit_expect "PKCS#11" "$AUDIT_P" 4 1 edge "$H/rsa.crt"

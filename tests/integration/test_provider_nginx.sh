@@ -12,21 +12,11 @@ make_stubs rsa2048 ecdsa-p256
 RSA_PORT=$(free_port)
 EC_PORT=$(free_port)
 NGX=$KW_TMP/nginx
-mkdir -p "$NGX/tmp"
 site() { # port name
-    cat <<CONF
-    server {
-        listen 127.0.0.1:$1 ssl;
-        server_name localhost;
-        ssl_certificate $PKI/certs/$2.crt;
-        ssl_certificate_key $KW_TMP/$2.stub;
-        ssl_protocols TLSv1.2 TLSv1.3;
-        ssl_ciphers ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:AES128-GCM-SHA256;
+    nginx_server "$1" "$PKI/certs/$2.crt" "$KW_TMP/$2.stub" "hello $2 \$ssl_protocol \$ssl_cipher" \
+        "        ssl_ciphers ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:AES128-GCM-SHA256;
         ssl_session_cache off;
-        ssl_session_tickets off;
-        location / { return 200 "hello $2 \$ssl_protocol \$ssl_cipher\n"; }
-    }
-CONF
+        ssl_session_tickets off;"
 }
 write_nginx_conf "$NGX" 1 "$KW_TMP/nginx-error.log" "$(site "$RSA_PORT" rsa2048)
 $(site "$EC_PORT" ecdsa-p256)"

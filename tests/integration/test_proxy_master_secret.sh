@@ -125,18 +125,9 @@ kill "$PROXY_PID"
 
 # ---- the same through YAML ----
 PY=$(free_port)
-cat >"$KW_TMP/proxy.yaml" <<YAML
-listen: "127.0.0.1:$PY"
-backend: "127.0.0.1:$BP"
-certs: ["$PKI/certs/rsa2048.crt"]
-keyservers: ["127.0.0.1:$KS"]
-client_cert: $PKI/edge.crt
-client_key: $PKI/edge.key
-ca: $PKI/ca.crt
-provider: $KW_PROVIDER
-threads: 1
-no_master_secret: true
-YAML
+write_proxy_yaml "$KW_TMP/proxy.yaml" "127.0.0.1:$PY" "127.0.0.1:$BP" "$PKI/certs/rsa2048.crt" \
+    "127.0.0.1:$KS" "threads: 1
+no_master_secret: true"
 start_bg proxy-yaml "$KW_BIN/keyward-proxy" --config "$KW_TMP/proxy.yaml"
 PROXY_PID=$LAST_PID
 wait_port "$PY" 20 || fail "proxy-yaml did not start"

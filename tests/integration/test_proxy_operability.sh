@@ -26,15 +26,7 @@ grep -q 'CN=ecdsa-p256.example, valid until .*key keyward:sha256=' <<<"$out" ||
 grep -q 'configuration is ok' <<<"$out" || fail "--check-config does not say ok: $out"
 pass "--check-config: exit 0, prints the certificate, key and key server"
 
-check_fails() { # WHAT PATTERN ARGS...: --check-config must exit 1 and print PATTERN
-    local what=$1 pat=$2 rc=0
-    shift 2
-    out=$("$KW_BIN/keyward-proxy" --check-config "$@" 2>&1) || rc=$?
-    [ "$rc" = 1 ] || fail "--check-config with $what: exit $rc, not 1: $out"
-    grep -q -- "$pat" <<<"$out" || fail "--check-config with $what does not say '$pat': $out"
-    grep -q 'test failed' <<<"$out" || fail "--check-config with $what does not say it failed: $out"
-    pass "--check-config with $what: exit 1, '$pat'"
-}
+check_fails() { check_config_fails "$KW_BIN/keyward-proxy" "$@"; } # WHAT PATTERN ARGS...
 # shellcheck disable=SC2086
 check_fails "a missing certificate" "$PKI/certs/none.crt: No such file" \
     --cert "$PKI/certs/none.crt" --backend "127.0.0.1:$BP" $KSARGS
@@ -59,18 +51,9 @@ start_bg relay "$KW_TESTS/kw_delay_relay" --listen "127.0.0.1:$RELAY" --upstream
 wait_port "$RELAY" 10 || fail "kw_delay_relay did not start"
 PP=$(free_port)
 MP=$(free_port)
-cat >"$KW_TMP/proxy.yaml" <<YAML
-listen: "127.0.0.1:$PP"
-backend: "127.0.0.1:$BP"
-metrics: "127.0.0.1:$MP"
-certs: ["$PKI/certs/ecdsa-p256.crt"]
-keyservers: ["127.0.0.1:$RELAY"]
-client_cert: $PKI/edge.crt
-client_key: $PKI/edge.key
-ca: $PKI/ca.crt
-provider: $KW_PROVIDER
-threads: 2
-YAML
+write_proxy_yaml "$KW_TMP/proxy.yaml" "127.0.0.1:$PP" "127.0.0.1:$BP" "$PKI/certs/ecdsa-p256.crt" \
+    "127.0.0.1:$RELAY" "metrics: \"127.0.0.1:$MP\"
+threads: 2"
 start_proxy proxy "$PP" --config "$KW_TMP/proxy.yaml"
 PROXY=$PROXY_PID
 code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 "http://127.0.0.1:$MP/health")

@@ -56,25 +56,18 @@ start_proxy proxy "$PX" --backend "127.0.0.1:$BP" --cert "$SITE/ecdsa-p256.crt" 
     --ca "$EDGE/ca.crt" --provider "$KW_PROVIDER" --tickets-from-keyserver \
     --session-context haproxy --threads 1
 
-sess() { # port tlsver out [s_client args]
-    local port=$1 ver=$2 out=$3
-    shift 3
-    (printf 'GET / HTTP/1.0\r\n\r\n'; sleep 0.5) | timeout 10 openssl s_client \
-        -connect "127.0.0.1:$port" -servername localhost -CAfile "$PKI/site-ca.crt" \
-        "-tls$ver" "$@" >"$out" 2>&1 || true
-}
 key_ops() { kw_audit_count "$AUDIT" '"opcode":"ecdsa'; }
 # both_ways LABEL: TLS 1.3 and 1.2 sessions resume keyward-proxy -> HAProxy and back, no key op.
 both_ways() {
     local ver before W=$KW_TMP/s-$1
     mkdir -p "$W"
     for ver in 1_3 1_2; do
-        sess "$PX" "$ver" "$W/p$ver" -sess_out "$W/px$ver"
+        tls_session "$PX" "$ver" "$W/p$ver" -sess_out "$W/px$ver"
         before=$(key_ops)
-        sess "$HP" "$ver" "$W/h$ver" -sess_in "$W/px$ver"
+        tls_session "$HP" "$ver" "$W/h$ver" -sess_in "$W/px$ver"
         grep -q "^Reused," "$W/h$ver" || fail "$1: TLS $ver: keyward-proxy's session not resumed at HAProxy"
-        sess "$HP" "$ver" "$W/i$ver" -sess_out "$W/ha$ver"
-        sess "$PX" "$ver" "$W/q$ver" -sess_in "$W/ha$ver"
+        tls_session "$HP" "$ver" "$W/i$ver" -sess_out "$W/ha$ver"
+        tls_session "$PX" "$ver" "$W/q$ver" -sess_in "$W/ha$ver"
         grep -q "^Reused," "$W/q$ver" || fail "$1: TLS $ver: HAProxy's session not resumed at keyward-proxy"
         [ "$(key_ops)" = "$((before + 1))" ] ||
             fail "$1: TLS $ver: expected only HAProxy's own full handshake to cost a key operation"

@@ -15,7 +15,7 @@ chmod 600 "$KW_TMP/secret"
 DEPLOY_KS_ARGS=(--ticket-secret "$KW_TMP/secret" --allow "cn:edge=*,tickets")
 deploy_setup
 NGX=$KW_TMP/nginx
-mkdir -p "$NGX/tmp" "$NGX/tickets"
+mkdir -p "$NGX/tickets"
 chmod 700 "$NGX/tickets"
 "$KW_BIN/keyward" tickets --server "127.0.0.1:$KS_PORT" --cert "$EDGE/edge.crt" \
     --key "$EDGE/edge.key" --ca "$EDGE/ca.crt" --format nginx --out "$NGX/tickets" \
@@ -23,40 +23,10 @@ chmod 700 "$NGX/tickets"
 pass "keyward tickets --format nginx: $(cat "$KW_TMP/tickets.out")"
 
 NP=$(free_port)
-cat >"$NGX/nginx.conf" <<CONF
-user www-data;
-worker_processes 2;
-pid $NGX/nginx.pid;
-error_log $KW_TMP/nginx-error.log info;
-env OPENSSL_CONF;
-events { worker_connections 256; }
-http {
-    access_log off;
-    client_body_temp_path $NGX/tmp/body;
-    proxy_temp_path $NGX/tmp/proxy;
-    fastcgi_temp_path $NGX/tmp/fastcgi;
-    uwsgi_temp_path $NGX/tmp/uwsgi;
-    scgi_temp_path $NGX/tmp/scgi;
-    server {
-        listen 127.0.0.1:$NP ssl;
-        server_name localhost;
-        ssl_certificate $SITE/ecdsa-p256.crt;
-        ssl_certificate_key $SITE/ecdsa-p256.stub;
-        ssl_protocols TLSv1.2 TLSv1.3;
-        ssl_session_ticket_key $NGX/tickets/current.key;
+deploy_nginx "$NGX" "$(nginx_server "$NP" "$SITE/ecdsa-p256.crt" "$SITE/ecdsa-p256.stub" \
+    "hello nginx" "        ssl_session_ticket_key $NGX/tickets/current.key;
         ssl_session_ticket_key $NGX/tickets/previous.key;
-        ssl_session_ticket_key $NGX/tickets/next.key;
-        location / { return 200 "hello nginx\n"; }
-    }
-}
-CONF
-deploy_at_exit deploy_kill_pidfile "$NGX/nginx.pid"
-env OPENSSL_CONF="$PROV_CNF" LD_PRELOAD="$(kw_provider_preload)" nginx -p "$NGX" \
-    -c "$NGX/nginx.conf" -e "$KW_TMP/nginx-error.log" -g 'daemon on; master_process on;' \
-    >"$KW_TMP/nginx-start.log" 2>&1 || fail "nginx did not start: $(cat "$KW_TMP/nginx-start.log")"
-MASTER=$(deploy_pid_of "$NGX/nginx.pid")
-wait_port "$NP" 15 || fail "nginx does not listen on $NP"
-deploy_drops_privileges "nginx worker" "$MASTER" www-data
+        ssl_session_ticket_key $NGX/tickets/next.key;")" "$NP"
 
 BP=$(free_port)
 start_backend backend "$BP"
@@ -68,32 +38,25 @@ PXARGS=(--backend "127.0.0.1:$BP" --cert "$SITE/ecdsa-p256.crt" --keyserver "127
 start_proxy proxy "$PX" "${PXARGS[@]}" --session-context nginx
 start_proxy proxy-default "$PD" "${PXARGS[@]}"
 
-sess() { # port tlsver out [s_client args]
-    local port=$1 ver=$2 out=$3
-    shift 3
-    (printf 'GET / HTTP/1.0\r\n\r\n'; sleep 0.5) | timeout 10 openssl s_client \
-        -connect "127.0.0.1:$port" -servername localhost -CAfile "$PKI/site-ca.crt" \
-        "-tls$ver" "$@" >"$out" 2>&1 || true
-}
 key_ops() { kw_audit_count "$AUDIT" '"opcode":"ecdsa'; }
 
 W=$KW_TMP/s
 mkdir -p "$W"
+# carry FROM TO TLSVER WHAT: a session from a full handshake at port FROM resumes at port TO with
+# no key operation; it stays in $W/from-FROM-TLSVER.
+carry() {
+    local from=$1 to=$2 ver=$3 before
+    tls_session "$from" "$ver" "$W/$from-$ver" -sess_out "$W/from-$from-$ver"
+    grep -q "^New," "$W/$from-$ver" || fail "TLS $ver: first handshake for $4"
+    before=$(key_ops)
+    tls_session "$to" "$ver" "$W/$to-$ver" -sess_in "$W/from-$from-$ver"
+    grep -q "^Reused," "$W/$to-$ver" || fail "TLS $ver: $4: not resumed"
+    [ "$(key_ops)" = "$before" ] || fail "TLS $ver: $4: the resumption cost a key operation"
+}
 for ver in 1_3 1_2; do
-    sess "$PX" "$ver" "$W/p$ver" -sess_out "$W/from-proxy$ver"
-    grep -q "^New," "$W/p$ver" || fail "TLS $ver: first handshake at keyward-proxy"
-    before=$(key_ops)
-    sess "$NP" "$ver" "$W/n$ver" -sess_in "$W/from-proxy$ver"
-    grep -q "^Reused," "$W/n$ver" || fail "TLS $ver: keyward-proxy's session not resumed at nginx"
-    [ "$(key_ops)" = "$before" ] || fail "TLS $ver: resumption at nginx cost a key operation"
-
-    sess "$NP" "$ver" "$W/m$ver" -sess_out "$W/from-nginx$ver"
-    grep -q "^New," "$W/m$ver" || fail "TLS $ver: first handshake at nginx"
-    before=$(key_ops)
-    sess "$PX" "$ver" "$W/q$ver" -sess_in "$W/from-nginx$ver"
-    grep -q "^Reused," "$W/q$ver" || fail "TLS $ver: nginx's session not resumed at keyward-proxy"
-    [ "$(key_ops)" = "$before" ] || fail "TLS $ver: resumption at keyward-proxy cost a key op"
-    sess "$PD" "$ver" "$W/d$ver" -sess_in "$W/from-nginx$ver"
+    carry "$PX" "$NP" "$ver" "keyward-proxy's session at nginx"
+    carry "$NP" "$PX" "$ver" "nginx's session at keyward-proxy"
+    tls_session "$PD" "$ver" "$W/d$ver" -sess_in "$W/from-$NP-$ver"
     grep -q "^New," "$W/d$ver" ||
         fail "TLS $ver: without --session-context nginx, nginx's session must not resume"
     pass "TLS ${ver/_/.}: keyward-proxy -> nginx and nginx -> keyward-proxy resume with no key operation; the default session-id context does not"

@@ -37,14 +37,6 @@ start_proxy edge-c "$PC" --backend "127.0.0.1:$BP" "${CERT[@]}" "${KEYARGS[@]}" 
 kw_grep "session-ticket keys from the key servers" "$KW_TMP/edge-a.log" ||
     fail "edge A did not fetch the ticket keys: $(tail -3 "$KW_TMP/edge-a.log")"
 
-# sess PORT TLSVER OUT [s_client args]: one request; the session is written to/read from args.
-sess() {
-    local port=$1 ver=$2 out=$3
-    shift 3
-    (printf 'GET / HTTP/1.0\r\n\r\n'; sleep 0.5) | timeout 10 openssl s_client \
-        -connect "127.0.0.1:$port" -servername localhost -CAfile "$PKI/site-ca.crt" \
-        "-tls$ver" "$@" >"$out" 2>&1 || true
-}
 key_ops() { kw_audit_count "$W/audit.log" '"opcode":"(ecdsa|rsa|tls)'; }
 
 # Align to the start of an epoch so a ticket is well inside its window.
@@ -56,28 +48,28 @@ wait_epoch_start() {
 
 for ver in 1_3 1_2; do
     wait_epoch_start
-    sess "$PA" "$ver" "$W/a$ver" -sess_out "$W/sess$ver"
+    tls_session "$PA" "$ver" "$W/a$ver" -sess_out "$W/sess$ver"
     grep -q "^New," "$W/a$ver" || fail "TLS $ver: first handshake at A: $(head -5 "$W/a$ver")"
     before=$(key_ops)
-    sess "$PB" "$ver" "$W/b$ver" -sess_in "$W/sess$ver"
+    tls_session "$PB" "$ver" "$W/b$ver" -sess_in "$W/sess$ver"
     grep -q "^Reused," "$W/b$ver" || fail "TLS $ver: session from A not resumed at B"
     after=$(key_ops)
     [ "$after" = "$before" ] || fail "TLS $ver: resumption at B cost $((after - before)) key ops"
-    sess "$PC" "$ver" "$W/c$ver" -sess_in "$W/sess$ver"
+    tls_session "$PC" "$ver" "$W/c$ver" -sess_in "$W/sess$ver"
     grep -q "^New," "$W/c$ver" || fail "TLS $ver: edge C (own keys) must not resume A's session"
     pass "TLS ${ver/_/.}: session from edge A resumed at edge B with no key operation ($before key ops before and after); edge C (own keys) refused it"
 done
 
 # Rotation: a ticket of epoch e is accepted until epoch e+2 begins.
 wait_epoch_start
-sess "$PA" 1_3 "$W/r0" -sess_out "$W/rot"
+tls_session "$PA" 1_3 "$W/r0" -sess_out "$W/rot"
 grep -q "^New," "$W/r0" || fail "rotation: first handshake"
 sleep 4
-sess "$PB" 1_3 "$W/r1" -sess_in "$W/rot"
+tls_session "$PB" 1_3 "$W/r1" -sess_in "$W/rot"
 grep -q "^Reused," "$W/r1" || fail "rotation: a ticket of the previous epoch must still resume"
 sleep 4.5
 before=$(key_ops)
-sess "$PB" 1_3 "$W/r2" -sess_in "$W/rot"
+tls_session "$PB" 1_3 "$W/r2" -sess_in "$W/rot"
 grep -q "^New," "$W/r2" || fail "rotation: a ticket two epochs old must be refused"
 after=$(key_ops)
 [ $((after - before)) = 1 ] || fail "rotation: the full handshake took $((after - before)) key ops"
@@ -87,11 +79,11 @@ pass "rotation (4 s): a ticket resumes one epoch later and is refused two epochs
 # B is asked right after its first failed fetch (it fetches just after each rotation, at a time
 # of its own): a fixed sleep could land after the last kept epoch ends (4 s epochs here).
 wait_epoch_start
-sess "$PA" 1_3 "$W/k0" -sess_out "$W/ks"
+tls_session "$PA" 1_3 "$W/k0" -sess_out "$W/ks"
 grep -q "^New," "$W/k0" || fail "key server down: first handshake at A"
 kw_stop "$KS_PID" || true
 wait_for_line "$KW_TMP/edge-b.log" "cannot fetch them from the key servers" \
     "edge B did not warn that the key servers are unreachable" 10
-sess "$PB" 1_3 "$W/k1" -sess_in "$W/ks"
+tls_session "$PB" 1_3 "$W/k1" -sess_in "$W/ks"
 grep -q "^Reused," "$W/k1" || fail "key server down: B must still resume with its last keys"
 pass "key server down: the last keys are kept (WARN logged) and sessions still resume"

@@ -106,7 +106,9 @@ def dribble(a):
     return 0
 
 
-def silent(a):
+def open_from_sources(a, first=b""):
+    """a.count connections to a.server, bound in turn to the addresses of a.source, each sending
+    first; prints and returns the ones that connected."""
     host, port = split_addr(a.server)
     sources = a.source.split(",")
     socks = []
@@ -116,32 +118,25 @@ def silent(a):
         s.settimeout(5)
         try:
             s.connect((host, port))
+            if first:
+                s.sendall(first)
         except OSError as e:
             print("connect %d failed: %s" % (i, e), file=sys.stderr)
             s.close()
             continue
         socks.append(s)
     print("opened %d" % len(socks), flush=True)
+    return socks
+
+
+def silent(a):
+    open_from_sources(a)
     time.sleep(a.hold_s)
     return 0
 
 
 def slowhttp(a):
-    host, port = split_addr(a.server)
-    sources = a.source.split(",")
-    socks = []
-    for i in range(a.count):
-        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        s.bind((sources[i % len(sources)], 0))
-        s.settimeout(5)
-        try:
-            s.connect((host, port))
-            s.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n")
-        except OSError:
-            s.close()
-            continue
-        socks.append(s)
-    print("opened %d" % len(socks), flush=True)
+    socks = open_from_sources(a, b"GET /metrics HTTP/1.1\r\nHost: x\r\n")
     closed = set()
     t0 = time.monotonic()
     while time.monotonic() - t0 < a.hold_s:

@@ -8,7 +8,6 @@
  *   t=2.50 ok=1234 failed=0 srv0=127.0.0.1:p/up/1200 srv1=127.0.0.1:q/down/34
  * (address/state/replies so far) and at the end "total ok=X failed=Y". Exits 1 if any failed.
  */
-#include <getopt.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,6 +20,10 @@
 #include "keyward/error.h"
 #include "keyward/keyid.h"
 #include "kw_tool.h"
+
+#define USAGE                                                                                      \
+    "kw_client_load --server A,B --cert F --key F --ca F --key-cert EC.crt [--inflight N] "        \
+    "[--seconds S] [--interval-ms I] [--timeout-ms T]"
 
 typedef struct slot_s {
     kw_request_t *req;
@@ -35,11 +38,7 @@ static int submit(kw_client_t *c, slot_t *s)
     kw_msg_t m;
     if (RAND_bytes(s->dgst, sizeof(s->dgst)) != 1)
         return -1;
-    memset(&m, 0, sizeof(m));
-    m.opcode = KW_OP_ECDSA_SIGN_SHA256;
-    m.has_opcode = 1;
-    m.digest = kw_bytes(key_id, sizeof(key_id));
-    m.payload = kw_bytes(s->dgst, sizeof(s->dgst));
+    kw_tool_sign_msg(&m, KW_OP_ECDSA_SIGN_SHA256, key_id, s->dgst);
     return kw_client_submit(c, &m, &s->req);
 }
 
@@ -115,42 +114,22 @@ static int run(kw_client_t *c, unsigned inflight, double seconds, double interva
 
 int main(int argc, char **argv)
 {
-    static const struct option opts[] = {KW_TOOL_OPTIONS,
-                                         {"inflight", 1, NULL, 'n'},
-                                         {"seconds", 1, NULL, 'S'},
-                                         {"interval-ms", 1, NULL, 'i'},
-                                         {"timeout-ms", 1, NULL, 't'},
-                                         {NULL, 0, NULL, 0}};
     kw_tool_opts_t t = {0};
     kw_client_t *c = NULL;
     unsigned inflight = 16, timeout_ms = 0;
-    double seconds = 10, interval = 0.5;
-    for (;;) {
-        int ch = kw_tool_getopt(argc, argv, "", opts, &t);
-        if (ch == -1)
-            break;
-        switch (ch) {
-        case 'n':
-            inflight = (unsigned)atoi(optarg);
-            break;
-        case 'S':
-            seconds = atof(optarg);
-            break;
-        case 'i':
-            interval = atof(optarg) / 1000.0;
-            break;
-        case 't':
-            timeout_ms = (unsigned)atoi(optarg);
-            break;
-        default:
-            fprintf(stderr, "unknown option (see the comment atop %s)\n", __FILE__);
-            return 2;
-        }
-    }
+    double seconds = 10, interval_ms = 500;
+    const kw_tool_arg_t args[] = {
+        {"inflight", .u = &inflight},
+        {"seconds", .d = &seconds},
+        {"interval-ms", .d = &interval_ms},
+        {"timeout-ms", .u = &timeout_ms},
+        {NULL},
+    };
+    kw_tool_parse(argc, argv, args, &t, USAGE);
+    double interval = interval_ms / 1000.0;
     pub = t.key_cert != NULL ? kw_tool_cert_key(t.key_cert, key_id) : NULL;
     if (pub == NULL || inflight == 0 || interval <= 0) {
-        fprintf(stderr, "usage: kw_client_load --server A,B --cert F --key F --ca F --key-cert "
-                        "EC.crt [--inflight N] [--seconds S] [--interval-ms I] [--timeout-ms T]\n");
+        fprintf(stderr, "usage: %s\n", USAGE);
         return 2;
     }
     if (kw_tool_client_new(&t, timeout_ms, &c) != 0)

@@ -17,7 +17,6 @@
  * Prints "ok: ..." lines; exits 0 only if every request of every process succeeded.
  */
 #include <dirent.h>
-#include <getopt.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -33,6 +32,10 @@
 #include "keyward/error.h"
 #include "keyward/keyid.h"
 #include "kw_tool.h"
+
+#define USAGE                                                                                      \
+    "kw_forktest --server S --cert F --key F --ca F --key-cert EC.crt [--children N<=256] "        \
+    "[--threads T] [--requests R] [--calm-fork]"
 
 static kw_client_t *client;
 static EVP_PKEY *site_pub;
@@ -75,11 +78,7 @@ static int do_sign(unsigned tag, unsigned seq)
     kw_msg_t m;
     int n = snprintf(text, sizeof(text), "sign %d %u %u", (int)getpid(), tag, seq);
     EVP_Digest(text, (size_t)n, dgst, NULL, EVP_sha256(), NULL);
-    memset(&m, 0, sizeof(m));
-    m.opcode = KW_OP_ECDSA_SIGN_SHA256;
-    m.has_opcode = 1;
-    m.digest = kw_bytes(site_id, sizeof(site_id));
-    m.payload = kw_bytes(dgst, sizeof(dgst));
+    kw_tool_sign_msg(&m, KW_OP_ECDSA_SIGN_SHA256, site_id, dgst);
     int rc = kw_client_call(client, &m, sig, sizeof(sig), &len, &remote);
     if (rc != 0) {
         fprintf(stderr, "pid %d: sign failed: %s (remote 0x%02x)\n", (int)getpid(), kw_strerror(rc),
@@ -224,40 +223,19 @@ static int parent_run(unsigned children)
 
 int main(int argc, char **argv)
 {
-    static const struct option opts[] = {KW_TOOL_OPTIONS,
-                                         {"children", 1, NULL, 'n'},
-                                         {"threads", 1, NULL, 't'},
-                                         {"requests", 1, NULL, 'r'},
-                                         {"calm-fork", 0, NULL, 'C'},
-                                         {NULL, 0, NULL, 0}};
     kw_tool_opts_t t = {0};
     unsigned children = 4;
-    for (;;) {
-        int ch = kw_tool_getopt(argc, argv, "", opts, &t);
-        if (ch == -1)
-            break;
-        switch (ch) {
-        case 'n':
-            children = (unsigned)atoi(optarg);
-            break;
-        case 't':
-            n_threads = (unsigned)atoi(optarg);
-            break;
-        case 'r':
-            n_requests = (unsigned)atoi(optarg);
-            break;
-        case 'C':
-            calm_fork = 1;
-            break;
-        default:
-            fprintf(stderr, "unknown option (see the comment atop %s)\n", __FILE__);
-            return 2;
-        }
-    }
+    const kw_tool_arg_t args[] = {
+        {"children", .u = &children},
+        {"threads", .u = &n_threads},
+        {"requests", .u = &n_requests},
+        {"calm-fork", .flag = &calm_fork},
+        {NULL},
+    };
+    kw_tool_parse(argc, argv, args, &t, USAGE);
     site_pub = t.key_cert != NULL ? kw_tool_cert_key(t.key_cert, site_id) : NULL;
     if (site_pub == NULL || children == 0 || children > 256) {
-        fprintf(stderr, "usage: kw_forktest --server S --cert F --key F --ca F --key-cert EC.crt "
-                        "[--children N<=256] [--threads T] [--requests R] [--calm-fork]\n");
+        fprintf(stderr, "usage: %s\n", USAGE);
         return 2;
     }
     if (kw_tool_client_new(&t, 0, &client) != 0)

@@ -1,15 +1,15 @@
 /*
  * kw_hsload: many concurrent TLS client handshakes (non-blocking OpenSSL over poll()), for the
  * proxy's async test and benchmark.
- *   kw_hsload --connect IP:PORT [--ca FILE] [--servername NAME] [--conns C] [--count N |
+ *   kw_hsload --connect HOST:PORT [--ca FILE] [--servername NAME] [--conns C] [--count N |
  *             --seconds S] [--tls 1.2|1.3] [--path /P] [--timeout-ms MS] [--max-fail F]
  * Keeps C connections in flight until N handshakes (or S seconds). With --path each connection
  * also sends "GET P HTTP/1.0" and reads the reply to the end (bytes are counted: MB/s).
  * Prints one line: ok, failed, seconds, handshakes/s, MB/s, max latency. Exits 1 when more than
  * F (default 0) failed.
  */
-#include <arpa/inet.h>
 #include <errno.h>
+#include <limits.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -26,6 +26,13 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
+#include "kw_addr.h"
+#include "kw_tool.h"
+
+#define USAGE                                                                                      \
+    "kw_hsload --connect HOST:PORT [--ca FILE] [--servername NAME] [--conns C] [--count N | "      \
+    "--seconds S] [--tls 1.2|1.3] [--path /P] [--timeout-ms MS] [--max-fail F]"
+
 enum { ST_FREE, ST_HANDSHAKE, ST_REQUEST, ST_READ };
 
 typedef struct client {
@@ -39,7 +46,8 @@ typedef struct client {
 } client_t;
 
 typedef struct opts {
-    struct sockaddr_in addr;
+    struct sockaddr_storage addr;
+    socklen_t addrlen;
     const char *ca, *servername, *path;
     int conns, count, max_fail, tls;
     double seconds, timeout;
@@ -49,13 +57,6 @@ typedef struct totals {
     long started, ok, failed;
     double bytes, max_latency, sum_latency;
 } totals_t;
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static void client_reset(client_t *c)
 {
@@ -71,7 +72,7 @@ static void client_reset(client_t *c)
 
 static void client_end(client_t *c, int ok, totals_t *t)
 {
-    double lat = now() - c->start;
+    double lat = kw_tool_now() - c->start;
     if (ok) {
         t->ok++;
         t->sum_latency += lat;
@@ -92,13 +93,13 @@ static void client_end(client_t *c, int ok, totals_t *t)
 
 static int client_start(client_t *c, SSL_CTX *ctx, const opts_t *o)
 {
-    c->fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    c->fd = socket(o->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (c->fd < 0) {
         return -1;
     }
     int one = 1;
     setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    if (connect(c->fd, (const struct sockaddr *)&o->addr, sizeof(o->addr)) != 0 &&
+    if (connect(c->fd, (const struct sockaddr *)&o->addr, o->addrlen) != 0 &&
         errno != EINPROGRESS) {
         return -1;
     }
@@ -112,7 +113,7 @@ static int client_start(client_t *c, SSL_CTX *ctx, const opts_t *o)
     SSL_set_connect_state(c->ssl);
     c->state = ST_HANDSHAKE;
     c->events = POLLOUT;
-    c->start = now();
+    c->start = kw_tool_now();
     return 0;
 }
 
@@ -171,45 +172,36 @@ static int client_step(client_t *c, const opts_t *o, totals_t *t)
 
 static int parse_args(int argc, char **argv, opts_t *o)
 {
-    const char *connect_to = NULL;
+    const char *connect_to = NULL, *tls = NULL;
+    unsigned conns = 100, count = 1000, max_fail = 0;
+    double timeout_ms = 30000;
+    char err[300];
+    kw_tool_opts_t common = {0};
     memset(o, 0, sizeof(*o));
-    o->conns = 100;
-    o->count = 1000;
-    o->timeout = 30;
-    for (int i = 1; i + 1 < argc; i += 2) {
-        const char *k = argv[i], *v = argv[i + 1];
-        if (strcmp(k, "--connect") == 0) {
-            connect_to = v;
-        } else if (strcmp(k, "--ca") == 0) {
-            o->ca = v;
-        } else if (strcmp(k, "--servername") == 0) {
-            o->servername = v;
-        } else if (strcmp(k, "--path") == 0) {
-            o->path = v;
-        } else if (strcmp(k, "--conns") == 0) {
-            o->conns = atoi(v);
-        } else if (strcmp(k, "--count") == 0) {
-            o->count = atoi(v);
-        } else if (strcmp(k, "--seconds") == 0) {
-            o->seconds = atof(v);
-        } else if (strcmp(k, "--max-fail") == 0) {
-            o->max_fail = atoi(v);
-        } else if (strcmp(k, "--timeout-ms") == 0) {
-            o->timeout = atof(v) / 1000.0;
-        } else if (strcmp(k, "--tls") == 0) {
-            o->tls = strcmp(v, "1.2") == 0 ? TLS1_2_VERSION : TLS1_3_VERSION;
-        } else {
-            return -1;
-        }
-    }
-    char host[64];
-    unsigned port = 0;
-    if (connect_to == NULL || sscanf(connect_to, "%63[^:]:%u", host, &port) != 2 ||
-        inet_pton(AF_INET, host, &o->addr.sin_addr) != 1 || o->conns <= 0) {
+    const kw_tool_arg_t args[] = {
+        {"connect", .s = &connect_to},
+        {"servername", .s = &o->servername},
+        {"path", .s = &o->path},
+        {"conns", .u = &conns},
+        {"count", .u = &count},
+        {"seconds", .d = &o->seconds},
+        {"max-fail", .u = &max_fail},
+        {"timeout-ms", .d = &timeout_ms},
+        {"tls", .s = &tls},
+        {NULL},
+    };
+    kw_tool_parse(argc, argv, args, &common, USAGE);
+    o->ca = common.ca;
+    o->conns = (int)conns;
+    o->count = (int)count;
+    o->max_fail = (int)max_fail;
+    o->timeout = timeout_ms / 1000.0;
+    o->tls = tls == NULL ? 0 : strcmp(tls, "1.2") == 0 ? TLS1_2_VERSION : TLS1_3_VERSION;
+    if (connect_to == NULL || conns == 0 || conns > INT_MAX || count > INT_MAX ||
+        max_fail > INT_MAX ||
+        kw_addr_resolve(connect_to, 0, &o->addr, &o->addrlen, err, sizeof(err)) != 0) {
         return -1;
     }
-    o->addr.sin_family = AF_INET;
-    o->addr.sin_port = htons((uint16_t)port);
     return 0;
 }
 
@@ -238,14 +230,14 @@ static SSL_CTX *make_ctx(const opts_t *o)
 static int more_to_start(const opts_t *o, const totals_t *t, double t0)
 {
     if (o->seconds > 0) {
-        return now() - t0 < o->seconds;
+        return kw_tool_now() - t0 < o->seconds;
     }
     return t->started < o->count;
 }
 
 static void run(const opts_t *o, SSL_CTX *ctx, client_t *cl, struct pollfd *pfd, totals_t *t)
 {
-    double t0 = now();
+    double t0 = kw_tool_now();
     int active = 0;
     do {
         for (int i = 0; i < o->conns; i++) {
@@ -267,7 +259,7 @@ static void run(const opts_t *o, SSL_CTX *ctx, client_t *cl, struct pollfd *pfd,
             break;
         }
         poll(pfd, (nfds_t)o->conns, 100);
-        double tnow = now();
+        double tnow = kw_tool_now();
         for (int i = 0; i < o->conns; i++) {
             if (cl[i].state == ST_FREE) {
                 continue;
@@ -289,9 +281,7 @@ int main(int argc, char **argv)
 {
     opts_t o;
     if (parse_args(argc, argv, &o) != 0) {
-        fprintf(stderr, "usage: kw_hsload --connect IP:PORT [--ca FILE] [--servername NAME] "
-                        "[--conns C] [--count N | --seconds S] [--tls 1.2|1.3] [--path /P] "
-                        "[--timeout-ms MS] [--max-fail F]\n");
+        fprintf(stderr, "usage: %s\n", USAGE);
         return 2;
     }
     signal(SIGPIPE, SIG_IGN); /* a peer that went away is an error code, not death */
@@ -311,9 +301,9 @@ int main(int argc, char **argv)
         cl[i].fd = -1;
     }
     totals_t t = {0};
-    double t0 = now();
+    double t0 = kw_tool_now();
     run(&o, ctx, cl, pfd, &t);
-    double secs = now() - t0;
+    double secs = kw_tool_now() - t0;
     printf("hsload: %ld ok, %ld failed in %.3f s: %.1f handshakes/s, %.1f MB/s, latency avg %.1f "
            "ms max %.1f ms\n",
            t.ok, t.failed, secs, (double)t.ok / secs, t.bytes / secs / 1e6,

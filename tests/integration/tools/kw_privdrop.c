@@ -22,7 +22,6 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <getopt.h>
 #include <grp.h>
 #include <poll.h>
 #include <pthread.h>
@@ -111,11 +110,7 @@ static int client_sign(unsigned seq)
     kw_msg_t m;
     int n = snprintf(text, sizeof(text), "privdrop %d %u", (int)getpid(), seq);
     EVP_Digest(text, (size_t)n, dgst, NULL, EVP_sha256(), NULL);
-    memset(&m, 0, sizeof(m));
-    m.opcode = is_rsa() ? KW_OP_RSA_SIGN_SHA256 : KW_OP_ECDSA_SIGN_SHA256;
-    m.has_opcode = 1;
-    m.digest = kw_bytes(site_id, sizeof(site_id));
-    m.payload = kw_bytes(dgst, sizeof(dgst));
+    kw_tool_sign_msg(&m, is_rsa() ? KW_OP_RSA_SIGN_SHA256 : KW_OP_ECDSA_SIGN_SHA256, site_id, dgst);
     int rc;
     if (seq % 2 == 0) {
         rc = kw_client_call(client, &m, sig, sizeof(sig), &len, &remote);
@@ -268,41 +263,16 @@ static int setup(void)
 
 static int parse_args(int argc, char **argv)
 {
-    static const struct option lo[] = {KW_TOOL_OPTIONS,
-                                       {"requests", 1, NULL, 'r'},
-                                       {"provider", 1, NULL, 'p'},
-                                       {"nproc0", 0, NULL, 'N'},
-                                       {"drop-first", 0, NULL, 'D'},
-                                       {"use-before-fork", 0, NULL, 'U'},
-                                       {"pause-ms", 1, NULL, 'P'},
-                                       {NULL, 0, NULL, 0}};
-    for (;;) {
-        int ch = kw_tool_getopt(argc, argv, "", lo, &opts);
-        if (ch == -1)
-            break;
-        switch (ch) {
-        case 'r':
-            n_requests = (unsigned)atoi(optarg);
-            break;
-        case 'p':
-            stub_path = optarg;
-            break;
-        case 'N':
-            nproc0 = 1;
-            break;
-        case 'D':
-            drop_first = 1;
-            break;
-        case 'U':
-            use_before_fork = 1;
-            break;
-        case 'P':
-            pause_ms = (unsigned)atoi(optarg);
-            break;
-        default:
-            return -1;
-        }
-    }
+    const kw_tool_arg_t args[] = {
+        {"requests", .u = &n_requests},
+        {"provider", .s = &stub_path},
+        {"nproc0", .flag = &nproc0},
+        {"drop-first", .flag = &drop_first},
+        {"use-before-fork", .flag = &use_before_fork},
+        {"pause-ms", .u = &pause_ms},
+        {NULL},
+    };
+    kw_tool_parse(argc, argv, args, &opts, "see the comment atop " __FILE__);
     return opts.key_cert != NULL && opts.key != NULL && n_requests > 0 ? 0 : -1;
 }
 

@@ -1,7 +1,7 @@
 /*
  * kw_resumeload: a mixed load of new and returning TLS clients spread over several edges, for
  * bench/tickets.sh (issue 19).
- *   kw_resumeload --edges IP:PORT[,IP:PORT...] --ca FILE [--servername NAME] [--count N]
+ *   kw_resumeload --edges HOST:PORT[,HOST:PORT...] --ca FILE [--servername NAME] [--count N]
  *                 [--returning PCT] [--threads T] [--tls 1.2|1.3]
  * Each thread keeps a pool of up to 64 clients' latest sessions; each connection goes to a random
  * edge and, with probability PCT %, is a returning client offering its latest session (from
@@ -21,7 +21,10 @@
 
 #include "kw_tool.h"
 
-#define POOL    64
+#define POOL 64
+#define USAGE                                                                                      \
+    "kw_resumeload --edges HOST:PORT[,HOST:PORT...] --ca FILE [--servername NAME] [--count N] "    \
+    "[--returning PCT] [--threads T] [--tls 1.2|1.3]"
 #define MAX_EDG 8
 
 typedef struct load_s {
@@ -97,27 +100,20 @@ int main(int argc, char **argv)
     memset(&proto, 0, sizeof(proto));
     proto.sni = "localhost";
     proto.pct = 80;
-    for (int i = 1; i + 1 < argc; i += 2) {
-        const char *k = argv[i], *v = argv[i + 1];
-        if (strcmp(k, "--edges") == 0)
-            edges = v;
-        else if (strcmp(k, "--ca") == 0)
-            ca = v;
-        else if (strcmp(k, "--servername") == 0)
-            proto.sni = v;
-        else if (strcmp(k, "--count") == 0)
-            count = (unsigned)atoi(v);
-        else if (strcmp(k, "--returning") == 0)
-            proto.pct = (unsigned)atoi(v);
-        else if (strcmp(k, "--threads") == 0)
-            threads = (unsigned)atoi(v);
-        else if (strcmp(k, "--tls") == 0)
-            tls = v;
-    }
+    kw_tool_opts_t common = {0};
+    const kw_tool_arg_t args[] = {
+        {"edges", .s = &edges},
+        {"servername", .s = &proto.sni},
+        {"count", .u = &count},
+        {"returning", .u = &proto.pct},
+        {"threads", .u = &threads},
+        {"tls", .s = &tls},
+        {NULL},
+    };
+    kw_tool_parse(argc, argv, args, &common, USAGE);
+    ca = common.ca;
     if (edges == NULL || ca == NULL || threads == 0 || threads > 64 || count == 0) {
-        fprintf(stderr, "usage: kw_resumeload --edges IP:PORT[,IP:PORT...] --ca FILE "
-                        "[--servername NAME] [--count N] [--returning PCT] [--threads T] "
-                        "[--tls 1.2|1.3]\n");
+        fprintf(stderr, "usage: %s\n", USAGE);
         return 1;
     }
     char *list = strdup(edges);

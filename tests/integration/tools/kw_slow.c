@@ -1,11 +1,10 @@
 /*
  * kw_slow: slowloris clients for the proxy's handshake-timeout test.
- *   kw_slow --connect IP:PORT [--conns N] [--mode idle|partial] [--min-ms A] [--max-ms B]
+ *   kw_slow --connect HOST:PORT [--conns N] [--mode idle|partial] [--min-ms A] [--max-ms B]
  * Opens N connections that send nothing (idle) or only the first bytes of a ClientHello
  * (partial), then waits for the server to close each one. Prints when they were closed and
  * exits 0 only when every connection was closed by the server between A and B ms.
  */
-#include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -13,24 +12,22 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
-static double now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1000.0 + (double)ts.tv_nsec / 1e6;
-}
+#include "kw_addr.h"
+#include "kw_tool.h"
+
+#define USAGE                                                                                      \
+    "kw_slow --connect HOST:PORT [--conns N] [--mode idle|partial] [--min-ms A] [--max-ms B]"
 
 /* A TLS record header announcing a 512-byte handshake message, and its first few bytes. */
 static const unsigned char partial_hello[] = {0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00,
                                               0x01, 0xfc, 0x03, 0x03, 0x11, 0x22, 0x33};
 
-static int open_conn(const struct sockaddr_in *addr, int partial)
+static int open_conn(const struct sockaddr_storage *addr, socklen_t addrlen, int partial)
 {
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0 || connect(fd, (const struct sockaddr *)addr, sizeof(*addr)) != 0) {
+    int fd = socket(addr->ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0 || connect(fd, (const struct sockaddr *)addr, addrlen) != 0) {
         if (fd >= 0) {
             close(fd);
         }
@@ -45,41 +42,33 @@ static int open_conn(const struct sockaddr_in *addr, int partial)
 
 int main(int argc, char **argv)
 {
-    const char *connect_to = NULL;
-    int n = 10, partial = 0;
+    const char *connect_to = NULL, *mode = NULL;
+    unsigned conns = 10;
     double min_ms = 0, max_ms = 60000;
-    for (int i = 1; i + 1 < argc; i += 2) {
-        if (strcmp(argv[i], "--connect") == 0) {
-            connect_to = argv[i + 1];
-        } else if (strcmp(argv[i], "--conns") == 0) {
-            n = atoi(argv[i + 1]);
-        } else if (strcmp(argv[i], "--mode") == 0) {
-            partial = strcmp(argv[i + 1], "partial") == 0;
-        } else if (strcmp(argv[i], "--min-ms") == 0) {
-            min_ms = atof(argv[i + 1]);
-        } else if (strcmp(argv[i], "--max-ms") == 0) {
-            max_ms = atof(argv[i + 1]);
-        }
-    }
-    char host[64];
-    unsigned port = 0;
-    struct sockaddr_in addr = {0};
-    if (connect_to == NULL || sscanf(connect_to, "%63[^:]:%u", host, &port) != 2 ||
-        inet_pton(AF_INET, host, &addr.sin_addr) != 1 || n <= 0 || n > 4096) {
-        fprintf(stderr, "usage: kw_slow --connect IP:PORT [--conns N] [--mode idle|partial] "
-                        "[--min-ms A] [--max-ms B]\n");
+    const kw_tool_arg_t args[] = {
+        {"connect", .s = &connect_to}, {"conns", .u = &conns},   {"mode", .s = &mode},
+        {"min-ms", .d = &min_ms},      {"max-ms", .d = &max_ms}, {NULL},
+    };
+    kw_tool_opts_t common = {0};
+    struct sockaddr_storage addr;
+    socklen_t addrlen = 0;
+    char err[300];
+    kw_tool_parse(argc, argv, args, &common, USAGE);
+    int partial = mode != NULL && strcmp(mode, "partial") == 0;
+    if (connect_to == NULL || conns == 0 || conns > 4096 ||
+        kw_addr_resolve(connect_to, 0, &addr, &addrlen, err, sizeof(err)) != 0) {
+        fprintf(stderr, "usage: %s\n", USAGE);
         return 2;
     }
-    addr.sin_family = AF_INET;
-    addr.sin_port = htons((uint16_t)port);
+    int n = (int)conns;
     struct pollfd *pfd = calloc((size_t)n, sizeof(*pfd));
     double *closed_at = calloc((size_t)n, sizeof(*closed_at));
     if (pfd == NULL || closed_at == NULL) {
         return 2;
     }
-    double t0 = now_ms();
+    double t0 = (kw_tool_now() * 1000.0);
     for (int i = 0; i < n; i++) {
-        pfd[i].fd = open_conn(&addr, partial);
+        pfd[i].fd = open_conn(&addr, addrlen, partial);
         pfd[i].events = POLLIN;
         if (pfd[i].fd < 0) {
             fprintf(stderr, "kw_slow: connect failed: %s\n", strerror(errno));
@@ -87,7 +76,7 @@ int main(int argc, char **argv)
         }
     }
     int open = n;
-    while (open > 0 && now_ms() - t0 < max_ms + 1000) {
+    while (open > 0 && (kw_tool_now() * 1000.0) - t0 < max_ms + 1000) {
         poll(pfd, (nfds_t)n, 50);
         for (int i = 0; i < n; i++) {
             char buf[512];
@@ -96,7 +85,7 @@ int main(int argc, char **argv)
             }
             ssize_t r = read(pfd[i].fd, buf, sizeof(buf));
             if (r <= 0) { /* closed (or reset) by the server */
-                closed_at[i] = now_ms() - t0;
+                closed_at[i] = (kw_tool_now() * 1000.0) - t0;
                 close(pfd[i].fd);
                 pfd[i].fd = -1;
                 open--;

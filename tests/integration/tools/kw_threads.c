@@ -40,11 +40,7 @@ static int one_sign(shared_t *s)
     kw_msg_t m;
     if (RAND_bytes(dgst, sizeof(dgst)) != 1)
         return 0;
-    memset(&m, 0, sizeof(m));
-    m.opcode = KW_OP_ECDSA_SIGN_SHA256;
-    m.has_opcode = 1;
-    m.digest = kw_bytes(s->key_id, KW_DIGEST_LEN);
-    m.payload = kw_bytes(dgst, sizeof(dgst));
+    kw_tool_sign_msg(&m, KW_OP_ECDSA_SIGN_SHA256, s->key_id, dgst);
     int rc = kw_client_call(s->client, &m, sig, sizeof(sig), &len, &remote);
     if (rc != 0) {
         fprintf(stderr, "kw_threads: sign failed: %s (remote 0x%02x)\n", kw_strerror(rc), remote);

@@ -72,25 +72,23 @@ static int flood(SSL *ssl, int fd, double deadline)
     return rc == 1;
 }
 
+#define USAGE "kw_tlsflood --connect HOST:PORT [--seconds N] [--once]"
+
 int main(int argc, char **argv)
 {
     const char *server = NULL;
     double seconds = 10;
     int once = 0;
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--connect") == 0 && i + 1 < argc) {
-            server = argv[++i];
-        } else if (strcmp(argv[i], "--seconds") == 0 && i + 1 < argc) {
-            seconds = atof(argv[++i]);
-        } else if (strcmp(argv[i], "--once") == 0) {
-            once = 1;
-        } else {
-            server = NULL;
-            break;
-        }
-    }
+    kw_tool_opts_t common = {0};
+    const kw_tool_arg_t args[] = {
+        {"connect", .s = &server},
+        {"seconds", .d = &seconds},
+        {"once", .flag = &once},
+        {NULL},
+    };
+    kw_tool_parse(argc, argv, args, &common, USAGE);
     if (server == NULL) {
-        fprintf(stderr, "usage: kw_tlsflood --connect HOST:PORT [--seconds N] [--once]\n");
+        fprintf(stderr, "usage: %s\n", USAGE);
         return 2;
     }
     signal(SIGPIPE, SIG_IGN);

@@ -6,20 +6,22 @@
 
 #include <errno.h>
 #include <getopt.h>
-#include <netdb.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 
-#include "kw_tls.h"
+#include "kw_addr.h"
+#include "kw_clock.h"
 #include "kw_hex.h"
+#include "kw_tls.h"
+#include "kw_num.h"
 
 /* Stores option ch (one of KW_TOOL_OPTIONS) in o. Returns 1 when ch was one of them, else 0. */
 static int tool_opt(int ch, const char *arg, kw_tool_opts_t *o)
@@ -55,6 +57,52 @@ int kw_tool_getopt(int argc, char **argv, const char *shortopts, const struct op
     }
 }
 
+/* Stores optarg in the option args[i] names. Returns 0, or -1 when it is not a number. */
+static int tool_arg(const kw_tool_arg_t *a, const char *arg)
+{
+    char *end = NULL;
+    if (a->u != NULL)
+        return kw_parse_uint(arg, 0, UINT_MAX, a->u) == 0 ? 0 : -1;
+    if (a->d != NULL) {
+        errno = 0;
+        *a->d = strtod(arg, &end);
+        return errno == 0 && end != arg && *end == '\0' ? 0 : -1;
+    }
+    if (a->s != NULL)
+        *a->s = arg;
+    else
+        *a->flag = 1;
+    return 0;
+}
+
+void kw_tool_parse(int argc, char **argv, const kw_tool_arg_t *args, kw_tool_opts_t *o,
+                   const char *usage)
+{
+    static const struct option common[] = {KW_TOOL_OPTIONS};
+    size_t nc = sizeof(common) / sizeof(common[0]);
+    size_t n = 0;
+    while (args[n].name != NULL)
+        n++;
+    struct option *lo = calloc(nc + n + 1, sizeof(*lo));
+    if (lo == NULL)
+        kw_tool_die("out of memory");
+    memcpy(lo, common, sizeof(common));
+    for (size_t i = 0; i < n; i++) {
+        const kw_tool_arg_t *a = &args[i];
+        lo[nc + i] = (struct option){a->name, a->flag != NULL ? 0 : 1, NULL, 256 + (int)i};
+    }
+    for (;;) {
+        int ch = kw_tool_getopt(argc, argv, "", lo, o);
+        if (ch == -1)
+            break;
+        if (ch < 256 || (size_t)(ch - 256) >= n || tool_arg(&args[ch - 256], optarg) != 0) {
+            fprintf(stderr, "usage: %s\n", usage);
+            exit(2);
+        }
+    }
+    free(lo);
+}
+
 void kw_tool_die(const char *msg)
 {
     fprintf(stderr, "%s: %s\n", program_invocation_short_name, msg);
@@ -63,47 +111,22 @@ void kw_tool_die(const char *msg)
 
 double kw_tool_now(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-/* Splits HOST:PORT (or [V6ADDR]:PORT) into host (cap bytes) and the port's text. */
-static const char *split_host_port(const char *server, char *host, size_t cap)
-{
-    const char *colon = strrchr(server, ':');
-    if (colon == NULL || (size_t)(colon - server) >= cap)
-        kw_tool_die("--server must be HOST:PORT");
-    size_t hl = (size_t)(colon - server);
-    if (server[0] == '[' && hl >= 2) {
-        memcpy(host, server + 1, hl - 2);
-        host[hl - 2] = '\0';
-    } else {
-        memcpy(host, server, hl);
-        host[hl] = '\0';
-    }
-    return colon + 1;
+    return (double)kw_clock_ns() / 1e9;
 }
 
 int kw_tool_connect(const char *server, int connect_status)
 {
-    char host[256];
-    const char *port = split_host_port(server, host, sizeof(host));
-    struct addrinfo hints;
-    struct addrinfo *res = NULL;
-    memset(&hints, 0, sizeof(hints));
-    hints.ai_socktype = SOCK_STREAM;
-    if (getaddrinfo(host, port, &hints, &res) != 0)
-        kw_tool_die("cannot resolve --server");
-    int fd = socket(res->ai_family, SOCK_STREAM, 0);
-    if (fd < 0 || connect(fd, res->ai_addr, res->ai_addrlen) != 0) {
-        int err = errno;
-        freeaddrinfo(res);
+    struct sockaddr_storage ss;
+    socklen_t sslen = 0;
+    char err[300];
+    if (kw_addr_resolve(server, 0, &ss, &sslen, err, sizeof(err)) != 0)
+        kw_tool_die(err);
+    int fd = socket(ss.ss_family, SOCK_STREAM, 0);
+    if (fd < 0 || connect(fd, (struct sockaddr *)&ss, sslen) != 0) {
         fprintf(stderr, "%s: cannot connect to %s: %s\n", program_invocation_short_name, server,
-                strerror(err));
+                strerror(errno));
         exit(connect_status);
     }
-    freeaddrinfo(res);
     return fd;
 }
 
@@ -165,6 +188,15 @@ int kw_tool_call(SSL *ssl, const kw_msg_t *msg, uint8_t *buf, kw_msg_t *reply)
     if (kw_msg_decode(buf + KW_HEADER_LEN, h.body_len, h.id, reply) != 0)
         return KW_TOOL_EREPLY;
     return 0;
+}
+
+void kw_tool_sign_msg(kw_msg_t *m, uint8_t opcode, const uint8_t *id, const uint8_t *dgst)
+{
+    memset(m, 0, sizeof(*m));
+    m->opcode = opcode;
+    m->has_opcode = 1;
+    m->digest = kw_bytes(id, KW_DIGEST_LEN);
+    m->payload = kw_bytes(dgst, 32);
 }
 
 EVP_PKEY *kw_tool_cert_key(const char *path, uint8_t digest[KW_DIGEST_LEN])

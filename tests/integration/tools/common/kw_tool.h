@@ -45,6 +45,22 @@ typedef struct kw_tool_opts_s {
 int kw_tool_getopt(int argc, char **argv, const char *shortopts, const struct option *longopts,
                    kw_tool_opts_t *o);
 
+/* One of a tool's own options, --name: a whole number into *u, a number into *d, a text into *s
+ * (pointing into argv), or, with none of these, a flag that sets *flag to 1. A table of them ends
+ * with a NULL name. */
+typedef struct kw_tool_arg_s {
+    const char *name;
+    unsigned *u;
+    double *d;
+    const char **s;
+    int *flag;
+} kw_tool_arg_t;
+
+/* Reads the whole command line: the KW_TOOL_OPTIONS into o, the tool's own options by args.
+ * Exits 2 with usage on stderr on an unknown option or a value that is not a number. */
+void kw_tool_parse(int argc, char **argv, const kw_tool_arg_t *args, kw_tool_opts_t *o,
+                   const char *usage);
+
 /* Prints "<tool>: msg" on stderr and exits with status 1. */
 void kw_tool_die(const char *msg) __attribute__((noreturn));
 
@@ -74,6 +90,10 @@ int kw_tool_read_full(SSL *ssl, uint8_t *buf, size_t len);
  * bytes), writes it, reads the reply frame into buf and decodes it into reply (its items point
  * into buf; reply->id is the reply's id). Returns 0 or a KW_TOOL_E* code. */
 int kw_tool_call(SSL *ssl, const kw_msg_t *msg, uint8_t *buf, kw_msg_t *reply);
+
+/* m as a request to sign the SHA-256 digest dgst (32 bytes) with the key whose id is id, by opcode
+ * (e.g. KW_OP_ECDSA_SIGN_SHA256); m points at id and dgst. */
+void kw_tool_sign_msg(kw_msg_t *m, uint8_t opcode, const uint8_t *id, const uint8_t *dgst);
 
 /* The public key of a PEM certificate file (caller frees), and its key id (SHA-256 of the SPKI)
  * in digest when digest is not NULL. NULL when the file is not such a certificate. */
