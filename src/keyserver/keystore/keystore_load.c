@@ -261,8 +261,9 @@ int kw_ks_key_load(const char *dir, const char *name, kw_ks_key_t *key, kw_ks_na
         rc = KW_ECRYPTO;
     }
     key->backend = &kw_ks_backend_pem;
-    if (rc == 0 && key->type == KW_KS_KEY_RSA &&
-        (key->priv = kw_ks_ir_secret_from_pkey(key->pkey)) == NULL) {
+    if (rc == 0 && key->type == KW_KS_KEY_RSA)
+        key->priv = kw_ks_ir_secret_from_pkey(key->pkey);
+    if (rc == 0 && key->type == KW_KS_KEY_RSA && key->priv == NULL) {
         snprintf(err, errlen, "cannot derive the implicit-rejection secret of %s", key_path);
         rc = KW_ECRYPTO;
     }
