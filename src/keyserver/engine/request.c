@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "engine/request.h"
+#include "kw_clock.h"
 #include "fleet/authz.h"
 #include "fleet/fleet.h"
 #include "keyward/error.h"
@@ -218,18 +219,17 @@ int kw_ks_request_handle(kw_ks_engine_t *e, kw_ks_peer_t *p, const kw_header_t *
 {
     kw_msg_t msg;
     kw_ks_metrics_t *m = e->metrics;
-    uint64_t t0 = kw_ks_metrics_now_ns();
+    uint64_t t0 = kw_clock_ns();
     if (kw_msg_decode(body, hdr->body_len, hdr->id, &msg) != 0) {
         reply_error(p, hdr->id, KW_ERR_FORMAT);
-        kw_ks_metrics_request(m, 0, KW_ERR_FORMAT, kw_ks_metrics_now_ns() - t0);
+        kw_ks_metrics_request(m, 0, KW_ERR_FORMAT, kw_clock_ns() - t0);
         return KW_EFORMAT;
     }
     kw_ks_audit_rec_t rec;
     kw_ks_fleet_begin(&e->fleet, &msg, &rec);
     uint8_t result = dispatch(e, p, &msg, t0, &rec, batch);
     if (result != RESULT_QUEUED) {
-        kw_ks_metrics_request(m, msg.has_opcode ? msg.opcode : 0, result,
-                              kw_ks_metrics_now_ns() - t0);
+        kw_ks_metrics_request(m, msg.has_opcode ? msg.opcode : 0, result, kw_clock_ns() - t0);
         if (msg.has_opcode && msg.opcode != KW_OP_PING)
             kw_ks_fleet_audit(&e->fleet, p, &rec, result); /* one audit line per operation */
     }
@@ -249,7 +249,7 @@ void kw_ks_request_done(kw_ks_workers_t *w, kw_ks_job_t *jobs)
             else
                 reply_error(p, job->id, job->result);
             kw_ks_metrics_request(e->metrics, job->opcode, job->result,
-                                  kw_ks_metrics_now_ns() - job->t_start);
+                                  kw_clock_ns() - job->t_start);
             kw_ks_fleet_audit(&e->fleet, p, &job->audit, job->result);
         }
         kw_ks_metrics_inflight_add(e->metrics, -1);

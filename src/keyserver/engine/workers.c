@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "keyward/error.h"
+#include "kw_clock.h"
 #include "kw_eventfd.h"
 #include "kw_log.h"
 #include "obs/metrics.h"
@@ -41,7 +42,7 @@ static void push_done(kw_ks_workers_t *w, kw_ks_job_t *job)
 static void run_job(kw_ks_worker_t *self, kw_ks_job_t *job)
 {
     kw_ks_workers_t *w = self->pool;
-    uint64_t t0 = w->metrics != NULL || w->timeout_ns != 0 ? kw_ks_metrics_now_ns() : 0;
+    uint64_t t0 = w->metrics != NULL || w->timeout_ns != 0 ? kw_clock_ns() : 0;
     if (w->timeout_ns != 0 && t0 - job->t_start > w->timeout_ns) {
         job->result = KW_ERR_INTERNAL; /* the client has given up on it by now: shed the load */
         job->out_len = 0;
@@ -50,7 +51,7 @@ static void run_job(kw_ks_worker_t *self, kw_ks_job_t *job)
     job->result = kw_ks_op_run(self->cache, job->key, job->opcode, job->in, job->in_len,
                                job->tls_version, job->out, &job->out_len);
     if (w->metrics != NULL)
-        kw_ks_metrics_worker_busy(w->metrics, kw_ks_metrics_now_ns() - t0);
+        kw_ks_metrics_worker_busy(w->metrics, kw_clock_ns() - t0);
 }
 
 static kw_ks_job_src_t *src_of(kw_ks_workers_t *w, const kw_ks_job_t *job)
@@ -341,12 +342,12 @@ int kw_ks_workers_run_held(kw_ks_workers_t *w)
     if (w->n_held == 0)
         return 0;
     uint64_t budget = w->inline_budget_ns != 0 ? w->inline_budget_ns : KW_KS_INLINE_BUDGET_NS;
-    uint64_t t0 = kw_ks_metrics_now_ns();
+    uint64_t t0 = kw_clock_ns();
     kw_ks_job_t *done = NULL, *done_tail = NULL;
     for (kw_ks_job_t *job = take_held(w); job != NULL; job = take_held(w)) {
         run_job(&w->loop_worker, job);
         append(&done, &done_tail, job);
-        if (w->n_held > 0 && kw_ks_metrics_now_ns() - t0 >= budget) {
+        if (w->n_held > 0 && kw_clock_ns() - t0 >= budget) {
             if (!w->loop_only)
                 spill_held(w); /* the loop falls behind: the rest go to the workers */
             break;

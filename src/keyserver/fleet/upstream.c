@@ -11,6 +11,7 @@
 #include <openssl/x509v3.h>
 
 #include "fleet/authz.h"
+#include "kw_clock.h"
 #include "keyward/client.h"
 #include "keyward/error.h"
 #include "kw_log.h"
@@ -26,7 +27,7 @@ typedef struct fwd_s {
     kw_ks_upstream_t *up;
     uint32_t id; /* the edge's request id */
     uint8_t opcode;
-    uint64_t t0;    /* kw_ks_metrics_now_ns() when forwarded */
+    uint64_t t0;    /* kw_clock_ns() when forwarded */
     uint8_t *local; /* 0xA3: this server's key ids to merge with the upstream's (owned) */
     size_t local_len;
     kw_ks_audit_rec_t rec;
@@ -262,7 +263,7 @@ static void on_fwd_ready(uv_poll_t *h, int status, int events)
             kw_ks_peer_close(p);
     }
     kw_ks_audit_log(f->up->audit, &f->rec, p->edge != NULL ? p->edge->cn : "", result);
-    kw_ks_metrics_request(f->up->metrics, f->opcode, result, kw_ks_metrics_now_ns() - f->t0);
+    kw_ks_metrics_request(f->up->metrics, f->opcode, result, kw_clock_ns() - f->t0);
     fwd_end(f);
 }
 
@@ -337,7 +338,7 @@ uint8_t kw_ks_upstream_forward(kw_ks_upstream_t *u, kw_ks_peer_t *p, const kw_ms
     f->up = u;
     f->id = msg->id;
     f->opcode = msg->opcode;
-    f->t0 = kw_ks_metrics_now_ns();
+    f->t0 = kw_clock_ns();
     f->rec = *rec;
     f->peer = kw_ks_peer_hold(p);
     p->inflight++;

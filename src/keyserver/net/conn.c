@@ -12,6 +12,7 @@
 #include <openssl/x509_vfy.h>
 
 #include "engine/request.h"
+#include "kw_clock.h"
 #include "fleet/authz.h"
 #include "net/conn_idle.h"
 #include "net/conn_tls.h"
@@ -54,7 +55,7 @@ void kw_ks_conn_unref(kw_ks_conn_t *c)
 {
     if (--c->refs > 0)
         return;
-    kw_ks_rate_put(c->p.rate, kw_ks_metrics_now_ns());
+    kw_ks_rate_put(c->p.rate, kw_clock_ns());
     kw_ks_edge_free(c->p.edge);
     SSL_free(c->ssl);
     free(c->refused_cert);
@@ -503,7 +504,7 @@ static void handshake(kw_ks_conn_t *c)
             kw_ks_conn_close(c);
             return;
         }
-        c->p.rate = kw_ks_rate_get(s->eng.rate, c->p.edge->spki, kw_ks_metrics_now_ns());
+        c->p.rate = kw_ks_rate_get(s->eng.rate, c->p.edge->spki, kw_clock_ns());
         uv_timer_start(&c->timer, on_timer, c->server->cfg->idle_timeout_ms, 0);
         kw_ks_conn_schedule(c);
         conn_process(c);

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "obs/audit.h"
+#include "kw_clock.h"
 #include "keyward/error.h"
 #include "keyward/keyid.h"
 #include "kw_log.h"
@@ -44,20 +45,13 @@ struct kw_ks_audit_s {
     pthread_t thread;
 };
 
-uint64_t kw_ks_audit_now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 /* ---- records and formatting (loop thread) ---- */
 
 void kw_ks_audit_rec_init(kw_ks_audit_rec_t *r, const kw_msg_t *msg)
 {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
-    r->start_ns = kw_ks_audit_now_ns();
+    r->start_ns = kw_clock_ns();
     r->wall_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
     r->opcode = msg->opcode;
     r->has_key = msg->digest.present && msg->digest.len == KW_DIGEST_LEN;
@@ -204,7 +198,7 @@ void kw_ks_audit_log(kw_ks_audit_t *a, const kw_ks_audit_rec_t *r, const char *e
     char line[KW_AUDIT_LINE_MAX];
     if (a == NULL)
         return;
-    size_t n = kw_ks_audit_format(r, edge, result, kw_ks_audit_now_ns(), line, sizeof(line));
+    size_t n = kw_ks_audit_format(r, edge, result, kw_clock_ns(), line, sizeof(line));
     pthread_mutex_lock(&a->lock);
     if (a->len + n > KW_AUDIT_BUFFER_MAX) { /* write what is there rather than lose a line */
         pthread_mutex_unlock(&a->lock);
@@ -279,17 +273,6 @@ static void writer_flush(kw_ks_audit_t *a, const char *buf, size_t len, uint64_t
                 a->path, (unsigned long long)dropped, KW_AUDIT_BUFFER_MAX);
 }
 
-static void deadline_in(struct timespec *ts, unsigned ms)
-{
-    clock_gettime(CLOCK_MONOTONIC, ts);
-    ts->tv_sec += ms / 1000;
-    ts->tv_nsec += (long)(ms % 1000) * 1000000L;
-    if (ts->tv_nsec >= 1000000000L) {
-        ts->tv_sec++;
-        ts->tv_nsec -= 1000000000L;
-    }
-}
-
 /* Swaps the buffers and writes what was logged (and reopens first when asked). Takes write_lock
  * and lock itself. Returns 1 when a stop was asked. */
 static int swap_and_write(kw_ks_audit_t *a)
@@ -333,7 +316,7 @@ static void *writer_main(void *arg)
         pthread_mutex_lock(&a->lock);
         if (!a->stop && !a->woken) {
             struct timespec deadline;
-            deadline_in(&deadline, KW_AUDIT_FLUSH_MS);
+            kw_clock_deadline(&deadline, KW_AUDIT_FLUSH_MS);
             pthread_cond_timedwait(&a->cond, &a->lock, &deadline);
         }
         pthread_mutex_unlock(&a->lock);

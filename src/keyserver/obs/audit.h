@@ -83,7 +83,4 @@ size_t kw_ks_audit_format(const kw_ks_audit_rec_t *r, const char *edge, uint8_t 
 /* The result word of an audit line: "ok", "denied" (0x40) or the remote error's name. */
 const char *kw_ks_audit_result_name(uint8_t result);
 
-/* Monotonic clock in ns. */
-uint64_t kw_ks_audit_now_ns(void);
-
 #endif /* KW_KS_AUDIT_H */

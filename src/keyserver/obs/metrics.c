@@ -17,6 +17,7 @@
 #include <openssl/x509.h>
 
 #include "keyward/error.h"
+#include "kw_clock.h"
 #include "keyward/protocol.h"
 #include "obs/metrics.h"
 
@@ -62,13 +63,6 @@ struct kw_ks_metrics_s {
     size_t n_certs;
 };
 
-uint64_t kw_ks_metrics_now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 static int is_request_opcode(uint8_t op)
 {
     if (op == KW_OP_RESPONSE || op == KW_OP_PONG || op == KW_OP_ERROR)
@@ -95,7 +89,7 @@ kw_ks_metrics_t *kw_ks_metrics_new(unsigned workers)
     for (size_t i = 0; i < KW_METRICS_BUCKETS; i++)
         m->bucket_ns[i] = (uint64_t)(bucket_bounds[i] * 1e9 + 0.5);
     m->workers = workers;
-    m->start_ns = kw_ks_metrics_now_ns();
+    m->start_ns = kw_clock_ns();
     m->start_time = (int64_t)time(NULL);
     return m;
 }
@@ -346,7 +340,7 @@ static void render_gauges(kw_ks_metrics_t *m, sbuf_t *b)
         "# TYPE keyward_keys_loaded gauge\nkeyward_keys_loaded %llu\n",
         (unsigned long long)load(&m->keys));
     double busy = (double)load(&m->busy_ns) / 1e9;
-    double up = (double)(kw_ks_metrics_now_ns() - m->start_ns) / 1e9;
+    double up = (double)(kw_clock_ns() - m->start_ns) / 1e9;
     unsigned w = m->workers > 0 ? m->workers : 1;
     put(b,
         "# HELP keyward_workers Worker threads for key operations.\n"

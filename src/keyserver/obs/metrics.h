@@ -56,9 +56,6 @@ int64_t kw_ks_metrics_cert_not_after(const uint8_t *der, size_t len);
  * Returns 0 or KW_ENOMEM. Any thread. */
 int kw_ks_metrics_render(kw_ks_metrics_t *m, char **out, size_t *len);
 
-/* Monotonic clock in nanoseconds, for durations. */
-uint64_t kw_ks_metrics_now_ns(void);
-
 /* The /metrics HTTP endpoint (metrics_http.c): serves m on listen ("HOST:PORT" or "[V6]:PORT")
  * from its own thread; with token_file (may be NULL), only to requests that carry
  * "Authorization: Bearer" and the file's first line. Returns 0 and a handle, or a negative KW_E*
