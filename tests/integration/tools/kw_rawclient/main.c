@@ -27,25 +27,7 @@
 #include "kw_tls.h"
 #include "kw_tool.h"
 #include "kw_hex.h"
-
-typedef struct opts_s {
-    kw_tool_opts_t t; /* --server --cert --key --ca */
-    const char *out_file;
-    uint8_t digest[KW_DIGEST_LEN], ski[KW_SKI_LEN];
-    int has_digest, has_ski, has_opcode, plain, silent, expect_close, bench, no_wait;
-    const char *sni;
-    uint8_t opcode;
-    uint8_t *payload, *extra, *raw;
-    size_t payload_len, extra_len, raw_len;
-    int has_payload, has_extra;
-    size_t pad;
-    long count, inflight, connections, timeout_ms, expect_error;
-    double seconds;
-    uint32_t id;
-    int hops;       /* KW_TAG_HOPS value, -1: no item */
-    uint8_t ip[16]; /* client IP item (tag 0x03) */
-    size_t ip_len;  /* 0: no item */
-} opts_t;
+#include "rawclient.h"
 
 static uint8_t *hex_arg(const char *hex, size_t *len)
 {
@@ -259,11 +241,6 @@ static void parse_args(int argc, char **argv, opts_t *o)
 static int tls_failed;
 static char tls_err[512];
 
-typedef struct conn_s {
-    int fd;
-    SSL *ssl;
-} conn_t;
-
 /* A TCP connection to --server (exit 4 when refused), without Nagle's delay. */
 static int tcp_connect(const char *server)
 {
@@ -279,7 +256,7 @@ static void set_timeout(int fd, long ms)
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 }
 
-static int conn_open(const opts_t *o, SSL_CTX *ctx, conn_t *c)
+int conn_open(const opts_t *o, SSL_CTX *ctx, conn_t *c)
 {
     c->fd = tcp_connect(o->t.server);
     c->ssl = NULL;
@@ -296,7 +273,7 @@ static int conn_open(const opts_t *o, SSL_CTX *ctx, conn_t *c)
     return 0;
 }
 
-static void conn_close(conn_t *c)
+void conn_close(conn_t *c)
 {
     if (c->ssl != NULL) {
         SSL_shutdown(c->ssl);
@@ -305,7 +282,7 @@ static void conn_close(conn_t *c)
     close(c->fd);
 }
 
-static int conn_write(conn_t *c, const uint8_t *buf, size_t len)
+int conn_write(conn_t *c, const uint8_t *buf, size_t len)
 {
     if (c->ssl == NULL)
         return write(c->fd, buf, len) == (ssize_t)len ? 0 : -1;
@@ -313,7 +290,7 @@ static int conn_write(conn_t *c, const uint8_t *buf, size_t len)
 }
 
 /* Reads up to cap bytes. >0 bytes, 0 closed, -1 error/timeout. */
-static int conn_read(conn_t *c, uint8_t *buf, size_t cap)
+int conn_read(conn_t *c, uint8_t *buf, size_t cap)
 {
     if (c->ssl == NULL) {
         ssize_t n = read(c->fd, buf, cap);
@@ -350,7 +327,7 @@ static int read_frame(conn_t *c, uint8_t *buf, size_t *have)
     }
 }
 
-static size_t build_frame(const opts_t *o, uint32_t id, uint8_t *out)
+size_t build_frame(const opts_t *o, uint32_t id, uint8_t *out)
 {
     kw_msg_t m;
     memset(&m, 0, sizeof(m));
@@ -504,113 +481,6 @@ static int run_requests(const opts_t *o, conn_t *c, uint8_t *buf)
     if (o->expect_close)
         return wait_close(o, c, buf);
     return bad == 0 ? 0 : 3;
-}
-
-/* ---- benchmark ---- */
-
-typedef struct bench_s {
-    const opts_t *o;
-    SSL_CTX *ctx;
-    pthread_barrier_t *ready;
-    double *start;
-    long done, errors;
-    int failed;
-} bench_t;
-
-/* Counts the complete reply frames in buf[0..*have), keeps the partial rest. */
-static long take_replies(bench_t *b, uint8_t *buf, size_t *have)
-{
-    size_t pos = 0;
-    long n = 0;
-    while (*have - pos >= KW_HEADER_LEN) {
-        size_t len = KW_HEADER_LEN + ((size_t)buf[pos + 2] << 8 | buf[pos + 3]);
-        if (*have - pos < len)
-            break;
-        if (len < 12 || (buf[pos + 11] != KW_OP_RESPONSE && buf[pos + 11] != KW_OP_PONG))
-            b->errors++;
-        pos += len;
-        n++;
-    }
-    memmove(buf, buf + pos, *have - pos);
-    *have -= pos;
-    return n;
-}
-
-static void *bench_thread(void *arg)
-{
-    bench_t *b = arg;
-    const opts_t *o = b->o;
-    conn_t c;
-    long inflight = o->inflight;
-    uint8_t one[KW_MAX_FRAME];
-    size_t flen = build_frame(o, 1, one);
-    uint8_t *many = malloc(flen * (size_t)inflight);
-    uint8_t *buf = malloc(KW_MAX_FRAME + 65536);
-    for (long i = 0; i < inflight; i++)
-        memcpy(many + (size_t)i * flen, one, flen);
-    b->failed = conn_open(o, b->ctx, &c) != 0;
-    pthread_barrier_wait(b->ready);
-    if (b->failed)
-        return NULL;
-    double end = *b->start + o->seconds;
-    long outstanding = inflight;
-    size_t have = 0;
-    if (conn_write(&c, many, flen * (size_t)inflight) != 0)
-        b->failed = 1;
-    while (!b->failed && outstanding > 0) {
-        int n = conn_read(&c, buf + have, KW_MAX_FRAME + 65536 - have);
-        if (n <= 0) {
-            b->failed = 1;
-            break;
-        }
-        have += (size_t)n;
-        long k = take_replies(b, buf, &have);
-        b->done += k;
-        if (kw_tool_now() < end) {
-            if (k > 0 && conn_write(&c, many, flen * (size_t)k) != 0)
-                b->failed = 1;
-        } else {
-            outstanding -= k;
-        }
-    }
-    conn_close(&c);
-    free(many);
-    free(buf);
-    return NULL;
-}
-
-static int run_bench(const opts_t *o, SSL_CTX *ctx)
-{
-    long m = o->connections;
-    pthread_t *th = calloc((size_t)m, sizeof(*th));
-    bench_t *b = calloc((size_t)m, sizeof(*b));
-    pthread_barrier_t ready;
-    double start = 0;
-    pthread_barrier_init(&ready, NULL, (unsigned)m + 1);
-    for (long i = 0; i < m; i++) {
-        b[i].o = o;
-        b[i].ctx = ctx;
-        b[i].ready = &ready;
-        b[i].start = &start;
-        pthread_create(&th[i], NULL, bench_thread, &b[i]);
-    }
-    start = kw_tool_now();
-    pthread_barrier_wait(&ready);
-    long done = 0, errors = 0, failed = 0;
-    for (long i = 0; i < m; i++) {
-        pthread_join(th[i], NULL);
-        done += b[i].done;
-        errors += b[i].errors;
-        failed += b[i].failed;
-    }
-    double elapsed = kw_tool_now() - start;
-    printf("bench connections=%ld inflight=%ld seconds=%.2f ops=%ld ops_per_sec=%.1f errors=%ld "
-           "failed_connections=%ld\n",
-           m, o->inflight, elapsed, done, (double)done / elapsed, errors, failed);
-    free(th);
-    free(b);
-    pthread_barrier_destroy(&ready);
-    return errors == 0 && failed == 0 ? 0 : 3;
 }
 
 int main(int argc, char **argv)
