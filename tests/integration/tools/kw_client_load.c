@@ -123,7 +123,7 @@ int main(int argc, char **argv)
         {"seconds", .d = &seconds},
         {"interval-ms", .d = &interval_ms},
         {"timeout-ms", .u = &timeout_ms},
-        {NULL},
+        {.name = NULL},
     };
     kw_tool_parse(argc, argv, args, &t, USAGE);
     double interval = interval_ms / 1000.0;

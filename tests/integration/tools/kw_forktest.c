@@ -230,7 +230,7 @@ int main(int argc, char **argv)
         {"threads", .u = &n_threads},
         {"requests", .u = &n_requests},
         {"calm-fork", .flag = &calm_fork},
-        {NULL},
+        {.name = NULL},
     };
     kw_tool_parse(argc, argv, args, &t, USAGE);
     site_pub = t.key_cert != NULL ? kw_tool_cert_key(t.key_cert, site_id) : NULL;

@@ -188,7 +188,7 @@ static int parse_args(int argc, char **argv, opts_t *o)
         {"max-fail", .u = &max_fail},
         {"timeout-ms", .d = &timeout_ms},
         {"tls", .s = &tls},
-        {NULL},
+        {.name = NULL},
     };
     kw_tool_parse(argc, argv, args, &common, USAGE);
     o->ca = common.ca;

@@ -270,7 +270,7 @@ static int parse_args(int argc, char **argv)
         {"drop-first", .flag = &drop_first},
         {"use-before-fork", .flag = &use_before_fork},
         {"pause-ms", .u = &pause_ms},
-        {NULL},
+        {.name = NULL},
     };
     kw_tool_parse(argc, argv, args, &opts, "see the comment atop " __FILE__);
     return opts.key_cert != NULL && opts.key != NULL && n_requests > 0 ? 0 : -1;

@@ -108,7 +108,7 @@ int main(int argc, char **argv)
         {"returning", .u = &proto.pct},
         {"threads", .u = &threads},
         {"tls", .s = &tls},
-        {NULL},
+        {.name = NULL},
     };
     kw_tool_parse(argc, argv, args, &common, USAGE);
     ca = common.ca;

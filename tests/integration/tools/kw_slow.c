@@ -47,7 +47,7 @@ int main(int argc, char **argv)
     double min_ms = 0, max_ms = 60000;
     const kw_tool_arg_t args[] = {
         {"connect", .s = &connect_to}, {"conns", .u = &conns},   {"mode", .s = &mode},
-        {"min-ms", .d = &min_ms},      {"max-ms", .d = &max_ms}, {NULL},
+        {"min-ms", .d = &min_ms},      {"max-ms", .d = &max_ms}, {.name = NULL},
     };
     kw_tool_opts_t common = {0};
     struct sockaddr_storage addr;

@@ -84,7 +84,7 @@ int main(int argc, char **argv)
         {"connect", .s = &server},
         {"seconds", .d = &seconds},
         {"once", .flag = &once},
-        {NULL},
+        {.name = NULL},
     };
     kw_tool_parse(argc, argv, args, &common, USAGE);
     if (server == NULL) {
