@@ -167,7 +167,7 @@ CFG
 # Foreground (-db) so start_bg owns the pid and its log: this test is about master-secret mode;
 # HAProxy as Debian runs it (-Ws, user haproxy, no insecure-fork-wanted) is test_deploy_haproxy.sh.
 start_bg haproxy env OPENSSL_CONF="$KW_TMP/ms-haproxy.cnf" LD_PRELOAD="$PRELOAD" \
-    haproxy -db -f "$KW_TMP/haproxy.cfg"
+    haproxy -db -f "$KW_TMP/haproxy.cfg" # foreground on purpose: see the comment above
 check_web_server haproxy "$LAST_PID" "$HA_PORT" "$KS_H" "$AUDIT_H" "a certificate + key stub PEM"
 
 # ---- 3. chain: edge -> A (no keys) -> B (keys) ------------------------------------------------

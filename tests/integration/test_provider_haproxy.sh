@@ -39,7 +39,7 @@ run_haproxy() { # name cfg env...
     # test_deploy_haproxy.sh.
     local name=$1 cfg=$2
     shift 2
-    start_bg "$name" env "$@" LD_PRELOAD="$(kw_provider_preload)" haproxy -db -f "$cfg"
+    start_bg "$name" env "$@" LD_PRELOAD="$(kw_provider_preload)" haproxy -db -f "$cfg" # foreground on purpose: see above
     HA_PID=$LAST_PID
     wait_port "$RSA_PORT" 15 || fail "haproxy ($name) did not start"
     wait_port "$EC_PORT" 5 || fail "haproxy ($name) did not listen on the ECDSA port"
