@@ -569,3 +569,22 @@ curl_expect() {
     grep -Eq -- "$pat" <<<"$out" || fail "$what: unexpected reply: $out"
     pass "$what (${out%%$'\n'*})"
 }
+
+# probe_under_rsa_flood PORT: the fairness measurement of test_keyserver_fairness and
+# test_keyserver_loop_signs. With probe (KEY_ID OPCODE COUNT -> kw_abuse's latency line) and field
+# defined by the test, EC_ID, RSA_ID and $KW_TMP/dgst set: ECDSA and RSA latency alone, then ECDSA
+# while one connection keeps 256 RSA signatures in flight. Sets ec_alone, rsa_alone, ec_flood.
+probe_under_rsa_flood() {
+    ec_alone=$(probe "$EC_ID" 0x15 200) || fail "ECDSA probe alone"
+    rsa_alone=$(probe "$RSA_ID" 0x05 100) || fail "RSA probe alone"
+    kw_rawc "$1" --bench --connections 1 --inflight 256 --seconds 60 --op 0x05 \
+        --key-cert "$PKI/certs/rsa2048.crt" --payload-file "$KW_TMP/dgst" >"$KW_TMP/flood.out" 2>&1 &
+    local flood=$!
+    KW_PIDS+=("$flood")
+    sleep 1.5
+    ec_flood=$(probe "$EC_ID" 0x15 300) || fail "ECDSA probe under the flood"
+    kill -0 "$flood" 2>/dev/null || fail "the flood ended before the probe did: $(cat "$KW_TMP/flood.out")"
+    kill "$flood"
+    wait "$flood" 2>/dev/null || true
+    echo "alone: ECDSA $ec_alone; RSA $rsa_alone; under the flood: ECDSA $ec_flood"
+}

@@ -60,18 +60,7 @@ EC_ID=$(kw_keyid "$PKI/certs/ecdsa-p256.crt")
 RSA_ID=$(kw_keyid "$PKI/certs/rsa2048.crt")
 probe() { "${ABUSE[@]}" latency "${TLS[@]}" --digest "$1" --opcode "$2" --count "$3" --gap-ms 2; }
 field() { sed -n "s/.*$1 \([0-9]*\).*/\1/p" <<<"$2"; }
-ec_alone=$(probe "$EC_ID" 0x15 200) || fail "ECDSA probe alone"
-rsa_alone=$(probe "$RSA_ID" 0x05 100) || fail "RSA probe alone"
-kw_rawc "$PORT" --bench --connections 1 --inflight 256 --seconds 60 --op 0x05 \
-    --key-cert "$PKI/certs/rsa2048.crt" --payload-file "$KW_TMP/dgst" >"$KW_TMP/flood.out" 2>&1 &
-FLOOD=$!
-KW_PIDS+=("$FLOOD")
-sleep 1.5
-ec_flood=$(probe "$EC_ID" 0x15 300) || fail "ECDSA probe under the flood"
-kill -0 "$FLOOD" 2>/dev/null || fail "the flood ended before the probe did: $(cat "$KW_TMP/flood.out")"
-kill "$FLOOD"
-wait "$FLOOD" 2>/dev/null || true
-echo "alone: ECDSA $ec_alone; RSA $rsa_alone; under the flood: ECDSA $ec_flood"
+probe_under_rsa_flood "$PORT"
 p50=$(field p50_us "$ec_flood")
 rsa=$(field p50_us "$rsa_alone")
 ec=$(field p50_us "$ec_alone")
