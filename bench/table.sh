@@ -13,9 +13,13 @@
 # --memory-once: the memory rows in run 1 only (RSS per connection hardly moves between runs, and
 # holding 25,000 mTLS connections is the longest step); their other cells say "-".
 # Durations (full mode, per run): handshake.sh 2 x 2 keys x (1 warm-up + 3 rounds) x 2 setups of
-# 2,000 handshakes; keyserver.sh 3 s at 256 in flight x 3 algorithms + openssl speed twice;
-# ks-memory.sh 5,000 then 20,000 held; proxy.sh ECDSA 1 warm-up + 3 rounds x 2 of 2,000
-# handshakes. Not a CTest test; needs nginx, libnginx-mod-stream, h2load, taskset, python3.
+# 3,000 handshakes; keyserver.sh 3 s at 256 in flight x 3 algorithms + openssl speed twice, once
+# as deployed and once with --rsa-cache-factors yes (an info row: what keeping p and q out of
+# ordinary memory costs); ks-memory.sh 5,000 then 20,000 held; proxy.sh ECDSA 1 warm-up + 3
+# rounds x 2 of 4,000 handshakes (shorter rounds leave the CPUs idle at the start and the tail of
+# each h2load run). Info rows carry no goal: the split RSA ceiling (how far the split ratio can go
+# on this machine at all) and the RSA row with cached factors.
+# Not a CTest test; needs nginx, libnginx-mod-stream, h2load, taskset, python3.
 set -euo pipefail
 SRC=$(cd "$(dirname "$0")/.." && pwd)
 BUILD=$SRC/build
@@ -49,11 +53,11 @@ if [ "$QUICK" = 1 ]; then
     MEM_ENV=(KW_BENCH_COUNTS="${MEM_COUNTS[*]}" KW_BENCH_SETTLE=1)
     PX_ENV=(REQUESTS=300 STREAM_ROUNDS=1)
 else
-    HS_ENV=(REQUESTS=2000 ROUNDS=3)
+    HS_ENV=(REQUESTS=3000 ROUNDS=3)
     KS_ENV=(SECONDS_PER_RUN=3)
     MEM_COUNTS=(5000 20000)
     MEM_ENV=(KW_BENCH_COUNTS="${MEM_COUNTS[*]}" KW_BENCH_SETTLE=3)
-    PX_ENV=(REQUESTS=2000 STREAM_ROUNDS=3)
+    PX_ENV=(REQUESTS=4000 STREAM_ROUNDS=3)
 fi
 
 machine() {
@@ -93,6 +97,10 @@ for run in $(seq "$RUNS"); do
         bash "$SRC/bench/handshake.sh" --split "$BUILD"
     step keyserver "$run" "${KS_ENV[@]}" KW_BENCH_SPLIT=1 KW_BENCH_INFLIGHT=256 -- \
         bash "$SRC/bench/keyserver.sh" "$BUILD"
+    # The same with --rsa-cache-factors yes (not the default: OpenSSL's Montgomery contexts of p
+    # and q then stay in ordinary memory): what the secure-heap CRT step costs, as an info row.
+    step keyserver-rsacache "$run" "${KS_ENV[@]}" KW_BENCH_SPLIT=1 KW_BENCH_INFLIGHT=256 \
+        KW_BENCH_RSA_CACHE=yes -- bash "$SRC/bench/keyserver.sh" "$BUILD"
     step proxy-stream "$run" "${PX_ENV[@]}" STREAM_ONLY=1 STREAM_KEYS=ecdsa-p256 -- \
         bash "$SRC/bench/proxy.sh" "$BUILD"
     [ "$MEMORY_ONCE" = 1 ] && [ "$run" -gt 1 ] && continue
@@ -119,6 +127,16 @@ ks_ratio() { # FILE LABEL: key server ops/s / openssl speed on one core, 256 in 
     awk -F'|' -v l="$2" 'index($2, l) == 2 && $4 ~ /\(/ {split($4, s, " "); gsub(/ /, "", $3);
         if ($3 > 0) printf "%.3f %.0f/%.0f/s\n", s[1] / $3, s[1], $3}' "$1" 2>/dev/null
 }
+split_ceiling() { # FILE: the most the split RSA ratio can be on this machine: CPU 0 (nginx and
+    # h2load, saturated) spends 1/disk-rate per handshake with the key on disk; with keyward it
+    # saves at most the local RSA-PSS signature (openssl speed's RSA-2048 time on one core, from
+    # the same run's keyserver file), so the ceiling is (1/rate) / (1/rate - t_sign).
+    local ks=${1%-handshake-split.txt}-keyserver.txt
+    awk -F'|' -v ksf="$ks" 'BEGIN {while ((getline l < ksf) > 0) if (l ~ /^\| RSA-2048/) {
+            split(l, f, "|"); gsub(/ /, "", f[3]); sp = f[3]; break }}
+        $2 ~ /^ *rsa2048 *$/ {gsub(/ /, "", $3); if ($3 > 0 && sp > 0) {t = 1e6 / $3; r = 1e6 / sp;
+            printf "%.3f %.0f/(%.0f-%.0f)µs\n", t / (t - r), t, t, r}}' "$1" 2>/dev/null
+}
 mem_at() { # FILE INDEX: KiB per connection at the INDEX-th count (1 or 2)
     awk -F'|' -v i="$2" '$2 ~ /^ [0-9]+ $/ {n++; if (n == i) {gsub(/ /, "", $2); gsub(/ /, "", $3);
         printf "%.1f %s_held\n", $3, $2}}' "$1" 2>/dev/null
@@ -134,9 +152,11 @@ ROWS=(
     "nginx edge CPU per ECDSA handshake, provider / key on disk|<=|1.10|hs_cpu @handshake ecdsa-p256"
     "nginx + provider vs key on disk, RSA-2048 (co-located)|>=|0.95|hs_ratio @handshake rsa2048"
     "split (key server on CPU 1), RSA-2048|>=|1.30|hs_ratio @handshake-split rsa2048"
+    "split, RSA-2048: the most it can be on this machine, t / (t - one local RSA signature), t = CPU 0 time per disk handshake (info)|info|-|split_ceiling @handshake-split"
     "split (key server on CPU 1), ECDSA P-256|>=|0.95|hs_ratio @handshake-split ecdsa-p256"
     "key server ECDSA P-256 sign/s per core vs openssl speed on one core|>=|0.80|ks_ratio @keyserver ECDSA"
     "key server RSA-2048 sign/s per core vs openssl speed on one core|>=|0.95|ks_ratio @keyserver RSA-2048"
+    "the same with --rsa-cache-factors yes, p and q's contexts cached in ordinary memory (info; not the default)|info|-|ks_ratio @keyserver-rsacache RSA-2048"
     "key server KiB per idle mTLS connection, ${MEM_COUNTS[0]} held|<=|16|mem_at @ks-memory 1"
     "key server KiB per idle mTLS connection, ${MEM_COUNTS[1]} held|<=|16|mem_at @ks-memory 2"
     "keyward-proxy vs nginx stream (key on disk), ECDSA P-256|>=|1.2|px_ratio @proxy-stream"
@@ -169,14 +189,20 @@ TABLE=$(
             fmt=%.2f
             [ "$goal" = 16 ] && fmt=%.1f # KiB
             line+=" $(printf "$fmt" "$value") (${detail//_/ }) |"
-            if awk -v v="$value" -v g="$goal" -v o="$op" \
+            if [ "$op" = info ]; then
+                continue
+            elif awk -v v="$value" -v g="$goal" -v o="$op" \
                 'BEGIN {exit !((o == ">=" && v + 0.0005 >= g) || (o == "<=" && v - 0.0005 <= g))}'; then
                 met=$((met + 1))
             fi
         done
         sym="≥"
         [ "$op" = "<=" ] && sym="≤"
-        echo "$line $sym $goal | $met of $of |"
+        if [ "$op" = info ]; then
+            echo "$line - | - |"
+        else
+            echo "$line $sym $goal | $met of $of |"
+        fi
     done
 )
 NOTE=$(grep -h "^note:" "$OUT"/run*-ks-memory.txt 2>/dev/null | sort -u | sed 's/^note: *//' | paste -sd' ' - || true)
