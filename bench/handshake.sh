@@ -14,7 +14,7 @@
 # pinned to CPU 1 (taskset), both nginx and h2load to CPU 0; the key-on-disk nginx then has one
 # CPU for everything, nginx + keyward one CPU for everything but the private-key operation.
 # Usage: bench/handshake.sh [--split] [BUILD_DIR]
-#   (env: REQUESTS, CLIENTS, ROUNDS, WORKERS, NGINX_WORKERS, DOC, KW_BENCH_PKI)
+#   (env: REQUESTS, CLIENTS, ROUNDS, WORKERS, NGINX_WORKERS, KS_SPLIT_WORKERS, DOC, KW_BENCH_PKI)
 # Prints a table and the ratios, and writes the table into docs/benchmarks.md (section
 # "Handshakes", co-located or split; DOC=none: don't).
 # Also reported: CPU time per handshake of the edge (nginx master + workers) in both setups and of
@@ -51,7 +51,12 @@ done
 [ -z "${KW_BENCH_PKI:-}" ] || cp -a "$KW_BENCH_PKI" "$KW_TMP/pki"
 make_pki
 KS_PORT=$(free_port)
-start_keyserver ks "$KS_PORT" --log-level warn --workers "$WORKERS"
+# Split: the key server runs as it runs on a machine of one CPU: --workers auto there means the
+# loop thread signs (no worker threads to hand jobs to on the same CPU, docs/keyserver.md), which
+# --workers 0 asks for here, since it is pinned after it started (KS_SPLIT_WORKERS overrides).
+KS_WORKERS=$WORKERS
+[ "$SPLIT" = 1 ] && KS_WORKERS=${KS_SPLIT_WORKERS:-0}
+start_keyserver ks "$KS_PORT" --log-level warn --workers "$KS_WORKERS"
 if [ "$SPLIT" = 1 ]; then
     taskset -a -p -c 1 "$KS_PID" >/dev/null || fail "cannot pin the key server to CPU 1"
 fi
@@ -151,8 +156,10 @@ else
     MODE=colocated
     placement="co-located: nginx, the key server and h2load share all $(nproc) CPUs"
 fi
+KS_THREADS="$KS_WORKERS worker threads"
+[ "$KS_WORKERS" = 0 ] && KS_THREADS="--workers 0 (the loop thread signs, as on one CPU)"
 note="$placement. TLS 1.3, full handshakes (no resumption), h2load --h1 -n $REQUESTS -c $CLIENTS; \
-both nginx with $NGINX_WORKERS workers; the key server with $WORKERS worker threads; best of \
+both nginx with $NGINX_WORKERS workers; the key server with $KS_THREADS; best of \
 $ROUNDS alternating rounds; CPU per handshake from /proc (10 ms ticks, summed over the rounds). \
 Shared machine, other work running: load average $LOAD_START at the start, \
 $(cut -d' ' -f1-3 /proc/loadavg) at the end; $(date -u '+%Y-%m-%d %H:%M UTC')."
