@@ -9,25 +9,32 @@
 #include <string.h>
 #include <strings.h>
 
+#include <openssl/asn1.h>
 #include <openssl/crypto.h>
+#include <openssl/evp.h>
 #include <openssl/x509.h>
 
 #include "keyward/error.h"
 #include "kw_guard.h"
 
-/* SHA-1 over the subjectPublicKey bits of the SPKI DER in der. */
+/* SHA-1 over the subjectPublicKey bits of the SPKI DER in der. The DER is read as plain ASN.1
+ * (SEQUENCE { AlgorithmIdentifier, BIT STRING }): d2i_X509_PUBKEY would also decode the key, and
+ * OpenSSL 3.0 sets up a decoder for that on every call, the dearest step of loading a key. */
 static int ski_from_spki(const uint8_t *der, size_t der_len, uint8_t ski[KW_SKI_LEN])
 {
     const unsigned char *p = der;
-    const unsigned char *pk = NULL;
-    int pk_len = 0;
     int rc = KW_ECRYPTO;
-    X509_PUBKEY *xpk = d2i_X509_PUBKEY(NULL, &p, (long)der_len);
-    KW_ENSURE(xpk != NULL, KW_ECRYPTO);
-    if (X509_PUBKEY_get0_param(NULL, &pk, &pk_len, NULL, xpk) == 1 && pk != NULL && pk_len > 0 &&
-        EVP_Digest(pk, (size_t)pk_len, ski, NULL, EVP_sha1(), NULL) == 1)
+    ASN1_SEQUENCE_ANY *seq = d2i_ASN1_SEQUENCE_ANY(NULL, &p, (long)der_len);
+    KW_ENSURE(seq != NULL, KW_ECRYPTO);
+    const ASN1_TYPE *alg = sk_ASN1_TYPE_num(seq) == 2 ? sk_ASN1_TYPE_value(seq, 0) : NULL;
+    const ASN1_TYPE *bits = alg != NULL ? sk_ASN1_TYPE_value(seq, 1) : NULL;
+    if (alg != NULL && alg->type == V_ASN1_SEQUENCE && bits != NULL &&
+        bits->type == V_ASN1_BIT_STRING && ASN1_STRING_length(bits->value.bit_string) > 0 &&
+        EVP_Digest(ASN1_STRING_get0_data(bits->value.bit_string),
+                   (size_t)ASN1_STRING_length(bits->value.bit_string), ski, NULL, EVP_sha1(),
+                   NULL) == 1)
         rc = 0;
-    X509_PUBKEY_free(xpk);
+    sk_ASN1_TYPE_pop_free(seq, ASN1_TYPE_free);
     return rc;
 }
 

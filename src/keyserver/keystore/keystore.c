@@ -16,6 +16,7 @@
 #include "kw_log.h"
 #include "keystore/keystore.h"
 #include "keystore/keystore_load_internal.h"
+#include "keystore/keyset.h"
 #include "kw_hex.h"
 
 typedef struct ski_entry_s {
@@ -218,21 +219,24 @@ static void finish_indexes(kw_keystore_t *s)
     s->n_sni = w;
 }
 
-static int is_duplicate(const kw_keystore_t *s, const kw_ks_key_t *key)
-{
-    for (size_t i = 0; i < s->n; i++)
-        if (memcmp(s->keys[i].digest, key->digest, KW_DIGEST_LEN) == 0)
-            return 1;
-    return 0;
-}
+/* A store being loaded: the store, its index capacities, the key ids taken so far and what the
+ * key files' loads share. */
+typedef struct build_s {
+    kw_keystore_t *s;
+    size_t ski_cap;
+    size_t sni_cap;
+    kw_ks_keyset_t seen;
+    kw_ks_loader_t loader;
+} build_t;
 
 /* Indexes the key just loaded into slot s->n (names: its certificate's, taken over). Returns 1
  * when it was added, 0 when refused as a duplicate, <0 fatal. what names it in logs. */
-static int add_key(kw_keystore_t *s, const char *what, kw_ks_names_t *names,
-                   const uint8_t *cert_ski, int has_cert_ski, size_t *ski_cap, size_t *sni_cap)
+static int add_key(build_t *b, const char *what, kw_ks_names_t *names, const uint8_t *cert_ski,
+                   int has_cert_ski)
 {
+    kw_keystore_t *s = b->s;
     kw_ks_key_t *key = &s->keys[s->n];
-    if (is_duplicate(s, key)) {
+    if (!kw_ks_keyset_add(&b->seen, key->digest)) {
         kw_warn("key %s refused: the same key is already loaded from elsewhere", what);
         kw_ks_key_clear(key);
         kw_ks_names_free(names);
@@ -244,13 +248,13 @@ static int add_key(kw_keystore_t *s, const char *what, kw_ks_names_t *names,
         memcpy(key->cert_ski, cert_ski, KW_SKI_LEN);
         key->has_cert_ski = 1;
     }
-    int rc = add_ski(s, key->ski, key, ski_cap);
+    int rc = add_ski(s, key->ski, key, &b->ski_cap);
     if (rc == 0 && has_cert_ski && memcmp(cert_ski, key->ski, KW_SKI_LEN) != 0)
-        rc = add_ski(s, cert_ski, key, ski_cap);
+        rc = add_ski(s, cert_ski, key, &b->ski_cap);
     if (rc == 0)
         rc = copy_names(key, names);
     if (rc == 0)
-        rc = add_names(s, names, key, sni_cap);
+        rc = add_names(s, names, key, &b->sni_cap);
     kw_ks_names_free(names);
     s->n++; /* even on ENOMEM, so kw_keystore_unref frees it */
     if (rc != 0)
@@ -275,8 +279,7 @@ typedef struct loaded_s {
 
 /* After a loader returned rc for slot s->n: indexes the key, or logs why `what` was refused.
  * Returns 1 when it was added, 0 refused, <0 fatal. */
-static int finish_load(kw_keystore_t *s, int rc, const char *what, loaded_t *l, size_t *ski_cap,
-                       size_t *sni_cap)
+static int finish_load(build_t *b, int rc, const char *what, loaded_t *l)
 {
     if (rc == KW_ENOMEM)
         return rc;
@@ -284,34 +287,33 @@ static int finish_load(kw_keystore_t *s, int rc, const char *what, loaded_t *l, 
         kw_error("key %s refused: %s", what, l->why);
         return 0;
     }
-    return add_key(s, what, &l->names, l->cert_ski, l->has_cert_ski, ski_cap, sni_cap);
+    return add_key(b, what, &l->names, l->cert_ski, l->has_cert_ski);
 }
 
 /* Loads key file `name` into slot s->n; returns like finish_load. */
-static int load_one(kw_keystore_t *s, const char *dir, const char *name, size_t *ski_cap,
-                    size_t *sni_cap)
+static int load_one(build_t *b, const char *dir, const char *name)
 {
-    kw_ks_key_t *key = &s->keys[s->n];
+    kw_ks_key_t *key = &b->s->keys[b->s->n];
     loaded_t l = {0};
     char what[1024];
     snprintf(what, sizeof(what), "%s/%s.key", dir, name);
     memset(key, 0, sizeof(*key));
-    int rc =
-        kw_ks_key_load(dir, name, key, &l.names, l.cert_ski, &l.has_cert_ski, l.why, sizeof(l.why));
-    return finish_load(s, rc, what, &l, ski_cap, sni_cap);
+    int rc = kw_ks_key_load(&b->loader, dir, name, key, &l.names, l.cert_ski, &l.has_cert_ski,
+                            l.why, sizeof(l.why));
+    return finish_load(b, rc, what, &l);
 }
 
 /* Adds the token key f (taken over) into slot s->n; returns like finish_load. */
-static int load_token_key(kw_keystore_t *s, kw_ks_p11_found_t *f, size_t *ski_cap, size_t *sni_cap)
+static int load_token_key(build_t *b, kw_ks_p11_found_t *f)
 {
-    kw_ks_key_t *key = &s->keys[s->n];
+    kw_ks_key_t *key = &b->s->keys[b->s->n];
     loaded_t l = {0};
     char what[300];
     snprintf(what, sizeof(what), "pkcs11 %s", f->name != NULL ? f->name : "?");
     memset(key, 0, sizeof(*key));
     int rc =
         kw_ks_key_from_token(f, key, &l.names, l.cert_ski, &l.has_cert_ski, l.why, sizeof(l.why));
-    return finish_load(s, rc, what, &l, ski_cap, sni_cap);
+    return finish_load(b, rc, what, &l);
 }
 
 static kw_keystore_t *store_new(size_t capacity)
@@ -383,28 +385,30 @@ int kw_keystore_load_src(const kw_keystore_src_t *src, kw_keystore_t **out, size
                          char *err, size_t errlen)
 {
     sources_t g;
+    build_t b = {0};
     int rc = gather(src, &g, err, errlen);
     kw_keystore_t *s = rc == 0 ? store_new(g.total) : NULL;
-    size_t ski_cap = 0;
-    size_t sni_cap = 0;
     size_t refused = 0;
-    if (rc == 0 && s == NULL)
+    if (rc == 0 && (s == NULL || kw_ks_keyset_init(&b.seen, g.total) != 0))
         rc = KW_ENOMEM;
+    b.s = s;
     for (size_t d = 0; rc == 0 && d < src->n_dirs; d++) {
         for (size_t i = 0; rc == 0 && i < g.n_files[d]; i++) {
-            int added = load_one(s, src->dirs[d], g.files[d][i], &ski_cap, &sni_cap);
+            int added = load_one(&b, src->dirs[d], g.files[d][i]);
             rc = added < 0 ? added : 0;
             refused += added == 0;
         }
     }
     for (size_t t = 0; rc == 0 && t < src->n_tokens; t++) {
         for (size_t i = 0; rc == 0 && i < g.tokens[t].n; i++) {
-            int added = load_token_key(s, &g.tokens[t].v[i], &ski_cap, &sni_cap);
+            int added = load_token_key(&b, &g.tokens[t].v[i]);
             rc = added < 0 ? added : 0;
             refused += added == 0;
         }
     }
     sources_free(src, &g);
+    kw_ks_keyset_free(&b.seen);
+    kw_ks_loader_free(&b.loader);
     if (rc != 0) {
         kw_keystore_unref(s);
         if (rc == KW_ENOMEM)

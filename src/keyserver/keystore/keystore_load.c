@@ -11,6 +11,7 @@
 
 #include <openssl/bio.h>
 #include <openssl/core_names.h>
+#include <openssl/decoder.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/x509v3.h>
@@ -54,7 +55,45 @@ static int heap_full(const char *path, char *err, size_t errlen)
     return KW_ECRYPTO;
 }
 
-static int read_private_key(const char *path, EVP_PKEY **out, char *err, size_t errlen)
+/* The decoder of the first PEM block of bio into l->decoded, with l's context (made on first use:
+ * setting one up costs OpenSSL 3.0 more than decoding a key with it). Private keys only, as
+ * PEM_read_bio_PrivateKey_ex asks (the same decoders, with the same secure-heap allocations); on
+ * any failure the context is dropped (nothing of a failed decode is carried to the next key) and
+ * the caller falls back to PEM_read_bio_PrivateKey_ex. Returns the key or NULL. */
+static EVP_PKEY *decode_reused(kw_ks_loader_t *l, BIO *bio)
+{
+    if (l->dctx == NULL) {
+        l->dctx = OSSL_DECODER_CTX_new_for_pkey(&l->decoded, "PEM", NULL, NULL,
+                                                OSSL_KEYMGMT_SELECT_PRIVATE_KEY, NULL, NULL);
+        if (l->dctx != NULL &&
+            OSSL_DECODER_CTX_set_pem_password_cb(l->dctx, no_password, NULL) != 1)
+            kw_ks_loader_free(l);
+        if (l->dctx == NULL)
+            return NULL;
+    }
+    l->decoded = NULL;
+    ERR_set_mark();
+    int ok = OSSL_DECODER_from_bio(l->dctx, bio) == 1 && l->decoded != NULL;
+    ERR_pop_to_mark();
+    if (!ok) {
+        EVP_PKEY_free(l->decoded);
+        l->decoded = NULL;
+        kw_ks_loader_free(l);
+        return NULL;
+    }
+    EVP_PKEY *pkey = l->decoded;
+    l->decoded = NULL;
+    return pkey;
+}
+
+void kw_ks_loader_free(kw_ks_loader_t *l)
+{
+    OSSL_DECODER_CTX_free(l->dctx);
+    l->dctx = NULL;
+}
+
+static int read_private_key(kw_ks_loader_t *l, const char *path, EVP_PKEY **out, char *err,
+                            size_t errlen)
 {
     char stdio_buf[4096]; /* stdio's buffer holds the PEM text: ours, so it can be cleansed */
     FILE *f = fopen(path, "r");
@@ -72,7 +111,11 @@ static int read_private_key(const char *path, EVP_PKEY **out, char *err, size_t 
     (void)kw_ks_hygiene_check_key_file(fileno(f), path); /* the file opened, not its name again */
     struct stat st;
     size_t file_len = fstat(fileno(f), &st) == 0 ? (size_t)st.st_size : 0;
-    *out = PEM_read_bio_PrivateKey_ex(bio, NULL, no_password, NULL, NULL, NULL);
+    *out = l != NULL ? decode_reused(l, bio) : NULL;
+    /* Anything else (several PEM blocks, a key the reused decoder refused): OpenSSL's own reader
+     * from the file's start, which decides what is accepted and why not. */
+    if (*out == NULL && (l == NULL || BIO_seek(bio, 0) == 0))
+        *out = PEM_read_bio_PrivateKey_ex(bio, NULL, no_password, NULL, NULL, NULL);
     BIO_free(bio); /* closes f */
     OPENSSL_cleanse(stdio_buf, sizeof(stdio_buf));
     if (*out == NULL && kw_ks_hygiene_secure_full(file_len))
@@ -242,8 +285,9 @@ static int read_chain(kw_ks_key_t *key, const char *path, kw_ks_names_t *names,
     return rc;
 }
 
-int kw_ks_key_load(const char *dir, const char *name, kw_ks_key_t *key, kw_ks_names_t *names,
-                   uint8_t cert_ski[KW_SKI_LEN], int *has_cert_ski, char *err, size_t errlen)
+int kw_ks_key_load(kw_ks_loader_t *l, const char *dir, const char *name, kw_ks_key_t *key,
+                   kw_ks_names_t *names, uint8_t cert_ski[KW_SKI_LEN], int *has_cert_ski, char *err,
+                   size_t errlen)
 {
     char *key_path = path_join(dir, name, ".key");
     char *crt_path = path_join(dir, name, ".crt");
@@ -252,7 +296,7 @@ int kw_ks_key_load(const char *dir, const char *name, kw_ks_key_t *key, kw_ks_na
     int rc = (key_path == NULL || crt_path == NULL || key->name == NULL) ? KW_ENOMEM : 0;
     if (rc == 0) {
         memcpy(key->name, name, name_len + 1);
-        rc = read_private_key(key_path, &key->pkey, err, errlen);
+        rc = read_private_key(l, key_path, &key->pkey, err, errlen);
     }
     if (rc == 0)
         rc = classify_key(key, err, errlen);

@@ -12,8 +12,10 @@
  * enabled operations. A broken key file keeps the running keys but not the running rules (the
  * change may have narrowed them); rules that go from some to none are refused unless the new
  * configuration says allow_all: true. A configuration that cannot be read changes nothing. The
- * log names what changed and what failed.
+ * log names what changed and what failed. After the swap the freed store's pages go back to the
+ * system (malloc_trim), so RSS after a reload returns near its figure before.
  */
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -317,6 +319,10 @@ static void reload_done(uv_work_t *req, int status)
     SSL_CTX_free(r->ssl_ctx);
     kw_ks_authz_free(r->authz);
     free(r);
+    /* The new store was built in a pool thread's malloc arena; the old one (or the refused new
+     * one) has just been freed into another, where glibc keeps the pages: give them back, or RSS
+     * after a reload stays near twice the store's (38.8 -> 65.8 MiB with 10,000 keys). */
+    (void)malloc_trim(0);
     if (s->reload_pending && !s->stopping) {
         s->reload_pending = 0;
         kw_ks_reload_start(s);

@@ -239,8 +239,21 @@ static int child_factors(void)
     kw_ks_hygiene_rsa_cache_factors(getenv("KW_TEST_CACHE") != NULL);
     if (!load_needles())
         return 10;
-    if (kw_ks_key_load(key_dir, "k", &key, &names, cert_ski, &has_ski, err, sizeof(err)) != 0)
-        return 11;
+    /* Loaded twice with one loader, as a key store load does: the second decode reuses the
+     * decoder the first set up, and its key is the one used. */
+    kw_ks_loader_t loader = {0};
+    for (int i = 0; i < 2; i++) {
+        if (i > 0) {
+            kw_ks_key_clear(&key);
+            kw_ks_names_free(&names);
+        }
+        if (kw_ks_key_load(&loader, key_dir, "k", &key, &names, cert_ski, &has_ski, err,
+                           sizeof(err)) != 0)
+            return 11;
+        if (loader.dctx == NULL)
+            return 13; /* the reused decoder did not take the key */
+    }
+    kw_ks_loader_free(&loader);
     kw_ks_op_cache_t *cache = kw_ks_op_cache_new(8);
     memset(in, 0x42, sizeof(in));
     in[0] = 0;
