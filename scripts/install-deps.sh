@@ -4,7 +4,7 @@
 set -eu
 PACKAGES="build-essential cmake pkg-config libssl-dev openssl libuv1-dev libcmocka-dev libyaml-dev
  libp11-kit-dev softhsm2 opensc gnutls-bin libmicrohttpd-dev curl nginx haproxy nghttp2-client clang
- libclang-rt-14-dev valgrind gdb python3 procps iproute2 psmisc apache2 stunnel4 lighttpd
+ libclang-rt-14-dev valgrind gdb python3 python3-cryptography procps iproute2 psmisc apache2 stunnel4 lighttpd
  lighttpd-mod-openssl postfix nodejs debhelper dpkg-dev fakeroot lintian libnginx-mod-stream"
 missing=""
 for p in $PACKAGES; do
