@@ -45,7 +45,8 @@ typedef struct kw_proxy_config_s {
     char *client_key;
     char *ca;             /* CA of the key servers */
     char *provider;       /* path of keyward.so; NULL: next to the binary */
-    char *metrics;        /* HOST:PORT for /metrics and /health (proxy_metrics.c), or NULL */
+    char *metrics; /* HOST:PORT for /metrics, /health and /ready (proxy_metrics.c), or NULL */
+    char *metrics_token_file; /* /metrics requires this bearer token (kw_bearer.h), or NULL */
     int proxy_protocol;   /* send a PROXY v2 header to the backend */
     int no_master_secret; /* TLS 1.2 RSA key exchange: ask for the PMS (0xA0), not the master
                              secret (0xA1); master-secret mode is the default */
