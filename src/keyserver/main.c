@@ -116,7 +116,7 @@ static int run(const kw_ks_config_t *cfg, int argc, char **argv, const char *pid
     server.on_hup = kw_ks_reload_start; /* SIGHUP: reload (reload.c) */
     server.heartbeat = &app.heartbeat;
     kw_ks_metrics_http_set_heartbeat(app.http, &app.heartbeat);
-    server.argc = argc;                 /* SIGHUP reads the same flags and --config file again */
+    server.argc = argc; /* SIGHUP reads the same flags and --config file again */
     server.argv = argv;
     rc = kw_ks_server_init(&server, &app.loop, cfg, app.store, err, sizeof(err));
     kw_keystore_unref(app.store); /* the server holds its own reference */

@@ -86,10 +86,10 @@ struct kw_px_worker_s {
     unsigned index;
     uv_loop_t loop;
     uv_tcp_t listener;
-    uv_async_t wakeup;      /* asks the loop to drain or stop (stop_mode says which) */
-    atomic_int stop_mode;   /* KW_PX_RUN, KW_PX_DRAIN (SIGQUIT) or KW_PX_STOP; only goes up */
-    uv_timer_t drain_timer; /* --drain-timeout-ms after a drain began: stop */
-    uv_timer_t beat;        /* stamps heartbeat every KW_HEARTBEAT_MS (unreferenced) */
+    uv_async_t wakeup;        /* asks the loop to drain or stop (stop_mode says which) */
+    atomic_int stop_mode;     /* KW_PX_RUN, KW_PX_DRAIN (SIGQUIT) or KW_PX_STOP; only goes up */
+    uv_timer_t drain_timer;   /* --drain-timeout-ms after a drain began: stop */
+    uv_timer_t beat;          /* stamps heartbeat every KW_HEARTBEAT_MS (unreferenced) */
     kw_heartbeat_t heartbeat; /* /health and /ready read it from the metrics thread */
     int draining;
     /* Handshakes whose key operation completed (kw_px_conn_async_ready, any thread), resumed on

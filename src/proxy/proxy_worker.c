@@ -294,7 +294,7 @@ void kw_px_worker_run(kw_px_worker_t *w)
     kw_heartbeat_beat(&w->heartbeat); /* running: /ready may say so */
     uv_run(&w->loop, UV_RUN_DEFAULT);
     kw_heartbeat_stop(&w->heartbeat); /* ended on purpose: not a stalled loop */
-    ASYNC_cleanup_thread(); /* this thread's pool of paused-handshake jobs */
+    ASYNC_cleanup_thread();           /* this thread's pool of paused-handshake jobs */
 }
 
 void kw_px_worker_stop(kw_px_worker_t *w)
