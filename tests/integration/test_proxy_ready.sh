@@ -4,7 +4,8 @@
 #     longer one or with Basic, and 200 with it; the token never reaches the log; /health and
 #     /ready need no token; --check-config refuses a token file readable by every user;
 #   /ready: started while its key server is down, 503 naming the key server; the key server
-#     started, 200 within a few seconds; /health 200 all along (the process is alive).
+#     started, 200 within a few seconds; /health 200 all along (the process is alive); a reload
+#     that changes the key servers says /ready's probe keeps those of the start.
 . "$(dirname "$0")/lib.sh"
 make_pki
 proxy_remote_ok || fail "needs the provider and the key server built"
@@ -75,6 +76,14 @@ kill "$KS_PID"
 wait "$KS_PID" 2>/dev/null || true
 [ "$(http /ready)" = 503 ] || fail "/ready with the key server stopped again: $(cat "$KW_TMP/body")"
 pass "key server stopped again: /ready 503"
+
+# ---- SIGHUP with other key servers: handshakes take them, /ready's probe only at a restart ----
+KS2=$(free_port)
+sed -i "s|^keyservers: .*|keyservers: [\"127.0.0.1:$KS2\"]|" "$KW_TMP/proxy.yaml"
+kill -HUP "$PROXY_PID"
+wait_for_line "$KW_TMP/proxy.log" "reload: keyservers (for /ready's probe" \
+    "a reload that changes the key servers does not say /ready keeps the old ones" 20
+pass "a reload with other key servers says /ready's probe keeps those of the start"
 
 # ---- --check-config: the token file is a secret ----
 chmod 644 "$KW_TMP/token"
