@@ -16,6 +16,7 @@
 #include "keystore/hygiene.h"
 #include "keystore/keystore.h"
 #include "keyward/error.h"
+#include "kw_heartbeat.h"
 #include "kw_log.h"
 #include "keyward/version.h"
 #include "obs/metrics.h"
@@ -34,6 +35,7 @@ typedef struct app_s {
     kw_ks_metrics_http_t *http;
     kw_ks_ready_t *ready;
     kw_keystore_t *store;
+    kw_heartbeat_t heartbeat; /* the loop thread's, for /health (kw_heartbeat.h) */
 } app_t;
 
 static void cleanup(app_t *a)
@@ -112,7 +114,9 @@ static int run(const kw_ks_config_t *cfg, int argc, char **argv, const char *pid
     server.eng.metrics = app.metrics;
     server.p11 = app.p11;
     server.on_hup = kw_ks_reload_start; /* SIGHUP: reload (reload.c) */
-    server.argc = argc;                 /* SIGHUP reads the same flags and --config file again */
+    server.heartbeat = &app.heartbeat;
+    kw_ks_metrics_http_set_heartbeat(app.http, &app.heartbeat);
+    server.argc = argc; /* SIGHUP reads the same flags and --config file again */
     server.argv = argv;
     rc = kw_ks_server_init(&server, &app.loop, cfg, app.store, err, sizeof(err));
     kw_keystore_unref(app.store); /* the server holds its own reference */

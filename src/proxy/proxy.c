@@ -82,7 +82,10 @@ int kw_proxy_new(const kw_proxy_config_t *cfg, kw_proxy_t **out, char *err, size
         rc = kw_px_worker_init(&p->workers[i], p, i, err, errlen);
     }
     if (rc == 0 && cfg->metrics != NULL) {
-        rc = kw_px_metrics_start(p, cfg->metrics, err, errlen);
+        rc = kw_px_ready_new(p, err, errlen); /* before the endpoint that uses it */
+    }
+    if (rc == 0 && cfg->metrics != NULL) {
+        rc = kw_px_metrics_start(p, cfg->metrics, cfg->metrics_token_file, err, errlen);
     }
     if (rc == 0 && kw_px_refresh_start(p) != 0) {
         snprintf(err, errlen, "cannot start the certificate refresh timer");
@@ -144,6 +147,7 @@ void kw_proxy_free(kw_proxy_t *p)
         return;
     }
     kw_px_metrics_stop(p);
+    kw_px_ready_free(p); /* after the endpoint that uses it */
     for (unsigned i = 0; p->workers != NULL && i < p->nworkers; i++) {
         if (p->workers[i].proxy != NULL) {
             kw_px_worker_close(&p->workers[i]);

@@ -20,6 +20,7 @@
 
 #include <uv.h>
 
+#include "kw_heartbeat.h"
 #include "proxy_config.h"
 #include "proxy_tickets.h"
 #include "proxy_tls.h"
@@ -77,6 +78,7 @@ struct kw_proxy_s {
     kw_px_tickets_t *tickets; /* --tickets-from-keyserver / --session-context; NULL: neither */
     struct kw_px_metrics_s *metrics; /* --metrics (proxy_metrics.c), or NULL */
     struct kw_px_reload_s *reload;   /* SIGHUP reloads (proxy_reload.c), or NULL */
+    struct kw_px_ready_s *ready;     /* /ready's probe (proxy_ready.c), or NULL */
 };
 
 struct kw_px_worker_s {
@@ -84,9 +86,11 @@ struct kw_px_worker_s {
     unsigned index;
     uv_loop_t loop;
     uv_tcp_t listener;
-    uv_async_t wakeup;      /* asks the loop to drain or stop (stop_mode says which) */
-    atomic_int stop_mode;   /* KW_PX_RUN, KW_PX_DRAIN (SIGQUIT) or KW_PX_STOP; only goes up */
-    uv_timer_t drain_timer; /* --drain-timeout-ms after a drain began: stop */
+    uv_async_t wakeup;        /* asks the loop to drain or stop (stop_mode says which) */
+    atomic_int stop_mode;     /* KW_PX_RUN, KW_PX_DRAIN (SIGQUIT) or KW_PX_STOP; only goes up */
+    uv_timer_t drain_timer;   /* --drain-timeout-ms after a drain began: stop */
+    uv_timer_t beat;          /* stamps heartbeat every KW_HEARTBEAT_MS (unreferenced) */
+    kw_heartbeat_t heartbeat; /* /health and /ready read it from the metrics thread */
     int draining;
     /* Handshakes whose key operation completed (kw_px_conn_async_ready, any thread), resumed on
      * this loop when ready_fd (an eventfd, written when the list stops being empty) is readable;
@@ -159,6 +163,14 @@ int kw_proxy_new(const kw_proxy_config_t *cfg, kw_proxy_t **out, char *err, size
  * open connections finish within --drain-timeout-ms); worker 0 on the calling thread. */
 int kw_proxy_run(kw_proxy_t *proxy);
 void kw_proxy_free(kw_proxy_t *proxy);
+
+/* proxy_ready.c: /ready and /health of --metrics (any thread). kw_px_ready_new makes the key
+ * servers' probe (a client of its own, as the key server's /ready has for its upstreams); 0 or a
+ * KW_E* code with err. The checks: 1 when ready / alive, else 0 with the reason in why. */
+int kw_px_ready_new(kw_proxy_t *p, char *err, size_t errlen);
+void kw_px_ready_free(kw_proxy_t *p);
+int kw_px_ready_check(kw_proxy_t *p, char *why, size_t len);
+int kw_px_health_check(kw_proxy_t *p, char *why, size_t len);
 
 /* proxy_check.c: --check-config; prints what would run or why not to out. Returns 0 or 1. */
 int kw_proxy_check_config(const kw_proxy_config_t *cfg, FILE *out);

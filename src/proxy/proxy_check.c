@@ -77,6 +77,9 @@ static int check_files(FILE *out, const kw_proxy_config_t *cfg)
     if (cfg->ca != NULL) {
         rc |= check_file(out, "ca", cfg->ca, 0);
     }
+    if (cfg->metrics_token_file != NULL) {
+        rc |= check_file(out, "metrics_token_file", cfg->metrics_token_file, 1);
+    }
     return rc != 0 ? KW_EIO : 0;
 }
 

@@ -97,8 +97,13 @@ static const opt_def_t opts[] = {
     {"keyserver-timeout-ms", OPT_UINT, OFF(keyserver_timeout_ms), "MS",
      "per key operation, retries included (default 5000)"},
     {"metrics", OPT_STR, OFF(metrics), "HOST:PORT",
-     "serve Prometheus metrics at http://HOST:PORT/metrics and liveness at /health (keep it on a "
-     "private interface)"},
+     "serve Prometheus metrics at http://HOST:PORT/metrics, liveness at /health (503 when an event "
+     "loop is stalled) and readiness at /ready (503 and why until the proxy can serve: loops "
+     "running, certificates loaded, a key server answering) (keep it on a private interface)"},
+    {"metrics-token-file", OPT_STR, OFF(metrics_token_file), "FILE",
+     "/metrics requires 'Authorization: Bearer' and the file's first line (default: no token; "
+     "read once at start; keep it unreadable by other users, e.g. root:keyward 0640); /health "
+     "and /ready need no token"},
     {"log-level", OPT_LOGLEVEL, OFF(log_level), "LEVEL",
      "debug, info, warn or error (default info)"},
     {"help", OPT_HELP, 0, NULL, "this text"},

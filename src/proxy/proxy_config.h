@@ -43,14 +43,15 @@ typedef struct kw_proxy_config_s {
     kw_strlist_t cert_from_keyserver; /* SNI names or "sha256:HEX": chains fetched with 0xA2 */
     char *client_cert;                /* mTLS identity towards the key servers */
     char *client_key;
-    char *ca;             /* CA of the key servers */
-    char *provider;       /* path of keyward.so; NULL: next to the binary */
-    char *metrics;        /* HOST:PORT for /metrics and /health (proxy_metrics.c), or NULL */
-    int proxy_protocol;   /* send a PROXY v2 header to the backend */
-    int no_master_secret; /* TLS 1.2 RSA key exchange: ask for the PMS (0xA0), not the master
-                             secret (0xA1); master-secret mode is the default */
-    int reuse_port;       /* share the listen address with other processes on purpose */
-    unsigned threads;     /* 0: one per core */
+    char *ca;       /* CA of the key servers */
+    char *provider; /* path of keyward.so; NULL: next to the binary */
+    char *metrics;  /* HOST:PORT for /metrics, /health and /ready (proxy_metrics.c), or NULL */
+    char *metrics_token_file; /* /metrics requires this bearer token (kw_bearer.h), or NULL */
+    int proxy_protocol;       /* send a PROXY v2 header to the backend */
+    int no_master_secret;     /* TLS 1.2 RSA key exchange: ask for the PMS (0xA0), not the master
+                                 secret (0xA1); master-secret mode is the default */
+    int reuse_port;           /* share the listen address with other processes on purpose */
+    unsigned threads;         /* 0: one per core */
     unsigned handshake_timeout_ms;
     unsigned idle_timeout_ms;
     unsigned drain_timeout_ms; /* SIGQUIT: open connections may finish within this */
@@ -61,8 +62,8 @@ typedef struct kw_proxy_config_s {
     kw_log_level_t log_level;
     int tickets_from_keyserver; /* fleet session-ticket keys from the key servers (0xA4) */
     char *session_context;      /* --session-context nginx|haproxy|TEXT; NULL: keyward-proxy's */
-    unsigned cli_lists; /* internal: list options already replaced by the command line */
-    int check_config;   /* --check-config (command line only): check, print, exit */
+    unsigned cli_lists;         /* internal: list options already replaced by the command line */
+    int check_config;           /* --check-config (command line only): check, print, exit */
 } kw_proxy_config_t;
 
 /* Fills in the defaults. */

@@ -1,9 +1,11 @@
 /*
  * keyward-proxy metrics: handshakes by result, TLS version and key type, resumed vs full, the
  * key-operation latency histogram, handshakes waiting on a key server, connections, backend
- * failures, reloads and each certificate's expiry, in the Prometheus text format at /metrics;
- * /health answers 200 while the process runs. libmicrohttpd serves them from its own thread,
- * bounded like the key server's endpoint (connections, per address, idle time).
+ * failures, reloads and each certificate's expiry, in the Prometheus text format at /metrics
+ * (with --metrics-token-file, only to "Authorization: Bearer TOKEN", else 401); /health (200, or
+ * 503 when an event loop is stalled) and /ready (200, or 503 and why) need no token
+ * (proxy_ready.c). libmicrohttpd serves them from its own thread, bounded like the key server's
+ * endpoint (connections, per address, idle time).
  */
 #include "proxy_metrics.h"
 
@@ -14,6 +16,7 @@
 #include <string.h>
 
 #include <microhttpd.h>
+#include <openssl/crypto.h>
 #include <openssl/x509.h>
 
 #include "keyward/error.h"
@@ -21,6 +24,7 @@
 #include "kw_clock.h"
 #include "proxy.h"
 #include "kw_addr.h"
+#include "kw_bearer.h"
 
 #define KW_PXM_CONNS   32 /* HTTP connections at once */
 #define KW_PXM_PER_IP  4  /* ... from one address */
@@ -41,6 +45,7 @@ static const unsigned long bucket_us[KW_PXM_BUCKETS] = {250,    500,     1000,  
 struct kw_px_metrics_s {
     struct MHD_Daemon *daemon;
     kw_proxy_t *proxy;
+    kw_bearer_t token; /* --metrics-token-file (kw_bearer.h) */
     atomic_ulong hs[KW_PXM_RESULTS][KW_PXM_VERS][KW_PXM_KEYS];
     atomic_ulong resumed, full;
     atomic_ulong keyop_bucket[KW_PXM_BUCKETS]; /* not cumulative: rendered as running sums */
@@ -310,6 +315,21 @@ static enum MHD_Result reply(struct MHD_Connection *conn, unsigned status, char 
 
 #define TEXT "text/plain; charset=utf-8"
 
+static enum MHD_Result reply_401(struct MHD_Connection *conn)
+{
+    static const char body[] = KW_BEARER_401_BODY;
+    struct MHD_Response *r =
+        MHD_create_response_from_buffer(sizeof(body) - 1, (void *)body, MHD_RESPMEM_PERSISTENT);
+    if (r == NULL) {
+        return MHD_NO;
+    }
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, TEXT);
+    MHD_add_response_header(r, MHD_HTTP_HEADER_WWW_AUTHENTICATE, KW_BEARER_CHALLENGE);
+    enum MHD_Result ret = MHD_queue_response(conn, MHD_HTTP_UNAUTHORIZED, r);
+    MHD_destroy_response(r);
+    return ret;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
                                   const char *method, const char *version, const char *upload,
                                   size_t *upload_size, void **con_cls)
@@ -329,11 +349,28 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         return reply(conn, MHD_HTTP_METHOD_NOT_ALLOWED, (char *)"GET or HEAD only\n", 17,
                      MHD_RESPMEM_PERSISTENT, TEXT);
     }
-    if (strcmp(url, "/health") == 0) {
-        return reply(conn, MHD_HTTP_OK, (char *)"ok\n", 3, MHD_RESPMEM_PERSISTENT, TEXT);
+    int is_health = strcmp(url, "/health") == 0;
+    if (is_health || strcmp(url, "/ready") == 0) {
+        char why[600] = "ok";
+        int ok = is_health ? kw_px_health_check(p, why, sizeof(why) - 1)
+                           : kw_px_ready_check(p, why, sizeof(why) - 1);
+        size_t n = strlen(why);
+        why[n++] = '\n';
+        char *body = malloc(n);
+        if (body == NULL) {
+            return MHD_NO;
+        }
+        memcpy(body, why, n);
+        return reply(conn, ok ? MHD_HTTP_OK : MHD_HTTP_SERVICE_UNAVAILABLE, body, n,
+                     MHD_RESPMEM_MUST_FREE, TEXT);
+    }
+    if (!kw_bearer_allows(&p->metrics->token,
+                          MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization"))) {
+        return reply_401(conn);
     }
     if (strcmp(url, "/metrics") != 0) {
-        return reply(conn, MHD_HTTP_NOT_FOUND, (char *)"not found: try /metrics or /health\n", 35,
+        return reply(conn, MHD_HTTP_NOT_FOUND,
+                     (char *)"not found: try /metrics, /health or /ready\n", 43,
                      MHD_RESPMEM_PERSISTENT, TEXT);
     }
     char *body = NULL;
@@ -346,7 +383,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                  "text/plain; version=0.0.4; charset=utf-8");
 }
 
-int kw_px_metrics_start(kw_proxy_t *p, const char *listen, char *err, size_t errlen)
+int kw_px_metrics_start(kw_proxy_t *p, const char *listen, const char *token_file, char *err,
+                        size_t errlen)
 {
     struct sockaddr_storage addr;
     socklen_t addrlen = 0;
@@ -361,6 +399,13 @@ int kw_px_metrics_start(kw_proxy_t *p, const char *listen, char *err, size_t err
         return KW_ENOMEM;
     }
     m->proxy = p;
+    if (token_file != NULL) {
+        int rc = kw_bearer_load(&m->token, token_file, err, errlen);
+        if (rc != 0) {
+            free(m);
+            return rc;
+        }
+    }
     p->metrics = m; /* before the daemon: a request may come at once */
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL;
     if (addr.ss_family == AF_INET6) {
@@ -375,12 +420,12 @@ int kw_px_metrics_start(kw_proxy_t *p, const char *listen, char *err, size_t err
         snprintf(err, errlen, "--metrics %s: cannot listen there (address in use or not local?)",
                  listen);
         p->metrics = NULL;
+        OPENSSL_cleanse(m, sizeof(*m));
         free(m);
         return KW_EIO;
     }
-    kw_info("metrics at http://%s/metrics, liveness at /health (no token: keep it on a private "
-            "interface)",
-            listen);
+    kw_info("metrics at http://%s/metrics (%s), liveness at /health, readiness at /ready", listen,
+            m->token.set ? "bearer token required" : "no token: keep it on a private interface");
     return 0;
 }
 
@@ -390,6 +435,7 @@ void kw_px_metrics_stop(kw_proxy_t *p)
         return;
     }
     MHD_stop_daemon(p->metrics->daemon);
+    OPENSSL_cleanse(p->metrics, sizeof(*p->metrics));
     free(p->metrics);
     p->metrics = NULL;
 }

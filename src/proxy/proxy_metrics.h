@@ -1,7 +1,8 @@
 /*
  * keyward-proxy metrics (--metrics HOST:PORT): counters the connection code bumps through the
- * hooks below, and the Prometheus text of /metrics plus /health, served by libmicrohttpd from its
- * own thread (a scraper never touches an event loop). Without --metrics every hook is a no-op.
+ * hooks below, and the Prometheus text of /metrics plus /health and /ready (proxy_ready.c), served
+ * by libmicrohttpd from its own thread (a scraper never touches an event loop). Without --metrics
+ * every hook is a no-op.
  */
 #ifndef KW_PROXY_METRICS_H
 #define KW_PROXY_METRICS_H
@@ -20,9 +21,10 @@ typedef enum kw_px_hs_result {
     KW_PX_HS_TIMEOUT = 2,
 } kw_px_hs_result_t;
 
-/* Starts serving on listen (HOST:PORT); sets p->metrics. Returns 0 or a KW_E* code with a
- * sentence in err. */
-int kw_px_metrics_start(kw_proxy_t *p, const char *listen, char *err, size_t errlen);
+/* Starts serving on listen (HOST:PORT); sets p->metrics. With token_file (may be NULL), /metrics
+ * requires its bearer token (kw_bearer.h). Returns 0 or a KW_E* code with a sentence in err. */
+int kw_px_metrics_start(kw_proxy_t *p, const char *listen, const char *token_file, char *err,
+                        size_t errlen);
 void kw_px_metrics_stop(kw_proxy_t *p);
 
 /* A handshake ended: its result, TLS version, the key type of the certificate it used, and

@@ -7,7 +7,8 @@
  * handshakes; open connections keep the SSL_CTX they started with and are not touched. A reload
  * that fails (a missing file, a bad value, a key the key server lacks) changes nothing and logs
  * why. Settings the running listener and workers were made from (listen, backend, threads,
- * timeouts, max_connections, proxy_protocol, metrics, log_level) take effect at the next start;
+ * timeouts, max_connections, proxy_protocol, metrics and its token, log_level, and the key servers
+ * /ready pings) take effect at the next start;
  * a reload that changes them says so.
  *
  * Replaced states are kept until exit (an SSL made from them may still run, and their library
@@ -93,10 +94,24 @@ static int str_differs(const char *a, const char *b)
     return (a == NULL) != (b == NULL) || (a != NULL && strcmp(a, b) != 0);
 }
 
+/* 1 when both lists hold the same strings in the same order. */
+static int same_list(const kw_strlist_t *a, const kw_strlist_t *b)
+{
+    if (a->n != b->n) {
+        return 0;
+    }
+    for (size_t i = 0; i < a->n; i++) {
+        if (strcmp(a->v[i], b->v[i]) != 0) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
 /* Names the settings that changed but apply only at the next start. */
 static void warn_restart_only(const kw_proxy_config_t *old, const kw_proxy_config_t *n)
 {
-    char list[256] = "";
+    char list[512] = "";
     struct {
         const char *name;
         int changed;
@@ -104,6 +119,9 @@ static void warn_restart_only(const kw_proxy_config_t *old, const kw_proxy_confi
         {"listen", str_differs(old->listen, n->listen)},
         {"backend", str_differs(old->backend, n->backend)},
         {"metrics", str_differs(old->metrics, n->metrics)},
+        {"metrics_token_file", str_differs(old->metrics_token_file, n->metrics_token_file)},
+        {"keyservers (for /ready's probe; handshakes use the new ones)",
+         old->metrics != NULL && !same_list(&old->keyservers, &n->keyservers)},
         {"threads", old->threads != n->threads},
         {"proxy_protocol", old->proxy_protocol != n->proxy_protocol},
         {"handshake_timeout_ms", old->handshake_timeout_ms != n->handshake_timeout_ms},

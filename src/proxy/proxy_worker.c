@@ -3,7 +3,8 @@
  * the same address (SO_REUSEPORT lets the kernel spread connections over them), and owns the
  * connections it accepted. Stopping (SIGINT/SIGTERM) closes the listener and every connection;
  * draining (SIGQUIT) closes the listener only and lets the connections finish, within
- * --drain-timeout-ms. The loop ends once the last connection has closed.
+ * --drain-timeout-ms. The loop ends once the last connection has closed. A timer stamps the
+ * worker's heartbeat (kw_heartbeat.h) for /health and /ready.
  */
 #include <errno.h>
 #include <signal.h>
@@ -232,6 +233,13 @@ static int watch_signals(kw_px_worker_t *w)
     return 0;
 }
 
+/* This loop turns: /health and /ready read the stamp from the metrics thread. */
+static void on_beat(uv_timer_t *t)
+{
+    kw_px_worker_t *w = t->data;
+    kw_heartbeat_beat(&w->heartbeat);
+}
+
 int kw_px_worker_init(kw_px_worker_t *w, kw_proxy_t *proxy, unsigned index, char *err,
                       size_t errlen)
 {
@@ -247,10 +255,16 @@ int kw_px_worker_init(kw_px_worker_t *w, kw_proxy_t *proxy, unsigned index, char
     pthread_mutex_init(&w->ready_lock, NULL);
     w->ready_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     w->drain_timer.data = w;
+    w->beat.data = w;
     int rc = uv_async_init(&w->loop, &w->wakeup, on_wakeup) == 0 &&
-                     uv_timer_init(&w->loop, &w->drain_timer) == 0
+                     uv_timer_init(&w->loop, &w->drain_timer) == 0 &&
+                     uv_timer_init(&w->loop, &w->beat) == 0 &&
+                     uv_timer_start(&w->beat, on_beat, KW_HEARTBEAT_MS, KW_HEARTBEAT_MS) == 0
                  ? 0
                  : KW_EIO;
+    if (rc == 0) {
+        uv_unref((uv_handle_t *)&w->beat); /* never what keeps the loop running */
+    }
     if (rc == 0) {
         rc = w->ready_fd >= 0 && uv_poll_init(&w->loop, &w->ready, w->ready_fd) == 0 &&
                      uv_poll_start(&w->ready, UV_READABLE, kw_px_conn_on_ready) == 0
@@ -277,8 +291,10 @@ void kw_px_worker_run(kw_px_worker_t *w)
     if (kw_px_async_pool_init(w->proxy->cfg->max_connections) != 0) {
         kw_warn("worker %u: cannot bound the ASYNC job pool", w->index);
     }
+    kw_heartbeat_beat(&w->heartbeat); /* running: /ready may say so */
     uv_run(&w->loop, UV_RUN_DEFAULT);
-    ASYNC_cleanup_thread(); /* this thread's pool of paused-handshake jobs */
+    kw_heartbeat_stop(&w->heartbeat); /* ended on purpose: not a stalled loop */
+    ASYNC_cleanup_thread();           /* this thread's pool of paused-handshake jobs */
 }
 
 void kw_px_worker_stop(kw_px_worker_t *w)

@@ -14,6 +14,7 @@
 #include "kw_log.h"
 #include "kw_tls.h"
 #include "kw_addr.h"
+#include "kw_heartbeat.h"
 #include "engine/request.h"
 #include "net/server.h"
 
@@ -83,18 +84,27 @@ SSL_CTX *kw_ks_server_tls_ctx(const kw_ks_config_t *cfg, char *err, size_t errle
     return kw_tls_server_ctx(NULL, cfg->cert, cfg->key, cfg->ca, err, errlen);
 }
 
+/* The loop thread is alive: /health reads this stamp from the metrics thread. */
+static void on_beat(uv_timer_t *t)
+{
+    kw_ks_server_t *s = t->data;
+    kw_heartbeat_beat(s->heartbeat);
+}
+
 int kw_ks_server_init(kw_ks_server_t *s, uv_loop_t *loop, const kw_ks_config_t *cfg,
                       kw_keystore_t *store, char *err, size_t errlen)
 {
     kw_ks_metrics_t *metrics = s->eng.metrics;
     kw_ks_p11_ctx_t *p11 = s->p11;
     void (*hup)(kw_ks_server_t *) = s->on_hup;
+    kw_heartbeat_t *hb = s->heartbeat;
     int argc = s->argc;
     char **argv = s->argv;
     memset(s, 0, offsetof(kw_ks_server_t, read_buf));
     s->eng.metrics = metrics;
     s->p11 = p11;
     s->on_hup = hup;
+    s->heartbeat = hb;
     s->argc = argc;
     s->argv = argv;
     s->ssl_ctx = kw_ks_server_tls_ctx(cfg, err, errlen);
@@ -108,6 +118,13 @@ int kw_ks_server_init(kw_ks_server_t *s, uv_loop_t *loop, const kw_ks_config_t *
     s->flush_check.data = s;
     uv_check_start(&s->flush_check, on_check);
     kw_ks_conn_idle_start(s);
+    uv_timer_init(loop, &s->beat);
+    s->beat.data = s;
+    if (s->heartbeat != NULL) {
+        kw_heartbeat_beat(s->heartbeat);
+        uv_timer_start(&s->beat, on_beat, KW_HEARTBEAT_MS, KW_HEARTBEAT_MS);
+        uv_unref((uv_handle_t *)&s->beat); /* never what keeps the loop running */
+    }
     uv_signal_init(loop, &s->sig_term);
     uv_signal_init(loop, &s->sig_int);
     s->sig_term.data = s;
@@ -185,6 +202,9 @@ void kw_ks_server_stop(kw_ks_server_t *s)
     on_check(&s->flush_check); /* drop dirty references */
     uv_close((uv_handle_t *)&s->flush_check, NULL);
     kw_ks_conn_idle_stop(s);
+    uv_close((uv_handle_t *)&s->beat, NULL);
+    if (s->heartbeat != NULL)
+        kw_heartbeat_stop(s->heartbeat); /* stopping: the loop only finishes what is open */
     uv_close((uv_handle_t *)&s->sig_term, NULL);
     uv_close((uv_handle_t *)&s->sig_int, NULL);
     uv_close((uv_handle_t *)&s->sig_hup, NULL);

@@ -46,6 +46,9 @@ typedef struct kw_ks_server_s {
     struct kw_ks_conn_s *dirty; /* connections with output to flush; each entry holds a reference */
     struct kw_ks_conn_s *held;  /* connections holding buffers, no reference (conn_idle.c) */
     uv_timer_t idle_sweep;      /* releases the buffers of idle connections (conn_idle.c) */
+    uv_timer_t beat;            /* stamps *heartbeat every KW_HEARTBEAT_MS (server.c) */
+    struct kw_heartbeat_s *heartbeat; /* /health watches it (kw_heartbeat.h); set before init,
+                                         not owned; NULL: none */
     uint64_t next_conn_id;
     int listening;
     int stopping;

@@ -67,5 +67,8 @@ void kw_ks_metrics_http_stop(kw_ks_metrics_http_t *h);
 /* /ready answers with this probe (obs/ready.h; not owned; NULL: /ready says 503). */
 struct kw_ks_ready_s;
 void kw_ks_metrics_http_set_ready(kw_ks_metrics_http_t *h, struct kw_ks_ready_s *ready);
+/* /health watches this heartbeat of the loop thread (kw_heartbeat.h; not owned; NULL: not). */
+struct kw_heartbeat_s;
+void kw_ks_metrics_http_set_heartbeat(kw_ks_metrics_http_t *h, struct kw_heartbeat_s *hb);
 
 #endif /* KW_METRICS_H */

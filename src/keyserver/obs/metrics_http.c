@@ -1,7 +1,8 @@
 /*
  * The /metrics HTTP endpoint, served by libmicrohttpd from its own thread (so a slow scraper never
  * touches the key server's event loop): GET or HEAD /metrics answers the Prometheus text format,
- * /health 200 while the process serves (liveness), /ready 200 or 503 with the reason (readiness:
+ * /health 200 while the loop thread beats (liveness; 503 "event loop stalled for N ms" when its
+ * heartbeat is older than 2 s: kw_heartbeat.h), /ready 200 or 503 with the reason (readiness:
  * obs/ready.h), any other path 404, any other method 405. /health and /ready need no token (load
  * balancers and orchestrators probe them; they tell only "ok" or what is missing). With a token
  * (--metrics-token-file) every request needs "Authorization: Bearer TOKEN" (compared in constant
@@ -19,88 +20,39 @@
 
 #include <microhttpd.h>
 #include <openssl/crypto.h>
-#include <openssl/evp.h>
 
 #include "keyward/error.h"
 #include "kw_log.h"
 #include "kw_addr.h"
+#include "kw_bearer.h"
+#include "kw_heartbeat.h"
 #include "obs/metrics.h"
 #include "obs/ready.h"
 
 #define KW_METRICS_CONNS  64 /* connections at once */
 #define KW_METRICS_PER_IP 4  /* ... from one address */
 #define KW_METRICS_IDLE_S 3  /* a connection silent this long is closed */
-#define KW_TOKEN_MAX      512
 
 struct kw_ks_metrics_http_s {
     struct MHD_Daemon *daemon;
     kw_ks_metrics_t *metrics;
-    int has_token;
-    uint8_t token_hash[32];              /* SHA-256 of the bearer token */
+    kw_bearer_t token;                   /* --metrics-token-file (kw_bearer.h) */
     struct kw_ks_ready_s *_Atomic ready; /* set after the start (main.c) */
+    kw_heartbeat_t *_Atomic heartbeat;   /* the loop's (main.c); NULL: not watched */
 };
-
-/* 1 when the request carries "Authorization: Bearer <the token>" (or no token is required).
- * Hashes compared with CRYPTO_memcmp: no timing on the token's bytes or length. */
-static int authorised(const kw_ks_metrics_http_t *h, struct MHD_Connection *conn)
-{
-    if (!h->has_token)
-        return 1;
-    const char *v = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization");
-    if (v == NULL || strncasecmp(v, "Bearer ", 7) != 0)
-        return 0;
-    uint8_t got[32];
-    unsigned int n = 0;
-    if (EVP_Digest(v + 7, strlen(v + 7), got, &n, EVP_sha256(), NULL) != 1 || n != 32)
-        return 0;
-    return CRYPTO_memcmp(got, h->token_hash, 32) == 0;
-}
 
 static enum MHD_Result reply_401(struct MHD_Connection *conn)
 {
-    static const char body[] = "a bearer token is required (Authorization: Bearer TOKEN)\n";
+    static const char body[] = KW_BEARER_401_BODY;
     struct MHD_Response *r =
         MHD_create_response_from_buffer(sizeof(body) - 1, (void *)body, MHD_RESPMEM_PERSISTENT);
     if (r == NULL)
         return MHD_NO;
     MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "text/plain; charset=utf-8");
-    MHD_add_response_header(r, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer realm=\"keyward\"");
+    MHD_add_response_header(r, MHD_HTTP_HEADER_WWW_AUTHENTICATE, KW_BEARER_CHALLENGE);
     enum MHD_Result ret = MHD_queue_response(conn, MHD_HTTP_UNAUTHORIZED, r);
     MHD_destroy_response(r);
     return ret;
-}
-
-/* Reads the token (the file's first line, without surrounding blanks) and keeps its hash. */
-static int load_token(kw_ks_metrics_http_t *h, const char *path, char *err, size_t errlen)
-{
-    char line[KW_TOKEN_MAX + 2] = "";
-    FILE *f = fopen(path, "r");
-    if (f == NULL) {
-        snprintf(err, errlen, "--metrics-token-file %s: %s", path, strerror(errno));
-        return KW_EIO;
-    }
-    int ok = fgets(line, sizeof(line), f) != NULL;
-    fclose(f);
-    size_t len = ok ? strlen(line) : 0;
-    while (len > 0 && strchr(" \t\r\n", line[len - 1]) != NULL)
-        line[--len] = '\0';
-    const char *tok = line + strspn(line, " \t");
-    size_t tlen = strlen(tok);
-    unsigned int n = 0;
-    int rc = 0;
-    if (tlen < 16 || tlen > KW_TOKEN_MAX) {
-        snprintf(err, errlen,
-                 "--metrics-token-file %s: the first line must hold a token of 16 to %d "
-                 "characters (e.g. openssl rand -hex 32)",
-                 path, KW_TOKEN_MAX);
-        rc = KW_ECONFIG;
-    } else if (EVP_Digest(tok, tlen, h->token_hash, &n, EVP_sha256(), NULL) != 1) {
-        snprintf(err, errlen, "--metrics-token-file: cannot hash the token");
-        rc = KW_ECONFIG;
-    }
-    OPENSSL_cleanse(line, sizeof(line));
-    h->has_token = rc == 0;
-    return rc;
 }
 
 static enum MHD_Result reply_text(struct MHD_Connection *conn, unsigned status, char *body,
@@ -118,6 +70,21 @@ static enum MHD_Result reply_text(struct MHD_Connection *conn, unsigned status, 
     enum MHD_Result ret = MHD_queue_response(conn, status, r);
     MHD_destroy_response(r);
     return ret;
+}
+
+/* Liveness: 200 "ok", or 503 and why when the loop's heartbeat is stale (kw_heartbeat.h). */
+static enum MHD_Result reply_health(struct MHD_Connection *conn, const kw_heartbeat_t *hb)
+{
+    char why[128];
+    if (hb == NULL || kw_heartbeat_alive(hb, why, sizeof(why) - 1))
+        return reply_text(conn, MHD_HTTP_OK, (char *)"ok\n", 3, MHD_RESPMEM_PERSISTENT);
+    size_t n = strlen(why);
+    why[n++] = '\n';
+    char *body = malloc(n);
+    if (body == NULL)
+        return MHD_NO;
+    memcpy(body, why, n);
+    return reply_text(conn, MHD_HTTP_SERVICE_UNAVAILABLE, body, n, MHD_RESPMEM_MUST_FREE);
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
@@ -139,7 +106,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         return reply_text(conn, MHD_HTTP_METHOD_NOT_ALLOWED, (char *)"GET or HEAD only\n", 17,
                           MHD_RESPMEM_PERSISTENT);
     if (strcmp(url, "/health") == 0)
-        return reply_text(conn, MHD_HTTP_OK, (char *)"ok\n", 3, MHD_RESPMEM_PERSISTENT);
+        return reply_health(conn, atomic_load(&h->heartbeat));
     if (strcmp(url, "/ready") == 0) {
         char why[512] = "starting";
         struct kw_ks_ready_s *r = atomic_load(&h->ready);
@@ -153,7 +120,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         return reply_text(conn, ok ? MHD_HTTP_OK : MHD_HTTP_SERVICE_UNAVAILABLE, body, n,
                           MHD_RESPMEM_MUST_FREE);
     }
-    if (!authorised(h, conn))
+    if (!kw_bearer_allows(&h->token,
+                          MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization")))
         return reply_401(conn);
     if (strcmp(url, "/metrics") != 0)
         return reply_text(conn, MHD_HTTP_NOT_FOUND,
@@ -189,7 +157,7 @@ int kw_ks_metrics_http_start(kw_ks_metrics_t *m, const char *listen, const char 
         return KW_ENOMEM;
     h->metrics = m;
     if (token_file != NULL) {
-        int rc = load_token(h, token_file, err, errlen);
+        int rc = kw_bearer_load(&h->token, token_file, err, errlen);
         if (rc != 0) {
             free(h);
             return rc;
@@ -209,7 +177,7 @@ int kw_ks_metrics_http_start(kw_ks_metrics_t *m, const char *listen, const char 
         return KW_EIO;
     }
     kw_info("metrics at http://%s/metrics (%s)", listen,
-            h->has_token ? "bearer token required" : "no token: keep it on a private interface");
+            h->token.set ? "bearer token required" : "no token: keep it on a private interface");
     *out = h;
     return 0;
 }
@@ -221,6 +189,12 @@ void kw_ks_metrics_http_stop(kw_ks_metrics_http_t *h)
     MHD_stop_daemon(h->daemon);
     OPENSSL_cleanse(h, sizeof(*h));
     free(h);
+}
+
+void kw_ks_metrics_http_set_heartbeat(kw_ks_metrics_http_t *h, kw_heartbeat_t *hb)
+{
+    if (h != NULL)
+        atomic_store(&h->heartbeat, hb);
 }
 
 void kw_ks_metrics_http_set_ready(kw_ks_metrics_http_t *h, struct kw_ks_ready_s *ready)
