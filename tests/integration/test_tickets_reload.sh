@@ -3,13 +3,14 @@
 # after a SIGHUP with the same file are equal; after the file is replaced by secret B and SIGHUP
 # they differ and equal those of a key server started with B; a secret that fails the start's
 # checks (mode 0644, 16 bytes) keeps the running one: the keys stay, the log says why, the reload
-# counts as failed in keyward_reloads_total, and the server goes on answering.
+# counts as failed in keyward_reloads_total, and the server goes on answering; a changed
+# ticket_rotation_s in the config file applies at a SIGHUP too.
 . "$(dirname "$0")/lib.sh"
 
 make_pki
 W=$KW_TMP/w
 mkdir -p "$W"
-for d in a a2 b b2 bad1 bad2; do mkdir -p "$W/$d"; done
+for d in a a2 b b2 bad1 bad2 rot; do mkdir -p "$W/$d"; done
 head -c 48 /dev/urandom >"$W/secret"
 chmod 600 "$W/secret"
 head -c 48 /dev/urandom >"$W/secret-b"
@@ -19,8 +20,14 @@ chmod 600 "$W/secret-b"
 ROT=604800
 PORT=$(free_port)
 M_PORT=$(free_port)
-start_keyserver ks "$PORT" --ticket-secret "$W/secret" --ticket-rotation-s "$ROT" \
-    --allow "cn:edge=tickets" --metrics "127.0.0.1:$M_PORT"
+# The secret and rotation from a config file, which a SIGHUP reads again (the rotation changes
+# at the end).
+cat >"$W/ks.yaml" <<YAML
+ticket_secret: $W/secret
+ticket_rotation_s: $ROT
+YAML
+start_keyserver ks "$PORT" --config "$W/ks.yaml" --allow "cn:edge=tickets" \
+    --metrics "127.0.0.1:$M_PORT"
 wait_port "$M_PORT" 10 || fail "metrics port not open"
 metric() {
     curl -fsS "http://127.0.0.1:$M_PORT/metrics" |
@@ -101,3 +108,17 @@ kw_rawc "$PORT" --op ping --payload-hex 70696e67 --count 2 | kw_grep "2 replies,
     fail "the key server stopped answering pings"
 pass "a 16-byte secret at SIGHUP: keys kept, error logged, counted failed; the server answers: $(
     grep "reload failed for the ticket secret" "$KW_TMP/ks.log" | tail -n 1 | head -c 200)"
+
+# Secret B again with ticket_rotation_s 3600 in the file: the rotation changes, the secret does not.
+cp "$W/secret-b" "$W/secret"
+chmod 600 "$W/secret"
+sed -i "s/^ticket_rotation_s: .*/ticket_rotation_s: 3600/" "$W/ks.yaml"
+ks_hup "reload: a ticket key now encrypts for 3600 s (--ticket-rotation-s), was $ROT s"
+kw_grep "reload: the ticket secret changed" <(tail -n 3 "$KW_TMP/ks.log") &&
+    fail "the same secret B was logged as changed"
+now=$(date +%s)
+kw_cli "$PORT" tickets --format nginx --out "$W/rot" >"$W/out" 2>&1 || fail "fetch: $(cat "$W/out")"
+cur=$(sed -n 's/.*(current \([0-9]*\),.*/\1/p' "$W/out")
+[ "$cur" = $((now / 3600)) ] || [ "$cur" = $((now / 3600 + 1)) ] ||
+    fail "after ticket_rotation_s 3600 the current epoch is $cur, not $((now / 3600)): $(cat "$W/out")"
+pass "ticket_rotation_s $ROT -> 3600 in the config file at SIGHUP: epoch $cur of 3600 s"

@@ -38,9 +38,8 @@ int kw_ks_tickets_new(const uint8_t *secret, size_t len, unsigned rotation_s,
 
 void kw_ks_tickets_free(kw_ks_tickets_t *t);
 
-/* 1 when a and b derive the same keys (same secret bytes, compared in constant time, and the same
- * rotation), else 0. */
-int kw_ks_tickets_same(const kw_ks_tickets_t *a, const kw_ks_tickets_t *b);
+/* 1 when a and b hold the same secret (its bytes compared in constant time), else 0. */
+int kw_ks_tickets_same_secret(const kw_ks_tickets_t *a, const kw_ks_tickets_t *b);
 
 unsigned kw_ks_tickets_rotation(const kw_ks_tickets_t *t);
 

@@ -271,6 +271,24 @@ static int rules_acceptable(const kw_ks_server_t *s, reload_t *r)
     return 1;
 }
 
+/* What a ticket secret read again changes against the running one (NULL: none running). */
+typedef struct tickets_change_s {
+    int secret;   /* other bytes: other keys */
+    int rotation; /* another --ticket-rotation-s (rotation_was: the running one) */
+    unsigned rotation_was;
+} tickets_change_t;
+
+static tickets_change_t tickets_compare(const kw_ks_tickets_t *run, const kw_ks_tickets_t *cur)
+{
+    tickets_change_t c = {0, 0, 0};
+    if (cur == NULL)
+        return c;
+    c.secret = run == NULL || !kw_ks_tickets_same_secret(run, cur);
+    c.rotation_was = run != NULL ? kw_ks_tickets_rotation(run) : 0;
+    c.rotation = run != NULL && c.rotation_was != kw_ks_tickets_rotation(cur);
+    return c;
+}
+
 /* Applies what was built: keys and TLS identity when both loaded, rules when acceptable. */
 static void swap_in(kw_ks_server_t *s, reload_t *r)
 {
@@ -281,11 +299,9 @@ static void swap_in(kw_ks_server_t *s, reload_t *r)
     int keys_ok = r->store != NULL && r->ssl_ctx != NULL;
     int rules_ok = rules_acceptable(s, r);
     int tickets_ok = r->tickets_err[0] == '\0';
-    int tickets_changed =
-        r->tickets != NULL &&
-        (s->eng.fleet.tickets == NULL || !kw_ks_tickets_same(s->eng.fleet.tickets, r->tickets));
+    tickets_change_t tc = tickets_compare(s->eng.fleet.tickets, r->tickets);
     kw_ks_swap_t w = {.ssl_ctx = NULL};
-    if (tickets_changed) {
+    if (tc.secret || tc.rotation) {
         w.tickets = r->tickets;
         r->tickets = NULL;
     }
@@ -326,14 +342,16 @@ static void swap_in(kw_ks_server_t *s, reload_t *r)
     if (r->restart_only[0] != '\0')
         kw_warn("reload: changed but only applied at a restart, running values kept: %s",
                 r->restart_only);
-    if (tickets_changed)
+    if (tc.secret)
         kw_info("reload: the ticket secret changed: 0xA4 now serves keys derived from the new "
-                "one (a new key every %u s); edges take them at their next fetch",
-                kw_ks_tickets_rotation(s->eng.fleet.tickets));
-    else if (!tickets_ok)
+                "one; edges take them at their next fetch");
+    if (tc.rotation)
+        kw_info("reload: a ticket key now encrypts for %u s (--ticket-rotation-s), was %u s",
+                kw_ks_tickets_rotation(s->eng.fleet.tickets), tc.rotation_was);
+    if (!tickets_ok)
         kw_error("reload failed for the ticket secret, keeping the running one: %s",
                  r->tickets_err);
-    else if (s->eng.fleet.tickets != NULL)
+    else if (s->eng.fleet.tickets != NULL && !tc.secret && !tc.rotation)
         kw_info("reload: ticket secret unchanged");
     kw_ks_metrics_reload(s->eng.metrics, keys_ok && rules_ok && tickets_ok);
 }
