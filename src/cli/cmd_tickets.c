@@ -6,9 +6,11 @@
  * HAProxy gives it the new key over its admin socket (--haproxy-socket PATH, `set ssl tls-key`),
  * without a reload. A failed fetch is retried; the files keep the last good keys meanwhile.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -57,6 +59,25 @@ static int fetch(kw_client_t *c, const kw_cli_opts_t *o, kw_ticket_keys_t *set)
     return rc;
 }
 
+/* --exec CMD after a write: sh -c CMD, waited for. A failure is reported with what happened (exit
+ * status or signal) and the watch goes on: the files hold the new keys either way, and CMD runs
+ * again after the next write. */
+static void run_exec(const char *cmd)
+{
+    fflush(stdout);
+    int st = system(cmd);
+    if (st == -1)
+        kw_cli_error("--exec '%s' could not be run: %s; the watch goes on", cmd, strerror(errno));
+    else if (WIFEXITED(st) && WEXITSTATUS(st) != 0)
+        kw_cli_error("--exec '%s' failed: exit status %d; the watch goes on (it runs again after "
+                     "the next write)",
+                     cmd, WEXITSTATUS(st));
+    else if (WIFSIGNALED(st))
+        kw_cli_error("--exec '%s' failed: killed by signal %d; the watch goes on (it runs again "
+                     "after the next write)",
+                     cmd, WTERMSIG(st));
+}
+
 /* After a write in --watch: HAProxy's socket gets the keys newer than last_epoch, and CMD runs. */
 static void after_write(const tickets_opts_t *t, const kw_ticket_keys_t *set, uint64_t last_next)
 {
@@ -68,12 +89,8 @@ static void after_write(const tickets_opts_t *t, const kw_ticket_keys_t *set, ui
                        (unsigned long long)set->keys[i].epoch);
         }
     }
-    if (t->exec != NULL) {
-        fflush(stdout);
-        int st = system(t->exec);
-        if (st != 0)
-            kw_cli_error("--exec '%s' exited with status %d", t->exec, st);
-    }
+    if (t->exec != NULL)
+        run_exec(t->exec);
 }
 
 static void report(const tickets_opts_t *t, const kw_ticket_keys_t *set)

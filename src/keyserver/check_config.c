@@ -1,6 +1,6 @@
 /*
- * keyward-keyserver --check-config (check_config.h): files, TLS identity, key store, user; a
- * summary of what would run; exit 0 or 1.
+ * keyward-keyserver --check-config (check_config.h): files, TLS identity, key store, ticket
+ * secret, user; a summary of what would run; exit 0 or 1.
  */
 #include "check_config.h"
 
@@ -14,6 +14,7 @@
 #include <openssl/ssl.h>
 
 #include "keystore/keystore.h"
+#include "keystore/ticket_keys.h"
 #include "keystore/pkcs11/pkcs11_store.h"
 #include "net/reload.h"
 #include "net/server.h"
@@ -101,6 +102,16 @@ static int check_files(FILE *out, const kw_ks_config_t *cfg)
         rc |= check_file(out, "pkcs11 module", cfg->pkcs11[i].module, 0);
         rc |= check_file(out, "pkcs11 pin_file", cfg->pkcs11[i].pin_file, 1);
     }
+    if (cfg->ticket_secret != NULL) { /* the checks of the start and of a SIGHUP */
+        kw_ks_tickets_t *t = NULL;
+        char err[1024] = "";
+        if (kw_ks_tickets_load(cfg->ticket_secret, cfg->ticket_rotation_s, &t, err, sizeof(err)) !=
+            0) {
+            fprintf(out, "keyward-keyserver: %s\n", err);
+            rc = 1;
+        }
+        kw_ks_tickets_free(t);
+    }
     if (cfg->user != NULL && getpwnam(cfg->user) == NULL) {
         fprintf(out, "keyward-keyserver: user %s does not exist\n", cfg->user);
         rc = 1;
@@ -137,6 +148,9 @@ static void print_summary(FILE *out, const kw_ks_config_t *cfg, const kw_keystor
             cfg->n_allow > 0 ? "rules" : "every edge may use every key", cfg->n_enable_ops,
             cfg->audit_log != NULL ? cfg->audit_log : "off");
     fprintf(out, "  metrics %s\n", cfg->metrics != NULL ? cfg->metrics : "off");
+    if (cfg->ticket_secret != NULL)
+        fprintf(out, "  session-ticket keys from %s, a new key every %u s\n", cfg->ticket_secret,
+                cfg->ticket_rotation_s);
 }
 
 int kw_ks_check_config(const kw_ks_config_t *cfg, FILE *out)

@@ -1,11 +1,11 @@
 /*
  * keyward-proxy metrics: handshakes by result, TLS version and key type, resumed vs full, the
  * key-operation latency histogram, handshakes waiting on a key server, connections, backend
- * failures, reloads and each certificate's expiry, in the Prometheus text format at /metrics
- * (with --metrics-token-file, only to "Authorization: Bearer TOKEN", else 401); /health (200, or
- * 503 when an event loop is stalled) and /ready (200, or 503 and why) need no token
- * (proxy_ready.c). libmicrohttpd serves them from its own thread, bounded like the key server's
- * endpoint (connections, per address, idle time).
+ * failures, reloads, the fleet ticket keys' fetches and each certificate's expiry, in the
+ * Prometheus text format at /metrics (with --metrics-token-file, only to "Authorization: Bearer
+ * TOKEN", else 401); /health (200, or 503 when an event loop is stalled) and /ready (200, or 503
+ * and why) need no token (proxy_ready.c). libmicrohttpd serves them from its own thread, bounded
+ * like the key server's endpoint (connections, per address, idle time).
  */
 #include "proxy_metrics.h"
 
@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <microhttpd.h>
 #include <openssl/crypto.h>
@@ -255,6 +256,40 @@ static void render_conns(buf_t *b, kw_proxy_t *p)
         atomic_load(&p->metrics->reloads_ok), atomic_load(&p->metrics->reloads_failed));
 }
 
+/* The fleet session-ticket keys (--tickets-from-keyserver): nothing without it. */
+static void render_tickets(buf_t *b, kw_proxy_t *p)
+{
+    kw_px_tickets_stats_t st;
+    kw_px_tickets_stats(p->tickets, &st);
+    if (!st.fleet) {
+        return;
+    }
+    int64_t now = (int64_t)time(NULL);
+    put(b,
+        "# HELP keyward_proxy_ticket_keys_fetches_total Fetches of the fleet's session-ticket "
+        "keys from the key servers, by result.\n"
+        "# TYPE keyward_proxy_ticket_keys_fetches_total counter\n"
+        "keyward_proxy_ticket_keys_fetches_total{result=\"ok\"} %llu\n"
+        "keyward_proxy_ticket_keys_fetches_total{result=\"failed\"} %llu\n"
+        "# HELP keyward_proxy_ticket_keys_fleet 1 while tickets use the fleet's keys, 0 while they "
+        "use a local random key (no fetch yet, or the last fetched keys have expired).\n"
+        "# TYPE keyward_proxy_ticket_keys_fleet gauge\nkeyward_proxy_ticket_keys_fleet %d\n"
+        "# HELP keyward_proxy_ticket_keys_last_fetch_timestamp_seconds When the ticket keys were "
+        "last fetched successfully (Unix time; 0: never).\n"
+        "# TYPE keyward_proxy_ticket_keys_last_fetch_timestamp_seconds gauge\n"
+        "keyward_proxy_ticket_keys_last_fetch_timestamp_seconds %lld\n",
+        (unsigned long long)st.fetches_ok, (unsigned long long)st.fetches_failed, st.have_set,
+        (long long)st.last_fetch);
+    if (st.last_fetch > 0) {
+        put(b,
+            "# HELP keyward_proxy_ticket_keys_age_seconds Seconds since the ticket keys were last "
+            "fetched successfully (absent before the first).\n"
+            "# TYPE keyward_proxy_ticket_keys_age_seconds gauge\n"
+            "keyward_proxy_ticket_keys_age_seconds %lld\n",
+            (long long)(now > st.last_fetch ? now - st.last_fetch : 0));
+    }
+}
+
 static void render_certs(buf_t *b, kw_proxy_t *p)
 {
     put(b, "# HELP keyward_proxy_certificate_expiry_timestamp_seconds When each served "
@@ -287,6 +322,7 @@ int kw_px_metrics_render(kw_proxy_t *p, char **out, size_t *len)
     b.p[0] = '\0';
     render_handshakes(&b, p->metrics);
     render_conns(&b, p);
+    render_tickets(&b, p);
     render_certs(&b, p);
     if (b.oom) {
         free(b.p);

@@ -2,10 +2,11 @@
  * keyward-proxy fleet session tickets (proxy_tickets.h): the key set and its refetch timer, the
  * ticket key callback (nginx's ticket format: key name 16 | IV 16 | AES-256-CBC | HMAC-SHA256),
  * and the session-id contexts of --session-context. Worker threads read the set under a
- * read lock; worker 0's loop replaces it. Key bytes are copied to the stack for one ticket and
- * cleansed.
+ * read lock; worker 0's loop replaces it and counts the fetches for /metrics (atomics). Key bytes
+ * are copied to the stack for one ticket and cleansed.
  */
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -40,7 +41,31 @@ struct kw_px_tickets_s {
     int fetch_rc;
     uint8_t fetch_remote;
     int outage_logged, expired_logged;
+    atomic_int_fast64_t last_fetch; /* Unix time of the last good fetch (metrics thread reads) */
+    atomic_uint_fast64_t fetches_ok, fetches_failed;
 };
+
+/* A fetch ended (loop thread of worker 0, or the start): counted for /metrics. */
+static void count_fetch(kw_px_tickets_t *t, int ok)
+{
+    atomic_fetch_add_explicit(ok ? &t->fetches_ok : &t->fetches_failed, 1, memory_order_relaxed);
+    if (ok)
+        atomic_store_explicit(&t->last_fetch, (int64_t)time(NULL), memory_order_relaxed);
+}
+
+void kw_px_tickets_stats(kw_px_tickets_t *t, kw_px_tickets_stats_t *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (t == NULL)
+        return;
+    out->fleet = t->fleet;
+    pthread_rwlock_rdlock(&t->lock);
+    out->have_set = t->have_set;
+    pthread_rwlock_unlock(&t->lock);
+    out->last_fetch = atomic_load_explicit(&t->last_fetch, memory_order_relaxed);
+    out->fetches_ok = atomic_load_explicit(&t->fetches_ok, memory_order_relaxed);
+    out->fetches_failed = atomic_load_explicit(&t->fetches_failed, memory_order_relaxed);
+}
 
 /* ---- picking keys (any worker thread) ---- */
 
@@ -295,6 +320,7 @@ static void fetch_done(uv_work_t *req, int status)
     kw_px_tickets_t *t = req->data;
     int ok = status == 0 && t->fetch_rc == 0;
     t->busy = 0;
+    count_fetch(t, ok);
     if (ok) {
         char set[160];
         describe(&t->fetched, set, sizeof(set));
@@ -385,6 +411,7 @@ static int first_fetch(kw_px_tickets_t *t, const kw_proxy_config_t *cfg, char *e
     kw_ticket_keys_t set;
     uint8_t remote = 0;
     rc = kw_ticket_keys(t->client, &set, &remote);
+    count_fetch(t, rc == 0);
     if (rc == 0) {
         char d[160];
         describe(&set, d, sizeof(d));

@@ -43,6 +43,18 @@ void kw_px_tickets_stop(kw_px_tickets_t *t);
 
 void kw_px_tickets_free(kw_px_tickets_t *t);
 
+/* What /metrics shows of the fleet keys (proxy_metrics.c); any thread. */
+typedef struct kw_px_tickets_stats_s {
+    int fleet;           /* --tickets-from-keyserver */
+    int have_set;        /* fleet keys in use (0: the local random key) */
+    int64_t last_fetch;  /* Unix time of the last successful fetch; 0: none yet */
+    uint64_t fetches_ok; /* fetches (the first one included) by result */
+    uint64_t fetches_failed;
+} kw_px_tickets_stats_t;
+
+/* t may be NULL (all zero). */
+void kw_px_tickets_stats(kw_px_tickets_t *t, kw_px_tickets_stats_t *out);
+
 /* nginx 1.22's session-id context for a server block whose ssl_certificate directives name
  * certs[0..n) in that order and which verifies no client certificates:
  * SHA-1("HTTP" || SHA-1(DER of certs[n-1]) || ... || SHA-1(DER of certs[0])) (nginx links its

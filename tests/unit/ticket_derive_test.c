@@ -2,8 +2,8 @@
  * Ticket-key derivation tests (src/keyserver/keystore/ticket_keys.c): a known HKDF-SHA256 vector
  * (computed independently from RFC 5869 with Python's hmac module), the same secret giving the
  * same keys in two separately created objects and in a forked process, the set of three epochs
- * and their times, and the refusals when the secret file is loaded: too short, readable by group
- * or others.
+ * and their times, the refusals when the secret file is loaded: too short, readable by group
+ * or others, and kw_ks_tickets_same_secret (what a SIGHUP compares).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -168,13 +168,37 @@ static void test_load(void **state)
     rmdir(dir);
 }
 
+/* The same bytes are the same secret whatever the rotation; another byte or length is not. */
+static void test_same(void **state)
+{
+    (void)state;
+    uint8_t s[40];
+    memset(s, 0x5a, sizeof(s));
+    kw_ks_tickets_t *a = NULL, *b = NULL, *c = NULL, *d = NULL, *e = NULL;
+    assert_int_equal(kw_ks_tickets_new(s, sizeof(s), 3600, &a), 0);
+    assert_int_equal(kw_ks_tickets_new(s, sizeof(s), 3600, &b), 0);
+    assert_int_equal(kw_ks_tickets_new(s, sizeof(s), 60, &c), 0);
+    assert_int_equal(kw_ks_tickets_new(s, sizeof(s) - 1, 3600, &d), 0);
+    s[sizeof(s) - 1] ^= 1;
+    assert_int_equal(kw_ks_tickets_new(s, sizeof(s), 3600, &e), 0);
+    assert_int_equal(kw_ks_tickets_same_secret(a, b), 1);
+    assert_int_equal(kw_ks_tickets_same_secret(a, c), 1);
+    assert_int_equal(kw_ks_tickets_same_secret(a, d), 0);
+    assert_int_equal(kw_ks_tickets_same_secret(d, a), 0);
+    assert_int_equal(kw_ks_tickets_same_secret(a, e), 0);
+    kw_ks_tickets_free(a);
+    kw_ks_tickets_free(b);
+    kw_ks_tickets_free(c);
+    kw_ks_tickets_free(d);
+    kw_ks_tickets_free(e);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_known_vector),
-        cmocka_unit_test(test_two_processes),
-        cmocka_unit_test(test_set),
-        cmocka_unit_test(test_load),
+        cmocka_unit_test(test_known_vector), cmocka_unit_test(test_two_processes),
+        cmocka_unit_test(test_set),          cmocka_unit_test(test_load),
+        cmocka_unit_test(test_same),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -104,6 +104,11 @@ void kw_ks_tickets_free(kw_ks_tickets_t *t)
     free(t);
 }
 
+int kw_ks_tickets_same_secret(const kw_ks_tickets_t *a, const kw_ks_tickets_t *b)
+{
+    return a->len == b->len && CRYPTO_memcmp(a->secret, b->secret, a->len) == 0;
+}
+
 unsigned kw_ks_tickets_rotation(const kw_ks_tickets_t *t)
 {
     return t->rotation_s;

@@ -1,8 +1,8 @@
 /*
  * Fleet session-ticket keys (issue 19, docs/keyserver.md "Ticket keys"): the --ticket-secret read
- * once at start, and the 80-byte keys derived from it per epoch e = floor(time / rotation), so
- * every key server with the same secret serves the same keys without talking to another, and no
- * key is ever stored. Derivation: HKDF-SHA256 (RFC 5869) with
+ * at start and again at each SIGHUP (net/reload.c), and the 80-byte keys derived from it per
+ * epoch e = floor(time / rotation), so every key server with the same secret serves the same keys
+ * without talking to another, and no key is ever stored. Derivation: HKDF-SHA256 (RFC 5869) with
  *   IKM  = the secret file's bytes,
  *   salt = "keyward ticket keys v1",
  *   info = "keyward ticket key" || e as u64 big-endian,
@@ -37,6 +37,9 @@ int kw_ks_tickets_new(const uint8_t *secret, size_t len, unsigned rotation_s,
                       kw_ks_tickets_t **out);
 
 void kw_ks_tickets_free(kw_ks_tickets_t *t);
+
+/* 1 when a and b hold the same secret (its bytes compared in constant time), else 0. */
+int kw_ks_tickets_same_secret(const kw_ks_tickets_t *a, const kw_ks_tickets_t *b);
 
 unsigned kw_ks_tickets_rotation(const kw_ks_tickets_t *t);
 

@@ -8,12 +8,14 @@
  * freed by the swap; open connections are matched against the new rules at once. Settings that
  * need a restart (listen address, workers, ...) keep their running values.
  *
- * Two parts apply independently: the keys with the TLS identity, and the allow rules with the
- * enabled operations. A broken key file keeps the running keys but not the running rules (the
- * change may have narrowed them); rules that go from some to none are refused unless the new
- * configuration says allow_all: true. A configuration that cannot be read changes nothing. The
- * log names what changed and what failed. After the swap the freed store's pages go back to the
- * system (malloc_trim), so RSS after a reload returns near its figure before.
+ * Three parts apply independently: the keys with the TLS identity, the allow rules with the
+ * enabled operations, and the ticket secret (--ticket-secret, read again with the checks of the
+ * start; a secret that fails them keeps the running one). A broken key file keeps the running keys
+ * but not the running rules (the change may have narrowed them); rules that go from some to none
+ * are refused unless the new configuration says allow_all: true. A configuration that cannot be
+ * read changes nothing. The log names what changed and what failed. After the swap the freed
+ * store's pages go back to the system (malloc_trim), so RSS after a reload returns near its figure
+ * before.
  */
 #include <malloc.h>
 #include <stdio.h>
@@ -27,19 +29,22 @@
 #include "keyward/error.h"
 #include "kw_log.h"
 #include "keystore/hygiene.h"
+#include "keystore/ticket_keys.h"
 #include "net/reload.h"
 
 typedef struct reload_s {
     uv_work_t req;
     kw_ks_server_t *server;
-    kw_keystore_t *store;   /* result with ssl_ctx, or NULL (keys_err says why) */
-    SSL_CTX *ssl_ctx;       /* result with store, or NULL */
-    kw_ks_authz_t *authz;   /* result, or NULL (authz_err says why) */
-    char restart_only[256]; /* settings that changed but need a restart, or "" */
-    int rc;                 /* the configuration could not be read: nothing applies */
+    kw_keystore_t *store;     /* result with ssl_ctx, or NULL (keys_err says why) */
+    SSL_CTX *ssl_ctx;         /* result with store, or NULL */
+    kw_ks_authz_t *authz;     /* result, or NULL (authz_err says why) */
+    kw_ks_tickets_t *tickets; /* the ticket secret read again, or NULL (none, or tickets_err) */
+    char restart_only[256];   /* settings that changed but need a restart, or "" */
+    int rc;                   /* the configuration could not be read: nothing applies */
     char err[1024];
     char keys_err[768];
     char authz_err[768];
+    char tickets_err[768]; /* "" unless the ticket secret was refused */
 } reload_t;
 
 int kw_ks_store_from_config(const kw_ks_config_t *cfg, kw_ks_p11_ctx_t *p11, kw_keystore_t **out,
@@ -110,6 +115,24 @@ static void restart_only(const kw_ks_config_t *run, const kw_ks_config_t *cfg, c
     for (size_t i = 0; !upstreams_differ && i < run->n_upstreams; i++)
         upstreams_differ = strcmp(run->upstreams[i], cfg->upstreams[i]) != 0;
     note_change(list, cap, "upstream", upstreams_differ ? "old" : NULL, NULL);
+    /* Adding or removing the secret changes which operations are enabled: a restart. */
+    note_change(list, cap, "ticket_secret (added or removed)", run->ticket_secret ? "" : NULL,
+                cfg->ticket_secret ? "" : NULL);
+}
+
+/* Reads the ticket secret of cfg again (its file may have been replaced) when the server runs
+ * with one; a file that fails the start's checks leaves r->tickets NULL and says why. */
+static void load_tickets(reload_t *r, const kw_ks_config_t *cfg)
+{
+    if (cfg->ticket_secret == NULL || r->server->cfg->ticket_secret == NULL)
+        return;
+    if (kw_ks_tickets_load(cfg->ticket_secret, cfg->ticket_rotation_s, &r->tickets, r->tickets_err,
+                           sizeof(r->tickets_err)) != 0) {
+        r->tickets = NULL;
+        if (r->tickets_err[0] == '\0')
+            snprintf(r->tickets_err, sizeof(r->tickets_err), "cannot read the ticket secret %s",
+                     cfg->ticket_secret);
+    }
 }
 
 /* Builds store, TLS context and rules from cfg. The key store and TLS identity are one part (both
@@ -140,6 +163,7 @@ static void build(reload_t *r, const kw_ks_config_t *cfg)
     }
     if (kw_ks_authz_new(cfg, &r->authz, r->authz_err, sizeof(r->authz_err)) != 0)
         r->authz = NULL;
+    load_tickets(r, cfg);
 }
 
 /* Thread pool: everything that reads files or talks to tokens. */
@@ -250,6 +274,24 @@ static int rules_acceptable(const kw_ks_server_t *s, reload_t *r)
     return 1;
 }
 
+/* What a ticket secret read again changes against the running one (NULL: none running). */
+typedef struct tickets_change_s {
+    int secret;   /* other bytes: other keys */
+    int rotation; /* another --ticket-rotation-s (rotation_was: the running one) */
+    unsigned rotation_was;
+} tickets_change_t;
+
+static tickets_change_t tickets_compare(const kw_ks_tickets_t *run, const kw_ks_tickets_t *cur)
+{
+    tickets_change_t c = {0, 0, 0};
+    if (cur == NULL)
+        return c;
+    c.secret = run == NULL || !kw_ks_tickets_same_secret(run, cur);
+    c.rotation_was = run != NULL ? kw_ks_tickets_rotation(run) : 0;
+    c.rotation = run != NULL && c.rotation_was != kw_ks_tickets_rotation(cur);
+    return c;
+}
+
 /* Applies what was built: keys and TLS identity when both loaded, rules when acceptable. */
 static void swap_in(kw_ks_server_t *s, reload_t *r)
 {
@@ -259,7 +301,13 @@ static void swap_in(kw_ks_server_t *s, reload_t *r)
     char rules[2600] = "";
     int keys_ok = r->store != NULL && r->ssl_ctx != NULL;
     int rules_ok = rules_acceptable(s, r);
-    kw_ks_swap_t w = {NULL, NULL, NULL, 0};
+    int tickets_ok = r->tickets_err[0] == '\0';
+    tickets_change_t tc = tickets_compare(s->eng.fleet.tickets, r->tickets);
+    kw_ks_swap_t w = {.ssl_ctx = NULL};
+    if (tc.secret || tc.rotation) {
+        w.tickets = r->tickets;
+        r->tickets = NULL;
+    }
     if (keys_ok) {
         describe_keys(s->eng.store, r->store, keys, sizeof(keys));
         w.ssl_ctx = r->ssl_ctx;
@@ -297,7 +345,18 @@ static void swap_in(kw_ks_server_t *s, reload_t *r)
     if (r->restart_only[0] != '\0')
         kw_warn("reload: changed but only applied at a restart, running values kept: %s",
                 r->restart_only);
-    kw_ks_metrics_reload(s->eng.metrics, keys_ok && rules_ok);
+    if (tc.secret)
+        kw_info("reload: the ticket secret changed: 0xA4 now serves keys derived from the new "
+                "one; edges take them at their next fetch");
+    if (tc.rotation)
+        kw_info("reload: a ticket key now encrypts for %u s (--ticket-rotation-s), was %u s",
+                kw_ks_tickets_rotation(s->eng.fleet.tickets), tc.rotation_was);
+    if (!tickets_ok)
+        kw_error("reload failed for the ticket secret, keeping the running one: %s",
+                 r->tickets_err);
+    else if (s->eng.fleet.tickets != NULL && !tc.secret && !tc.rotation)
+        kw_info("reload: ticket secret unchanged");
+    kw_ks_metrics_reload(s->eng.metrics, keys_ok && rules_ok && tickets_ok);
 }
 
 /* Loop thread: swap in the result, or keep everything and say why. */
@@ -318,6 +377,7 @@ static void reload_done(uv_work_t *req, int status)
     kw_keystore_unref(r->store);
     SSL_CTX_free(r->ssl_ctx);
     kw_ks_authz_free(r->authz);
+    kw_ks_tickets_free(r->tickets);
     free(r);
     /* The new store was built in a pool thread's malloc arena; the old one (or the refused new
      * one) has just been freed into another, where glibc keeps the pages: give them back, or RSS
@@ -345,7 +405,8 @@ void kw_ks_reload_start(kw_ks_server_t *s)
     }
     r->server = s;
     r->req.data = r;
-    kw_info("SIGHUP: reloading the configuration, keys, certificates and allow rules");
+    kw_info("SIGHUP: reloading the configuration, keys, certificates, allow rules and ticket "
+            "secret");
     int rc = uv_queue_work(s->loop, &r->req, reload_work, reload_done);
     if (rc != 0) {
         kw_error("reload: cannot queue the work: %s", uv_strerror(rc));

@@ -2,8 +2,9 @@
  * Hot reload (SIGHUP) and the key store as the configuration describes it: the key directories
  * and PKCS#11 tokens of the config are loaded into a new store and the server's TLS identity into a
  * new context, off the event loop (libuv's thread pool), then both are swapped in on the loop
- * thread. Connections stay open; jobs in flight keep the store they started with. A reload that
- * fails in any part changes nothing and says why in the log.
+ * thread, with the ticket secret read again (--ticket-secret). Connections stay open; jobs in
+ * flight keep the store they started with. A part of a reload that fails keeps its running
+ * values and says why in the log (reload.c).
  */
 #ifndef KW_RELOAD_H
 #define KW_RELOAD_H

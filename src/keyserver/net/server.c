@@ -15,6 +15,7 @@
 #include "kw_tls.h"
 #include "kw_addr.h"
 #include "kw_heartbeat.h"
+#include "keystore/ticket_keys.h"
 #include "engine/request.h"
 #include "net/server.h"
 
@@ -231,6 +232,11 @@ void kw_ks_server_swap(kw_ks_server_t *s, kw_ks_swap_t *w)
     }
     if (w->store != NULL)
         kw_ks_engine_set_store(&s->eng, w->store);
+    if (w->tickets != NULL) {
+        kw_ks_tickets_free(s->eng.fleet.tickets); /* OPENSSL_clear_free of the old secret */
+        s->eng.fleet.tickets = w->tickets;
+        w->tickets = NULL;
+    }
     if (!w->set_authz)
         return;
     kw_ks_authz_t *old = s->eng.fleet.authz;

@@ -44,11 +44,13 @@ typedef struct kw_ks_swap_s {
     kw_keystore_t *store; /* a reference is taken (NULL: keep the running store) */
     kw_ks_authz_t *authz; /* taken over when set_authz (NULL then means: no rules) */
     int set_authz;
+    struct kw_ks_tickets_s *tickets; /* taken over when non-NULL; the running one is freed */
 } kw_ks_swap_t;
 
 /*
  * The one place a reload changes the running server: swaps in w's TLS context, key store (jobs in
- * flight keep theirs; connections keep their own SSL_CTX reference) and allow rules, and matches
+ * flight keep theirs; connections keep their own SSL_CTX reference), allow rules and ticket secret
+ * (the old one cleansed; 0xA4 derives on the loop thread, so nothing else holds it), and matches
  * every open connection's edge against the new rules at once, so a removed rule ends that edge's
  * access on connections already open. Loop thread.
  */
