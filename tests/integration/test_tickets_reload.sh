@@ -4,7 +4,8 @@
 # they differ and equal those of a key server started with B; a secret that fails the start's
 # checks (mode 0644, 16 bytes) keeps the running one: the keys stay, the log says why, the reload
 # counts as failed in keyward_reloads_total, and the server goes on answering; a changed
-# ticket_rotation_s in the config file applies at a SIGHUP too.
+# ticket_rotation_s in the config file applies at a SIGHUP too. Every reload's outcome per part is
+# in the audit log ("event":"reload"), and no byte of a secret is.
 . "$(dirname "$0")/lib.sh"
 
 make_pki
@@ -27,7 +28,16 @@ ticket_secret: $W/secret
 ticket_rotation_s: $ROT
 YAML
 start_keyserver ks "$PORT" --config "$W/ks.yaml" --allow "cn:edge=tickets" \
-    --metrics "127.0.0.1:$M_PORT"
+    --metrics "127.0.0.1:$M_PORT" --audit-log "$W/audit.log"
+# audit_reload PART RESULT N: waits (5 s) until the audit log has N lines of PART ending RESULT.
+audit_reload() {
+    local want="\"event\":\"reload\",\"part\":\"$1\",\"result\":\"$2\"}" tries=100
+    until [ "$(grep -cF "$want" "$W/audit.log" 2>/dev/null)" -ge "$3" ]; do
+        tries=$((tries - 1))
+        [ "$tries" -gt 0 ] || fail "the audit log has not $3 line(s) $want: $(cat "$W/audit.log")"
+        sleep 0.05
+    done
+}
 wait_port "$M_PORT" 10 || fail "metrics port not open"
 metric() {
     curl -fsS "http://127.0.0.1:$M_PORT/metrics" |
@@ -55,6 +65,9 @@ fetch a
 ks_hup "reload: ticket secret unchanged"
 fetch a2
 same_keys a a2 || fail "a SIGHUP with the same secret changed the keys"
+audit_reload ticket_secret unchanged 1
+audit_reload keys applied 1
+audit_reload allow_rules unchanged 1
 pass "SIGHUP with the same secret file: keys unchanged, logged as unchanged"
 
 ok0=$(metric 'keyward_reloads_total{result="ok"}')
@@ -64,6 +77,7 @@ mv "$W/secret.new" "$W/secret"
 ks_hup "reload: the ticket secret changed"
 fetch b
 different_keys a b || fail "after secret B and SIGHUP the keys did not all change"
+audit_reload ticket_secret changed 1
 PORT_B=$(free_port)
 start_ks_as_b() {
     start_bg ks-b "$KW_BIN/keyward-keyserver" --listen "127.0.0.1:$PORT_B" \
@@ -90,6 +104,7 @@ grep "reload failed for the ticket secret" "$KW_TMP/ks.log" | tail -n 1 | kw_gre
     fail "the refusal of a 0644 secret does not say chmod 600"
 fetch bad1
 same_keys b bad1 || fail "a refused 0644 secret changed the keys"
+audit_reload ticket_secret failed 1
 [ "$(metric 'keyward_reloads_total{result="failed"}')" = $((failed0 + 1)) ] ||
     fail "the refused 0644 secret was not counted as a failed reload"
 pass "a 0644 secret at SIGHUP: keys kept, error logged, reload counted failed"
@@ -102,6 +117,7 @@ grep "reload failed for the ticket secret" "$KW_TMP/ks.log" | tail -n 1 | kw_gre
     fail "the refusal of a short secret does not say at least 32 bytes"
 fetch bad2
 same_keys b bad2 || fail "a refused short secret changed the keys"
+audit_reload ticket_secret failed 2
 [ "$(metric 'keyward_reloads_total{result="failed"}')" = $((failed0 + 2)) ] ||
     fail "the refused short secret was not counted as a failed reload"
 kw_rawc "$PORT" --op ping --payload-hex 70696e67 --count 2 | kw_grep "2 replies, 0 unexpected" ||
@@ -121,4 +137,10 @@ kw_cli "$PORT" tickets --format nginx --out "$W/rot" >"$W/out" 2>&1 || fail "fet
 cur=$(sed -n 's/.*(current \([0-9]*\),.*/\1/p' "$W/out")
 [ "$cur" = $((now / 3600)) ] || [ "$cur" = $((now / 3600 + 1)) ] ||
     fail "after ticket_rotation_s 3600 the current epoch is $cur, not $((now / 3600)): $(cat "$W/out")"
+audit_reload ticket_rotation changed 1
+for f in "$W/secret-b" "$W/secret"; do
+    grep -qaF "$(od -An -tx1 "$f" | tr -d ' \n' | head -c 16)" "$W/audit.log" &&
+        fail "the audit log holds bytes of a secret"
+done
 pass "ticket_rotation_s $ROT -> 3600 in the config file at SIGHUP: epoch $cur of 3600 s"
+pass "the audit log has each reload's parts: $(grep -c '"event":"reload"' "$W/audit.log") lines, no secret"

@@ -31,6 +31,7 @@
 #include "keystore/hygiene.h"
 #include "keystore/ticket_keys.h"
 #include "net/reload.h"
+#include "obs/audit.h"
 
 typedef struct reload_s {
     uv_work_t req;
@@ -293,6 +294,18 @@ static tickets_change_t tickets_compare(const kw_ks_tickets_t *run, const kw_ks_
 }
 
 /* Applies what was built: keys and TLS identity when both loaded, rules when acceptable. */
+/* The audit log's lines of a reload, one per part (tickets NULL: no ticket secret here). */
+static void audit_parts(kw_ks_audit_t *audit, int keys_ok, const char *rules, const char *tickets,
+                        int rotation)
+{
+    kw_ks_audit_reload(audit, "keys", keys_ok ? "applied" : "failed");
+    kw_ks_audit_reload(audit, "allow_rules", rules);
+    if (tickets != NULL)
+        kw_ks_audit_reload(audit, "ticket_secret", tickets);
+    if (rotation)
+        kw_ks_audit_reload(audit, "ticket_rotation", "changed");
+}
+
 static void swap_in(kw_ks_server_t *s, reload_t *r)
 {
     size_t before = kw_keystore_count(s->eng.store);
@@ -356,6 +369,14 @@ static void swap_in(kw_ks_server_t *s, reload_t *r)
                  r->tickets_err);
     else if (s->eng.fleet.tickets != NULL && !tc.secret && !tc.rotation)
         kw_info("reload: ticket secret unchanged");
+    const char *tickets_word = NULL; /* no ticket secret configured: no line */
+    if (!tickets_ok)
+        tickets_word = "failed";
+    else if (s->eng.fleet.tickets != NULL)
+        tickets_word = tc.secret ? "changed" : "unchanged";
+    audit_parts(s->eng.fleet.audit, keys_ok,
+                rules_ok ? (rules[0] != '\0' ? "changed" : "unchanged") : "failed", tickets_word,
+                tc.rotation);
     kw_ks_metrics_reload(s->eng.metrics, keys_ok && rules_ok && tickets_ok);
 }
 
@@ -370,6 +391,7 @@ static void reload_done(uv_work_t *req, int status)
             kw_warn("reload cancelled: %s", uv_strerror(status));
     } else if (r->rc != 0) {
         kw_warn("reload failed, keeping the old keys, certificates and allow rules: %s", r->err);
+        kw_ks_audit_reload(s->eng.fleet.audit, "config", "failed");
         kw_ks_metrics_reload(s->eng.metrics, 0);
     } else {
         swap_in(s, r);

@@ -47,12 +47,18 @@ struct kw_ks_audit_s {
 
 /* ---- records and formatting (loop thread) ---- */
 
-void kw_ks_audit_rec_init(kw_ks_audit_rec_t *r, const kw_msg_t *msg)
+/* Unix time in ms. */
+static int64_t wall_ms_now(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void kw_ks_audit_rec_init(kw_ks_audit_rec_t *r, const kw_msg_t *msg)
+{
     r->start_ns = kw_clock_ns();
-    r->wall_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    r->wall_ms = wall_ms_now();
     r->opcode = msg->opcode;
     r->has_key = msg->digest.present && msg->digest.len == KW_DIGEST_LEN;
     if (r->has_key)
@@ -166,23 +172,31 @@ static size_t min_size(size_t a, size_t b)
     return a < b ? a : b;
 }
 
+/* "2026-11-24T16:24:38.431Z" of a Unix time in ms. */
+static void format_time(int64_t wall_ms, char *out, size_t cap)
+{
+    time_t secs = (time_t)(wall_ms / 1000);
+    struct tm tm;
+    char when[32] = "1970-01-01T00:00:00";
+    if (gmtime_r(&secs, &tm) != NULL)
+        strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(out, cap, "%s.%03dZ", when, (int)(wall_ms % 1000));
+}
+
 size_t kw_ks_audit_format(const kw_ks_audit_rec_t *r, const char *edge, uint8_t result,
                           uint64_t now_ns, char *out, size_t cap)
 {
-    time_t secs = (time_t)(r->wall_ms / 1000);
-    struct tm tm;
-    char when[32] = "1970-01-01T00:00:00";
+    char when[40];
     char ip[INET6_ADDRSTRLEN] = "";
     char key[2 * KW_DIGEST_LEN + 1] = "";
     size_t pos = 0;
-    if (gmtime_r(&secs, &tm) != NULL)
-        strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", &tm);
+    format_time(r->wall_ms, when, sizeof(when));
     if (r->ip_len > 0)
         inet_ntop(r->ip_len == 4 ? AF_INET : AF_INET6, r->ip, ip, sizeof(ip));
     if (r->has_key)
         kw_hex_encode(r->digest, KW_DIGEST_LEN, key);
     uint64_t lat = now_ns > r->start_ns ? (now_ns - r->start_ns) / 1000u : 0;
-    put(out, &pos, cap, "{\"time\":\"%s.%03dZ\",\"edge\":", when, (int)(r->wall_ms % 1000));
+    put(out, &pos, cap, "{\"time\":\"%s\",\"edge\":", when);
     json_str(out, &pos, min_size(cap - 400, pos + 1024), edge != NULL ? edge : "",
              edge != NULL ? strlen(edge) : 0);
     put(out, &pos, cap, ",\"client_ip\":\"%s\",\"sni\":", ip);
@@ -193,12 +207,43 @@ size_t kw_ks_audit_format(const kw_ks_audit_rec_t *r, const char *edge, uint8_t 
     return pos;
 }
 
+size_t kw_ks_audit_format_reload(int64_t wall_ms, const char *part, const char *result, char *out,
+                                 size_t cap)
+{
+    char when[40];
+    size_t pos = 0;
+    format_time(wall_ms, when, sizeof(when));
+    put(out, &pos, cap, "{\"time\":\"%s\",\"event\":\"reload\",\"part\":", when);
+    json_str(out, &pos, cap - 32, part, strlen(part));
+    put(out, &pos, cap, ",\"result\":");
+    json_str(out, &pos, cap - 8, result, strlen(result));
+    put(out, &pos, cap, "}\n");
+    return pos;
+}
+
+static void append_line(kw_ks_audit_t *a, const char *line, size_t n);
+
+void kw_ks_audit_reload(kw_ks_audit_t *a, const char *part, const char *result)
+{
+    char line[512];
+    if (a == NULL)
+        return;
+    append_line(a, line,
+                kw_ks_audit_format_reload(wall_ms_now(), part, result, line, sizeof(line)));
+    kw_ks_audit_sync(a);
+}
+
 void kw_ks_audit_log(kw_ks_audit_t *a, const kw_ks_audit_rec_t *r, const char *edge, uint8_t result)
 {
     char line[KW_AUDIT_LINE_MAX];
     if (a == NULL)
         return;
-    size_t n = kw_ks_audit_format(r, edge, result, kw_clock_ns(), line, sizeof(line));
+    append_line(a, line, kw_ks_audit_format(r, edge, result, kw_clock_ns(), line, sizeof(line)));
+}
+
+/* Appends one formatted line to the buffer (writing the buffer first when it would overflow). */
+static void append_line(kw_ks_audit_t *a, const char *line, size_t n)
+{
     pthread_mutex_lock(&a->lock);
     if (a->len + n > KW_AUDIT_BUFFER_MAX) { /* write what is there rather than lose a line */
         pthread_mutex_unlock(&a->lock);

@@ -1,7 +1,8 @@
 /*
  * The audit log (--audit-log FILE): one JSON line per key server operation (not for pings) with
  * the time, the edge (client certificate CN), the client IP and SNI the edge reported, the key id,
- * the operation, its result and its latency. Never any payload.
+ * the operation, its result and its latency; and one line per part of a SIGHUP reload (what it
+ * changed or why it failed, never a value). Never any payload.
  *
  * The loop thread formats a line and appends it to an in-memory buffer under a mutex; once per
  * loop iteration, before the iteration's replies are sent, kw_ks_audit_sync writes the buffer
@@ -79,6 +80,19 @@ uint64_t kw_ks_audit_dropped(kw_ks_audit_t *a);
  * (always < cap; strings are cut, never the JSON structure). cap must be at least 512. */
 size_t kw_ks_audit_format(const kw_ks_audit_rec_t *r, const char *edge, uint8_t result,
                           uint64_t now_ns, char *out, size_t cap);
+
+/*
+ * Queues the line of one part of a SIGHUP reload, e.g.
+ *   {"time":"...","event":"reload","part":"ticket_secret","result":"changed"}
+ * part: "config", "keys", "allow_rules", "ticket_secret", "ticket_rotation"; result: "applied",
+ * "changed", "unchanged" or "failed". Never a value (no key, no secret, nothing derived from one).
+ * Written to the file before returning (one write). Loop thread. a NULL: nothing.
+ */
+void kw_ks_audit_reload(kw_ks_audit_t *a, const char *part, const char *result);
+
+/* Formats a reload line (with '\n') into out, at wall time wall_ms; returns its length (< cap). */
+size_t kw_ks_audit_format_reload(int64_t wall_ms, const char *part, const char *result, char *out,
+                                 size_t cap);
 
 /* The result word of an audit line: "ok", "denied" (0x40) or the remote error's name. */
 const char *kw_ks_audit_result_name(uint8_t result);

@@ -58,6 +58,17 @@ static void test_line_fields(void **state)
     assert_null(strstr(line, "dead")); /* never the payload */
 }
 
+static void test_reload_line(void **state)
+{
+    (void)state;
+    char line[512];
+    size_t n =
+        kw_ks_audit_format_reload(1700000000123, "ticket_secret", "changed", line, sizeof(line));
+    assert_int_equal(n, strlen(line));
+    assert_string_equal(line, "{\"time\":\"2023-11-14T22:13:20.123Z\",\"event\":\"reload\","
+                              "\"part\":\"ticket_secret\",\"result\":\"changed\"}\n");
+}
+
 static void test_results_and_ipv6(void **state)
 {
     (void)state;
@@ -203,9 +214,10 @@ static void test_sync(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_line_fields),          cmocka_unit_test(test_sync),
-        cmocka_unit_test(test_results_and_ipv6),     cmocka_unit_test(test_escaping),
-        cmocka_unit_test(test_long_strings_are_cut), cmocka_unit_test(test_writer),
+        cmocka_unit_test(test_line_fields), cmocka_unit_test(test_sync),
+        cmocka_unit_test(test_reload_line), cmocka_unit_test(test_results_and_ipv6),
+        cmocka_unit_test(test_escaping),    cmocka_unit_test(test_long_strings_are_cut),
+        cmocka_unit_test(test_writer),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
