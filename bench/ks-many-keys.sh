@@ -57,7 +57,10 @@ for n in $COUNTS; do
     LCK[$n]=$(ks_status VmLck)
     # The reload's end: the first "reloaded" line after the SIGHUP, read by following the log from
     # its current end (grepping the whole log, 20 MB with 100,000 keys, would compete for the CPU).
-    exec {follow}< <(exec tail -c "+$(($(stat -c %s "$log") + 1))" -F "$log" 2>/dev/null)
+    # The end is read here, before the SIGHUP: inside <(...) it would be read whenever that
+    # process runs, on a busy machine after a fast reload's line.
+    end=$(stat -c %s "$log")
+    exec {follow}< <(exec tail -c "+$((end + 1))" -F "$log" 2>/dev/null)
     follower=$!
     t0=$(now_ms)
     kill -HUP "$KS_PID"
