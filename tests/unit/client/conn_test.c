@@ -378,10 +378,21 @@ static void assert_lost(const owner_t *o, int err, int peer_closed, const char *
     assert_non_null(strstr(o->why, why));
 }
 
-static void frames_and_close(int use_epoll)
+/* The cases that run with both pollers take use_epoll as their state (see BOTH_POLLERS). */
+static int g_epoll = 1;
+static int g_host_poller = 0;
+#define USE_EPOLL(state) (*(const int *)*(state))
+#define BOTH_POLLERS(test)                                                                         \
+    ON_POLLER(test, "_epoll", &g_epoll), ON_POLLER(test, "_host_poller", &g_host_poller)
+#define ON_POLLER(test, suffix, use)                                                               \
+    {                                                                                              \
+        .name = #test suffix, .test_func = test, .initial_state = use                              \
+    }
+
+static void test_frames(void **state)
 {
     fixture_t f;
-    fx_start(&f, use_epoll, SRV_ECHO, 3, NULL);
+    fx_start(&f, USE_EPOLL(state), SRV_ECHO, 3, NULL);
     RUN_UNTIL(&f.l, f.o.opened || f.o.lost);
     assert_int_equal(f.o.lost, 0);
     assert_int_equal(f.o.opened, 1);
@@ -415,39 +426,15 @@ static void frames_and_close(int use_epoll)
     fx_stop(&f);
 }
 
-static void test_frames_epoll(void **state)
-{
-    (void)state;
-    frames_and_close(1);
-}
-
-static void test_frames_host_poller(void **state)
-{
-    (void)state;
-    frames_and_close(0);
-}
-
-static void bad_version(int use_epoll)
+static void test_bad_version(void **state)
 {
     fixture_t f;
-    fx_start(&f, use_epoll, SRV_BAD_VERSION, 0, NULL);
+    fx_start(&f, USE_EPOLL(state), SRV_BAD_VERSION, 0, NULL);
     RUN_UNTIL(&f.l, f.o.lost);
     assert_int_equal(f.o.opened, 1);
     assert_int_equal(f.o.frames, 0);
     assert_lost(&f.o, KW_EVERSION, 0, "version 2.0");
     fx_stop(&f);
-}
-
-static void test_bad_version_epoll(void **state)
-{
-    (void)state;
-    bad_version(1);
-}
-
-static void test_bad_version_host_poller(void **state)
-{
-    (void)state;
-    bad_version(0);
 }
 
 /* The server's certificate names 127.0.0.1; the connection expects 127.0.0.2. */
@@ -486,9 +473,10 @@ static void test_queue_refuses(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_frames_epoll),      cmocka_unit_test(test_frames_host_poller),
-        cmocka_unit_test(test_bad_version_epoll), cmocka_unit_test(test_bad_version_host_poller),
-        cmocka_unit_test(test_wrong_name),        cmocka_unit_test(test_queue_refuses),
+        BOTH_POLLERS(test_frames),
+        BOTH_POLLERS(test_bad_version),
+        cmocka_unit_test(test_wrong_name),
+        cmocka_unit_test(test_queue_refuses),
     };
     return cmocka_run_group_tests(tests, make_cert, free_cert);
 }
