@@ -13,6 +13,7 @@
 #include <stdio.h>
 
 #include "kw_log.h"
+#include "kw_strlist.h"
 
 #define KW_PROXY_DEFAULT_LISTEN         "127.0.0.1:8443"
 #define KW_PROXY_DEFAULT_HS_TIMEOUT     10000u
@@ -27,11 +28,6 @@ typedef struct kw_proxy_cert_s {
     char *key;  /* key for OSSL_STORE (keyward: URI, stub or PEM file); NULL: the key server's
                    key with the certificate's SPKI SHA-256 (keyward:sha256=HEX) */
 } kw_proxy_cert_t;
-
-typedef struct kw_strlist_s {
-    char **v;
-    size_t n;
-} kw_strlist_t;
 
 typedef struct kw_proxy_config_s {
     char *listen;           /* HOST:PORT */
@@ -61,8 +57,8 @@ typedef struct kw_proxy_config_s {
     kw_log_level_t log_level;
     int tickets_from_keyserver; /* fleet session-ticket keys from the key servers (0xA4) */
     char *session_context;      /* --session-context nginx|haproxy|TEXT; NULL: keyward-proxy's */
-    unsigned cli_lists; /* internal: list options already replaced by the command line */
-    int check_config;   /* --check-config (command line only): check, print, exit */
+    unsigned cli_lists;         /* internal: list options already replaced by the command line */
+    int check_config;           /* --check-config (command line only): check, print, exit */
 } kw_proxy_config_t;
 
 /* Fills in the defaults. */

@@ -273,7 +273,7 @@ static void test_edges_and_keys(void **state)
     kw_ks_allow_t *r = kw_ks_config_add_allow(&cfg);
     r->cn = strdup("edge-b");
     r->san = strdup("nothing.example");
-    assert_int_equal(kw_ks_strlist_add(&r->keys, &r->n_keys, "*"), 0);
+    assert_int_equal(kw_strlist_add(&r->keys, &r->n_keys, "*"), 0);
     kw_ks_authz_t *a = compile(&cfg);
     assert_int_equal(kw_ks_authz_count(a), 4);
 
@@ -377,13 +377,13 @@ static void test_ops(void **state)
     char err[512] = "";
     kw_ks_authz_t *a = NULL;
     base_config(&cfg);
-    assert_int_equal(kw_ks_strlist_add(&cfg.enable_ops, &cfg.n_enable_ops, "rsa-decrypt"), 0);
+    assert_int_equal(kw_strlist_add(&cfg.enable_ops, &cfg.n_enable_ops, "rsa-decrypt"), 0);
     assert_int_equal(kw_ks_allow_add_flag(&cfg, "cn:edge-a=file:site1"), 0);
     kw_ks_allow_t *r = kw_ks_config_add_allow(&cfg); /* edge-b: signatures only, on every key */
     r->cn = strdup("edge-b");
-    assert_int_equal(kw_ks_strlist_add(&r->keys, &r->n_keys, "*"), 0);
+    assert_int_equal(kw_strlist_add(&r->keys, &r->n_keys, "*"), 0);
     r->has_ops = 1;
-    assert_int_equal(kw_ks_strlist_add(&r->ops, &r->n_ops, "signatures"), 0);
+    assert_int_equal(kw_strlist_add(&r->ops, &r->n_ops, "signatures"), 0);
     a = compile(&cfg);
     kw_ks_edge_t *ea = kw_ks_edge_from_cert(a, f->edge_a);
     kw_ks_edge_t *eb = kw_ks_edge_from_cert(a, f->edge_b);
@@ -399,13 +399,13 @@ static void test_ops(void **state)
     kw_ks_edge_free(eb);
     kw_ks_authz_free(a);
     /* A rule may not grant what the server does not enable; unknown names are refused. */
-    kw_ks_strlist_free(&cfg.enable_ops, &cfg.n_enable_ops);
-    assert_int_equal(kw_ks_strlist_add(&r->ops, &r->n_ops, "rsa-raw-decrypt"), 0);
+    kw_strlist_free(&cfg.enable_ops, &cfg.n_enable_ops);
+    assert_int_equal(kw_strlist_add(&r->ops, &r->n_ops, "rsa-raw-decrypt"), 0);
     assert_int_equal(kw_ks_authz_new(&cfg, &a, err, sizeof(err)), KW_ECONFIG);
     assert_non_null(strstr(err, "allow rule 2: ops: rsa-decrypt-raw not enabled"));
     assert_int_equal(validate_all(&cfg, err, sizeof(err)), KW_ECONFIG);
-    kw_ks_strlist_free(&r->ops, &r->n_ops);
-    assert_int_equal(kw_ks_strlist_add(&cfg.enable_ops, &cfg.n_enable_ops, "rsa-sign"), 0);
+    kw_strlist_free(&r->ops, &r->n_ops);
+    assert_int_equal(kw_strlist_add(&cfg.enable_ops, &cfg.n_enable_ops, "rsa-sign"), 0);
     assert_int_equal(kw_ks_authz_new(&cfg, &a, err, sizeof(err)), KW_ECONFIG);
     assert_non_null(strstr(err, "unknown operation 'rsa-sign'"));
     kw_ks_config_free(&cfg);
@@ -451,7 +451,7 @@ static void test_tickets(void **state)
     assert_int_equal(kw_ks_authz_check_tickets(a, ea), KW_KS_DENIED_OP);
     kw_ks_edge_free(ea);
     kw_ks_authz_free(a);
-    assert_int_equal(kw_ks_strlist_add(&cfg.enable_ops, &cfg.n_enable_ops, "ticket-keys"), 0);
+    assert_int_equal(kw_strlist_add(&cfg.enable_ops, &cfg.n_enable_ops, "ticket-keys"), 0);
     assert_int_equal(kw_ks_authz_new(&cfg, &a, err, sizeof(err)), KW_ECONFIG);
     assert_non_null(strstr(err, "ticket-keys needs --ticket-secret"));
     kw_ks_config_free(&cfg);
