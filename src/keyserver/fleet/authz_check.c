@@ -13,6 +13,7 @@
 #include "fleet/authz_int.h"
 #include "keyward/error.h"
 #include "keyward/keyid.h"
+#include "kw_strlist.h"
 
 /* ---- the edge's identity ---- */
 
@@ -20,17 +21,11 @@ static int strv_add(char ***v, size_t *n, const unsigned char *s, int len)
 {
     if (len <= 0 || memchr(s, 0, (size_t)len) != NULL)
         return 0; /* an embedded NUL is never a valid name */
-    char *copy = strndup((const char *)s, (size_t)len);
-    char **grown = copy != NULL ? realloc(*v, (*n + 1) * sizeof(**v)) : NULL;
-    if (grown == NULL) {
-        free(copy);
+    if (kw_strlist_addn(v, n, (const char *)s, (size_t)len) != 0)
         return KW_ENOMEM;
-    }
-    for (char *p = copy; *p != '\0'; p++)
+    for (char *p = (*v)[*n - 1]; *p != '\0'; p++)
         if (*p >= 'A' && *p <= 'Z')
             *p = (char)(*p + 32);
-    grown[(*n)++] = copy;
-    *v = grown;
     return 0;
 }
 
@@ -149,9 +144,7 @@ void kw_ks_edge_free(kw_ks_edge_t *e)
     if (e == NULL)
         return;
     free(e->cn);
-    for (size_t i = 0; i < e->n_dns; i++)
-        free(e->dns[i]);
-    free(e->dns);
+    kw_strlist_free(&e->dns, &e->n_dns);
     free(e->rules);
     free(e);
 }

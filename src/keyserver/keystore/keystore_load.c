@@ -21,6 +21,7 @@
 #include "keystore/keystore_load_internal.h"
 #include "keystore/pem/pem.h"
 #include "keystore/tls_reject_internal.h"
+#include "kw_strlist.h"
 
 /* Never prompt for a passphrase: an encrypted key is an error. */
 static int no_password(char *buf, int size, int rwflag, void *u)
@@ -137,17 +138,10 @@ static int names_add(kw_ks_names_t *names, const unsigned char *s, int len)
 {
     if (len <= 0 || len > 253 || memchr(s, 0, (size_t)len) != NULL)
         return 0; /* not a usable host name: skip */
-    char **v = realloc(names->v, (names->n + 1) * sizeof(*v));
-    if (v == NULL)
+    if (kw_strlist_addn(&names->v, &names->n, (const char *)s, (size_t)len) != 0)
         return KW_ENOMEM;
-    names->v = v;
-    char *copy = malloc((size_t)len + 1);
-    if (copy == NULL)
-        return KW_ENOMEM;
-    for (int i = 0; i < len; i++)
-        copy[i] = (char)tolower(s[i]);
-    copy[len] = '\0';
-    names->v[names->n++] = copy;
+    for (char *p = names->v[names->n - 1]; *p != '\0'; p++)
+        *p = (char)tolower((unsigned char)*p);
     return 0;
 }
 
@@ -343,9 +337,5 @@ void kw_ks_key_clear(kw_ks_key_t *key)
 
 void kw_ks_names_free(kw_ks_names_t *names)
 {
-    for (size_t i = 0; i < names->n; i++)
-        free(names->v[i]);
-    free(names->v);
-    names->v = NULL;
-    names->n = 0;
+    kw_strlist_free(&names->v, &names->n);
 }
