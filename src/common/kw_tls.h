@@ -38,6 +38,10 @@ SSL_CTX *kw_tls_client_ctx_pem(OSSL_LIB_CTX *libctx, const kw_tls_pem_t *cert,
                                const kw_tls_pem_t *key, const kw_tls_pem_t *ca, char *err,
                                size_t errlen);
 
+/* A pem_password_cb that never prompts and gives no passphrase: an encrypted key is an error (a
+ * server must not stop on a terminal prompt). */
+int kw_tls_no_passphrase(char *buf, int size, int rwflag, void *u);
+
 /* Writes the OpenSSL error queue (drained) after prefix into err. */
 void kw_tls_error(const char *prefix, char *err, size_t errlen);
 

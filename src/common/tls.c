@@ -161,8 +161,7 @@ SSL_CTX *kw_tls_server_ctx(OSSL_LIB_CTX *libctx, const char *cert, const char *k
     return ctx;
 }
 
-/* Passphrase callback that never prompts: a server must not stop on a terminal prompt. */
-static int no_passphrase(char *buf, int size, int rwflag, void *u)
+int kw_tls_no_passphrase(char *buf, int size, int rwflag, void *u)
 {
     (void)buf;
     (void)size;
@@ -179,12 +178,12 @@ static int use_chain_pem(SSL_CTX *ctx, OSSL_LIB_CTX *libctx, const kw_tls_pem_t 
     BIO *bio = BIO_new_mem_buf(pem->data, (int)pem->len);
     X509 *x = X509_new_ex(libctx, NULL);
     int ok = bio != NULL && x != NULL &&
-             PEM_read_bio_X509_AUX(bio, &x, no_passphrase, NULL) != NULL &&
+             PEM_read_bio_X509_AUX(bio, &x, kw_tls_no_passphrase, NULL) != NULL &&
              SSL_CTX_use_certificate(ctx, x) == 1 && SSL_CTX_clear_chain_certs(ctx) == 1;
     X509_free(x);
     while (ok) {
         X509 *ca = X509_new_ex(libctx, NULL);
-        if (ca == NULL || PEM_read_bio_X509(bio, &ca, no_passphrase, NULL) == NULL) {
+        if (ca == NULL || PEM_read_bio_X509(bio, &ca, kw_tls_no_passphrase, NULL) == NULL) {
             X509_free(ca);
             unsigned long e = ERR_peek_last_error();
             if (ERR_GET_LIB(e) == ERR_LIB_PEM && ERR_GET_REASON(e) == PEM_R_NO_START_LINE)
@@ -212,9 +211,9 @@ static int use_key_pem(SSL_CTX *ctx, OSSL_LIB_CTX *libctx, const kw_tls_pem_t *p
 {
     char msg[512];
     BIO *bio = BIO_new_mem_buf(pem->data, (int)pem->len);
-    EVP_PKEY *pk = bio != NULL
-                       ? PEM_read_bio_PrivateKey_ex(bio, NULL, no_passphrase, NULL, libctx, NULL)
-                       : NULL;
+    EVP_PKEY *pk = bio != NULL ? PEM_read_bio_PrivateKey_ex(bio, NULL, kw_tls_no_passphrase, NULL,
+                                                            libctx, NULL)
+                               : NULL;
     int ok = pk != NULL && SSL_CTX_use_PrivateKey(ctx, pk) == 1;
     EVP_PKEY_free(pk);
     BIO_free(bio);
@@ -233,7 +232,7 @@ static int use_ca_pem(SSL_CTX *ctx, OSSL_LIB_CTX *libctx, const kw_tls_pem_t *pe
     char msg[512];
     BIO *bio = BIO_new_mem_buf(pem->data, (int)pem->len);
     STACK_OF(X509_INFO) *infos =
-        bio != NULL ? PEM_X509_INFO_read_bio_ex(bio, NULL, no_passphrase, NULL, libctx, NULL)
+        bio != NULL ? PEM_X509_INFO_read_bio_ex(bio, NULL, kw_tls_no_passphrase, NULL, libctx, NULL)
                     : NULL;
     X509_STORE *store = SSL_CTX_get_cert_store(ctx);
     int certs = 0;
@@ -273,7 +272,7 @@ SSL_CTX *kw_tls_client_ctx_pem(OSSL_LIB_CTX *libctx, const kw_tls_pem_t *cert,
     SSL_CTX *ctx = base_ctx(libctx, TLS_client_method(), err, errlen);
     if (ctx == NULL)
         return NULL;
-    SSL_CTX_set_default_passwd_cb(ctx, no_passphrase);
+    SSL_CTX_set_default_passwd_cb(ctx, kw_tls_no_passphrase);
     if (cert != NULL) {
         if (use_chain_pem(ctx, libctx, cert, err, errlen) != 0 ||
             use_key_pem(ctx, libctx, key, cert->name, err, errlen) != 0)

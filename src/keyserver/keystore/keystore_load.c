@@ -22,16 +22,7 @@
 #include "keystore/pem/pem.h"
 #include "keystore/tls_reject_internal.h"
 #include "kw_strlist.h"
-
-/* Never prompt for a passphrase: an encrypted key is an error. */
-static int no_password(char *buf, int size, int rwflag, void *u)
-{
-    (void)buf;
-    (void)size;
-    (void)rwflag;
-    (void)u;
-    return -1;
-}
+#include "kw_tls.h"
 
 static char *path_join(const char *dir, const char *name, const char *ext)
 {
@@ -73,7 +64,7 @@ static int read_private_key(const char *path, EVP_PKEY **out, char *err, size_t 
     (void)kw_ks_hygiene_check_key_file(fileno(f), path); /* the file opened, not its name again */
     struct stat st;
     size_t file_len = fstat(fileno(f), &st) == 0 ? (size_t)st.st_size : 0;
-    *out = PEM_read_bio_PrivateKey_ex(bio, NULL, no_password, NULL, NULL, NULL);
+    *out = PEM_read_bio_PrivateKey_ex(bio, NULL, kw_tls_no_passphrase, NULL, NULL, NULL);
     BIO_free(bio); /* closes f */
     OPENSSL_cleanse(stdio_buf, sizeof(stdio_buf));
     if (*out == NULL && kw_ks_hygiene_secure_full(file_len))
