@@ -15,8 +15,11 @@
 #include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
+#include <openssl/x509v3.h>
 
+#include "keyward/error.h"
 #include "kw_file.h"
+#include "kw_strlist.h"
 
 /* Why a key could not be set next to its certificate: a readable key of another certificate
  * fails in SSL_CTX_use_PrivateKey too, so name the certificate when OpenSSL says mismatch. */
@@ -322,4 +325,38 @@ SSL_CTX *kw_tls_client_ctx(OSSL_LIB_CTX *libctx, const char *cert, const char *k
     OPENSSL_clear_free((void *)k.data, k.len);
     OPENSSL_free((void *)a.data);
     return ctx;
+}
+
+/* Appends one certificate name, lower case, unless it is no usable DNS name. */
+static int dns_name_add(char ***v, size_t *n, const ASN1_STRING *s)
+{
+    const unsigned char *d = ASN1_STRING_get0_data(s);
+    int len = ASN1_STRING_length(s);
+    if (len <= 0 || len > 253 || memchr(d, 0, (size_t)len) != NULL)
+        return 0;
+    if (kw_strlist_addn(v, n, (const char *)d, (size_t)len) != 0)
+        return KW_ENOMEM;
+    for (char *p = (*v)[*n - 1]; *p != '\0'; p++) {
+        if (*p >= 'A' && *p <= 'Z')
+            *p = (char)(*p - 'A' + 'a');
+    }
+    return 0;
+}
+
+int kw_tls_cert_dns_names(X509 *x, int with_cn, char ***v, size_t *n)
+{
+    int rc = 0;
+    GENERAL_NAMES *gens = X509_get_ext_d2i(x, NID_subject_alt_name, NULL, NULL);
+    for (int i = 0; gens != NULL && rc == 0 && i < sk_GENERAL_NAME_num(gens); i++) {
+        const GENERAL_NAME *gn = sk_GENERAL_NAME_value(gens, i);
+        if (gn->type == GEN_DNS)
+            rc = dns_name_add(v, n, gn->d.dNSName);
+    }
+    GENERAL_NAMES_free(gens);
+    const X509_NAME *subj = X509_get_subject_name(x);
+    int idx = with_cn ? X509_NAME_get_index_by_NID(subj, NID_commonName, -1) : -1;
+    if (rc == 0 && idx >= 0)
+        rc = dns_name_add(v, n, X509_NAME_ENTRY_get_data(X509_NAME_get_entry(subj, idx)));
+    ERR_clear_error();
+    return rc;
 }

@@ -3,7 +3,6 @@
  * size checks (RSA 2048-4096, EC P-256/P-384/P-521, Ed25519), the optional same-named .crt chain
  * (leaf first, which must carry the key's public key) and the names the leaf answers to.
  */
-#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -125,39 +124,6 @@ static int classify_key(kw_ks_key_t *key, char *err, size_t errlen)
     return KW_ECRYPTO;
 }
 
-static int names_add(kw_ks_names_t *names, const unsigned char *s, int len)
-{
-    if (len <= 0 || len > 253 || memchr(s, 0, (size_t)len) != NULL)
-        return 0; /* not a usable host name: skip */
-    if (kw_strlist_addn(&names->v, &names->n, (const char *)s, (size_t)len) != 0)
-        return KW_ENOMEM;
-    for (char *p = names->v[names->n - 1]; *p != '\0'; p++)
-        *p = (char)tolower((unsigned char)*p);
-    return 0;
-}
-
-/* SAN DNS names, then the subject CN. */
-static int collect_names(X509 *leaf, kw_ks_names_t *names)
-{
-    int rc = 0;
-    GENERAL_NAMES *san = X509_get_ext_d2i(leaf, NID_subject_alt_name, NULL, NULL);
-    for (int i = 0; san != NULL && rc == 0 && i < sk_GENERAL_NAME_num(san); i++) {
-        const GENERAL_NAME *gn = sk_GENERAL_NAME_value(san, i);
-        if (gn->type == GEN_DNS)
-            rc = names_add(names, ASN1_STRING_get0_data(gn->d.dNSName),
-                           ASN1_STRING_length(gn->d.dNSName));
-    }
-    GENERAL_NAMES_free(san);
-    const X509_NAME *subj = X509_get_subject_name(leaf);
-    int idx = X509_NAME_get_index_by_NID(subj, NID_commonName, -1);
-    if (rc == 0 && idx >= 0) {
-        const ASN1_STRING *cn = X509_NAME_ENTRY_get_data(X509_NAME_get_entry(subj, idx));
-        rc = names_add(names, ASN1_STRING_get0_data(cn), ASN1_STRING_length(cn));
-    }
-    ERR_clear_error();
-    return rc;
-}
-
 /* Appends the DER of cert to key->chain_der. */
 static int chain_append(kw_ks_key_t *key, X509 *cert)
 {
@@ -194,7 +160,7 @@ static int check_leaf(kw_ks_key_t *key, X509 *leaf, const char *path, kw_ks_name
         memcpy(cert_ski, ASN1_STRING_get0_data(ski), KW_SKI_LEN);
         *has_cert_ski = 1;
     }
-    return collect_names(leaf, names);
+    return kw_tls_cert_dns_names(leaf, 1, &names->v, &names->n);
 }
 
 /* Reads the certificates of path (absent file: no chain, fine). */

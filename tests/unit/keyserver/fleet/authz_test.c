@@ -1,8 +1,9 @@
 /*
  * Authorisation tests (src/keyserver/fleet/authz.c): the --allow flag form and rule checks, edge
- * identities from generated client certificates (CN, SAN DNS names, SPKI hash, several fields of
- * one rule together), key matching by file name, sha256, SKI and certificate names (exact and
- * wildcard on either side) in a real key store, and the checks for keys held upstream.
+ * identities from generated client certificates (CN, SAN DNS names in lower case and none over
+ * 253 bytes, SPKI hash, several fields of one rule together), key matching by file name, sha256,
+ * SKI and certificate names (exact and wildcard on either side) in a real key store, and the
+ * checks for keys held upstream.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -508,6 +509,25 @@ static void test_resolve(void **state)
     assert_false(fwd.ski.present);
 }
 
+/* An edge's SAN names: lower case; one that cannot be a DNS name (over 253 bytes) is not kept. */
+static void test_edge_dns_names(void **state)
+{
+    (void)state;
+    char san[400];
+    char long_name[300];
+    memset(long_name, 'a', sizeof(long_name) - 1);
+    long_name[sizeof(long_name) - 1] = '\0';
+    snprintf(san, sizeof(san), "DNS:Ok.Example,DNS:%s", long_name);
+    X509 *x = edge_cert("edge-long", san);
+    assert_non_null(x);
+    kw_ks_edge_t *e = kw_ks_edge_from_cert(NULL, x);
+    assert_non_null(e);
+    assert_int_equal(e->n_dns, 1);
+    assert_string_equal(e->dns[0], "ok.example");
+    kw_ks_edge_free(e);
+    X509_free(x);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -515,6 +535,7 @@ int main(void)
         cmocka_unit_test(test_edges_and_keys), cmocka_unit_test(test_key_specs),
         cmocka_unit_test(test_remote_keys),    cmocka_unit_test(test_ops),
         cmocka_unit_test(test_resolve),        cmocka_unit_test(test_tickets),
+        cmocka_unit_test(test_edge_dns_names),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
