@@ -15,51 +15,25 @@
 # CPU 0 alone — issue 16's per-core figures), KW_BENCH_INFLIGHT (default "1 16 256"),
 # KW_BENCH_PKI (a test PKI made earlier by scripts/make-pki.sh, copied instead of made).
 set -euo pipefail
-
-SRC=$(cd "$(dirname "$0")/.." && pwd)
-BUILD=${1:-build}
-case $BUILD in /*) ;; *) BUILD=$SRC/$BUILD ;; esac
-KS=$BUILD/bin/keyward-keyserver
+. "$(dirname "$0")/lib-ks.sh"
+bench_init bench/keyserver.sh "${1:-}" tests/kw_rawclient
 RAWC=$BUILD/tests/kw_rawclient
-[ -x "$KS" ] && [ -x "$RAWC" ] || {
-    echo "bench: build first (need $KS and $RAWC)" >&2
-    exit 1
-}
 SECS=${SECONDS_PER_RUN:-3}
 NPROC=$(nproc)
 SPLIT=${KW_BENCH_SPLIT:-0}
-KS_PIN=() CL_PIN=() SPEED_MULTI=(-multi "$NPROC") SPEED_PIN=()
+# shellcheck disable=SC2034 # KS_PREFIX: read by start_ks
+KS_PREFIX=() CL_PIN=() SPEED_MULTI=(-multi "$NPROC") SPEED_PIN=()
 if [ "$SPLIT" = 1 ]; then
-    KS_PIN=(taskset -c 0) CL_PIN=(taskset -c 1) SPEED_MULTI=() SPEED_PIN=(taskset -c 0)
+    KS_PREFIX=(taskset -c 0) CL_PIN=(taskset -c 1) SPEED_MULTI=() SPEED_PIN=(taskset -c 0)
     WORKERS=${KW_BENCH_WORKERS:-auto} # on one CPU: the loop thread signs (docs/keyserver.md)
     NPROC=1 # the reference and the CPU per operation are per core
 else
     WORKERS=${KW_BENCH_WORKERS:-$NPROC}
 fi
 INFLIGHT=${KW_BENCH_INFLIGHT:-1 16 256}
-TMP=$(mktemp -d /tmp/kwbench.XXXXXX)
-KS_PID=
-cleanup() {
-    [ -n "$KS_PID" ] && kill "$KS_PID" 2>/dev/null && wait "$KS_PID" 2>/dev/null
-    rm -rf "$TMP"
-}
-trap cleanup EXIT
-
-if [ -n "${KW_BENCH_PKI:-}" ]; then # a test PKI made earlier (bench/table.sh)
-    cp -a "$KW_BENCH_PKI" "$TMP/pki"
-else
-    sh "$SRC/scripts/make-pki.sh" "$TMP/pki" >/dev/null
-fi
-PKI=$TMP/pki
-PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()')
-"${KS_PIN[@]}" "$KS" --listen "127.0.0.1:$PORT" --cert "$PKI/keyserver.crt" --key "$PKI/keyserver.key" \
-    --ca "$PKI/ca.crt" --keys "$PKI/keys" --workers "$WORKERS" --max-inflight 4096 \
-    --rsa-cache-factors "${KW_BENCH_RSA_CACHE:-no}" --log-level warn >"$TMP/ks.log" 2>&1 &
-KS_PID=$!
-for _ in $(seq 100); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && break
-    sleep 0.05
-done
+PORT=$(port)
+start_ks "$PORT" ks --workers "$WORKERS" --max-inflight 4096 \
+    --rsa-cache-factors "${KW_BENCH_RSA_CACHE:-no}" --log-level warn
 
 # openssl speed: sign/s per algorithm (RSA-2048, ECDSA P-256, Ed25519).
 speed() {

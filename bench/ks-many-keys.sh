@@ -13,7 +13,7 @@
 # each start-up and each reload, default 1800).
 set -euo pipefail
 . "$(dirname "$0")/lib-ks.sh"
-ks_init kwkeys "${1:-}"
+bench_init bench/ks-many-keys.sh "${1:-}"
 
 COUNTS=${KW_BENCH_COUNTS:-10000 100000}
 CACHE=${KW_BENCH_KEYS_CACHE:-/var/tmp/keyward-many-keys}
@@ -42,13 +42,10 @@ for n in $COUNTS; do
         (cd "$CACHE/all" && ls | grep -E "\.(key|crt)$" | sort | sed -n "1,$((2 * n))p" |
             sed "s|^|$CACHE/all/|" | xargs ln -s -t "$dir")
     fi
-    PORT=$(ks_port)
+    PORT=$(port)
     log=$TMP/ks.$n.log
     t0=$(now_ms)
-    "$KS" --listen "127.0.0.1:$PORT" --cert "$PKI/keyserver.crt" --key "$PKI/keyserver.key" \
-        --ca "$PKI/ca.crt" --keys "$dir" --allow-all >"$log" 2>&1 &
-    KS_PID=$!
-    ks_wait_port "$PORT" "$TIMEOUT"
+    KS_KEYS=$dir KS_WAIT=$TIMEOUT start_ks "$PORT" "ks.$n" --allow-all
     t1=$(now_ms)
     START[$n]=$(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.2f", (b - a) / 1000}')
     cpu0=$(ks_cpu)
@@ -57,7 +54,10 @@ for n in $COUNTS; do
     LCK[$n]=$(ks_status VmLck)
     # The reload's end: the first "reloaded" line after the SIGHUP, read by following the log from
     # its current end (grepping the whole log, 20 MB with 100,000 keys, would compete for the CPU).
-    exec {follow}< <(exec tail -c "+$(($(stat -c %s "$log") + 1))" -F "$log" 2>/dev/null)
+    # The end is read here, before the SIGHUP: inside <(...) it would be read whenever that
+    # process runs, on a busy machine after a fast reload's line.
+    end=$(stat -c %s "$log")
+    exec {follow}< <(exec tail -c "+$((end + 1))" -F "$log" 2>/dev/null)
     follower=$!
     t0=$(now_ms)
     kill -HUP "$KS_PID"

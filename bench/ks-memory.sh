@@ -32,35 +32,32 @@ if [ "$HARD" != unlimited ] && [ "$HARD" -lt "$NOFILE" ]; then
 fi
 ulimit -Sn "$HARD"
 
-ks_init kwmem "${1:-}"
-PORT=$(ks_port)
+bench_init bench/ks-memory.sh "${1:-}"
+PORT=$(port)
 # shellcheck disable=SC2086
-"$KS" --listen "127.0.0.1:$PORT" --cert "$PKI/keyserver.crt" --key "$PKI/keyserver.key" \
-    --ca "$PKI/ca.crt" --keys "$PKI/keys" --idle-timeout-ms 3600000 --max-connections 0 \
-    --handshake-timeout-ms 120000 \
-    --max-handshakes 100000 --max-handshakes-per-ip 100000 --log-level warn \
-    ${KW_BENCH_KS_ARGS:-} >"$TMP/ks.log" 2>&1 &
-KS_PID=$!
-ks_wait_port "$PORT"
+start_ks "$PORT" ks --idle-timeout-ms 3600000 --max-connections 0 --handshake-timeout-ms 120000 \
+    --max-handshakes 100000 --max-handshakes-per-ip 100000 --log-level warn ${KW_BENCH_KS_ARGS:-}
 rss() { ks_status VmRSS; }
 
 # n connections in $HOLDERS processes; returns once all are held (each holder prints "held").
+HOLD_PIDS=()
 hold() {
     local n=$1 per i fifo
     per=$(((n + HOLDERS - 1) / HOLDERS))
     for ((i = 0; i < HOLDERS && n > 0; i++)); do
         [ "$per" -gt "$n" ] && per=$n
-        fifo=$TMP/hold.${#EXTRA_PIDS[@]}
+        fifo=$TMP/hold.${#HOLD_PIDS[@]}
         mkfifo "$fifo.in"
         python3 "$SRC/tests/integration/tools/kw_hold.py" 127.0.0.1 "$PORT" "$PKI/edge.crt" \
             "$PKI/edge.key" "$PKI/ca.crt" "$per" <"$fifo.in" >"$fifo.out" &
-        EXTRA_PIDS+=($!)
+        HOLD_PIDS+=($!)
+        PIDS+=($!)
         exec {fd}>"$fifo.in" # keeps the holder's stdin open
         n=$((n - per))
     done
-    for i in "${!EXTRA_PIDS[@]}"; do
+    for i in "${!HOLD_PIDS[@]}"; do
         while ! grep -q '^held' "$TMP/hold.$i.out" 2>/dev/null; do
-            kill -0 "${EXTRA_PIDS[$i]}" 2>/dev/null || {
+            kill -0 "${HOLD_PIDS[$i]}" 2>/dev/null || {
                 echo "bench: holder $i failed; key server log: $(tail -n 3 "$TMP/ks.log")" >&2
                 exit 1
             }

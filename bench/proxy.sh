@@ -158,11 +158,11 @@ row() { # label unit proxy nginx [cpu]
 CPU_P=0 CPU_K=0 CPU_N=0 HS_P=0 HS_N=0
 timed_load() { # PORT args...: load into LOAD_OUT, adding the CPU and handshakes of that system
     local c0 k0
-    if [ "$1" = "$PP" ]; then c0=$(cpu_ticks "$PROXY_PID"); k0=$(cpu_ticks "$KSPID"); else c0=$(cpu_ticks "$NGINX_PID"); fi
+    if [ "$1" = "$PP" ]; then c0=$(cpu_ticks "$PROXY_PID"); k0=$(cpu_ticks "$KS_PID"); else c0=$(cpu_ticks "$NGINX_PID"); fi
     LOAD_OUT=$(load "$@")
     if [ "$1" = "$PP" ]; then
         CPU_P=$((CPU_P + $(cpu_ticks "$PROXY_PID") - c0))
-        CPU_K=$((CPU_K + $(cpu_ticks "$KSPID") - k0))
+        CPU_K=$((CPU_K + $(cpu_ticks "$KS_PID") - k0))
         HS_P=$((HS_P + $(cat "$TMP/handshakes")))
     else
         CPU_N=$((CPU_N + $(cpu_ticks "$NGINX_PID") - c0))

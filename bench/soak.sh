@@ -16,9 +16,9 @@ BP=$(port); KS1=$(port); KS2=$(port); PP=$(port)
 
 start_bg backend "$BUILD/tests/kw_backend" --listen "127.0.0.1:$BP" --name soak
 start_ks "$KS1" ks1
-KS1_PID=$KSPID
+KS1_PID=$KS_PID
 start_ks "$KS2" ks2
-KS2_PID=$KSPID
+KS2_PID=$KS_PID
 wait_port "$BP"
 start_proxy "$PP" "$BP" --keyserver "127.0.0.1:$KS1" --keyserver "127.0.0.1:$KS2" --threads 2
 wait_port "$PP"
@@ -72,7 +72,7 @@ while [ "$m" -lt "$MINUTES" ]; do
     kill -TERM "$KS1_PID"
     wait "$KS1_PID" 2>/dev/null || true
     start_ks "$KS1" ks1
-    KS1_PID=$KSPID
+    KS1_PID=$KS_PID
     sleep 0.5
     RESTARTS+=("minute $((m + 1)): ks1 RSS ${before} KiB before SIGTERM, $(rss "$KS1_PID") KiB after restart")
     echo "  ${RESTARTS[-1]}; ks2 RSS $(rss "$KS2_PID") KiB"

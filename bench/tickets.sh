@@ -17,11 +17,8 @@ head -c 32 /dev/urandom >"$TMP/secret"
 chmod 600 "$TMP/secret"
 BP=$(port); KS=$(port)
 start_bg backend "$BUILD/tests/kw_backend" --listen "127.0.0.1:$BP"
-start_bg ks "$BUILD/bin/keyward-keyserver" --listen "127.0.0.1:$KS" \
-    --cert "$PKI/keyserver.crt" --key "$PKI/keyserver.key" --ca "$PKI/ca.crt" \
-    --keys "$PKI/keys" --ticket-secret "$TMP/secret" --allow "cn:edge=*,tickets" \
+start_ks "$KS" ks --ticket-secret "$TMP/secret" --allow "cn:edge=*,tickets" \
     --audit-log "$TMP/audit.log" --log-level warn
-wait_port "$KS"
 wait_port "$BP"
 
 key_ops() { grep -Ec '"opcode":"(ecdsa|rsa|tls)' "$TMP/audit.log" || true; }

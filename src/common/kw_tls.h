@@ -38,6 +38,16 @@ SSL_CTX *kw_tls_client_ctx_pem(OSSL_LIB_CTX *libctx, const kw_tls_pem_t *cert,
                                const kw_tls_pem_t *key, const kw_tls_pem_t *ca, char *err,
                                size_t errlen);
 
+/* A pem_password_cb that never prompts and gives no passphrase: an encrypted key is an error (a
+ * server must not stop on a terminal prompt). */
+int kw_tls_no_passphrase(char *buf, int size, int rwflag, void *u);
+
+/* Appends the DNS names x answers to, lower case, to the list *v of *n (kw_strlist.h): its
+ * subjectAltName DNS entries, then its first subject CN when with_cn. A name that is empty, holds
+ * a NUL byte or is longer than a DNS name can be (253 bytes) is skipped. Leaves the thread's
+ * OpenSSL error queue empty. Returns 0 or KW_ENOMEM. */
+int kw_tls_cert_dns_names(X509 *x, int with_cn, char ***v, size_t *n);
+
 /* Writes the OpenSSL error queue (drained) after prefix into err. */
 void kw_tls_error(const char *prefix, char *err, size_t errlen);
 

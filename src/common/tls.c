@@ -15,8 +15,11 @@
 #include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
+#include <openssl/x509v3.h>
 
+#include "keyward/error.h"
 #include "kw_file.h"
+#include "kw_strlist.h"
 
 /* Why a key could not be set next to its certificate: a readable key of another certificate
  * fails in SSL_CTX_use_PrivateKey too, so name the certificate when OpenSSL says mismatch. */
@@ -161,8 +164,7 @@ SSL_CTX *kw_tls_server_ctx(OSSL_LIB_CTX *libctx, const char *cert, const char *k
     return ctx;
 }
 
-/* Passphrase callback that never prompts: a server must not stop on a terminal prompt. */
-static int no_passphrase(char *buf, int size, int rwflag, void *u)
+int kw_tls_no_passphrase(char *buf, int size, int rwflag, void *u)
 {
     (void)buf;
     (void)size;
@@ -179,12 +181,12 @@ static int use_chain_pem(SSL_CTX *ctx, OSSL_LIB_CTX *libctx, const kw_tls_pem_t 
     BIO *bio = BIO_new_mem_buf(pem->data, (int)pem->len);
     X509 *x = X509_new_ex(libctx, NULL);
     int ok = bio != NULL && x != NULL &&
-             PEM_read_bio_X509_AUX(bio, &x, no_passphrase, NULL) != NULL &&
+             PEM_read_bio_X509_AUX(bio, &x, kw_tls_no_passphrase, NULL) != NULL &&
              SSL_CTX_use_certificate(ctx, x) == 1 && SSL_CTX_clear_chain_certs(ctx) == 1;
     X509_free(x);
     while (ok) {
         X509 *ca = X509_new_ex(libctx, NULL);
-        if (ca == NULL || PEM_read_bio_X509(bio, &ca, no_passphrase, NULL) == NULL) {
+        if (ca == NULL || PEM_read_bio_X509(bio, &ca, kw_tls_no_passphrase, NULL) == NULL) {
             X509_free(ca);
             unsigned long e = ERR_peek_last_error();
             if (ERR_GET_LIB(e) == ERR_LIB_PEM && ERR_GET_REASON(e) == PEM_R_NO_START_LINE)
@@ -212,9 +214,9 @@ static int use_key_pem(SSL_CTX *ctx, OSSL_LIB_CTX *libctx, const kw_tls_pem_t *p
 {
     char msg[512];
     BIO *bio = BIO_new_mem_buf(pem->data, (int)pem->len);
-    EVP_PKEY *pk = bio != NULL
-                       ? PEM_read_bio_PrivateKey_ex(bio, NULL, no_passphrase, NULL, libctx, NULL)
-                       : NULL;
+    EVP_PKEY *pk = bio != NULL ? PEM_read_bio_PrivateKey_ex(bio, NULL, kw_tls_no_passphrase, NULL,
+                                                            libctx, NULL)
+                               : NULL;
     int ok = pk != NULL && SSL_CTX_use_PrivateKey(ctx, pk) == 1;
     EVP_PKEY_free(pk);
     BIO_free(bio);
@@ -233,7 +235,7 @@ static int use_ca_pem(SSL_CTX *ctx, OSSL_LIB_CTX *libctx, const kw_tls_pem_t *pe
     char msg[512];
     BIO *bio = BIO_new_mem_buf(pem->data, (int)pem->len);
     STACK_OF(X509_INFO) *infos =
-        bio != NULL ? PEM_X509_INFO_read_bio_ex(bio, NULL, no_passphrase, NULL, libctx, NULL)
+        bio != NULL ? PEM_X509_INFO_read_bio_ex(bio, NULL, kw_tls_no_passphrase, NULL, libctx, NULL)
                     : NULL;
     X509_STORE *store = SSL_CTX_get_cert_store(ctx);
     int certs = 0;
@@ -273,7 +275,7 @@ SSL_CTX *kw_tls_client_ctx_pem(OSSL_LIB_CTX *libctx, const kw_tls_pem_t *cert,
     SSL_CTX *ctx = base_ctx(libctx, TLS_client_method(), err, errlen);
     if (ctx == NULL)
         return NULL;
-    SSL_CTX_set_default_passwd_cb(ctx, no_passphrase);
+    SSL_CTX_set_default_passwd_cb(ctx, kw_tls_no_passphrase);
     if (cert != NULL) {
         if (use_chain_pem(ctx, libctx, cert, err, errlen) != 0 ||
             use_key_pem(ctx, libctx, key, cert->name, err, errlen) != 0)
@@ -323,4 +325,38 @@ SSL_CTX *kw_tls_client_ctx(OSSL_LIB_CTX *libctx, const char *cert, const char *k
     OPENSSL_clear_free((void *)k.data, k.len);
     OPENSSL_free((void *)a.data);
     return ctx;
+}
+
+/* Appends one certificate name, lower case, unless it is no usable DNS name. */
+static int dns_name_add(char ***v, size_t *n, const ASN1_STRING *s)
+{
+    const unsigned char *d = ASN1_STRING_get0_data(s);
+    int len = ASN1_STRING_length(s);
+    if (len <= 0 || len > 253 || memchr(d, 0, (size_t)len) != NULL)
+        return 0;
+    if (kw_strlist_addn(v, n, (const char *)d, (size_t)len) != 0)
+        return KW_ENOMEM;
+    for (char *p = (*v)[*n - 1]; *p != '\0'; p++) {
+        if (*p >= 'A' && *p <= 'Z')
+            *p = (char)(*p - 'A' + 'a');
+    }
+    return 0;
+}
+
+int kw_tls_cert_dns_names(X509 *x, int with_cn, char ***v, size_t *n)
+{
+    int rc = 0;
+    GENERAL_NAMES *gens = X509_get_ext_d2i(x, NID_subject_alt_name, NULL, NULL);
+    for (int i = 0; gens != NULL && rc == 0 && i < sk_GENERAL_NAME_num(gens); i++) {
+        const GENERAL_NAME *gn = sk_GENERAL_NAME_value(gens, i);
+        if (gn->type == GEN_DNS)
+            rc = dns_name_add(v, n, gn->d.dNSName);
+    }
+    GENERAL_NAMES_free(gens);
+    const X509_NAME *subj = X509_get_subject_name(x);
+    int idx = with_cn ? X509_NAME_get_index_by_NID(subj, NID_commonName, -1) : -1;
+    if (rc == 0 && idx >= 0)
+        rc = dns_name_add(v, n, X509_NAME_ENTRY_get_data(X509_NAME_get_entry(subj, idx)));
+    ERR_clear_error();
+    return rc;
 }

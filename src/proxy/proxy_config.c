@@ -125,12 +125,7 @@ void kw_proxy_config_init(kw_proxy_config_t *cfg)
 
 static void strlist_clear(kw_strlist_t *l)
 {
-    for (size_t i = 0; i < l->n; i++) {
-        free(l->v[i]);
-    }
-    free(l->v);
-    l->v = NULL;
-    l->n = 0;
+    kw_strlist_free(&l->v, &l->n);
 }
 
 static void certs_clear(kw_proxy_config_t *cfg)
@@ -231,17 +226,8 @@ static int list_append(kw_strlist_t *l, const char *value)
     const char *p = value;
     while (*p != '\0') {
         size_t len = strcspn(p, ", ");
-        if (len > 0) {
-            char **v = realloc(l->v, (l->n + 1) * sizeof(*v));
-            if (v == NULL) {
-                return KW_ENOMEM;
-            }
-            l->v = v;
-            l->v[l->n] = strndup(p, len);
-            if (l->v[l->n] == NULL) {
-                return KW_ENOMEM;
-            }
-            l->n++;
+        if (len > 0 && kw_strlist_addn(&l->v, &l->n, p, len) != 0) {
+            return KW_ENOMEM;
         }
         p += len;
         p += strspn(p, ", ");

@@ -13,6 +13,7 @@
 #include <stdio.h>
 
 #include "kw_log.h"
+#include "kw_strlist.h"
 
 #define KW_PROXY_DEFAULT_LISTEN         "127.0.0.1:8443"
 #define KW_PROXY_DEFAULT_HS_TIMEOUT     10000u
@@ -27,11 +28,6 @@ typedef struct kw_proxy_cert_s {
     char *key;  /* key for OSSL_STORE (keyward: URI, stub or PEM file); NULL: the key server's
                    key with the certificate's SPKI SHA-256 (keyward:sha256=HEX) */
 } kw_proxy_cert_t;
-
-typedef struct kw_strlist_s {
-    char **v;
-    size_t n;
-} kw_strlist_t;
 
 typedef struct kw_proxy_config_s {
     char *listen;           /* HOST:PORT */

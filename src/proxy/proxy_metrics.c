@@ -9,7 +9,6 @@
  */
 #include "proxy_metrics.h"
 
-#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,6 +22,7 @@
 #include "keyward/error.h"
 #include "kw_log.h"
 #include "kw_clock.h"
+#include "kw_textbuf.h"
 #include "proxy.h"
 #include "kw_addr.h"
 #include "kw_bearer.h"
@@ -133,40 +133,6 @@ void kw_px_metrics_reload(kw_proxy_t *p, int ok)
     }
 }
 
-/* A growing text buffer; on allocation failure it records the failure and stops growing. */
-typedef struct buf_s {
-    char *p;
-    size_t len, cap;
-    int oom;
-} buf_t;
-
-static void put(buf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void put(buf_t *b, const char *fmt, ...)
-{
-    for (int tries = 0; tries < 2 && !b->oom; tries++) {
-        va_list ap;
-        va_start(ap, fmt);
-        int n = vsnprintf(b->p + b->len, b->cap - b->len, fmt, ap);
-        va_end(ap);
-        if (n < 0) {
-            b->oom = 1;
-            return;
-        }
-        if ((size_t)n < b->cap - b->len) {
-            b->len += (size_t)n;
-            return;
-        }
-        size_t cap = (b->cap + (size_t)n + 1) * 2;
-        char *np = realloc(b->p, cap);
-        if (np == NULL) {
-            b->oom = 1;
-            return;
-        }
-        b->p = np;
-        b->cap = cap;
-    }
-}
-
 /* A label value: the subject's CN (or the one-line subject), with '"' and '\' left out. */
 static void subject_label(X509 *leaf, char *out, size_t outlen)
 {
@@ -184,9 +150,10 @@ static void subject_label(X509 *leaf, char *out, size_t outlen)
     out[j] = '\0';
 }
 
-static void render_handshakes(buf_t *b, kw_px_metrics_t *m)
+static void render_handshakes(kw_textbuf_t *b, kw_px_metrics_t *m)
 {
-    put(b,
+    kw_textbuf_printf(
+        b,
         "# HELP keyward_proxy_handshakes_total TLS handshakes by result, TLS version and key type "
         "of the certificate.\n# TYPE keyward_proxy_handshakes_total counter\n");
     for (int r = 0; r < KW_PXM_RESULTS; r++) {
@@ -194,46 +161,51 @@ static void render_handshakes(buf_t *b, kw_px_metrics_t *m)
             for (int k = 0; k < KW_PXM_KEYS; k++) {
                 unsigned long n = atomic_load(&m->hs[r][v][k]);
                 if (n != 0 || (r == 0 && v < 2 && k < 2)) {
-                    put(b,
-                        "keyward_proxy_handshakes_total{result=\"%s\",version=\"%s\","
-                        "key_type=\"%s\"} %lu\n",
-                        result_names[r], version_names[v], key_names[k], n);
+                    kw_textbuf_printf(b,
+                                      "keyward_proxy_handshakes_total{result=\"%s\",version=\"%s\","
+                                      "key_type=\"%s\"} %lu\n",
+                                      result_names[r], version_names[v], key_names[k], n);
                 }
             }
         }
     }
-    put(b,
+    kw_textbuf_printf(
+        b,
         "# HELP keyward_proxy_handshakes_mode_total Completed handshakes: full, or resumed "
         "from a session (no key operation).\n# TYPE keyward_proxy_handshakes_mode_total "
         "counter\nkeyward_proxy_handshakes_mode_total{mode=\"full\"} %lu\n"
         "keyward_proxy_handshakes_mode_total{mode=\"resumed\"} %lu\n",
         atomic_load(&m->full), atomic_load(&m->resumed));
-    put(b, "# HELP keyward_proxy_key_operation_seconds Time a handshake waited for a key server's "
+    kw_textbuf_printf(
+        b, "# HELP keyward_proxy_key_operation_seconds Time a handshake waited for a key server's "
            "answer, per key operation.\n# TYPE keyward_proxy_key_operation_seconds histogram\n");
     unsigned long cum = 0;
     for (size_t i = 0; i < KW_PXM_BUCKETS; i++) {
         cum += atomic_load(&m->keyop_bucket[i]);
-        put(b, "keyward_proxy_key_operation_seconds_bucket{le=\"%g\"} %lu\n",
-            (double)bucket_us[i] / 1e6, cum);
+        kw_textbuf_printf(b, "keyward_proxy_key_operation_seconds_bucket{le=\"%g\"} %lu\n",
+                          (double)bucket_us[i] / 1e6, cum);
     }
     unsigned long count = atomic_load(&m->keyop_count);
-    put(b,
+    kw_textbuf_printf(
+        b,
         "keyward_proxy_key_operation_seconds_bucket{le=\"+Inf\"} %lu\n"
         "keyward_proxy_key_operation_seconds_sum %.6f\nkeyward_proxy_key_operation_seconds_count "
         "%lu\n",
         count, (double)atomic_load(&m->keyop_sum_us) / 1e6, count);
     long waiting = atomic_load(&m->waiting);
-    put(b,
+    kw_textbuf_printf(
+        b,
         "# HELP keyward_proxy_handshakes_waiting Handshakes paused on a key server's answer "
         "now.\n# TYPE keyward_proxy_handshakes_waiting gauge\nkeyward_proxy_handshakes_waiting "
         "%ld\n",
         waiting > 0 ? waiting : 0);
 }
 
-static void render_conns(buf_t *b, kw_proxy_t *p)
+static void render_conns(kw_textbuf_t *b, kw_proxy_t *p)
 {
     kw_proxy_stats_t *s = &p->stats;
-    put(b,
+    kw_textbuf_printf(
+        b,
         "# HELP keyward_proxy_connections Client connections open now.\n"
         "# TYPE keyward_proxy_connections gauge\nkeyward_proxy_connections %u\n"
         "# HELP keyward_proxy_connections_total Client connections accepted.\n"
@@ -248,7 +220,8 @@ static void render_conns(buf_t *b, kw_proxy_t *p)
         "# TYPE keyward_proxy_floods_total counter\nkeyward_proxy_floods_total %lu\n",
         atomic_load(&p->nconns), atomic_load(&s->accepted), atomic_load(&s->refused),
         atomic_load(&s->backend_failures), atomic_load(&s->floods));
-    put(b,
+    kw_textbuf_printf(
+        b,
         "# HELP keyward_proxy_reloads_total SIGHUP reloads: ok, or failed (the running state "
         "kept).\n# TYPE keyward_proxy_reloads_total counter\n"
         "keyward_proxy_reloads_total{result=\"ok\"} %lu\n"
@@ -257,7 +230,7 @@ static void render_conns(buf_t *b, kw_proxy_t *p)
 }
 
 /* The fleet session-ticket keys (--tickets-from-keyserver): nothing without it. */
-static void render_tickets(buf_t *b, kw_proxy_t *p)
+static void render_tickets(kw_textbuf_t *b, kw_proxy_t *p)
 {
     kw_px_tickets_stats_t st;
     kw_px_tickets_stats(p->tickets, &st);
@@ -265,7 +238,8 @@ static void render_tickets(buf_t *b, kw_proxy_t *p)
         return;
     }
     int64_t now = (int64_t)time(NULL);
-    put(b,
+    kw_textbuf_printf(
+        b,
         "# HELP keyward_proxy_ticket_keys_fetches_total Fetches of the fleet's session-ticket "
         "keys from the key servers, by result.\n"
         "# TYPE keyward_proxy_ticket_keys_fetches_total counter\n"
@@ -281,7 +255,8 @@ static void render_tickets(buf_t *b, kw_proxy_t *p)
         (unsigned long long)st.fetches_ok, (unsigned long long)st.fetches_failed, st.have_set,
         (long long)st.last_fetch);
     if (st.last_fetch > 0) {
-        put(b,
+        kw_textbuf_printf(
+            b,
             "# HELP keyward_proxy_ticket_keys_age_seconds Seconds since the ticket keys were last "
             "fetched successfully (absent before the first).\n"
             "# TYPE keyward_proxy_ticket_keys_age_seconds gauge\n"
@@ -290,11 +265,12 @@ static void render_tickets(buf_t *b, kw_proxy_t *p)
     }
 }
 
-static void render_certs(buf_t *b, kw_proxy_t *p)
+static void render_certs(kw_textbuf_t *b, kw_proxy_t *p)
 {
-    put(b, "# HELP keyward_proxy_certificate_expiry_timestamp_seconds When each served "
-           "certificate expires (notAfter, Unix time).\n"
-           "# TYPE keyward_proxy_certificate_expiry_timestamp_seconds gauge\n");
+    kw_textbuf_printf(b,
+                      "# HELP keyward_proxy_certificate_expiry_timestamp_seconds When each served "
+                      "certificate expires (notAfter, Unix time).\n"
+                      "# TYPE keyward_proxy_certificate_expiry_timestamp_seconds gauge\n");
     pthread_rwlock_rdlock(&p->tls.lock);
     for (size_t i = 0; i < p->tls.nsites; i++) {
         char subject[256];
@@ -302,7 +278,8 @@ static void render_certs(buf_t *b, kw_proxy_t *p)
             continue;
         }
         subject_label(p->tls.sites[i].leaf, subject, sizeof(subject));
-        put(b,
+        kw_textbuf_printf(
+            b,
             "keyward_proxy_certificate_expiry_timestamp_seconds{index=\"%zu\",subject=\"%s\"} "
             "%lld\n",
             i + 1, subject, (long long)p->tls.sites[i].not_after);
@@ -312,25 +289,15 @@ static void render_certs(buf_t *b, kw_proxy_t *p)
 
 int kw_px_metrics_render(kw_proxy_t *p, char **out, size_t *len)
 {
-    buf_t b = {0};
-    b.cap = 4096;
-    b.p = malloc(b.cap);
-    if (b.p == NULL || p->metrics == NULL) {
-        free(b.p);
+    kw_textbuf_t b;
+    if (p->metrics == NULL || kw_textbuf_init(&b, 4096) != 0) {
         return KW_ENOMEM;
     }
-    b.p[0] = '\0';
     render_handshakes(&b, p->metrics);
     render_conns(&b, p);
     render_tickets(&b, p);
     render_certs(&b, p);
-    if (b.oom) {
-        free(b.p);
-        return KW_ENOMEM;
-    }
-    *out = b.p;
-    *len = b.len;
-    return 0;
+    return kw_textbuf_take(&b, out, len);
 }
 
 static enum MHD_Result reply(struct MHD_Connection *conn, unsigned status, char *body, size_t len,

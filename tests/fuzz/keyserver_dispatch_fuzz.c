@@ -143,8 +143,8 @@ static fuzz_env_t *env_get(void)
     /* The legacy 0x01 and 0x08 are off by default (opset.h): enabled here so the fuzzer reaches
      * them, through the real authorisation object (no rules). */
     char err[512] = "";
-    if (kw_ks_strlist_add(&env->cfg.enable_ops, &env->cfg.n_enable_ops, "rsa-decrypt") != 0 ||
-        kw_ks_strlist_add(&env->cfg.enable_ops, &env->cfg.n_enable_ops, "rsa-decrypt-raw") != 0 ||
+    if (kw_strlist_add(&env->cfg.enable_ops, &env->cfg.n_enable_ops, "rsa-decrypt") != 0 ||
+        kw_strlist_add(&env->cfg.enable_ops, &env->cfg.n_enable_ops, "rsa-decrypt-raw") != 0 ||
         kw_ks_authz_new(&env->cfg, &e->fleet.authz, err, sizeof(err)) != 0)
         die(err[0] ? err : "cannot set up the enabled operations");
     e->workers.data = e;

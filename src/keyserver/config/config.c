@@ -229,15 +229,15 @@ static int set_pkcs11(kw_ks_config_t *cfg, int opt, const char *v)
 static void clear_list(kw_ks_config_t *cfg, int opt)
 {
     if (opt == OPT_KEYS)
-        kw_ks_strlist_free(&cfg->keys_dirs, &cfg->n_keys_dirs);
+        kw_strlist_free(&cfg->keys_dirs, &cfg->n_keys_dirs);
     else if (opt == OPT_UPSTREAM)
-        kw_ks_strlist_free(&cfg->upstreams, &cfg->n_upstreams);
+        kw_strlist_free(&cfg->upstreams, &cfg->n_upstreams);
     else if (opt == OPT_P11_MODULE || opt == OPT_P11_TOKEN || opt == OPT_P11_PIN)
         kw_ks_config_free_pkcs11(cfg);
     else if (opt == OPT_ALLOW)
         kw_ks_config_free_allow(cfg);
     else if (opt == OPT_ENABLE_OP)
-        kw_ks_strlist_free(&cfg->enable_ops, &cfg->n_enable_ops);
+        kw_strlist_free(&cfg->enable_ops, &cfg->n_enable_ops);
 }
 
 /* Bit of a list option in the "already cleared by the command line" mask; 0 for other options. */
@@ -341,9 +341,9 @@ static int apply_opt(kw_ks_config_t *cfg, int opt, const char *v)
     case OPT_CA:
         return set_str(&cfg->ca, v);
     case OPT_KEYS:
-        return kw_ks_strlist_add(&cfg->keys_dirs, &cfg->n_keys_dirs, v);
+        return kw_strlist_add(&cfg->keys_dirs, &cfg->n_keys_dirs, v);
     case OPT_UPSTREAM:
-        return kw_ks_strlist_add(&cfg->upstreams, &cfg->n_upstreams, v);
+        return kw_strlist_add(&cfg->upstreams, &cfg->n_upstreams, v);
     case OPT_CONFIG:
         return set_str(&cfg->config_file, v);
     case OPT_METRICS:
@@ -372,7 +372,7 @@ static int apply_opt(kw_ks_config_t *cfg, int opt, const char *v)
         kw_ks_opset_t probe = kw_ks_opset_empty();
         if (kw_ks_opset_add_name(&probe, v) != 0)
             return KW_EINVAL;
-        return kw_ks_strlist_add(&cfg->enable_ops, &cfg->n_enable_ops, v);
+        return kw_strlist_add(&cfg->enable_ops, &cfg->n_enable_ops, v);
     }
     case OPT_ALLOW_ALL:
         cfg->allow_all = 1;
@@ -523,10 +523,10 @@ void kw_ks_config_free(kw_ks_config_t *cfg)
     free(cfg->upstream_key);
     free(cfg->upstream_ca);
     free(cfg->user);
-    kw_ks_strlist_free(&cfg->keys_dirs, &cfg->n_keys_dirs);
-    kw_ks_strlist_free(&cfg->upstreams, &cfg->n_upstreams);
+    kw_strlist_free(&cfg->keys_dirs, &cfg->n_keys_dirs);
+    kw_strlist_free(&cfg->upstreams, &cfg->n_upstreams);
     kw_ks_config_free_pkcs11(cfg);
     kw_ks_config_free_allow(cfg);
-    kw_ks_strlist_free(&cfg->enable_ops, &cfg->n_enable_ops);
+    kw_strlist_free(&cfg->enable_ops, &cfg->n_enable_ops);
     memset(cfg, 0, sizeof(*cfg));
 }

@@ -11,6 +11,7 @@
 #include <stdio.h>
 
 #include "kw_log.h"
+#include "kw_strlist.h"
 
 /* One PKCS#11 token to serve keys from (the --pkcs11-* flags, or one `pkcs11:` entry of the
  * config file); strings owned, any may be NULL (uri supplies what the others do not). */
@@ -127,12 +128,8 @@ kw_ks_allow_t *kw_ks_config_add_allow(kw_ks_config_t *cfg);
  */
 int kw_ks_allow_add_flag(kw_ks_config_t *cfg, const char *text);
 
-/* Appends a copy of s to the list *v of *n strings. Returns 0 or KW_ENOMEM. */
-int kw_ks_strlist_add(char ***v, size_t *n, const char *s);
-
-/* Frees a string list / the token entries / the allow rules, leaving them empty (config_lists.c).
- */
-void kw_ks_strlist_free(char ***v, size_t *n);
+/* Frees the token entries / the allow rules, leaving them empty (config_lists.c; string lists:
+ * kw_strlist_free). */
 void kw_ks_config_free_pkcs11(kw_ks_config_t *cfg);
 void kw_ks_config_free_allow(kw_ks_config_t *cfg);
 

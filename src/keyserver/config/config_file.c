@@ -214,10 +214,10 @@ static int allow_event(kw_ks_config_t *cfg, kw_ks_yaml_event_t ev, int id, const
             snprintf(why, whylen, "unknown operation '%.64s' (known: %s)", v, KW_KS_OPSET_NAMES);
             return KW_ECONFIG;
         }
-        return kw_ks_strlist_add(&a->ops, &a->n_ops, v) == 0 ? 0 : KW_ENOMEM;
+        return kw_strlist_add(&a->ops, &a->n_ops, v) == 0 ? 0 : KW_ENOMEM;
     }
     default:
-        return kw_ks_strlist_add(&a->keys, &a->n_keys, v) == 0 ? 0 : KW_ENOMEM;
+        return kw_strlist_add(&a->keys, &a->n_keys, v) == 0 ? 0 : KW_ENOMEM;
     }
 }
 

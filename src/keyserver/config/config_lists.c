@@ -1,6 +1,6 @@
 /*
- * The list-valued settings of the key server configuration: string lists (key directories,
- * upstreams, a rule's keys), PKCS#11 token entries and authorisation rules; append and free.
+ * The list-valued settings of the key server configuration: PKCS#11 token entries and
+ * authorisation rules; append and free (string lists: kw_strlist.h).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -8,29 +8,6 @@
 
 #include "config/config.h"
 #include "keyward/error.h"
-
-int kw_ks_strlist_add(char ***v, size_t *n, const char *s)
-{
-    char *copy = strdup(s);
-    char **grown = copy != NULL ? realloc(*v, (*n + 1) * sizeof(**v)) : NULL;
-    if (grown == NULL) {
-        free(copy);
-        return KW_ENOMEM;
-    }
-    grown[*n] = copy;
-    *v = grown;
-    (*n)++;
-    return 0;
-}
-
-void kw_ks_strlist_free(char ***v, size_t *n)
-{
-    for (size_t i = 0; i < *n; i++)
-        free((*v)[i]);
-    free(*v);
-    *v = NULL;
-    *n = 0;
-}
 
 kw_ks_pkcs11_t *kw_ks_config_add_pkcs11(kw_ks_config_t *cfg)
 {
@@ -71,8 +48,8 @@ void kw_ks_config_free_allow(kw_ks_config_t *cfg)
         free(cfg->allow[i].cn);
         free(cfg->allow[i].san);
         free(cfg->allow[i].spki);
-        kw_ks_strlist_free(&cfg->allow[i].keys, &cfg->allow[i].n_keys);
-        kw_ks_strlist_free(&cfg->allow[i].ops, &cfg->allow[i].n_ops);
+        kw_strlist_free(&cfg->allow[i].keys, &cfg->allow[i].n_keys);
+        kw_strlist_free(&cfg->allow[i].ops, &cfg->allow[i].n_ops);
     }
     free(cfg->allow);
     cfg->allow = NULL;
@@ -110,7 +87,7 @@ static int allow_keys(kw_ks_allow_t *a, const char *list)
         char *one = strndup(p, len);
         if (one == NULL)
             return KW_ENOMEM;
-        int rc = len == 0 ? KW_EINVAL : kw_ks_strlist_add(&a->keys, &a->n_keys, one);
+        int rc = len == 0 ? KW_EINVAL : kw_strlist_add(&a->keys, &a->n_keys, one);
         free(one);
         if (rc != 0 || comma == NULL)
             return rc;

@@ -13,49 +13,10 @@
 #include "fleet/authz_int.h"
 #include "keyward/error.h"
 #include "keyward/keyid.h"
+#include "kw_strlist.h"
+#include "kw_tls.h"
 
 /* ---- the edge's identity ---- */
-
-static int strv_add(char ***v, size_t *n, const unsigned char *s, int len)
-{
-    if (len <= 0 || memchr(s, 0, (size_t)len) != NULL)
-        return 0; /* an embedded NUL is never a valid name */
-    char *copy = strndup((const char *)s, (size_t)len);
-    char **grown = copy != NULL ? realloc(*v, (*n + 1) * sizeof(**v)) : NULL;
-    if (grown == NULL) {
-        free(copy);
-        return KW_ENOMEM;
-    }
-    for (char *p = copy; *p != '\0'; p++)
-        if (*p >= 'A' && *p <= 'Z')
-            *p = (char)(*p + 32);
-    grown[(*n)++] = copy;
-    *v = grown;
-    return 0;
-}
-
-/* SAN DNS names of x into *v (lower case); also the CN when with_cn. */
-static int cert_names(X509 *x, int with_cn, char ***v, size_t *n)
-{
-    int rc = 0;
-    GENERAL_NAMES *gens = X509_get_ext_d2i(x, NID_subject_alt_name, NULL, NULL);
-    for (int i = 0; gens != NULL && rc == 0 && i < sk_GENERAL_NAME_num(gens); i++) {
-        const GENERAL_NAME *gn = sk_GENERAL_NAME_value(gens, i);
-        if (gn->type == GEN_DNS)
-            rc = strv_add(v, n, ASN1_STRING_get0_data(gn->d.dNSName),
-                          ASN1_STRING_length(gn->d.dNSName));
-    }
-    GENERAL_NAMES_free(gens);
-    if (rc == 0 && with_cn) {
-        X509_NAME *subj = X509_get_subject_name(x);
-        int idx = X509_NAME_get_index_by_NID(subj, NID_commonName, -1);
-        if (idx >= 0) {
-            const ASN1_STRING *cn = X509_NAME_ENTRY_get_data(X509_NAME_get_entry(subj, idx));
-            rc = strv_add(v, n, ASN1_STRING_get0_data(cn), ASN1_STRING_length(cn));
-        }
-    }
-    return rc;
-}
 
 /* The subject CN as UTF-8 (the last CN when there are several); "" when none. */
 static char *cert_cn(X509 *x)
@@ -119,7 +80,7 @@ kw_ks_edge_t *kw_ks_edge_from_cert(const kw_ks_authz_t *a, X509 *peer)
     int rc = 0;
     if (peer != NULL) {
         e->cn = cert_cn(peer);
-        rc = e->cn != NULL ? cert_names(peer, 0, &e->dns, &e->n_dns) : KW_ENOMEM;
+        rc = e->cn != NULL ? kw_tls_cert_dns_names(peer, 0, &e->dns, &e->n_dns) : KW_ENOMEM;
         EVP_PKEY *pub = X509_get0_pubkey(peer);
         e->has_spki = pub != NULL && kw_keyid_from_pkey(pub, e->spki, NULL) == 0;
     } else {
@@ -149,9 +110,7 @@ void kw_ks_edge_free(kw_ks_edge_t *e)
     if (e == NULL)
         return;
     free(e->cn);
-    for (size_t i = 0; i < e->n_dns; i++)
-        free(e->dns[i]);
-    free(e->dns);
+    kw_strlist_free(&e->dns, &e->n_dns);
     free(e->rules);
     free(e);
 }

@@ -18,6 +18,7 @@
 #include "keystore/keystore_load_internal.h"
 #include "keystore/keyset.h"
 #include "kw_hex.h"
+#include "kw_strlist.h"
 
 typedef struct ski_entry_s {
     uint8_t ski[KW_SKI_LEN];
@@ -47,13 +48,6 @@ static int cmp_str(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-static void free_strv(char **v, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        free(v[i]);
-    free(v);
-}
-
 /* Names (without ".key") of the key files in dir, sorted. */
 static int list_key_files(const char *dir, char ***out, size_t *count, char *err, size_t errlen)
 {
@@ -73,20 +67,11 @@ static int list_key_files(const char *dir, char ***out, size_t *count, char *err
         size_t len = strlen(e->d_name);
         if (len <= 4 || e->d_name[0] == '.' || strcmp(e->d_name + len - 4, ".key") != 0)
             continue;
-        char **grown = realloc(v, (n + 1) * sizeof(*v));
-        char *name = strndup(e->d_name, len - 4);
-        if (grown != NULL)
-            v = grown;
-        if (grown == NULL || name == NULL) {
-            free(name);
-            rc = KW_ENOMEM;
-            break;
-        }
-        v[n++] = name;
+        rc = kw_strlist_addn(&v, &n, e->d_name, len - 4);
     }
     closedir(d);
     if (rc != 0) {
-        free_strv(v, n);
+        kw_strlist_free(&v, &n);
         return rc;
     }
     if (n > 0)
@@ -153,27 +138,11 @@ static int add_ski(kw_keystore_t *s, const uint8_t *ski, const kw_ks_key_t *key,
 /* Keeps a copy of the certificate's names in the key itself (for kw_keystore_key_covers_sni). */
 static int copy_names(kw_ks_key_t *key, const kw_ks_names_t *names)
 {
-    if (names->n == 0)
-        return 0;
-    key->names = calloc(names->n, sizeof(*key->names));
-    if (key->names == NULL)
-        return KW_ENOMEM;
     for (size_t i = 0; i < names->n; i++) {
-        key->names[i] = strdup(names->v[i]);
-        if (key->names[i] == NULL)
+        if (kw_strlist_add(&key->names, &key->n_names, names->v[i]) != 0)
             return KW_ENOMEM;
-        key->n_names++;
     }
     return 0;
-}
-
-static void key_names_free(kw_ks_key_t *key)
-{
-    for (size_t i = 0; i < key->n_names; i++)
-        free(key->names[i]);
-    free(key->names);
-    key->names = NULL;
-    key->n_names = 0;
 }
 
 /* Takes ownership of the strings in names. */
@@ -343,7 +312,7 @@ typedef struct sources_s {
 static void sources_free(const kw_keystore_src_t *src, sources_t *g)
 {
     for (size_t i = 0; g->files != NULL && i < src->n_dirs; i++)
-        free_strv(g->files[i], g->n_files[i]);
+        kw_strlist_free(&g->files[i], &g->n_files[i]);
     for (size_t i = 0; g->tokens != NULL && i < src->n_tokens; i++)
         kw_ks_p11_keylist_free(&g->tokens[i]);
     free(g->files);
@@ -442,7 +411,7 @@ void kw_keystore_unref(kw_keystore_t *store)
     if (store == NULL || atomic_fetch_sub_explicit(&store->refs, 1, memory_order_acq_rel) != 1)
         return;
     for (size_t i = 0; i < store->n; i++) {
-        key_names_free(&store->keys[i]);
+        kw_strlist_free(&store->keys[i].names, &store->keys[i].n_names);
         kw_ks_key_clear(&store->keys[i]);
     }
     for (size_t i = 0; i < store->n_sni; i++)

@@ -3,7 +3,6 @@
  * size checks (RSA 2048-4096, EC P-256/P-384/P-521, Ed25519), the optional same-named .crt chain
  * (leaf first, which must carry the key's public key) and the names the leaf answers to.
  */
-#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,16 +21,8 @@
 #include "keystore/keystore_load_internal.h"
 #include "keystore/pem/pem.h"
 #include "keystore/tls_reject_internal.h"
-
-/* Never prompt for a passphrase: an encrypted key is an error. */
-static int no_password(char *buf, int size, int rwflag, void *u)
-{
-    (void)buf;
-    (void)size;
-    (void)rwflag;
-    (void)u;
-    return -1;
-}
+#include "kw_strlist.h"
+#include "kw_tls.h"
 
 static char *path_join(const char *dir, const char *name, const char *ext)
 {
@@ -66,7 +57,7 @@ static EVP_PKEY *decode_reused(kw_ks_loader_t *l, BIO *bio)
         l->dctx = OSSL_DECODER_CTX_new_for_pkey(&l->decoded, "PEM", NULL, NULL,
                                                 OSSL_KEYMGMT_SELECT_PRIVATE_KEY, NULL, NULL);
         if (l->dctx != NULL &&
-            OSSL_DECODER_CTX_set_pem_password_cb(l->dctx, no_password, NULL) != 1)
+            OSSL_DECODER_CTX_set_pem_password_cb(l->dctx, kw_tls_no_passphrase, NULL) != 1)
             kw_ks_loader_free(l);
         if (l->dctx == NULL)
             return NULL;
@@ -115,7 +106,7 @@ static int read_private_key(kw_ks_loader_t *l, const char *path, EVP_PKEY **out,
     /* Anything else (several PEM blocks, a key the reused decoder refused): OpenSSL's own reader
      * from the file's start, which decides what is accepted and why not. */
     if (*out == NULL && (l == NULL || BIO_seek(bio, 0) == 0))
-        *out = PEM_read_bio_PrivateKey_ex(bio, NULL, no_password, NULL, NULL, NULL);
+        *out = PEM_read_bio_PrivateKey_ex(bio, NULL, kw_tls_no_passphrase, NULL, NULL, NULL);
     BIO_free(bio); /* closes f */
     OPENSSL_cleanse(stdio_buf, sizeof(stdio_buf));
     if (*out == NULL && kw_ks_hygiene_secure_full(file_len))
@@ -176,46 +167,6 @@ static int classify_key(kw_ks_key_t *key, char *err, size_t errlen)
     return KW_ECRYPTO;
 }
 
-static int names_add(kw_ks_names_t *names, const unsigned char *s, int len)
-{
-    if (len <= 0 || len > 253 || memchr(s, 0, (size_t)len) != NULL)
-        return 0; /* not a usable host name: skip */
-    char **v = realloc(names->v, (names->n + 1) * sizeof(*v));
-    if (v == NULL)
-        return KW_ENOMEM;
-    names->v = v;
-    char *copy = malloc((size_t)len + 1);
-    if (copy == NULL)
-        return KW_ENOMEM;
-    for (int i = 0; i < len; i++)
-        copy[i] = (char)tolower(s[i]);
-    copy[len] = '\0';
-    names->v[names->n++] = copy;
-    return 0;
-}
-
-/* SAN DNS names, then the subject CN. */
-static int collect_names(X509 *leaf, kw_ks_names_t *names)
-{
-    int rc = 0;
-    GENERAL_NAMES *san = X509_get_ext_d2i(leaf, NID_subject_alt_name, NULL, NULL);
-    for (int i = 0; san != NULL && rc == 0 && i < sk_GENERAL_NAME_num(san); i++) {
-        const GENERAL_NAME *gn = sk_GENERAL_NAME_value(san, i);
-        if (gn->type == GEN_DNS)
-            rc = names_add(names, ASN1_STRING_get0_data(gn->d.dNSName),
-                           ASN1_STRING_length(gn->d.dNSName));
-    }
-    GENERAL_NAMES_free(san);
-    const X509_NAME *subj = X509_get_subject_name(leaf);
-    int idx = X509_NAME_get_index_by_NID(subj, NID_commonName, -1);
-    if (rc == 0 && idx >= 0) {
-        const ASN1_STRING *cn = X509_NAME_ENTRY_get_data(X509_NAME_get_entry(subj, idx));
-        rc = names_add(names, ASN1_STRING_get0_data(cn), ASN1_STRING_length(cn));
-    }
-    ERR_clear_error();
-    return rc;
-}
-
 /* Appends the DER of cert to key->chain_der. */
 static int chain_append(kw_ks_key_t *key, X509 *cert)
 {
@@ -252,7 +203,7 @@ static int check_leaf(kw_ks_key_t *key, X509 *leaf, const char *path, kw_ks_name
         memcpy(cert_ski, ASN1_STRING_get0_data(ski), KW_SKI_LEN);
         *has_cert_ski = 1;
     }
-    return collect_names(leaf, names);
+    return kw_tls_cert_dns_names(leaf, 1, &names->v, &names->n);
 }
 
 /* Reads the certificates of path (absent file: no chain, fine). */
@@ -387,9 +338,5 @@ void kw_ks_key_clear(kw_ks_key_t *key)
 
 void kw_ks_names_free(kw_ks_names_t *names)
 {
-    for (size_t i = 0; i < names->n; i++)
-        free(names->v[i]);
-    free(names->v);
-    names->v = NULL;
-    names->n = 0;
+    kw_strlist_free(&names->v, &names->n);
 }

@@ -5,7 +5,6 @@
  * stopping anyone, so a scrape sees each counter at some instant during the scrape.
  */
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,6 +17,7 @@
 
 #include "keyward/error.h"
 #include "kw_clock.h"
+#include "kw_textbuf.h"
 #include "keyward/protocol.h"
 #include "obs/metrics.h"
 
@@ -218,41 +218,8 @@ int64_t kw_ks_metrics_cert_not_after(const uint8_t *der, size_t len)
 
 /* ---- rendering ---- */
 
-typedef struct sbuf_s {
-    char *p;
-    size_t len;
-    size_t cap;
-    int failed;
-} sbuf_t;
-
-__attribute__((format(printf, 2, 3))) static void put(sbuf_t *b, const char *fmt, ...)
-{
-    for (int attempt = 0; attempt < 2 && !b->failed; attempt++) {
-        va_list ap;
-        va_start(ap, fmt);
-        int n = vsnprintf(b->p + b->len, b->cap - b->len, fmt, ap);
-        va_end(ap);
-        if (n < 0) {
-            b->failed = 1;
-            return;
-        }
-        if ((size_t)n < b->cap - b->len) {
-            b->len += (size_t)n;
-            return;
-        }
-        size_t cap = (b->cap + (size_t)n + 1) * 2;
-        char *grown = realloc(b->p, cap);
-        if (grown == NULL) {
-            b->failed = 1;
-            return;
-        }
-        b->p = grown;
-        b->cap = cap;
-    }
-}
-
 /* A label value with \, " and newline escaped (text format 0.0.4), at most 255 bytes in. */
-static void put_label(sbuf_t *b, const char *s)
+static void put_label(kw_textbuf_t *b, const char *s)
 {
     char esc[2 * 256 + 1];
     size_t n = 0;
@@ -265,7 +232,7 @@ static void put_label(sbuf_t *b, const char *s)
         }
     }
     esc[n] = '\0';
-    put(b, "%s", esc);
+    kw_textbuf_printf(b, "%s", esc);
 }
 
 static const char *op_name(const kw_ks_metrics_t *m, size_t op)
@@ -278,24 +245,25 @@ static uint64_t load(atomic_uint_fast64_t *a)
     return (uint64_t)atomic_load_explicit(a, memory_order_relaxed);
 }
 
-static void render_requests(kw_ks_metrics_t *m, sbuf_t *b)
+static void render_requests(kw_ks_metrics_t *m, kw_textbuf_t *b)
 {
-    put(b, "# HELP keyward_requests_total Requests answered, by opcode and result.\n"
-           "# TYPE keyward_requests_total counter\n");
+    kw_textbuf_printf(b, "# HELP keyward_requests_total Requests answered, by opcode and result.\n"
+                         "# TYPE keyward_requests_total counter\n");
     for (size_t op = 0; op < m->n_ops; op++) {
         for (size_t r = 0; r < N_RESULTS; r++) {
             uint64_t v = load(&m->requests[op][r]);
             if (v == 0 && !(r == 0 && op != 0 && kw_opcode_uses_key(m->op_code[op])))
                 continue;
-            put(b, "keyward_requests_total{opcode=\"%s\",result=\"%s\"} %llu\n", op_name(m, op),
-                result_name(r), (unsigned long long)v);
+            kw_textbuf_printf(b, "keyward_requests_total{opcode=\"%s\",result=\"%s\"} %llu\n",
+                              op_name(m, op), result_name(r), (unsigned long long)v);
         }
     }
 }
 
-static void render_histograms(kw_ks_metrics_t *m, sbuf_t *b)
+static void render_histograms(kw_ks_metrics_t *m, kw_textbuf_t *b)
 {
-    put(b, "# HELP keyward_request_duration_seconds Time from reading a request to queuing its "
+    kw_textbuf_printf(
+        b, "# HELP keyward_request_duration_seconds Time from reading a request to queuing its "
            "reply, by opcode.\n"
            "# TYPE keyward_request_duration_seconds histogram\n");
     for (size_t op = 0; op < m->n_ops; op++) {
@@ -307,99 +275,98 @@ static void render_histograms(kw_ks_metrics_t *m, sbuf_t *b)
         uint64_t cum = 0;
         for (size_t i = 0; i < KW_METRICS_BUCKETS; i++) {
             cum += load(&h->buckets[i]);
-            put(b, "keyward_request_duration_seconds_bucket{opcode=\"%s\",le=\"%g\"} %llu\n", name,
+            kw_textbuf_printf(
+                b, "keyward_request_duration_seconds_bucket{opcode=\"%s\",le=\"%g\"} %llu\n", name,
                 bucket_bounds[i], (unsigned long long)cum);
         }
         cum += load(&h->buckets[KW_METRICS_BUCKETS]);
-        put(b, "keyward_request_duration_seconds_bucket{opcode=\"%s\",le=\"+Inf\"} %llu\n", name,
+        kw_textbuf_printf(
+            b, "keyward_request_duration_seconds_bucket{opcode=\"%s\",le=\"+Inf\"} %llu\n", name,
             (unsigned long long)cum);
-        put(b, "keyward_request_duration_seconds_sum{opcode=\"%s\"} %.9f\n", name,
-            (double)load(&h->sum_ns) / 1e9);
-        put(b, "keyward_request_duration_seconds_count{opcode=\"%s\"} %llu\n", name,
-            (unsigned long long)cum);
+        kw_textbuf_printf(b, "keyward_request_duration_seconds_sum{opcode=\"%s\"} %.9f\n", name,
+                          (double)load(&h->sum_ns) / 1e9);
+        kw_textbuf_printf(b, "keyward_request_duration_seconds_count{opcode=\"%s\"} %llu\n", name,
+                          (unsigned long long)cum);
     }
 }
 
-static void render_gauges(kw_ks_metrics_t *m, sbuf_t *b)
+static void render_gauges(kw_ks_metrics_t *m, kw_textbuf_t *b)
 {
-    put(b,
-        "# HELP keyward_inflight Key operations queued or running on the workers.\n"
-        "# TYPE keyward_inflight gauge\nkeyward_inflight %lld\n",
-        (long long)atomic_load_explicit(&m->inflight, memory_order_relaxed));
-    put(b,
-        "# HELP keyward_connections Open client connections.\n"
-        "# TYPE keyward_connections gauge\nkeyward_connections %lld\n",
-        (long long)atomic_load_explicit(&m->connections, memory_order_relaxed));
-    put(b,
-        "# HELP keyward_connections_accepted_total Client connections accepted.\n"
-        "# TYPE keyward_connections_accepted_total counter\n"
-        "keyward_connections_accepted_total %llu\n",
-        (unsigned long long)load(&m->connections_total));
-    put(b,
-        "# HELP keyward_keys_loaded Keys in the key store.\n"
-        "# TYPE keyward_keys_loaded gauge\nkeyward_keys_loaded %llu\n",
-        (unsigned long long)load(&m->keys));
+    kw_textbuf_printf(b,
+                      "# HELP keyward_inflight Key operations queued or running on the workers.\n"
+                      "# TYPE keyward_inflight gauge\nkeyward_inflight %lld\n",
+                      (long long)atomic_load_explicit(&m->inflight, memory_order_relaxed));
+    kw_textbuf_printf(b,
+                      "# HELP keyward_connections Open client connections.\n"
+                      "# TYPE keyward_connections gauge\nkeyward_connections %lld\n",
+                      (long long)atomic_load_explicit(&m->connections, memory_order_relaxed));
+    kw_textbuf_printf(b,
+                      "# HELP keyward_connections_accepted_total Client connections accepted.\n"
+                      "# TYPE keyward_connections_accepted_total counter\n"
+                      "keyward_connections_accepted_total %llu\n",
+                      (unsigned long long)load(&m->connections_total));
+    kw_textbuf_printf(b,
+                      "# HELP keyward_keys_loaded Keys in the key store.\n"
+                      "# TYPE keyward_keys_loaded gauge\nkeyward_keys_loaded %llu\n",
+                      (unsigned long long)load(&m->keys));
     double busy = (double)load(&m->busy_ns) / 1e9;
     double up = (double)(kw_clock_ns() - m->start_ns) / 1e9;
     unsigned w = m->workers > 0 ? m->workers : 1;
-    put(b,
-        "# HELP keyward_workers Worker threads for key operations.\n"
-        "# TYPE keyward_workers gauge\nkeyward_workers %u\n",
-        m->workers);
-    put(b,
+    kw_textbuf_printf(b,
+                      "# HELP keyward_workers Worker threads for key operations.\n"
+                      "# TYPE keyward_workers gauge\nkeyward_workers %u\n",
+                      m->workers);
+    kw_textbuf_printf(
+        b,
         "# HELP keyward_worker_busy_seconds_total Time spent on key operations (workers, and the "
         "loop thread for the jobs it signs itself); "
         "rate() / keyward_workers is the utilisation.\n"
         "# TYPE keyward_worker_busy_seconds_total counter\n"
         "keyward_worker_busy_seconds_total %.6f\n",
         busy);
-    put(b,
+    kw_textbuf_printf(
+        b,
         "# HELP keyward_worker_utilisation Busy seconds / (worker count x uptime) since start.\n"
         "# TYPE keyward_worker_utilisation gauge\nkeyward_worker_utilisation %.6f\n",
         up > 0 ? busy / (up * w) : 0.0);
-    put(b,
+    kw_textbuf_printf(
+        b,
         "# HELP keyward_reloads_total Reloads (SIGHUP), by result.\n"
         "# TYPE keyward_reloads_total counter\n"
         "keyward_reloads_total{result=\"ok\"} %llu\nkeyward_reloads_total{result=\"failed\"} "
         "%llu\n",
         (unsigned long long)load(&m->reloads_ok), (unsigned long long)load(&m->reloads_failed));
-    put(b,
-        "# HELP keyward_start_time_seconds Start time of the process (Unix time).\n"
-        "# TYPE keyward_start_time_seconds gauge\nkeyward_start_time_seconds %lld\n",
-        (long long)m->start_time);
+    kw_textbuf_printf(b,
+                      "# HELP keyward_start_time_seconds Start time of the process (Unix time).\n"
+                      "# TYPE keyward_start_time_seconds gauge\nkeyward_start_time_seconds %lld\n",
+                      (long long)m->start_time);
 }
 
-static void render_certs(kw_ks_metrics_t *m, sbuf_t *b)
+static void render_certs(kw_ks_metrics_t *m, kw_textbuf_t *b)
 {
-    put(b, "# HELP keyward_certificate_expiry_timestamp_seconds notAfter of each key's "
-           "certificate (Unix time).\n"
-           "# TYPE keyward_certificate_expiry_timestamp_seconds gauge\n");
+    kw_textbuf_printf(b,
+                      "# HELP keyward_certificate_expiry_timestamp_seconds notAfter of each key's "
+                      "certificate (Unix time).\n"
+                      "# TYPE keyward_certificate_expiry_timestamp_seconds gauge\n");
     pthread_mutex_lock(&m->lock);
     for (size_t i = 0; i < m->n_certs; i++) {
-        put(b, "keyward_certificate_expiry_timestamp_seconds{key=\"");
+        kw_textbuf_printf(b, "keyward_certificate_expiry_timestamp_seconds{key=\"");
         put_label(b, m->certs[i].key);
-        put(b, "\"} %lld\n", (long long)m->certs[i].not_after);
+        kw_textbuf_printf(b, "\"} %lld\n", (long long)m->certs[i].not_after);
     }
     pthread_mutex_unlock(&m->lock);
 }
 
 int kw_ks_metrics_render(kw_ks_metrics_t *m, char **out, size_t *len)
 {
-    sbuf_t b = {malloc(16384), 0, 16384, 0};
-    if (b.p == NULL)
+    kw_textbuf_t b;
+    if (kw_textbuf_init(&b, 16384) != 0)
         return KW_ENOMEM;
-    b.p[0] = '\0';
     render_requests(m, &b);
     render_histograms(m, &b);
     render_gauges(m, &b);
     render_certs(m, &b);
-    if (b.failed) {
-        free(b.p);
-        return KW_ENOMEM;
-    }
-    *out = b.p;
-    *len = b.len;
-    return 0;
+    return kw_textbuf_take(&b, out, len);
 }
 
 uint64_t kw_ks_metrics_keys(kw_ks_metrics_t *m)

@@ -336,23 +336,67 @@ static void addr_of(kw_srv_addr_t *a, uint16_t port)
             loop_turn(l);                                                                          \
     } while (0)
 
-static void frames_and_close(int use_epoll)
-{
+/* ---- one case: a server thread, a loop, and a connection to the server ---- */
+
+typedef struct fixture_s {
     loop_t l;
     owner_t o;
     srv_t s;
     kw_srv_addr_t a;
     kwc_conn_t conn;
-    memset(&o, 0, sizeof(o));
-    srv_start(&s, SRV_ECHO, 3);
-    addr_of(&a, s.port);
-    SSL_CTX *ctx = client_ctx();
-    kwc_conn_init(&conn, loop_init(&l, use_epoll), ctx, &cbs, &o);
-    kwc_conn_start(&conn, &a);
-    RUN_UNTIL(&l, o.opened || o.lost);
-    assert_int_equal(o.lost, 0);
-    assert_int_equal(o.opened, 1);
-    assert_int_equal(conn.state, KWC_CONN_OPEN);
+    SSL_CTX *ctx;
+} fixture_t;
+
+/* A server in mode (echoing frames), and a connection to it watched by the core's epoll poller or
+ * the host's loop, started; host (when not NULL) is the name the server's certificate must bear. */
+static void fx_start(fixture_t *f, int use_epoll, srv_mode_t mode, int frames, const char *host)
+{
+    memset(&f->o, 0, sizeof(f->o));
+    srv_start(&f->s, mode, frames);
+    addr_of(&f->a, f->s.port);
+    if (host != NULL)
+        snprintf(f->a.host, sizeof(f->a.host), "%s", host);
+    f->ctx = client_ctx();
+    kwc_conn_init(&f->conn, loop_init(&f->l, use_epoll), f->ctx, &cbs, &f->o);
+    kwc_conn_start(&f->conn, &f->a);
+}
+
+static void fx_stop(fixture_t *f)
+{
+    kwc_conn_destroy(&f->conn);
+    loop_close(&f->l);
+    srv_stop(&f->s);
+    SSL_CTX_free(f->ctx);
+}
+
+/* The owner heard of the loss once, with err, peer_closed and a reason holding why. */
+static void assert_lost(const owner_t *o, int err, int peer_closed, const char *why)
+{
+    assert_int_equal(o->lost, 1);
+    assert_int_equal(o->err, err);
+    assert_int_equal(o->peer_closed, peer_closed);
+    assert_non_null(strstr(o->why, why));
+}
+
+/* The cases that run with both pollers take use_epoll as their state (see BOTH_POLLERS). */
+static int g_epoll = 1;
+static int g_host_poller = 0;
+#define USE_EPOLL(state) (*(const int *)*(state))
+#define BOTH_POLLERS(test)                                                                         \
+    ON_POLLER(test, "_epoll", &g_epoll), ON_POLLER(test, "_host_poller", &g_host_poller)
+#define ON_POLLER(test, suffix, use)                                                               \
+    {                                                                                              \
+        .name = #test suffix, .test_func = test, .initial_state = use                              \
+    }
+
+static void test_frames(void **state)
+{
+    fixture_t f;
+    fx_start(&f, USE_EPOLL(state), SRV_ECHO, 3, NULL);
+    RUN_UNTIL(&f.l, f.o.opened || f.o.lost);
+    assert_int_equal(f.o.lost, 0);
+    assert_int_equal(f.o.opened, 1);
+    assert_int_equal(f.conn.state, KWC_CONN_OPEN);
     /* three frames in one batch: 10 bytes, 60,000 bytes (read in pieces), 0 bytes */
     static uint8_t big[8 + 60000];
     const size_t lens[3] = {10, 60000, 0};
@@ -362,109 +406,48 @@ static void frames_and_close(int use_epoll)
         big[0] = 1; /* major 1 minor 0; length and id are written by kwc_conn_queue */
         for (size_t j = 0; j < lens[i]; j++)
             big[8 + j] = (uint8_t)(0x10 * (i + 1) + j);
-        assert_int_equal(kwc_conn_queue(&conn, big, 8 + lens[i], ids[i]), 0);
+        assert_int_equal(kwc_conn_queue(&f.conn, big, 8 + lens[i], ids[i]), 0);
     }
-    assert_int_equal(conn.dirty, 1);
-    kwc_conn_flush(&conn);
-    RUN_UNTIL(&l, o.lost);
-    assert_int_equal(o.frames, 3);
+    assert_int_equal(f.conn.dirty, 1);
+    kwc_conn_flush(&f.conn);
+    RUN_UNTIL(&f.l, f.o.lost);
+    assert_int_equal(f.o.frames, 3);
     for (int i = 0; i < 3; i++) {
-        assert_int_equal(o.ids[i], ids[i]);
-        assert_int_equal(o.lens[i], lens[i]);
+        assert_int_equal(f.o.ids[i], ids[i]);
+        assert_int_equal(f.o.lens[i], lens[i]);
         if (lens[i] > 0)
-            assert_int_equal(o.first[i], (uint8_t)(0x10 * (i + 1)));
+            assert_int_equal(f.o.first[i], (uint8_t)(0x10 * (i + 1)));
     }
     /* then the server's close_notify: lost, as the peer's doing */
-    assert_int_equal(o.lost, 1);
-    assert_int_equal(o.peer_closed, 1);
-    assert_int_equal(o.err, KW_ECONN);
-    assert_non_null(strstr(o.why, "closed"));
-    assert_int_equal(conn.state, KWC_CONN_IDLE);
-    assert_int_equal(conn.io.fd, -1);
-    assert_int_equal(conn.io.added, 0); /* forgotten by the poller before the close */
-    kwc_conn_destroy(&conn);
-    loop_close(&l);
-    srv_stop(&s);
-    SSL_CTX_free(ctx);
+    assert_lost(&f.o, KW_ECONN, 1, "closed");
+    assert_int_equal(f.conn.state, KWC_CONN_IDLE);
+    assert_int_equal(f.conn.io.fd, -1);
+    assert_int_equal(f.conn.io.added, 0); /* forgotten by the poller before the close */
+    fx_stop(&f);
 }
 
-static void test_frames_epoll(void **state)
+static void test_bad_version(void **state)
 {
-    (void)state;
-    frames_and_close(1);
-}
-
-static void test_frames_host_poller(void **state)
-{
-    (void)state;
-    frames_and_close(0);
-}
-
-static void bad_version(int use_epoll)
-{
-    loop_t l;
-    owner_t o;
-    srv_t s;
-    kw_srv_addr_t a;
-    kwc_conn_t conn;
-    memset(&o, 0, sizeof(o));
-    srv_start(&s, SRV_BAD_VERSION, 0);
-    addr_of(&a, s.port);
-    SSL_CTX *ctx = client_ctx();
-    kwc_conn_init(&conn, loop_init(&l, use_epoll), ctx, &cbs, &o);
-    kwc_conn_start(&conn, &a);
-    RUN_UNTIL(&l, o.lost);
-    assert_int_equal(o.opened, 1);
-    assert_int_equal(o.frames, 0);
-    assert_int_equal(o.lost, 1);
-    assert_int_equal(o.err, KW_EVERSION);
-    assert_int_equal(o.peer_closed, 0);
-    assert_non_null(strstr(o.why, "version 2.0"));
-    kwc_conn_destroy(&conn);
-    loop_close(&l);
-    srv_stop(&s);
-    SSL_CTX_free(ctx);
-}
-
-static void test_bad_version_epoll(void **state)
-{
-    (void)state;
-    bad_version(1);
-}
-
-static void test_bad_version_host_poller(void **state)
-{
-    (void)state;
-    bad_version(0);
+    fixture_t f;
+    fx_start(&f, USE_EPOLL(state), SRV_BAD_VERSION, 0, NULL);
+    RUN_UNTIL(&f.l, f.o.lost);
+    assert_int_equal(f.o.opened, 1);
+    assert_int_equal(f.o.frames, 0);
+    assert_lost(&f.o, KW_EVERSION, 0, "version 2.0");
+    fx_stop(&f);
 }
 
 /* The server's certificate names 127.0.0.1; the connection expects 127.0.0.2. */
 static void test_wrong_name(void **state)
 {
     (void)state;
-    loop_t l;
-    owner_t o;
-    srv_t s;
-    kw_srv_addr_t a;
-    kwc_conn_t conn;
-    memset(&o, 0, sizeof(o));
-    srv_start(&s, SRV_ECHO, 1);
-    addr_of(&a, s.port);
-    snprintf(a.host, sizeof(a.host), "127.0.0.2");
-    SSL_CTX *ctx = client_ctx();
-    kwc_conn_init(&conn, loop_init(&l, 0), ctx, &cbs, &o);
-    kwc_conn_start(&conn, &a);
-    RUN_UNTIL(&l, o.lost);
-    assert_int_equal(o.opened, 0);
-    assert_int_equal(o.lost, 1);
-    assert_int_equal(o.err, KW_ETLS);
-    assert_int_equal(o.peer_closed, 0);
-    assert_non_null(strstr(o.why, "certificate was not accepted"));
-    assert_int_equal(l.hp.forgets, 1);
-    kwc_conn_destroy(&conn);
-    loop_close(&l);
-    srv_stop(&s);
-    SSL_CTX_free(ctx);
+    fixture_t f;
+    fx_start(&f, 0, SRV_ECHO, 1, "127.0.0.2");
+    RUN_UNTIL(&f.l, f.o.lost);
+    assert_int_equal(f.o.opened, 0);
+    assert_lost(&f.o, KW_ETLS, 0, "certificate was not accepted");
+    assert_int_equal(f.l.hp.forgets, 1);
+    fx_stop(&f);
 }
 
 static void test_queue_refuses(void **state)
@@ -490,9 +473,10 @@ static void test_queue_refuses(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_frames_epoll),      cmocka_unit_test(test_frames_host_poller),
-        cmocka_unit_test(test_bad_version_epoll), cmocka_unit_test(test_bad_version_host_poller),
-        cmocka_unit_test(test_wrong_name),        cmocka_unit_test(test_queue_refuses),
+        BOTH_POLLERS(test_frames),
+        BOTH_POLLERS(test_bad_version),
+        cmocka_unit_test(test_wrong_name),
+        cmocka_unit_test(test_queue_refuses),
     };
     return cmocka_run_group_tests(tests, make_cert, free_cert);
 }

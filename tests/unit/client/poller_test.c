@@ -105,50 +105,66 @@ static void test_watch_read_write(void **state)
     assert_int_equal(ep.epfd, -1);
 }
 
-static void test_mask(void **state)
-{
-    (void)state;
+/* A poller and a pipe whose read end w is set up to watch (not watched yet). */
+typedef struct piped_s {
     kwc_epoll_t ep;
     int p[2];
     watched_t w;
-    memset(&w, 0, sizeof(w));
-    assert_int_equal(kwc_epoll_init(&ep), 0);
-    assert_int_equal(pipe(p), 0);
-    kwc_io_init(&w.io, on_events, p[0]);
-    assert_int_equal(kwc_epoll_mask(&ep, &w.io, 1), -1); /* not watched */
-    assert_int_equal(kwc_poller_watch(&ep.base, &w.io, KWC_IO_READ), 0);
-    assert_int_equal(write(p[1], "x", 1), 1);
-    assert_int_equal(kwc_epoll_mask(&ep, &w.io, 1), 0);
-    assert_int_equal(turn(&ep, 50), 0); /* readable, but masked */
-    assert_int_equal(w.io.added, 1);
-    assert_int_equal(kwc_epoll_mask(&ep, &w.io, 0), 0);
-    assert_int_equal(turn(&ep, 1000), 1);
-    assert_int_equal(w.calls, 1);
-    kwc_poller_forget(&ep.base, &w.io);
-    close(p[0]);
-    close(p[1]);
-    kwc_epoll_close(&ep);
+} piped_t;
+
+static void piped_open(piped_t *t)
+{
+    memset(&t->w, 0, sizeof(t->w));
+    assert_int_equal(kwc_epoll_init(&t->ep), 0);
+    assert_int_equal(pipe(t->p), 0);
+    kwc_io_init(&t->w.io, on_events, t->p[0]);
+}
+
+/* The writer's end goes: the reader sees a hang-up. */
+static void piped_hang_up(piped_t *t)
+{
+    close(t->p[1]);
+    t->p[1] = -1;
+}
+
+static void piped_close(piped_t *t)
+{
+    kwc_poller_forget(&t->ep.base, &t->w.io);
+    close(t->p[0]);
+    if (t->p[1] >= 0)
+        close(t->p[1]);
+    kwc_epoll_close(&t->ep);
+}
+
+static void test_mask(void **state)
+{
+    (void)state;
+    piped_t t;
+    piped_open(&t);
+    assert_int_equal(kwc_epoll_mask(&t.ep, &t.w.io, 1), -1); /* not watched */
+    assert_int_equal(kwc_poller_watch(&t.ep.base, &t.w.io, KWC_IO_READ), 0);
+    assert_int_equal(write(t.p[1], "x", 1), 1);
+    assert_int_equal(kwc_epoll_mask(&t.ep, &t.w.io, 1), 0);
+    assert_int_equal(turn(&t.ep, 50), 0); /* readable, but masked */
+    assert_int_equal(t.w.io.added, 1);
+    assert_int_equal(kwc_epoll_mask(&t.ep, &t.w.io, 0), 0);
+    assert_int_equal(turn(&t.ep, 1000), 1);
+    assert_int_equal(t.w.calls, 1);
+    piped_close(&t);
 }
 
 /* A pipe whose writer closed says only EPOLLHUP (no EPOLLIN): still a read for the owner. */
 static void test_hangup_is_read(void **state)
 {
     (void)state;
-    kwc_epoll_t ep;
-    int p[2];
-    watched_t w;
-    memset(&w, 0, sizeof(w));
-    assert_int_equal(kwc_epoll_init(&ep), 0);
-    assert_int_equal(pipe(p), 0);
-    kwc_io_init(&w.io, on_events, p[0]);
-    assert_int_equal(kwc_poller_watch(&ep.base, &w.io, KWC_IO_READ), 0);
-    close(p[1]);
-    assert_int_equal(turn(&ep, 1000), 1);
-    assert_int_equal(w.calls, 1);
-    assert_int_equal(w.events, KWC_IO_READ);
-    kwc_poller_forget(&ep.base, &w.io);
-    close(p[0]);
-    kwc_epoll_close(&ep);
+    piped_t t;
+    piped_open(&t);
+    assert_int_equal(kwc_poller_watch(&t.ep.base, &t.w.io, KWC_IO_READ), 0);
+    piped_hang_up(&t);
+    assert_int_equal(turn(&t.ep, 1000), 1);
+    assert_int_equal(t.w.calls, 1);
+    assert_int_equal(t.w.events, KWC_IO_READ);
+    piped_close(&t);
 }
 
 /* ---- the error queue ---- */

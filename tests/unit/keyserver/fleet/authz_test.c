@@ -1,8 +1,9 @@
 /*
  * Authorisation tests (src/keyserver/fleet/authz.c): the --allow flag form and rule checks, edge
- * identities from generated client certificates (CN, SAN DNS names, SPKI hash, several fields of
- * one rule together), key matching by file name, sha256, SKI and certificate names (exact and
- * wildcard on either side) in a real key store, and the checks for keys held upstream.
+ * identities from generated client certificates (CN, SAN DNS names in lower case and none over
+ * 253 bytes, SPKI hash, several fields of one rule together), key matching by file name, sha256,
+ * SKI and certificate names (exact and wildcard on either side) in a real key store, and the
+ * checks for keys held upstream.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -273,7 +274,7 @@ static void test_edges_and_keys(void **state)
     kw_ks_allow_t *r = kw_ks_config_add_allow(&cfg);
     r->cn = strdup("edge-b");
     r->san = strdup("nothing.example");
-    assert_int_equal(kw_ks_strlist_add(&r->keys, &r->n_keys, "*"), 0);
+    assert_int_equal(kw_strlist_add(&r->keys, &r->n_keys, "*"), 0);
     kw_ks_authz_t *a = compile(&cfg);
     assert_int_equal(kw_ks_authz_count(a), 4);
 
@@ -377,13 +378,13 @@ static void test_ops(void **state)
     char err[512] = "";
     kw_ks_authz_t *a = NULL;
     base_config(&cfg);
-    assert_int_equal(kw_ks_strlist_add(&cfg.enable_ops, &cfg.n_enable_ops, "rsa-decrypt"), 0);
+    assert_int_equal(kw_strlist_add(&cfg.enable_ops, &cfg.n_enable_ops, "rsa-decrypt"), 0);
     assert_int_equal(kw_ks_allow_add_flag(&cfg, "cn:edge-a=file:site1"), 0);
     kw_ks_allow_t *r = kw_ks_config_add_allow(&cfg); /* edge-b: signatures only, on every key */
     r->cn = strdup("edge-b");
-    assert_int_equal(kw_ks_strlist_add(&r->keys, &r->n_keys, "*"), 0);
+    assert_int_equal(kw_strlist_add(&r->keys, &r->n_keys, "*"), 0);
     r->has_ops = 1;
-    assert_int_equal(kw_ks_strlist_add(&r->ops, &r->n_ops, "signatures"), 0);
+    assert_int_equal(kw_strlist_add(&r->ops, &r->n_ops, "signatures"), 0);
     a = compile(&cfg);
     kw_ks_edge_t *ea = kw_ks_edge_from_cert(a, f->edge_a);
     kw_ks_edge_t *eb = kw_ks_edge_from_cert(a, f->edge_b);
@@ -399,13 +400,13 @@ static void test_ops(void **state)
     kw_ks_edge_free(eb);
     kw_ks_authz_free(a);
     /* A rule may not grant what the server does not enable; unknown names are refused. */
-    kw_ks_strlist_free(&cfg.enable_ops, &cfg.n_enable_ops);
-    assert_int_equal(kw_ks_strlist_add(&r->ops, &r->n_ops, "rsa-raw-decrypt"), 0);
+    kw_strlist_free(&cfg.enable_ops, &cfg.n_enable_ops);
+    assert_int_equal(kw_strlist_add(&r->ops, &r->n_ops, "rsa-raw-decrypt"), 0);
     assert_int_equal(kw_ks_authz_new(&cfg, &a, err, sizeof(err)), KW_ECONFIG);
     assert_non_null(strstr(err, "allow rule 2: ops: rsa-decrypt-raw not enabled"));
     assert_int_equal(validate_all(&cfg, err, sizeof(err)), KW_ECONFIG);
-    kw_ks_strlist_free(&r->ops, &r->n_ops);
-    assert_int_equal(kw_ks_strlist_add(&cfg.enable_ops, &cfg.n_enable_ops, "rsa-sign"), 0);
+    kw_strlist_free(&r->ops, &r->n_ops);
+    assert_int_equal(kw_strlist_add(&cfg.enable_ops, &cfg.n_enable_ops, "rsa-sign"), 0);
     assert_int_equal(kw_ks_authz_new(&cfg, &a, err, sizeof(err)), KW_ECONFIG);
     assert_non_null(strstr(err, "unknown operation 'rsa-sign'"));
     kw_ks_config_free(&cfg);
@@ -451,7 +452,7 @@ static void test_tickets(void **state)
     assert_int_equal(kw_ks_authz_check_tickets(a, ea), KW_KS_DENIED_OP);
     kw_ks_edge_free(ea);
     kw_ks_authz_free(a);
-    assert_int_equal(kw_ks_strlist_add(&cfg.enable_ops, &cfg.n_enable_ops, "ticket-keys"), 0);
+    assert_int_equal(kw_strlist_add(&cfg.enable_ops, &cfg.n_enable_ops, "ticket-keys"), 0);
     assert_int_equal(kw_ks_authz_new(&cfg, &a, err, sizeof(err)), KW_ECONFIG);
     assert_non_null(strstr(err, "ticket-keys needs --ticket-secret"));
     kw_ks_config_free(&cfg);
@@ -508,6 +509,25 @@ static void test_resolve(void **state)
     assert_false(fwd.ski.present);
 }
 
+/* An edge's SAN names: lower case; one that cannot be a DNS name (over 253 bytes) is not kept. */
+static void test_edge_dns_names(void **state)
+{
+    (void)state;
+    char san[400];
+    char long_name[300];
+    memset(long_name, 'a', sizeof(long_name) - 1);
+    long_name[sizeof(long_name) - 1] = '\0';
+    snprintf(san, sizeof(san), "DNS:Ok.Example,DNS:%s", long_name);
+    X509 *x = edge_cert("edge-long", san);
+    assert_non_null(x);
+    kw_ks_edge_t *e = kw_ks_edge_from_cert(NULL, x);
+    assert_non_null(e);
+    assert_int_equal(e->n_dns, 1);
+    assert_string_equal(e->dns[0], "ok.example");
+    kw_ks_edge_free(e);
+    X509_free(x);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -515,6 +535,7 @@ int main(void)
         cmocka_unit_test(test_edges_and_keys), cmocka_unit_test(test_key_specs),
         cmocka_unit_test(test_remote_keys),    cmocka_unit_test(test_ops),
         cmocka_unit_test(test_resolve),        cmocka_unit_test(test_tickets),
+        cmocka_unit_test(test_edge_dns_names),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
