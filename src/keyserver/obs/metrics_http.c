@@ -72,19 +72,25 @@ static enum MHD_Result reply_text(struct MHD_Connection *conn, unsigned status, 
     return ret;
 }
 
+/* A reply whose body is the line text (a copy, with '\n'). */
+static enum MHD_Result reply_line(struct MHD_Connection *conn, unsigned status, const char *text)
+{
+    size_t n = strlen(text);
+    char *body = malloc(n + 1);
+    if (body == NULL)
+        return MHD_NO;
+    memcpy(body, text, n);
+    body[n] = '\n';
+    return reply_text(conn, status, body, n + 1, MHD_RESPMEM_MUST_FREE);
+}
+
 /* Liveness: 200 "ok", or 503 and why when the loop's heartbeat is stale (kw_heartbeat.h). */
 static enum MHD_Result reply_health(struct MHD_Connection *conn, const kw_heartbeat_t *hb)
 {
     char why[128];
-    if (hb == NULL || kw_heartbeat_alive(hb, why, sizeof(why) - 1))
+    if (hb == NULL || kw_heartbeat_alive(hb, why, sizeof(why)))
         return reply_text(conn, MHD_HTTP_OK, (char *)"ok\n", 3, MHD_RESPMEM_PERSISTENT);
-    size_t n = strlen(why);
-    why[n++] = '\n';
-    char *body = malloc(n);
-    if (body == NULL)
-        return MHD_NO;
-    memcpy(body, why, n);
-    return reply_text(conn, MHD_HTTP_SERVICE_UNAVAILABLE, body, n, MHD_RESPMEM_MUST_FREE);
+    return reply_line(conn, MHD_HTTP_SERVICE_UNAVAILABLE, why);
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
@@ -110,15 +116,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     if (strcmp(url, "/ready") == 0) {
         char why[512] = "starting";
         struct kw_ks_ready_s *r = atomic_load(&h->ready);
-        int ok = r != NULL && kw_ks_ready_check(r, why, sizeof(why) - 1);
-        size_t n = strlen(why);
-        why[n++] = '\n';
-        char *body = malloc(n);
-        if (body == NULL)
-            return MHD_NO;
-        memcpy(body, why, n);
-        return reply_text(conn, ok ? MHD_HTTP_OK : MHD_HTTP_SERVICE_UNAVAILABLE, body, n,
-                          MHD_RESPMEM_MUST_FREE);
+        int ok = r != NULL && kw_ks_ready_check(r, why, sizeof(why));
+        return reply_line(conn, ok ? MHD_HTTP_OK : MHD_HTTP_SERVICE_UNAVAILABLE, why);
     }
     if (!kw_bearer_allows(&h->token,
                           MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization")))
