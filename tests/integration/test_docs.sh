@@ -96,10 +96,12 @@ cat "$E/site.crt" "$E/site.stub" >"$E/site.pem"
 # paths: /etc/keyward/X -> the PKI's X; site files -> $E; the module and provider directory
 sed -e "s#/path/to/keyward/build#$KW_BUILD_DIR#g" -e "s#/etc/keyward/#$R/pki/#g" \
     -e "s#^servers = .*#servers = 127.0.0.1:$P_KS#" "$R/.blocks/ini1.conf" >"$E/openssl.cnf"
+# Port 443 as a word only: the free ports put in for 2407/8443/8080 may contain "443" (a backend
+# on 44335 became 4257735 once).
 site_paths() {
-    sed -e "s#/etc/ssl/certs/site.crt#$E/site.crt#g" -e "s#/etc/ssl/private/site.stub#$E/site.stub#g" \
+    sed -E -e "s#/etc/ssl/certs/site.crt#$E/site.crt#g" -e "s#/etc/ssl/private/site.stub#$E/site.stub#g" \
         -e "s#/etc/haproxy/site.pem#$E/site.pem#g" -e "s#/path/to/keyward/build#$KW_BUILD_DIR#g" \
-        -e "s/443/$(free_port)/g" "$1"
+        -e "s/\\b443\\b/$(free_port)/g" "$1"
 }
 PRELOAD=$(kw_provider_preload)
 if command -v nginx >/dev/null && [ "$(id -u)" = 0 ]; then
