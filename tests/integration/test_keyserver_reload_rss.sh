@@ -26,21 +26,25 @@ mkdir -p "$KW_TMP/empty"
 
 rss() { awk '$1 == "VmRSS:" {print $2}' "/proc/$KS_PID/status"; }
 
-P0=$(free_port)
-start_bg empty "$KW_BIN/keyward-keyserver" --listen "127.0.0.1:$P0" --cert "$PKI/keyserver.crt" \
-    --key "$PKI/keyserver.key" --ca "$PKI/ca.crt" --keys "$KW_TMP/empty" --allow-all
-KS_PID=$LAST_PID
-wait_port "$P0" 30 || fail "the key server without keys did not start"
-wait_for_line "$KW_TMP/empty.log" "listening on" "the key server without keys did not start" 30
+# start_ks NAME DIR: a key server of DIR's keys (KS_PID, on KS_PORT), once it listens with all
+# of them.
+start_ks() {
+    local port n
+    port=$(free_port)
+    KS_PORT=$port
+    n=$(find "$2" -name '*.key' | wc -l)
+    start_bg "$1" "$KW_BIN/keyward-keyserver" --listen "127.0.0.1:$port" --cert "$PKI/keyserver.crt" \
+        --key "$PKI/keyserver.key" --ca "$PKI/ca.crt" --keys "$2" --allow-all
+    KS_PID=$LAST_PID
+    wait_port "$port" 300 || fail "the key server $1 did not start"
+    wait_for_line "$KW_TMP/$1.log" "listening on .*, $n keys" "$1: not all $n keys loaded" 30
+}
+
+start_ks empty "$KW_TMP/empty"
 BASE=$(rss)
 kill "$KS_PID"
 
-P1=$(free_port)
-start_bg ks "$KW_BIN/keyward-keyserver" --listen "127.0.0.1:$P1" --cert "$PKI/keyserver.crt" \
-    --key "$PKI/keyserver.key" --ca "$PKI/ca.crt" --keys "$K" --allow-all
-KS_PID=$LAST_PID
-wait_port "$P1" 300 || fail "the key server with $N keys did not start"
-wait_for_line "$KW_TMP/ks.log" "listening on .*, $N keys" "not all $N keys loaded" 30
+start_ks ks "$K"
 BEFORE=$(rss)
 kill -HUP "$KS_PID"
 wait_for_line "$KW_TMP/ks.log" "reloaded: $N keys" "no reload of the $N keys" 300
@@ -53,5 +57,5 @@ echo "RSS: $BASE KiB without keys, $BEFORE KiB with $N keys, $AFTER KiB after th
 [ $((2 * GROWTH)) -lt "$STORE" ] ||
     fail "RSS grew by $GROWTH KiB over the reload: not under half the keys' $STORE KiB"
 pass "RSS after the reload: +$GROWTH KiB (the keys take $STORE KiB)"
-kw_cli "$P1" ping --count 1 >/dev/null || fail "ping after the reload"
+kw_cli "$KS_PORT" ping --count 1 >/dev/null || fail "ping after the reload"
 pass "the key server answers after the reload"

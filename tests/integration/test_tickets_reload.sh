@@ -96,30 +96,29 @@ if grep -qaF "$(od -An -tx1 "$W/secret-b" | tr -d ' \n' | head -c 16)" "$KW_TMP/
 fi
 pass "secret B + SIGHUP: new keys, equal to a key server started with B; counted ok"
 
+# refused N HINT: the secret file now fails a check: SIGHUP refuses it with HINT in the log, the
+# keys stay B's, the audit log and keyward_reloads_total count the N-th failure.
+refused() {
+    ks_hup "reload failed for the ticket secret"
+    grep "reload failed for the ticket secret" "$KW_TMP/ks.log" | tail -n 1 | kw_grep "$2" ||
+        fail "refusal $1 does not say $2"
+    fetch "bad$1"
+    same_keys b "bad$1" || fail "refused secret $1 changed the keys"
+    audit_reload ticket_secret failed "$1"
+    [ "$(metric 'keyward_reloads_total{result="failed"}')" = $((failed0 + $1)) ] ||
+        fail "refused secret $1 was not counted as a failed reload"
+}
+
 # A secret others may read: refused, the running secret (B) stays.
 head -c 48 /dev/urandom >"$W/secret"
 chmod 644 "$W/secret"
-ks_hup "reload failed for the ticket secret"
-grep "reload failed for the ticket secret" "$KW_TMP/ks.log" | tail -n 1 | kw_grep "chmod 600" ||
-    fail "the refusal of a 0644 secret does not say chmod 600"
-fetch bad1
-same_keys b bad1 || fail "a refused 0644 secret changed the keys"
-audit_reload ticket_secret failed 1
-[ "$(metric 'keyward_reloads_total{result="failed"}')" = $((failed0 + 1)) ] ||
-    fail "the refused 0644 secret was not counted as a failed reload"
+refused 1 "chmod 600"
 pass "a 0644 secret at SIGHUP: keys kept, error logged, reload counted failed"
 
 # A secret too short: refused too.
 head -c 16 /dev/urandom >"$W/secret"
 chmod 600 "$W/secret"
-ks_hup "reload failed for the ticket secret"
-grep "reload failed for the ticket secret" "$KW_TMP/ks.log" | tail -n 1 | kw_grep "at least 32" ||
-    fail "the refusal of a short secret does not say at least 32 bytes"
-fetch bad2
-same_keys b bad2 || fail "a refused short secret changed the keys"
-audit_reload ticket_secret failed 2
-[ "$(metric 'keyward_reloads_total{result="failed"}')" = $((failed0 + 2)) ] ||
-    fail "the refused short secret was not counted as a failed reload"
+refused 2 "at least 32"
 kw_rawc "$PORT" --op ping --payload-hex 70696e67 --count 2 | kw_grep "2 replies, 0 unexpected" ||
     fail "the key server stopped answering pings"
 pass "a 16-byte secret at SIGHUP: keys kept, error logged, counted failed; the server answers: $(

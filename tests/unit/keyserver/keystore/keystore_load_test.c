@@ -24,23 +24,13 @@
 #include "keyward/error.h"
 #include "keyward/keyid.h"
 
-typedef void write_fn(BIO *b, EVP_PKEY *pkey);
-
-static void pkcs8(BIO *b, EVP_PKEY *pkey)
-{
-    assert_int_equal(PEM_write_bio_PrivateKey(b, pkey, NULL, NULL, 0, NULL, NULL), 1);
-}
-
-static void traditional(BIO *b, EVP_PKEY *pkey)
-{
-    assert_int_equal(PEM_write_bio_PrivateKey_traditional(b, pkey, NULL, NULL, 0, NULL, NULL), 1);
-}
+#include "key_files.h"
 
 /* As `openssl ecparam -genkey` writes: an EC PARAMETERS block, then the key. */
 static void params_first(BIO *b, EVP_PKEY *pkey)
 {
     assert_int_equal(PEM_write_bio_Parameters(b, pkey), 1);
-    traditional(b, pkey);
+    kf_traditional(b, pkey);
 }
 
 static void public_only(BIO *b, EVP_PKEY *pkey)
@@ -52,33 +42,6 @@ static void encrypted(BIO *b, EVP_PKEY *pkey)
 {
     assert_int_equal(
         PEM_write_bio_PKCS8PrivateKey(b, pkey, EVP_aes_128_cbc(), "secret", 6, NULL, NULL), 1);
-}
-
-static void write_key(const char *dir, const char *name, EVP_PKEY *pkey, write_fn *fn)
-{
-    char path[256];
-    snprintf(path, sizeof(path), "%s/%s.key", dir, name);
-    BIO *b = BIO_new_file(path, "w");
-    assert_non_null(b);
-    fn(b, pkey);
-    BIO_free(b);
-}
-
-static void write_text(const char *dir, const char *file, const char *text)
-{
-    char path[256];
-    snprintf(path, sizeof(path), "%s/%s", dir, file);
-    FILE *f = fopen(path, "w");
-    assert_non_null(f);
-    fputs(text, f);
-    fclose(f);
-}
-
-static void remove_dir(const char *dir)
-{
-    char cmd[128];
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-    assert_int_equal(system(cmd), 0);
 }
 
 static const kw_ks_key_t *find(const kw_keystore_t *s, EVP_PKEY *pkey)
@@ -98,15 +61,15 @@ static void test_files_the_reused_decoder_does_not_take(void **state)
     EVP_PKEY *ed = EVP_PKEY_Q_keygen(NULL, NULL, "ED25519");
     EVP_PKEY *other = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
     assert_true(ec != NULL && ec2 != NULL && ed != NULL && other != NULL);
-    write_key(dir, "a-params-first", ec, params_first);
-    write_key(dir, "b-public", other, public_only);
-    write_key(dir, "c-encrypted", other, encrypted);
-    write_text(dir, "d-garbage.key",
-               "-----BEGIN PRIVATE KEY-----\nnot base64 at all\n-----END PRIVATE KEY-----\n");
-    write_key(dir, "e-ec384", ec2, pkcs8);
-    write_key(dir, "f-ed", ed, pkcs8);
-    write_key(dir, "g-same-as-a", ec, pkcs8);
-    write_key(dir, "h-ec384-again", ec2, traditional);
+    kf_write_key(dir, "a-params-first", ec, params_first);
+    kf_write_key(dir, "b-public", other, public_only);
+    kf_write_key(dir, "c-encrypted", other, encrypted);
+    kf_write_text(dir, "d-garbage.key",
+                  "-----BEGIN PRIVATE KEY-----\nnot base64 at all\n-----END PRIVATE KEY-----\n");
+    kf_write_key(dir, "e-ec384", ec2, kf_pkcs8);
+    kf_write_key(dir, "f-ed", ed, kf_pkcs8);
+    kf_write_key(dir, "g-same-as-a", ec, kf_pkcs8);
+    kf_write_key(dir, "h-ec384-again", ec2, kf_traditional);
 
     kw_keystore_t *s = NULL;
     size_t skipped = 0;
@@ -125,7 +88,7 @@ static void test_files_the_reused_decoder_does_not_take(void **state)
     EVP_PKEY_free(ec2);
     EVP_PKEY_free(ed);
     EVP_PKEY_free(other);
-    remove_dir(dir);
+    kf_remove_dir(dir);
 }
 
 #define N_KEYS 64
@@ -144,9 +107,9 @@ static void test_many_keys_with_duplicates(void **state)
     }
     for (int i = 0; i < N_KEYS; i++) {
         snprintf(name, sizeof(name), "k%03d", i);
-        write_key(dir, name, keys[i], i % 2 ? pkcs8 : traditional);
+        kf_write_key(dir, name, keys[i], i % 2 ? kf_pkcs8 : kf_traditional);
         snprintf(name, sizeof(name), "k%03d-copy", (i * 7) % N_KEYS); /* another order */
-        write_key(dir, name, keys[(i * 7) % N_KEYS], pkcs8);
+        kf_write_key(dir, name, keys[(i * 7) % N_KEYS], kf_pkcs8);
     }
     kw_keystore_t *s = NULL;
     size_t skipped = 0;
@@ -162,7 +125,7 @@ static void test_many_keys_with_duplicates(void **state)
         EVP_PKEY_free(keys[i]);
     }
     kw_keystore_unref(s);
-    remove_dir(dir);
+    kf_remove_dir(dir);
 }
 
 static void test_keyset(void **state)

@@ -24,6 +24,8 @@
 #include "keyward/error.h"
 #include "keyward/keyid.h"
 
+#include "key_files.h"
+
 typedef struct fixture_s {
     char dir[64];
     EVP_PKEY *rsa, *ec, *ed, *other;
@@ -31,20 +33,6 @@ typedef struct fixture_s {
     kw_keystore_t *store;
     size_t skipped;
 } fixture_t;
-
-static void write_key(const char *dir, const char *name, EVP_PKEY *pkey, int traditional)
-{
-    char path[256];
-    snprintf(path, sizeof(path), "%s/%s.key", dir, name);
-    BIO *b = BIO_new_file(path, "w");
-    assert_non_null(b);
-    if (traditional)
-        assert_int_equal(PEM_write_bio_PrivateKey_traditional(b, pkey, NULL, NULL, 0, NULL, NULL),
-                         1);
-    else
-        assert_int_equal(PEM_write_bio_PrivateKey(b, pkey, NULL, NULL, 0, NULL, NULL), 1);
-    BIO_free(b);
-}
 
 static void write_cert(const char *dir, const char *name, X509 *cert)
 {
@@ -54,16 +42,6 @@ static void write_cert(const char *dir, const char *name, X509 *cert)
     assert_non_null(b);
     assert_int_equal(PEM_write_bio_X509(b, cert), 1);
     BIO_free(b);
-}
-
-static void write_text(const char *dir, const char *file, const char *text)
-{
-    char path[256];
-    snprintf(path, sizeof(path), "%s/%s", dir, file);
-    FILE *f = fopen(path, "w");
-    assert_non_null(f);
-    fputs(text, f);
-    fclose(f);
 }
 
 static void add_ext(X509 *x, int nid, const char *value)
@@ -114,20 +92,21 @@ static int setup(void **state)
     f->rsa_cert = make_cert(f->rsa, "rsa-cn.test", "DNS:rsa.test,DNS:shared.test");
     f->ec_cert = make_cert(f->ec, "ec.test", "DNS:*.wild.test,DNS:shared.test");
     X509 *wrong = make_cert(f->other, "mismatch.test", NULL);
-    write_key(f->dir, "a-rsa", f->rsa, 0);
+    kf_write_key(f->dir, "a-rsa", f->rsa, kf_pkcs8);
     write_cert(f->dir, "a-rsa", f->rsa_cert);
-    write_key(f->dir, "b-ec", f->ec, 1);
+    kf_write_key(f->dir, "b-ec", f->ec, kf_traditional);
     write_cert(f->dir, "b-ec", f->ec_cert);
-    write_key(f->dir, "c-ed", f->ed, 0);
-    write_key(f->dir, "d-small", small, 0);
-    write_key(f->dir, "e-k1", k1, 0);
-    write_key(f->dir, "f-mismatch", f->ec, 0); /* the EC key with a P-384 key's certificate */
+    kf_write_key(f->dir, "c-ed", f->ed, kf_pkcs8);
+    kf_write_key(f->dir, "d-small", small, kf_pkcs8);
+    kf_write_key(f->dir, "e-k1", k1, kf_pkcs8);
+    kf_write_key(f->dir, "f-mismatch", f->ec,
+                 kf_pkcs8); /* the EC key with a P-384 key's certificate */
     write_cert(f->dir, "f-mismatch", wrong);
-    write_key(f->dir, "g-duplicate", f->rsa, 1);
-    write_text(f->dir, "h-garbage.key",
-               "-----BEGIN PRIVATE KEY-----\nnot base64 at all\n"
-               "-----END PRIVATE KEY-----\n");
-    write_text(f->dir, "readme.txt", "not a key\n");
+    kf_write_key(f->dir, "g-duplicate", f->rsa, kf_traditional);
+    kf_write_text(f->dir, "h-garbage.key",
+                  "-----BEGIN PRIVATE KEY-----\nnot base64 at all\n"
+                  "-----END PRIVATE KEY-----\n");
+    kf_write_text(f->dir, "readme.txt", "not a key\n");
     X509_free(wrong);
     EVP_PKEY_free(small);
     EVP_PKEY_free(k1);
@@ -141,7 +120,6 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     fixture_t *f = *state;
-    char cmd[128];
     kw_keystore_unref(f->store);
     EVP_PKEY_free(f->rsa);
     EVP_PKEY_free(f->ec);
@@ -149,8 +127,7 @@ static int teardown(void **state)
     EVP_PKEY_free(f->other);
     X509_free(f->rsa_cert);
     X509_free(f->ec_cert);
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->dir);
-    assert_int_equal(system(cmd), 0);
+    kf_remove_dir(f->dir);
     free(f);
     return 0;
 }
