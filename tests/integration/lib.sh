@@ -76,6 +76,27 @@ wait_port() {
     return 1
 }
 
+# metrics_get PORT PATH [curl args...]: a daemon's metrics endpoint; prints the status code, the
+# body is in $KW_TMP/body.
+metrics_get() {
+    local port=$1 path=$2
+    shift 2
+    curl -s -o "$KW_TMP/body" -w '%{http_code}' --max-time 10 "$@" "http://127.0.0.1:$port$path" || true
+}
+
+# ready_code PORT: /ready's status once the daemon has started. The metrics listener opens before
+# the event loops run and says 503 "starting" until they do (longer under ASan), so that is
+# waited out, for up to 15 s; any other answer is printed as it is.
+ready_code() {
+    local code _
+    for _ in $(seq 1 150); do
+        code=$(metrics_get "$1" /ready)
+        [ "$code" = 503 ] && [ "$(cat "$KW_TMP/body")" = starting ] || break
+        sleep 0.1
+    done
+    printf '%s' "$code"
+}
+
 # start_bg NAME CMD...: starts CMD in the background, output in $KW_TMP/NAME.log; sets LAST_PID.
 start_bg() {
     local name=$1

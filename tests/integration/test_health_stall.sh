@@ -8,9 +8,7 @@
 make_pki
 proxy_remote_ok || fail "needs the provider and the key server built"
 
-http() { # PORT PATH -> the status code; the body in $KW_TMP/body
-    curl -s -o "$KW_TMP/body" -w '%{http_code}' --max-time 10 "http://127.0.0.1:$1$2" || true
-}
+http() { metrics_get "$@"; }
 
 # stall NAME TID PORT [PATH...]: stops thread TID for 5 s; /health on PORT must turn 503 with the
 # stall in its body (and each PATH 503 too), then 200 once the thread runs again.
@@ -65,7 +63,7 @@ write_proxy_yaml "$KW_TMP/proxy.yaml" "127.0.0.1:$PP" "127.0.0.1:$BP" "$PKI/cert
 threads: 1"
 start_proxy proxy "$PP" --config "$KW_TMP/proxy.yaml"
 wait_port "$MP" 10 || fail "proxy metrics listener"
-[ "$(http "$MP" /ready)" = 200 ] || fail "proxy /ready before the stall: $(cat "$KW_TMP/body")"
+[ "$(ready_code "$MP")" = 200 ] || fail "proxy /ready before the stall: $(cat "$KW_TMP/body")"
 stall keyward-proxy "$PROXY_PID" "$MP" /ready
 [ "$(http "$MP" /ready)" = 200 ] || fail "proxy /ready after the stall: $(cat "$KW_TMP/body")"
 kill -0 "$PROXY_PID" && kill -0 "$KS_PID" || fail "a daemon died after its loop was stopped"

@@ -40,7 +40,7 @@ check_fails "a user that does not exist" "user kw-nobody-here does not exist" \
 check_fails "a bad flag" "unknown option" "${KSARGS[@]}" --bogus-flag
 
 # ---- /health and /ready ----
-http() { curl -s -o "$KW_TMP/body" -w '%{http_code}' --max-time 10 "http://127.0.0.1:$1$2" || true; }
+http() { metrics_get "$@"; }
 printf 'a-long-enough-metrics-token-123456\n' >"$KW_TMP/token"
 chmod 600 "$KW_TMP/token"
 KS=$(free_port)
@@ -48,7 +48,7 @@ KM=$(free_port)
 start_keyserver ks "$KS" --metrics "127.0.0.1:$KM" --metrics-token-file "$KW_TMP/token"
 wait_port "$KM" 10 || fail "metrics listener"
 [ "$(http "$KM" /health)" = 200 ] || fail "/health: $(cat "$KW_TMP/body")"
-[ "$(http "$KM" /ready)" = 200 ] || fail "/ready with keys: $(cat "$KW_TMP/body")"
+[ "$(ready_code "$KM")" = 200 ] || fail "/ready with keys: $(cat "$KW_TMP/body")"
 ready=$(cat "$KW_TMP/body")
 [ "$(http "$KM" /metrics)" = 401 ] || fail "/metrics without the token is not 401"
 pass "/health 200, /ready 200 ($ready), both without the token /metrics needs (401)"
@@ -60,7 +60,7 @@ start_bg ks-empty "$KW_BIN/keyward-keyserver" --listen "127.0.0.1:$KS2" "${KSARG
     --keys "$KW_TMP/nokeys" --metrics "127.0.0.1:$KM2"
 wait_port "$KM2" 15 || fail "key server without keys did not start"
 [ "$(http "$KM2" /health)" = 200 ] || fail "/health without keys"
-[ "$(http "$KM2" /ready)" = 503 ] || fail "/ready without keys is not 503: $(cat "$KW_TMP/body")"
+[ "$(ready_code "$KM2")" = 503 ] || fail "/ready without keys is not 503: $(cat "$KW_TMP/body")"
 grep -q 'no keys loaded' "$KW_TMP/body" || fail "/ready without keys says: $(cat "$KW_TMP/body")"
 pass "no keys: /health 200, /ready 503 '$(cat "$KW_TMP/body")'"
 
@@ -72,7 +72,7 @@ start_bg ks-fwd "$KW_BIN/keyward-keyserver" --listen "127.0.0.1:$KS3" --cert "$P
     --key "$PKI/fwd.key" --ca "$PKI/ca.crt" --keys "$KW_TMP/nokeys" --upstream "127.0.0.1:$KS" \
     --metrics "127.0.0.1:$KM3"
 wait_port "$KM3" 15 || fail "forwarding key server did not start"
-[ "$(http "$KM3" /ready)" = 200 ] || fail "/ready with a live upstream: $(cat "$KW_TMP/body")"
+[ "$(ready_code "$KM3")" = 200 ] || fail "/ready with a live upstream: $(cat "$KW_TMP/body")"
 pass "forwarder: /ready 200 with its upstream up ($(cat "$KW_TMP/body"))"
 kill "$KS_PID"
 wait "$KS_PID" 2>/dev/null || true

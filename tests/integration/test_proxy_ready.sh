@@ -28,11 +28,7 @@ threads: 1"
 start_proxy proxy "$PP" --config "$KW_TMP/proxy.yaml"
 wait_port "$MP" 10 || fail "metrics listener"
 
-http() { # PATH [curl args...] -> the status code; the body in $KW_TMP/body
-    local path=$1
-    shift
-    curl -s -o "$KW_TMP/body" -w '%{http_code}' --max-time 10 "$@" "http://127.0.0.1:$MP$path" || true
-}
+http() { metrics_get "$MP" "$@"; } # PATH [curl args...]
 [ "$(http /metrics)" = 401 ] || fail "/metrics without the token is not 401"
 grep -q 'bearer token is required' "$KW_TMP/body" || fail "401 body: $(cat "$KW_TMP/body")"
 [ "$(http /metrics -H 'Authorization: Bearer wrong-token-0123456789')" = 401 ] ||
@@ -48,7 +44,7 @@ pass "--metrics-token-file: 401 without the token, with another, a longer one or
 
 # ---- /ready: key server down at start, then up ----
 [ "$(http /health)" = 200 ] || fail "/health with the key server down: $(cat "$KW_TMP/body")"
-[ "$(http /ready)" = 503 ] || fail "/ready with the key server down is not 503: $(cat "$KW_TMP/body")"
+[ "$(ready_code "$MP")" = 503 ] || fail "/ready with the key server down is not 503: $(cat "$KW_TMP/body")"
 grep -q "no key server answers (127.0.0.1:$KS)" "$KW_TMP/body" ||
     fail "/ready with the key server down says: $(cat "$KW_TMP/body")"
 down=$(cat "$KW_TMP/body")
