@@ -14,7 +14,8 @@
 # pinned to CPU 1 (taskset), both nginx and h2load to CPU 0; the key-on-disk nginx then has one
 # CPU for everything, nginx + keyward one CPU for everything but the private-key operation.
 # Usage: bench/handshake.sh [--split] [BUILD_DIR]
-#   (env: REQUESTS, CLIENTS, ROUNDS, WORKERS, NGINX_WORKERS, KS_SPLIT_WORKERS, DOC, KW_BENCH_PKI)
+#   (env: REQUESTS, CLIENTS, ROUNDS, WORKERS, NGINX_WORKERS, KS_WORKERS, KS_SPLIT_WORKERS, DOC,
+#   KW_BENCH_PKI; KS_WORKERS: the co-located key server's --workers, default WORKERS)
 # Prints a table and the ratios, and writes the table into docs/benchmarks.md (section
 # "Handshakes", co-located or split; DOC=none: don't).
 # Also reported: CPU time per handshake of the edge (nginx master + workers) in both setups and of
@@ -54,7 +55,7 @@ KS_PORT=$(free_port)
 # Split: the key server runs as it runs on a machine of one CPU: --workers auto there means the
 # loop thread signs (no worker threads to hand jobs to on the same CPU, docs/keyserver.md), which
 # --workers 0 asks for here, since it is pinned after it started (KS_SPLIT_WORKERS overrides).
-KS_WORKERS=$WORKERS
+KS_WORKERS=${KS_WORKERS:-$WORKERS}
 [ "$SPLIT" = 1 ] && KS_WORKERS=${KS_SPLIT_WORKERS:-0}
 start_keyserver ks "$KS_PORT" --log-level warn --workers "$KS_WORKERS"
 if [ "$SPLIT" = 1 ]; then
