@@ -157,6 +157,15 @@ size_t kw_client_stats(kw_client_t *client, kw_server_stats_t *out, size_t max);
  */
 int kw_ticket_keys(kw_client_t *client, kw_ticket_keys_t *out, uint8_t *remote_err);
 
+/*
+ * Addition: one blocking ping (0xF1) whose payload must come back unchanged: is a key server of
+ * the pool answering? Returns 0, or as kw_client_call (KW_EFORMAT for an echo that differs). When
+ * why is not NULL, a failure is written there as one line: kw_strerror's text, the key server's
+ * error name for KW_EREMOTE, and kw_client_last_error's sentence when there is one ("" on
+ * success). remote_err may be NULL.
+ */
+int kw_client_ping(kw_client_t *client, uint8_t *remote_err, char *why, size_t why_len);
+
 #ifdef __cplusplus
 }
 #endif

@@ -15,24 +15,6 @@ static const char ping_help[] =
     "Checks that the key server answers and prints round-trip times.\n" KW_CLI_SERVER_HELP
     "  --count N            pings to time after connecting (default 1)\n";
 
-/* One ping with a payload that must come back unchanged. Returns the kw_client_call code. */
-static int ping_once(kw_client_t *c, unsigned seq, uint8_t *remote)
-{
-    kw_msg_t msg;
-    char payload[32];
-    uint8_t echo[64];
-    size_t len = 0;
-    int n = snprintf(payload, sizeof(payload), "keyward ping %u", seq);
-    memset(&msg, 0, sizeof(msg));
-    msg.opcode = KW_OP_PING;
-    msg.has_opcode = 1;
-    msg.payload = kw_bytes(payload, (size_t)n);
-    int rc = kw_client_call(c, &msg, echo, sizeof(echo), &len, remote);
-    if (rc == 0 && (len != (size_t)n || memcmp(echo, payload, len) != 0))
-        rc = KW_EFORMAT;
-    return rc;
-}
-
 /* Milliseconds since t0_ns on the monotonic clock. */
 static double ms_since(uint64_t t0_ns)
 {
@@ -43,7 +25,7 @@ static int run(kw_client_t *c, const kw_cli_opts_t *o, unsigned count)
 {
     uint8_t remote = 0;
     uint64_t t0 = kw_clock_ns();
-    int rc = ping_once(c, 0, &remote);
+    int rc = kw_client_ping(c, &remote, NULL, 0);
     if (rc != 0) {
         kw_cli_report(c, o, rc, remote, "ping");
         return KW_EXIT_FAIL;
@@ -52,7 +34,7 @@ static int run(kw_client_t *c, const kw_cli_opts_t *o, unsigned count)
     double min = 0, max = 0, sum = 0;
     for (unsigned i = 1; i <= count; i++) {
         t0 = kw_clock_ns();
-        rc = ping_once(c, i, &remote);
+        rc = kw_client_ping(c, &remote, NULL, 0);
         double dt = ms_since(t0);
         if (rc != 0) {
             kw_cli_report(c, o, rc, remote, "ping");

@@ -100,21 +100,11 @@ static int loops_ready(kw_proxy_t *p, char *why, size_t len)
 /* A key server answers a ping through the probe's client; else 0 with why. */
 static int keyserver_ready(struct kw_px_ready_s *r, char *why, size_t len)
 {
-    kw_msg_t ping;
-    uint8_t reply[64];
-    size_t n = 0;
-    uint8_t remote = 0;
-    memset(&ping, 0, sizeof(ping));
-    ping.opcode = KW_OP_PING;
-    ping.has_opcode = 1;
-    int rc = kw_client_call(r->client, &ping, reply, sizeof(reply), &n, &remote);
-    if (rc == 0) {
+    char failed[384];
+    if (kw_client_ping(r->client, NULL, failed, sizeof(failed)) == 0) {
         return 1;
     }
-    char detail[256] = "";
-    kw_client_last_error(r->client, detail, sizeof(detail));
-    snprintf(why, len, "no key server answers (%s): %s%s%s", r->servers, kw_strerror(rc),
-             detail[0] != '\0' ? ": " : "", detail);
+    snprintf(why, len, "no key server answers (%s): %s", r->servers, failed);
     return 0;
 }
 

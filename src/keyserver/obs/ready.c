@@ -68,22 +68,10 @@ int kw_ks_ready_check(kw_ks_ready_t *r, char *why, size_t len)
         snprintf(why, len, "no keys loaded");
         return 0;
     }
-    if (r->upstreams != NULL) {
-        kw_msg_t ping;
-        uint8_t reply[64];
-        size_t n = 0;
-        uint8_t remote = 0;
-        memset(&ping, 0, sizeof(ping));
-        ping.opcode = KW_OP_PING;
-        ping.has_opcode = 1;
-        int rc = kw_client_call(r->upstreams, &ping, reply, sizeof(reply), &n, &remote);
-        if (rc != 0) {
-            char detail[256] = "";
-            kw_client_last_error(r->upstreams, detail, sizeof(detail));
-            snprintf(why, len, "no upstream answers (%s): %s%s%s", r->servers, kw_strerror(rc),
-                     detail[0] != '\0' ? ": " : "", detail);
-            return 0;
-        }
+    char failed[384];
+    if (r->upstreams != NULL && kw_client_ping(r->upstreams, NULL, failed, sizeof(failed)) != 0) {
+        snprintf(why, len, "no upstream answers (%s): %s", r->servers, failed);
+        return 0;
     }
     snprintf(why, len, "%llu keys%s%s", (unsigned long long)keys,
              r->upstreams != NULL ? ", upstream reachable: " : "",

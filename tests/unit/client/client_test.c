@@ -216,6 +216,28 @@ static void test_refused_fails_fast(void **state)
     kw_client_free(c);
 }
 
+/* kw_client_ping's failure sentence: the error's text, then the connection-level failure. */
+static void test_ping_says_why(void **state)
+{
+    (void)state;
+    char servers[64];
+    char why[400];
+    uint8_t remote = 7;
+    snprintf(servers, sizeof(servers), "127.0.0.1:%u", closed_port());
+    kw_client_t *c = client_for(servers, 5000, 1000);
+    assert_int_equal(kw_client_ping(c, &remote, why, sizeof(why)), KW_ECONN);
+    assert_int_equal(remote, 0);
+    assert_non_null(strstr(why, kw_strerror(KW_ECONN)));
+    assert_non_null(strstr(why, servers));
+    assert_non_null(strstr(why, "refused"));
+    char tiny[8];
+    assert_int_equal(kw_client_ping(c, NULL, tiny, sizeof(tiny)), KW_ECONN);
+    assert_int_equal(strlen(tiny), sizeof(tiny) - 1); /* truncated, terminated */
+    assert_int_equal(kw_client_ping(c, NULL, NULL, 0), KW_ECONN);
+    assert_int_equal(kw_client_ping(NULL, NULL, why, sizeof(why)), KW_EINVAL);
+    kw_client_free(c);
+}
+
 static void test_handshake_timeout(void **state)
 {
     (void)state;
@@ -504,9 +526,10 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_sock_bio_no_sigpipe), cmocka_unit_test(test_client_new_errors),
-        cmocka_unit_test(test_refused_fails_fast),  cmocka_unit_test(test_handshake_timeout),
-        cmocka_unit_test(test_request_notify),      cmocka_unit_test(test_request_notify_fn),
-        cmocka_unit_test(test_cancel_and_close),    cmocka_unit_test(test_conn_foreign_poller),
+        cmocka_unit_test(test_refused_fails_fast),  cmocka_unit_test(test_ping_says_why),
+        cmocka_unit_test(test_handshake_timeout),   cmocka_unit_test(test_request_notify),
+        cmocka_unit_test(test_request_notify_fn),   cmocka_unit_test(test_cancel_and_close),
+        cmocka_unit_test(test_conn_foreign_poller),
     };
     return cmocka_run_group_tests(tests, make_identity, remove_identity);
 }
