@@ -93,7 +93,6 @@ static int prepare(const kw_ks_config_t *cfg, app_t *a)
             kw_error("/ready: %s", err);
             return rc;
         }
-        kw_ks_metrics_http_set_ready(a->http, a->ready);
     }
     if (uv_loop_init(&a->loop) != 0)
         return KW_ENOMEM;
@@ -135,6 +134,8 @@ static int run(const kw_ks_config_t *cfg, int argc, char **argv, const char *pid
     if (rc != 0) {
         kw_error("%s", err);
         kw_ks_server_stop(&server);
+    } else {
+        kw_ks_metrics_http_set_ready(app.http, app.ready); /* /ready: "starting" until now */
     }
     uv_run(&app.loop, UV_RUN_DEFAULT);
     if (pid_written)

@@ -2,8 +2,8 @@
 # /health sees a stalled event loop (issue 18's leftover), in both daemons: their metrics endpoint
 # answers from a thread of its own, so a loop stuck in a call kept /health at 200 while nobody was
 # served. kw_thread_stop stops the loop thread alone (ptrace; SIGSTOP would stop every thread):
-# within a few seconds /health says 503 "event loop stalled for N ms" (and the proxy's /ready
-# 503), and 200 again once the thread runs. Exits 77 (skipped) where ptrace is refused.
+# within a few seconds /health says 503 "event loop stalled for N ms" (and /ready 503 in both),
+# and 200 again once the thread runs. Exits 77 (skipped) where ptrace is refused.
 . "$(dirname "$0")/lib.sh"
 make_pki
 proxy_remote_ok || fail "needs the provider and the key server built"
@@ -51,7 +51,7 @@ if [ "$rc" = 77 ]; then # no CAP_SYS_PTRACE and a ptrace_scope that refuses a no
     exit 77
 fi
 [ "$rc" = 0 ] || fail "kw_thread_stop: $(cat "$KW_TMP/probe.out")"
-stall keyward-keyserver "$KS_PID" "$KM"
+stall keyward-keyserver "$KS_PID" "$KM" /ready
 
 # ---- keyward-proxy, one thread: worker 0's loop runs on the main thread ----
 BP=$(free_port)

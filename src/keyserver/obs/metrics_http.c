@@ -3,7 +3,8 @@
  * touches the key server's event loop): GET or HEAD /metrics answers the Prometheus text format,
  * /health 200 while the loop thread beats (liveness; 503 "event loop stalled for N ms" when its
  * heartbeat is older than 2 s: kw_heartbeat.h), /ready 200 or 503 with the reason (readiness:
- * obs/ready.h), any other path 404, any other method 405. /health and /ready need no token (load
+ * "starting" until the listener is bound, "stopping", a stalled loop, then obs/ready.h), any
+ * other path 404, any other method 405. /health and /ready need no token (load
  * balancers and orchestrators probe them; they tell only "ok" or what is missing). With a token
  * (--metrics-token-file) every request needs "Authorization: Bearer TOKEN" (compared in constant
  * time), else 401. Slow clients are bounded: KW_METRICS_PER_IP connections per address,
@@ -93,6 +94,25 @@ static enum MHD_Result reply_health(struct MHD_Connection *conn, const kw_heartb
     return reply_line(conn, MHD_HTTP_SERVICE_UNAVAILABLE, why);
 }
 
+/* /ready: "starting" until the listener is bound, "stopping" once the loop stops taking
+ * connections, the stall while the loop is stuck (as /health), else ready.c's check. */
+static int ready_now(kw_ks_metrics_http_t *h, char *why, size_t len)
+{
+    struct kw_ks_ready_s *r = atomic_load(&h->ready);
+    const kw_heartbeat_t *hb = atomic_load(&h->heartbeat);
+    if (r == NULL) {
+        snprintf(why, len, "starting");
+        return 0;
+    }
+    if (hb != NULL && !kw_heartbeat_started(hb)) {
+        snprintf(why, len, "stopping");
+        return 0;
+    }
+    if (hb != NULL && !kw_heartbeat_alive(hb, why, len))
+        return 0;
+    return kw_ks_ready_check(r, why, len);
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
                                   const char *method, const char *version, const char *upload_data,
                                   size_t *upload_data_size, void **con_cls)
@@ -114,9 +134,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     if (strcmp(url, "/health") == 0)
         return reply_health(conn, atomic_load(&h->heartbeat));
     if (strcmp(url, "/ready") == 0) {
-        char why[512] = "starting";
-        struct kw_ks_ready_s *r = atomic_load(&h->ready);
-        int ok = r != NULL && kw_ks_ready_check(r, why, sizeof(why));
+        char why[512];
+        int ok = ready_now(h, why, sizeof(why));
         return reply_line(conn, ok ? MHD_HTTP_OK : MHD_HTTP_SERVICE_UNAVAILABLE, why);
     }
     if (!kw_bearer_allows(&h->token,
