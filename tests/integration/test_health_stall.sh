@@ -51,6 +51,7 @@ if [ "$rc" = 77 ]; then # no CAP_SYS_PTRACE and a ptrace_scope that refuses a no
     exit 77
 fi
 [ "$rc" = 0 ] || fail "kw_thread_stop: $(cat "$KW_TMP/probe.out")"
+[ "$(ready_code "$KM")" = 200 ] || fail "key server /ready before the stall: $(cat "$KW_TMP/body")"
 stall keyward-keyserver "$KS_PID" "$KM" /ready
 
 # ---- keyward-proxy, one thread: worker 0's loop runs on the main thread ----

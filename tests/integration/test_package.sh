@@ -145,10 +145,8 @@ grep -q '^CapEff:\s*0*$' "/proc/$KS_PID/status" || fail "the key server has capa
 ! grep -q 'accessible by group' "$KW_TMP/keyserver.log" ||
     fail "the package's key layout (root:keyward 0640) is warned about: $(grep -m1 accessible "$KW_TMP/keyserver.log")"
 pass "the installed key server runs as keyward from /etc/keyward: $(sed -n 's/^ExecStart=//p' "$UNIT_KS")"
-for ep in health ready; do
-    code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 "http://127.0.0.1:$KM/$ep") || true
-    [ "$code" = 200 ] || fail "key server /$ep answered $code"
-done
+[ "$(metrics_get "$KM" /health)" = 200 ] || fail "key server /health: $(cat "$KW_TMP/body")"
+[ "$(ready_code "$KM")" = 200 ] || fail "key server /ready: $(cat "$KW_TMP/body")"
 pass "key server /health and /ready answer 200"
 
 # ---- the installed provider: openssl.cnf with no `module =`, an unmodified openssl s_server ----
