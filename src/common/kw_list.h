@@ -39,30 +39,32 @@ static inline void *kw_link_owner(kw_link_t *k, size_t offset)
     return k != NULL ? (void *)((char *)k - offset) : NULL;
 }
 
+/* Puts k (on no list) between prev and next, neighbours on l (NULL: that end of l). */
+static inline void kw_list_insert(kw_list_t *l, kw_link_t *k, kw_link_t *prev, kw_link_t *next)
+{
+    k->prev = prev;
+    k->next = next;
+    if (prev != NULL)
+        prev->next = k;
+    else
+        l->head = k;
+    if (next != NULL)
+        next->prev = k;
+    else
+        l->tail = k;
+    l->n++;
+}
+
 /* Appends k (on no list) at the tail. */
 static inline void kw_list_push_back(kw_list_t *l, kw_link_t *k)
 {
-    k->prev = l->tail;
-    k->next = NULL;
-    if (l->tail != NULL)
-        l->tail->next = k;
-    else
-        l->head = k;
-    l->tail = k;
-    l->n++;
+    kw_list_insert(l, k, l->tail, NULL);
 }
 
 /* Inserts k (on no list) at the head. */
 static inline void kw_list_push_front(kw_list_t *l, kw_link_t *k)
 {
-    k->prev = NULL;
-    k->next = l->head;
-    if (l->head != NULL)
-        l->head->prev = k;
-    else
-        l->tail = k;
-    l->head = k;
-    l->n++;
+    kw_list_insert(l, k, NULL, l->head);
 }
 
 /* Takes k (on l) off l and clears its links. */

@@ -1,9 +1,9 @@
 /*
- * The intrusive list (src/common/kw_list.h): push at either end keeps the order, remove of the
- * head, a middle, the tail and the only element relinks the rest and clears the removed links,
- * pop takes the head (NULL when empty), n counts, kw_list_linked tells on/off, splice appends in
- * order, a loop may remove the current element, and KW_LIST_ENTRY/KW_CONTAINER_OF find the
- * element (NULL for NULL).
+ * The intrusive list (src/common/kw_list.h): push at either end and insert between two keep the
+ * order; remove of the head, a middle, the tail and the only element relinks the rest and clears
+ * the removed links; pop takes the head (NULL when empty); n counts; kw_list_linked tells on/off;
+ * splice appends in order; a loop may remove the current element; KW_LIST_ENTRY and
+ * KW_CONTAINER_OF find the element (NULL for NULL).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -67,6 +67,9 @@ static void test_push(void **state)
     v[3].value = 3;
     kw_list_push_front(&l, &v[3].link);
     check(&l, (const int[]){3, 0, 1, 2}, 4);
+    item_t mid = {.value = 9};
+    kw_list_insert(&l, &mid.link, &v[0].link, &v[1].link);
+    check(&l, (const int[]){3, 0, 9, 1, 2}, 5);
 
     kw_list_t f = {NULL, NULL, 0}; /* push_front onto an empty list sets the tail too */
     item_t a = {.value = 7}, b = {.value = 8};
