@@ -1,7 +1,7 @@
 /*
- * The key server's pages of its HTTP endpoint (--metrics, served by src/httpd: kw_httpd.h):
- * /metrics the Prometheus text (obs/metrics.c), /health 200 "ok" while the loop thread beats
- * (liveness; 503 "event loop stalled for N ms" when its heartbeat is older than 2 s:
+ * The key server's pages of its HTTP endpoint (--metrics), which src/httpd serves (kw_httpd.h).
+ * Its /metrics is the Prometheus text (obs/metrics.c), /health 200 "ok" while the loop thread
+ * beats (liveness; 503 "event loop stalled for N ms" when its heartbeat is older than 2 s:
  * kw_heartbeat.h), /ready 200 or 503 with the reason (readiness: "starting" until the listener
  * is bound, "stopping", a stalled loop, then obs/ready.h). At most KW_METRICS_CONNS connections
  * at once (the per-address and idle limits are kw_httpd.h's).
