@@ -6,22 +6,11 @@
  * a body, the per-address connection limit, and the start's errors (bad address, port in use,
  * token file missing).
  */
-#include <arpa/inet.h>
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/socket.h>
 #include <time.h>
-#include <unistd.h>
-
-#include <cmocka.h>
 
 #include "keyward/error.h"
 #include "kw_httpd.h"
+#include "kw_test_http.h"
 
 #define TOKEN "0123456789abcdef-test-token"
 
@@ -59,57 +48,6 @@ static int metrics_cb(void *ctx, char **body, size_t *len)
     return *body != NULL ? 0 : KW_ENOMEM;
 }
 
-static int free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a;
-    socklen_t alen = sizeof(a);
-    memset(&a, 0, sizeof(a));
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    assert_true(fd >= 0);
-    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
-    assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &alen), 0);
-    close(fd);
-    return ntohs(a.sin_port);
-}
-
-static int connect_to(int port)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a;
-    memset(&a, 0, sizeof(a));
-    a.sin_family = AF_INET;
-    a.sin_port = htons((uint16_t)port);
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    assert_true(fd >= 0);
-    assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
-    return fd;
-}
-
-/* One HTTP/1.0 request (with "Authorization: Bearer token" unless token is NULL); the whole
- * response, malloc'ed ("" when the server closed without one). */
-static char *http(int port, const char *method, const char *path, const char *token)
-{
-    int fd = connect_to(port);
-    char req[512];
-    int n = snprintf(req, sizeof(req), "%s %s HTTP/1.0\r\nHost: x\r\n%s%s%s\r\n", method, path,
-                     token != NULL ? "Authorization: Bearer " : "", token != NULL ? token : "",
-                     token != NULL ? "\r\n" : "");
-    assert_int_equal(write(fd, req, (size_t)n), n);
-    size_t cap = 65536;
-    size_t len = 0;
-    char *buf = malloc(cap);
-    assert_non_null(buf);
-    ssize_t r;
-    while ((r = read(fd, buf + len, cap - len - 1)) > 0) {
-        len += (size_t)r;
-    }
-    buf[len] = '\0';
-    close(fd);
-    return buf;
-}
-
 /* The response's status code (0: none) and its body (after the blank line). */
 static int status_of(const char *r)
 {
@@ -125,7 +63,7 @@ static const char *body_of(const char *r)
 static void expect(int port, const char *method, const char *path, const char *token, int status,
                    const char *body)
 {
-    char *r = http(port, method, path, token);
+    char *r = kw_test_http(port, method, path, token);
     if (status_of(r) != status || (body != NULL && strcmp(body_of(r), body) != 0)) {
         print_error("%s %s: expected %d \"%s\", got:\n%s\n", method, path, status,
                     body != NULL ? body : "*", r);
@@ -139,7 +77,7 @@ static char *start(kw_httpd_t **h, const char *token_file, const kw_httpd_pages_
 {
     static char listen[64];
     char err[256] = "";
-    *port = free_port();
+    *port = kw_test_free_port();
     snprintf(listen, sizeof(listen), "127.0.0.1:%d", *port);
     int rc = kw_httpd_start(listen, token_file, 8, pages, h, err, sizeof(err));
     if (rc != 0) {
@@ -175,7 +113,7 @@ static void test_routes_with_token(void **state)
     expect(port, "GET", "/health", NULL, 503, "event loop stalled for 2500 ms\n");
     expect(port, "GET", "/ready", NULL, 200, "ready: 3 keys\n");
     /* anything else behind the token */
-    char *r = http(port, "GET", "/metrics", NULL);
+    char *r = kw_test_http(port, "GET", "/metrics", NULL);
     assert_int_equal(status_of(r), 401);
     assert_non_null(strstr(r, "WWW-Authenticate: Bearer realm=\"keyward\"\r\n"));
     assert_string_equal(body_of(r), "a bearer token is required (Authorization: Bearer TOKEN)\n");
@@ -184,7 +122,7 @@ static void test_routes_with_token(void **state)
     expect(port, "GET", "/nothing", NULL, 401, NULL);
     assert_int_equal(s.metrics_calls, 0);
     expect(port, "GET", "/nothing", TOKEN, 404, "not found: try /metrics, /health or /ready\n");
-    r = http(port, "GET", "/metrics", TOKEN);
+    r = kw_test_http(port, "GET", "/metrics", TOKEN);
     assert_int_equal(status_of(r), 200);
     assert_non_null(strstr(r, "Content-Type: text/plain; version=0.0.4; charset=utf-8\r\n"));
     assert_string_equal(body_of(r), "test_metric 42\n");
@@ -223,9 +161,9 @@ static void test_per_ip_limit(void **state)
     start(&h, NULL, &pages, &port);
     int held[KW_HTTPD_PER_IP];
     for (int i = 0; i < KW_HTTPD_PER_IP; i++) {
-        held[i] = connect_to(port);
+        held[i] = kw_test_connect(port);
     }
-    char *r = http(port, "GET", "/health", NULL);
+    char *r = kw_test_http(port, "GET", "/health", NULL);
     assert_string_equal(r, "");
     free(r);
     for (int i = 0; i < KW_HTTPD_PER_IP; i++) {
@@ -233,7 +171,7 @@ static void test_per_ip_limit(void **state)
     }
     int status = 0;
     for (int i = 0; i < 100 && status != 200; i++) { /* until the server saw the closes */
-        r = http(port, "GET", "/health", NULL);
+        r = kw_test_http(port, "GET", "/health", NULL);
         status = status_of(r);
         free(r);
         if (status != 200) {
