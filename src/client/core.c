@@ -69,7 +69,7 @@ int kwc_core_enqueue(kwc_core_t *core, kw_request_t *r)
         pthread_mutex_unlock(&core->q_lock);
         return KW_ECLOSED;
     }
-    kwc_rlist_push(&core->queue, r);
+    kw_list_push_back(&core->queue, &r->link);
     if (!core->wake_armed) {
         core->wake_armed = 1;
         wake = 1;
@@ -86,12 +86,11 @@ static void shutdown_core(kwc_core_t *core)
     kwc_health_close_all(&core->route);
     /* Requests submitted after the last drain. */
     pthread_mutex_lock(&core->q_lock);
-    kwc_rlist_t rest = core->queue;
+    kw_list_t rest = core->queue;
     memset(&core->queue, 0, sizeof(core->queue));
     pthread_mutex_unlock(&core->q_lock);
-    kw_request_t *r;
-    for (r = kwc_rlist_pop(&rest); r != NULL; r = kwc_rlist_pop(&rest))
-        kwc_request_complete(r, KW_ECLOSED, 0, NULL, 0);
+    for (kw_link_t *k = kw_list_pop_front(&rest); k != NULL; k = kw_list_pop_front(&rest))
+        kwc_request_complete(kwc_req_of(k), KW_ECLOSED, 0, NULL, 0);
 }
 
 static void *io_main(void *arg)

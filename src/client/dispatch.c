@@ -93,7 +93,7 @@ static void detach(kw_request_t *r)
 {
     kwc_server_t *s = r->server;
     kw_reqmap_remove(&s->route->map, r->id);
-    kwc_rlist_remove(&s->sent, r);
+    kw_list_remove(&s->sent, &r->link);
     if (r->internal)
         s->ping_out = 0;
     else
@@ -117,7 +117,7 @@ static int send_to(kwc_server_t *s, kw_request_t *r)
     }
     if (s->sent.n == 0)
         s->progress_us = rt->now_us;
-    kwc_rlist_push(&s->sent, r);
+    kw_list_push_back(&s->sent, &r->link);
     r->server = s;
     r->id = id;
     r->tries++;
@@ -140,7 +140,7 @@ static void send_or_park(kwc_route_t *rt, kw_request_t *r)
     if (i < 0) {
         if (outage(rt))
             probe_soon(rt); /* r waits for that attempt only */
-        kwc_rlist_push(&rt->pending, r);
+        kw_list_push_back(&rt->pending, &r->link);
         return;
     }
     int rc = send_to(&rt->servers[i], r);
@@ -173,10 +173,10 @@ void kwc_dispatch_pending(kwc_route_t *rt)
 {
     if (rt->pending.n == 0 || !any_usable(rt))
         return;
-    kwc_rlist_t batch = {NULL, NULL, 0};
-    kwc_rlist_splice(&batch, &rt->pending);
-    kw_request_t *r;
-    for (r = kwc_rlist_pop(&batch); r != NULL; r = kwc_rlist_pop(&batch)) {
+    kw_list_t batch = {NULL, NULL, 0};
+    kw_list_splice(&batch, &rt->pending);
+    for (kw_link_t *k = kw_list_pop_front(&batch); k != NULL; k = kw_list_pop_front(&batch)) {
+        kw_request_t *r = kwc_req_of(k);
         if (kwc_request_is_cancelled(r))
             kwc_request_complete(r, KW_ECLOSED, 0, NULL, 0);
         else
@@ -241,8 +241,7 @@ kwc_reply_t kwc_dispatch_reply(kwc_server_t *s, uint32_t id, const uint8_t *body
 void kwc_dispatch_conn_lost(kwc_server_t *s, int err)
 {
     kwc_route_t *rt = s->route;
-    kw_request_t *r;
-    for (r = s->sent.head; r != NULL; r = s->sent.head) {
+    for (kw_request_t *r = kwc_req_of(s->sent.head); r != NULL; r = kwc_req_of(s->sent.head)) {
         detach(r);
         if (r->internal) {
             kwc_request_complete(r, err, 0, NULL, 0);
@@ -257,13 +256,13 @@ void kwc_dispatch_conn_lost(kwc_server_t *s, int err)
 static void expire_pending(kwc_route_t *rt)
 {
     kw_request_t *next;
-    for (kw_request_t *r = rt->pending.head; r != NULL; r = next) {
-        next = r->next;
+    for (kw_request_t *r = kwc_req_of(rt->pending.head); r != NULL; r = next) {
+        next = kwc_req_of(r->link.next);
         if (kwc_request_is_cancelled(r)) {
-            kwc_rlist_remove(&rt->pending, r);
+            kw_list_remove(&rt->pending, &r->link);
             kwc_request_complete(r, KW_ECLOSED, 0, NULL, 0);
         } else if (rt->now_us >= r->deadline_us) {
-            kwc_rlist_remove(&rt->pending, r);
+            kw_list_remove(&rt->pending, &r->link);
             kwc_request_complete(r, r->last_err != 0 ? r->last_err : KW_ETIMEDOUT, 0, NULL, 0);
         }
     }
@@ -274,8 +273,8 @@ static void expire_pending(kwc_route_t *rt)
 static void expire_inflight(kwc_route_t *rt, kwc_server_t *s)
 {
     kw_request_t *next;
-    for (kw_request_t *r = s->sent.head; r != NULL; r = next) {
-        next = r->next;
+    for (kw_request_t *r = kwc_req_of(s->sent.head); r != NULL; r = next) {
+        next = kwc_req_of(r->link.next);
         if (r->internal)
             continue; /* health pings: the connection's stall check covers them */
         if (rt->now_us >= r->deadline_us) {
@@ -312,12 +311,12 @@ void kwc_dispatch_connect_failed(kwc_route_t *rt, int err)
     if (rt->ever_up && err != KW_ETLS && !down)
         return;
     kw_request_t *next;
-    for (kw_request_t *r = rt->pending.head; r != NULL; r = next) {
-        next = r->next;
+    for (kw_request_t *r = kwc_req_of(rt->pending.head); r != NULL; r = next) {
+        next = kwc_req_of(r->link.next);
         r->last_err = err;
         r->tries++;
         if (down || r->tries >= rt->max_tries) {
-            kwc_rlist_remove(&rt->pending, r);
+            kw_list_remove(&rt->pending, &r->link);
             kwc_request_complete(r, err, 0, NULL, 0);
         }
     }
@@ -325,12 +324,12 @@ void kwc_dispatch_connect_failed(kwc_route_t *rt, int err)
 
 void kwc_dispatch_fail_all(kwc_route_t *rt, int err)
 {
-    kw_request_t *r;
-    for (r = kwc_rlist_pop(&rt->pending); r != NULL; r = kwc_rlist_pop(&rt->pending))
-        kwc_request_complete(r, err, 0, NULL, 0);
+    for (kw_link_t *k = kw_list_pop_front(&rt->pending); k != NULL;
+         k = kw_list_pop_front(&rt->pending))
+        kwc_request_complete(kwc_req_of(k), err, 0, NULL, 0);
     for (size_t i = 0; i < rt->n_servers; i++) {
         kwc_server_t *s = &rt->servers[i];
-        for (r = s->sent.head; r != NULL; r = s->sent.head) {
+        for (kw_request_t *r = kwc_req_of(s->sent.head); r != NULL; r = kwc_req_of(s->sent.head)) {
             detach(r);
             kwc_request_complete(r, err, 0, NULL, 0);
         }
@@ -341,8 +340,8 @@ void kwc_dispatch_abort(kwc_route_t *rt, kw_request_t *r, int err)
 {
     if (r->server != NULL)
         detach(r);
-    else if (r->prev != NULL || rt->pending.head == r)
-        kwc_rlist_remove(&rt->pending, r);
+    else if (kw_list_linked(&rt->pending, &r->link))
+        kw_list_remove(&rt->pending, &r->link);
     else
         return; /* on no list of ours: someone else completes it */
     kwc_request_complete(r, err, 0, NULL, 0);

@@ -54,7 +54,7 @@ typedef struct kwc_core_s {
     int stop_seen;           /* under io_lock: the loop took the queue after stop was asked */
     /* submission queue, under q_lock */
     pthread_mutex_t q_lock;
-    kwc_rlist_t queue;
+    kw_list_t queue;
     int wake_armed;
     int stopping;
 } kwc_core_t;

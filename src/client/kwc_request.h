@@ -16,6 +16,7 @@
 #include <stdint.h>
 
 #include "keyward/client.h"
+#include "kw_list.h"
 #include "kwc_efd.h"
 
 enum kwc_req_state { KWC_REQ_PENDING = 0, KWC_REQ_DONE = 1 };
@@ -52,8 +53,7 @@ struct kw_request_s {
     uint8_t *frame;
     size_t frame_len;
     /* loop */
-    kw_request_t *prev;
-    kw_request_t *next;
+    kw_link_t link;              /* on at most one list: a core's queue, a server's sent, pending */
     struct kwc_server_s *server; /* where it is in flight, or NULL */
     uint32_t id;                 /* 0 when not in the id map */
     uint8_t internal;            /* a health ping of the client itself (no caller) */
@@ -66,18 +66,11 @@ struct kw_request_s {
     uint64_t sent_us;
 };
 
-/* Intrusive doubly linked list of requests (a request is on at most one list). */
-typedef struct kwc_rlist_s {
-    kw_request_t *head;
-    kw_request_t *tail;
-    size_t n;
-} kwc_rlist_t;
-
-void kwc_rlist_push(kwc_rlist_t *l, kw_request_t *r);
-void kwc_rlist_remove(kwc_rlist_t *l, kw_request_t *r);
-kw_request_t *kwc_rlist_pop(kwc_rlist_t *l);
-/* Moves every request of src to the end of dst. */
-void kwc_rlist_splice(kwc_rlist_t *dst, kwc_rlist_t *src);
+/* The request whose link k is, or NULL for NULL (requests are queued on kw_list_t lists). */
+static inline kw_request_t *kwc_req_of(kw_link_t *k)
+{
+    return KW_LIST_ENTRY(k, kw_request_t, link);
+}
 
 /* Incremented in every forked child (client.c). */
 extern atomic_uint kwc_fork_gen;

@@ -31,7 +31,7 @@ typedef struct kwc_server_s {
     int up;               /* probed: takes requests */
     int led;              /* a caller reads its connection itself (kwc_core_lead) */
     uint64_t deadline_us; /* connect + handshake, then the probe, must finish before this */
-    kwc_rlist_t sent;     /* in flight on conn, in send order (pings included) */
+    kw_list_t sent;       /* in flight on conn, in send order (pings included) */
     uint64_t progress_us; /* last reply, or when sent became non-empty */
     int ping_out;         /* a health ping is in flight */
     uint32_t backoff_ms;  /* 0 after a success */
@@ -59,8 +59,8 @@ struct kwc_route_s {
     kwc_server_t *servers;
     size_t n_servers;
     kw_reqmap_t map;
-    kwc_rlist_t pending; /* waiting for a usable server */
-    uint64_t now_us;     /* the loop's clock, set by its runner */
+    kw_list_t pending; /* waiting for a usable server */
+    uint64_t now_us;   /* the loop's clock, set by its runner */
     uint32_t rr;
     uint32_t rnd;
     int ever_up; /* some server answered a probe since the core started */

@@ -104,20 +104,19 @@ void kwc_loop_clocks_pause(kwc_core_t *core)
 
 void kwc_loop_on_wake(kwc_io_t *io, uint32_t events)
 {
-    kwc_core_t *core = (kwc_core_t *)((char *)io - offsetof(kwc_core_t, wake));
+    kwc_core_t *core = KW_CONTAINER_OF(io, kwc_core_t, wake);
     uint64_t v;
-    kwc_rlist_t batch = {NULL, NULL, 0};
+    kw_list_t batch = {NULL, NULL, 0};
     (void)events;
     core->last_submit_us = core->route.now_us;
     if (read(io->fd, &v, sizeof(v)) < 0 && errno != EAGAIN && errno != EINTR)
         kw_warn("keyward client: reading the wakeup eventfd failed: %s", strerror(errno));
     pthread_mutex_lock(&core->q_lock);
-    kwc_rlist_splice(&batch, &core->queue);
+    kw_list_splice(&batch, &core->queue);
     core->wake_armed = 0;
     if (core->stopping)
         core->stop_seen = 1;
     pthread_mutex_unlock(&core->q_lock);
-    kw_request_t *r;
-    for (r = kwc_rlist_pop(&batch); r != NULL; r = kwc_rlist_pop(&batch))
-        kwc_dispatch_new(&core->route, r);
+    for (kw_link_t *k = kw_list_pop_front(&batch); k != NULL; k = kw_list_pop_front(&batch))
+        kwc_dispatch_new(&core->route, kwc_req_of(k));
 }

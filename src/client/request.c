@@ -1,7 +1,7 @@
 /*
  * The request object (kwc_request.h): creation, completion (publishing the result, then the
  * signals: its own eventfd when watched, the caller's fd or callback), reference counting between
- * caller and loop, and the intrusive request list. Knows nothing of connections or cores.
+ * caller and loop. Its list link is kw_list.h's. Knows nothing of connections or cores.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -127,56 +127,4 @@ int kwc_request_ours(const kw_request_t *r)
 {
     return r->core != NULL &&
            r->fork_gen == atomic_load_explicit(&kwc_fork_gen, memory_order_relaxed);
-}
-
-void kwc_rlist_push(kwc_rlist_t *l, kw_request_t *r)
-{
-    r->next = NULL;
-    r->prev = l->tail;
-    if (l->tail != NULL)
-        l->tail->next = r;
-    else
-        l->head = r;
-    l->tail = r;
-    l->n++;
-}
-
-void kwc_rlist_remove(kwc_rlist_t *l, kw_request_t *r)
-{
-    if (r->prev != NULL)
-        r->prev->next = r->next;
-    else
-        l->head = r->next;
-    if (r->next != NULL)
-        r->next->prev = r->prev;
-    else
-        l->tail = r->prev;
-    r->prev = NULL;
-    r->next = NULL;
-    l->n--;
-}
-
-kw_request_t *kwc_rlist_pop(kwc_rlist_t *l)
-{
-    kw_request_t *r = l->head;
-    if (r != NULL)
-        kwc_rlist_remove(l, r);
-    return r;
-}
-
-void kwc_rlist_splice(kwc_rlist_t *dst, kwc_rlist_t *src)
-{
-    if (src->head == NULL)
-        return;
-    if (dst->tail != NULL) {
-        dst->tail->next = src->head;
-        src->head->prev = dst->tail;
-    } else {
-        dst->head = src->head;
-    }
-    dst->tail = src->tail;
-    dst->n += src->n;
-    src->head = NULL;
-    src->tail = NULL;
-    src->n = 0;
 }

@@ -21,6 +21,7 @@
 #include <uv.h>
 
 #include "kw_heartbeat.h"
+#include "kw_list.h"
 #include "proxy_config.h"
 #include "proxy_tickets.h"
 #include "proxy_tls.h"
@@ -106,7 +107,7 @@ struct kw_px_worker_s {
     uv_signal_t sigint, sigterm, sigquit;
     uv_thread_t thread;
     int stopping;
-    kw_px_conn_t *conns;             /* doubly linked list of live connections */
+    kw_list_t conns;                 /* live connections (kw_px_conn_t link), newest first */
     uint64_t hs_warn_ms;             /* uv_now of the last "handshake failed" line (proxy_conn.c) */
     unsigned long hs_unlogged;       /* failed handshakes since then, not logged */
     int hs_warned;                   /* hs_warn_ms is set */
@@ -132,7 +133,7 @@ typedef void (*kw_px_event_cb)(kw_px_conn_t *c, kw_px_event_t ev);
 struct kw_px_conn_s {
     kw_px_worker_t *worker;
     kw_px_event_cb on_event; /* the data path's reports (set by kw_px_splice_start) */
-    kw_px_conn_t *prev, *next;
+    kw_link_t link;          /* in worker->conns */
     uv_tcp_t client;
     uv_tcp_t backend;
     uv_timer_t timer;

@@ -29,14 +29,7 @@ static void conn_handshake(kw_px_conn_t *c);
 static void conn_free(kw_px_conn_t *c)
 {
     kw_px_worker_t *w = c->worker;
-    if (c->prev != NULL) {
-        c->prev->next = c->next;
-    } else if (w->conns == c) {
-        w->conns = c->next;
-    }
-    if (c->next != NULL) {
-        c->next->prev = c->prev;
-    }
+    kw_list_remove(&w->conns, &c->link);
     SSL_free(c->ssl); /* also frees both BIOs */
     atomic_fetch_sub(&w->proxy->nconns, 1);
     free(c);
@@ -454,11 +447,7 @@ void kw_px_conn_accept(kw_px_worker_t *w, uv_stream_t *listener)
     }
     c->worker = w;
     atomic_fetch_add(&p->nconns, 1);
-    c->next = w->conns;
-    if (w->conns != NULL) {
-        w->conns->prev = c;
-    }
-    w->conns = c;
+    kw_list_push_front(&w->conns, &c->link);
     (void)uv_tcp_init(&w->loop, &c->client);
     (void)uv_timer_init(&w->loop, &c->timer);
     c->client.data = c;

@@ -144,7 +144,9 @@ static void stop_now(kw_px_worker_t *w)
         kw_px_refresh_stop(w->proxy);
         kw_px_tickets_stop(w->proxy->tickets);
     }
-    for (kw_px_conn_t *c = w->conns; c != NULL; c = c->next) {
+    for (kw_link_t *k = w->conns.head, *next; k != NULL; k = next) {
+        next = k->next;
+        kw_px_conn_t *c = KW_LIST_ENTRY(k, kw_px_conn_t, link);
         if (!c->closing) {
             atomic_fetch_add(c->backend_up ? &st->cut_tunnels : &st->cut_handshakes, 1);
         }
@@ -156,8 +158,8 @@ static void on_drain_timeout(uv_timer_t *t)
 {
     kw_px_worker_t *w = t->data;
     unsigned n = 0;
-    for (kw_px_conn_t *c = w->conns; c != NULL; c = c->next) {
-        n += !c->closing;
+    for (kw_link_t *k = w->conns.head; k != NULL; k = k->next) {
+        n += !KW_LIST_ENTRY(k, kw_px_conn_t, link)->closing;
     }
     if (n > 0) {
         kw_info("worker %u: drain timeout: cutting %u connection%s", w->index, n,

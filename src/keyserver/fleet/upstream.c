@@ -14,6 +14,7 @@
 #include "kw_clock.h"
 #include "keyward/client.h"
 #include "keyward/error.h"
+#include "kw_list.h"
 #include "kw_log.h"
 #include "kw_payload.h"
 #include "obs/metrics.h"
@@ -31,8 +32,7 @@ typedef struct fwd_s {
     uint8_t *local; /* 0xA3: this server's key ids to merge with the upstream's (owned) */
     size_t local_len;
     kw_ks_audit_rec_t rec;
-    struct fwd_s *prev;
-    struct fwd_s *next;
+    kw_link_t link; /* the upstream's pending list */
 } fwd_t;
 
 struct kw_ks_upstream_s {
@@ -41,8 +41,7 @@ struct kw_ks_upstream_s {
     kw_ks_audit_t *audit;        /* not owned */
     kw_ks_metrics_t *metrics;    /* not owned; NULL: off */
     kw_ks_authz_t *const *authz; /* the rules in force (fleet.h), not owned */
-    fwd_t *pending;
-    size_t n_pending;
+    kw_list_t pending;           /* fwd_t, newest first */
     int stopped;
     uint64_t failed;           /* requests that could not be forwarded */
     uint64_t failed_logged_at; /* uv_now of the last warning about them */
@@ -147,18 +146,7 @@ int kw_ks_upstream_new(uv_loop_t *loop, const kw_ks_config_t *cfg, kw_ks_audit_t
 
 size_t kw_ks_upstream_pending(const kw_ks_upstream_t *u)
 {
-    return u != NULL ? u->n_pending : 0;
-}
-
-static void list_remove(kw_ks_upstream_t *u, fwd_t *f)
-{
-    if (f->prev != NULL)
-        f->prev->next = f->next;
-    else
-        u->pending = f->next;
-    if (f->next != NULL)
-        f->next->prev = f->prev;
-    u->n_pending--;
+    return u != NULL ? u->pending.n : 0;
 }
 
 static void on_fwd_closed(uv_handle_t *h)
@@ -173,7 +161,7 @@ static void fwd_end(fwd_t *f)
 {
     kw_ks_upstream_t *u = f->up;
     kw_ks_peer_t *p = f->peer;
-    list_remove(u, f);
+    kw_list_remove(&u->pending, &f->link);
     uv_close((uv_handle_t *)&f->poll, on_fwd_closed);
     kw_request_free(f->req);
     f->req = NULL;
@@ -342,11 +330,7 @@ uint8_t kw_ks_upstream_forward(kw_ks_upstream_t *u, kw_ks_peer_t *p, const kw_ms
     f->rec = *rec;
     f->peer = kw_ks_peer_hold(p);
     p->inflight++;
-    f->next = u->pending;
-    if (u->pending != NULL)
-        u->pending->prev = f;
-    u->pending = f;
-    u->n_pending++;
+    kw_list_push_front(&u->pending, &f->link);
     return 0;
 }
 
@@ -355,7 +339,8 @@ int kw_ks_upstream_list_keys(kw_ks_upstream_t *u, kw_ks_peer_t *p, const kw_msg_
 {
     if (kw_ks_upstream_forward(u, p, msg, rec) != 0)
         return -1;
-    fwd_t *f = u->pending; /* kw_ks_upstream_forward puts the new one first */
+    /* kw_ks_upstream_forward puts the new one first */
+    fwd_t *f = KW_LIST_ENTRY(u->pending.head, fwd_t, link);
     f->local = local;
     f->local_len = len;
     return 0;
@@ -366,8 +351,8 @@ void kw_ks_upstream_stop(kw_ks_upstream_t *u)
     if (u == NULL)
         return;
     u->stopped = 1;
-    while (u->pending != NULL)
-        fwd_end(u->pending); /* cancels: kw_request_free of a pending request drops its reply */
+    while (u->pending.head != NULL) /* cancels: kw_request_free of a pending one drops its reply */
+        fwd_end(KW_LIST_ENTRY(u->pending.head, fwd_t, link));
 }
 
 void kw_ks_upstream_free(kw_ks_upstream_t *u)

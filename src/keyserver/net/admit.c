@@ -19,20 +19,8 @@ static int may_log(kw_ks_admit_t *a, uint64_t now)
 
 static void hs_remove(kw_ks_admit_t *a, kw_ks_admit_entry_t *e)
 {
-    if (!e->in_handshake)
-        return;
-    e->in_handshake = 0;
-    if (e->prev != NULL)
-        e->prev->next = e->next;
-    else
-        a->head = e->next;
-    if (e->next != NULL)
-        e->next->prev = e->prev;
-    else
-        a->tail = e->prev;
-    e->prev = NULL;
-    e->next = NULL;
-    a->n_handshaking--;
+    if (kw_list_linked(&a->handshaking, &e->link))
+        kw_list_remove(&a->handshaking, &e->link);
 }
 
 static int same_addr(const kw_ks_admit_entry_t *x, const kw_ks_admit_entry_t *y)
@@ -61,7 +49,8 @@ size_t kw_ks_admit_handshake(kw_ks_admit_t *a, const kw_ks_config_t *cfg, uint64
     if (cfg->max_handshakes_per_ip > 0 && e->addr_len > 0) {
         kw_ks_admit_entry_t *oldest = NULL;
         unsigned n = 0;
-        for (kw_ks_admit_entry_t *o = a->head; o != NULL; o = o->next) {
+        for (kw_link_t *k = a->handshaking.head; k != NULL; k = k->next) {
+            kw_ks_admit_entry_t *o = KW_LIST_ENTRY(k, kw_ks_admit_entry_t, link);
             if (same_addr(o, e)) {
                 oldest = oldest != NULL ? oldest : o;
                 n++;
@@ -72,20 +61,13 @@ size_t kw_ks_admit_handshake(kw_ks_admit_t *a, const kw_ks_config_t *cfg, uint64
             victims[n_victims++] = oldest;
         }
     }
-    if (cfg->max_handshakes > 0 && a->n_handshaking >= cfg->max_handshakes && a->head != NULL) {
-        kw_ks_admit_entry_t *oldest = a->head;
+    if (cfg->max_handshakes > 0 && a->handshaking.n >= cfg->max_handshakes &&
+        a->handshaking.head != NULL) {
+        kw_ks_admit_entry_t *oldest = KW_LIST_ENTRY(a->handshaking.head, kw_ks_admit_entry_t, link);
         evict(a, now, oldest, "--max-handshakes", cfg->max_handshakes);
         victims[n_victims++] = oldest;
     }
-    e->in_handshake = 1;
-    e->prev = a->tail;
-    e->next = NULL;
-    if (a->tail != NULL)
-        a->tail->next = e;
-    else
-        a->head = e;
-    a->tail = e;
-    a->n_handshaking++;
+    kw_list_push_back(&a->handshaking, &e->link);
     return n_victims;
 }
 

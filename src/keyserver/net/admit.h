@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include "config/config.h"
+#include "kw_list.h"
 
 /* A connection as admission sees it (embedded in the connection, zeroed with it). */
 typedef struct kw_ks_admit_entry_s {
@@ -21,20 +22,16 @@ typedef struct kw_ks_admit_entry_s {
     const char *name; /* its peer address as text, for log lines */
     uint8_t addr[16]; /* the peer's IP address (per-address handshake budget) */
     uint8_t addr_len; /* 4, 16, or 0 when unknown */
-    uint8_t in_handshake;
-    uint8_t is_edge;                  /* authenticated, counted in n_edges */
-    struct kw_ks_admit_entry_s *prev; /* the handshake list, oldest first */
-    struct kw_ks_admit_entry_s *next;
+    uint8_t is_edge;  /* authenticated, counted in n_edges */
+    kw_link_t link;   /* on the handshake list while in the handshake */
 } kw_ks_admit_entry_t;
 
 /* The budgets (embedded in the server, zeroed with it). */
 typedef struct kw_ks_admit_s {
-    kw_ks_admit_entry_t *head; /* connections in their TLS handshake, oldest first */
-    kw_ks_admit_entry_t *tail;
-    unsigned n_handshaking;
-    unsigned n_edges;   /* authenticated connections (--max-connections) */
-    uint64_t evicted;   /* handshaking connections closed to make room */
-    uint64_t logged_at; /* loop time (ms) of the last admission warning */
+    kw_list_t handshaking; /* entries of connections in their TLS handshake, oldest first */
+    unsigned n_edges;      /* authenticated connections (--max-connections) */
+    uint64_t evicted;      /* handshaking connections closed to make room */
+    uint64_t logged_at;    /* loop time (ms) of the last admission warning */
 } kw_ks_admit_t;
 
 #define KW_KS_ADMIT_MAX_EVICT 2

@@ -77,13 +77,7 @@ void kw_ks_conn_close(kw_ks_conn_t *c)
         return;
     c->closing = 1;
     kw_ks_server_t *s = c->server;
-    if (c->prev != NULL)
-        c->prev->next = c->next;
-    else
-        s->conns = c->next;
-    if (c->next != NULL)
-        c->next->prev = c->prev;
-    s->n_conns--;
+    kw_list_remove(&s->conns, &c->link);
     kw_ks_conn_idle_forget(c);
     kw_ks_admit_leave(&s->admit, &c->adm);
     kw_ks_metrics_connections_add(s->eng.metrics, -1);
@@ -564,18 +558,14 @@ void kw_ks_conn_accept(kw_ks_server_t *s)
     uv_timer_init(s->loop, &c->timer);
     c->timer.data = c;
     c->refs++; /* the timer handle */
-    c->next = s->conns;
-    if (s->conns != NULL)
-        s->conns->prev = c;
-    s->conns = c;
-    s->n_conns++;
+    kw_list_push_front(&s->conns, &c->link);
     kw_ks_metrics_connections_add(s->eng.metrics, 1);
     kw_ks_conn_describe_peer(c);
     kw_debug("connection %llu from %s opened", (unsigned long long)c->id, c->peer);
     kw_ks_admit_entry_t *victims[KW_KS_ADMIT_MAX_EVICT];
     size_t n_victims = kw_ks_admit_handshake(&s->admit, s->cfg, uv_now(s->loop), &c->adm, victims);
     for (size_t i = 0; i < n_victims; i++) /* older handshaking connections, never this one */
-        kw_ks_conn_close((kw_ks_conn_t *)((char *)victims[i] - offsetof(kw_ks_conn_t, adm)));
+        kw_ks_conn_close(KW_CONTAINER_OF(victims[i], kw_ks_conn_t, adm));
     uv_tcp_nodelay(&c->tcp, 1);
     if (kw_ks_conn_setup_tls(c) != 0) {
         kw_ks_conn_close(c);

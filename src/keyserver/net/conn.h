@@ -14,6 +14,7 @@
 #include <openssl/ssl.h>
 #include <uv.h>
 
+#include "kw_list.h"
 #include "net/admit.h"
 #include "net/state.h"
 #include "peer/peer.h"
@@ -47,15 +48,12 @@ typedef struct kw_ks_conn_s {
     uint8_t *out; /* encoded replies not yet given to TLS */
     size_t out_len;
     size_t out_cap;
-    kw_ks_admit_entry_t adm;   /* the peer's address and its place in the budgets (admit.h) */
-    struct kw_ks_conn_s *prev; /* server->conns */
-    struct kw_ks_conn_s *next;
+    kw_ks_admit_entry_t adm; /* the peer's address and its place in the budgets (admit.h) */
+    kw_link_t link;          /* server->conns */
     struct kw_ks_conn_s *next_dirty;
-    struct kw_ks_conn_s *held_prev; /* server->held: connections holding buffers (conn_idle.c) */
-    struct kw_ks_conn_s *held_next;
-    unsigned on_held_list : 1;
-    char *refused_cert; /* why the handshake refused the client's certificate (its subject,
-                           issuer and the verify reason) for the log; malloc'ed, or NULL */
+    kw_link_t held_link; /* server->held: connections holding buffers (conn_idle.c) */
+    char *refused_cert;  /* why the handshake refused the client's certificate (its subject,
+                            issuer and the verify reason) for the log; malloc'ed, or NULL */
 } kw_ks_conn_t;
 
 /* Accepts one pending connection from the listener. */

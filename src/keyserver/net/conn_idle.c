@@ -9,36 +9,19 @@
 
 #include "net/conn_idle.h"
 
-static void list_remove(kw_ks_conn_t *c)
-{
-    kw_ks_server_t *s = c->server;
-    if (c->held_prev != NULL)
-        c->held_prev->held_next = c->held_next;
-    else
-        s->held = c->held_next;
-    if (c->held_next != NULL)
-        c->held_next->held_prev = c->held_prev;
-    c->held_prev = c->held_next = NULL;
-    c->on_held_list = 0;
-}
-
 void kw_ks_conn_idle_note(kw_ks_conn_t *c)
 {
-    if (c->on_held_list || c->closing)
-        return;
     kw_ks_server_t *s = c->server;
-    c->on_held_list = 1;
-    c->held_prev = NULL;
-    c->held_next = s->held;
-    if (s->held != NULL)
-        s->held->held_prev = c;
-    s->held = c;
+    if (kw_list_linked(&s->held, &c->held_link) || c->closing)
+        return;
+    kw_list_push_front(&s->held, &c->held_link);
 }
 
 void kw_ks_conn_idle_forget(kw_ks_conn_t *c)
 {
-    if (c->on_held_list)
-        list_remove(c);
+    kw_ks_server_t *s = c->server;
+    if (kw_list_linked(&s->held, &c->held_link))
+        kw_list_remove(&s->held, &c->held_link);
 }
 
 /* A fresh, empty memory BIO like the ones setup_tls makes. */
@@ -84,10 +67,11 @@ static void on_sweep(uv_timer_t *t)
     kw_ks_server_t *s = t->data;
     uint64_t now = uv_now(s->loop);
     size_t released = 0;
-    for (kw_ks_conn_t *c = s->held, *next; c != NULL; c = next) {
-        next = c->held_next;
+    for (kw_link_t *k = s->held.head, *next; k != NULL; k = next) {
+        next = k->next;
+        kw_ks_conn_t *c = KW_LIST_ENTRY(k, kw_ks_conn_t, held_link);
         if (now - c->last_active >= KW_CONN_IDLE_RELEASE_MS && kw_ks_conn_idle_release(c)) {
-            list_remove(c);
+            kw_list_remove(&s->held, k);
             released++;
         }
     }

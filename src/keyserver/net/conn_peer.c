@@ -9,7 +9,7 @@
 
 static kw_ks_conn_t *conn_of(kw_ks_peer_t *p)
 {
-    return (kw_ks_conn_t *)((char *)p - offsetof(kw_ks_conn_t, p));
+    return KW_CONTAINER_OF(p, kw_ks_conn_t, p);
 }
 
 static int peer_reply(kw_ks_peer_t *p, uint32_t id, uint8_t opcode, const uint8_t *payload,

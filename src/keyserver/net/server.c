@@ -196,8 +196,8 @@ void kw_ks_server_stop(kw_ks_server_t *s)
     if (s->loop == NULL)
         return; /* kw_ks_server_init failed before creating any handle */
     uv_close((uv_handle_t *)&s->listener, NULL);
-    while (s->conns != NULL)
-        kw_ks_conn_close(s->conns);
+    while (s->conns.head != NULL)
+        kw_ks_conn_close(KW_LIST_ENTRY(s->conns.head, kw_ks_conn_t, link));
     kw_ks_fleet_stop(&s->eng.fleet);
     kw_ks_workers_stop(&s->eng.workers, NULL);
     on_check(&s->flush_check); /* drop dirty references */
@@ -242,8 +242,9 @@ void kw_ks_server_swap(kw_ks_server_t *s, kw_ks_swap_t *w)
     kw_ks_authz_t *old = s->eng.fleet.authz;
     s->eng.fleet.authz = w->authz;
     w->authz = NULL;
-    for (kw_ks_conn_t *c = s->conns, *next; c != NULL; c = next) {
-        next = c->next;
+    for (kw_link_t *k = s->conns.head, *next; k != NULL; k = next) {
+        next = k->next;
+        kw_ks_conn_t *c = KW_LIST_ENTRY(k, kw_ks_conn_t, link);
         if (c->p.edge != NULL && kw_ks_edge_rematch(c->p.edge, s->eng.fleet.authz) != 0 &&
             s->eng.fleet.authz != NULL) {
             kw_warn("connection %llu: out of memory matching the new allow rules; closing",

@@ -17,6 +17,7 @@
 #include "config/config.h"
 #include "engine/engine.h"
 #include "keystore/pkcs11/pkcs11_store.h"
+#include "kw_list.h"
 #include "net/admit.h"
 
 struct kw_ks_conn_s;
@@ -40,13 +41,13 @@ typedef struct kw_ks_server_s {
     int reload_pending;   /* another SIGHUP came meanwhile */
     kw_ks_engine_t eng;   /* keys, rules, jobs, workers, metrics, rate limits: what dispatch uses.
                              eng.metrics (not owned; NULL: off) is set before kw_ks_server_init */
-    struct kw_ks_conn_s *conns; /* every open connection, doubly linked */
-    size_t n_conns;
-    kw_ks_admit_t admit;        /* handshake and edge budgets (admit.h) */
+    kw_list_t conns;      /* every open connection (kw_ks_conn_t link), newest first */
+    kw_ks_admit_t admit;  /* handshake and edge budgets (admit.h) */
     struct kw_ks_conn_s *dirty; /* connections with output to flush; each entry holds a reference */
-    struct kw_ks_conn_s *held;  /* connections holding buffers, no reference (conn_idle.c) */
-    uv_timer_t idle_sweep;      /* releases the buffers of idle connections (conn_idle.c) */
-    uv_timer_t beat;            /* stamps *heartbeat every KW_HEARTBEAT_MS (server.c) */
+    kw_list_t held;        /* connections holding buffers (held_link), newest first, no reference
+                              (conn_idle.c) */
+    uv_timer_t idle_sweep; /* releases the buffers of idle connections (conn_idle.c) */
+    uv_timer_t beat;       /* stamps *heartbeat every KW_HEARTBEAT_MS (server.c) */
     struct kw_heartbeat_s *heartbeat; /* /health watches it (kw_heartbeat.h); set before init,
                                          not owned; NULL: none */
     uint64_t next_conn_id;
