@@ -4,8 +4,8 @@
  * failures, reloads, the fleet ticket keys' fetches and each certificate's expiry, in the
  * Prometheus text format at /metrics (with --metrics-token-file, only to "Authorization: Bearer
  * TOKEN", else 401); /health (200, or 503 when an event loop is stalled) and /ready (200, or 503
- * and why) need no token (proxy_ready.c). libmicrohttpd serves them from its own thread, bounded
- * like the key server's endpoint (connections, per address, idle time).
+ * and why) need no token (proxy_ready.c). src/httpd (kw_httpd.h) serves these pages from its own
+ * thread, as it does the key server's (bounded: connections, per address, idle time).
  */
 #include "proxy_metrics.h"
 
@@ -15,21 +15,16 @@
 #include <string.h>
 #include <time.h>
 
-#include <microhttpd.h>
-#include <openssl/crypto.h>
 #include <openssl/x509.h>
 
 #include "keyward/error.h"
 #include "kw_log.h"
 #include "kw_clock.h"
 #include "kw_textbuf.h"
+#include "kw_httpd.h"
 #include "proxy.h"
-#include "kw_addr.h"
-#include "kw_bearer.h"
 
-#define KW_PXM_CONNS   32 /* HTTP connections at once */
-#define KW_PXM_PER_IP  4  /* ... from one address */
-#define KW_PXM_IDLE_S  3  /* a silent connection is closed */
+#define KW_PXM_CONNS   32 /* HTTP connections at once (per address and idle: kw_httpd.h) */
 #define KW_PXM_RESULTS 3
 #define KW_PXM_VERS    3
 #define KW_PXM_KEYS    4
@@ -44,9 +39,8 @@ static const unsigned long bucket_us[KW_PXM_BUCKETS] = {250,    500,     1000,  
                                                         500000, 1000000, 2500000, 5000000};
 
 struct kw_px_metrics_s {
-    struct MHD_Daemon *daemon;
+    kw_httpd_t *httpd; /* the endpoint (kw_httpd.h) */
     kw_proxy_t *proxy;
-    kw_bearer_t token; /* --metrics-token-file (kw_bearer.h) */
     atomic_ulong hs[KW_PXM_RESULTS][KW_PXM_VERS][KW_PXM_KEYS];
     atomic_ulong resumed, full;
     atomic_ulong keyop_bucket[KW_PXM_BUCKETS]; /* not cumulative: rendered as running sums */
@@ -300,135 +294,39 @@ int kw_px_metrics_render(kw_proxy_t *p, char **out, size_t *len)
     return kw_textbuf_take(&b, out, len);
 }
 
-static enum MHD_Result reply(struct MHD_Connection *conn, unsigned status, char *body, size_t len,
-                             enum MHD_ResponseMemoryMode mode, const char *type)
+static int health_page(void *ctx, char *why, size_t len)
 {
-    struct MHD_Response *r = MHD_create_response_from_buffer(len, body, mode);
-    if (r == NULL) {
-        if (mode == MHD_RESPMEM_MUST_FREE) {
-            free(body);
-        }
-        return MHD_NO;
-    }
-    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, type);
-    enum MHD_Result ret = MHD_queue_response(conn, status, r);
-    MHD_destroy_response(r);
-    return ret;
+    return kw_px_health_check(ctx, why, len);
 }
 
-#define TEXT "text/plain; charset=utf-8"
-
-static enum MHD_Result reply_401(struct MHD_Connection *conn)
+static int ready_page(void *ctx, char *why, size_t len)
 {
-    static const char body[] = KW_BEARER_401_BODY;
-    struct MHD_Response *r =
-        MHD_create_response_from_buffer(sizeof(body) - 1, (void *)body, MHD_RESPMEM_PERSISTENT);
-    if (r == NULL) {
-        return MHD_NO;
-    }
-    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, TEXT);
-    MHD_add_response_header(r, MHD_HTTP_HEADER_WWW_AUTHENTICATE, KW_BEARER_CHALLENGE);
-    enum MHD_Result ret = MHD_queue_response(conn, MHD_HTTP_UNAUTHORIZED, r);
-    MHD_destroy_response(r);
-    return ret;
+    return kw_px_ready_check(ctx, why, len);
 }
 
-static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
-                                  const char *method, const char *version, const char *upload,
-                                  size_t *upload_size, void **con_cls)
+static int metrics_page(void *ctx, char **body, size_t *len)
 {
-    kw_proxy_t *p = cls;
-    (void)version;
-    (void)upload;
-    if (*con_cls == NULL) { /* first call: headers only */
-        *con_cls = p;
-        return MHD_YES;
-    }
-    if (*upload_size != 0) {
-        *upload_size = 0; /* request bodies are ignored */
-        return MHD_YES;
-    }
-    if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0) {
-        return reply(conn, MHD_HTTP_METHOD_NOT_ALLOWED, (char *)"GET or HEAD only\n", 17,
-                     MHD_RESPMEM_PERSISTENT, TEXT);
-    }
-    int is_health = strcmp(url, "/health") == 0;
-    if (is_health || strcmp(url, "/ready") == 0) {
-        char why[600] = "ok";
-        int ok = is_health ? kw_px_health_check(p, why, sizeof(why) - 1)
-                           : kw_px_ready_check(p, why, sizeof(why) - 1);
-        size_t n = strlen(why);
-        why[n++] = '\n';
-        char *body = malloc(n);
-        if (body == NULL) {
-            return MHD_NO;
-        }
-        memcpy(body, why, n);
-        return reply(conn, ok ? MHD_HTTP_OK : MHD_HTTP_SERVICE_UNAVAILABLE, body, n,
-                     MHD_RESPMEM_MUST_FREE, TEXT);
-    }
-    if (!kw_bearer_allows(&p->metrics->token,
-                          MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization"))) {
-        return reply_401(conn);
-    }
-    if (strcmp(url, "/metrics") != 0) {
-        return reply(conn, MHD_HTTP_NOT_FOUND,
-                     (char *)"not found: try /metrics, /health or /ready\n", 43,
-                     MHD_RESPMEM_PERSISTENT, TEXT);
-    }
-    char *body = NULL;
-    size_t len = 0;
-    if (kw_px_metrics_render(p, &body, &len) != 0) {
-        return reply(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, (char *)"out of memory\n", 14,
-                     MHD_RESPMEM_PERSISTENT, TEXT);
-    }
-    return reply(conn, MHD_HTTP_OK, body, len, MHD_RESPMEM_MUST_FREE,
-                 "text/plain; version=0.0.4; charset=utf-8");
+    return kw_px_metrics_render(ctx, body, len);
 }
 
 int kw_px_metrics_start(kw_proxy_t *p, const char *listen, const char *token_file, char *err,
                         size_t errlen)
 {
-    struct sockaddr_storage addr;
-    socklen_t addrlen = 0;
-    char why[256];
-    if (kw_addr_resolve(listen, 1, &addr, &addrlen, why, sizeof(why)) != 0) {
-        snprintf(err, errlen, "--metrics %s: %s", listen, why);
-        return KW_ECONFIG;
-    }
     kw_px_metrics_t *m = calloc(1, sizeof(*m));
     if (m == NULL) {
         snprintf(err, errlen, "out of memory");
         return KW_ENOMEM;
     }
     m->proxy = p;
-    if (token_file != NULL) {
-        int rc = kw_bearer_load(&m->token, token_file, err, errlen);
-        if (rc != 0) {
-            free(m);
-            return rc;
-        }
-    }
-    p->metrics = m; /* before the daemon: a request may come at once */
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL;
-    if (addr.ss_family == AF_INET6) {
-        flags |= MHD_USE_IPv6;
-    }
-    m->daemon = MHD_start_daemon(flags, 0, NULL, NULL, on_request, p, MHD_OPTION_SOCK_ADDR,
-                                 (struct sockaddr *)&addr, MHD_OPTION_CONNECTION_LIMIT,
-                                 (unsigned)KW_PXM_CONNS, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
-                                 (unsigned)KW_PXM_PER_IP, MHD_OPTION_CONNECTION_TIMEOUT,
-                                 (unsigned)KW_PXM_IDLE_S, MHD_OPTION_END);
-    if (m->daemon == NULL) {
-        snprintf(err, errlen, "--metrics %s: cannot listen there (address in use or not local?)",
-                 listen);
+    p->metrics = m; /* before the endpoint: a request may come at once */
+    const kw_httpd_pages_t pages = {
+        .ctx = p, .health = health_page, .ready = ready_page, .metrics = metrics_page};
+    int rc = kw_httpd_start(listen, token_file, KW_PXM_CONNS, &pages, &m->httpd, err, errlen);
+    if (rc != 0) {
         p->metrics = NULL;
-        OPENSSL_cleanse(m, sizeof(*m));
         free(m);
-        return KW_EIO;
+        return rc;
     }
-    kw_info("metrics at http://%s/metrics (%s), liveness at /health, readiness at /ready", listen,
-            m->token.set ? "bearer token required" : "no token: keep it on a private interface");
     return 0;
 }
 
@@ -437,8 +335,7 @@ void kw_px_metrics_stop(kw_proxy_t *p)
     if (p->metrics == NULL) {
         return;
     }
-    MHD_stop_daemon(p->metrics->daemon);
-    OPENSSL_cleanse(p->metrics, sizeof(*p->metrics));
+    kw_httpd_stop(p->metrics->httpd);
     free(p->metrics);
     p->metrics = NULL;
 }

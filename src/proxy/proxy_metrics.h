@@ -1,7 +1,7 @@
 /*
  * keyward-proxy metrics (--metrics HOST:PORT): counters the connection code bumps through the
  * hooks below, and the Prometheus text of /metrics plus /health and /ready (proxy_ready.c), served
- * by libmicrohttpd from its own thread (a scraper never touches an event loop). Without --metrics
+ * by src/httpd from its own thread (a scraper never touches an event loop). Without --metrics
  * every hook is a no-op.
  */
 #ifndef KW_PROXY_METRICS_H

@@ -56,10 +56,10 @@ int64_t kw_ks_metrics_cert_not_after(const uint8_t *der, size_t len);
  * Returns 0 or KW_ENOMEM. Any thread. */
 int kw_ks_metrics_render(kw_ks_metrics_t *m, char **out, size_t *len);
 
-/* The /metrics HTTP endpoint (metrics_http.c): serves m on listen ("HOST:PORT" or "[V6]:PORT")
- * from its own thread; with token_file (may be NULL), only to requests that carry
- * "Authorization: Bearer" and the file's first line. Returns 0 and a handle, or a negative KW_E*
- * with a message in err. */
+/* The HTTP endpoint (metrics_http.c: this server's pages; src/httpd serves them): m at /metrics,
+ * /health and /ready, on listen ("HOST:PORT" or "[V6]:PORT") from its own thread; with token_file
+ * (may be NULL), /metrics only to requests that carry "Authorization: Bearer" and the file's
+ * first line. Returns 0 and a handle, or a negative KW_E* with a message in err. */
 typedef struct kw_ks_metrics_http_s kw_ks_metrics_http_t;
 int kw_ks_metrics_http_start(kw_ks_metrics_t *m, const char *listen, const char *token_file,
                              kw_ks_metrics_http_t **out, char *err, size_t errlen);

@@ -20,6 +20,7 @@
 
 #include "keyward/error.h"
 #include "keyward/protocol.h"
+#include "kw_test_http.h"
 #include "obs/metrics.h"
 
 static char *render(kw_ks_metrics_t *m)
@@ -148,44 +149,6 @@ static void test_concurrent(void **state)
 
 /* ---- HTTP ---- */
 
-static int free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a;
-    socklen_t alen = sizeof(a);
-    memset(&a, 0, sizeof(a));
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
-    assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &alen), 0);
-    close(fd);
-    return ntohs(a.sin_port);
-}
-
-/* Sends one HTTP/1.0 request; returns the whole response (malloc'ed). */
-static char *http(int port, const char *method, const char *path)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a;
-    memset(&a, 0, sizeof(a));
-    a.sin_family = AF_INET;
-    a.sin_port = htons((uint16_t)port);
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
-    char req[256];
-    int n = snprintf(req, sizeof(req), "%s %s HTTP/1.0\r\nHost: x\r\n\r\n", method, path);
-    assert_int_equal(write(fd, req, (size_t)n), n);
-    size_t cap = 65536;
-    size_t len = 0;
-    char *buf = malloc(cap);
-    ssize_t r;
-    while ((r = read(fd, buf + len, cap - len - 1)) > 0)
-        len += (size_t)r;
-    buf[len] = '\0';
-    close(fd);
-    return buf;
-}
-
 static void test_http(void **state)
 {
     (void)state;
@@ -194,18 +157,18 @@ static void test_http(void **state)
     kw_ks_metrics_http_t *h = NULL;
     char err[256] = "";
     char listen[64];
-    int port = free_port();
+    int port = kw_test_free_port();
     snprintf(listen, sizeof(listen), "127.0.0.1:%d", port);
     assert_int_equal(kw_ks_metrics_http_start(m, listen, NULL, &h, err, sizeof(err)), 0);
-    char *r = http(port, "GET", "/metrics");
+    char *r = kw_test_http(port, "GET", "/metrics", NULL);
     assert_non_null(strstr(r, "HTTP/1.0 200") != NULL ? r : strstr(r, "HTTP/1.1 200"));
     assert_non_null(strstr(r, "text/plain; version=0.0.4"));
     assert_non_null(strstr(r, "keyward_requests_total{opcode=\"ping\",result=\"ok\"} 1"));
     free(r);
-    r = http(port, "GET", "/");
+    r = kw_test_http(port, "GET", "/", NULL);
     assert_non_null(strstr(r, " 404 "));
     free(r);
-    r = http(port, "POST", "/metrics");
+    r = kw_test_http(port, "POST", "/metrics", NULL);
     assert_non_null(strstr(r, " 405 "));
     free(r);
     /* the same port cannot be served twice; bad addresses are refused */
